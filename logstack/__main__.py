@@ -1,0 +1,3 @@
+from logstack.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logstack.inventory import Inventory, load_inventory
+from logstack.pki import read_passphrase
+
+InventoryOpt = Annotated[
+    Path,
+    typer.Option("--inventory", "-i", help="Inventory file; site state lives beside it.",
+                 envvar="LOGSTACK_INVENTORY"),
+]
+PassphraseFileOpt = Annotated[
+    Path | None,
+    typer.Option("--passphrase-file", help="File holding the CA key passphrase (else $LOGSTACK_CA_PASSPHRASE)."),
+]
+DEFAULT_INVENTORY = Path("inventory.yaml")
+
+
+def inventory(path: Path) -> Inventory:
+    return load_inventory(path)
+
+
+def passphrase(passphrase_file: Path | None) -> bytes | None:
+    return read_passphrase(os.environ.get("LOGSTACK_CA_PASSPHRASE"), passphrase_file)

@@ -1,0 +1,41 @@
+"""`logstack render`: write every file for review, or check a review tree is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
+from logstack.errors import BadInputError
+from logstack.render import check_tree, render_site, write_tree
+from logstack.status import ExitStatus
+
+
+def render(
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Directory to write the review tree to.")] = None,
+    check: Annotated[
+        Path | None, typer.Option("--check", help="Exit 1 listing differences when this review tree is stale.")
+    ] = None,
+) -> None:
+    """Render every file of the server and each host (review mode: no secrets, no network)."""
+    if (out is None) == (check is None):
+        raise BadInputError("give exactly one of --out DIR or --check DIR")
+    inv = inventory(inventory_path)
+    files = render_site(inv)
+    if out is not None:
+        count = write_tree(files, out)
+        typer.echo(f"rendered {count} files for 1 server and {len(inv.hosts)} hosts into {out}")
+        return
+    assert check is not None
+    diff = check_tree(files, check)
+    if diff.clean:
+        typer.echo(f"{check} is current")
+        return
+    for label, paths in (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed)):
+        for path in paths:
+            typer.echo(f"{label}: {path}")
+    typer.echo(f"{check} is stale: re-run `logstack render -o {check}`", err=True)
+    raise typer.Exit(ExitStatus.FINDINGS)

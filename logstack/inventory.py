@@ -1,0 +1,393 @@
+"""The site model: a validated inventory, with vars merged all → group → host."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from logstack.errors import InventoryError
+from logstack.yamlsource import LocatedDocument, format_loc, load_located_yaml
+
+# OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
+DEFAULT_IDENTIFIERS: tuple[str, ...] = (
+    "sshd",
+    "sshd-session",
+    "sshd-auth",
+    "sudo",
+    "su",
+    "runuser",
+    "login",
+    "systemd-logind",
+    "useradd",
+    "usermod",
+    "userdel",
+    "groupadd",
+    "groupdel",
+    "groupmod",
+    "gpasswd",
+    "passwd",
+    "chpasswd",
+    "chage",
+    "pkexec",
+    "polkitd",
+)
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_FIELD_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_DBNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_TTL_UNIT = (
+    r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
+    r"|months?|M|years?|y)"
+)
+_TTL_RE = re.compile(rf"^(?:forever|instant|(?:\d+\s*{_TTL_UNIT}\s*)+)$")
+_BAD_VALUE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f{}]")
+_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
+_CALENDAR_RE = re.compile(r"^[A-Za-z0-9*:/,.~ -]{1,100}$")
+
+# Columns the pipeline itself produces; an identity field with one of these names would clobber it.
+RESERVED_FIELDS = frozenset(
+    {"host", "message", "timestamp", "source_type", "greptime_timestamp", "logstack_host", "fqdn", "cmdb_id"}
+)
+
+
+def _hostname(value: str) -> str:
+    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid hostname")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid IP address or hostname")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address") from None
+
+
+def _ttl(value: str) -> str:
+    if not _TTL_RE.match(value.strip()):
+        raise ValueError(f"{value!r} is not a retention TTL (examples: '90d', '3months', '1year', 'forever')")
+    return value.strip()
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/") or "\n" in value or ".." in value.split("/"):
+        raise ValueError(f"{value!r} must be an absolute path")
+    return value
+
+
+def _to_text(value: Any) -> str:
+    """Identity values go out as strings whatever YAML made of them (a type change breaks ingest)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if not isinstance(value, str | int | float):
+        raise ValueError("identity values must be scalars (string, number, boolean or date)")
+    text = str(value)
+    # Values become VRL string literals and columns: no control characters, no template braces.
+    if not text or len(text) > 256 or _BAD_VALUE_RE.search(text):
+        raise ValueError(f"{text!r}: identity values are 1-256 printable characters without braces")
+    return text
+
+
+def _identity_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _FIELD_RE.match(name):
+            raise ValueError(f"identity field {name!r} must match [a-z][a-z0-9_]* (it becomes a column)")
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"identity field {name!r} is reserved (use the host's own key or rename it)")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Address = Annotated[str, AfterValidator(_address)]
+IPAddress = Annotated[str, AfterValidator(_ip)]
+TTL = Annotated[str, AfterValidator(_ttl)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+IdentityValue = Annotated[Any, AfterValidator(_to_text)]
+Identity = Annotated[dict[str, IdentityValue], AfterValidator(_identity_names)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SSHSettings(_Model):
+    """How to reach a machine; unset fields fall back to ~/.ssh/config and ssh defaults."""
+
+    user: str | None = None
+    port: Port | None = None
+    key: str | None = None
+    proxy_jump: str | None = None
+
+
+class HostVars(_Model):
+    """Vars that merge all → group → host."""
+
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool | None = None
+    identity: Identity = {}
+
+
+class GroupSpec(_Model):
+    """A named set of vars hosts can opt into."""
+
+    description: str | None = None
+    vars: HostVars = HostVars()
+
+
+class HostSpec(_Model):
+    """One sending machine as written in the inventory."""
+
+    name: Hostname
+    address: Address
+    fqdn: Hostname | None = None
+    cmdb_id: IdentityValue | None = None
+    groups: list[str] = []
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool | None = None
+    identity: Identity = {}
+
+
+class AnalyzeSchedule(_Model):
+    """The server-side timer that runs `logstack analyze --since-last-run`."""
+
+    on_calendar: str = "*:0/15"
+    fail_on: Literal["never", "info", "failure", "alert"] = "alert"
+
+    @field_validator("on_calendar")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        if not _CALENDAR_RE.match(value):
+            raise ValueError(f"{value!r} is not a systemd OnCalendar expression")
+        return value
+
+
+class ServerSpec(_Model):
+    """The central receiver: Vector listening for senders, GreptimeDB on loopback."""
+
+    fqdn: Hostname
+    dns_names: list[Hostname] = []
+    ip_addresses: list[IPAddress] = []
+    address: Address | None = None
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool = False
+    vector_port: Port = 3003
+    listen_address: IPAddress = "0.0.0.0"
+    greptimedb_version: str = "v1.1.4"
+    database: str = "vector"
+    table: str = "logs"
+    ttl: TTL = "90d"
+    data_dir: AbsPath = "/var/lib/greptime"
+    buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 1073741824
+    analyze: AnalyzeSchedule = AnalyzeSchedule()
+
+    @field_validator("greptimedb_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION_RE.match(value):
+            raise ValueError(f"{value!r} is not a release tag like v1.1.4")
+        if int(value[1:].split(".")[0]) < 1:
+            raise ValueError(f"{value}: Vector's greptimedb_logs sink needs GreptimeDB 1.x or newer")
+        return value
+
+    @field_validator("database", "table")
+    @classmethod
+    def _sql_name(cls, value: str) -> str:
+        if not _DBNAME_RE.match(value):
+            raise ValueError(f"{value!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        return value
+
+
+class PKISettings(_Model):
+    """Key types and validity periods of the private CA and what it issues."""
+
+    key_type: Literal["ecdsa-p256", "rsa-3072", "rsa-4096"] = "ecdsa-p256"
+    ca_days: Annotated[int, Field(ge=30, le=36500)] = 3650
+    server_days: Annotated[int, Field(ge=1, le=825)] = 397
+    client_days: Annotated[int, Field(ge=1, le=825)] = 397
+
+
+class SenderSettings(_Model):
+    """What every sender forwards and how it buffers."""
+
+    identifiers: list[str] = list(DEFAULT_IDENTIFIERS)
+    forward_suppression_notices: bool = True
+    buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 536870912
+
+    @field_validator("identifiers")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one identifier is needed")
+        for ident in value:
+            if not _IDENTIFIER_RE.match(ident):
+                raise ValueError(f"{ident!r} is not a journal SYSLOG_IDENTIFIER")
+        if len(set(value)) != len(value):
+            raise ValueError("identifiers are listed twice")
+        return value
+
+
+class InventorySpec(_Model):
+    """The whole inventory file."""
+
+    site: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    server: ServerSpec
+    pki: PKISettings = PKISettings()
+    senders: SenderSettings = SenderSettings()
+    known_hosts: str | None = None
+    defaults: HostVars = HostVars()
+    groups: dict[Hostname, GroupSpec] = {}
+    hosts: list[HostSpec] = []
+
+
+@dataclass(frozen=True)
+class Host:
+    """A sending machine with its vars merged all → groups → host."""
+
+    name: str
+    address: str
+    fqdn: str | None
+    groups: tuple[str, ...]
+    ssh: SSHSettings
+    sudo: bool
+    identity: dict[str, str]
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Identity columns the sender stamps on every event, in a fixed order."""
+        cols = {"logstack_host": self.name}
+        if self.fqdn:
+            cols["fqdn"] = self.fqdn
+        cols.update(self.identity)
+        return cols
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A loaded, validated site; all site state lives in `site_dir`."""
+
+    path: Path
+    spec: InventorySpec
+    hosts: tuple[Host, ...]
+
+    @property
+    def site_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def server(self) -> ServerSpec:
+        return self.spec.server
+
+    def host(self, name: str) -> Host:
+        """The host called `name`, or a BadInput error naming the inventory."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise InventoryError(f"{self.path}: no host named {name!r} in the inventory")
+
+
+def _merge_ssh(*layers: SSHSettings) -> SSHSettings:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+    return SSHSettings(**merged)
+
+
+def _resolve_host(spec: InventorySpec, host: HostSpec) -> Host:
+    layers: list[HostVars] = [spec.defaults] + [spec.groups[g].vars for g in host.groups]
+    identity: dict[str, str] = {}
+    sudo = False
+    for layer in layers:
+        identity.update(layer.identity)
+        if layer.sudo is not None:
+            sudo = layer.sudo
+    identity.update(host.identity)
+    if host.cmdb_id is not None:
+        identity = {"cmdb_id": host.cmdb_id, **identity}
+    if host.sudo is not None:
+        sudo = host.sudo
+    return Host(
+        name=host.name,
+        address=host.address,
+        fqdn=host.fqdn,
+        groups=tuple(host.groups),
+        ssh=_merge_ssh(*(layer.ssh for layer in layers), host.ssh),
+        sudo=sudo,
+        identity=identity,
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        msg = f"{msg} (got {error['input']!r})"
+    return msg
+
+
+def validate_inventory(doc: LocatedDocument) -> Inventory:
+    """Validate parsed inventory data; the first problem becomes a one-line located error."""
+    if not isinstance(doc.data, dict):
+        raise InventoryError(f"{doc.path}:1: the inventory must be a mapping with site, server and hosts")
+    try:
+        spec = InventorySpec.model_validate(doc.data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(first["loc"])
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
+    seen: dict[str, int] = {}
+    for index, host in enumerate(spec.hosts):
+        if host.name in seen:
+            raise InventoryError(
+                f"{doc.where(('hosts', index, 'name'))}: duplicate host {host.name!r} "
+                f"(first at hosts[{seen[host.name]}])"
+            )
+        seen[host.name] = index
+        for g_index, group in enumerate(host.groups):
+            if group not in spec.groups:
+                raise InventoryError(f"{doc.where(('hosts', index, 'groups', g_index))}: unknown group {group!r}")
+    return Inventory(path=doc.path, spec=spec, hosts=tuple(_resolve_host(spec, h) for h in spec.hosts))
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    """Load and validate an inventory file."""
+    return validate_inventory(load_located_yaml(Path(path)))
+
+
+__all__ = [
+    "DEFAULT_IDENTIFIERS",
+    "Host",
+    "Inventory",
+    "InventorySpec",
+    "format_loc",
+    "load_inventory",
+    "validate_inventory",
+]

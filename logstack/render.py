@@ -1,0 +1,345 @@
+"""Render every file each machine needs, plus the manifest deployment applies."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from logstack.errors import BadInputError
+from logstack.inventory import Host, Inventory
+from logstack.pki import PKI, SERVER
+from logstack.secrets_store import DB_USERS, Secrets
+
+SERVER_MACHINE = "server"
+MANIFEST = "manifest.json"
+JOURNALD_IDENTIFIER = "systemd-journald"
+
+# journald columns every event carries, created up front so the first batch cannot race table creation.
+JOURNAL_COLUMNS: tuple[str, ...] = (
+    "host",
+    "message",
+    "timestamp",
+    "source_type",
+    "SYSLOG_IDENTIFIER",
+    "SYSLOG_FACILITY",
+    "SYSLOG_PID",
+    "PRIORITY",
+    "_PID",
+    "_UID",
+    "_GID",
+    "_COMM",
+    "_EXE",
+    "_CMDLINE",
+    "_AUDIT_LOGINUID",
+    "_AUDIT_SESSION",
+    "_SYSTEMD_UNIT",
+    "_BOOT_ID",
+    "_MACHINE_ID",
+    "_HOSTNAME",
+    "_TRANSPORT",
+    "__CURSOR",
+    "__MONOTONIC_TIMESTAMP",
+    "__REALTIME_TIMESTAMP",
+)
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file for one machine, with everything deployment needs to place it."""
+
+    machine: str  # "server" or "hosts/<name>"
+    path: str  # absolute path on the machine
+    content: bytes
+    owner: str
+    group: str
+    mode: int
+    service: str | None  # service restarted when this file changes
+    secret: bool  # holds a secret when rendered for deployment (diffs are hidden)
+    unit: bool = False  # a systemd unit or drop-in: daemon-reload when it changes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "path": self.path,
+            "owner": self.owner,
+            "group": self.group,
+            "mode": f"{self.mode:04o}",
+            "sha256": self.sha256,
+            "service": self.service,
+            "secret": self.secret,
+            "unit": self.unit,
+        }
+
+
+def templates_dir() -> Path:
+    """The template directory: inside the installed package, or top-level in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise BadInputError(f"logstack templates not found next to {here}")  # pragma: no cover
+
+
+def _yaml_str(value: object) -> str:
+    # JSON strings are valid YAML double-quoted scalars: safe for any content.
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _toml_str(value: object) -> str:
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _bracket_ip(value: str) -> str:
+    try:
+        return f"[{value}]" if ipaddress.ip_address(value).version == 6 else value
+    except ValueError:
+        return value
+
+
+def vrl_str(value: str) -> str:
+    """A VRL string literal (the inventory admits no control characters or braces in values)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@cache
+def _environment(root: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["yaml_str"] = _yaml_str
+    env.filters["toml_str"] = _toml_str
+    env.filters["bracket_ip"] = _bracket_ip
+    return env
+
+
+def _template(name: str) -> jinja2.Template:
+    return _environment(str(templates_dir())).get_template(name)
+
+
+def placeholder(what: str) -> str:
+    return f"<secret:{what}>"
+
+
+def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
+    """The filter condition: configured identifiers, plus journald's suppression notices."""
+    condition = f"includes({json.dumps(identifiers)}, ident)"
+    if suppression_notices:
+        condition += f' || (ident == "{JOURNALD_IDENTIFIER}" && starts_with(msg, "Suppressed "))'
+    return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
+
+
+def identity_vrl(host: Host) -> str:
+    """Remap stamping the host's identity columns, always as strings."""
+    return "".join(f".{name} = {vrl_str(value)}\n" for name, value in host.columns.items())
+
+
+def journal_identifiers(inventory: Inventory) -> list[str]:
+    idents = list(inventory.spec.senders.identifiers)
+    if inventory.spec.senders.forward_suppression_notices and JOURNALD_IDENTIFIER not in idents:
+        idents.append(JOURNALD_IDENTIFIER)
+    return idents
+
+
+def table_columns(inventory: Inventory) -> list[str]:
+    """String columns of the logs table: journald fields, then every identity field in the fleet."""
+    columns = list(JOURNAL_COLUMNS)
+    seen = set(columns)
+    for host in inventory.hosts:
+        for name in host.columns:
+            if name not in seen:
+                seen.add(name)
+                columns.append(name)
+    return columns
+
+
+class _Secrets:
+    """Secret values for deployment, or placeholders for review."""
+
+    def __init__(self, secrets: Secrets | None) -> None:
+        self.real = secrets
+
+    def passwords(self) -> dict[str, str]:
+        if self.real is None:
+            return {user: placeholder(f"greptimedb/{user}") for user in DB_USERS}
+        return dict(self.real.db_passwords)
+
+
+def _pem_or_placeholder(pem: bytes | None, what: str) -> bytes:
+    if pem is None:
+        return f"<pending:{what}>\n".encode()
+    return pem
+
+
+def render_site(
+    inventory: Inventory,
+    secrets: Secrets | None = None,
+    pki: PKI | None = None,
+    include_keys: bool = False,
+    hosts: list[Host] | None = None,
+    server: bool = True,
+) -> list[RenderedFile]:
+    """Render the server and host files. Without `secrets`/`include_keys` this is review mode."""
+    if pki is None:
+        pki = PKI.for_inventory(inventory)
+    sec = _Secrets(secrets)
+    ctx_base = {
+        "site": inventory.spec.site,
+        "server": inventory.server,
+        "senders": inventory.spec.senders,
+    }
+    files: list[RenderedFile] = []
+    ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
+    ca_pem = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
+
+    def add(machine: str, path: str, content: str | bytes, owner: str = "root", group: str = "root",
+            mode: int = 0o644, service: str | None = None, secret: bool = False, unit: bool = False) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        files.append(RenderedFile(machine, path, data, owner, group, mode, service, secret, unit))
+
+    render: Callable[..., str] = lambda name, **kw: _template(name).render(**ctx_base, **kw)  # noqa: E731
+
+    if server:
+        passwords = sec.passwords()
+        m = SERVER_MACHINE
+        add(m, "/etc/greptime/standalone.toml", render("server/standalone.toml.j2"),
+            group="greptime", mode=0o640, service="greptime")
+        add(m, "/etc/greptime/users.conf", render("server/users.conf.j2", passwords=passwords),
+            group="greptime", mode=0o640, service="greptime", secret=True)
+        add(m, "/etc/systemd/system/greptime.service", render("server/greptime.service.j2"),
+            service="greptime", unit=True)
+        add(m, "/etc/vector/vector.yaml", render("server/vector.yaml.j2", passwords=passwords),
+            group="vector", mode=0o640, service="vector", secret=True)
+        add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf",
+            render("common/vector-dropin.conf.j2", journal_reader=False), service="vector", unit=True)
+        add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
+        add(m, "/etc/vector/tls/server.pem",
+            _pem_or_placeholder(pki.cert_pem(SERVER) if pki.exists() else None, "pki/server.pem"),
+            group="vector", service="vector")
+        key = pki.key_pem(SERVER) if include_keys else None
+        add(m, "/etc/vector/tls/server.key", key if key is not None else placeholder("pki/server.key") + "\n",
+            group="vector", mode=0o640, service="vector", secret=True)
+        add(m, "/etc/logstack/schema.sql", render("server/schema.sql.j2", columns=table_columns(inventory)))
+        add(m, "/etc/logstack/analyst.password", render("server/analyst.password.j2", passwords=passwords),
+            mode=0o600, secret=True)
+        add(m, "/etc/systemd/system/logstack-analyze.service", render("server/logstack-analyze.service.j2"),
+            unit=True)
+        add(m, "/etc/systemd/system/logstack-analyze.timer", render("server/logstack-analyze.timer.j2"),
+            service="logstack-analyze.timer", unit=True)
+
+    host_template = _template("host/vector.yaml.j2")
+    dropin = render("common/vector-dropin.conf.j2", journal_reader=True)
+    filter_source = filter_vrl(list(inventory.spec.senders.identifiers),
+                               inventory.spec.senders.forward_suppression_notices)
+    idents = journal_identifiers(inventory)
+    for host in inventory.hosts if hosts is None else hosts:
+        m = f"hosts/{host.name}"
+        config = host_template.render(
+            **ctx_base, host=host, journal_identifiers=idents, filter_vrl=filter_source,
+            identity_vrl=identity_vrl(host),
+        )
+        add(m, "/etc/vector/vector.yaml", config, group="vector", mode=0o640, service="vector")
+        add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf", dropin, service="vector", unit=True)
+        add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
+        cert = pki.cert_pem(host.name) if pki.exists() else None
+        add(m, "/etc/vector/tls/client.pem",
+            _pem_or_placeholder(cert, f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"),
+            group="vector", service="vector")
+        key = pki.key_pem(host.name) if include_keys else None
+        add(m, "/etc/vector/tls/client.key",
+            key if key is not None else placeholder(f"pki/hosts/{host.name}.key") + "\n",
+            group="vector", mode=0o640, service="vector", secret=True)
+    return files
+
+
+def manifest_json(files: list[RenderedFile]) -> bytes:
+    """The manifest: every file with machine, path, owner, group, mode, sha256 and service."""
+    entries = sorted((f.manifest_entry() for f in files), key=lambda e: (e["machine"], e["path"]))
+    return (json.dumps({"version": 1, "files": entries}, indent=2) + "\n").encode()
+
+
+def review_tree(files: list[RenderedFile]) -> dict[str, bytes]:
+    """Relative path in the output directory → content, manifest included."""
+    tree = {f"{f.machine}{f.path}": f.content for f in files}
+    tree[MANIFEST] = manifest_json(files)
+    return tree
+
+
+def _existing_tree(out: Path) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    if (out / MANIFEST).is_file():
+        found[MANIFEST] = (out / MANIFEST).read_bytes()
+    for top in ("server", "hosts"):
+        base = out / top
+        if not base.is_dir():
+            continue
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                full = Path(dirpath) / name
+                found[full.relative_to(out).as_posix()] = full.read_bytes()
+    return found
+
+
+@dataclass(frozen=True)
+class TreeDiff:
+    """How an output directory differs from a fresh render."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:
+    """Compare `out` against a fresh render: added = would be written, removed = would be deleted."""
+    if not out.is_dir():
+        raise BadInputError(f"{out}: no such render directory")
+    want = review_tree(files)
+    have = _existing_tree(out)
+    return TreeDiff(
+        added=sorted(set(want) - set(have)),
+        removed=sorted(set(have) - set(want)),
+        changed=sorted(p for p in want.keys() & have.keys() if want[p] != have[p]),
+    )
+
+
+def write_tree(files: list[RenderedFile], out: Path) -> int:
+    """Write the review tree to `out`, replacing an earlier render; returns the number of files."""
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise BadInputError(f"{out}: not empty and not a logstack render (no {MANIFEST}); choose another -o")
+    tree = review_tree(files)
+    for top in ("server", "hosts"):
+        if (out / top).is_dir():
+            shutil.rmtree(out / top)
+    made: set[Path] = set()
+    for rel, content in tree.items():
+        target = out / rel
+        parent = target.parent
+        if parent not in made:
+            parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        target.write_bytes(content)
+    return len(tree)

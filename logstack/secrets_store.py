@@ -1,0 +1,80 @@
+"""Site secrets (database passwords) in secrets.yaml beside the inventory, mode 0600."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from logstack.errors import SecretsError
+from logstack.fsutil import atomic_write
+
+DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
+# users.conf splits on '=' and the user list on ','; GreptimeDB skips a line whose password has '='.
+_PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+/@:-]{16,128}$")
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Database passwords by user."""
+
+    db_passwords: dict[str, str]
+
+    def db_password(self, user: str) -> str:
+        return self.db_passwords[user]
+
+
+def secrets_path(site_dir: Path) -> Path:
+    return site_dir / "secrets.yaml"
+
+
+def generate_secrets() -> Secrets:
+    """Fresh random passwords (URL-safe alphabet, never '=' or ',')."""
+    return Secrets({user: secrets.token_urlsafe(24) for user in DB_USERS})
+
+
+def write_secrets(path: Path, value: Secrets) -> None:
+    """Write secrets.yaml atomically with mode 0600; refuses to overwrite an existing file."""
+    if path.exists():
+        raise SecretsError(f"{path}: already exists; not overwriting site secrets")
+    text = (
+        "# logstack site secrets: keep this file private (mode 0600), never commit it.\n"
+        + yaml.safe_dump({"greptimedb": dict(value.db_passwords)}, sort_keys=False)
+    )
+    atomic_write(path, text, mode=0o600)
+
+
+def load_secrets(path: Path) -> Secrets:
+    """Read and check secrets.yaml; every problem is one SecretsError naming file and key."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SecretsError(f"{path}: not found (run `logstack init` to create it)") from None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise SecretsError(f"{path}: mode {stat.S_IMODE(st.st_mode):04o} is too open; run chmod 600 {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SecretsError(f"{path}: cannot read: {exc}") from None
+    db = data.get("greptimedb") if isinstance(data, dict) else None
+    if not isinstance(db, dict):
+        raise SecretsError(f"{path}: greptimedb: a mapping of user: password is required")
+    passwords: dict[str, str] = {}
+    for user in DB_USERS:
+        value = db.get(user)
+        if not isinstance(value, str) or not _PASSWORD_RE.match(value):
+            raise SecretsError(
+                f"{path}: greptimedb.{user}: missing, or not 16-128 characters of [A-Za-z0-9._~+/@:-] "
+                "(GreptimeDB's users.conf cannot hold '=' or ',')"
+            )
+        passwords[user] = value
+    return Secrets(passwords)
+
+
+def secrets_available(path: Path) -> bool:
+    return path.exists() and os.access(path, os.R_OK)

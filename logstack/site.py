@@ -1,0 +1,45 @@
+"""A site directory: inventory.yaml with secrets.yaml, pki/ and state beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from logstack.errors import BadInputError
+from logstack.fsutil import atomic_write
+from logstack.inventory import load_inventory
+from logstack.pki import PKI, CARecord
+from logstack.secrets_store import generate_secrets, secrets_path, write_secrets
+
+
+def example_inventory_path() -> Path:
+    """The bundled example inventory (inside the installed package, or top-level in a checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "inventory.example.yaml", here.parent / "inventory.example.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise BadInputError(f"inventory.example.yaml not found next to {here}")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `init_site` created."""
+
+    inventory: Path
+    secrets: Path
+    ca: CARecord
+
+
+def init_site(directory: Path, passphrase: bytes | None = None) -> InitResult:
+    """Scaffold a site: inventory from the example, secrets.yaml (0600) and the CA."""
+    inventory = directory / "inventory.yaml"
+    secrets = secrets_path(directory)
+    for existing in (inventory, secrets):
+        if existing.exists():
+            raise BadInputError(f"{existing}: already exists; not overwriting a site")
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(inventory, example_inventory_path().read_bytes(), mode=0o644)
+    write_secrets(secrets, generate_secrets())
+    inv = load_inventory(inventory)
+    ca, _created = PKI.for_inventory(inv).ensure_ca(passphrase)
+    return InitResult(inventory=inventory, secrets=secrets, ca=ca)
