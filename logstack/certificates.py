@@ -40,16 +40,27 @@ def list_certificates(pki: PKI, include_history: bool = False) -> list[CertView]
         left = (parse_time(rec.not_after) - now).days
         rows.append(
             CertView(
-                name=rec.name, kind=rec.kind, status="expired" if left < 0 and rec.status == "valid" else rec.status,
-                serial=rec.serial, ca=rec.ca, on_old_ca=active is not None and rec.ca != active.id,
-                not_after=rec.not_after, days_left=left, fingerprint=rec.fingerprint, sans=list(rec.sans),
+                name=rec.name,
+                kind=rec.kind,
+                status="expired" if left < 0 and rec.status == "valid" else rec.status,
+                serial=rec.serial,
+                ca=rec.ca,
+                on_old_ca=active is not None and rec.ca != active.id,
+                not_after=rec.not_after,
+                days_left=left,
+                fingerprint=rec.fingerprint,
+                sans=list(rec.sans),
             )
         )
     return rows
 
 
 def renew(
-    pki: PKI, inventory: Inventory, names: list[str], renew_all: bool, within: dt.timedelta | None,
+    pki: PKI,
+    inventory: Inventory,
+    names: list[str],
+    renew_all: bool,
+    within: dt.timedelta | None,
     passphrase: bytes | None,
 ) -> list[CertRecord]:
     """Re-issue certificates (new key, same names); with `within`, only those expiring by then."""

@@ -384,9 +384,7 @@ class PKI:
             )
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -420,8 +418,14 @@ class PKI:
         # During a rotation senders not yet re-enrolled trust only the old CA: keep the server on it.
         ca = next((c for c in self.registry.cas if c.status == "previous"), None) or self._active()
         record = self._issue(
-            SERVER, server.fqdn, dns, server.ip_addresses, ExtendedKeyUsageOID.SERVER_AUTH,
-            self.settings.server_days, passphrase, ca,
+            SERVER,
+            server.fqdn,
+            dns,
+            server.ip_addresses,
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            self.settings.server_days,
+            passphrase,
+            ca,
         )
         if save:
             self.save()
@@ -432,8 +436,14 @@ class PKI:
         if host.name in self.registry.revoked_hosts:
             self.registry.revoked_hosts.remove(host.name)
         record = self._issue(
-            host.name, host.name, [host.fqdn] if host.fqdn else [], [], ExtendedKeyUsageOID.CLIENT_AUTH,
-            self.settings.client_days, passphrase, self._active(),
+            host.name,
+            host.name,
+            [host.fqdn] if host.fqdn else [],
+            [],
+            ExtendedKeyUsageOID.CLIENT_AUTH,
+            self.settings.client_days,
+            passphrase,
+            self._active(),
         )
         if save:
             self.save()

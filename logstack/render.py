@@ -210,8 +210,17 @@ def render_site(
     ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
     ca_pem = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
 
-    def add(machine: str, path: str, content: str | bytes, owner: str = "root", group: str = "root",
-            mode: int = 0o644, service: str | None = None, secret: bool = False, unit: bool = False) -> None:
+    def add(
+        machine: str,
+        path: str,
+        content: str | bytes,
+        owner: str = "root",
+        group: str = "root",
+        mode: int = 0o644,
+        service: str | None = None,
+        secret: bool = False,
+        unit: bool = False,
+    ) -> None:
         data = content.encode("utf-8") if isinstance(content, str) else content
         files.append(RenderedFile(machine, path, data, owner, group, mode, service, secret, unit))
 
@@ -220,53 +229,117 @@ def render_site(
     if server:
         passwords = sec.passwords()
         m = SERVER_MACHINE
-        add(m, "/etc/greptime/standalone.toml", render("server/standalone.toml.j2"),
-            group="greptime", mode=0o640, service="greptime")
-        add(m, "/etc/greptime/users.conf", render("server/users.conf.j2", passwords=passwords),
-            group="greptime", mode=0o640, service="greptime", secret=True)
-        add(m, "/etc/systemd/system/greptime.service", render("server/greptime.service.j2"),
-            service="greptime", unit=True)
-        add(m, "/etc/vector/vector.yaml", render("server/vector.yaml.j2", passwords=passwords),
-            group="vector", mode=0o640, service="vector", secret=True)
-        add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf",
-            render("common/vector-dropin.conf.j2", journal_reader=False), service="vector", unit=True)
+        add(
+            m,
+            "/etc/greptime/standalone.toml",
+            render("server/standalone.toml.j2"),
+            group="greptime",
+            mode=0o640,
+            service="greptime",
+        )
+        add(
+            m,
+            "/etc/greptime/users.conf",
+            render("server/users.conf.j2", passwords=passwords),
+            group="greptime",
+            mode=0o640,
+            service="greptime",
+            secret=True,
+        )
+        add(
+            m,
+            "/etc/systemd/system/greptime.service",
+            render("server/greptime.service.j2"),
+            service="greptime",
+            unit=True,
+        )
+        add(
+            m,
+            "/etc/vector/vector.yaml",
+            render("server/vector.yaml.j2", passwords=passwords),
+            group="vector",
+            mode=0o640,
+            service="vector",
+            secret=True,
+        )
+        add(
+            m,
+            "/etc/systemd/system/vector.service.d/10-logstack.conf",
+            render("common/vector-dropin.conf.j2", journal_reader=False),
+            service="vector",
+            unit=True,
+        )
         add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
-        add(m, "/etc/vector/tls/server.pem",
+        add(
+            m,
+            "/etc/vector/tls/server.pem",
             _pem_or_placeholder(pki.cert_pem(SERVER) if pki.exists() else None, "pki/server.pem"),
-            group="vector", service="vector")
+            group="vector",
+            service="vector",
+        )
         key = pki.key_pem(SERVER) if include_keys else None
-        add(m, "/etc/vector/tls/server.key", key if key is not None else placeholder("pki/server.key") + "\n",
-            group="vector", mode=0o640, service="vector", secret=True)
+        add(
+            m,
+            "/etc/vector/tls/server.key",
+            key if key is not None else placeholder("pki/server.key") + "\n",
+            group="vector",
+            mode=0o640,
+            service="vector",
+            secret=True,
+        )
         add(m, "/etc/logstack/schema.sql", render("server/schema.sql.j2", columns=table_columns(inventory)))
-        add(m, "/etc/logstack/analyst.password", render("server/analyst.password.j2", passwords=passwords),
-            mode=0o600, secret=True)
-        add(m, "/etc/systemd/system/logstack-analyze.service", render("server/logstack-analyze.service.j2"),
-            unit=True)
-        add(m, "/etc/systemd/system/logstack-analyze.timer", render("server/logstack-analyze.timer.j2"),
-            service="logstack-analyze.timer", unit=True)
+        add(
+            m,
+            "/etc/logstack/analyst.password",
+            render("server/analyst.password.j2", passwords=passwords),
+            mode=0o600,
+            secret=True,
+        )
+        add(m, "/etc/systemd/system/logstack-analyze.service", render("server/logstack-analyze.service.j2"), unit=True)
+        add(
+            m,
+            "/etc/systemd/system/logstack-analyze.timer",
+            render("server/logstack-analyze.timer.j2"),
+            service="logstack-analyze.timer",
+            unit=True,
+        )
 
     host_template = _template("host/vector.yaml.j2")
     dropin = render("common/vector-dropin.conf.j2", journal_reader=True)
-    filter_source = filter_vrl(list(inventory.spec.senders.identifiers),
-                               inventory.spec.senders.forward_suppression_notices)
+    filter_source = filter_vrl(
+        list(inventory.spec.senders.identifiers), inventory.spec.senders.forward_suppression_notices
+    )
     idents = journal_identifiers(inventory)
     for host in inventory.hosts if hosts is None else hosts:
         m = f"hosts/{host.name}"
         config = host_template.render(
-            **ctx_base, host=host, journal_identifiers=idents, filter_vrl=filter_source,
+            **ctx_base,
+            host=host,
+            journal_identifiers=idents,
+            filter_vrl=filter_source,
             identity_vrl=identity_vrl(host),
         )
         add(m, "/etc/vector/vector.yaml", config, group="vector", mode=0o640, service="vector")
         add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf", dropin, service="vector", unit=True)
         add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
         cert = pki.cert_pem(host.name) if pki.exists() else None
-        add(m, "/etc/vector/tls/client.pem",
+        add(
+            m,
+            "/etc/vector/tls/client.pem",
             _pem_or_placeholder(cert, f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"),
-            group="vector", service="vector")
+            group="vector",
+            service="vector",
+        )
         key = pki.key_pem(host.name) if include_keys else None
-        add(m, "/etc/vector/tls/client.key",
+        add(
+            m,
+            "/etc/vector/tls/client.key",
             key if key is not None else placeholder(f"pki/hosts/{host.name}.key") + "\n",
-            group="vector", mode=0o640, service="vector", secret=True)
+            group="vector",
+            mode=0o640,
+            service="vector",
+            secret=True,
+        )
     return files
 
 

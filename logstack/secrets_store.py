@@ -42,9 +42,8 @@ def write_secrets(path: Path, value: Secrets) -> None:
     """Write secrets.yaml atomically with mode 0600; refuses to overwrite an existing file."""
     if path.exists():
         raise SecretsError(f"{path}: already exists; not overwriting site secrets")
-    text = (
-        "# logstack site secrets: keep this file private (mode 0600), never commit it.\n"
-        + yaml.safe_dump({"greptimedb": dict(value.db_passwords)}, sort_keys=False)
+    text = "# logstack site secrets: keep this file private (mode 0600), never commit it.\n" + yaml.safe_dump(
+        {"greptimedb": dict(value.db_passwords)}, sort_keys=False
     )
     atomic_write(path, text, mode=0o600)
 

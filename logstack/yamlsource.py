@@ -93,9 +93,7 @@ def _to_python(node: yaml.Node, loc: Path_, doc: LocatedDocument, constructor: y
             key = str(key)
             child = (*loc, key)
             if key in result:
-                raise InventoryError(
-                    f"{doc.path}:{key_node.start_mark.line + 1}: {format_loc(child)}: duplicate key"
-                )
+                raise InventoryError(f"{doc.path}:{key_node.start_mark.line + 1}: {format_loc(child)}: duplicate key")
             doc.lines[child] = key_node.start_mark.line + 1
             result[key] = _to_python(value_node, child, doc, constructor)
         return result

@@ -13,8 +13,7 @@ from logstack.pki import read_passphrase
 
 InventoryOpt = Annotated[
     Path,
-    typer.Option("--inventory", "-i", help="Inventory file; site state lives beside it.",
-                 envvar="LOGSTACK_INVENTORY"),
+    typer.Option("--inventory", "-i", help="Inventory file; site state lives beside it.", envvar="LOGSTACK_INVENTORY"),
 ]
 PassphraseFileOpt = Annotated[
     Path | None,
