@@ -59,7 +59,8 @@ RESERVED_FIELDS = frozenset(
 
 
 def _hostname(value: str) -> str:
-    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+    # An all-numeric last label is a mistyped IP address, never a name.
+    if len(value) > 253 or not _HOSTNAME_RE.match(value) or value.rsplit(".", 1)[-1].isdigit():
         raise ValueError(f"{value!r} is not a valid hostname")
     return value
 
@@ -69,9 +70,10 @@ def _address(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if len(value) > 253 or not _HOSTNAME_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid IP address or hostname")
-    return value
+    try:
+        return _hostname(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address or hostname") from None
 
 
 def _ip(value: str) -> str:

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logstack.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "inventory.example.yaml"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A site directory holding a copy of the example inventory."""
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    shutil.copy(EXAMPLE, site_dir / "inventory.yaml")
+    return site_dir / "inventory.yaml"
+
+
+def invoke(runner: CliRunner, *args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
