@@ -14,11 +14,12 @@ def ensure_private_dir(path: Path, mode: int = 0o700) -> None:
     os.chmod(path, mode)
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, durable: bool = True) -> None:
     """Write `data` to `path` via a temp file in the same directory, fsync, then rename.
 
     The temp file is created with `mode` already applied (O_EXCL, then fchmod against the umask),
-    so a key never exists under any name with wider permissions.
+    so a key never exists under any name with wider permissions. With `durable=False` the fsyncs are
+    left to the caller (batch writers sync once before recording what they wrote).
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -29,12 +30,15 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -111,6 +111,7 @@ class PKI:
         self.site_name = site_name
         self._registry: Registry | None = None
         self._ca_cache: dict[str, tuple[x509.Certificate, PrivateKey | None]] = {}
+        self._unsynced = False  # leaf files written since the last save
 
     @classmethod
     def for_inventory(cls, inventory: Inventory) -> PKI:
@@ -159,6 +160,10 @@ class PKI:
     def save(self) -> None:
         """Write the registry atomically (a crash leaves the old or the new index, never a torn one)."""
         ensure_private_dir(self.root)
+        if self._unsynced:
+            # Make every key and certificate durable before the registry records them.
+            os.sync()
+            self._unsynced = False
         text = json.dumps(asdict(self.registry), indent=2, sort_keys=False) + "\n"
         atomic_write(self.index_path, text, mode=0o600)
 
@@ -169,14 +174,14 @@ class PKI:
             return ec.generate_private_key(ec.SECP256R1())
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind.split("-")[1]))
 
-    def _write_key(self, path: Path, key: PrivateKey, passphrase: bytes | None = None) -> None:
+    def _write_key(self, path: Path, key: PrivateKey, passphrase: bytes | None = None, durable: bool = True) -> None:
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         )
         # PKCS#8: Vector reads only PKCS#8 keys.
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
         ensure_private_dir(path.parent)
-        atomic_write(path, pem, mode=0o600)
+        atomic_write(path, pem, mode=0o600, durable=durable)
 
     def init_ca(self, passphrase: bytes | None = None) -> CARecord:
         """Create the first CA; refuses when one exists."""
@@ -391,8 +396,9 @@ class PKI:
         cert = builder.sign(ca_key, hashes.SHA256())
         # Key first, then certificate, then registry: a crash leaves at worst an unregistered pair,
         # which the next issue simply replaces.
-        self._write_key(self.key_path(name), key)
-        atomic_write(self.cert_path(name), cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        self._write_key(self.key_path(name), key, durable=False)
+        atomic_write(self.cert_path(name), cert.public_bytes(serialization.Encoding.PEM), mode=0o644, durable=False)
+        self._unsynced = True
         for rec in self.registry.certs:
             if rec.name == name and rec.status == "valid":
                 rec.status = "superseded"

@@ -407,12 +407,15 @@ def write_tree(files: list[RenderedFile], out: Path) -> int:
     for top in ("server", "hosts"):
         if (out / top).is_dir():
             shutil.rmtree(out / top)
-    made: set[Path] = set()
+    out.mkdir(parents=True, exist_ok=True)
+    # Create each directory once, parents first: mkdir(parents=True) per file dominated large renders.
+    dirs: set[str] = set()
+    for rel in tree:
+        parts = rel.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:depth]))
+    for rel_dir in sorted(dirs, key=lambda d: (d.count("/"), d)):
+        os.mkdir(out / rel_dir)
     for rel, content in tree.items():
-        target = out / rel
-        parent = target.parent
-        if parent not in made:
-            parent.mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        target.write_bytes(content)
+        (out / rel).write_bytes(content)
     return len(tree)
