@@ -1,0 +1,384 @@
+"""Group journal lines into security events, streaming, in bounded memory.
+
+Lines group by (machine, boot, PID, program) while they stay within `gap` of each other: PIDs are
+reused within a boot, and two hosts use the same PID at the same moment. An SSH connection's monitor
+and user-child processes are joined by source address and port. Events are released once nothing can
+join them any more; brute-force incidents and `after_failures` flags look back over a time window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, Fact, classify, is_forged
+from logstack.analyze.records import Line, iso
+
+SECOND = 1_000_000
+
+SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables of event building."""
+
+    gap: int = 180 * SECOND  # lines further apart than this start a new event
+    brute_force_count: int = 8
+    brute_force_window: int = 120 * SECOND
+
+
+@dataclass
+class Event:
+    """One security event, as reported."""
+
+    id: str
+    type: str
+    outcome: str
+    host: str
+    machine_id: str | None
+    boot_id: str | None
+    pids: list[str]
+    start: int
+    end: int
+    user: str | None = None
+    target_user: str | None = None
+    source_ip: str | None = None
+    source_port: int | None = None
+    method: str | None = None
+    command: str | None = None
+    flags: list[str] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    reason: str | None = None
+    first_arrival: int = 0
+    last_arrival: int = 0
+    first_key: str = ""
+
+    @property
+    def severity(self) -> str:
+        alert_types = {"brute_force", "account_lockout", "log_gap"}
+        if self.type in alert_types or {"forged", "after_failures"} & set(self.flags):
+            return "alert"
+        if self.type == "sudo" and self.reason == "not in sudoers":
+            return "alert"
+        return "failure" if self.outcome == "failure" else "info"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "outcome": self.outcome,
+            "severity": self.severity,
+            "host": self.host,
+            "machine_id": self.machine_id,
+            "boot_id": self.boot_id,
+            "pids": self.pids,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "user": self.user,
+            "target_user": self.target_user,
+            "source_ip": self.source_ip,
+            "source_port": self.source_port,
+            "method": self.method,
+            "command": self.command,
+            "reason": self.reason,
+            "flags": self.flags,
+            "lines": [
+                {"ts": iso(line.ts), "identifier": line.ident, "pid": line.pid or None, "message": line.message}
+                for line in self.lines
+            ],
+        }
+
+
+class _Group:
+    __slots__ = ("conn", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "own")
+
+    def __init__(self, line: Line, fact: Fact) -> None:
+        self.lines: list[Line] = [line]
+        self.facts: list[Fact] = [fact]
+        self.last_ts = line.ts
+        self.first_arrival = line.arrival
+        self.last_arrival = line.arrival
+        self.own = fact.own_event
+        self.conn: tuple[str, str, str, int] | None = None
+
+    def add(self, line: Line, fact: Fact) -> None:
+        self.lines.append(line)
+        self.facts.append(fact)
+        self.last_ts = max(self.last_ts, line.ts)
+        self.first_arrival = min(self.first_arrival, line.arrival)
+        self.last_arrival = max(self.last_arrival, line.arrival)
+
+
+def _event_id(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode(errors="replace")).hexdigest()[:20]
+
+
+_SSH_KINDS_PREAUTH = {"ssh_preauth", "ssh_disconnect", "ssh_connect"}
+
+
+def _build(group: _Group) -> Event:
+    lines = sorted(group.lines, key=lambda ln: (ln.ts, ln.key))
+    order = {id(line): i for i, line in enumerate(lines)}
+    facts = [f for _, f in sorted(zip(group.lines, group.facts, strict=True), key=lambda p: order[id(p[0])])]
+    first = lines[0]
+    kinds = {f.kind for f in facts}
+    services = {f.extra.get("service") for f in facts if f.extra.get("service")}
+    ssh = first.ident in SSH_IDENTIFIERS or any(ln.ident in SSH_IDENTIFIERS for ln in lines)
+    outcome = "info"
+    reason: str | None = None
+
+    if "log_gap" in kinds:
+        etype = "log_gap"
+    elif "lockout" in kinds:
+        etype, outcome = "account_lockout", "failure"
+    elif "account" in kinds:
+        etype, outcome = "account_change", "success"
+    elif kinds & {"polkit_ok", "polkit_fail"}:
+        etype = "polkit"
+        outcome = "failure" if "polkit_fail" in kinds else "success"
+    elif ssh and "ssh_accept" in kinds:
+        etype, outcome = "ssh_login", "success"
+    elif ssh and (kinds & {"ssh_fail", "ssh_invalid"} or ("auth_failure" in kinds and "sshd" in services)):
+        etype, outcome = "ssh_login", "failure"
+    elif kinds & {"sudo_cmd", "sudo_fail"} or "sudo" in services or "sudo-i" in services:
+        etype = "sudo"
+        outcome = "failure" if kinds & {"sudo_fail", "auth_failure"} else "success"
+    elif kinds & {"su_ok", "su_fail"} or services & {"su", "su-l", "runuser", "runuser-l"}:
+        etype = "su"
+        outcome = "failure" if kinds & {"su_fail", "auth_failure"} else "success"
+    elif kinds & {"console_ok", "console_fail"} or "login" in services:
+        etype = "console_login"
+        outcome = "failure" if kinds & {"console_fail", "auth_failure"} else "success"
+    elif ssh and kinds & _SSH_KINDS_PREAUTH and not kinds & {"session_open", "session_close"}:
+        etype = "ssh_preauth"
+    elif kinds & {"session_open", "session_close", "logind"}:
+        etype = "session"
+    else:
+        etype = "other"
+
+    event = Event(
+        id=_event_id(first.machine or first.host, first.boot, first.key),
+        type=etype,
+        outcome=outcome,
+        host=first.host,
+        machine_id=first.machine or None,
+        boot_id=first.boot or None,
+        pids=sorted({ln.pid for ln in lines if ln.pid}, key=lambda p: (len(p), p)),
+        start=first.ts,
+        end=max(ln.ts for ln in lines),
+        lines=lines,
+        first_arrival=group.first_arrival,
+        last_arrival=group.last_arrival,
+        first_key=first.key,
+    )
+    flags: set[str] = set()
+    commands: list[str] = []
+    for fact in facts:
+        if fact.invalid_user:
+            flags.add("invalid_user")
+        if fact.kind in ("session_open", "auth_failure") and etype in ("ssh_login", "session", "console_login"):
+            # PAM names the account in target_user; for logins that is the user who logged in.
+            event.user = event.user or fact.target_user
+        elif fact.kind in ("account",):
+            event.target_user = event.target_user or fact.target_user
+            event.user = event.user or fact.user
+        else:
+            event.user = event.user or fact.user
+            event.target_user = event.target_user or fact.target_user
+        event.source_ip = event.source_ip or fact.source_ip
+        event.source_port = event.source_port or fact.source_port
+        event.method = event.method or fact.method
+        if fact.command:
+            commands.append(fact.command)
+        if fact.kind in ("sudo_fail", "su_fail", "polkit_fail", "lockout", "account", "log_gap", "logind"):
+            reason = reason or fact.reason
+        if fact.kind == "ssh_preauth" and etype == "ssh_preauth":
+            reason = reason or fact.reason
+    if etype in ("console_login", "su", "sudo") and event.user is None:
+        event.user = next((f.user for f in facts if f.user), None)
+    if etype == "console_login":
+        event.user = event.user or next((f.target_user for f in facts if f.target_user), None)
+    if etype == "account_change":
+        uid = next((ln.loginuid for ln in lines if ln.loginuid and ln.loginuid != "4294967295"), None)
+        if event.user is None and uid is not None:
+            event.user = f"uid={uid}"
+    if commands:
+        event.command = " ".join(commands)
+    event.reason = reason
+    if any(is_forged(ln.ident, ln.comm, ln.exe) for ln in lines):
+        flags.add("forged")
+    event.flags = sorted(flags)
+    return event
+
+
+class EventBuilder:
+    """Feed lines (in arrival order); take finished events as they are released."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._open: dict[tuple[str, ...], _Group] = {}
+        self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
+        self._conn_index: dict[tuple[str, str, str, int], Event] = {}
+        self._failures: dict[str, deque[Event]] = {}
+        self._incidents: dict[str, Event] = {}
+        self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
+        self._seen: dict[str, int] = {}  # de-duplication keys → arrival
+        self.clock = 0
+        self._since_sweep = 0
+        self.duplicates = 0
+
+    # -- input ---------------------------------------------------------------------------------------
+    def feed(self, line: Line) -> Iterator[Event]:
+        """Add one line; yields events that can no longer change."""
+        if line.ident == HEARTBEAT_IDENTIFIER:
+            return
+        if line.key in self._seen:
+            self.duplicates += 1
+            return
+        self._seen[line.key] = line.arrival
+        if line.arrival > self.clock:
+            self.clock = line.arrival
+        fact = classify(line.ident, line.message)
+        if fact.own_event:
+            key: tuple[str, ...] = ("own", line.key)
+        else:
+            family = "ssh" if line.ident in SSH_IDENTIFIERS else line.ident
+            key = (line.machine or line.host, line.boot, line.pid, family)
+        group = self._open.get(key)
+        if group is not None and abs(line.ts - group.last_ts) <= self.settings.gap and not group.own:
+            group.add(line, fact)
+        else:
+            if group is not None:
+                self._close(group)
+            self._open[key] = _Group(line, fact)
+        self._since_sweep += 1
+        if self._since_sweep >= 2048:
+            self._since_sweep = 0
+            yield from self._sweep(final=False)
+
+    def finish(self) -> Iterator[Event]:
+        """End of input: release everything."""
+        yield from self._sweep(final=True)
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _close(self, group: _Group) -> None:
+        event = _build(group)
+        if event.source_ip and event.source_port and any(ln.ident in SSH_IDENTIFIERS for ln in event.lines):
+            conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+            partner = self._conn_index.get(conn)
+            if partner is not None and abs(event.start - partner.end) <= self.settings.gap:
+                self._merge(partner, event)
+                return
+            self._conn_index[conn] = event
+        self._closed.append(event)
+
+    def _merge(self, into: Event, other: Event) -> None:
+        group = _Group(into.lines[0], classify(into.lines[0].ident, into.lines[0].message))
+        for line in into.lines[1:] + other.lines:
+            group.add(line, classify(line.ident, line.message))
+        group.first_arrival = min(into.first_arrival, other.first_arrival)
+        group.last_arrival = max(into.last_arrival, other.last_arrival)
+        merged = _build(group)
+        into.__dict__.update(merged.__dict__)
+
+    def _sweep(self, final: bool) -> Iterator[Event]:
+        horizon = self.clock - self.settings.gap
+        for key, group in list(self._open.items()):
+            if final or group.last_arrival < horizon:
+                del self._open[key]
+                self._close(group)
+        release = self.clock - 2 * self.settings.gap
+        while self._closed and (final or self._closed[0].last_arrival < release):
+            event = self._closed.popleft()
+            if event.source_ip and event.source_port:
+                conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+                if self._conn_index.get(conn) is event:
+                    del self._conn_index[conn]
+            yield from self._finalise(event)
+        yield from self._end_incidents(final)
+        if not final:
+            keep_after = self.clock - 4 * self.settings.gap
+            self._seen = {k: v for k, v in self._seen.items() if v >= keep_after}
+
+    def _finalise(self, event: Event) -> Iterator[Event]:
+        window = self.settings.brute_force_window
+        ip = event.source_ip
+        if event.type == "ssh_login" and ip:
+            recent = self._failures.setdefault(ip, deque())
+            while recent and recent[0].end < event.start - window:
+                recent.popleft()
+            if event.outcome == "success":
+                if recent:
+                    event.flags = sorted({*event.flags, "after_failures"})
+            else:
+                recent.append(event)
+                incident = self._incidents.get(ip)
+                if incident is not None:
+                    if event.start - incident.end <= window:
+                        self._extend(incident, event)
+                    else:
+                        yield self._release_incident(ip)
+                        incident = None
+                if incident is None and len(recent) >= self.settings.brute_force_count:
+                    self._incidents[ip] = self._incident(ip, list(recent))
+        yield event
+
+    def _incident(self, ip: str, failures: list[Event]) -> Event:
+        first = failures[0]
+        incident = Event(
+            id=_event_id("brute_force", ip, first.id),
+            type="brute_force",
+            outcome="failure",
+            host=first.host,
+            machine_id=None,
+            boot_id=None,
+            pids=[],
+            start=first.start,
+            end=first.end,
+            source_ip=ip,
+            first_arrival=first.first_arrival,
+            last_arrival=first.last_arrival,
+        )
+        self._members[incident.id] = []
+        for failure in failures:
+            self._extend(incident, failure)
+        return incident
+
+    def _extend(self, incident: Event, failure: Event) -> None:
+        members = self._members[incident.id]
+        members.append(failure)
+        incident.end = max(incident.end, failure.end)
+        incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
+        users = sorted({m.user for m in members if m.user})
+        hosts = sorted({m.host for m in members})
+        incident.user = ", ".join(users) or None
+        incident.host = ", ".join(hosts)
+        incident.reason = f"{len(members)} failed logins from {incident.source_ip}"
+        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
+        incident.lines = [line for m in members for line in m.lines[:1]]
+
+    def _end_incidents(self, final: bool) -> Iterator[Event]:
+        horizon = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
+        for ip, incident in list(self._incidents.items()):
+            if final or incident.last_arrival < horizon:
+                yield self._release_incident(ip)
+
+    def _release_incident(self, ip: str) -> Event:
+        incident = self._incidents.pop(ip)
+        del self._members[incident.id]
+        return incident
+
+    def pending(self) -> int:
+        return len(self._open) + len(self._closed) + len(self._incidents)
+
+
+def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
+    """All events of `lines`, released in order of completion."""
+    builder = EventBuilder(settings)
+    for line in lines:
+        yield from builder.feed(line)
+    yield from builder.finish()
