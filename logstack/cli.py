@@ -32,10 +32,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from logstack.commands import ca, certs, init, render
+    from logstack.commands import analyze, ca, certs, init, render
 
     app.command("init")(init.init)
     app.command("render")(render.render)
+    app.command("analyze")(analyze.analyze)
     app.add_typer(ca.app, name="ca")
     app.add_typer(certs.app, name="certs")
 

@@ -12,11 +12,27 @@ MACHINE = "ed880415acc14686870182ec8cc8acad"
 BOOT = "4b5e0e1c0d3a4c8f9a0f6d2f1e3c5b7a"
 _seq = itertools.count(1)
 
-COMM = {"sshd-session": "sshd-session", "sshd": "sshd", "sudo": "sudo", "su": "su", "useradd": "useradd",
-        "usermod": "usermod", "passwd": "passwd", "systemd-logind": "systemd-logind", "login": "login",
-        "pkexec": "pkexec", "polkitd": "polkitd", "systemd-journald": "systemd-journal", "CRON": "cron",
-        "runuser": "runuser", "chage": "chage", "gpasswd": "gpasswd", "sshd-auth": "sshd-auth",
-        "userdel": "userdel", "groupadd": "groupadd"}
+COMM = {
+    "sshd-session": "sshd-session",
+    "sshd": "sshd",
+    "sudo": "sudo",
+    "su": "su",
+    "useradd": "useradd",
+    "usermod": "usermod",
+    "passwd": "passwd",
+    "systemd-logind": "systemd-logind",
+    "login": "login",
+    "pkexec": "pkexec",
+    "polkitd": "polkitd",
+    "systemd-journald": "systemd-journal",
+    "CRON": "cron",
+    "runuser": "runuser",
+    "chage": "chage",
+    "gpasswd": "gpasswd",
+    "sshd-auth": "sshd-auth",
+    "userdel": "userdel",
+    "groupadd": "groupadd",
+}
 
 
 def at(text: str) -> int:
@@ -25,8 +41,18 @@ def at(text: str) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
-def entry(ts: int | str, ident: str, pid: int | str, message: Any, host: str = "daisy", machine: str = MACHINE,
-          boot: str = BOOT, comm: str | None = None, exe: str | None = None, **extra: Any) -> dict[str, Any]:
+def entry(
+    ts: int | str,
+    ident: str,
+    pid: int | str,
+    message: Any,
+    host: str = "daisy",
+    machine: str = MACHINE,
+    boot: str = BOOT,
+    comm: str | None = None,
+    exe: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     if isinstance(ts, str):
         ts = at(ts)
     seq = next(_seq)

@@ -52,12 +52,23 @@ _SSH_RULES: list[tuple[re.Pattern[str], str]] = [
         "ssh_fail",
     ),
     (re.compile(r"^PAM: Authentication failure for (?P<inv>illegal user )?(?P<user>.*?) from (?P<ip>\S+)"), "ssh_fail"),
-    (re.compile(r"^Disconnecting (?P<inv>invalid user )?(?:authenticating user )?(?P<user>.*?) "
-                rf"{_ADDR} {_PORT}: Too many authentication failures"), "ssh_fail"),
-    (re.compile(rf"^Connection (?:closed|reset) by (?P<inv>invalid |authenticating )user (?P<user>.*?) {_ADDR} {_PORT}"),
-     "ssh_disconnect"),
-    (re.compile(rf"^Disconnected from (?P<inv>invalid |authenticating )user (?P<user>.*?) {_ADDR} {_PORT}"),
-     "ssh_disconnect"),
+    (
+        re.compile(
+            r"^Disconnecting (?P<inv>invalid user )?(?:authenticating user )?(?P<user>.*?) "
+            rf"{_ADDR} {_PORT}: Too many authentication failures"
+        ),
+        "ssh_fail",
+    ),
+    (
+        re.compile(
+            rf"^Connection (?:closed|reset) by (?P<inv>invalid |authenticating )user (?P<user>.*?) {_ADDR} {_PORT}"
+        ),
+        "ssh_disconnect",
+    ),
+    (
+        re.compile(rf"^Disconnected from (?P<inv>invalid |authenticating )user (?P<user>.*?) {_ADDR} {_PORT}"),
+        "ssh_disconnect",
+    ),
     (re.compile(rf"^Disconnected from user (?P<user>.*?) {_ADDR} {_PORT}"), "ssh_disconnect"),
     (re.compile(rf"^Received disconnect from {_ADDR} {_PORT}:\d+: (?P<reason>.*)"), "ssh_disconnect"),
     (re.compile(rf"^Connection (?:closed|reset) by {_ADDR} {_PORT}"), "ssh_preauth"),
@@ -65,9 +76,11 @@ _SSH_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^Timeout before authentication for {_ADDR} {_PORT}"), "ssh_preauth"),
     (re.compile(rf"^Unable to negotiate with {_ADDR} {_PORT}: (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(rf"^banner exchange: Connection from {_ADDR} {_PORT}: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(rf"^kex_exchange_identification: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(rf"^(?:ssh_dispatch_run_fatal|kex_protocol_error|Bad protocol version).*?(?:{_ADDR} {_PORT})?"),
-     "ssh_preauth"),
+    (re.compile(r"^kex_exchange_identification: (?P<reason>.*)"), "ssh_preauth"),
+    (
+        re.compile(rf"^(?:ssh_dispatch_run_fatal|kex_protocol_error|Bad protocol version).*?(?:{_ADDR} {_PORT})?"),
+        "ssh_preauth",
+    ),
     (re.compile(rf"^Did not receive identification string from {_ADDR}(?: {_PORT})?"), "ssh_preauth"),
     (re.compile(rf"^Connection from {_ADDR} {_PORT} on \S+ port \d+"), "ssh_connect"),
     (re.compile(rf"^Postponed (?P<method>\S+) for (?P<user>.+?) from {_ADDR} {_PORT}"), "ssh_info"),
@@ -122,14 +135,20 @@ _ACCOUNT_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^unlock user '(?P<target>.+?)' password$"), "password unlocked"),
 ]
 
-_PKEXEC_OK = re.compile(r"^(?P<user>.+?): Executing command \[USER=(?P<target>[^\]]*)\] \[TTY=(?P<tty>[^\]]*)\] "
-                        r"\[CWD=(?P<cwd>[^\]]*)\] \[COMMAND=(?P<command>.*)\]$")
-_PKEXEC_FAIL = re.compile(r"^(?P<user>.+?): (?P<reason>Error executing command as another user: .*?)"
-                          r"(?: \[USER=(?P<target>[^\]]*)\])?(?: \[TTY=(?P<tty>[^\]]*)\])?"
-                          r"(?: \[CWD=(?P<cwd>[^\]]*)\])?(?: \[COMMAND=(?P<command>.*)\])?$")
-_POLKITD = re.compile(r"^Operator of (?P<subject>\S+) (?P<outcome>successfully authenticated|FAILED to authenticate)"
-                      r"(?: as (?P<as>\S+))? to gain (?:\w+ )?authorization for action (?P<action>\S+)"
-                      r".*?\(owned by unix-user:(?P<user>[^)]+)\)")
+_PKEXEC_OK = re.compile(
+    r"^(?P<user>.+?): Executing command \[USER=(?P<target>[^\]]*)\] \[TTY=(?P<tty>[^\]]*)\] "
+    r"\[CWD=(?P<cwd>[^\]]*)\] \[COMMAND=(?P<command>.*)\]$"
+)
+_PKEXEC_FAIL = re.compile(
+    r"^(?P<user>.+?): (?P<reason>Error executing command as another user: .*?)"
+    r"(?: \[USER=(?P<target>[^\]]*)\])?(?: \[TTY=(?P<tty>[^\]]*)\])?"
+    r"(?: \[CWD=(?P<cwd>[^\]]*)\])?(?: \[COMMAND=(?P<command>.*)\])?$"
+)
+_POLKITD = re.compile(
+    r"^Operator of (?P<subject>\S+) (?P<outcome>successfully authenticated|FAILED to authenticate)"
+    r"(?: as (?P<as>\S+))? to gain (?:\w+ )?authorization for action (?P<action>\S+)"
+    r".*?\(owned by unix-user:(?P<user>[^)]+)\)"
+)
 _SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d+) messages from (?P<unit>\S+)")
 
 
@@ -162,8 +181,12 @@ def _pam(message: str) -> Fact | None:
         opened = _SESSION_OPENED.match(rest)
         if opened:
             by = opened["by"] or None
-            return Fact("session_open", user=by if by else None, target_user=opened["user"],
-                        extra={"service": service, "by_uid": opened["byuid"] or ""})
+            return Fact(
+                "session_open",
+                user=by if by else None,
+                target_user=opened["user"],
+                extra={"service": service, "by_uid": opened["byuid"] or ""},
+            )
         closed = _SESSION_CLOSED.match(rest)
         if closed:
             return Fact("session_close", target_user=closed["user"], extra={"service": service})
@@ -171,9 +194,14 @@ def _pam(message: str) -> Fact | None:
         failure = _AUTH_FAILURE.match(rest)
         if failure:
             kv = dict(_KV.findall(failure["kv"]))
-            return Fact("auth_failure", user=kv.get("ruser") or kv.get("logname") or None,
-                        target_user=kv.get("user") or None, source_ip=kv.get("rhost") or None,
-                        tty=kv.get("tty") or None, extra={"service": service})
+            return Fact(
+                "auth_failure",
+                user=kv.get("ruser") or kv.get("logname") or None,
+                target_user=kv.get("user") or None,
+                source_ip=kv.get("rhost") or None,
+                tty=kv.get("tty") or None,
+                extra={"service": service},
+            )
     if kind == "chauthtok":
         changed = _PASSWORD_CHANGED.match(rest)
         if changed:
@@ -212,7 +240,7 @@ def _sudo(message: str) -> Fact:
     if pam is not None:
         return pam
     match = _SUDO_RE.match(message)
-    if match is None or "TTY=" not in match["rest"] and "COMMAND=" not in match["rest"]:
+    if match is None or ("TTY=" not in match["rest"] and "COMMAND=" not in match["rest"]):
         return Fact("sudo_other", reason=message)
     fields: dict[str, str] = {}
     reason = None
@@ -277,8 +305,13 @@ def _login(message: str) -> Fact:
 def _logind(message: str) -> Fact:
     new = _LOGIND_NEW.match(message)
     if new:
-        return Fact("logind", target_user=new["user"], reason="session started",
-                    extra={"session": new["session"]}, own_event=True)
+        return Fact(
+            "logind",
+            target_user=new["user"],
+            reason="session started",
+            extra={"session": new["session"]},
+            own_event=True,
+        )
     end = _LOGIND_END.match(message)
     if end:
         return Fact("logind", reason="session ended", extra={"session": end["session"]}, own_event=True)
@@ -304,12 +337,20 @@ def _pkexec(message: str) -> Fact:
         return pam
     ok = _PKEXEC_OK.match(message)
     if ok:
-        return Fact("polkit_ok", user=ok["user"], target_user=ok["target"], tty=ok["tty"], cwd=ok["cwd"],
-                    command=ok["command"])
+        return Fact(
+            "polkit_ok", user=ok["user"], target_user=ok["target"], tty=ok["tty"], cwd=ok["cwd"], command=ok["command"]
+        )
     fail = _PKEXEC_FAIL.match(message)
     if fail:
-        return Fact("polkit_fail", user=fail["user"], target_user=fail["target"], tty=fail["tty"], cwd=fail["cwd"],
-                    command=fail["command"], reason=fail["reason"])
+        return Fact(
+            "polkit_fail",
+            user=fail["user"],
+            target_user=fail["target"],
+            tty=fail["tty"],
+            cwd=fail["cwd"],
+            command=fail["command"],
+            reason=fail["reason"],
+        )
     return Fact("polkit_other", reason=message)
 
 
@@ -318,16 +359,20 @@ def _polkitd(message: str) -> Fact:
     if match:
         ok = match["outcome"].startswith("successfully")
         target = (match["as"] or "").removeprefix("unix-user:") or None
-        return Fact("polkit_ok" if ok else "polkit_fail", user=match["user"], target_user=target,
-                    command=match["action"], own_event=True)
+        return Fact(
+            "polkit_ok" if ok else "polkit_fail",
+            user=match["user"],
+            target_user=target,
+            command=match["action"],
+            own_event=True,
+        )
     return Fact("polkit_other", reason=message, own_event=True)
 
 
 def _journald(message: str) -> Fact:
     match = _SUPPRESSED.match(message)
     if match:
-        return Fact("log_gap", reason=message, extra={"count": match["count"], "unit": match["unit"]},
-                    own_event=True)
+        return Fact("log_gap", reason=message, extra={"count": match["count"], "unit": match["unit"]}, own_event=True)
     return Fact("journald_other", reason=message, own_event=True)
 
 

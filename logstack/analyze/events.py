@@ -56,6 +56,7 @@ class Event:
     first_arrival: int = 0
     last_arrival: int = 0
     first_key: str = ""
+    known: bool = False  # every line belongs to an event reported by an earlier run
 
     @property
     def severity(self) -> str:
@@ -218,8 +219,9 @@ def _build(group: _Group) -> Event:
 class EventBuilder:
     """Feed lines (in arrival order); take finished events as they are released."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, known: set[str] | frozenset[str] = frozenset()) -> None:
         self.settings = settings or Settings()
+        self.known = known
         self._open: dict[tuple[str, ...], _Group] = {}
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
@@ -247,7 +249,9 @@ class EventBuilder:
             key: tuple[str, ...] = ("own", line.key)
         else:
             family = "ssh" if line.ident in SSH_IDENTIFIERS else line.ident
-            key = (line.machine or line.host, line.boot, line.pid, family)
+            # Lines an earlier run reported never group with new ones: a new event stays new.
+            marker = "known" if line.key in self.known else ""
+            key = (line.machine or line.host, line.boot, line.pid, family, marker)
         group = self._open.get(key)
         if group is not None and abs(line.ts - group.last_ts) <= self.settings.gap and not group.own:
             group.add(line, fact)
@@ -267,10 +271,15 @@ class EventBuilder:
     # -- internals -----------------------------------------------------------------------------------
     def _close(self, group: _Group) -> None:
         event = _build(group)
+        event.known = bool(self.known) and all(line.key in self.known for line in event.lines)
         if event.source_ip and event.source_port and any(ln.ident in SSH_IDENTIFIERS for ln in event.lines):
             conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
             partner = self._conn_index.get(conn)
-            if partner is not None and abs(event.start - partner.end) <= self.settings.gap:
+            if (
+                partner is not None
+                and partner.known == event.known
+                and abs(event.start - partner.end) <= self.settings.gap
+            ):
                 self._merge(partner, event)
                 return
             self._conn_index[conn] = event
@@ -283,6 +292,7 @@ class EventBuilder:
         group.first_arrival = min(into.first_arrival, other.first_arrival)
         group.last_arrival = max(into.last_arrival, other.last_arrival)
         merged = _build(group)
+        merged.known = into.known
         into.__dict__.update(merged.__dict__)
 
     def _sweep(self, final: bool) -> Iterator[Event]:

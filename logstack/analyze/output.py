@@ -1,0 +1,85 @@
+"""Event output: text blocks for people, JSON for machines. Log content never drives the terminal."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TextIO
+
+from logstack.analyze.events import Event
+from logstack.analyze.records import iso
+
+# C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+RULE = "-" * 100
+
+
+def escape(value: object) -> str:
+    """Printable text: every control character as a visible escape."""
+    text = str(value)
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def text_block(event: Event) -> str:
+    """One event as a block, like the old analysis script but with correct UTC times."""
+    head = f"{event.type} ({event.outcome})"
+    if event.flags:
+        head += " [" + ", ".join(event.flags) + "]"
+    rows = [
+        f"  TYPE: {escape(head)}",
+        f"  HOST: {escape(event.host)}" + (f" ({escape(event.machine_id)})" if event.machine_id else ""),
+    ]
+    when = iso(event.start) if event.start == event.end else f"{iso(event.start)} .. {iso(event.end)}"
+    rows.append(f"  DATE: {when}")
+    who = []
+    if event.user:
+        who.append(f"user {event.user}")
+    if event.target_user:
+        who.append(f"as {event.target_user}")
+    if event.source_ip:
+        who.append(f"from {event.source_ip}" + (f" port {event.source_port}" if event.source_port else ""))
+    if event.method:
+        who.append(f"by {event.method}")
+    if who:
+        rows.append(f"   WHO: {escape(' '.join(who))}")
+    if event.command:
+        rows.append(f"   CMD: {escape(event.command)}")
+    if event.reason:
+        rows.append(f"  NOTE: {escape(event.reason)}")
+    if event.pids:
+        rows.append(f"   PID: {escape(', '.join(event.pids))}")
+    for i, line in enumerate(event.lines):
+        rows.append(("   MSG: " if i == 0 else "        ") + escape(line.message))
+    rows.append(RULE)
+    return "\n".join(rows) + "\n"
+
+
+class EventWriter:
+    """Streams events in one format: text, json (one array) or jsonl."""
+
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.count = 0
+
+    def write(self, event: Event) -> None:
+        if self.fmt == "text":
+            self.stream.write(text_block(event))
+        else:
+            # ensure_ascii: C1 controls and bidi overrides leave as \u escapes, not raw bytes
+            data = json.dumps(event.as_dict(), ensure_ascii=True)
+            if self.fmt == "json":
+                self.stream.write(("[\n" if self.count == 0 else ",\n") + data)
+            else:
+                self.stream.write(data + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        elif self.fmt == "text" and self.count == 0:
+            self.stream.write("No events found\n")

@@ -1,0 +1,201 @@
+"""Where journal lines come from: a `journalctl -o json` export, or GreptimeDB over the MySQL protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from logstack.analyze.records import Line, from_journal, from_micros, from_row
+from logstack.errors import BadInputError, RuntimeFailure
+
+try:  # orjson parses journal JSON several times faster than the standard library
+    from orjson import JSONDecodeError as _JSONError
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    from json import JSONDecodeError as _JSONError
+    from json import loads as _loads
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+# journald columns analysis reads; absent ones are simply not selected.
+WANTED_COLUMNS = (
+    "greptime_timestamp",
+    "__REALTIME_TIMESTAMP",
+    "timestamp",
+    "__CURSOR",
+    "_MACHINE_ID",
+    "_BOOT_ID",
+    "_HOSTNAME",
+    "host",
+    "logstack_host",
+    "_PID",
+    "SYSLOG_PID",
+    "SYSLOG_IDENTIFIER",
+    "message",
+    "MESSAGE",
+    "_COMM",
+    "_EXE",
+    "_AUDIT_LOGINUID",
+)
+
+
+def journal_lines(source: str, since: int | None = None) -> Iterator[Line]:
+    """Lines of a journal JSON export (`-` reads standard input); bad lines are errors naming file:line."""
+    name = "<stdin>" if source == "-" else source
+    if source == "-":
+        yield from _parse(sys.stdin.buffer, name, since)
+        return
+    try:
+        handle = Path(source).open("rb")
+    except OSError as exc:
+        raise BadInputError(f"{source}: cannot read journal export: {exc.strerror}") from None
+    with handle:
+        yield from _parse(handle, name, since)
+
+
+def _parse(stream: BinaryIO, name: str, since: int | None) -> Iterator[Line]:
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj: Any = _loads(raw)
+        except _JSONError:
+            raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)") from None
+        if not isinstance(obj, dict):
+            raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)")
+        line = from_journal(obj)
+        if line is None:
+            raise BadInputError(f"{name}:{number}: entry has no __REALTIME_TIMESTAMP")
+        if since is not None and line.ts < since:
+            continue
+        yield line
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """How to reach GreptimeDB's MySQL port."""
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    user: str = "analyst"
+    password: str = ""
+    database: str = "vector"
+    table: str = "logs"
+
+    def __post_init__(self) -> None:
+        for label, value in (("--db-name", self.database), ("--table", self.table)):
+            if not _NAME_RE.match(value):
+                raise BadInputError(f"{label}: {value!r} is not a plain SQL name")
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.database}.{self.table}"
+
+
+class DatabaseSource:
+    """Rows of the logs table in ingest order, fetched in keyset pages (never the whole table at once)."""
+
+    def __init__(self, config: DatabaseConfig, page_size: int = 20000) -> None:
+        self.config = config
+        self.page_size = page_size
+        self._conn: Any = None
+
+    def __enter__(self) -> DatabaseSource:
+        import pymysql
+
+        try:
+            self._conn = pymysql.connect(
+                host=self.config.host,
+                port=self.config.port,
+                user=self.config.user,
+                password=self.config.password,
+                database=self.config.database,
+                connect_timeout=10,
+                read_timeout=300,
+                charset="utf8mb4",
+                cursorclass=pymysql.cursors.DictCursor,
+            )
+        except pymysql.MySQLError as exc:
+            raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _columns(self) -> list[str]:
+        sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+        rows = self._query(sql, (self.config.database, self.config.table))
+        present = {next(iter(row.values())) for row in rows}
+        if "greptime_timestamp" not in present:
+            raise RuntimeFailure(
+                f"database {self.config.label}: table has no greptime_timestamp column (or is missing)"
+            )
+        return [c for c in WANTED_COLUMNS if c in present]
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        import pymysql
+
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+        except pymysql.MySQLError as exc:
+            raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None
+
+    def lines(self, start: int | None, end: int | None) -> Iterator[Line]:
+        """Rows with start <= greptime_timestamp <= end (microseconds; None = open)."""
+        columns = self._columns()
+        select = ", ".join(f"`{c}`" for c in columns)
+        where = "`greptime_timestamp` >= %s" + (" AND `greptime_timestamp` <= %s" if end is not None else "")
+        sql = f"SELECT {select} FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp` LIMIT %s"
+        low = from_micros(start if start is not None else 0).replace(tzinfo=None)
+        high = from_micros(end).replace(tzinfo=None) if end is not None else None
+        boundary: set[str] = set()
+        limit = self.page_size
+        while True:
+            params: tuple[Any, ...] = (low, high, limit) if high is not None else (low, limit)
+            rows = self._query(sql, params)
+            last_low = low
+            for row in rows:
+                line = from_row(row)
+                if line is None:
+                    continue
+                stamp = row["greptime_timestamp"]
+                if stamp == last_low and line.key in boundary:
+                    continue  # already yielded on the previous page
+                yield line
+            if len(rows) < limit:
+                return
+            newest = rows[-1]["greptime_timestamp"]
+            keys = {ln.key for ln in (from_row(r) for r in rows if r["greptime_timestamp"] == newest) if ln}
+            if newest == last_low:
+                boundary |= keys
+                limit *= 2  # a page of one timestamp: widen it rather than loop
+            else:
+                boundary = keys
+                low = newest
+                limit = self.page_size
+
+
+def _mysql_message(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2:
+        return f"{args[1]} (error {args[0]})"
+    return str(exc) or type(exc).__name__
+
+
+def parse_since(value: str) -> int:
+    """--since: a date or datetime, UTC."""
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            parsed = dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        return int(parsed.timestamp()) * 1_000_000
+    raise BadInputError(f"--since: {value!r} is not a date or datetime like 2025-07-15 or '2025-07-15 08:47:26'")

@@ -1,0 +1,110 @@
+"""`logstack analyze`: security events from GreptimeDB or a journal export, each reported once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logstack.analyze.events import SECOND, Settings
+from logstack.analyze.output import EventWriter
+from logstack.analyze.run import RunOptions, run_analysis
+from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines, parse_since
+from logstack.durations import parse_duration
+from logstack.errors import BadInputError
+from logstack.inventory import load_inventory
+from logstack.status import ExitStatus
+
+FORMATS = ("text", "json", "jsonl")
+LEVELS = ("never", "info", "failure", "alert")
+
+
+def _password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInputError(f"{password_file}: cannot read password file: {exc.strerror}") from None
+    value = os.environ.get("GREPTIMEDB_PASSWORD")
+    if value is None:
+        raise BadInputError("set GREPTIMEDB_PASSWORD or pass --db-password-file (or use --journal FILE)")
+    return value
+
+
+def analyze(
+    journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Take defaults from this site.")] = None,
+    db_host: Annotated[str, typer.Option("--db-host")] = "127.0.0.1",
+    db_port: Annotated[int, typer.Option("--db-port")] = 4002,
+    db_user: Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")] = None,
+    db_name: Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's, else vector.")] = None,
+    table: Annotated[str | None, typer.Option("--table", help="Default: the inventory's, else logs.")] = None,
+    db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Start at this date or datetime (UTC).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State directory for --since-last-run.")] = None,
+    since_last_run: Annotated[bool, typer.Option("--since-last-run", help="Report only what is new.")] = False,
+    output: Annotated[str, typer.Option("--format", help="text, json or jsonl")] = "text",
+    fail_on: Annotated[str, typer.Option("--fail-on", help="never, info, failure or alert")] = "never",
+    settle: Annotated[str, typer.Option("--settle", help="Quiet time before an event is final.")] = "2m",
+    brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
+    brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
+) -> None:
+    """Group journal lines into security events and report each one once."""
+    if output not in FORMATS:
+        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}")
+    if fail_on not in LEVELS:
+        raise BadInputError(f"--fail-on must be one of {', '.join(LEVELS)}")
+    inv = load_inventory(inventory) if inventory else None
+    settings = Settings(
+        brute_force_count=brute_force_count,
+        brute_force_window=int(parse_duration(brute_force_window, "--brute-force-window").total_seconds()) * SECOND,
+    )
+    state_path = None
+    if since_last_run:
+        base = data_dir or (inv.site_dir / "state" if inv else Path("/var/lib/logstack"))
+        state_path = base / f"analyze-{_source_id(journal, db_host, db_port, db_name, table)}.json"
+    options = RunOptions(
+        since=parse_since(since) if since else None,
+        state_path=state_path,
+        settle=int(parse_duration(settle, "--settle").total_seconds()) * SECOND,
+        settings=settings,
+    )
+    writer = EventWriter(sys.stdout, output)
+    now = time.time_ns() // 1000
+    if journal is not None:
+        path = journal
+
+        def source(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
+            for line in journal_lines(path, options.since):
+                if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
+                    yield line
+
+        result = run_analysis(source, options, writer.write, now)
+    else:
+        config = DatabaseConfig(
+            host=db_host,
+            port=db_port,
+            user=db_user or "analyst",
+            password=_password(db_password_file),
+            database=db_name or (inv.server.database if inv else "vector"),
+            table=table or (inv.server.table if inv else "logs"),
+        )
+        with DatabaseSource(config) as db:
+            result = run_analysis(db.lines, options, writer.write, now)
+    writer.close()
+    sys.stdout.flush()
+    if result.fails(fail_on):
+        raise typer.Exit(ExitStatus.FINDINGS)
+
+
+def _source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:
+    if journal is not None:
+        ident = f"journal:{Path(journal).resolve() if journal != '-' else '-'}"
+    else:
+        ident = f"db:{host}:{port}:{db}:{table}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:12]
