@@ -421,6 +421,4 @@ def is_forged(identifier: str, comm: str | None, exe: str | None) -> bool:
         return False
     if comm is not None and comm in expected:
         return False
-    if exe is not None and exe.rsplit("/", 1)[-1] in expected:
-        return False
-    return True
+    return not (exe is not None and exe.rsplit("/", 1)[-1] in expected)

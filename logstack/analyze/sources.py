@@ -51,7 +51,7 @@ def journal_lines(source: str, since: int | None = None) -> Iterator[Line]:
         yield from _parse(sys.stdin.buffer, name, since)
         return
     try:
-        handle = Path(source).open("rb")
+        handle = Path(source).open("rb")  # noqa: SIM115 - closed by the with below; open errors reported
     except OSError as exc:
         raise BadInputError(f"{source}: cannot read journal export: {exc.strerror}") from None
     with handle:
