@@ -28,3 +28,12 @@ def site(tmp_path: Path) -> Path:
 
 def invoke(runner: CliRunner, *args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    from tests.mariadb import start_mariadb
+
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    yield server
+    server.stop()

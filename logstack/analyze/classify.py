@@ -110,9 +110,12 @@ _SU_OK = re.compile(r"^(?:\+ )?\(to (?P<target>.+?)\) (?P<user>.+?) on (?P<tty>\
 _SU_FAIL = re.compile(r"^(?:FAILED SU|- )\s*\(to (?P<target>.+?)\) (?P<user>.+?) on (?P<tty>\S+)$")
 _SU_LEGACY = re.compile(r"^FAILED su for (?P<target>\S+) by (?P<user>.+)$")
 
-_LOGIN_ROOT = re.compile(r"^ROOT LOGIN\s+ON (?P<tty>\S+)(?: FROM (?P<ip>\S+))?")
-_LOGIN_OK = re.compile(r"^LOGIN ON (?P<tty>\S+) BY (?P<user>.+?)(?: FROM (?P<ip>\S+))?$")
-_LOGIN_FAIL = re.compile(r"^FAILED LOGIN \(?\d+\)? (?:ON|FROM) (?P<tty>\S+) (?:FROM (?P<ip>\S+) )?FOR (?P<user>.+?),")
+_LOGIN_ROOT = re.compile(r"^ROOT LOGIN\s+ON '?(?P<tty>[^\s']+)'?(?: FROM '?(?P<ip>[^\s']+)'?)?", re.I)
+_LOGIN_OK = re.compile(r"^LOGIN ON '?(?P<tty>[^\s']+)'? BY '?(?P<user>.+?)'?(?: FROM '?(?P<ip>[^\s']+)'?)?$", re.I)
+_LOGIN_FAIL = re.compile(
+    r"^FAILED LOGIN \(?\d+\)? (?:ON|FROM) '?(?P<tty>[^\s']+)'? (?:FROM '?(?P<ip>[^\s']+)'? )?FOR '?(?P<user>.+?)'?,",
+    re.I,
+)
 
 _LOGIND_NEW = re.compile(r"^New session (?P<session>\S+) of user (?P<user>.+?)\.$")
 _LOGIND_END = re.compile(r"^(?:Removed session|Session) (?P<session>\S+?)(?: logged out)?\.")

@@ -119,6 +119,7 @@ def _event_id(*parts: str) -> str:
 
 
 _SSH_KINDS_PREAUTH = {"ssh_preauth", "ssh_disconnect", "ssh_connect"}
+_SECONDARY_KINDS = frozenset({"auth_failure", "session_open", "session_close", "pam_info"})
 
 
 def _build(group: _Group) -> Event:
@@ -177,8 +178,10 @@ def _build(group: _Group) -> Event:
         first_key=first.key,
     )
     flags: set[str] = set()
-    commands: list[str] = []
-    for fact in facts:
+    commands: list[str] = [f.command for f in facts if f.command]
+    # The program's own statement names user and target best; PAM lines only fill gaps
+    # (pam's `user=` is the target for su but the invoking user for sudo).
+    for fact in sorted(facts, key=lambda f: f.kind in _SECONDARY_KINDS):
         if fact.invalid_user:
             flags.add("invalid_user")
         if fact.kind in ("session_open", "auth_failure") and etype in ("ssh_login", "session", "console_login"):
@@ -193,8 +196,6 @@ def _build(group: _Group) -> Event:
         event.source_ip = event.source_ip or fact.source_ip
         event.source_port = event.source_port or fact.source_port
         event.method = event.method or fact.method
-        if fact.command:
-            commands.append(fact.command)
         if fact.kind in ("sudo_fail", "su_fail", "polkit_fail", "lockout", "account", "log_gap", "logind"):
             reason = reason or fact.reason
         if fact.kind == "ssh_preauth" and etype == "ssh_preauth":
