@@ -40,7 +40,7 @@ class MariaDB:
     process: subprocess.Popen[bytes]
 
     def admin(self) -> pymysql.connections.Connection:
-        return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True)
+        return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True, charset="utf8mb4")
 
     def create_logs(self, database: str, table: str = "logs") -> None:
         cols = ",\n".join(f"`{c}` TEXT NULL" for c in COLUMNS)
@@ -49,7 +49,7 @@ class MariaDB:
             cur.execute(f"CREATE DATABASE `{database}`")
             cur.execute(
                 f"CREATE TABLE `{database}`.`{table}` (`greptime_timestamp` DATETIME(6) NOT NULL,\n{cols},\n"
-                "KEY (`greptime_timestamp`))"
+                "KEY (`greptime_timestamp`)) DEFAULT CHARSET=utf8mb4"
             )
             cur.execute(f"GRANT SELECT ON `{database}`.* TO 'analyst'@'%'")
 

@@ -22,6 +22,7 @@ class RunOptions:
     settle: int = 120 * SECOND  # an event is reported once no line arrived for this long
     safety_lag: int = 10 * SECOND  # rows newer than now - lag may not be visible yet
     overlap: int = 600 * SECOND  # re-read this much before the resume point (late, out-of-order rows)
+    remember: int = 7 * 86400 * SECOND  # ids of reported events are kept this long: redelivered rows stay silent
     settings: Settings = field(default_factory=Settings)
 
 
@@ -68,7 +69,7 @@ def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Even
         if event.known or event.id in ids:
             return
         report(event)
-        ids[event.id] = event.last_arrival
+        ids[event.id] = now
         result.reported += 1
         result.worst = max(result.worst, SEVERITY[event.severity])
 
@@ -88,7 +89,7 @@ def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Even
             RunState(
                 resume_from=resume,
                 reported_lines={k for k, arrival in done_lines.items() if arrival >= keep_from},
-                reported_ids={i: t for i, t in ids.items() if t >= keep_from - options.overlap},
+                reported_ids={i: t for i, t in ids.items() if t >= now - options.remember},
             ),
         )
     return result

@@ -16,7 +16,7 @@ class RunState:
 
     resume_from: int | None = None
     reported_lines: set[str] = field(default_factory=set)
-    reported_ids: dict[str, int] = field(default_factory=dict)
+    reported_ids: dict[str, int] = field(default_factory=dict)  # event id → when it was reported
 
 
 def load_state(path: Path) -> RunState:

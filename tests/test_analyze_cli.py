@@ -1,0 +1,153 @@
+"""`logstack analyze` on journal exports: formats, escaping, bad input, exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import ROOT, invoke
+from tests.journal import entry, write
+
+SAMPLE = ROOT / "examples/journal-sample.json"
+
+
+def test_sample_export_gives_known_events(runner):
+    result = invoke(runner, "analyze", "--journal", SAMPLE, "--format", "json")
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)
+    assert Counter(e["type"] for e in events) == {
+        "ssh_login": 12,
+        "sudo": 2,
+        "account_change": 2,
+        "session": 1,
+        "su": 1,
+        "ssh_preauth": 1,
+        "other": 1,
+        "log_gap": 1,
+        "brute_force": 1,
+    }
+    assert not [e for e in events if any(ln["identifier"] == "logstack-heartbeat" for ln in e["lines"])]
+    shape = {
+        "id",
+        "type",
+        "outcome",
+        "severity",
+        "host",
+        "machine_id",
+        "boot_id",
+        "pids",
+        "start",
+        "end",
+        "user",
+        "target_user",
+        "source_ip",
+        "source_port",
+        "method",
+        "command",
+        "reason",
+        "flags",
+        "lines",
+    }
+    for event in events:
+        assert set(event) == shape
+        assert event["outcome"] in {"success", "failure", "info"}
+        for line in event["lines"]:
+            assert set(line) == {"ts", "identifier", "pid", "message"}
+    brute = next(e for e in events if e["type"] == "brute_force")
+    assert brute["source_ip"] == "203.0.113.77" and "postgres" in brute["user"]
+    # byte-array MESSAGE decoded, invalid UTF-8 replaced
+    bob = next(e for e in events if e["user"] == "bob")
+    assert bob["command"] == "/usr/bin/cat /srv/\ufffd\ufffd"
+    jsonl = invoke(runner, "analyze", "--journal", SAMPLE, "--format", "jsonl")
+    assert [json.loads(x)["id"] for x in jsonl.stdout.splitlines()] == [e["id"] for e in events]
+
+
+def test_text_output_has_iso_times_and_blocks(runner):
+    result = invoke(runner, "analyze", "--journal", SAMPLE)
+    assert result.exit_code == 0
+    assert "  DATE: 2026-11-20T08:00:00.000000Z .. 2026-11-20T08:00:00.050000Z" in result.stdout
+    assert result.stdout.count("\n" + "-" * 100 + "\n") == 22
+
+
+def test_stdin_and_fail_on(runner):
+    data = SAMPLE.read_text()
+    result = runner.invoke(
+        __import__("logstack.cli").cli.app, ["analyze", "--journal", "-", "--fail-on", "alert"], input=data
+    )
+    assert result.exit_code == 1
+    clean = runner.invoke(
+        __import__("logstack.cli").cli.app, ["analyze", "--journal", "-", "--fail-on", "never"], input=data
+    )
+    assert clean.exit_code == 0
+
+
+def test_control_characters_from_log_content_are_escaped(tmp_path: Path, runner):
+    path = write(
+        tmp_path / "j.json",
+        [
+            entry(
+                "2025-01-01 00:00:00",
+                "sshd-session",
+                9,
+                "Failed password for \x1b]0;pwned\x07root\u202e from 192.0.2.1 port 2 ssh2\r\nfake line",
+            ),
+        ],
+    )
+    text = invoke(runner, "analyze", "--journal", path).stdout
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text and "\r" not in text
+    assert "\\x1b]0;pwned\\x07root\\u202e" in text
+    raw = invoke(runner, "analyze", "--journal", path, "--format", "jsonl").stdout
+    assert "\x1b" not in raw and "\u202e" not in raw
+    assert json.loads(raw)["user"] == "\x1b]0;pwned\x07root\u202e"
+
+
+def test_null_and_binary_fields(tmp_path: Path, runner):
+    path = write(
+        tmp_path / "j.json",
+        [
+            entry("2025-01-01 00:00:00", "sshd-session", 9, None),
+            entry(
+                "2025-01-01 00:00:01",
+                "sshd-session",
+                10,
+                list(b"Failed password for root from 192.0.2.1 port 2 ssh2"),
+                _COMM=None,
+            ),
+        ],
+    )
+    result = invoke(runner, "analyze", "--journal", path, "--format", "json")
+    assert result.exit_code == 0
+    assert [e["type"] for e in json.loads(result.stdout)] == ["other", "ssh_login"]
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, runner):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(entry("2025-01-01 00:00:00", "sshd", 1, "x")) + "\n{not json\n")
+    result = invoke(runner, "analyze", "--journal", bad)
+    assert result.exit_code == 2 and f"{bad}:2: not a JSON object" in result.stderr
+    assert result.stderr.count("\n") == 1
+    missing = invoke(runner, "analyze", "--journal", tmp_path / "nope.json")
+    assert missing.exit_code == 2 and "nope.json" in missing.stderr
+    for args in (["--format", "xml"], ["--fail-on", "sometimes"], ["--since", "yesterday"], ["--settle", "2 min"]):
+        r = invoke(runner, "analyze", "--journal", SAMPLE, *args)
+        assert r.exit_code == 2 and r.stderr.startswith("logstack: error:"), (args, r.output)
+    no_password = runner.invoke(__import__("logstack.cli").cli.app, ["analyze"], env={"GREPTIMEDB_PASSWORD": None})
+    assert no_password.exit_code == 2 and "GREPTIMEDB_PASSWORD" in no_password.stderr
+
+
+def test_since_filters_journal_time(runner):
+    result = invoke(runner, "analyze", "--journal", SAMPLE, "--since", "2026-11-20 08:20:00", "--format", "json")
+    events = json.loads(result.stdout)
+    assert events and all(e["start"] >= "2026-11-20T08:20:00" for e in events)
+
+
+def test_since_last_run_on_an_export_reports_once(tmp_path: Path, runner):
+    first = invoke(
+        runner, "analyze", "--journal", SAMPLE, "--since-last-run", "--data-dir", tmp_path, "--format", "jsonl"
+    )
+    assert first.exit_code == 0 and len(first.stdout.splitlines()) == 22
+    state = list(tmp_path.glob("analyze-*.json"))
+    assert len(state) == 1 and oct(state[0].stat().st_mode)[-3:] == "600"
+    second = invoke(runner, "analyze", "--journal", SAMPLE, "--since-last-run", "--data-dir", tmp_path)
+    assert second.exit_code == 0 and second.stdout == "No events found\n"
