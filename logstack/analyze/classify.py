@@ -77,15 +77,19 @@ _SSH_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^Unable to negotiate with {_ADDR} {_PORT}: (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(rf"^banner exchange: Connection from {_ADDR} {_PORT}: (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(r"^kex_exchange_identification: (?P<reason>.*)"), "ssh_preauth"),
-    (
-        re.compile(rf"^(?:ssh_dispatch_run_fatal|kex_protocol_error|Bad protocol version).*?(?:{_ADDR} {_PORT})?"),
-        "ssh_preauth",
-    ),
+    (re.compile(rf"^ssh_dispatch_run_fatal: Connection from {_ADDR} {_PORT}: (?P<reason>.*)"), "ssh_preauth"),
+    (re.compile(r"^kex_protocol_error: (?P<reason>.*)"), "ssh_preauth"),
+    (re.compile(r"^Bad protocol version identification (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(rf"^Did not receive identification string from {_ADDR}(?: {_PORT})?"), "ssh_preauth"),
     (re.compile(rf"^Connection from {_ADDR} {_PORT} on \S+ port \d+"), "ssh_connect"),
     (re.compile(rf"^Postponed (?P<method>\S+) for (?P<user>.+?) from {_ADDR} {_PORT}"), "ssh_info"),
     (re.compile(r"^Starting session: (?P<reason>.*?) for (?P<user>.+?) from " + _ADDR + " " + _PORT), "ssh_info"),
 ]
+
+# Rules by the message's first word: one dict lookup instead of trying every pattern.
+_SSH_BY_WORD: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+for _pattern, _kind in _SSH_RULES:
+    _SSH_BY_WORD.setdefault(_pattern.pattern[1:].split(" ", 1)[0], []).append((_pattern, _kind))
 
 # pam_unix / pam_faillock lines, any service: pam_unix(sshd:auth): ...
 _PAM_RE = re.compile(r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)$")
@@ -171,6 +175,8 @@ def _strip_ssh(message: str) -> tuple[str, bool]:
 
 
 def _pam(message: str) -> Fact | None:
+    if not message.startswith("pam_"):
+        return None
     match = _PAM_RE.match(message)
     if match is None:
         return None
@@ -217,7 +223,7 @@ def _ssh(message: str) -> Fact:
     if pam is not None:
         return pam
     text, preauth = _strip_ssh(message)
-    for pattern, kind in _SSH_RULES:
+    for pattern, kind in _SSH_BY_WORD.get(text.split(" ", 1)[0], ()):
         match = pattern.match(text)
         if match is None:
             continue

@@ -229,7 +229,8 @@ class EventBuilder:
         self._failures: dict[str, deque[Event]] = {}
         self._incidents: dict[str, Event] = {}
         self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
-        self._seen: dict[str, int] = {}  # de-duplication keys → arrival
+        self._seen: set[str] = set()  # de-duplication keys of recent lines
+        self._seen_order: deque[tuple[int, str]] = deque()
         self.clock = 0
         self._since_sweep = 0
         self.duplicates = 0
@@ -242,7 +243,8 @@ class EventBuilder:
         if line.key in self._seen:
             self.duplicates += 1
             return
-        self._seen[line.key] = line.arrival
+        self._seen.add(line.key)
+        self._seen_order.append((line.arrival, line.key))
         if line.arrival > self.clock:
             self.clock = line.arrival
         fact = classify(line.ident, line.message)
@@ -312,8 +314,15 @@ class EventBuilder:
             yield from self._finalise(event)
         yield from self._end_incidents(final)
         if not final:
+            # Forget what can no longer meet a duplicate or a failure window: memory stays bounded.
             keep_after = self.clock - 4 * self.settings.gap
-            self._seen = {k: v for k, v in self._seen.items() if v >= keep_after}
+            order = self._seen_order
+            while order and order[0][0] < keep_after:
+                self._seen.discard(order.popleft()[1])
+            stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
+            for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
+                if ip not in self._incidents:
+                    del self._failures[ip]
 
     def _finalise(self, event: Event) -> Iterator[Event]:
         window = self.settings.brute_force_window

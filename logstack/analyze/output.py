@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TextIO
+
+import orjson
 
 from logstack.analyze.events import Event
 from logstack.analyze.records import iso
@@ -58,6 +59,12 @@ def text_block(event: Event) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _json_escape(data: str) -> str:
+    if not _UNSAFE.search(data):
+        return data
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
+
+
 class EventWriter:
     """Streams events in one format: text, json (one array) or jsonl."""
 
@@ -70,8 +77,8 @@ class EventWriter:
         if self.fmt == "text":
             self.stream.write(text_block(event))
         else:
-            # ensure_ascii: C1 controls and bidi overrides leave as \u escapes, not raw bytes
-            data = json.dumps(event.as_dict(), ensure_ascii=True)
+            # orjson escapes C0 controls; C1 controls and bidi overrides become \u escapes here
+            data = _json_escape(orjson.dumps(event.as_dict()).decode())
             if self.fmt == "json":
                 self.stream.write(("[\n" if self.count == 0 else ",\n") + data)
             else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -51,29 +53,36 @@ def _key(machine: str, host: str, cursor: str | None, ts: int, pid: str, message
 
 def from_journal(entry: dict[str, Any]) -> Line | None:
     """A `journalctl -o json` object (or a row with journald column names) as a Line."""
-    raw_ts = entry.get("__REALTIME_TIMESTAMP")
+    get = entry.get
+    raw_ts = get("__REALTIME_TIMESTAMP")
     try:
-        ts = int(text(raw_ts) or "")
+        ts = int(raw_ts if type(raw_ts) is str else text(raw_ts) or "")
     except ValueError:
         return None
-    message = text(entry.get("MESSAGE", entry.get("message"))) or ""
-    host = text(entry.get("logstack_host")) or text(entry.get("_HOSTNAME")) or text(entry.get("host")) or ""
-    machine = text(entry.get("_MACHINE_ID")) or ""
-    pid = text(entry.get("_PID")) or text(entry.get("SYSLOG_PID")) or ""
-    cursor = text(entry.get("__CURSOR"))
+
+    def field(name: str) -> str | None:
+        value = get(name)
+        return value if type(value) is str else text(value)  # fast path: plain strings
+
+    message = field("MESSAGE") if "MESSAGE" in entry else field("message")
+    message = message or ""
+    host = field("logstack_host") or field("_HOSTNAME") or field("host") or ""
+    machine = field("_MACHINE_ID") or ""
+    pid = field("_PID") or field("SYSLOG_PID") or ""
+    cursor = field("__CURSOR")
     return Line(
-        ts=ts,
-        arrival=ts,
-        host=host,
-        machine=machine,
-        boot=text(entry.get("_BOOT_ID")) or "",
-        pid=pid,
-        ident=text(entry.get("SYSLOG_IDENTIFIER")) or "",
-        message=message,
-        comm=text(entry.get("_COMM")),
-        exe=text(entry.get("_EXE")),
-        loginuid=text(entry.get("_AUDIT_LOGINUID")),
-        key=_key(machine, host, cursor, ts, pid, message),
+        ts,
+        ts,
+        host,
+        machine,
+        field("_BOOT_ID") or "",
+        pid,
+        field("SYSLOG_IDENTIFIER") or "",
+        message,
+        field("_COMM"),
+        field("_EXE"),
+        field("_AUDIT_LOGINUID"),
+        f"{machine or host}|{cursor}" if cursor else _key(machine, host, None, ts, pid, message),
     )
 
 
@@ -89,9 +98,15 @@ def from_micros(value: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=value)
 
 
+@lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def iso(value: int) -> str:
     """UTC ISO-8601 with microseconds."""
-    return from_micros(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micros = divmod(value, 1_000_000)
+    return f"{_iso_seconds(seconds)}.{micros:06d}Z"
 
 
 def from_row(row: dict[str, Any]) -> Line | None:

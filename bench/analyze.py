@@ -1,0 +1,291 @@
+"""Benchmark `logstack analyze`.
+
+(a) Generate N realistic journal rows (default 1M); print lines/s from a JSON export and from MariaDB,
+    and the peak RSS of `logstack analyze` reading each. Targets: >= 200k lines/s from a file;
+    1M rows within 150 MB RSS.
+(b) Load 10k failed-login events into MariaDB and time, in the same run, the old analysis script's
+    query pattern (one query for the events, then one connection and one query per event) against
+    `logstack analyze`. Target: >= 100x.
+
+Needs mariadb-server (bash tests/setup.sh installs it); starts its own server in a temp directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.mariadb import COLUMNS, PASSWORD, start_mariadb  # noqa: E402
+
+START = 1_760_000_000_000_000  # µs
+HOSTS = [f"web{i:02d}" for i in range(40)]
+USERS = ["root", "admin", "oracle", "test", "ubuntu", "git", "postgres", "deploy", "pi", "user"]
+
+
+def _events(rng: random.Random, count_lines: int):
+    """Yield (ts_us, host, pid, identifier, comm, message) in time order, ~count_lines lines."""
+    ts = START
+    pid = 1000
+    produced = 0
+    while produced < count_lines:
+        ts += rng.randint(1, 200_000)
+        pid += 1
+        host = rng.choice(HOSTS)
+        roll = rng.random()
+        ip = f"203.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        port = rng.randint(1024, 65535)
+        user = rng.choice(USERS)
+        if roll < 0.55:
+            lines = [
+                ("sshd-session", f"Invalid user {user} from {ip} port {port}"),
+                ("sshd-session", "pam_unix(sshd:auth): check pass; user unknown"),
+                (
+                    "sshd-session",
+                    f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",
+                ),
+                ("sshd-session", f"Failed password for invalid user {user} from {ip} port {port} ssh2"),
+                ("sshd-session", f"Connection closed by invalid user {user} {ip} port {port} [preauth]"),
+            ]
+        elif roll < 0.75:
+            lines = [
+                ("sshd-session", f"Accepted publickey for {user} from {ip} port {port} ssh2: ED25519 SHA256:x"),
+                ("sshd-session", f"pam_unix(sshd:session): session opened for user {user}(uid=1000) by (uid=0)"),
+                ("systemd-logind", f"New session {pid} of user {user}."),
+            ]
+        elif roll < 0.9:
+            lines = [
+                (
+                    "sudo",
+                    f"   {user} : TTY=pts/0 ; PWD=/home/{user} ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx",
+                ),
+                ("sudo", f"pam_unix(sudo:session): session opened for user root(uid=0) by {user}(uid=1000)"),
+                ("sudo", "pam_unix(sudo:session): session closed for user root"),
+            ]
+        else:
+            lines = [
+                ("sshd-session", "error: kex_exchange_identification: Connection closed by remote host"),
+                ("sshd-session", f"Connection closed by {ip} port {port}"),
+            ]
+        for i, (ident, message) in enumerate(lines):
+            yield ts + i * 1000, host, pid if ident != "systemd-logind" else 600, ident, ident, message
+            produced += 1
+
+
+def generate_json(path: Path, count: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    n = 0
+    with path.open("w") as out:
+        for ts, host, pid, ident, comm, message in _events(rng, count):
+            n += 1
+            machine = host.ljust(32, "0")
+            out.write(
+                json.dumps(
+                    {
+                        "__CURSOR": f"s=ab;i={n:x};b=bb;m={n:x};t={ts:x};x=0",
+                        "__REALTIME_TIMESTAMP": str(ts),
+                        "__MONOTONIC_TIMESTAMP": str(n),
+                        "_BOOT_ID": "b" * 32,
+                        "_MACHINE_ID": machine,
+                        "_HOSTNAME": host,
+                        "PRIORITY": "6",
+                        "SYSLOG_FACILITY": "10",
+                        "SYSLOG_IDENTIFIER": ident,
+                        "_PID": str(pid),
+                        "_UID": "0",
+                        "_GID": "0",
+                        "_COMM": comm,
+                        "_EXE": f"/usr/sbin/{comm}",
+                        "_TRANSPORT": "syslog",
+                        "MESSAGE": message,
+                        "_SYSTEMD_UNIT": "ssh.service",
+                        "_CAP_EFFECTIVE": "1ffffffffff",
+                        "_SELINUX_CONTEXT": "unconfined\n",
+                    }
+                )
+            )
+            out.write("\n")
+    return n
+
+
+def load_mariadb(db, name: str, path: Path) -> None:
+
+    db.create_logs(name)
+    names = ["greptime_timestamp", *COLUMNS]
+    sql = (
+        f"INSERT INTO `{name}`.`logs` ({', '.join(f'`{c}`' for c in names)}) VALUES ({', '.join(['%s'] * len(names))})"
+    )
+    conn = db.admin()
+    batch = []
+    with conn.cursor() as cur, path.open() as src:
+        for raw in src:
+            e = json.loads(raw)
+            ts = int(e["__REALTIME_TIMESTAMP"])
+            arrival = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts + 1_500_000)
+            row = {
+                "greptime_timestamp": arrival,
+                "host": e["_HOSTNAME"],
+                "message": e["MESSAGE"],
+                "SYSLOG_IDENTIFIER": e["SYSLOG_IDENTIFIER"],
+                "_PID": e["_PID"],
+                "_COMM": e["_COMM"],
+                "_EXE": e["_EXE"],
+                "_BOOT_ID": e["_BOOT_ID"],
+                "_MACHINE_ID": e["_MACHINE_ID"],
+                "__CURSOR": e["__CURSOR"],
+                "__REALTIME_TIMESTAMP": e["__REALTIME_TIMESTAMP"],
+                "source_type": "journald",
+            }
+            batch.append([row.get(c) for c in names])
+            if len(batch) >= 5000:
+                cur.executemany(sql, batch)
+                batch.clear()
+        if batch:
+            cur.executemany(sql, batch)
+    conn.close()
+
+
+def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Run `logstack analyze` in a child; (seconds, peak RSS MiB, events)."""
+    cmd = [
+        sys.executable,
+        "-c",
+        "import resource,sys;from logstack.cli import main;sys.argv=['logstack',*sys.argv[1:]];main()",
+        "analyze",
+        "--format",
+        "jsonl",
+        *args,
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"analyze failed: {proc.stderr}")
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return elapsed, rss, len(proc.stdout.splitlines())
+
+
+def old_pattern(port: int, name: str) -> tuple[float, int]:
+    """The old script: find lines with 'authentication failure', then per (host, PID) a new connection."""
+    import pymysql
+
+    start = time.perf_counter()
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="analyst", password=PASSWORD, database=name)
+    with conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT `host`, `_PID` FROM `logs` WHERE `message` LIKE %s", ("%authentication failure%",))
+        keys = cur.fetchall()
+    conn.close()
+    for host, pid in keys:
+        per_event = pymysql.connect(host="127.0.0.1", port=port, user="analyst", password=PASSWORD, database=name)
+        with per_event.cursor() as cur:
+            cur.execute(
+                "SELECT `greptime_timestamp`, `host`, `message`, `_PID` FROM `logs` WHERE `host` = %s AND "
+                "`_PID` = %s ORDER BY `greptime_timestamp`",
+                (host, pid),
+            )
+            cur.fetchall()
+        per_event.close()
+    return time.perf_counter() - start, len(keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--failed-events", type=int, default=10_000)
+    parser.add_argument("--skip-db", action="store_true", help="only the JSON export figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        export = tmp / "journal.json"
+        t0 = time.perf_counter()
+        rows = generate_json(export, args.rows)
+        print(
+            f"generated {rows:,} journal rows ({export.stat().st_size / 2**20:,.0f} MiB) "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+
+        seconds, rss, events = timed_cli(["--journal", str(export)], {})
+        print(
+            f"(a) JSON export: {rows:,} lines in {seconds:.2f} s = {rows / seconds:,.0f} lines/s, "
+            f"{events:,} events, peak RSS {rss:.0f} MiB (targets: >= 200,000 lines/s, <= 150 MiB)"
+        )
+        if args.skip_db:
+            return
+
+        db = start_mariadb(tmp / "mariadb")
+        try:
+            t0 = time.perf_counter()
+            load_mariadb(db, "bench", export)
+            print(f"loaded MariaDB in {time.perf_counter() - t0:.1f} s")
+            env = {"GREPTIMEDB_PASSWORD": PASSWORD}
+            db_args = ["--db-port", str(db.port), "--db-name", "bench"]
+            seconds, rss, events = timed_cli(db_args, env)
+            print(
+                f"(a) MariaDB: {rows:,} rows in {seconds:.2f} s = {rows / seconds:,.0f} lines/s, "
+                f"{events:,} events, peak RSS {rss:.0f} MiB"
+            )
+
+            failed = tmp / "failed.json"
+            generate_failed(failed, args.failed_events)
+            load_mariadb(db, "failed", failed)
+            old_s, old_events = old_pattern(db.port, "failed")
+            new_s, _, new_events = timed_cli(["--db-port", str(db.port), "--db-name", "failed"], env)
+            print(
+                f"(b) {args.failed_events:,} failed logins: old pattern {old_s:.2f} s ({old_events:,} events), "
+                f"logstack analyze {new_s:.2f} s ({new_events:,} events, process start included): "
+                f"{old_s / new_s:,.1f}x (target: >= 100x)"
+            )
+        finally:
+            db.stop()
+
+
+def generate_failed(path: Path, count: int) -> None:
+    rng = random.Random(11)
+    n = 0
+    with path.open("w") as out:
+        ts = START
+        for i in range(count):
+            ts += rng.randint(10_000, 2_000_000)
+            host = rng.choice(HOSTS)
+            ip = f"198.51.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            port = rng.randint(1024, 65535)
+            for j, message in enumerate(
+                [
+                    f"pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",
+                    f"Failed password for root from {ip} port {port} ssh2",
+                    f"Connection closed by authenticating user root {ip} port {port} [preauth]",
+                ]
+            ):
+                n += 1
+                out.write(
+                    json.dumps(
+                        {
+                            "__CURSOR": f"c{n}",
+                            "__REALTIME_TIMESTAMP": str(ts + j),
+                            "_BOOT_ID": "b" * 32,
+                            "_MACHINE_ID": host.ljust(32, "0"),
+                            "_HOSTNAME": host,
+                            "SYSLOG_IDENTIFIER": "sshd-session",
+                            "_PID": str(10000 + i),
+                            "_COMM": "sshd-session",
+                            "_EXE": "/usr/sbin/sshd-session",
+                            "MESSAGE": message,
+                        }
+                    )
+                    + "\n"
+                )
+
+
+if __name__ == "__main__":
+    main()
