@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -157,23 +156,21 @@ def load_mariadb(db, name: str, path: Path) -> None:
 
 
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Run `logstack analyze` in a child; (seconds, peak RSS MiB, events)."""
-    cmd = [
-        sys.executable,
-        "-c",
-        "import resource,sys;from logstack.cli import main;sys.argv=['logstack',*sys.argv[1:]];main()",
-        "analyze",
-        "--format",
-        "jsonl",
-        *args,
-    ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT)
-    elapsed = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"analyze failed: {proc.stderr}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return elapsed, rss, len(proc.stdout.splitlines())
+    """Run `logstack analyze` in a child; (seconds, peak RSS MiB of that child, events)."""
+    code = "import sys; from logstack.cli import main; sys.argv = ['logstack', *sys.argv[1:]]; main()"
+    cmd = [sys.executable, "-c", code, "analyze", "--format", "jsonl", *args]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **env}, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0, 1):
+            err.seek(0)
+            raise SystemExit(f"analyze failed: {err.read()}")
+        out.seek(0)
+        events = sum(1 for _ in out)
+    return elapsed, usage.ru_maxrss / 1024, events
 
 
 def old_pattern(port: int, name: str) -> tuple[float, int]:
