@@ -63,7 +63,8 @@ def test_readme_json_shape_matches_real_output(runner):
     readme = (ROOT / "README.md").read_text()
     block = readme.split("JSON shape", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     documented = json.loads(block.replace("…", ""))
-    real = json.loads(invoke(runner, "analyze", "--journal", ROOT / "examples/journal-sample.json",
-                             "--format", "json").stdout)[0]
+    real = json.loads(
+        invoke(runner, "analyze", "--journal", ROOT / "examples/journal-sample.json", "--format", "json").stdout
+    )[0]
     assert set(documented) == set(real)
     assert set(documented["lines"][0]) == set(real["lines"][0])

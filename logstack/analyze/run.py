@@ -57,6 +57,9 @@ def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Even
     pending_from: int | None = None
     done_lines: dict[str, int] = {}
     ids = dict(state.reported_ids)
+    # Only lines the next run can re-read need remembering; older ones would grow the state (and
+    # memory) with the whole table on a first run.
+    remember_from = upper - options.settle - options.overlap - 4 * options.settings.gap if upper is not None else None
 
     def handle(event: Event) -> None:
         nonlocal pending_from
@@ -64,8 +67,9 @@ def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Even
             result.pending += 1
             pending_from = event.first_arrival if pending_from is None else min(pending_from, event.first_arrival)
             return
-        for line in event.lines:
-            done_lines[line.key] = line.arrival
+        if remember_from is not None and event.last_arrival >= remember_from:
+            for line in event.lines:
+                done_lines[line.key] = line.arrival
         if event.known or event.id in ids:
             return
         report(event)

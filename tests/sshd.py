@@ -1,0 +1,145 @@
+"""Real sshd test hosts: one sshd per 127.0.0.x address, each in its own mount namespace.
+
+Inside a host's namespace /etc, /var/lib, /usr/local/bin and /usr/bin are overlays whose upper layers live
+in the host's temp directory, so the files logstack writes are private to that host and visible to the
+test from outside. `systemctl` is a recording shim: the only stand-in, since the hosts run no systemd.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SHIM = """#!/bin/sh
+echo "$*" >> {log}
+exit 0
+"""
+
+
+@dataclass
+class SSHHost:
+    name: str
+    address: str
+    port: int
+    base: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def upper(self) -> Path:
+        return self.base / "upper"
+
+    def path(self, absolute: str) -> Path:
+        """Where a file logstack wrote at `absolute` on this host lives on the test machine."""
+        top, _, rest = absolute.lstrip("/").partition("/")
+        if absolute.startswith("/usr/local/bin/"):
+            return self.upper / "usr_local_bin" / absolute.removeprefix("/usr/local/bin/")
+        if absolute.startswith("/var/lib/"):
+            return self.upper / "var_lib" / absolute.removeprefix("/var/lib/")
+        if absolute.startswith("/usr/bin/"):
+            return self.upper / "usr_bin" / absolute.removeprefix("/usr/bin/")
+        assert top == "etc", absolute
+        return self.upper / "etc" / rest
+
+    @property
+    def systemctl_calls(self) -> list[str]:
+        log = self.base / "systemctl.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def host_key_line(self) -> str:
+        pub = (self.base / "ssh_host_ed25519_key.pub").read_text().split()
+        name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return f"{name} {pub[0]} {pub[1]}\n"
+
+    def start(self) -> None:
+        for layer in ("etc", "var_lib", "usr_local_bin", "usr_bin"):
+            (self.upper / layer).mkdir(parents=True, exist_ok=True)
+            (self.base / "work" / layer).mkdir(parents=True, exist_ok=True)
+        mounts = [
+            ("/etc", "etc"),
+            ("/var/lib", "var_lib"),
+            ("/usr/local/bin", "usr_local_bin"),
+            ("/usr/bin", "usr_bin"),
+        ]
+        script = ["set -e"]
+        for target, layer in mounts:
+            script.append(
+                f"mount -t overlay overlay -o lowerdir={target},upperdir={self.upper / layer},"
+                f"workdir={self.base / 'work' / layer} {target}"
+            )
+        script.append(f"mount --bind {self.base / 'systemctl'} /usr/bin/systemctl")
+        script.append(f"exec /usr/sbin/sshd -D -e -f {self.base / 'sshd_config'}")
+        self.process = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", "\n".join(script)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.base / "sshd.log").open("wb"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.address, self.port), timeout=0.5) as sock:
+                    if sock.recv(4).startswith(b"SSH-"):
+                        return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd for {self.name} did not start: {(self.base / 'sshd.log').read_text()[-1500:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self.process = None
+
+    def kill_connections(self) -> None:
+        """Kill every session process of this host's sshd (a connection dying mid-deploy)."""
+        if self.process is None:
+            return
+        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True).stdout
+        for pid in out.split():
+            if int(pid) != self.process.pid:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def make_client_key(base: Path) -> Path:
+    key = base / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def make_host(base: Path, name: str, address: str, client_key: Path, port: int = 22) -> SSHHost:
+    base.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(exist_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "ssh_host_ed25519_key")], check=True
+    )
+    shutil.copy(client_key.with_suffix(".pub"), base / "authorized_keys")
+    (base / "systemctl").write_text(SHIM.format(log=base / "systemctl.log"))
+    (base / "systemctl").chmod(0o755)
+    (base / "sshd_config").write_text(
+        f"ListenAddress {address}:{port}\n"
+        f"HostKey {base / 'ssh_host_ed25519_key'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\n"
+        f"PidFile {base / 'sshd.pid'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "UsePAM no\nStrictModes no\nMaxStartups 200\nMaxSessions 100\nLogLevel ERROR\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    host = SSHHost(name=name, address=address, port=port, base=base)
+    host.start()
+    return host
