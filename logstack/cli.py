@@ -32,10 +32,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from logstack.commands import analyze, ca, certs, init, render
+    from logstack.commands import analyze, ca, certs, enroll_host, init, init_server, render, trust_host
 
     app.command("init")(init.init)
     app.command("render")(render.render)
+    app.command("init-server")(init_server.init_server)
+    app.command("enroll-host")(enroll_host.enroll_host)
+    app.command("trust-host")(trust_host.trust_host)
     app.command("analyze")(analyze.analyze)
     app.add_typer(ca.app, name="ca")
     app.add_typer(certs.app, name="certs")

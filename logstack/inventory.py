@@ -202,6 +202,7 @@ class ServerSpec(_Model):
     data_dir: AbsPath = "/var/lib/greptime"
     buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 1073741824
     analyze: AnalyzeSchedule = AnalyzeSchedule()
+    manage_packages: bool = True
 
     @field_validator("greptimedb_version")
     @classmethod
@@ -257,6 +258,7 @@ class InventorySpec(_Model):
     pki: PKISettings = PKISettings()
     senders: SenderSettings = SenderSettings()
     known_hosts: str | None = None
+    service_manager: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+$")] = "systemctl"
     defaults: HostVars = HostVars()
     groups: dict[Hostname, GroupSpec] = {}
     hosts: list[HostSpec] = []

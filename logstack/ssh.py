@@ -26,6 +26,10 @@ class HostKeyError(RuntimeFailure):
     """The target's host key is unknown or has changed."""
 
 
+class UnreachableError(RuntimeFailure):
+    """No SSH session could be opened (TCP refused, timed out, no SSH banner)."""
+
+
 class SudoError(RuntimeFailure):
     """sudo -n could not run a command without a password."""
 
@@ -231,7 +235,7 @@ def connect(
             if sock is not None or attempt == retries:
                 break
             time.sleep(0.5 * (attempt + 1))
-    raise RuntimeFailure(
+    raise UnreachableError(
         f"{target.name}: unreachable at {params['hostname']}:{params['port']}: {last or 'connection failed'}"
     )
 
@@ -242,7 +246,7 @@ def scan_host_key(target: Target, timeout: float = CONNECT_TIMEOUT) -> tuple[str
     try:
         sock = socket.create_connection((params["hostname"], params["port"]), timeout=timeout)
     except OSError as exc:
-        raise RuntimeFailure(f"{target.name}: unreachable at {params['hostname']}:{params['port']}: {exc}") from None
+        raise UnreachableError(f"{target.name}: unreachable at {params['hostname']}:{params['port']}: {exc}") from None
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=timeout)

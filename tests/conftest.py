@@ -37,3 +37,10 @@ def mariadb(tmp_path_factory):
     server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_client_key(tmp_path_factory):
+    from tests.sshd import make_client_key
+
+    return make_client_key(tmp_path_factory.mktemp("sshkey"))

@@ -7,6 +7,7 @@ test from outside. `systemctl` is a recording shim: the only stand-in, since the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -109,10 +110,8 @@ class SSHHost:
         out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True).stdout
         for pid in out.split():
             if int(pid) != self.process.pid:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def make_client_key(base: Path) -> Path:

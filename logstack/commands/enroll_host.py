@@ -1,0 +1,52 @@
+"""`logstack enroll-host NAME... | --all`: client certificate, sender config, restart, in parallel."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
+from logstack.commands.report import print_plan, print_results
+from logstack.fleet import enroll, select_hosts
+from logstack.status import ExitStatus
+
+
+def enroll_host(
+    names: Annotated[list[str] | None, typer.Argument(help="Hosts to enroll.")] = None,
+    all_hosts: Annotated[bool, typer.Option("--all", help="Every host of the inventory.")] = False,
+    forks: Annotated[int, typer.Option("--forks", help="Hosts handled in parallel.")] = 10,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and diffs; change nothing.")] = False,
+    accept_new: Annotated[bool, typer.Option("--accept-new", help="Pin unknown host keys (first contact).")] = False,
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    passphrase_file: PassphraseFileOpt = None,
+) -> None:
+    """Mint each host's client certificate when missing, deploy its files, restart Vector when changed."""
+    inv = inventory(inventory_path)
+    hosts = select_hosts(inv, names or [], all_hosts)
+    with Progress(
+        TextColumn("enrolling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("", total=len(hosts))
+        results = enroll(
+            inv,
+            hosts,
+            forks=forks,
+            dry_run=dry_run,
+            accept_new=accept_new,
+            passphrase=passphrase(passphrase_file),
+            on_result=lambda r: progress.update(task, advance=1, description=r.name),
+        )
+    if dry_run:
+        for result in results:
+            print_plan(result)
+    print_results(results)
+    if any(r.status in ("failed", "unreachable") for r in results):
+        raise typer.Exit(ExitStatus.RUNTIME_FAILURE)

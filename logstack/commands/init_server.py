@@ -1,0 +1,40 @@
+"""`logstack init-server`: GreptimeDB and the receiving Vector on the central server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
+from logstack.commands.report import print_plan, print_results
+from logstack.server_setup import init_server as run_init_server
+
+
+def init_server(
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and diffs; change nothing.")] = False,
+    accept_new: Annotated[bool, typer.Option("--accept-new", help="Pin an unknown host key (first contact).")] = False,
+    no_install: Annotated[bool, typer.Option("--no-install", help="Refuse instead of installing Vector.")] = False,
+    greptime_tarball: Annotated[
+        Path | None, typer.Option("--greptime-tarball", help="Release tarball to upload (needs PATH.sha256sum).")
+    ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+) -> None:
+    """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
+    inv = inventory(inventory_path)
+    result = run_init_server(
+        inv,
+        dry_run=dry_run,
+        accept_new=accept_new,
+        no_install=no_install,
+        greptime_tarball=greptime_tarball,
+        passphrase=passphrase(passphrase_file),
+    )
+    for step in result.steps:
+        typer.echo(step)
+    if result.deploy is not None:
+        if dry_run:
+            print_plan(result.deploy)
+        print_results([result.deploy])

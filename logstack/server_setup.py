@@ -1,0 +1,258 @@
+"""`init-server`: GreptimeDB and the receiving Vector on the central server, idempotently."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import shlex
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logstack.deploy import apply, diffs, inspect, make_plan
+from logstack.errors import BadInputError, RuntimeFailure
+from logstack.fleet import HostResult, known_hosts_path, server_target
+from logstack.inventory import Inventory
+from logstack.pki import PKI, SERVER
+from logstack.render import render_site
+from logstack.secrets_store import Secrets, load_secrets, secrets_path
+from logstack.ssh import Connection, connect
+
+GREPTIME_BIN = "/usr/local/bin/greptime"
+GREPTIME_HTTP = ("127.0.0.1", 4000)
+VECTOR_APT = (
+    "install -d -m 0755 /usr/share/keyrings && "
+    "curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | "
+    "gpg --dearmor --yes -o /usr/share/keyrings/datadog-archive-keyring.gpg && "
+    "echo 'deb [signed-by=/usr/share/keyrings/datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' "
+    "> /etc/apt/sources.list.d/vector.list && apt-get update -qq && "
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vector"
+)
+VECTOR_INSTRUCTIONS = (
+    "Vector is not installed on the server. Install it from its signed apt repository, then run init-server "
+    "again: curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | gpg --dearmor -o "
+    "/usr/share/keyrings/datadog-archive-keyring.gpg; echo 'deb [signed-by=/usr/share/keyrings/"
+    "datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' > /etc/apt/sources.list.d/vector.list; "
+    "apt-get update && apt-get install vector"
+)
+
+
+@dataclass
+class ServerResult:
+    """What init-server did."""
+
+    steps: list[str] = field(default_factory=list)
+    deploy: HostResult | None = None
+    changed: bool = False
+
+
+def greptime_asset(version: str, arch: str) -> str:
+    return f"greptime-linux-{arch}-{version}"
+
+
+def _arch(conn: Connection) -> str:
+    _, out, _ = conn.run("uname -m")
+    machine = out.decode().strip()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _installed_version(conn: Connection) -> str | None:
+    status, out, _ = conn.run(f"{GREPTIME_BIN} --version 2>&1", check=False)
+    return out.decode(errors="replace") if status == 0 else None
+
+
+def read_checksum_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").split()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read checksum file: {exc.strerror}") from None
+    if not text or len(text[0]) != 64:
+        raise BadInputError(f"{path}: not a .sha256sum file")
+    return text[0].lower()
+
+
+def install_greptime(conn: Connection, version: str, tarball: Path | None) -> bool:
+    """Install the pinned GreptimeDB; a checksum mismatch aborts before anything is installed."""
+    current = _installed_version(conn)
+    if current is not None and version.lstrip("v") in current:
+        return False
+    arch = _arch(conn)
+    asset = greptime_asset(version, arch)
+    work = "/var/tmp/logstack-greptime"
+    if tarball is not None:
+        checksum_file = Path(f"{tarball}.sha256sum")
+        expected = read_checksum_file(checksum_file)
+        data = tarball.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise RuntimeFailure(
+                f"{tarball}: sha256 {actual} does not match {checksum_file} ({expected}); nothing installed"
+            )
+        conn.run(f"rm -rf {work} && mkdir -p -m 0700 {work} && cat > {work}/{asset}.tar.gz", stdin=data)
+        conn.run(f"cd {work} && echo {shlex.quote(expected)}'  {asset}.tar.gz' | sha256sum -c --quiet -")
+    else:
+        url = f"https://github.com/GreptimeTeam/greptimedb/releases/download/{version}/{asset}.tar.gz"
+        conn.run(
+            f"rm -rf {work} && mkdir -p -m 0700 {work} && cd {work} && "
+            f"curl -fsSLO {shlex.quote(url)} && curl -fsSLO {shlex.quote(url + '.sha256sum')}"
+        )
+        status, _, err = conn.run(
+            f"cd {work} && printf '%s  %s\\n' \"$(cut -d' ' -f1 {asset}.tar.gz.sha256sum)\" {asset}.tar.gz "
+            "| sha256sum -c --quiet -",
+            check=False,
+        )
+        if status != 0:
+            conn.run(f"rm -rf {work}", check=False)
+            raise RuntimeFailure(
+                f"server: downloaded {asset}.tar.gz does not match its .sha256sum; nothing installed: "
+                f"{err.decode(errors='replace').strip()}"
+            )
+    conn.run(
+        f"cd {work} && tar -xzf {asset}.tar.gz && install -m 0755 -o root -g root "
+        f"$(find . -type f -name greptime | head -n 1) {GREPTIME_BIN}.new && mv -f {GREPTIME_BIN}.new {GREPTIME_BIN} "
+        f"&& rm -rf {work}"
+    )
+    return True
+
+
+def ensure_vector(conn: Connection, no_install: bool) -> bool:
+    status, _, _ = conn.run("command -v vector", check=False)
+    if status == 0:
+        return False
+    if no_install:
+        raise RuntimeFailure(f"server: {VECTOR_INSTRUCTIONS}")
+    conn.run(VECTOR_APT, timeout=900)
+    return True
+
+
+def prepare_system(conn: Connection, data_dir: str) -> None:
+    quoted = shlex.quote(data_dir)
+    conn.run(
+        "id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
+        f"--home-dir {quoted} --shell /usr/sbin/nologin greptime; "
+        f"install -d -o greptime -g greptime -m 0750 {quoted} {quoted}/wal {quoted}/logs && "
+        "install -d -m 0755 /etc/greptime /etc/logstack /var/lib/logstack"
+    )
+
+
+class GreptimeHTTP:
+    """GreptimeDB's HTTP API on the server's loopback, reached through an SSH port forward."""
+
+    def __init__(self, conn: Connection, user: str, password: str) -> None:
+        self.conn = conn
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        channel = self.conn.open_forward(*GREPTIME_HTTP)
+        client = http.client.HTTPConnection(*GREPTIME_HTTP, timeout=30)
+        client.sock = channel  # type: ignore[assignment]
+        headers = {"Authorization": self.auth}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            client.request(method, path, body=body, headers=headers)
+            response = client.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: {exc}") from None
+        finally:
+            client.close()
+
+    def wait_healthy(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        last = ""
+        while True:
+            try:
+                status, _body = self.request("GET", "/health")
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except RuntimeFailure as exc:
+                last = str(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"server: GreptimeDB /health did not answer: {last}")
+            time.sleep(1)
+
+    def sql(self, statement: str, db: str | None = None) -> None:
+        path = "/v1/sql" + (f"?db={urllib.parse.quote(db)}" if db else "")
+        status, body = self.request("POST", path, urllib.parse.urlencode({"sql": statement}).encode())
+        if status != 200:
+            detail = body.decode(errors="replace")[:300]
+            raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {detail}")
+        try:
+            json.loads(body or b"{}")
+        except ValueError:
+            raise RuntimeFailure("server: GreptimeDB answered SQL with non-JSON") from None
+
+
+def schema_statements(schema_sql: str) -> list[str]:
+    """The rendered schema.sql as single statements (comments dropped)."""
+    body = "\n".join(line for line in schema_sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def ensure_server_certificate(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> bool:
+    """Issue the server certificate when it is missing or its names no longer match the inventory."""
+    server = inventory.server
+    wanted = [server.fqdn, *(d for d in server.dns_names if d != server.fqdn), *server.ip_addresses]
+    current = pki.registry.current(SERVER)
+    if current is None or current.sans != wanted or pki.cert_pem(SERVER) is None or pki.key_pem(SERVER) is None:
+        pki.issue_server(inventory, passphrase)
+        return True
+    return False
+
+
+def init_server(
+    inventory: Inventory,
+    *,
+    dry_run: bool = False,
+    accept_new: bool = False,
+    no_install: bool = False,
+    greptime_tarball: Path | None = None,
+    passphrase: bytes | None = None,
+) -> ServerResult:
+    """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
+    result = ServerResult()
+    secrets: Secrets = load_secrets(secrets_path(inventory.site_dir))
+    pki = PKI.for_inventory(inventory)
+    if not dry_run:
+        _, created = pki.ensure_ca(passphrase)
+        if created:
+            result.steps.append("created the site CA")
+        if ensure_server_certificate(inventory, pki, passphrase):
+            result.steps.append("issued the server certificate")
+    files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
+    target = server_target(inventory)
+    server = inventory.server
+    with connect(target, known_hosts_path(inventory), accept_new=accept_new) as conn:
+        if not dry_run and server.manage_packages:
+            if ensure_vector(conn, no_install):
+                result.steps.append("installed Vector from its apt repository")
+            if install_greptime(conn, server.greptimedb_version, greptime_tarball):
+                result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
+        if not dry_run:
+            prepare_system(conn, server.data_dir)
+        facts = inspect(conn, files)
+        plan = make_plan(target.name, files, facts.files, facts.owed)
+        if dry_run:
+            result.deploy = HostResult(
+                target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan)
+            )
+            return result
+        if plan.changed:
+            apply(conn, plan, facts, inventory.spec.service_manager)
+            result.steps.append(plan.summary())
+        result.deploy = HostResult(target.name, "changed" if plan.changed else "ok", plan.summary(), plan)
+        api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
+        api.wait_healthy()
+        schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
+        for statement in schema_statements(schema):
+            api.sql(statement)
+        listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
+        conn.open_forward(listen, server.vector_port).close()
+        result.steps.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
+    result.changed = any(not s.startswith("GreptimeDB healthy") for s in result.steps)
+    return result

@@ -1,0 +1,79 @@
+"""A site whose server and hosts are real sshd test hosts on 127.0.0.x."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from logstack.secrets_store import generate_secrets, secrets_path, write_secrets
+from tests.sshd import SSHHost, make_host
+
+
+@dataclass
+class FleetSite:
+    inventory: Path
+    hosts: dict[str, SSHHost]
+    key: Path
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.inventory.parent / "known_hosts"
+
+    def pin_all(self) -> None:
+        self.known_hosts.write_text("".join(h.host_key_line() for h in self.hosts.values()))
+
+    def ssh(self, name: str, command: str) -> subprocess.CompletedProcess[str]:
+        host = self.hosts[name]
+        return subprocess.run(
+            ["ssh", "-i", str(self.key), "-p", str(host.port), "-o", f"UserKnownHostsFile={self.known_hosts}",
+             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", f"root@{host.address}", command],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    def stop(self) -> None:
+        for host in self.hosts.values():
+            host.stop()
+
+
+def make_fleet(base: Path, key: Path, names: list[str], server: bool = False, first_octet: int = 2,
+               extra: dict | None = None) -> FleetSite:
+    hosts: dict[str, SSHHost] = {}
+    octet = first_octet
+    spec_hosts = []
+    all_names = (["server"] if server else []) + names
+    for name in all_names:
+        address = f"127.0.0.{octet}"
+        octet += 1
+        hosts[name] = make_host(base / name, name, address, key)
+        if name != "server":
+            spec_hosts.append({"name": name, "address": address, "fqdn": f"{name}.example.com",
+                               "cmdb_id": 1000 + len(spec_hosts)})
+    site = base / "site"
+    site.mkdir()
+    spec = {
+        "site": "test",
+        "server": {"fqdn": "logs.example.com", "address": hosts["server"].address if server else "127.0.0.250",
+                   "ssh": {"user": "root", "key": str(key)}, "manage_packages": False},
+        "known_hosts": "known_hosts",
+        "defaults": {"ssh": {"user": "root", "key": str(key)}},
+        "hosts": spec_hosts,
+    }
+    for key_path, value in (extra or {}).items():
+        node = spec
+        *parents, last = key_path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    (site / "inventory.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    write_secrets(secrets_path(site), generate_secrets())
+    fleet = FleetSite(site / "inventory.yaml", hosts, key)
+    fleet.pin_all()
+    # the vector package would have created its user and group on every machine
+    for name in all_names:
+        result = fleet.ssh(name, "groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin "
+                                 "vector")
+        assert result.returncode == 0, result.stderr
+    return fleet
