@@ -228,13 +228,16 @@ def init_server(
     target = server_target(inventory)
     server = inventory.server
     with connect(target, known_hosts_path(inventory), accept_new=accept_new) as conn:
-        if not dry_run and server.manage_packages:
-            if ensure_vector(conn, no_install):
-                result.steps.append("installed Vector from its apt repository")
-            if install_greptime(conn, server.greptimedb_version, greptime_tarball):
-                result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
+        if (
+            not dry_run
+            and server.manage_packages
+            and install_greptime(conn, server.greptimedb_version, greptime_tarball)
+        ):
+            result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
         if not dry_run:
             prepare_system(conn, server.data_dir)
+        if not dry_run and server.manage_packages and ensure_vector(conn, no_install):
+            result.steps.append("installed Vector from its apt repository")
         facts = inspect(conn, files)
         plan = make_plan(target.name, files, facts.files, facts.owed)
         if dry_run:

@@ -28,9 +28,24 @@ class FleetSite:
     def ssh(self, name: str, command: str) -> subprocess.CompletedProcess[str]:
         host = self.hosts[name]
         return subprocess.run(
-            ["ssh", "-i", str(self.key), "-p", str(host.port), "-o", f"UserKnownHostsFile={self.known_hosts}",
-             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", f"root@{host.address}", command],
-            capture_output=True, text=True, timeout=60,
+            [
+                "ssh",
+                "-i",
+                str(self.key),
+                "-p",
+                str(host.port),
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts}",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                f"root@{host.address}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def stop(self) -> None:
@@ -38,8 +53,9 @@ class FleetSite:
             host.stop()
 
 
-def make_fleet(base: Path, key: Path, names: list[str], server: bool = False, first_octet: int = 2,
-               extra: dict | None = None) -> FleetSite:
+def make_fleet(
+    base: Path, key: Path, names: list[str], server: bool = False, first_octet: int = 2, extra: dict | None = None
+) -> FleetSite:
     hosts: dict[str, SSHHost] = {}
     octet = first_octet
     spec_hosts = []
@@ -49,14 +65,19 @@ def make_fleet(base: Path, key: Path, names: list[str], server: bool = False, fi
         octet += 1
         hosts[name] = make_host(base / name, name, address, key)
         if name != "server":
-            spec_hosts.append({"name": name, "address": address, "fqdn": f"{name}.example.com",
-                               "cmdb_id": 1000 + len(spec_hosts)})
+            spec_hosts.append(
+                {"name": name, "address": address, "fqdn": f"{name}.example.com", "cmdb_id": 1000 + len(spec_hosts)}
+            )
     site = base / "site"
     site.mkdir()
     spec = {
         "site": "test",
-        "server": {"fqdn": "logs.example.com", "address": hosts["server"].address if server else "127.0.0.250",
-                   "ssh": {"user": "root", "key": str(key)}, "manage_packages": False},
+        "server": {
+            "fqdn": "logs.example.com",
+            "address": hosts["server"].address if server else "127.0.0.250",
+            "ssh": {"user": "root", "key": str(key)},
+            "manage_packages": False,
+        },
         "known_hosts": "known_hosts",
         "defaults": {"ssh": {"user": "root", "key": str(key)}},
         "hosts": spec_hosts,
@@ -73,7 +94,8 @@ def make_fleet(base: Path, key: Path, names: list[str], server: bool = False, fi
     fleet.pin_all()
     # the vector package would have created its user and group on every machine
     for name in all_names:
-        result = fleet.ssh(name, "groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin "
-                                 "vector")
+        result = fleet.ssh(
+            name, "groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin vector"
+        )
         assert result.returncode == 0, result.stderr
     return fleet

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,14 +105,24 @@ class SSHHost:
         self.process = None
 
     def kill_connections(self) -> None:
-        """Kill every session process of this host's sshd (a connection dying mid-deploy)."""
+        """Kill every per-connection process below this host's sshd (a connection dying mid-deploy)."""
         if self.process is None:
             return
-        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True).stdout
-        for pid in out.split():
-            if int(pid) != self.process.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        # unshare execs sh, which execs sshd: process.pid is the listener; its children are connections
+        stack = list(children.get(self.process.pid, []))
+        while stack:
+            pid = stack.pop()
+            stack.extend(children.get(pid, []))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def make_client_key(base: Path) -> Path:
@@ -127,13 +138,18 @@ def make_host(base: Path, name: str, address: str, client_key: Path, port: int =
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "ssh_host_ed25519_key")], check=True
     )
-    shutil.copy(client_key.with_suffix(".pub"), base / "authorized_keys")
+    # sshd reads a non-root user's keys as that user: keep them where every user can read them
+    keys_dir = Path(tempfile.mkdtemp(prefix="logstack-test-keys-", dir="/run"))
+    keys_dir.chmod(0o755)
+    authorized = keys_dir / "authorized_keys"
+    shutil.copy(client_key.with_suffix(".pub"), authorized)
+    authorized.chmod(0o644)
     (base / "systemctl").write_text(SHIM.format(log=base / "systemctl.log"))
     (base / "systemctl").chmod(0o755)
     (base / "sshd_config").write_text(
         f"ListenAddress {address}:{port}\n"
         f"HostKey {base / 'ssh_host_ed25519_key'}\n"
-        f"AuthorizedKeysFile {base / 'authorized_keys'}\n"
+        f"AuthorizedKeysFile {authorized}\n"
         f"PidFile {base / 'sshd.pid'}\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nStrictModes no\nMaxStartups 200\nMaxSessions 100\nLogLevel ERROR\n"

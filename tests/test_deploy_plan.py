@@ -10,8 +10,9 @@ from logstack.deploy import RemoteFile, make_plan
 from logstack.render import RenderedFile
 
 
-def rf(path: str, content: bytes = b"new", service: str | None = "vector", unit: bool = False,
-       secret: bool = False) -> RenderedFile:
+def rf(
+    path: str, content: bytes = b"new", service: str | None = "vector", unit: bool = False, secret: bool = False
+) -> RenderedFile:
     return RenderedFile("hosts/a", path, content, "root", "vector", 0o640, service, secret, unit)
 
 
@@ -22,20 +23,50 @@ SAME = RemoteFile(NEW, 0o640, "root", "vector")
 CASES = [
     # files, remote, owed, expected actions, restart, daemon_reload
     ([rf("/etc/vector/vector.yaml")], {}, [], ["create"], ["vector"], False),
-    ([rf("/etc/vector/vector.yaml")], {"/etc/vector/vector.yaml": RemoteFile(OLD, 0o640, "root", "vector")}, [],
-     ["update"], ["vector"], False),
+    (
+        [rf("/etc/vector/vector.yaml")],
+        {"/etc/vector/vector.yaml": RemoteFile(OLD, 0o640, "root", "vector")},
+        [],
+        ["update"],
+        ["vector"],
+        False,
+    ),
     ([rf("/etc/vector/vector.yaml")], {"/etc/vector/vector.yaml": SAME}, [], ["unchanged"], [], False),
-    ([rf("/etc/vector/vector.yaml")], {"/etc/vector/vector.yaml": RemoteFile(NEW, 0o644, "root", "vector")}, [],
-     ["fix"], [], False),
-    ([rf("/etc/vector/vector.yaml")], {"/etc/vector/vector.yaml": RemoteFile(NEW, 0o640, "root", "root")}, [],
-     ["fix"], [], False),
+    (
+        [rf("/etc/vector/vector.yaml")],
+        {"/etc/vector/vector.yaml": RemoteFile(NEW, 0o644, "root", "vector")},
+        [],
+        ["fix"],
+        [],
+        False,
+    ),
+    (
+        [rf("/etc/vector/vector.yaml")],
+        {"/etc/vector/vector.yaml": RemoteFile(NEW, 0o640, "root", "root")},
+        [],
+        ["fix"],
+        [],
+        False,
+    ),
     ([rf("/etc/systemd/system/x.service", unit=True, service="x")], {}, [], ["create"], ["x"], True),
-    ([rf("/etc/systemd/system/x.service", unit=True, service="x")],
-     {"/etc/systemd/system/x.service": SAME}, [], ["unchanged"], [], False),
+    (
+        [rf("/etc/systemd/system/x.service", unit=True, service="x")],
+        {"/etc/systemd/system/x.service": SAME},
+        [],
+        ["unchanged"],
+        [],
+        False,
+    ),
     ([rf("/etc/logstack/schema.sql", service=None)], {}, [], ["create"], [], False),
     # a run that died after the swap left restarts owed
-    ([rf("/etc/vector/vector.yaml")], {"/etc/vector/vector.yaml": SAME}, ["vector", "daemon-reload"],
-     ["unchanged"], ["vector"], True),
+    (
+        [rf("/etc/vector/vector.yaml")],
+        {"/etc/vector/vector.yaml": SAME},
+        ["vector", "daemon-reload"],
+        ["unchanged"],
+        ["vector"],
+        True,
+    ),
     ([rf("/etc/a.yaml"), rf("/etc/b.yaml")], {"/etc/a.yaml": SAME}, [], ["unchanged", "create"], ["vector"], False),
 ]
 
@@ -50,7 +81,10 @@ def test_plan(files, remote, owed, actions, restart, reload):
 
 
 def test_secret_updates_say_diff_hidden():
-    plan = make_plan("a", [rf("/etc/vector/tls/client.key", secret=True)],
-                     {"/etc/vector/tls/client.key": RemoteFile(OLD, 0o640, "root", "vector")})
+    plan = make_plan(
+        "a",
+        [rf("/etc/vector/tls/client.key", secret=True)],
+        {"/etc/vector/tls/client.key": RemoteFile(OLD, 0o640, "root", "vector")},
+    )
     assert plan.changes[0].describe == "update  /etc/vector/tls/client.key (secret, diff hidden)"
     assert plan.summary() == "1 to update; restart vector"

@@ -29,6 +29,11 @@ def print_results(results: list[HostResult]) -> None:
     for column in ("host", "result", "detail"):
         table.add_column(column)
     styles = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
+    failed = [r for r in results if r.status in ("failed", "unreachable")]
     for result in results:
-        table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", result.reason or "")
-    Console(file=sys.stdout, width=160, soft_wrap=True).print(table)
+        detail = "see below" if result in failed else (result.reason or "")
+        table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
+    Console(file=sys.stdout, width=120).print(table)
+    # Whole lines, so fingerprints and instructions can be read and copied.
+    for result in failed:
+        typer.echo(f"logstack: {result.status}: {result.reason}", err=True)

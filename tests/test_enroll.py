@@ -1,0 +1,218 @@
+"""enroll-host and trust-host against real sshd hosts on 127.0.0.x."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from logstack.inventory import load_inventory
+from logstack.pki import PKI
+from logstack.render import render_site
+from tests.conftest import invoke
+from tests.fleet_site import make_fleet
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
+
+
+@pytest.fixture
+def fleet(tmp_path, ssh_client_key):
+    site = make_fleet(tmp_path, ssh_client_key, ["web1", "web2", "db1"], first_octet=20)
+    yield site
+    site.stop()
+
+
+def _owner(host, path: str) -> tuple[str, str, int]:
+    st = host.path(path).stat()
+    passwd = (host.upper / "etc/passwd").read_text() if (host.upper / "etc/passwd").exists() else ""
+    group = (host.upper / "etc/group").read_text() if (host.upper / "etc/group").exists() else ""
+
+    def name(table: str, ident: int, fallback) -> str:
+        for line in table.splitlines():
+            parts = line.split(":")
+            if len(parts) > 2 and parts[2] == str(ident):
+                return parts[0]
+        return fallback(ident)
+
+    return (
+        name(passwd, st.st_uid, lambda i: pwd.getpwuid(i).pw_name),
+        name(group, st.st_gid, lambda i: __import__("grp").getgrgid(i).gr_name),
+        st.st_mode & 0o7777,
+    )
+
+
+def test_enroll_lands_exact_files_then_rerun_changes_nothing(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    result = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    assert result.exit_code == 0, result.output
+    inv = load_inventory(fleet.inventory)
+    pki = PKI.for_inventory(inv)
+    files = render_site(inv, pki=pki, include_keys=True, server=False)
+    assert len(files) == 15
+    for f in files:
+        host = fleet.hosts[f.machine.split("/")[1]]
+        assert host.path(f.path).read_bytes() == f.content, f.path
+        assert _owner(host, f.path) == (f.owner, f.group, f.mode), f.path
+    for host in fleet.hosts.values():
+        assert host.systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]
+    # no private key ever reaches the output
+    for name in ("web1", "web2", "db1"):
+        assert pki.key_pem(name).decode() not in result.output
+    assert "PRIVATE KEY" not in result.output
+
+    again = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    assert again.exit_code == 0
+    assert again.output.count(" ok ") >= 3 and "changed" not in again.output
+    for host in fleet.hosts.values():
+        assert host.systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]
+
+
+def test_dry_run_changes_nothing_and_hides_secret_diffs(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    before = {p: p.read_bytes() for p in fleet.hosts["web1"].upper.rglob("*") if p.is_file()}
+    # change a non-secret (identity) and a secret (new key) input
+    fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1000", "cmdb_id: 4711"))
+    assert invoke(runner, "certs", "renew", "web1", "-i", fleet.inventory).exit_code == 0
+    dry = invoke(runner, "enroll-host", "web1", "--dry-run", "-i", fleet.inventory)
+    assert dry.exit_code == 0, dry.output
+    assert "update  /etc/vector/vector.yaml" in dry.output
+    assert '-      .cmdb_id = "1000"' in dry.output and '+      .cmdb_id = "4711"' in dry.output
+    assert "/etc/vector/tls/client.key: changed (secret, diff hidden)" in dry.output
+    new_key = PKI.for_inventory(load_inventory(fleet.inventory)).key_pem("web1").decode()
+    assert new_key not in dry.output and "PRIVATE KEY" not in dry.output
+    after = {p: p.read_bytes() for p in fleet.hosts["web1"].upper.rglob("*") if p.is_file()}
+    assert after == before
+    assert fleet.hosts["web1"].systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]
+
+
+def test_unknown_and_changed_host_keys_are_refused(fleet, runner, tmp_path):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    fleet.known_hosts.write_text("")
+    refused = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    assert refused.exit_code == 3
+    fp = subprocess.run(
+        ["ssh-keygen", "-lf", str(fleet.hosts["web1"].base / "ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+    ).stdout.split()[1]
+    assert fp in refused.stderr and "logstack trust-host web1" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert not fleet.hosts["web1"].path("/etc/vector").exists()
+
+    trusted = invoke(runner, "trust-host", "web1", "-i", fleet.inventory)
+    assert trusted.exit_code == 0 and fp in trusted.stdout
+    assert fleet.hosts["web1"].address in fleet.known_hosts.read_text()
+    assert "already pinned" in invoke(runner, "trust-host", "web1", "-i", fleet.inventory).stdout
+
+    # web2 on first contact with --accept-new
+    first = invoke(runner, "enroll-host", "web2", "--accept-new", "-i", fleet.inventory)
+    assert first.exit_code == 0, first.output
+    assert fleet.hosts["web2"].address in fleet.known_hosts.read_text()
+
+    # a changed key is refused, always, even with --accept-new
+    other = tmp_path / "otherkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    parts = (other.with_suffix(".pub")).read_text().split()
+    lines = [line for line in fleet.known_hosts.read_text().splitlines() if not line.startswith("127.0.0.20 ")]
+    lines.append(f"127.0.0.20 {parts[0]} {parts[1]}")
+    fleet.known_hosts.write_text("\n".join(lines) + "\n")
+    changed = invoke(runner, "enroll-host", "web1", "--accept-new", "-i", fleet.inventory)
+    assert changed.exit_code == 3 and "HOST KEY CHANGED" in changed.stderr
+    bad_trust = invoke(runner, "trust-host", "web1", "-i", fleet.inventory)
+    assert bad_trust.exit_code == 3 and "different" in bad_trust.stderr
+
+
+def test_one_dead_host_fails_alone(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    fleet.hosts["web2"].stop()
+    result = invoke(runner, "enroll-host", "--all", "--forks", "3", "-i", fleet.inventory)
+    assert result.exit_code == 3
+    rows = {
+        line.split()[1]: line.split()[3]
+        for line in result.stdout.splitlines()
+        if re.match(r"^│ \S+\s+│ (changed|ok|failed|unreachable)", line)
+    }
+    assert rows == {"web1": "changed", "web2": "unreachable", "db1": "changed"}
+    assert fleet.hosts["web1"].path("/etc/vector/vector.yaml").exists()
+    assert fleet.hosts["db1"].path("/etc/vector/vector.yaml").exists()
+
+
+def test_killed_connection_leaves_old_or_new_and_owed_restart_is_done(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    host = fleet.hosts["web1"]
+    old = {
+        f.path: f.content
+        for f in render_site(
+            load_inventory(fleet.inventory),
+            include_keys=True,
+            hosts=[load_inventory(fleet.inventory).host("web1")],
+            server=False,
+        )
+    }
+    fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1000", "cmdb_id: 7"))
+    assert invoke(runner, "certs", "renew", "web1", "-i", fleet.inventory).exit_code == 0
+    inv = load_inventory(fleet.inventory)
+    new = {f.path: f.content for f in render_site(inv, include_keys=True, hosts=[inv.host("web1")], server=False)}
+
+    stop = threading.Event()
+
+    def killer() -> None:
+        # kill the session as soon as an upload is in flight
+        tls = host.path("/etc/vector/tls")
+        while not stop.is_set():
+            if any(p.name.startswith(".logstack-tmp-") for p in tls.parent.rglob("*")):
+                host.kill_connections()
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    died = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    stop.set()
+    thread.join()
+    assert died.exit_code == 3
+    for path in new:
+        content = host.path(path).read_bytes()
+        assert content in (old[path], new[path]), path
+    healed = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    assert healed.exit_code == 0, healed.output
+    for path, content in new.items():
+        assert host.path(path).read_bytes() == content
+    assert host.systemctl_calls[-1] == "restart vector"
+
+
+def test_non_root_user_goes_through_sudo(fleet, runner):
+    if subprocess.run(["which", "sudo"], capture_output=True).returncode != 0:
+        pytest.fail("sudo is not installed: run bash tests/setup.sh")
+    setup = fleet.ssh(
+        "db1",
+        "useradd -M -p '*' deploy && echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy && "
+        "chmod 0440 /etc/sudoers.d/deploy",
+    )
+    assert setup.returncode == 0, setup.stderr
+    text = fleet.inventory.read_text()
+    text = text.replace("- name: db1\n", "- name: db1\n  ssh:\n    user: deploy\n  sudo: true\n")
+    fleet.inventory.write_text(text)
+    inv = load_inventory(fleet.inventory)
+    assert inv.host("db1").ssh.user == "deploy"
+    PKI.for_inventory(inv).init_ca()
+    result = invoke(runner, "enroll-host", "db1", "-i", fleet.inventory)
+    assert result.exit_code == 0, result.output
+    assert _owner(fleet.hosts["db1"], "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
+    # sudo that wants a password is a clear error
+    assert fleet.ssh("db1", "rm /etc/sudoers.d/deploy && echo 'deploy ALL=(ALL) ALL' > /etc/sudoers.d/deploy")
+    fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1002", "cmdb_id: 9"))
+    refused = invoke(runner, "enroll-host", "db1", "-i", fleet.inventory)
+    assert refused.exit_code == 3 and "sudo asks for a password" in refused.stderr

@@ -1,0 +1,182 @@
+"""init-server against a real sshd server host; GreptimeDB's HTTP API is a local recording server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import socket
+import tarfile
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from logstack.inventory import load_inventory
+from logstack.render import render_site
+from logstack.secrets_store import load_secrets, secrets_path
+from logstack.server_setup import schema_statements
+from tests.conftest import invoke
+from tests.fleet_site import make_fleet
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
+
+
+class FakeGreptime(BaseHTTPRequestHandler):
+    """Records what init-server sends to GreptimeDB's HTTP API and answers like GreptimeDB."""
+
+    requests: list[tuple[str, str, str | None, str | None]] = []
+
+    def do_GET(self) -> None:
+        self.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
+        self._reply(200, b"{}")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        sql = urllib.parse.parse_qs(body).get("sql", [None])[0]
+        self.requests.append(("POST", self.path, self.headers.get("Authorization"), sql))
+        self._reply(200, json.dumps({"output": [{"affectedrows": 1}], "execution_time_ms": 1}).encode())
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def greptime_api():
+    FakeGreptime.requests = []
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", 4000), FakeGreptime)
+    except OSError as exc:
+        pytest.fail(f"127.0.0.1:4000 is taken ({exc}); the GreptimeDB stand-in needs it")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield FakeGreptime.requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def vector_port():
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+@pytest.fixture
+def site(tmp_path, ssh_client_key, vector_port):
+    fleet = make_fleet(
+        tmp_path,
+        ssh_client_key,
+        ["web1"],
+        server=True,
+        first_octet=40,
+        extra={"server.vector_port": vector_port, "server.listen_address": "127.0.0.1"},
+    )
+    yield fleet
+    fleet.stop()
+
+
+def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api, runner):
+    result = invoke(runner, "init-server", "-i", site.inventory)
+    assert result.exit_code == 0, result.output
+    inv = load_inventory(site.inventory)
+    secrets = load_secrets(secrets_path(site.inventory.parent))
+    server = site.hosts["server"]
+    files = render_site(inv, secrets=secrets, include_keys=True, hosts=[], server=True)
+    for f in files:
+        assert server.path(f.path).read_bytes() == f.content, f.path
+        assert server.path(f.path).stat().st_mode & 0o7777 == f.mode
+    assert "greptime:" in (server.upper / "etc/passwd").read_text()
+    assert server.path("/var/lib/greptime/wal").is_dir()
+    calls = server.systemctl_calls
+    assert calls[0] == "daemon-reload"
+    assert set(calls[1:]) == {
+        "enable greptime",
+        "restart greptime",
+        "enable vector",
+        "restart vector",
+        "enable logstack-analyze.timer",
+        "restart logstack-analyze.timer",
+    }
+    auth = "Basic " + base64.b64encode(f"admin:{secrets.db_password('admin')}".encode()).decode()
+    schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
+    statements = schema_statements(schema)
+    assert statements[0] == "CREATE DATABASE IF NOT EXISTS `vector` WITH (ttl = '90d')"
+    assert statements[1].startswith("CREATE TABLE IF NOT EXISTS `vector`.`logs` (")
+    assert greptime_api[0] == ("GET", "/health", auth, None)
+    assert greptime_api[1:] == [("POST", "/v1/sql", auth, s) for s in statements]
+    # no secret in what the operator sees
+    for password in secrets.db_passwords.values():
+        assert password not in result.output
+    assert "PRIVATE KEY" not in result.output
+
+    greptime_api.clear()
+    again = invoke(runner, "init-server", "-i", site.inventory)
+    assert again.exit_code == 0, again.output
+    assert server.systemctl_calls == calls
+    assert "│ server │ ok" in again.stdout
+    assert [r[3] for r in greptime_api if r[0] == "POST"] == statements
+
+
+def test_dry_run_shows_plan_without_secrets(site, greptime_api, runner):
+    dry = invoke(runner, "init-server", "--dry-run", "-i", site.inventory)
+    assert dry.exit_code == 0, dry.output
+    assert "create  /etc/greptime/standalone.toml" in dry.stdout
+    assert "/etc/greptime/users.conf" in dry.stdout
+    secrets = load_secrets(secrets_path(site.inventory.parent))
+    for password in secrets.db_passwords.values():
+        assert password not in dry.output
+    assert not site.hosts["server"].path("/etc/greptime").exists()
+    assert greptime_api == []
+
+
+def test_no_install_refuses_with_instructions(site, runner):
+    site.inventory.write_text(site.inventory.read_text().replace("manage_packages: false", "manage_packages: true"))
+    tarball, _ = _greptime_release(site.inventory.parent)
+    refused = invoke(runner, "init-server", "--no-install", "--greptime-tarball", tarball, "-i", site.inventory)
+    assert refused.exit_code == 3
+    assert "Vector is not installed" in refused.stderr and "apt-get install vector" in refused.stderr
+    server = site.hosts["server"]
+    assert not server.path("/etc/vector/vector.yaml").exists()
+    # the pinned GreptimeDB went in, verified against its checksum
+    assert server.path("/usr/local/bin/greptime").read_bytes().startswith(b"#!/bin/sh")
+
+
+def _greptime_release(where: Path, corrupt: bool = False) -> tuple[Path, Path]:
+    asset = "greptime-linux-amd64-v1.1.4"
+    script = b"#!/bin/sh\necho 'greptime v1.1.4'\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{asset}/greptime")
+        info.size = len(script)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(script))
+    data = buf.getvalue()
+    tarball = where / f"{asset}.tar.gz"
+    tarball.write_bytes(data)
+    digest = hashlib.sha256(data if not corrupt else data + b"x").hexdigest()
+    checksum = Path(f"{tarball}.sha256sum")
+    checksum.write_text(f"{digest}  {asset}.tar.gz\n")
+    return tarball, checksum
+
+
+def test_checksum_mismatch_aborts_before_installing(site, runner):
+    site.inventory.write_text(site.inventory.read_text().replace("manage_packages: false", "manage_packages: true"))
+    tarball, _ = _greptime_release(site.inventory.parent, corrupt=True)
+    result = invoke(runner, "init-server", "--greptime-tarball", tarball, "-i", site.inventory)
+    assert result.exit_code == 3 and "does not match" in result.stderr and "nothing installed" in result.stderr
+    server = site.hosts["server"]
+    assert not server.path("/usr/local/bin/greptime").exists()
+    assert not server.path("/etc/greptime").exists()
+    assert server.systemctl_calls == []
