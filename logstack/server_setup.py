@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import shlex
 import time
@@ -146,20 +145,36 @@ class GreptimeHTTP:
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One HTTP/1.0 request over a fresh forward; the response is read to EOF."""
         channel = self.conn.open_forward(*GREPTIME_HTTP)
-        client = http.client.HTTPConnection(*GREPTIME_HTTP, timeout=30)
-        client.sock = channel  # type: ignore[assignment]
-        headers = {"Authorization": self.auth}
+        head = [
+            f"{method} {path} HTTP/1.0",
+            f"Host: {GREPTIME_HTTP[0]}:{GREPTIME_HTTP[1]}",
+            f"Authorization: {self.auth}",
+            "Connection: close",
+        ]
         if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
         try:
-            client.request(method, path, body=body, headers=headers)
-            response = client.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            channel.settimeout(30)
+            channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+            chunks = []
+            while True:
+                chunk = channel.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError as exc:
             raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: {exc}") from None
         finally:
-            client.close()
+            channel.close()
+        raw = b"".join(chunks)
+        header, _, payload = raw.partition(b"\r\n\r\n")
+        try:
+            status = int(header.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: no HTTP response") from None
+        return status, payload
 
     def wait_healthy(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds

@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root 
 class FakeGreptime(BaseHTTPRequestHandler):
     """Records what init-server sends to GreptimeDB's HTTP API and answers like GreptimeDB."""
 
-    requests: list[tuple[str, str, str | None, str | None]] = []
+    requests: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
 
     def do_GET(self) -> None:
         self.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
