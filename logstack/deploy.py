@@ -118,17 +118,16 @@ def make_plan(
 
 # -- talking to the target --------------------------------------------------------------------------
 
+# Few processes, whatever the number of files: on a busy target each fork/exec costs more than the bytes.
 _INSPECT = r"""
-for p in "$@"; do
-  if [ -f "$p" ]; then
-    s=$(sha256sum < "$p") && m=$(stat -c '%a %U %G' "$p") && printf 'F %s %s\n' "${s%% *}" "$m"
-  else
-    echo M
-  fi
-  d=$(dirname "$p")
-  [ -d "$d" ] && find "$d" -maxdepth 1 -name '.logstack-tmp-*' -mmin +10 -delete 2>/dev/null
-done
-if [ -f PENDING ]; then sed 's/^/P /' PENDING; fi
+sha256sum -- "$@" 2>/dev/null || true
+echo ---
+stat -c '%a %U %G %n' -- "$@" 2>/dev/null || true
+echo ---
+dirs=''
+for p in "$@"; do dirs="$dirs ${p%/*}"; done
+find $dirs -maxdepth 1 -name '.logstack-tmp-*' -mmin +10 -delete 2>/dev/null || true
+if [ -f PENDING ]; then while read -r s; do echo "P $s"; done < PENDING; fi
 command -v vector >/dev/null 2>&1 && echo V
 command -v systemd-analyze >/dev/null 2>&1 && echo S
 exit 0
@@ -150,18 +149,21 @@ def inspect(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     paths = [f.path for f in files]
     cmd = "sh -c " + shlex.quote(_INSPECT) + " sh " + " ".join(shlex.quote(p) for p in paths)
     _, out, _ = conn.run(cmd)
-    lines = out.decode(errors="replace").splitlines()
+    hashes_part, stats_part, rest = ([*out.decode(errors="replace").split("---\n", 2), "", ""])[:3]
+    hashes: dict[str, str] = {}
+    for line in hashes_part.splitlines():
+        digest, _, path = line.partition("  ")
+        hashes[path] = digest
     found: dict[str, RemoteFile] = {}
+    for line in stats_part.splitlines():
+        mode, owner, group, path = line.split(" ", 3)
+        if path in hashes:
+            found[path] = RemoteFile(hashes[path], int(mode, 8), owner, group)
+    lines = rest.splitlines()
     owed: list[str] = []
-    index = 0
     for line in lines:
-        if line.startswith(("F ", "M")) and index < len(paths):
-            if line.startswith("F "):
-                _, sha, mode, owner, group = line.split(" ", 4)
-                found[paths[index]] = RemoteFile(sha, int(mode, 8), owner, group)
-            index += 1
-        elif line.startswith("P "):
-            owed.extend(s for s in line[2:].split() if s not in owed)
+        if line.startswith("P ") and line[2:].strip() and line[2:].strip() not in owed:
+            owed.append(line[2:].strip())
     return TargetFacts(found, owed, "V" in lines, "S" in lines)
 
 
@@ -187,38 +189,84 @@ def diffs(conn: Connection, plan: Plan) -> list[str]:
     return out
 
 
-def _upload(conn: Connection, f: RenderedFile) -> str:
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _upload_lines(index: int, f: RenderedFile, facts: TargetFacts) -> list[str]:
+    """Shell lines writing one file to a fresh temp name beside its target, then validating it."""
     directory = posixpath.dirname(f.path)
     suffix = posixpath.splitext(f.path)[1] if f.path.endswith((".yaml", *_UNIT_SUFFIXES)) else ""
-    suffix_arg = shlex.quote(suffix) if suffix else "''"
-    script = (
-        f'set -e; umask 077; d={shlex.quote(directory)}; mkdir -p "$d"; '
-        f't=$(mktemp --suffix={suffix_arg} "$d/{TMP_PREFIX}XXXXXX"); '
-        f'cat > "$t"; chown {shlex.quote(f.owner)}:{shlex.quote(f.group)} "$t"; chmod {f.mode:04o} "$t"; '
-        'echo "$t"'
-    )
-    _, out, _ = conn.run(script, stdin=f.content)
-    return out.decode().strip().splitlines()[-1]
-
-
-def _validate(conn: Connection, f: RenderedFile, temp: str, facts: TargetFacts) -> str | None:
-    """An error message when a validator rejects the uploaded file, else None."""
+    var = f"T{index}"
+    lines = [
+        f"{var}={_q(directory)}/{TMP_PREFIX}$$-{index}{suffix}",
+        f'TMPS="$TMPS ${var}"',
+        # printf is a shell builtin: the content never meets an argv limit and costs no process
+        f'printf %s {_q(f.content.decode("utf-8"))} > "${var}"',
+    ]
     if f.path.endswith("/vector.yaml") and facts.has_vector:
-        status, out, err = conn.run(f"vector validate --no-environment {shlex.quote(temp)}", check=False)
-        if status != 0:
-            detail = (err or out).decode(errors="replace").strip()
-            return f"vector validate rejected {f.path}: {detail[-300:]}"
+        lines.append(
+            f'out=$(vector validate --no-environment "${var}" 2>&1) || '
+            f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"'
+        )
     if f.path.endswith(_UNIT_SUFFIXES) and facts.has_systemd_analyze:
-        status, out, err = conn.run(f"systemd-analyze verify {shlex.quote(temp)}", check=False)
-        problems = [
-            line
-            for line in (err + out).decode(errors="replace").splitlines()
-            # a binary the same run installs may not exist yet: systemd itself accepts such a unit
-            if line.strip() and "is not executable: No such file or directory" not in line
-        ]
-        if (status != 0 and problems) or any("Unknown key" in p or "Invalid" in p for p in problems):
-            return f"systemd-analyze rejected {f.path}: " + "; ".join(problems)[-300:]
-    return None
+        # A binary the same run installs may not exist yet: systemd itself accepts such a unit.
+        lines.append(
+            f'st=0; out=$(systemd-analyze verify "${var}" 2>&1) || st=$?; '
+            'probs=$(printf "%s\\n" "$out" | grep -v "is not executable: No such file or directory" | grep . || true); '
+            'if { [ $st -ne 0 ] && [ -n "$probs" ]; } || printf "%s" "$probs" | grep -q -e "Unknown key" -e "Invalid"; '
+            f'then fail "systemd-analyze rejected {f.path}: $(printf %s "$probs" | tr "\\n" " ")"; fi'
+        )
+    return lines
+
+
+def apply_script(plan: Plan, facts: TargetFacts, service_manager: str = "systemctl") -> str:
+    """The whole run as one shell script: upload and validate all, record owed restarts, swap, restart.
+
+    One remote command per target: session set-up, not bytes, dominates the cost of a deployment.
+    """
+    lines = [
+        "umask 077",
+        "TMPS=''",
+        'fail() { [ -n "$TMPS" ] && rm -f $TMPS; echo "logstack: $1" >&2; exit 3; }',
+        "trap 'fail \"interrupted\"' HUP INT TERM",
+        "set -eC",  # -C: a temp name that exists already is an error, never overwritten
+    ]
+    uploads = plan.uploads
+    dirs = sorted({posixpath.dirname(c.file.path) for c in uploads})
+    if dirs:
+        lines.append("mkdir -p " + " ".join(_q(d) for d in dirs))
+    # Owner and mode are set before validation and long before the rename: the final name never
+    # shows a file with other permissions. Grouped, so a run costs a few processes, not a few per file.
+    for index, change in enumerate(uploads):
+        lines += _upload_lines(index, change.file, facts)
+    by_owner: dict[str, list[int]] = {}
+    by_mode: dict[int, list[int]] = {}
+    for index, change in enumerate(uploads):
+        by_owner.setdefault(f"{change.file.owner}:{change.file.group}", []).append(index)
+        by_mode.setdefault(change.file.mode, []).append(index)
+    for owner, indexes in by_owner.items():
+        lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
+    for mode, indexes in by_mode.items():
+        lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
+    owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
+    if owed:
+        # Recorded before the swap: if the run dies now, the next run still restarts.
+        lines.append(f"mkdir -p {posixpath.dirname(PENDING)} && printf '%s\\n' {' '.join(map(_q, owed))} >| {PENDING}")
+    for index, change in enumerate(uploads):
+        lines.append(f'mv -f "$T{index}" {_q(change.file.path)}')
+    for change in plan.changes:
+        if change.action == "fix":
+            f = change.file
+            lines.append(f"chown {_q(f.owner)}:{_q(f.group)} {_q(f.path)} && chmod {f.mode:04o} {_q(f.path)}")
+    manager = _q(service_manager)
+    if plan.daemon_reload:
+        lines.append(f"{manager} daemon-reload")
+    for service in plan.restart:
+        lines.append(f"{manager} enable {_q(service)} && {manager} restart {_q(service)}")
+    if owed or plan.owed:
+        lines.append(f"rm -f {PENDING}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -231,45 +279,14 @@ class ApplyResult:
 
 
 def apply(conn: Connection, plan: Plan, facts: TargetFacts, service_manager: str = "systemctl") -> ApplyResult:
-    """Upload, validate, swap, fix permissions, reload and restart, in that order."""
-    result = ApplyResult()
-    temps: list[tuple[str, str]] = []
-    try:
-        for change in plan.uploads:
-            temp = _upload(conn, change.file)
-            temps.append((temp, change.file.path))
-            problem = _validate(conn, change.file, temp, facts)
-            if problem:
-                raise RuntimeFailure(f"{plan.target}: {problem}")
-    except BaseException:
-        if temps:
-            conn.run("rm -f " + " ".join(shlex.quote(t) for t, _ in temps), check=False)
-        raise
-    owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
-    if owed:
-        # Recorded before the swap: if the run dies now, the next run still restarts.
-        conn.run(
-            f"mkdir -p {posixpath.dirname(PENDING)} && printf '%s\\n' {' '.join(map(shlex.quote, owed))} > {PENDING}"
-        )
-    if temps:
-        conn.run(" && ".join(f"mv -f {shlex.quote(t)} {shlex.quote(p)}" for t, p in temps))
-        result.uploaded = [p for _, p in temps]
-    fixes = [c.file for c in plan.changes if c.action == "fix"]
-    if fixes:
-        conn.run(
-            " && ".join(
-                f"chown {shlex.quote(f.owner)}:{shlex.quote(f.group)} {shlex.quote(f.path)} && "
-                f"chmod {f.mode:04o} {shlex.quote(f.path)}"
-                for f in fixes
-            )
-        )
-    manager = shlex.quote(service_manager)
-    if plan.daemon_reload:
-        conn.run(f"{manager} daemon-reload")
-        result.daemon_reload = True
-    for service in plan.restart:
-        conn.run(f"{manager} enable {shlex.quote(service)} && {manager} restart {shlex.quote(service)}")
-        result.restarted.append(service)
-    if owed or plan.owed:
-        conn.run(f"rm -f {PENDING}")
-    return result
+    """Upload and validate every file, then swap, fix permissions, reload and restart: one remote script."""
+    status, _, err = conn.run("sh -s", stdin=apply_script(plan, facts, service_manager).encode(), check=False)
+    if status != 0:
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+        reason = next((ln[len("logstack: ") :] for ln in reversed(lines) if ln.startswith("logstack: ")), None)
+        raise RuntimeFailure(f"{plan.target}: {reason or (lines[-1] if lines else f'deployment failed ({status})')}")
+    return ApplyResult(
+        uploaded=[c.file.path for c in plan.uploads],
+        restarted=list(plan.restart),
+        daemon_reload=plan.daemon_reload,
+    )

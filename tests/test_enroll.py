@@ -216,3 +216,38 @@ def test_non_root_user_goes_through_sudo(fleet, runner):
     fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1002", "cmdb_id: 9"))
     refused = invoke(runner, "enroll-host", "db1", "-i", fleet.inventory)
     assert refused.exit_code == 3 and "sudo asks for a password" in refused.stderr
+
+
+def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
+    from logstack.fleet import deploy_files, host_target, known_hosts_path
+    from logstack.render import RenderedFile
+
+    inv = load_inventory(fleet.inventory)
+    good = RenderedFile("hosts/web1", "/etc/logstack/note.txt", b"hello\n", "root", "root", 0o644, None, False)
+    bad = RenderedFile(
+        "hosts/web1",
+        "/etc/systemd/system/broken.service",
+        b"[Service]\nExecStart=/bin/true\nNoNewPrivilege=yes\n",
+        "root",
+        "root",
+        0o644,
+        "broken",
+        False,
+        unit=True,
+    )
+    result = deploy_files(
+        host_target(inv.host("web1")),
+        [good, bad],
+        known_hosts_path(inv),
+        dry_run=False,
+        accept_new=False,
+        service_manager="systemctl",
+    )
+    assert result.status == "failed"
+    assert "systemd-analyze rejected /etc/systemd/system/broken.service" in result.reason
+    assert "Unknown key" in result.reason
+    host = fleet.hosts["web1"]
+    assert not host.path("/etc/logstack/note.txt").exists()
+    assert not host.path("/etc/systemd/system/broken.service").exists()
+    assert not [p for p in host.upper.rglob(".logstack-tmp-*")]
+    assert host.systemctl_calls == []
