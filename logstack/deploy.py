@@ -209,6 +209,11 @@ def _upload_lines(index: int, f: RenderedFile, facts: TargetFacts) -> list[str]:
             f'out=$(vector validate --no-environment "${var}" 2>&1) || '
             f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"'
         )
+    if f.path.endswith(".nft"):
+        lines.append(
+            f'if command -v nft >/dev/null 2>&1; then out=$(nft -c -f "${var}" 2>&1) || '
+            f'fail "nft rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
+        )
     if f.path.endswith(_UNIT_SUFFIXES) and facts.has_systemd_analyze:
         # A binary the same run installs may not exist yet: systemd itself accepts such a unit.
         lines.append(

@@ -13,7 +13,7 @@ from logstack.deploy import Plan, apply, diffs, inspect, make_plan
 from logstack.errors import BadInputError, LogstackError, PKIError
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
-from logstack.render import RenderedFile, render_site
+from logstack.render import RenderedFile, firewall_files, render_site
 from logstack.ssh import HostKeyError, Target, UnreachableError, connect
 
 Status = Literal["ok", "changed", "failed", "unreachable"]
@@ -154,4 +154,19 @@ def enroll(
     with ThreadPoolExecutor(max_workers=min(forks, max(1, len(ready)))) as pool:
         for result in pool.map(one, ready):
             results[result.name] = result
-    return [results[h.name] for h in hosts if h.name in results]
+    ordered = [results[h.name] for h in hosts if h.name in results]
+    if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
+        # Newly enrolled senders join the server's allowlist for Vector's port.
+        wall = deploy_files(
+            server_target(inventory),
+            firewall_files(inventory, pki),
+            known_hosts,
+            dry_run=dry_run,
+            accept_new=accept_new,
+            service_manager=manager,
+        )
+        wall.name = "server (firewall)"
+        if on_result:
+            on_result(wall)
+        ordered.append(wall)
+    return ordered

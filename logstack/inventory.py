@@ -203,6 +203,7 @@ class ServerSpec(_Model):
     buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 1073741824
     analyze: AnalyzeSchedule = AnalyzeSchedule()
     manage_packages: bool = True
+    firewall: bool = False
 
     @field_validator("greptimedb_version")
     @classmethod
@@ -375,6 +376,14 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
                 f"(first at hosts[{seen[host.name]}])"
             )
         seen[host.name] = index
+        if spec.server.firewall:
+            try:
+                ipaddress.ip_address(host.address)
+            except ValueError:
+                raise InventoryError(
+                    f"{doc.where(('hosts', index, 'address'))}: must be an IP address while server.firewall is on "
+                    "(the allowlist holds addresses)"
+                ) from None
         for g_index, group in enumerate(host.groups):
             if group not in spec.groups:
                 raise InventoryError(f"{doc.where(('hosts', index, 'groups', g_index))}: unknown group {group!r}")

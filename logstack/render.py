@@ -303,6 +303,8 @@ def render_site(
             service="logstack-analyze.timer",
             unit=True,
         )
+        if inventory.server.firewall:
+            files.extend(firewall_files(inventory, pki))
 
     host_template = _template("host/vector.yaml.j2")
     dropin = render("common/vector-dropin.conf.j2", journal_reader=True)
@@ -341,6 +343,45 @@ def render_site(
             secret=True,
         )
     return files
+
+
+def enrolled_addresses(inventory: Inventory, pki: PKI) -> tuple[list[str], list[str]]:
+    """IPv4 and IPv6 addresses of hosts holding a valid certificate (the firewall allowlist)."""
+    v4: list[str] = []
+    v6: list[str] = []
+    if not pki.exists():
+        return v4, v6
+    for host in inventory.hosts:
+        record = pki.registry.current(host.name)
+        if record is None or record.status != "valid" or host.name in pki.registry.revoked_hosts:
+            continue
+        address = ipaddress.ip_address(host.address)
+        (v4 if address.version == 4 else v6).append(str(address))
+    return sorted(set(v4), key=ipaddress.ip_address), sorted(set(v6), key=ipaddress.ip_address)
+
+
+def firewall_files(inventory: Inventory, pki: PKI) -> list[RenderedFile]:
+    """The server's sender allowlist and the unit that loads it."""
+    v4, v6 = enrolled_addresses(inventory, pki)
+    ctx = {"site": inventory.spec.site, "server": inventory.server}
+    nft = _template("server/firewall.nft.j2").render(**ctx, v4=v4, v6=v6).encode()
+    unit = _template("server/logstack-firewall.service.j2").render(**ctx).encode()
+    return [
+        RenderedFile(
+            SERVER_MACHINE, "/etc/logstack/firewall.nft", nft, "root", "root", 0o644, "logstack-firewall", False
+        ),
+        RenderedFile(
+            SERVER_MACHINE,
+            "/etc/systemd/system/logstack-firewall.service",
+            unit,
+            "root",
+            "root",
+            0o644,
+            "logstack-firewall",
+            False,
+            unit=True,
+        ),
+    ]
 
 
 def manifest_json(files: list[RenderedFile]) -> bytes:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a priv
 def _verify(tmp_path: Path, units: dict[str, bytes]) -> subprocess.CompletedProcess[str]:
     unit_dir, local_bin, upper, work = (tmp_path / n for n in ("unit", "bin", "up", "work"))
     for d in (unit_dir, local_bin, upper, work):
-        d.mkdir()
+        d.mkdir(parents=True)
     # The executables the units name, as they will exist on the server (greptime and logstack are
     # installed to /usr/local/bin, vector by its package to /usr/bin).
     for exe in (local_bin / "greptime", local_bin / "logstack", upper / "vector"):
@@ -66,3 +66,17 @@ def test_verify_harness_catches_a_broken_unit(tmp_path: Path):
     units["greptime.service"] = units["greptime.service"].replace(b"NoNewPrivileges=yes", b"NoNewPrivilege=yes")
     result = _verify(tmp_path, units)
     assert "Unknown key 'NoNewPrivilege'" in result.stderr
+
+
+def test_firewall_unit_verifies(tmp_path: Path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text(EXAMPLE.read_text().replace("firewall: false", "firewall: true"))
+    inv = load_inventory(path)
+    units = {
+        f.path.removeprefix("/etc/systemd/system/"): f.content
+        for f in render_site(inv)
+        if f.machine == "server" and f.unit
+    }
+    assert "logstack-firewall.service" in units
+    result = _verify(tmp_path / "verify", units)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
