@@ -236,6 +236,7 @@ class SenderSettings(_Model):
 
     identifiers: list[str] = list(DEFAULT_IDENTIFIERS)
     forward_suppression_notices: bool = True
+    heartbeat_interval: Annotated[int, Field(ge=5, le=3600, strict=True)] = 60
     buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 536870912
 
     @field_validator("identifiers")

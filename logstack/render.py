@@ -147,6 +147,14 @@ def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
     return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
 
 
+HEARTBEAT_VRL = (
+    '.SYSLOG_IDENTIFIER = "logstack-heartbeat"\n'
+    '.message = "heartbeat"\n'
+    '.__REALTIME_TIMESTAMP = to_string(to_unix_timestamp(now(), unit: "microseconds"))\n'
+    "del(.service)\n"
+)
+
+
 def identity_vrl(host: Host) -> str:
     """Remap stamping the host's identity columns, always as strings."""
     return "".join(f".{name} = {vrl_str(value)}\n" for name, value in host.columns.items())
@@ -320,6 +328,7 @@ def render_site(
             journal_identifiers=idents,
             filter_vrl=filter_source,
             identity_vrl=identity_vrl(host),
+            heartbeat_vrl=HEARTBEAT_VRL,
         )
         add(m, "/etc/vector/vector.yaml", config, group="vector", mode=0o640, service="vector")
         add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf", dropin, service="vector", unit=True)

@@ -71,3 +71,18 @@ def test_identity_remap_with_quotes_and_unicode(tmp_path):
     source = yaml.safe_load(f.content)["transforms"]["identity"]["source"]
     event = pyvrl.Transform(source + "\n.").remap({})
     assert event["owner"] == 'Zoë "ops" \\\\ team'
+
+
+def test_heartbeat_remap_marks_events_and_identity_follows():
+    inv = load_inventory(EXAMPLE)
+    f = next(f for f in render_site(inv) if f.machine == "hosts/web1" and f.path == "/etc/vector/vector.yaml")
+    config = yaml.safe_load(f.content)
+    assert config["sources"]["heartbeat"]["type"] == "demo_logs"
+    assert config["sources"]["heartbeat"]["interval"] == 60.0
+    assert config["transforms"]["identity"]["inputs"] == ["login_events", "heartbeat_fields"]
+    source = config["transforms"]["heartbeat_fields"]["source"]
+    event = pyvrl.Transform(source + "\n.").remap({"message": "heartbeat", "service": "vector"})
+    assert event["SYSLOG_IDENTIFIER"] == "logstack-heartbeat" and event["message"] == "heartbeat"
+    assert "service" not in event and int(event["__REALTIME_TIMESTAMP"]) > 1_700_000_000_000_000
+    stamped = pyvrl.Transform(config["transforms"]["identity"]["source"] + "\n.").remap(event)
+    assert stamped["logstack_host"] == "web1"
