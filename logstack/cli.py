@@ -32,7 +32,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from logstack.commands import analyze, ca, certs, enroll_host, init, init_server, render, trust_host
+    from logstack.commands import analyze, ca, certs, enroll_host, init, init_server, render, report, trust_host
 
     app.command("init")(init.init)
     app.command("render")(render.render)
@@ -40,6 +40,7 @@ def _register() -> None:
     app.command("enroll-host")(enroll_host.enroll_host)
     app.command("trust-host")(trust_host.trust_host)
     app.command("analyze")(analyze.analyze)
+    app.command("report")(report.report)
     app.add_typer(ca.app, name="ca")
     app.add_typer(certs.app, name="certs")
 

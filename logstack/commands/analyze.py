@@ -18,7 +18,7 @@ from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines, parse_since
 from logstack.durations import parse_duration
 from logstack.errors import BadInputError
-from logstack.inventory import load_inventory
+from logstack.inventory import Inventory, load_inventory
 from logstack.status import ExitStatus
 
 FORMATS = ("text", "json", "jsonl")
@@ -90,20 +90,33 @@ def analyze(
 
         result = run_analysis(source, options, writer.write, now)
     else:
-        config = DatabaseConfig(
-            host=db_host,
-            port=db_port,
-            user=db_user or "analyst",
-            password=_password(db_password_file),
-            database=db_name or (inv.server.database if inv else "vector"),
-            table=table or (inv.server.table if inv else "logs"),
-        )
+        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config) as db:
             result = run_analysis(db.lines, options, writer.write, now)
     writer.close()
     sys.stdout.flush()
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
+
+
+def database_config(
+    inv: Inventory | None,
+    host: str,
+    port: int,
+    user: str | None,
+    name: str | None,
+    table: str | None,
+    password_file: Path | None,
+) -> DatabaseConfig:
+    """Connection settings from flags, then the inventory, then the defaults (analyst, read-only)."""
+    return DatabaseConfig(
+        host=host,
+        port=port,
+        user=user or "analyst",
+        password=_password(password_file),
+        database=name or (inv.server.database if inv else "vector"),
+        table=table or (inv.server.table if inv else "logs"),
+    )
 
 
 def _source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:

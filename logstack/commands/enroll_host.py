@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
-from logstack.commands.report import print_plan, print_results
+from logstack.commands.plan_output import print_plan, print_results
 from logstack.fleet import enroll, select_hosts
 from logstack.status import ExitStatus
 

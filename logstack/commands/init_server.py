@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
-from logstack.commands.report import print_plan, print_results
+from logstack.commands.plan_output import print_plan, print_results
 from logstack.server_setup import init_server as run_init_server
 
 

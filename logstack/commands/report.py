@@ -1,39 +1,75 @@
-"""Printing plans and per-host results (shared by enroll-host and init-server)."""
+"""`logstack report`: the weekly review as one self-contained HTML file (and Markdown)."""
 
 from __future__ import annotations
 
-import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from logstack.fleet import HostResult
-
-
-def print_plan(result: HostResult) -> None:
-    if result.plan is None:
-        return
-    typer.echo(f"{result.name}: {result.plan.summary()}")
-    for change in result.plan.changes:
-        if change.action != "unchanged":
-            typer.echo(f"  {change.describe}")
-    if result.plan.owed:
-        typer.echo(f"  owed by an earlier run: {', '.join(result.plan.owed)}")
-    for line in result.diff:
-        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+from logstack.analyze.events import SECOND
+from logstack.analyze.sources import DatabaseSource, journal_lines, parse_since
+from logstack.certificates import list_certificates
+from logstack.commands.analyze import database_config
+from logstack.durations import parse_duration
+from logstack.errors import BadInputError
+from logstack.fsutil import atomic_write
+from logstack.inventory import load_inventory
+from logstack.pki import PKI
+from logstack.report import build_report, render_html, render_markdown
 
 
-def print_results(results: list[HostResult]) -> None:
-    table = Table(title="logstack", show_lines=False)
-    for column in ("host", "result", "detail"):
-        table.add_column(column)
-    styles = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
-    failed = [r for r in results if r.status in ("failed", "unreachable")]
-    for result in results:
-        detail = "see below" if result in failed else (result.reason or "")
-        table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
-    Console(file=sys.stdout, width=120).print(table)
-    # Whole lines, so fingerprints and instructions can be read and copied.
-    for result in failed:
-        typer.echo(f"logstack: {result.status}: {result.reason}", err=True)
+def _moment(value: str, now: int, label: str) -> int:
+    """A date/datetime (UTC) or a duration back from now (7d, 12h)."""
+    if value[:1].isdigit() and value[-1:] in "smhdw" and value[:-1].isdigit():
+        return now - int(parse_duration(value, label).total_seconds()) * SECOND
+    try:
+        return parse_since(value)
+    except BadInputError:
+        raise BadInputError(f"{label}: {value!r} is neither a duration like 7d nor a date like 2025-07-15") from None
+
+
+def report(
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
+    since: Annotated[str, typer.Option("--since", help="Start: a duration back from now (7d) or a date.")] = "7d",
+    until: Annotated[str | None, typer.Option("--until", help="End (default: now).")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write Markdown here.")] = None,
+    journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Site: hosts, certificates, DB.")] = None,
+    db_host: Annotated[str, typer.Option("--db-host")] = "127.0.0.1",
+    db_port: Annotated[int, typer.Option("--db-port")] = 4002,
+    db_user: Annotated[str | None, typer.Option("--db-user")] = None,
+    db_name: Annotated[str | None, typer.Option("--db-name")] = None,
+    table: Annotated[str | None, typer.Option("--table")] = None,
+    db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
+    silence: Annotated[str, typer.Option("--silence", help="Heartbeat gap that counts as silence.")] = "10m",
+) -> None:
+    """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
+    now = time.time_ns() // 1000
+    start = _moment(since, now, "--since")
+    end = _moment(until, now, "--until") if until else now
+    if end <= start:
+        raise BadInputError("--until must be after --since")
+    inv = load_inventory(inventory) if inventory else None
+    certificates = list_certificates(PKI.for_inventory(inv)) if inv and PKI.for_inventory(inv).exists() else []
+    common = {
+        "since": start,
+        "until": end,
+        "site": inv.spec.site if inv else "",
+        "expected_hosts": [h.name for h in inv.hosts] if inv else [],
+        "silence": int(parse_duration(silence, "--silence").total_seconds()) * SECOND,
+        "certificates": certificates,
+    }
+    if journal is not None:
+        data = build_report(journal_lines(journal), **common)
+    else:
+        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
+        with DatabaseSource(config) as db:
+            # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
+            data = build_report(db.lines(start, end + 3600 * SECOND), **common)
+    atomic_write(output, render_html(data), mode=0o644)
+    typer.echo(f"wrote {output}: {data.events} events on {len(data.hosts)} hosts")
+    if markdown is not None:
+        atomic_write(markdown, render_markdown(data), mode=0o644)
+        typer.echo(f"wrote {markdown}")

@@ -1,0 +1,39 @@
+"""Printing plans and per-host results (shared by enroll-host and init-server)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from logstack.fleet import HostResult
+
+
+def print_plan(result: HostResult) -> None:
+    if result.plan is None:
+        return
+    typer.echo(f"{result.name}: {result.plan.summary()}")
+    for change in result.plan.changes:
+        if change.action != "unchanged":
+            typer.echo(f"  {change.describe}")
+    if result.plan.owed:
+        typer.echo(f"  owed by an earlier run: {', '.join(result.plan.owed)}")
+    for line in result.diff:
+        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+
+
+def print_results(results: list[HostResult]) -> None:
+    table = Table(title="logstack", show_lines=False)
+    for column in ("host", "result", "detail"):
+        table.add_column(column)
+    styles = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
+    failed = [r for r in results if r.status in ("failed", "unreachable")]
+    for result in results:
+        detail = "see below" if result in failed else (result.reason or "")
+        table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
+    Console(file=sys.stdout, width=120).print(table)
+    # Whole lines, so fingerprints and instructions can be read and copied.
+    for result in failed:
+        typer.echo(f"logstack: {result.status}: {result.reason}", err=True)

@@ -1,0 +1,140 @@
+"""`logstack report`: known counts from a fixture week, a self-contained page, a real browser render."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import invoke
+from tests.journal import write
+from tests.report_fixture import ACCOUNT_CHANGES, FAILED, FORGED, GAP_HOST, SUCCESSFUL, SUDO, week
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp("week") / "week.json", week())
+
+
+def _report(runner, export: Path, out: Path, *extra: str):
+    result = invoke(
+        runner,
+        "report",
+        "--journal",
+        export,
+        "--since",
+        "2026-11-16",
+        "--until",
+        "2026-11-23",
+        "-o",
+        out / "report.html",
+        "--markdown",
+        out / "report.md",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    return (out / "report.html").read_text(), (out / "report.md").read_text()
+
+
+def test_report_counts(runner, export, tmp_path):
+    page, md = _report(runner, export, tmp_path)
+    summary = md.split("| Forged entries |", 1)[1].split("\n")[2]
+    assert summary == f"| 3 | {SUCCESSFUL} | {FAILED} | 1 | {SUDO} | {ACCOUNT_CHANGES} | {FORGED} |"
+    assert "| alice | web1 | 7 |" in md and "| bob | db1 | 7 |" in md
+    assert "| carol | web2 | 7 |" in md
+    assert "203.0.113.99 (9)" in md
+    assert "9 failed logins from 203.0.113.99" in md
+    assert "backup user created" in md and "backup added to group sudo" in md
+    assert "claims sshd: `Accepted password for root from 10.9.9.9 port 1 ssh2`" in md
+    # coverage: web2's four silent hours are the one heartbeat gap of the week
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| web")}
+    assert rows[GAP_HOST].split(" | ")[3] == "1" and rows["web1"].split(" | ")[3] == "0"
+    assert "2026-11-20 05:59:00 – 2026-11-20 10:00:00" in page
+    # the per-day chart has a bar per day with the day's counts
+    assert page.count("successful</title>") == 7 and "2026-11-18: 10 failed" in page
+
+
+def test_report_is_self_contained(runner, export, tmp_path):
+    page, _ = _report(runner, export, tmp_path)
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert not re.search(r"""(src|href)\s*=""", page)
+    assert not re.search(r"url\(", page)
+    external = [u for u in re.findall(r"https?://[^\s\"'<]+", page) if u != "http://www.w3.org/2000/svg"]
+    assert external == []
+    assert "@media print" in page
+
+
+def test_log_content_cannot_inject_markup(runner, tmp_path):
+    from tests.journal import entry
+
+    path = write(
+        tmp_path / "evil.json",
+        [
+            entry(
+                "2026-11-16 10:00:00",
+                "sshd-session",
+                7,
+                "Failed password for <script>alert(1)</script>\x1b[2J from 192.0.2.1 port 2 ssh2",
+            ),
+        ],
+    )
+    page, md = _report(runner, path, tmp_path)
+    for text in (page, md):
+        assert "<script>" not in text and "\x1b" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J" in text
+
+
+def test_report_renders_in_chromium(runner, export, tmp_path):
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("chromium is not installed: run bash tests/setup.sh")
+    _report(runner, export, tmp_path)
+    png = tmp_path / "report.png"
+    result = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={png}",
+            "--window-size=1200,1600",
+            (tmp_path / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert png.is_file(), result.stderr[-2000:]
+    image = Image.open(png).convert("RGB")
+    assert image.size == (1200, 1600)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # text, bars and the heat map, not a blank page
+    reds = sum(n for n, (r, g, b) in colours if r > 150 and g < 80 and b < 80)
+    assert reds > 500  # the failed-login bars are drawn
+
+
+def test_bad_period_is_exit_2(runner, export, tmp_path):
+    r = invoke(
+        runner,
+        "report",
+        "--journal",
+        export,
+        "--since",
+        "2026-11-20",
+        "--until",
+        "2026-11-19",
+        "-o",
+        tmp_path / "x.html",
+    )
+    assert r.exit_code == 2 and "--until must be after --since" in r.stderr
+    r = invoke(runner, "report", "--journal", export, "--since", "last tuesday", "-o", tmp_path / "x.html")
+    assert r.exit_code == 2 and "--since" in r.stderr
