@@ -32,7 +32,18 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from logstack.commands import analyze, ca, certs, enroll_host, init, init_server, render, report, trust_host
+    from logstack.commands import (
+        analyze,
+        ca,
+        certs,
+        enroll_host,
+        init,
+        init_server,
+        render,
+        report,
+        status,
+        trust_host,
+    )
 
     app.command("init")(init.init)
     app.command("render")(render.render)
@@ -41,6 +52,7 @@ def _register() -> None:
     app.command("trust-host")(trust_host.trust_host)
     app.command("analyze")(analyze.analyze)
     app.command("report")(report.report)
+    app.command("status")(status.status)
     app.add_typer(ca.app, name="ca")
     app.add_typer(certs.app, name="certs")
 

@@ -1,0 +1,248 @@
+"""`logstack status`: is every host reporting, is the server healthy, are certificates current."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import socket
+import ssl
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
+from logstack.analyze.records import iso, to_micros
+from logstack.analyze.sources import DatabaseConfig
+from logstack.errors import LogstackError, RuntimeFailure
+from logstack.fleet import known_hosts_path, server_target
+from logstack.inventory import Host, Inventory
+from logstack.pki import PKI, SERVER, parse_time
+from logstack.secrets_store import load_secrets, secrets_path
+from logstack.server_setup import GreptimeHTTP
+from logstack.ssh import Connection, connect
+
+MONITOR = "logstack-monitor"
+
+
+@dataclass
+class HostStatus:
+    """One sender as status sees it."""
+
+    name: str
+    enrolled: bool
+    certificate_days_left: int | None
+    last_heartbeat: str | None
+    heartbeat_age_seconds: int | None
+    last_event: str | None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServerStatus:
+    """The receiver as status sees it."""
+
+    greptimedb: str = "unknown"
+    vector_tls: str = "unknown"
+    data_dir_free_bytes: int | None = None
+    data_dir_free_percent: float | None = None
+    certificate_days_left: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StatusReport:
+    """Everything `logstack status` prints."""
+
+    checked_at: str
+    hosts: list[HostStatus]
+    server: ServerStatus
+
+    @property
+    def problems(self) -> list[str]:
+        return [
+            *(f"server: {p}" for p in self.server.problems),
+            *(f"{h.name}: {p}" for h in self.hosts for p in h.problems),
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["problems"] = self.problems
+        return data
+
+
+class _Forward:
+    """A local TCP port that tunnels each connection to host:port on the target (like ssh -L)."""
+
+    def __init__(self, conn: Connection, host: str, port: int) -> None:
+        self.conn, self.host, self.port = conn, host, port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.local_port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                channel = self.conn.open_forward(self.host, self.port)
+            except LogstackError:
+                client.close()
+                continue
+            for src, dst in ((client, channel), (channel, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _days_left(pki: PKI, name: str, now: dt.datetime) -> int | None:
+    record = pki.registry.current(name)
+    if record is None or record.status != "valid":
+        return None
+    return (parse_time(record.not_after) - now).days
+
+
+def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Newest heartbeat and newest other line per host (ingest time, µs)."""
+    import pymysql
+
+    try:
+        db = pymysql.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password,
+            database=config.database,
+            connect_timeout=10,
+            read_timeout=60,
+        )
+    except pymysql.MySQLError as exc:
+        raise RuntimeFailure(f"database {config.label}: {exc.args[-1] if exc.args else exc}") from None
+    found: list[dict[str, int]] = [{}, {}]
+    try:
+        with db.cursor() as cursor:
+            for index, op in enumerate(("=", "<>")):
+                cursor.execute(
+                    f"SELECT `logstack_host`, MAX(`greptime_timestamp`) FROM `{config.table}` "
+                    f"WHERE `SYSLOG_IDENTIFIER` {op} %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`",
+                    (HEARTBEAT_IDENTIFIER, since.replace(tzinfo=None)),
+                )
+                for host, newest in cursor.fetchall():
+                    if host is not None and newest is not None:
+                        found[index][str(host)] = to_micros(newest)
+    except pymysql.MySQLError as exc:
+        raise RuntimeFailure(f"database {config.label}: {exc.args[-1] if exc.args else exc}") from None
+    finally:
+        db.close()
+    return found[0], found[1]
+
+
+def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> str:
+    """A mutual-TLS handshake with the receiver, as a sender makes it (hostname verified)."""
+    server = inventory.server
+    monitor = Host(MONITOR, "127.0.0.1", None, (), server.ssh, False, {})
+    if pki.needs_client(monitor, dt.timedelta(days=7)):
+        pki.issue_client(monitor, passphrase)
+    context = ssl.create_default_context(cadata=pki.ca_bundle_pem().decode())
+    context.load_cert_chain(pki.cert_path(MONITOR), pki.key_path(MONITOR))
+    address = server.address or server.fqdn
+    try:
+        with (
+            socket.create_connection((address, server.vector_port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=server.fqdn) as tls,
+        ):
+            return f"ok ({tls.version()})"
+    except (OSError, ssl.SSLError) as exc:
+        return f"failed: {exc}"
+
+
+def check_status(
+    inventory: Inventory,
+    *,
+    silence: dt.timedelta = dt.timedelta(minutes=10),
+    cert_window: dt.timedelta = dt.timedelta(days=30),
+    db_port: int = 4002,
+    accept_new: bool = False,
+    passphrase: bytes | None = None,
+) -> StatusReport:
+    """Check hosts (heartbeats, certificates) and the server (GreptimeDB, Vector's TLS port, disk)."""
+    now = dt.datetime.now(dt.UTC)
+    now_us = to_micros(now)
+    pki = PKI.for_inventory(inventory)
+    secrets = load_secrets(secrets_path(inventory.site_dir))
+    server = ServerStatus(certificate_days_left=_days_left(pki, SERVER, now))
+    with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
+        api = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst"))
+        try:
+            status, _ = api.request("GET", "/health")
+            server.greptimedb = "ok" if status == 200 else f"HTTP {status}"
+        except RuntimeFailure as exc:
+            server.greptimedb = f"failed: {exc}"
+        _, out, _ = conn.run(f"df -P -B1 {inventory.server.data_dir} 2>/dev/null || df -P -B1 /", check=False)
+        rows = out.decode(errors="replace").splitlines()
+        if len(rows) >= 2:
+            parts = rows[-1].split()
+            total, available = int(parts[1]), int(parts[3])
+            server.data_dir_free_bytes = available
+            server.data_dir_free_percent = round(100 * available / total, 1) if total else None
+        forward = _Forward(conn, "127.0.0.1", db_port)
+        try:
+            config = DatabaseConfig(
+                host="127.0.0.1",
+                port=forward.local_port,
+                user="analyst",
+                password=secrets.db_password("analyst"),
+                database=inventory.server.database,
+                table=inventory.server.table,
+            )
+            heartbeats, events = _last_seen(config, now - dt.timedelta(days=1))
+        finally:
+            forward.close()
+    server.vector_tls = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else "no CA"
+    if server.greptimedb != "ok":
+        server.problems.append(f"GreptimeDB /health {server.greptimedb}")
+    if not server.vector_tls.startswith("ok"):
+        server.problems.append(f"Vector TLS port {server.vector_tls}")
+    if server.data_dir_free_percent is not None and server.data_dir_free_percent < 10:
+        server.problems.append(f"only {server.data_dir_free_percent}% free in {inventory.server.data_dir}")
+    if server.certificate_days_left is None or server.certificate_days_left <= cert_window.days:
+        server.problems.append(f"server certificate: {server.certificate_days_left} days left")
+
+    hosts = []
+    for host in inventory.hosts:
+        days = _days_left(pki, host.name, now)
+        beat = heartbeats.get(host.name)
+        item = HostStatus(
+            name=host.name,
+            enrolled=days is not None and host.name not in pki.registry.revoked_hosts,
+            certificate_days_left=days,
+            last_heartbeat=iso(beat) if beat else None,
+            heartbeat_age_seconds=(now_us - beat) // 1_000_000 if beat else None,
+            last_event=iso(events[host.name]) if host.name in events else None,
+        )
+        if not item.enrolled:
+            item.problems.append("not enrolled")
+        elif days is not None and days <= cert_window.days:
+            item.problems.append(f"certificate expires in {days} days")
+        if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * 1_000_000):
+            age = "no heartbeat for 24 h" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
+            item.problems.append(age)
+        hosts.append(item)
+    return StatusReport(checked_at=iso(now_us), hosts=hosts, server=server)

@@ -1,0 +1,143 @@
+"""`logstack status` against a real sshd server, MariaDB for the heartbeat rows, and openssl s_server as
+Vector's TLS port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from logstack.inventory import load_inventory
+from logstack.pki import PKI
+from tests.conftest import invoke
+from tests.fleet_site import make_fleet
+from tests.greptime_stub import greptime_api  # noqa: F401 - fixture
+from tests.mariadb import PASSWORD
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _heartbeat(host: str, age: dt.timedelta) -> dict:
+    when = (dt.datetime.now(dt.UTC) - age).replace(tzinfo=None)
+    return {
+        "greptime_timestamp": when,
+        "logstack_host": host,
+        "SYSLOG_IDENTIFIER": "logstack-heartbeat",
+        "message": "heartbeat",
+    }
+
+
+def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_key, mariadb, greptime_api, runner):
+    port = _free_port()
+    fleet = make_fleet(
+        tmp_path, ssh_client_key, ["web1", "web2"], server=True, first_octet=50, extra={"server.vector_port": port}
+    )
+    tls = None
+    try:
+        secrets_file = fleet.inventory.parent / "secrets.yaml"
+        secrets = yaml.safe_load(secrets_file.read_text())
+        secrets["greptimedb"]["analyst"] = PASSWORD
+        secrets_file.write_text(yaml.safe_dump(secrets))
+        inv = load_inventory(fleet.inventory)
+        pki = PKI.for_inventory(inv)
+        pki.init_ca()
+        pki.issue_server(inv)
+        assert invoke(runner, "enroll-host", "--all", "-i", fleet.inventory).exit_code == 0
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(pki.ca_bundle_pem())
+        tls = subprocess.Popen(
+            [
+                "openssl",
+                "s_server",
+                "-accept",
+                f"{fleet.hosts['server'].address}:{port}",
+                "-cert",
+                str(pki.cert_path("server")),
+                "-key",
+                str(pki.key_path("server")),
+                "-CAfile",
+                str(bundle),
+                "-Verify",
+                "2",
+                "-verify_return_error",
+                "-quiet",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        mariadb.create_logs("vector")
+        mariadb.insert(
+            "vector",
+            [
+                _heartbeat("web1", dt.timedelta(seconds=30)),
+                _heartbeat("web2", dt.timedelta(minutes=25)),
+                {
+                    "greptime_timestamp": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)).replace(tzinfo=None),
+                    "logstack_host": "web1",
+                    "SYSLOG_IDENTIFIER": "sshd-session",
+                    "message": "Accepted publickey",
+                },
+            ],
+        )
+        args = ["status", "-i", fleet.inventory, "--db-port", str(mariadb.port)]
+        result = invoke(runner, *args, "--format", "json")
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.stdout)
+        hosts = {h["name"]: h for h in report["hosts"]}
+        assert hosts["web1"]["problems"] == [] and hosts["web1"]["enrolled"] is True
+        assert 25 <= hosts["web1"]["heartbeat_age_seconds"] < 120 and hosts["web1"]["last_event"]
+        assert hosts["web2"]["problems"][0].startswith("silent for ")
+        assert report["server"]["greptimedb"] == "ok"
+        assert report["server"]["vector_tls"].startswith("ok"), report["server"]
+        assert report["server"]["data_dir_free_bytes"] > 0
+        assert report["problems"] == [f"web2: {hosts['web2']['problems'][0]}"]
+        assert greptime_api[0][:2] == ("GET", "/health")
+
+        mariadb.insert("vector", [_heartbeat("web2", dt.timedelta(seconds=5))])
+        healthy = invoke(runner, *args)
+        assert healthy.exit_code == 0, healthy.output
+        assert "GreptimeDB ok" in healthy.stdout and "PROBLEM" not in healthy.stdout
+        expiring = invoke(runner, *args, "--within", "400d")
+        assert expiring.exit_code == 1
+        assert "PROBLEM web1: certificate expires in" in expiring.stdout
+        assert "PROBLEM server: server certificate" in expiring.stdout
+    finally:
+        if tls is not None:
+            tls.kill()
+        fleet.stop()
+
+
+def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, greptime_api, runner):
+    fleet = make_fleet(
+        tmp_path, ssh_client_key, ["web1"], server=True, first_octet=55, extra={"server.vector_port": _free_port()}
+    )
+    try:
+        secrets_file = fleet.inventory.parent / "secrets.yaml"
+        secrets = yaml.safe_load(secrets_file.read_text())
+        secrets["greptimedb"]["analyst"] = PASSWORD
+        secrets_file.write_text(yaml.safe_dump(secrets))
+        inv = load_inventory(fleet.inventory)
+        pki = PKI.for_inventory(inv)
+        pki.init_ca()
+        pki.issue_server(inv)
+        mariadb.create_logs("vector")
+        result = invoke(runner, "status", "-i", fleet.inventory, "--db-port", str(mariadb.port))
+        assert result.exit_code == 1
+        assert "PROBLEM server: Vector TLS port failed" in result.stdout
+        assert "PROBLEM web1: not enrolled" in result.stdout
+    finally:
+        fleet.stop()
