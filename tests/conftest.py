@@ -8,6 +8,9 @@ from typer.testing import CliRunner
 
 from logstack.cli import app
 
+# Fixtures shared by several test modules
+pytest_plugins = ["tests.greptime_stub"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventory.example.yaml"
 

@@ -18,7 +18,6 @@ from logstack.secrets_store import load_secrets, secrets_path
 from logstack.server_setup import schema_statements
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
-from tests.greptime_stub import greptime_api  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 

@@ -17,7 +17,6 @@ from logstack.inventory import load_inventory
 from logstack.pki import PKI
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
-from tests.greptime_stub import greptime_api  # noqa: F401 - fixture
 from tests.mariadb import PASSWORD
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
