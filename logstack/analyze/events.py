@@ -224,6 +224,9 @@ class EventBuilder:
         self.settings = settings or Settings()
         self.known = known
         self._open: dict[tuple[str, ...], _Group] = {}
+        # (arrival when queued, key): open groups roughly in arrival order, so a sweep looks only at
+        # the oldest instead of every open group
+        self._expiry: deque[tuple[int, tuple[str, ...]]] = deque()
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
         self._failures: dict[str, deque[Event]] = {}
@@ -262,6 +265,7 @@ class EventBuilder:
             if group is not None:
                 self._close(group)
             self._open[key] = _Group(line, fact)
+            self._expiry.append((line.arrival, key))
         self._since_sweep += 1
         if self._since_sweep >= 2048:
             self._since_sweep = 0
@@ -300,10 +304,22 @@ class EventBuilder:
 
     def _sweep(self, final: bool) -> Iterator[Event]:
         horizon = self.clock - self.settings.gap
-        for key, group in list(self._open.items()):
-            if final or group.last_arrival < horizon:
+        if final:
+            for group in self._open.values():
+                self._close(group)
+            self._open.clear()
+            self._expiry.clear()
+        expiry = self._expiry
+        while expiry and expiry[0][0] < horizon:
+            _, key = expiry.popleft()
+            group = self._open.get(key)
+            if group is None:
+                continue
+            if group.last_arrival < horizon:
                 del self._open[key]
                 self._close(group)
+            else:
+                expiry.append((group.last_arrival, key))  # still growing: look again later
         release = self.clock - 2 * self.settings.gap
         while self._closed and (final or self._closed[0].last_arrival < release):
             event = self._closed.popleft()

@@ -56,34 +56,42 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
     get = entry.get
     raw_ts = get("__REALTIME_TIMESTAMP")
     try:
-        ts = int(raw_ts if type(raw_ts) is str else text(raw_ts) or "")
+        ts = int(raw_ts if raw_ts.__class__ is str else text(raw_ts) or "")
     except ValueError:
         return None
-
-    def field(name: str) -> str | None:
-        value = get(name)
-        return value if type(value) is str else text(value)  # fast path: plain strings
-
-    message = field("MESSAGE") if "MESSAGE" in entry else field("message")
-    message = message or ""
-    host = field("logstack_host") or field("_HOSTNAME") or field("host") or ""
-    machine = field("_MACHINE_ID") or ""
-    pid = field("_PID") or field("SYSLOG_PID") or ""
-    cursor = field("__CURSOR")
-    return Line(
-        ts,
-        ts,
-        host,
-        machine,
-        field("_BOOT_ID") or "",
-        pid,
-        field("SYSLOG_IDENTIFIER") or "",
-        message,
-        field("_COMM"),
-        field("_EXE"),
-        field("_AUDIT_LOGINUID"),
-        f"{machine or host}|{cursor}" if cursor else _key(machine, host, None, ts, pid, message),
-    )
+    # Inline `x if str else text(x)`: this runs for every line of the input.
+    message = get("MESSAGE") if "MESSAGE" in entry else get("message")
+    if message.__class__ is not str:
+        message = text(message) or ""
+    host = get("logstack_host") or get("_HOSTNAME") or get("host") or ""
+    if host.__class__ is not str:
+        host = text(host) or ""
+    machine = get("_MACHINE_ID") or ""
+    if machine.__class__ is not str:
+        machine = text(machine) or ""
+    pid = get("_PID") or get("SYSLOG_PID") or ""
+    if pid.__class__ is not str:
+        pid = text(pid) or ""
+    boot = get("_BOOT_ID") or ""
+    if boot.__class__ is not str:
+        boot = text(boot) or ""
+    ident = get("SYSLOG_IDENTIFIER") or ""
+    if ident.__class__ is not str:
+        ident = text(ident) or ""
+    comm = get("_COMM")
+    if comm is not None and comm.__class__ is not str:
+        comm = text(comm)
+    exe = get("_EXE")
+    if exe is not None and exe.__class__ is not str:
+        exe = text(exe)
+    loginuid = get("_AUDIT_LOGINUID")
+    if loginuid is not None and loginuid.__class__ is not str:
+        loginuid = text(loginuid)
+    cursor = get("__CURSOR")
+    if cursor is not None and cursor.__class__ is not str:
+        cursor = text(cursor)
+    key = f"{machine or host}|{cursor}" if cursor else _key(machine, host, None, ts, pid, message)
+    return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, key)
 
 
 def to_micros(value: dt.datetime) -> int:
