@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -14,12 +12,12 @@ sys.path.insert(0, str(ROOT))
 from typer.testing import CliRunner  # noqa: E402
 
 from logstack.cli import app  # noqa: E402
+from tests.chromium import screenshot  # noqa: E402
 from tests.journal import write  # noqa: E402
 from tests.report_fixture import week  # noqa: E402
 
 
 def main() -> None:
-    browser = shutil.which("chromium") or sys.exit("chromium is not installed (bash tests/setup.sh)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         export = write(tmp / "week.json", week())
@@ -29,26 +27,9 @@ def main() -> None:
         )
         if result.exit_code != 0:
             sys.exit(result.output)
-        subprocess.run(
-            [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--hide-scrollbars",
-                f"--user-data-dir={tmp / 'profile'}",
-                f"--screenshot={ROOT / 'docs/report.png'}",
-                "--window-size=1100,1400",
-                page.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        result = screenshot(page, ROOT / "docs/report.png", 1100, 1400, tmp / "profile")
+        if result.returncode != 0:
+            sys.exit(result.stderr[-2000:])
     print(f"wrote {ROOT / 'docs/report.png'}")
 
 

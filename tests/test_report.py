@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.chromium import screenshot
 from tests.conftest import invoke
 from tests.journal import write
 from tests.report_fixture import ACCOUNT_CHANGES, FAILED, FORGED, GAP_HOST, SUCCESSFUL, SUDO, week
@@ -89,30 +88,9 @@ def test_log_content_cannot_inject_markup(runner, tmp_path):
 
 
 def test_report_renders_in_chromium(runner, export, tmp_path):
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.fail("chromium is not installed: run bash tests/setup.sh")
     _report(runner, export, tmp_path)
     png = tmp_path / "report.png"
-    result = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={png}",
-            "--window-size=1200,1600",
-            (tmp_path / "report.html").as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = screenshot(tmp_path / "report.html", png, 1200, 1600, tmp_path / "profile")
     assert png.is_file(), result.stderr[-2000:]
     image = Image.open(png).convert("RGB")
     assert image.size == (1200, 1600)

@@ -38,6 +38,19 @@ def _heartbeat(host: str, age: dt.timedelta) -> dict:
     }
 
 
+def _prepare(fleet):
+    """The analyst password MariaDB knows, a CA and a server certificate."""
+    secrets_file = fleet.inventory.parent / "secrets.yaml"
+    secrets = yaml.safe_load(secrets_file.read_text())
+    secrets["greptimedb"]["analyst"] = PASSWORD
+    secrets_file.write_text(yaml.safe_dump(secrets))
+    inv = load_inventory(fleet.inventory)
+    pki = PKI.for_inventory(inv)
+    pki.init_ca()
+    pki.issue_server(inv)
+    return pki
+
+
 def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_key, mariadb, greptime_api, runner):
     port = _free_port()
     fleet = make_fleet(
@@ -45,14 +58,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
     )
     tls = None
     try:
-        secrets_file = fleet.inventory.parent / "secrets.yaml"
-        secrets = yaml.safe_load(secrets_file.read_text())
-        secrets["greptimedb"]["analyst"] = PASSWORD
-        secrets_file.write_text(yaml.safe_dump(secrets))
-        inv = load_inventory(fleet.inventory)
-        pki = PKI.for_inventory(inv)
-        pki.init_ca()
-        pki.issue_server(inv)
+        pki = _prepare(fleet)
         assert invoke(runner, "enroll-host", "--all", "-i", fleet.inventory).exit_code == 0
         bundle = tmp_path / "ca.pem"
         bundle.write_bytes(pki.ca_bundle_pem())
@@ -125,14 +131,7 @@ def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, g
         tmp_path, ssh_client_key, ["web1"], server=True, first_octet=55, extra={"server.vector_port": _free_port()}
     )
     try:
-        secrets_file = fleet.inventory.parent / "secrets.yaml"
-        secrets = yaml.safe_load(secrets_file.read_text())
-        secrets["greptimedb"]["analyst"] = PASSWORD
-        secrets_file.write_text(yaml.safe_dump(secrets))
-        inv = load_inventory(fleet.inventory)
-        pki = PKI.for_inventory(inv)
-        pki.init_ca()
-        pki.issue_server(inv)
+        _prepare(fleet)
         mariadb.create_logs("vector")
         result = invoke(runner, "status", "-i", fleet.inventory, "--db-port", str(mariadb.port))
         assert result.exit_code == 1
