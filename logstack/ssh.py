@@ -187,12 +187,13 @@ def connect(
         jump_spec = str(params["proxy_jump"]).split(",")[0]
         user, _, hostport = jump_spec.rpartition("@")
         host, _, port = hostport.partition(":")
+        # The bastion gets the target's identity unless ~/.ssh/config names one for it.
         jump = Target(
             name=f"{target.name} (jump {host})",
             address=host,
             port=int(port) if port else None,
             user=user or None,
-            key=target.key,
+            key=target.key or (params["key_filenames"][0] if params["key_filenames"] else None),
         )
         jump_conn = connect(jump, known_hosts, accept_new, timeout, retries)
         jump_client = jump_conn.client
@@ -231,6 +232,10 @@ def connect(
             raise RuntimeFailure(f"{target.name}: SSH authentication failed as {params['username']}: {exc}") from None
         except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             client.close()
+            if "authentication" in str(exc).lower():  # e.g. no key offered: not a network problem
+                raise RuntimeFailure(
+                    f"{target.name}: SSH authentication failed as {params['username']}: {exc}"
+                ) from None
             last = exc
             if sock is not None or attempt == retries:
                 break

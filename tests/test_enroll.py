@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
@@ -251,3 +252,29 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
     assert not host.path("/etc/systemd/system/broken.service").exists()
     assert not [p for p in host.upper.rglob(".logstack-tmp-*")]
     assert host.systemctl_calls == []
+
+
+def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
+    from logstack.ssh import Target, resolve
+
+    web2 = fleet.hosts["web2"]
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host web2-alias\n  HostName {web2.address}\n  Port {web2.port}\n  User root\n"
+        f"  IdentityFile {fleet.key}\n  ProxyJump root@{fleet.hosts['web1'].address}\n"
+    )
+    monkeypatch.setenv("LOGSTACK_SSH_CONFIG", str(config))
+    params = resolve(Target(name="web2", address="web2-alias"))
+    assert params["hostname"] == web2.address and params["username"] == "root"
+    assert params["key_filenames"] == [str(fleet.key)] and params["proxy_jump"] == f"root@{fleet.hosts['web1'].address}"
+    # the inventory names only the alias: ~/.ssh/config supplies address, user, key and the bastion
+    spec = yaml.safe_load(fleet.inventory.read_text())
+    spec["defaults"]["ssh"] = {}
+    spec["hosts"] = [{**h, "address": "web2-alias"} if h["name"] == "web2" else h for h in spec["hosts"]]
+    fleet.inventory.write_text(yaml.safe_dump(spec))
+    inv = load_inventory(fleet.inventory)
+    assert inv.host("web2").ssh.key is None and inv.host("web2").ssh.user is None
+    PKI.for_inventory(inv).init_ca()
+    result = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    assert result.exit_code == 0, result.output
+    assert web2.path("/etc/vector/vector.yaml").exists()
