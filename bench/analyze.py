@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--failed-events", type=int, default=10_000)
     parser.add_argument("--skip-db", action="store_true", help="only the JSON export figures")
+    parser.add_argument("--skip-old", action="store_true", help="skip (b), the old script's query pattern")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -233,6 +234,8 @@ def main() -> None:
                 f"{events:,} events, peak RSS {rss:.0f} MiB"
             )
 
+            if args.skip_old:
+                return
             failed = tmp / "failed.json"
             generate_failed(failed, args.failed_events)
             load_mariadb(db, "failed", failed)

@@ -100,7 +100,7 @@ class DatabaseConfig:
 class DatabaseSource:
     """Rows of the logs table in ingest order, fetched in keyset pages (never the whole table at once)."""
 
-    def __init__(self, config: DatabaseConfig, page_size: int = 20000) -> None:
+    def __init__(self, config: DatabaseConfig, page_size: int = 5000) -> None:
         self.config = config
         self.page_size = page_size
         self._conn: Any = None
