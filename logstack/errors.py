@@ -36,6 +36,10 @@ class PKIError(LogstackError):
     exit_status = ExitStatus.BAD_INPUT
 
 
+class RevokedHostError(PKIError):
+    """A revoked host must not silently get a new certificate."""
+
+
 class RuntimeFailure(LogstackError):
     """Something outside logstack failed: SSH, database, a remote command."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from logstack.deploy import Plan, apply, diffs, inspect, make_plan
-from logstack.errors import BadInputError, LogstackError, PKIError
+from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import RenderedFile, firewall_files, render_site
@@ -124,9 +124,7 @@ def enroll(
             if pki.needs_client(host) and not dry_run:
                 pki.issue_client(host, passphrase, save=False)
             ready.append(host)
-        except PKIError as exc:
-            if "passphrase" in str(exc) or "encrypted" in str(exc):
-                raise
+        except RevokedHostError as exc:  # this host only; CA problems (passphrase) stop the run
             results[host.name] = HostResult(host.name, "failed", str(exc))
             if on_result:
                 on_result(results[host.name])

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from logstack.errors import PKIError
+from logstack.errors import PKIError, RevokedHostError
 from logstack.fsutil import atomic_write, ensure_private_dir
 from logstack.inventory import Host, Inventory, PKISettings
 
@@ -458,7 +458,7 @@ class PKI:
     def needs_client(self, host: Host, within: dt.timedelta = dt.timedelta(0)) -> bool:
         """Whether enrolling `host` must mint: no certificate, files gone, old CA, or expiring."""
         if host.name in self.registry.revoked_hosts:
-            raise PKIError(
+            raise RevokedHostError(
                 f"host {host.name!r} is revoked; remove it from the inventory or issue a new certificate "
                 f"deliberately with `logstack certs renew {host.name}`"
             )

@@ -278,3 +278,16 @@ def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
     result = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
     assert result.exit_code == 0, result.output
     assert web2.path("/etc/vector/vector.yaml").exists()
+
+
+def test_a_revoked_host_is_refused_while_the_others_enroll(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    pki = PKI.for_inventory(inv)
+    pki.init_ca()
+    pki.issue_client(inv.host("web2"))
+    pki.revoke("web2")
+    result = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    assert result.exit_code == 3
+    assert "logstack: failed: host 'web2' is revoked" in result.stderr
+    assert fleet.hosts["web1"].path("/etc/vector/vector.yaml").exists()
+    assert not fleet.hosts["web2"].path("/etc/vector").exists()
