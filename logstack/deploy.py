@@ -10,10 +10,14 @@ done by the next run.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import posixpath
 import shlex
+import stat
 from dataclasses import dataclass, field
 from typing import Literal
+
+import paramiko
 
 from logstack.errors import RuntimeFailure
 from logstack.render import RenderedFile
@@ -124,12 +128,7 @@ sha256sum -- "$@" 2>/dev/null || true
 echo ---
 stat -c '%a %U %G %n' -- "$@" 2>/dev/null || true
 echo ---
-dirs=''
-for p in "$@"; do dirs="$dirs ${p%/*}"; done
-find $dirs -maxdepth 1 -name '.logstack-tmp-*' -mmin +10 -delete 2>/dev/null || true
 if [ -f PENDING ]; then while read -r s; do echo "P $s"; done < PENDING; fi
-command -v vector >/dev/null 2>&1 && echo V
-command -v systemd-analyze >/dev/null 2>&1 && echo S
 exit 0
 """.replace("PENDING", PENDING)
 
@@ -140,11 +139,70 @@ class TargetFacts:
 
     files: dict[str, RemoteFile]
     owed: list[str]
-    has_vector: bool
-    has_systemd_analyze: bool
 
 
 def inspect(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
+    """Hash, mode and owner of every managed file, plus owed restarts.
+
+    As root this reads over SFTP, which starts no process on the target (a remote command costs
+    several times more); through sudo it falls back to one remote command.
+    """
+    if not conn.needs_sudo:
+        try:
+            return _inspect_sftp(conn, files)
+        except (OSError, paramiko.SSHException):
+            pass  # no SFTP subsystem: the shell way works everywhere
+    return _inspect_exec(conn, files)
+
+
+def _id_names(sftp: paramiko.SFTPClient, path: str) -> dict[int, str]:
+    with sftp.open(path) as handle:
+        table = handle.read().decode(errors="replace")
+    names: dict[int, str] = {}
+    for line in table.splitlines():
+        parts = line.split(":")
+        if len(parts) > 2 and parts[2].isdigit():
+            names.setdefault(int(parts[2]), parts[0])
+    return names
+
+
+def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
+    sftp = conn.client.open_sftp()
+    try:
+        users, groups = _id_names(sftp, "/etc/passwd"), _id_names(sftp, "/etc/group")
+        found: dict[str, RemoteFile] = {}
+        for f in files:
+            try:
+                handle = sftp.open(f.path)
+            except FileNotFoundError:
+                continue
+            with handle:
+                attrs = handle.stat()
+                if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode):
+                    continue
+                # a size that differs already decides (no digest equals this marker): no read needed
+                same_size = attrs.st_size == len(f.content)
+                digest = hashlib.sha256(handle.read()).hexdigest() if same_size else f"size:{attrs.st_size}"
+            found[f.path] = RemoteFile(
+                digest,
+                stat.S_IMODE(attrs.st_mode),
+                users.get(attrs.st_uid, str(attrs.st_uid)),
+                groups.get(attrs.st_gid, str(attrs.st_gid)),
+            )
+        owed: list[str] = []
+        try:
+            with sftp.open(PENDING) as handle:
+                for line in handle.read().decode(errors="replace").splitlines():
+                    if line.strip() and line.strip() not in owed:
+                        owed.append(line.strip())
+        except FileNotFoundError:
+            pass
+        return TargetFacts(found, owed)
+    finally:
+        sftp.close()
+
+
+def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     """One remote command: hash, mode and owner of every managed file, plus owed restarts."""
     paths = [f.path for f in files]
     cmd = "sh -c " + shlex.quote(_INSPECT) + " sh " + " ".join(shlex.quote(p) for p in paths)
@@ -164,7 +222,7 @@ def inspect(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     for line in lines:
         if line.startswith("P ") and line[2:].strip() and line[2:].strip() not in owed:
             owed.append(line[2:].strip())
-    return TargetFacts(found, owed, "V" in lines, "S" in lines)
+    return TargetFacts(found, owed)
 
 
 def diffs(conn: Connection, plan: Plan) -> list[str]:
@@ -193,40 +251,47 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
-def _upload_lines(index: int, f: RenderedFile, facts: TargetFacts) -> list[str]:
-    """Shell lines writing one file to a fresh temp name beside its target, then validating it."""
+def _write_lines(index: int, f: RenderedFile) -> list[str]:
+    """Shell lines writing one file to a fresh temp name beside its target."""
     directory = posixpath.dirname(f.path)
-    suffix = posixpath.splitext(f.path)[1] if f.path.endswith((".yaml", *_UNIT_SUFFIXES)) else ""
+    suffix = posixpath.splitext(f.path)[1] if f.path.endswith((".yaml", ".nft", *_UNIT_SUFFIXES)) else ""
     var = f"T{index}"
-    lines = [
+    return [
         f"{var}={_q(directory)}/{TMP_PREFIX}$$-{index}{suffix}",
         f'TMPS="$TMPS ${var}"',
         # printf is a shell builtin: the content never meets an argv limit and costs no process
         f'printf %s {_q(f.content.decode("utf-8"))} > "${var}"',
     ]
-    if f.path.endswith("/vector.yaml") and facts.has_vector:
+
+
+def _validate_lines(index: int, f: RenderedFile) -> list[str]:
+    """Shell lines running the validator that exists on the target for this kind of file."""
+    var = f"T{index}"
+    lines = []
+    if f.path.endswith("/vector.yaml"):
         lines.append(
-            f'out=$(vector validate --no-environment "${var}" 2>&1) || '
-            f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"'
+            f'if command -v vector >/dev/null 2>&1; then out=$(vector validate --no-environment "${var}" 2>&1) || '
+            f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
         )
     if f.path.endswith(".nft"):
         lines.append(
             f'if command -v nft >/dev/null 2>&1; then out=$(nft -c -f "${var}" 2>&1) || '
             f'fail "nft rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
         )
-    if f.path.endswith(_UNIT_SUFFIXES) and facts.has_systemd_analyze:
+    if f.path.endswith(_UNIT_SUFFIXES):
         # A binary the same run installs may not exist yet: systemd itself accepts such a unit.
         lines.append(
+            "if command -v systemd-analyze >/dev/null 2>&1; then "
             f'st=0; out=$(systemd-analyze verify "${var}" 2>&1) || st=$?; '
             'probs=$(printf "%s\\n" "$out" | grep -v "is not executable: No such file or directory" | grep . || true); '
             'if { [ $st -ne 0 ] && [ -n "$probs" ]; } || printf "%s" "$probs" | grep -q -e "Unknown key" -e "Invalid"; '
-            f'then fail "systemd-analyze rejected {f.path}: $(printf %s "$probs" | tr "\\n" " ")"; fi'
+            f'then fail "systemd-analyze rejected {f.path}: $(printf %s "$probs" | tr "\\n" " ")"; fi; fi'
         )
     return lines
 
 
-def apply_script(plan: Plan, facts: TargetFacts, service_manager: str = "systemctl") -> str:
-    """The whole run as one shell script: upload and validate all, record owed restarts, swap, restart.
+def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
+    """The whole run as one shell script: write, own and validate all, record owed restarts, swap, restart.
 
     One remote command per target: session set-up, not bytes, dominates the cost of a deployment.
     """
@@ -240,11 +305,14 @@ def apply_script(plan: Plan, facts: TargetFacts, service_manager: str = "systemc
     uploads = plan.uploads
     dirs = sorted({posixpath.dirname(c.file.path) for c in uploads})
     if dirs:
-        lines.append("mkdir -p " + " ".join(_q(d) for d in dirs))
+        quoted = " ".join(_q(d) for d in dirs)
+        lines.append(f"mkdir -p {quoted}")
+        # temp files a killed run left behind
+        lines.append(f"find {quoted} -maxdepth 1 -name '{TMP_PREFIX}*' -mmin +10 -delete 2>/dev/null || true")
+    for index, change in enumerate(uploads):
+        lines += _write_lines(index, change.file)
     # Owner and mode are set before validation and long before the rename: the final name never
     # shows a file with other permissions. Grouped, so a run costs a few processes, not a few per file.
-    for index, change in enumerate(uploads):
-        lines += _upload_lines(index, change.file, facts)
     by_owner: dict[str, list[int]] = {}
     by_mode: dict[int, list[int]] = {}
     for index, change in enumerate(uploads):
@@ -254,6 +322,8 @@ def apply_script(plan: Plan, facts: TargetFacts, service_manager: str = "systemc
         lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
     for mode, indexes in by_mode.items():
         lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
+    for index, change in enumerate(uploads):
+        lines += _validate_lines(index, change.file)
     owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
     if owed:
         # Recorded before the swap: if the run dies now, the next run still restarts.
@@ -283,9 +353,9 @@ class ApplyResult:
     daemon_reload: bool = False
 
 
-def apply(conn: Connection, plan: Plan, facts: TargetFacts, service_manager: str = "systemctl") -> ApplyResult:
+def apply(conn: Connection, plan: Plan, service_manager: str = "systemctl") -> ApplyResult:
     """Upload and validate every file, then swap, fix permissions, reload and restart: one remote script."""
-    status, _, err = conn.run("sh -s", stdin=apply_script(plan, facts, service_manager).encode(), check=False)
+    status, _, err = conn.run("sh -s", stdin=apply_script(plan, service_manager).encode(), check=False)
     if status != 0:
         lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
         reason = next((ln[len("logstack: ") :] for ln in reversed(lines) if ln.startswith("logstack: ")), None)

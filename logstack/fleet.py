@@ -81,7 +81,7 @@ def deploy_files(
                 return HostResult(target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan))
             if not plan.changed:
                 return HostResult(target.name, "ok", "", plan)
-            apply(conn, plan, facts, service_manager)
+            apply(conn, plan, service_manager)
             return HostResult(target.name, "changed", plan.summary(), plan)
     except UnreachableError as exc:
         return HostResult(target.name, "unreachable", str(exc))

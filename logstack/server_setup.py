@@ -261,7 +261,7 @@ def init_server(
             )
             return result
         if plan.changed:
-            apply(conn, plan, facts, inventory.spec.service_manager)
+            apply(conn, plan, inventory.spec.service_manager)
             result.steps.append(plan.summary())
         result.deploy = HostResult(target.name, "changed" if plan.changed else "ok", plan.summary(), plan)
         api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
