@@ -291,3 +291,20 @@ def test_a_revoked_host_is_refused_while_the_others_enroll(fleet, runner):
     assert "logstack: failed: host 'web2' is revoked" in result.stderr
     assert fleet.hosts["web1"].path("/etc/vector/vector.yaml").exists()
     assert not fleet.hosts["web2"].path("/etc/vector").exists()
+
+
+def test_a_wrong_mode_is_fixed_without_a_restart(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    host = fleet.hosts["web1"]
+    assert (
+        fleet.ssh("web1", "chmod 0644 /etc/vector/tls/client.key && chgrp root /etc/vector/tls/client.key").returncode
+        == 0
+    )
+    dry = invoke(runner, "enroll-host", "web1", "--dry-run", "-i", fleet.inventory)
+    assert "fix     /etc/vector/tls/client.key (root:root 0644 -> root:vector 0640)" in dry.stdout
+    fixed = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    assert fixed.exit_code == 0
+    assert _owner(host, "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
+    assert host.systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]  # no second restart

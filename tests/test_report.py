@@ -116,3 +116,40 @@ def test_bad_period_is_exit_2(runner, export, tmp_path):
     assert r.exit_code == 2 and "--until must be after --since" in r.stderr
     r = invoke(runner, "report", "--journal", export, "--since", "last tuesday", "-o", tmp_path / "x.html")
     assert r.exit_code == 2 and "--since" in r.stderr
+
+
+def test_report_from_the_database_matches_the_export(runner, export, mariadb, tmp_path):
+    from logstack.cli import app
+    from tests.mariadb import PASSWORD
+    from tests.report_fixture import week
+    from tests.test_analyze_db import to_row
+
+    entries = week()
+    mariadb.create_logs("reportdb")
+    rows = [to_row(e, int(e["__REALTIME_TIMESTAMP"]) + 2_000_000) for e in entries]
+    for row, e in zip(rows, entries, strict=True):
+        row["logstack_host"] = e["_HOSTNAME"]
+    mariadb.insert("reportdb", rows)
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "--db-port",
+            str(mariadb.port),
+            "--db-name",
+            "reportdb",
+            "--since",
+            "2026-11-16",
+            "--until",
+            "2026-11-23",
+            "-o",
+            str(tmp_path / "db.html"),
+            "--markdown",
+            str(tmp_path / "db.md"),
+        ],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert result.exit_code == 0, result.output
+    (tmp_path / "file").mkdir()
+    _, from_file = _report(runner, export, tmp_path / "file")
+    assert (tmp_path / "db.md").read_text() == from_file
