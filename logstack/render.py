@@ -85,6 +85,54 @@ class RenderedFile:
         }
 
 
+@dataclass(frozen=True)
+class TemplateFile:
+    """A server file rendered from one template."""
+
+    path: str
+    template: str
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o644
+    service: str | None = None
+    secret: bool = False
+    unit: bool = False
+
+
+SERVER_TEMPLATES: tuple[TemplateFile, ...] = (
+    TemplateFile(
+        "/etc/greptime/standalone.toml", "server/standalone.toml.j2", group="greptime", mode=0o640, service="greptime"
+    ),
+    TemplateFile(
+        "/etc/greptime/users.conf",
+        "server/users.conf.j2",
+        group="greptime",
+        mode=0o640,
+        service="greptime",
+        secret=True,
+    ),
+    TemplateFile("/etc/systemd/system/greptime.service", "server/greptime.service.j2", service="greptime", unit=True),
+    TemplateFile(
+        "/etc/vector/vector.yaml", "server/vector.yaml.j2", group="vector", mode=0o640, service="vector", secret=True
+    ),
+    TemplateFile(
+        "/etc/systemd/system/vector.service.d/10-logstack.conf",
+        "common/vector-dropin.conf.j2",
+        service="vector",
+        unit=True,
+    ),
+    TemplateFile("/etc/logstack/schema.sql", "server/schema.sql.j2"),
+    TemplateFile("/etc/logstack/analyst.password", "server/analyst.password.j2", mode=0o600, secret=True),
+    TemplateFile("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
+    TemplateFile(
+        "/etc/systemd/system/logstack-analyze.timer",
+        "server/logstack-analyze.timer.j2",
+        service="logstack-analyze.timer",
+        unit=True,
+    ),
+)
+
+
 def templates_dir() -> Path:
     """The template directory: inside the installed package, or top-level in a checkout."""
     here = Path(__file__).resolve().parent
@@ -235,48 +283,20 @@ def render_site(
     render: Callable[..., str] = lambda name, **kw: _template(name).render(**ctx_base, **kw)  # noqa: E731
 
     if server:
-        passwords = sec.passwords()
         m = SERVER_MACHINE
-        add(
-            m,
-            "/etc/greptime/standalone.toml",
-            render("server/standalone.toml.j2"),
-            group="greptime",
-            mode=0o640,
-            service="greptime",
-        )
-        add(
-            m,
-            "/etc/greptime/users.conf",
-            render("server/users.conf.j2", passwords=passwords),
-            group="greptime",
-            mode=0o640,
-            service="greptime",
-            secret=True,
-        )
-        add(
-            m,
-            "/etc/systemd/system/greptime.service",
-            render("server/greptime.service.j2"),
-            service="greptime",
-            unit=True,
-        )
-        add(
-            m,
-            "/etc/vector/vector.yaml",
-            render("server/vector.yaml.j2", passwords=passwords),
-            group="vector",
-            mode=0o640,
-            service="vector",
-            secret=True,
-        )
-        add(
-            m,
-            "/etc/systemd/system/vector.service.d/10-logstack.conf",
-            render("common/vector-dropin.conf.j2", journal_reader=False),
-            service="vector",
-            unit=True,
-        )
+        server_ctx = {"passwords": sec.passwords(), "columns": table_columns(inventory), "journal_reader": False}
+        for spec in SERVER_TEMPLATES:
+            add(
+                m,
+                spec.path,
+                render(spec.template, **server_ctx),
+                spec.owner,
+                spec.group,
+                spec.mode,
+                spec.service,
+                spec.secret,
+                spec.unit,
+            )
         add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
         add(
             m,
@@ -294,22 +314,6 @@ def render_site(
             mode=0o640,
             service="vector",
             secret=True,
-        )
-        add(m, "/etc/logstack/schema.sql", render("server/schema.sql.j2", columns=table_columns(inventory)))
-        add(
-            m,
-            "/etc/logstack/analyst.password",
-            render("server/analyst.password.j2", passwords=passwords),
-            mode=0o600,
-            secret=True,
-        )
-        add(m, "/etc/systemd/system/logstack-analyze.service", render("server/logstack-analyze.service.j2"), unit=True)
-        add(
-            m,
-            "/etc/systemd/system/logstack-analyze.timer",
-            render("server/logstack-analyze.timer.j2"),
-            service="logstack-analyze.timer",
-            unit=True,
         )
         if inventory.server.firewall:
             files.extend(firewall_files(inventory, pki))
