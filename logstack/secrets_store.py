@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import stat
@@ -73,7 +72,3 @@ def load_secrets(path: Path) -> Secrets:
             )
         passwords[user] = value
     return Secrets(passwords)
-
-
-def secrets_available(path: Path) -> bool:
-    return path.exists() and os.access(path, os.R_OK)

@@ -408,9 +408,6 @@ class EventBuilder:
         del self._members[incident.id]
         return incident
 
-    def pending(self) -> int:
-        return len(self._open) + len(self._closed) + len(self._incidents)
-
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
     """All events of `lines`, released in order of completion."""
