@@ -413,7 +413,7 @@ def test_brute_force_names_users_and_hosts_and_flags_success_after_failures():
     assert len(brute) == 1
     incident = brute[0]
     assert incident.source_ip == "203.0.113.66" and incident.user == "admin, root" and incident.host == "web1, web2"
-    assert incident.reason == "9 failed logins from 203.0.113.66" and incident.severity == "alert"
+    assert incident.reason == "9 failed login attempts from 203.0.113.66" and incident.severity == "alert"
     success = next(ev for ev in found if ev.outcome == "success")
     assert success.flags == ["after_failures"]
 
@@ -442,3 +442,22 @@ def test_duplicate_lines_count_once():
 def test_ids_are_stable():
     lines = [e(0, "sudo", 3, "alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id")]
     assert events(*lines)[0].id == events(*[dict(x) for x in lines])[0].id
+
+
+def test_brute_force_counts_attempts_not_connections():
+    # three connections, three passwords tried in each: 9 attempts within 120 s
+    lines = []
+    for conn in range(3):
+        for attempt in range(3):
+            lines.append(
+                e(
+                    conn * 10 + attempt,
+                    "sshd-session",
+                    700 + conn,
+                    f"Failed password for root from 192.0.2.99 port {6000 + conn} ssh2",
+                )
+            )
+    found = events(*lines)
+    (brute,) = [ev for ev in found if ev.type == "brute_force"]
+    assert brute.reason == "9 failed login attempts from 192.0.2.99"
+    assert [ev.attempts for ev in found if ev.type == "ssh_login"] == [3, 3, 3]

@@ -46,7 +46,7 @@ def test_report_counts(runner, export, tmp_path):
     assert "| alice | web1 | 7 |" in md and "| bob | db1 | 7 |" in md
     assert "| carol | web2 | 7 |" in md
     assert "203.0.113.99 (9)" in md
-    assert "9 failed logins from 203.0.113.99" in md
+    assert "9 failed login attempts from 203.0.113.99" in md
     assert "backup user created" in md and "backup added to group sudo" in md
     assert "claims sshd: `Accepted password for root from 10.9.9.9 port 1 ssh2`" in md
     # coverage: web2's four silent hours are the one heartbeat gap of the week

@@ -57,6 +57,7 @@ class Event:
     last_arrival: int = 0
     first_key: str = ""
     known: bool = False  # every line belongs to an event reported by an earlier run
+    attempts: int = 0  # failed authentication attempts (one connection may make several)
 
     @property
     def severity(self) -> str:
@@ -211,6 +212,9 @@ def _build(group: _Group) -> Event:
     if commands:
         event.command = " ".join(commands)
     event.reason = reason
+    if etype == "ssh_login" and outcome == "failure":
+        tries = sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed ")))
+        event.attempts = max(1, tries)
     if any(is_forged(ln.ident, ln.comm, ln.exe) for ln in lines):
         flags.add("forged")
     event.flags = sorted(flags)
@@ -359,7 +363,7 @@ class EventBuilder:
                     else:
                         yield self._release_incident(ip)
                         incident = None
-                if incident is None and len(recent) >= self.settings.brute_force_count:
+                if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
                     self._incidents[ip] = self._incident(ip, list(recent))
         yield event
 
@@ -393,7 +397,8 @@ class EventBuilder:
         hosts = sorted({m.host for m in members})
         incident.user = ", ".join(users) or None
         incident.host = ", ".join(hosts)
-        incident.reason = f"{len(members)} failed logins from {incident.source_ip}"
+        tries = sum(m.attempts for m in members)
+        incident.reason = f"{tries} failed login attempts from {incident.source_ip}"
         incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
         incident.lines = [line for m in members for line in m.lines[:1]]
 
