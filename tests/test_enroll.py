@@ -153,40 +153,39 @@ def test_killed_connection_leaves_old_or_new_and_owed_restart_is_done(fleet, run
     PKI.for_inventory(inv).init_ca()
     assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["web1"]
-    old = {
-        f.path: f.content
-        for f in render_site(
-            load_inventory(fleet.inventory),
-            include_keys=True,
-            hosts=[load_inventory(fleet.inventory).host("web1")],
-            server=False,
-        )
-    }
-    fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1000", "cmdb_id: 7"))
-    assert invoke(runner, "certs", "renew", "web1", "-i", fleet.inventory).exit_code == 0
-    inv = load_inventory(fleet.inventory)
-    new = {f.path: f.content for f in render_site(inv, include_keys=True, hosts=[inv.host("web1")], server=False)}
 
-    stop = threading.Event()
+    def rendered() -> dict[str, bytes]:
+        inv = load_inventory(fleet.inventory)
+        return {f.path: f.content for f in render_site(inv, include_keys=True, hosts=[inv.host("web1")], server=False)}
 
-    def killer() -> None:
+    def killer(stop: threading.Event) -> None:
         # kill the session as soon as an upload is in flight
-        tls = host.path("/etc/vector/tls")
+        etc_vector = host.path("/etc/vector")
         while not stop.is_set():
-            if any(p.name.startswith(".logstack-tmp-") for p in tls.parent.rglob("*")):
+            if any(p.name.startswith(".logstack-tmp-") for p in etc_vector.rglob("*")):
                 host.kill_connections()
                 return
-            time.sleep(0.002)
+            time.sleep(0.001)
 
-    thread = threading.Thread(target=killer)
-    thread.start()
-    died = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
-    stop.set()
-    thread.join()
-    assert died.exit_code == 3
-    for path in new:
-        content = host.path(path).read_bytes()
-        assert content in (old[path], new[path]), path
+    # The window is short: try a few changes until one run is really cut off mid-deploy.
+    died = None
+    for attempt in range(8):
+        old = rendered()
+        cmdb = "cmdb_id: 1000" if attempt == 0 else f"cmdb_id: {attempt + 6}"
+        fleet.inventory.write_text(fleet.inventory.read_text().replace(cmdb, f"cmdb_id: {attempt + 7}"))
+        assert invoke(runner, "certs", "renew", "web1", "-i", fleet.inventory).exit_code == 0
+        new = rendered()
+        stop = threading.Event()
+        thread = threading.Thread(target=killer, args=(stop,))
+        thread.start()
+        died = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+        stop.set()
+        thread.join()
+        for path in new:
+            assert host.path(path).read_bytes() in (old[path], new[path]), path
+        if died.exit_code == 3:
+            break
+    assert died is not None and died.exit_code == 3, "no run was cut off mid-deploy"
     healed = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
     assert healed.exit_code == 0, healed.output
     for path, content in new.items():
