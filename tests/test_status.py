@@ -83,7 +83,13 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(0.5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # s_server is up once it accepts a connection
+            try:
+                socket.create_connection((fleet.hosts["server"].address, port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
         mariadb.create_logs("vector")
         mariadb.insert(
             "vector",
