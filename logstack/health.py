@@ -12,7 +12,7 @@ from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.records import iso, to_micros
-from logstack.analyze.sources import DatabaseConfig
+from logstack.analyze.sources import DatabaseConfig, DatabaseSource
 from logstack.errors import LogstackError, RuntimeFailure
 from logstack.fleet import known_hosts_path, server_target
 from logstack.inventory import Host, Inventory
@@ -121,36 +121,17 @@ def _days_left(pki: PKI, name: str, now: dt.datetime) -> int | None:
 
 def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
     """Newest heartbeat and newest other line per host (ingest time, µs)."""
-    import pymysql
-
-    try:
-        db = pymysql.connect(
-            host=config.host,
-            port=config.port,
-            user=config.user,
-            password=config.password,
-            database=config.database,
-            connect_timeout=10,
-            read_timeout=60,
-        )
-    except pymysql.MySQLError as exc:
-        raise RuntimeFailure(f"database {config.label}: {exc.args[-1] if exc.args else exc}") from None
     found: list[dict[str, int]] = [{}, {}]
-    try:
-        with db.cursor() as cursor:
-            for index, op in enumerate(("=", "<>")):
-                cursor.execute(
-                    f"SELECT `logstack_host`, MAX(`greptime_timestamp`) FROM `{config.table}` "
-                    f"WHERE `SYSLOG_IDENTIFIER` {op} %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`",
-                    (HEARTBEAT_IDENTIFIER, since.replace(tzinfo=None)),
-                )
-                for host, newest in cursor.fetchall():
-                    if host is not None and newest is not None:
-                        found[index][str(host)] = to_micros(newest)
-    except pymysql.MySQLError as exc:
-        raise RuntimeFailure(f"database {config.label}: {exc.args[-1] if exc.args else exc}") from None
-    finally:
-        db.close()
+    with DatabaseSource(config) as db:
+        for index, op in enumerate(("=", "<>")):
+            rows = db.query(
+                f"SELECT `logstack_host` AS host, MAX(`greptime_timestamp`) AS newest FROM `{config.table}` "
+                f"WHERE `SYSLOG_IDENTIFIER` {op} %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`",
+                (HEARTBEAT_IDENTIFIER, since.replace(tzinfo=None)),
+            )
+            for row in rows:
+                if row["host"] is not None and row["newest"] is not None:
+                    found[index][str(row["host"])] = to_micros(row["newest"])
     return found[0], found[1]
 
 

@@ -478,9 +478,7 @@ class PKI:
         rec.status = "revoked"
         if name not in self.registry.revoked_hosts:
             self.registry.revoked_hosts.append(name)
-        for path in (self.key_path(name),):
-            if path.exists():
-                os.unlink(path)
+        self.key_path(name).unlink(missing_ok=True)
         self.save()
         return rec
 

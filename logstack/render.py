@@ -142,12 +142,8 @@ def templates_dir() -> Path:
     raise BadInputError(f"logstack templates not found next to {here}")  # pragma: no cover
 
 
-def _yaml_str(value: object) -> str:
-    # JSON strings are valid YAML double-quoted scalars: safe for any content.
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _toml_str(value: object) -> str:
+def _quoted(value: object) -> str:
+    # JSON strings are valid YAML double-quoted scalars and TOML basic strings: safe for any content.
     return json.dumps(str(value), ensure_ascii=False)
 
 
@@ -173,8 +169,8 @@ def _environment(root: str) -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters["yaml_str"] = _yaml_str
-    env.filters["toml_str"] = _toml_str
+    env.filters["yaml_str"] = _quoted
+    env.filters["toml_str"] = _quoted
     env.filters["bracket_ip"] = _bracket_ip
     return env
 
@@ -227,16 +223,11 @@ def table_columns(inventory: Inventory) -> list[str]:
     return columns
 
 
-class _Secrets:
-    """Secret values for deployment, or placeholders for review."""
-
-    def __init__(self, secrets: Secrets | None) -> None:
-        self.real = secrets
-
-    def passwords(self) -> dict[str, str]:
-        if self.real is None:
-            return {user: placeholder(f"greptimedb/{user}") for user in DB_USERS}
-        return dict(self.real.db_passwords)
+def _passwords(secrets: Secrets | None) -> dict[str, str]:
+    """Database passwords for deployment, or placeholders for review."""
+    if secrets is None:
+        return {user: placeholder(f"greptimedb/{user}") for user in DB_USERS}
+    return dict(secrets.db_passwords)
 
 
 def _pem_or_placeholder(pem: bytes | None, what: str) -> bytes:
@@ -256,7 +247,6 @@ def render_site(
     """Render the server and host files. Without `secrets`/`include_keys` this is review mode."""
     if pki is None:
         pki = PKI.for_inventory(inventory)
-    sec = _Secrets(secrets)
     ctx_base = {
         "site": inventory.spec.site,
         "server": inventory.server,
@@ -284,7 +274,7 @@ def render_site(
 
     if server:
         m = SERVER_MACHINE
-        server_ctx = {"passwords": sec.passwords(), "columns": table_columns(inventory), "journal_reader": False}
+        server_ctx = {"passwords": _passwords(secrets), "columns": table_columns(inventory), "journal_reader": False}
         for spec in SERVER_TEMPLATES:
             add(
                 m,

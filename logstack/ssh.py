@@ -57,6 +57,14 @@ def known_hosts_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+def _append_known_host(known_hosts: Path, name: str, key: paramiko.PKey) -> None:
+    """Pin `name key` as an OpenSSH known_hosts line (parallel enrolls share the file)."""
+    with _known_hosts_lock:
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with known_hosts.open("a", encoding="utf-8") as handle:
+            handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+
+
 class _Policy(paramiko.MissingHostKeyPolicy):
     def __init__(self, target_name: str, known_hosts: Path, accept_new: bool) -> None:
         self.target_name = target_name
@@ -69,10 +77,7 @@ class _Policy(paramiko.MissingHostKeyPolicy):
                 f"{self.target_name}: unknown host key {key.get_name()} {fingerprint(key)} for {hostname}; "
                 f"check it, then run `logstack trust-host {self.target_name}` (or pass --accept-new on first contact)"
             )
-        with _known_hosts_lock:
-            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            with self.known_hosts.open("a", encoding="utf-8") as handle:
-                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        _append_known_host(self.known_hosts, hostname, key)
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
@@ -276,8 +281,5 @@ def pin_host_key(known_hosts: Path, name: str, key: paramiko.PKey) -> bool:
             f"{name}: {known_hosts} already pins a different {key.get_name()} key; "
             "remove that line first if the host was really reinstalled"
         )
-    with _known_hosts_lock:
-        known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        with known_hosts.open("a", encoding="utf-8") as handle:
-            handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+    _append_known_host(known_hosts, name, key)
     return True

@@ -219,9 +219,6 @@ def _pam(message: str) -> Fact | None:
 
 
 def _ssh(message: str) -> Fact:
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     text, preauth = _strip_ssh(message)
     for pattern, kind in _SSH_BY_WORD.get(text.split(" ", 1)[0], ()):
         match = pattern.match(text)
@@ -245,9 +242,6 @@ def _ssh(message: str) -> Fact:
 def _sudo(message: str) -> Fact:
     if message.startswith("(command continued)"):
         return Fact("sudo_continued", command=message[len("(command continued)") :].strip())
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     match = _SUDO_RE.match(message)
     if match is None or ("TTY=" not in match["rest"] and "COMMAND=" not in match["rest"]):
         return Fact("sudo_other", reason=message)
@@ -281,9 +275,6 @@ def _sudo(message: str) -> Fact:
 
 
 def _su(message: str) -> Fact:
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     fail = _SU_FAIL.match(message) or _SU_LEGACY.match(message)
     if fail:
         return Fact("su_fail", user=fail["user"], target_user=fail["target"], tty=fail.groupdict().get("tty"))
@@ -296,9 +287,6 @@ def _su(message: str) -> Fact:
 
 
 def _login(message: str) -> Fact:
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     root = _LOGIN_ROOT.match(message)
     if root:
         return Fact("console_ok", target_user="root", tty=root["tty"], source_ip=root["ip"])
@@ -328,9 +316,6 @@ def _logind(message: str) -> Fact:
 
 
 def _account(message: str) -> Fact:
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     for pattern, label in _ACCOUNT_RULES:
         match = pattern.match(message)
         if match:
@@ -341,9 +326,6 @@ def _account(message: str) -> Fact:
 
 
 def _pkexec(message: str) -> Fact:
-    pam = _pam(message)
-    if pam is not None:
-        return pam
     ok = _PKEXEC_OK.match(message)
     if ok:
         return Fact(
@@ -398,6 +380,9 @@ _DISPATCH: dict[str, Callable[[str], Fact]] = {
     "systemd-journald": _journald,
 }
 
+# Programs that log through PAM too: their pam_*(service:type) lines are read the same way for all.
+_PAM_AWARE = frozenset({_ssh, _sudo, _su, _login, _account, _pkexec})
+
 # Binaries that may legitimately log under each identifier (the journal's trusted _COMM).
 EXPECTED_COMM: dict[str, frozenset[str]] = {
     "sshd": frozenset({"sshd", "sshd-session", "sshd-auth"}),
@@ -420,6 +405,10 @@ def classify(identifier: str, message: str) -> Fact:
     handler = _DISPATCH.get(identifier)
     if handler is None:
         return Fact("other", reason=message)
+    if handler in _PAM_AWARE:
+        pam = _pam(message)
+        if pam is not None:
+            return pam
     return handler(message)
 
 

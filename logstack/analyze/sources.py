@@ -130,7 +130,7 @@ class DatabaseSource:
 
     def _columns(self) -> list[str]:
         sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-        rows = self._query(sql, (self.config.database, self.config.table))
+        rows = self.query(sql, (self.config.database, self.config.table))
         present = {next(iter(row.values())) for row in rows}
         if "greptime_timestamp" not in present:
             raise RuntimeFailure(
@@ -138,7 +138,8 @@ class DatabaseSource:
             )
         return [c for c in WANTED_COLUMNS if c in present]
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """One parameterised query; MySQL errors become one-line RuntimeFailures (exit 3)."""
         import pymysql
 
         try:
@@ -160,20 +161,22 @@ class DatabaseSource:
         limit = self.page_size
         while True:
             params: tuple[Any, ...] = (low, high, limit) if high is not None else (low, limit)
-            rows = self._query(sql, params)
+            rows = self.query(sql, params)
             last_low = low
+            newest = rows[-1]["greptime_timestamp"] if rows else None
+            keys: set[str] = set()  # rows at the page's newest timestamp: the next page starts there
             for row in rows:
                 line = from_row(row)
                 if line is None:
                     continue
                 stamp = row["greptime_timestamp"]
+                if stamp == newest:
+                    keys.add(line.key)
                 if stamp == last_low and line.key in boundary:
                     continue  # already yielded on the previous page
                 yield line
             if len(rows) < limit:
                 return
-            newest = rows[-1]["greptime_timestamp"]
-            keys = {ln.key for ln in (from_row(r) for r in rows if r["greptime_timestamp"] == newest) if ln}
             if newest == last_low:
                 boundary |= keys
                 limit *= 2  # a page of one timestamp: widen it rather than loop

@@ -52,7 +52,8 @@ def report(
     if end <= start:
         raise BadInputError("--until must be after --since")
     inv = load_inventory(inventory) if inventory else None
-    certificates = list_certificates(PKI.for_inventory(inv)) if inv and PKI.for_inventory(inv).exists() else []
+    pki = PKI.for_inventory(inv) if inv else None
+    certificates = list_certificates(pki) if pki is not None and pki.exists() else []
     common = {
         "since": start,
         "until": end,
