@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SSH_IDENTIFIERS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 ACCOUNT_IDENTIFIERS = frozenset(
@@ -35,7 +35,7 @@ class Fact:
     reason: str | None = None
     invalid_user: bool = False
     own_event: bool = False  # lines of long-lived daemons are events of their own
-    extra: dict[str, str] = field(default_factory=dict)
+    service: str | None = None  # the PAM service of a pam_* line
 
 
 _ADDR = r"(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)"
@@ -159,19 +159,12 @@ _POLKITD = re.compile(
 _SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d+) messages from (?P<unit>\S+)")
 
 
-def _port(value: str | None) -> int | None:
-    return int(value) if value else None
-
-
-def _strip_ssh(message: str) -> tuple[str, bool]:
-    preauth = message.endswith(" [preauth]")
-    if preauth:
+def _strip_ssh(message: str) -> str:
+    if message.endswith(" [preauth]"):
         message = message[: -len(" [preauth]")]
-    for prefix in ("error: ", "fatal: ", "Critical: "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-            break
-    return message, preauth
+    if message.startswith(("error: ", "fatal: ", "Critical: ")):
+        message = message.split(" ", 1)[1]
+    return message
 
 
 def _pam(message: str) -> Fact | None:
@@ -194,11 +187,11 @@ def _pam(message: str) -> Fact | None:
                 "session_open",
                 user=by if by else None,
                 target_user=opened["user"],
-                extra={"service": service, "by_uid": opened["byuid"] or ""},
+                service=service,
             )
         closed = _SESSION_CLOSED.match(rest)
         if closed:
-            return Fact("session_close", target_user=closed["user"], extra={"service": service})
+            return Fact("session_close", target_user=closed["user"], service=service)
     if kind == "auth":
         failure = _AUTH_FAILURE.match(rest)
         if failure:
@@ -209,34 +202,36 @@ def _pam(message: str) -> Fact | None:
                 target_user=kv.get("user") or None,
                 source_ip=kv.get("rhost") or None,
                 tty=kv.get("tty") or None,
-                extra={"service": service},
+                service=service,
             )
     if kind == "chauthtok":
         changed = _PASSWORD_CHANGED.match(rest)
         if changed:
             return Fact("account", target_user=changed["user"], reason="password changed", own_event=True)
-    return Fact("pam_info", reason=rest, extra={"service": service})
+    return Fact("pam_info", reason=rest, service=service)
 
 
 def _ssh(message: str) -> Fact:
-    text, preauth = _strip_ssh(message)
-    for pattern, kind in _SSH_BY_WORD.get(text.split(" ", 1)[0], ()):
+    text = _strip_ssh(message)
+    space = text.find(" ")
+    for pattern, kind in _SSH_BY_WORD.get(text[:space] if space >= 0 else text, ()):
         match = pattern.match(text)
         if match is None:
             continue
         groups = match.groupdict()
-        inv = groups.get("inv") or ""
+        inv = groups.get("inv")
+        port = groups.get("port")
         return Fact(
             kind,
-            user=groups.get("user"),
-            source_ip=groups.get("ip"),
-            source_port=_port(groups.get("port")),
-            method=groups.get("method"),
+            groups.get("user"),
+            None,
+            groups.get("ip"),
+            int(port) if port else None,
+            groups.get("method"),
             reason=groups.get("reason") or (text if kind == "ssh_preauth" else None),
-            invalid_user=kind == "ssh_invalid" or inv.startswith(("invalid", "illegal")),
-            extra={"preauth": "1"} if preauth else {},
+            invalid_user=kind == "ssh_invalid" or (inv is not None and inv.startswith(("invalid", "illegal"))),
         )
-    return Fact("ssh_other", reason=text, extra={"preauth": "1"} if preauth else {})
+    return Fact("ssh_other", reason=text)
 
 
 def _sudo(message: str) -> Fact:
@@ -306,12 +301,11 @@ def _logind(message: str) -> Fact:
             "logind",
             target_user=new["user"],
             reason="session started",
-            extra={"session": new["session"]},
             own_event=True,
         )
     end = _LOGIND_END.match(message)
     if end:
-        return Fact("logind", reason="session ended", extra={"session": end["session"]}, own_event=True)
+        return Fact("logind", reason="session ended", own_event=True)
     return Fact("logind_other", reason=message, own_event=True)
 
 
@@ -363,7 +357,7 @@ def _polkitd(message: str) -> Fact:
 def _journald(message: str) -> Fact:
     match = _SUPPRESSED.match(message)
     if match:
-        return Fact("log_gap", reason=message, extra={"count": match["count"], "unit": match["unit"]}, own_event=True)
+        return Fact("log_gap", reason=message, own_event=True)
     return Fact("journald_other", reason=message, own_event=True)
 
 

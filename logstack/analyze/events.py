@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, Fact, classify, is_forged
@@ -19,7 +20,11 @@ from logstack.analyze.records import Line, iso
 
 SECOND = 1_000_000
 
+# Lines of one host repeat the same (identifier, _COMM, _EXE) triple.
+_forged = lru_cache(maxsize=4096)(is_forged)
+
 SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
+_ALERT_TYPES = frozenset({"brute_force", "account_lockout", "log_gap"})
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,12 @@ class Event:
     first_key: str = ""
     known: bool = False  # every line belongs to an event reported by an earlier run
     attempts: int = 0  # failed authentication attempts (one connection may make several)
+    ssh: bool = False  # has a line of an SSH daemon
 
     @property
     def severity(self) -> str:
-        alert_types = {"brute_force", "account_lockout", "log_gap"}
-        if self.type in alert_types or {"forged", "after_failures"} & set(self.flags):
+        flags = self.flags
+        if self.type in _ALERT_TYPES or (flags and ("forged" in flags or "after_failures" in flags)):
             return "alert"
         if self.type == "sudo" and self.reason == "not in sudoers":
             return "alert"
@@ -96,7 +102,7 @@ class Event:
 
 
 class _Group:
-    __slots__ = ("conn", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "own")
+    __slots__ = ("conn", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
 
     def __init__(self, line: Line, fact: Fact) -> None:
         self.lines: list[Line] = [line]
@@ -105,32 +111,57 @@ class _Group:
         self.first_arrival = line.arrival
         self.last_arrival = line.arrival
         self.own = fact.own_event
+        self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
         self.conn: tuple[str, str, str, int] | None = None
 
     def add(self, line: Line, fact: Fact) -> None:
+        prev = self.lines[-1]
+        if line.ts < prev.ts or (line.ts == prev.ts and line.key < prev.key):
+            self.ordered = False
         self.lines.append(line)
         self.facts.append(fact)
-        self.last_ts = max(self.last_ts, line.ts)
-        self.first_arrival = min(self.first_arrival, line.arrival)
-        self.last_arrival = max(self.last_arrival, line.arrival)
+        if line.ts > self.last_ts:
+            self.last_ts = line.ts
+        if line.arrival < self.first_arrival:
+            self.first_arrival = line.arrival
+        elif line.arrival > self.last_arrival:
+            self.last_arrival = line.arrival
 
 
 def _event_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode(errors="replace")).hexdigest()[:20]
 
 
+def _pid_order(pid: str) -> tuple[int, str]:
+    return (len(pid), pid)
+
+
 _SSH_KINDS_PREAUTH = {"ssh_preauth", "ssh_disconnect", "ssh_connect"}
 _SECONDARY_KINDS = frozenset({"auth_failure", "session_open", "session_close", "pam_info"})
+_REASON_KINDS = frozenset({"sudo_fail", "su_fail", "polkit_fail", "lockout", "account", "log_gap", "logind"})
+_PAM_USER_TYPES = frozenset({"ssh_login", "session", "console_login"})
 
 
 def _build(group: _Group) -> Event:
-    lines = sorted(group.lines, key=lambda ln: (ln.ts, ln.key))
-    order = {id(line): i for i, line in enumerate(lines)}
-    facts = [f for _, f in sorted(zip(group.lines, group.facts, strict=True), key=lambda p: order[id(p[0])])]
+    lines, facts = group.lines, group.facts
+    if not group.ordered:
+        pairs = sorted(zip(lines, facts, strict=True), key=lambda p: (p[0].ts, p[0].key))
+        lines = [line for line, _ in pairs]
+        facts = [fact for _, fact in pairs]
     first = lines[0]
-    kinds = {f.kind for f in facts}
-    services = {f.extra.get("service") for f in facts if f.extra.get("service")}
-    ssh = first.ident in SSH_IDENTIFIERS or any(ln.ident in SSH_IDENTIFIERS for ln in lines)
+    kinds: set[str] = set()
+    services: set[str] = set()
+    for f in facts:
+        kinds.add(f.kind)
+        if f.service:
+            services.add(f.service)
+    ssh = False
+    pids: set[str] = set()
+    for ln in lines:
+        if ln.ident in SSH_IDENTIFIERS:
+            ssh = True
+        if ln.pid:
+            pids.add(ln.pid)
     outcome = "info"
     reason: str | None = None
 
@@ -170,22 +201,25 @@ def _build(group: _Group) -> Event:
         host=first.host,
         machine_id=first.machine or None,
         boot_id=first.boot or None,
-        pids=sorted({ln.pid for ln in lines if ln.pid}, key=lambda p: (len(p), p)),
+        pids=sorted(pids, key=_pid_order) if len(pids) > 1 else list(pids),
         start=first.ts,
-        end=max(ln.ts for ln in lines),
+        end=lines[-1].ts,  # sorted by time
         lines=lines,
         first_arrival=group.first_arrival,
         last_arrival=group.last_arrival,
         first_key=first.key,
+        ssh=ssh,
     )
     flags: set[str] = set()
     commands: list[str] = [f.command for f in facts if f.command]
     # The program's own statement names user and target best; PAM lines only fill gaps
     # (pam's `user=` is the target for su but the invoking user for sudo).
-    for fact in sorted(facts, key=lambda f: f.kind in _SECONDARY_KINDS):
+    secondary = [f for f in facts if f.kind in _SECONDARY_KINDS]
+    ranked = [f for f in facts if f.kind not in _SECONDARY_KINDS] + secondary if secondary else facts
+    for fact in ranked:
         if fact.invalid_user:
             flags.add("invalid_user")
-        if fact.kind in ("session_open", "auth_failure") and etype in ("ssh_login", "session", "console_login"):
+        if fact.kind in ("session_open", "auth_failure") and etype in _PAM_USER_TYPES:
             # PAM names the account in target_user; for logins that is the user who logged in.
             event.user = event.user or fact.target_user
         elif fact.kind in ("account",):
@@ -197,7 +231,7 @@ def _build(group: _Group) -> Event:
         event.source_ip = event.source_ip or fact.source_ip
         event.source_port = event.source_port or fact.source_port
         event.method = event.method or fact.method
-        if fact.kind in ("sudo_fail", "su_fail", "polkit_fail", "lockout", "account", "log_gap", "logind"):
+        if fact.kind in _REASON_KINDS:
             reason = reason or fact.reason
         if fact.kind == "ssh_preauth" and etype == "ssh_preauth":
             reason = reason or fact.reason
@@ -215,9 +249,11 @@ def _build(group: _Group) -> Event:
     if etype == "ssh_login" and outcome == "failure":
         tries = sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed ")))
         event.attempts = max(1, tries)
-    if any(is_forged(ln.ident, ln.comm, ln.exe) for ln in lines):
-        flags.add("forged")
-    event.flags = sorted(flags)
+    for ln in lines:
+        if _forged(ln.ident, ln.comm, ln.exe):
+            flags.add("forged")
+            break
+    event.flags = sorted(flags) if flags else []
     return event
 
 
@@ -243,47 +279,53 @@ class EventBuilder:
         self.duplicates = 0
 
     # -- input ---------------------------------------------------------------------------------------
-    def feed(self, line: Line) -> Iterator[Event]:
-        """Add one line; yields events that can no longer change."""
+    def feed(self, line: Line) -> Sequence[Event]:
+        """Add one line; returns the events that can no longer change (mostly none)."""
         if line.ident == HEARTBEAT_IDENTIFIER:
-            return
-        if line.key in self._seen:
+            return ()
+        key = line.key
+        seen = self._seen
+        if key in seen:
             self.duplicates += 1
-            return
-        self._seen.add(line.key)
-        self._seen_order.append((line.arrival, line.key))
-        if line.arrival > self.clock:
-            self.clock = line.arrival
+            return ()
+        seen.add(key)
+        arrival = line.arrival
+        self._seen_order.append((arrival, key))
+        if arrival > self.clock:
+            self.clock = arrival
         fact = classify(line.ident, line.message)
         if fact.own_event:
-            key: tuple[str, ...] = ("own", line.key)
+            group_key: tuple[str, ...] = ("own", key)
         else:
-            family = "ssh" if line.ident in SSH_IDENTIFIERS else line.ident
+            ident = line.ident
+            family = "ssh" if ident in SSH_IDENTIFIERS else ident
             # Lines an earlier run reported never group with new ones: a new event stays new.
-            marker = "known" if line.key in self.known else ""
-            key = (line.machine or line.host, line.boot, line.pid, family, marker)
-        group = self._open.get(key)
-        if group is not None and abs(line.ts - group.last_ts) <= self.settings.gap and not group.own:
+            marker = "known" if self.known and key in self.known else ""
+            group_key = (line.machine or line.host, line.boot, line.pid, family, marker)
+        group = self._open.get(group_key)
+        if group is not None and not group.own and abs(line.ts - group.last_ts) <= self.settings.gap:
             group.add(line, fact)
         else:
             if group is not None:
                 self._close(group)
-            self._open[key] = _Group(line, fact)
-            self._expiry.append((line.arrival, key))
+            self._open[group_key] = _Group(line, fact)
+            self._expiry.append((arrival, group_key))
         self._since_sweep += 1
         if self._since_sweep >= 2048:
             self._since_sweep = 0
-            yield from self._sweep(final=False)
+            return self._sweep(final=False)
+        return ()
 
-    def finish(self) -> Iterator[Event]:
+    def finish(self) -> list[Event]:
         """End of input: release everything."""
-        yield from self._sweep(final=True)
+        return self._sweep(final=True)
 
     # -- internals -----------------------------------------------------------------------------------
     def _close(self, group: _Group) -> None:
         event = _build(group)
-        event.known = bool(self.known) and all(line.key in self.known for line in event.lines)
-        if event.source_ip and event.source_port and any(ln.ident in SSH_IDENTIFIERS for ln in event.lines):
+        known = self.known
+        event.known = bool(known) and all(line.key in known for line in event.lines)
+        if event.source_ip and event.source_port and event.ssh:
             conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
             partner = self._conn_index.get(conn)
             if (
@@ -306,7 +348,8 @@ class EventBuilder:
         merged.known = into.known
         into.__dict__.update(merged.__dict__)
 
-    def _sweep(self, final: bool) -> Iterator[Event]:
+    def _sweep(self, final: bool) -> list[Event]:
+        out: list[Event] = []
         horizon = self.clock - self.settings.gap
         if final:
             for group in self._open.values():
@@ -325,14 +368,15 @@ class EventBuilder:
             else:
                 expiry.append((group.last_arrival, key))  # still growing: look again later
         release = self.clock - 2 * self.settings.gap
-        while self._closed and (final or self._closed[0].last_arrival < release):
-            event = self._closed.popleft()
+        closed = self._closed
+        while closed and (final or closed[0].last_arrival < release):
+            event = closed.popleft()
             if event.source_ip and event.source_port:
                 conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
-            yield from self._finalise(event)
-        yield from self._end_incidents(final)
+            self._finalise(event, out)
+        self._end_incidents(final, out)
         if not final:
             # Forget what can no longer meet a duplicate or a failure window: memory stays bounded.
             keep_after = self.clock - 4 * self.settings.gap
@@ -343,8 +387,9 @@ class EventBuilder:
             for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
                 if ip not in self._incidents:
                     del self._failures[ip]
+        return out
 
-    def _finalise(self, event: Event) -> Iterator[Event]:
+    def _finalise(self, event: Event, out: list[Event]) -> None:
         window = self.settings.brute_force_window
         ip = event.source_ip
         if event.type == "ssh_login" and ip:
@@ -361,11 +406,11 @@ class EventBuilder:
                     if event.start - incident.end <= window:
                         self._extend(incident, event)
                     else:
-                        yield self._release_incident(ip)
+                        out.append(self._release_incident(ip))
                         incident = None
                 if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
                     self._incidents[ip] = self._incident(ip, list(recent))
-        yield event
+        out.append(event)
 
     def _incident(self, ip: str, failures: list[Event]) -> Event:
         first = failures[0]
@@ -402,11 +447,11 @@ class EventBuilder:
         incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
         incident.lines = [line for m in members for line in m.lines[:1]]
 
-    def _end_incidents(self, final: bool) -> Iterator[Event]:
+    def _end_incidents(self, final: bool, out: list[Event]) -> None:
         horizon = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
         for ip, incident in list(self._incidents.items()):
             if final or incident.last_arrival < horizon:
-                yield self._release_incident(ip)
+                out.append(self._release_incident(ip))
 
     def _release_incident(self, ip: str) -> Event:
         incident = self._incidents.pop(ip)

@@ -77,8 +77,9 @@ class EventWriter:
         if self.fmt == "text":
             self.stream.write(text_block(event))
         else:
-            # orjson escapes C0 controls; C1 controls and bidi overrides become \u escapes here
-            data = _json_escape(orjson.dumps(event.as_dict()).decode())
+            # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
+            raw = orjson.dumps(event.as_dict())
+            data = raw.decode() if raw.isascii() and b"\x7f" not in raw else _json_escape(raw.decode())
             if self.fmt == "json":
                 self.stream.write(("[\n" if self.count == 0 else ",\n") + data)
             else:

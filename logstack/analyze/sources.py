@@ -60,13 +60,13 @@ def journal_lines(source: str, since: int | None = None) -> Iterator[Line]:
 
 def _parse(stream: BinaryIO, name: str, since: int | None) -> Iterator[Line]:
     for number, raw in enumerate(stream, 1):
-        if not raw.strip():
-            continue
         try:
             obj: Any = _loads(raw)
         except _JSONError:
+            if not raw.strip():
+                continue
             raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)") from None
-        if not isinstance(obj, dict):
+        if obj.__class__ is not dict:
             raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)")
         line = from_journal(obj)
         if line is None:
