@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from logstack.errors import InventoryError
 from logstack.yamlsource import LocatedDocument, format_loc, load_located_yaml
 
+# journald's "Suppressed N messages" notices are forwarded too: a rate-limited sender is a log gap.
+JOURNALD_IDENTIFIER = "systemd-journald"
+
 # OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
 DEFAULT_IDENTIFIERS: tuple[str, ...] = (
     "sshd",

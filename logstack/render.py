@@ -16,13 +16,12 @@ from typing import Any
 import jinja2
 
 from logstack.errors import BadInputError
-from logstack.inventory import Host, Inventory
+from logstack.inventory import JOURNALD_IDENTIFIER, Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import DB_USERS, Secrets
 
 SERVER_MACHINE = "server"
 MANIFEST = "manifest.json"
-JOURNALD_IDENTIFIER = "systemd-journald"
 
 # journald columns every event carries, created up front so the first batch cannot race table creation.
 JOURNAL_COLUMNS: tuple[str, ...] = (

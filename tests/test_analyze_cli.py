@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import ROOT, invoke
 from tests.journal import entry, write
 
@@ -151,3 +153,62 @@ def test_since_last_run_on_an_export_reports_once(tmp_path: Path, runner):
     assert len(state) == 1 and oct(state[0].stat().st_mode)[-3:] == "600"
     second = invoke(runner, "analyze", "--journal", SAMPLE, "--since-last-run", "--data-dir", tmp_path)
     assert second.exit_code == 0 and second.stdout == "No events found\n"
+
+
+def test_export_reads_what_senders_forward(tmp_path: Path, runner, site: Path):
+    """A whole host's export: other programs' lines are skipped, however the identifier is spelled."""
+    fail = "Failed password for root from 192.0.2.9 port {} ssh2".format
+    entries = [
+        entry("2025-01-01 00:00:00", "kernel", 0, "Linux version 6.1.0"),
+        entry("2025-01-01 00:00:01", "CRON", 700, "pam_unix(cron:session): session opened for user root by (uid=0)"),
+        entry("2025-01-01 00:00:02", "systemd-journald", 300, "Journal started"),
+        entry("2025-01-01 00:00:03", "systemd-journald", 300, "Suppressed 812 messages from ssh.service"),
+        entry("2025-01-01 00:00:04", "myapp", 900, "user admin logged in"),
+        entry("2025-01-01 00:00:05", "sshd-session", 1000, fail(4000)),
+        entry("2025-01-01 00:00:06", list(b"sshd-session"), 1001, fail(4001), comm="sshd-session"),  # byte-array form
+        entry("2025-01-01 00:00:07", "sshd-session", 1002, fail(4002)),
+    ]
+    text = "".join(json.dumps(e) + "\n" for e in entries)
+    # the third failed login spells its identifier with a JSON escape; it must still be read
+    plain = '"SYSLOG_IDENTIFIER": "sshd-session", "_PID": "1002"'
+    assert plain in text
+    text = text.replace(plain, plain.replace("sshd-session", "sshd\\u002dsession"))
+    compact = tmp_path / "compact.json"  # journalctl writes no spaces after separators
+    compact.write_text("".join(_compact(line) + "\n" for line in text.splitlines()))
+    spaced = write_text(tmp_path / "spaced.json", text)
+    for path in (compact, spaced):
+        events = json.loads(invoke(runner, "analyze", "--journal", path, "--format", "json").stdout)
+        assert sorted((e["type"], tuple(e["pids"])) for e in events) == [
+            ("log_gap", ("300",)),
+            ("ssh_login", ("1000",)),
+            ("ssh_login", ("1001",)),
+            ("ssh_login", ("1002",)),
+        ], path
+
+    # an inventory that forwards `myapp` reads its lines too, and one without journald notices drops them
+    spec = yaml.safe_load(site.read_text())
+    spec["senders"].update(identifiers=["sshd-session", "myapp"], forward_suppression_notices=False)
+    site.write_text(yaml.safe_dump(spec))
+    events = json.loads(invoke(runner, "analyze", "--journal", compact, "-i", site, "--format", "json").stdout)
+    assert sorted(e["type"] for e in events) == ["other", "ssh_login", "ssh_login", "ssh_login"]
+    assert next(e for e in events if e["type"] == "other")["lines"][0]["message"] == "user admin logged in"
+
+
+def test_skipped_lines_are_still_checked_for_shape(tmp_path: Path, runner):
+    path = tmp_path / "j.json"
+    good = json.dumps(entry("2025-01-01 00:00:00", "kernel", 0, "fine"), separators=(",", ":"))
+    cut = good[: good.index('"_PID"')]  # cut off after its (skippable) identifier
+    path.write_text(good + "\n" + cut + "\n")
+    result = invoke(runner, "analyze", "--journal", path)
+    assert result.exit_code == 2
+    assert f"{path}:2: not a JSON object" in result.output
+
+
+def _compact(line: str) -> str:
+    """journalctl's spacing, keeping the escaped identifier as it is."""
+    return line.replace('", "', '","').replace('": ', '":').replace('": "', '":"')
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

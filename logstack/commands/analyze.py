@@ -15,6 +15,7 @@ import typer
 from logstack.analyze.events import SECOND, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
+from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines, parse_since
 from logstack.durations import parse_duration
 from logstack.errors import BadInputError
@@ -82,9 +83,11 @@ def analyze(
     now = time.time_ns() // 1000
     if journal is not None:
         path = journal
+        # An export holds every program's lines; read those the senders would forward.
+        selection = Selection.of(inv) if inv else Selection.default()
 
         def source(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
-            for line in journal_lines(path, options.since):
+            for line in journal_lines(path, options.since, selection):
                 if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
                     yield line
 

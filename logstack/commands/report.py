@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from logstack.analyze.events import SECOND
+from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines, parse_since
 from logstack.certificates import list_certificates
 from logstack.commands.analyze import database_config
@@ -63,7 +64,8 @@ def report(
         "certificates": certificates,
     }
     if journal is not None:
-        data = build_report(journal_lines(journal), **common)
+        selection = Selection.of(inv) if inv else Selection.default()
+        data = build_report(journal_lines(journal, selection=selection), **common)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config) as db:

@@ -1,0 +1,38 @@
+"""Which journal lines analysis reads from an export: the same ones the senders forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
+from logstack.inventory import DEFAULT_IDENTIFIERS, JOURNALD_IDENTIFIER, Inventory
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The senders' filter: listed identifiers, journald's suppression notices, and heartbeats."""
+
+    identifiers: frozenset[str]
+    suppression_notices: bool = True
+
+    @classmethod
+    def default(cls) -> Selection:
+        return cls(frozenset(DEFAULT_IDENTIFIERS))
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> Selection:
+        """The selection the inventory's senders are rendered with."""
+        senders = inventory.spec.senders
+        return cls(frozenset(senders.identifiers), senders.forward_suppression_notices)
+
+    def keeps(self, identifier: str, message: str) -> bool:
+        if identifier in self.identifiers or identifier == HEARTBEAT_IDENTIFIER:
+            return True
+        return self.suppression_notices and identifier == JOURNALD_IDENTIFIER and message.startswith("Suppressed ")
+
+    def identifier_bytes(self) -> frozenset[bytes]:
+        """Identifiers (as they appear in journal JSON) whose lines may be kept."""
+        names = {*self.identifiers, HEARTBEAT_IDENTIFIER}
+        if self.suppression_notices:
+            names.add(JOURNALD_IDENTIFIER)
+        return frozenset(name.encode() for name in names)
