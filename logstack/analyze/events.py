@@ -136,7 +136,18 @@ def _pid_order(pid: str) -> tuple[int, str]:
     return (len(pid), pid)
 
 
-_SSH_KINDS_PREAUTH = {"ssh_preauth", "ssh_disconnect", "ssh_connect"}
+_SSH_KINDS_PREAUTH = frozenset({"ssh_preauth", "ssh_disconnect", "ssh_connect"})
+_POLKIT = frozenset({"polkit_ok", "polkit_fail"})
+_SSH_FAILED = frozenset({"ssh_fail", "ssh_invalid"})
+_SUDO = frozenset({"sudo_cmd", "sudo_fail"})
+_SUDO_FAILED = frozenset({"sudo_fail", "auth_failure"})
+_SU = frozenset({"su_ok", "su_fail"})
+_SU_SERVICES = frozenset({"su", "su-l", "runuser", "runuser-l"})
+_SU_FAILED = frozenset({"su_fail", "auth_failure"})
+_CONSOLE = frozenset({"console_ok", "console_fail"})
+_CONSOLE_FAILED = frozenset({"console_fail", "auth_failure"})
+_PAM_SESSION = frozenset({"session_open", "session_close"})
+_SESSION = frozenset({"session_open", "session_close", "logind"})
 _SECONDARY_KINDS = frozenset({"auth_failure", "session_open", "session_close", "pam_info"})
 _REASON_KINDS = frozenset({"sudo_fail", "su_fail", "polkit_fail", "lockout", "account", "log_gap", "logind"})
 _PAM_USER_TYPES = frozenset({"ssh_login", "session", "console_login"})
@@ -171,30 +182,75 @@ def _build(group: _Group) -> Event:
         etype, outcome = "account_lockout", "failure"
     elif "account" in kinds:
         etype, outcome = "account_change", "success"
-    elif kinds & {"polkit_ok", "polkit_fail"}:
+    elif not kinds.isdisjoint(_POLKIT):
         etype = "polkit"
         outcome = "failure" if "polkit_fail" in kinds else "success"
     elif ssh and "ssh_accept" in kinds:
         etype, outcome = "ssh_login", "success"
-    elif ssh and (kinds & {"ssh_fail", "ssh_invalid"} or ("auth_failure" in kinds and "sshd" in services)):
+    elif ssh and (not kinds.isdisjoint(_SSH_FAILED) or ("auth_failure" in kinds and "sshd" in services)):
         etype, outcome = "ssh_login", "failure"
-    elif kinds & {"sudo_cmd", "sudo_fail"} or "sudo" in services or "sudo-i" in services:
+    elif not kinds.isdisjoint(_SUDO) or "sudo" in services or "sudo-i" in services:
         etype = "sudo"
-        outcome = "failure" if kinds & {"sudo_fail", "auth_failure"} else "success"
-    elif kinds & {"su_ok", "su_fail"} or services & {"su", "su-l", "runuser", "runuser-l"}:
+        outcome = "failure" if not kinds.isdisjoint(_SUDO_FAILED) else "success"
+    elif not kinds.isdisjoint(_SU) or not services.isdisjoint(_SU_SERVICES):
         etype = "su"
-        outcome = "failure" if kinds & {"su_fail", "auth_failure"} else "success"
-    elif kinds & {"console_ok", "console_fail"} or "login" in services:
+        outcome = "failure" if not kinds.isdisjoint(_SU_FAILED) else "success"
+    elif not kinds.isdisjoint(_CONSOLE) or "login" in services:
         etype = "console_login"
-        outcome = "failure" if kinds & {"console_fail", "auth_failure"} else "success"
-    elif ssh and kinds & _SSH_KINDS_PREAUTH and not kinds & {"session_open", "session_close"}:
+        outcome = "failure" if not kinds.isdisjoint(_CONSOLE_FAILED) else "success"
+    elif ssh and not kinds.isdisjoint(_SSH_KINDS_PREAUTH) and kinds.isdisjoint(_PAM_SESSION):
         etype = "ssh_preauth"
-    elif kinds & {"session_open", "session_close", "logind"}:
+    elif not kinds.isdisjoint(_SESSION):
         etype = "session"
     else:
         etype = "other"
 
-    event = Event(
+    # The program's own statement names user and target best; PAM lines only fill gaps
+    # (pam's `user=` is the target for su but the invoking user for sudo).
+    secondary = [f for f in facts if f.kind in _SECONDARY_KINDS]
+    ranked = [f for f in facts if f.kind not in _SECONDARY_KINDS] + secondary if secondary else facts
+    user = target_user = source_ip = method = None
+    source_port: int | None = None
+    invalid_user = False
+    pam_names_user = etype in _PAM_USER_TYPES
+    for fact in ranked:
+        kind = fact.kind
+        if fact.invalid_user:
+            invalid_user = True
+        if pam_names_user and (kind == "session_open" or kind == "auth_failure"):
+            # PAM names the account in target_user; for logins that is the user who logged in.
+            user = user or fact.target_user
+        elif kind == "account":
+            target_user = target_user or fact.target_user
+            user = user or fact.user
+        else:
+            user = user or fact.user
+            target_user = target_user or fact.target_user
+        source_ip = source_ip or fact.source_ip
+        source_port = source_port or fact.source_port
+        method = method or fact.method
+        if kind in _REASON_KINDS or (kind == "ssh_preauth" and etype == "ssh_preauth"):
+            reason = reason or fact.reason
+    if etype in ("console_login", "su", "sudo") and user is None:
+        user = next((f.user for f in facts if f.user), None)
+    if etype == "console_login":
+        user = user or next((f.target_user for f in facts if f.target_user), None)
+    if etype == "account_change" and user is None:
+        uid = next((ln.loginuid for ln in lines if ln.loginuid and ln.loginuid != "4294967295"), None)
+        if uid is not None:
+            user = f"uid={uid}"
+    commands = [f.command for f in facts if f.command]
+    attempts = 0
+    if etype == "ssh_login" and outcome == "failure":
+        attempts = max(1, sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed "))))
+    flags: list[str] = []
+    for ln in lines:
+        if _forged(ln.ident, ln.comm, ln.exe):
+            flags.append("forged")
+            break
+    if invalid_user:
+        flags.append("invalid_user")
+    return Event(
         id=_event_id(first.machine or first.host, first.boot, first.key),
         type=etype,
         outcome=outcome,
@@ -204,57 +260,21 @@ def _build(group: _Group) -> Event:
         pids=sorted(pids, key=_pid_order) if len(pids) > 1 else list(pids),
         start=first.ts,
         end=lines[-1].ts,  # sorted by time
+        user=user,
+        target_user=target_user,
+        source_ip=source_ip,
+        source_port=source_port,
+        method=method,
+        command=" ".join(commands) if commands else None,
+        flags=flags,  # sorted: "forged" < "invalid_user"
         lines=lines,
+        reason=reason,
         first_arrival=group.first_arrival,
         last_arrival=group.last_arrival,
         first_key=first.key,
+        attempts=attempts,
         ssh=ssh,
     )
-    flags: set[str] = set()
-    commands: list[str] = [f.command for f in facts if f.command]
-    # The program's own statement names user and target best; PAM lines only fill gaps
-    # (pam's `user=` is the target for su but the invoking user for sudo).
-    secondary = [f for f in facts if f.kind in _SECONDARY_KINDS]
-    ranked = [f for f in facts if f.kind not in _SECONDARY_KINDS] + secondary if secondary else facts
-    for fact in ranked:
-        if fact.invalid_user:
-            flags.add("invalid_user")
-        if fact.kind in ("session_open", "auth_failure") and etype in _PAM_USER_TYPES:
-            # PAM names the account in target_user; for logins that is the user who logged in.
-            event.user = event.user or fact.target_user
-        elif fact.kind in ("account",):
-            event.target_user = event.target_user or fact.target_user
-            event.user = event.user or fact.user
-        else:
-            event.user = event.user or fact.user
-            event.target_user = event.target_user or fact.target_user
-        event.source_ip = event.source_ip or fact.source_ip
-        event.source_port = event.source_port or fact.source_port
-        event.method = event.method or fact.method
-        if fact.kind in _REASON_KINDS:
-            reason = reason or fact.reason
-        if fact.kind == "ssh_preauth" and etype == "ssh_preauth":
-            reason = reason or fact.reason
-    if etype in ("console_login", "su", "sudo") and event.user is None:
-        event.user = next((f.user for f in facts if f.user), None)
-    if etype == "console_login":
-        event.user = event.user or next((f.target_user for f in facts if f.target_user), None)
-    if etype == "account_change":
-        uid = next((ln.loginuid for ln in lines if ln.loginuid and ln.loginuid != "4294967295"), None)
-        if event.user is None and uid is not None:
-            event.user = f"uid={uid}"
-    if commands:
-        event.command = " ".join(commands)
-    event.reason = reason
-    if etype == "ssh_login" and outcome == "failure":
-        tries = sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed ")))
-        event.attempts = max(1, tries)
-    for ln in lines:
-        if _forged(ln.ident, ln.comm, ln.exe):
-            flags.add("forged")
-            break
-    event.flags = sorted(flags) if flags else []
-    return event
 
 
 class EventBuilder:
