@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from logstack.errors import LogstackError
 
+# Command name → (module under logstack.commands, attribute). Modules load only when their command
+# runs, so `logstack analyze` does not pay for SSH and certificate libraries at every start.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "init"),
+    "render": ("render", "render"),
+    "init-server": ("init_server", "init_server"),
+    "enroll-host": ("enroll_host", "enroll_host"),
+    "trust-host": ("trust_host", "trust_host"),
+    "analyze": ("analyze", "analyze"),
+    "report": ("report", "report"),
+    "status": ("status", "status"),
+    "ca": ("ca", "app"),
+    "certs": ("certs", "app"),
+}
+_LOADED: dict[str, Any] = {}
+
 
 class _Group(TyperGroup):
-    """Catches LogstackError once, at the edge: one line on stderr and its named exit code."""
+    """Loads commands on demand; catches LogstackError once, at the edge: one line on stderr and its exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in _COMMANDS:
+            return None
+        if cmd_name not in _LOADED:
+            module_name, attribute = _COMMANDS[cmd_name]
+            target = getattr(importlib.import_module(f"logstack.commands.{module_name}"), attribute)
+            if not isinstance(target, typer.Typer):
+                single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+                single.command(cmd_name)(target)
+                target = single
+            command = typer.main.get_command(target)
+            command.name = cmd_name
+            _LOADED[cmd_name] = command
+        return _LOADED[cmd_name]
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -31,33 +67,9 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from logstack.commands import (
-        analyze,
-        ca,
-        certs,
-        enroll_host,
-        init,
-        init_server,
-        render,
-        report,
-        status,
-        trust_host,
-    )
-
-    app.command("init")(init.init)
-    app.command("render")(render.render)
-    app.command("init-server")(init_server.init_server)
-    app.command("enroll-host")(enroll_host.enroll_host)
-    app.command("trust-host")(trust_host.trust_host)
-    app.command("analyze")(analyze.analyze)
-    app.command("report")(report.report)
-    app.command("status")(status.status)
-    app.add_typer(ca.app, name="ca")
-    app.add_typer(certs.app, name="certs")
-
-
-_register()
+@app.callback()
+def _root() -> None:
+    pass
 
 
 def main() -> None:

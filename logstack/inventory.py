@@ -12,34 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from logstack.errors import InventoryError
+from logstack.identifiers import DEFAULT_IDENTIFIERS
 from logstack.yamlsource import LocatedDocument, format_loc, load_located_yaml
-
-# journald's "Suppressed N messages" notices are forwarded too: a rate-limited sender is a log gap.
-JOURNALD_IDENTIFIER = "systemd-journald"
-
-# OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
-DEFAULT_IDENTIFIERS: tuple[str, ...] = (
-    "sshd",
-    "sshd-session",
-    "sshd-auth",
-    "sudo",
-    "su",
-    "runuser",
-    "login",
-    "systemd-logind",
-    "useradd",
-    "usermod",
-    "userdel",
-    "groupadd",
-    "groupdel",
-    "groupmod",
-    "gpasswd",
-    "passwd",
-    "chpasswd",
-    "chage",
-    "pkexec",
-    "polkitd",
-)
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")

@@ -16,7 +16,8 @@ from typing import Any
 import jinja2
 
 from logstack.errors import BadInputError
-from logstack.inventory import JOURNALD_IDENTIFIER, Host, Inventory
+from logstack.identifiers import JOURNALD_IDENTIFIER
+from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import DB_USERS, Secrets
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
-from logstack.inventory import DEFAULT_IDENTIFIERS, JOURNALD_IDENTIFIER, Inventory
+from logstack.identifiers import DEFAULT_IDENTIFIERS, JOURNALD_IDENTIFIER
+
+if TYPE_CHECKING:
+    from logstack.inventory import Inventory
 
 
 @dataclass(frozen=True)

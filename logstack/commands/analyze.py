@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,10 @@ from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines, parse_since
 from logstack.durations import parse_duration
 from logstack.errors import BadInputError
-from logstack.inventory import Inventory, load_inventory
 from logstack.status import ExitStatus
+
+if TYPE_CHECKING:
+    from logstack.inventory import Inventory
 
 FORMATS = ("text", "json", "jsonl")
 LEVELS = ("never", "info", "failure", "alert")
@@ -61,7 +63,11 @@ def analyze(
         raise BadInputError(f"--format must be one of {', '.join(FORMATS)}")
     if fail_on not in LEVELS:
         raise BadInputError(f"--fail-on must be one of {', '.join(LEVELS)}")
-    inv = load_inventory(inventory) if inventory else None
+    inv = None
+    if inventory is not None:
+        from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
+
+        inv = load_inventory(inventory)
     settings = Settings(
         brute_force_count=brute_force_count,
         brute_force_window=int(parse_duration(brute_force_window, "--brute-force-window").total_seconds()) * SECOND,
