@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import orjson
 
@@ -72,22 +72,36 @@ class EventWriter:
         self.stream = stream
         self.fmt = fmt
         self.count = 0
+        # JSON (UTF-8 by definition) goes to the byte layer when there is one: no decoding and
+        # re-encoding of every event.
+        self._bytes: BinaryIO | None = getattr(stream, "buffer", None) if fmt != "text" else None
+        if self._bytes is not None:
+            stream.flush()
+
+    def _emit(self, data: bytes) -> None:
+        if self._bytes is not None:
+            self._bytes.write(data)
+        else:
+            self.stream.write(data.decode())
 
     def write(self, event: Event) -> None:
         if self.fmt == "text":
             self.stream.write(text_block(event))
         else:
-            # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
             raw = orjson.dumps(event.as_dict())
-            data = raw.decode() if raw.isascii() and b"\x7f" not in raw else _json_escape(raw.decode())
+            # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
+            if not raw.isascii() or b"\x7f" in raw:
+                raw = _json_escape(raw.decode()).encode()
             if self.fmt == "json":
-                self.stream.write(("[\n" if self.count == 0 else ",\n") + data)
+                self._emit((b"[\n" if self.count == 0 else b",\n") + raw)
             else:
-                self.stream.write(data + "\n")
+                self._emit(raw + b"\n")
         self.count += 1
 
     def close(self) -> None:
         if self.fmt == "json":
-            self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+            self._emit(b"[]\n" if self.count == 0 else b"\n]\n")
         elif self.fmt == "text" and self.count == 0:
             self.stream.write("No events found\n")
+        if self._bytes is not None:
+            self._bytes.flush()
