@@ -212,3 +212,22 @@ def _compact(line: str) -> str:
 def write_text(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_analyze_loads_no_ssh_or_inventory_code(tmp_path: Path):
+    """Commands load on demand: analysis from cron does not pay for paramiko, cryptography or the inventory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from logstack.cli import main\n"
+        f"sys.argv = ['logstack', 'analyze', '--journal', {str(SAMPLE)!r}, '--format', 'jsonl']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in ('paramiko', 'cryptography', 'logstack.inventory', 'logstack.deploy') "
+        "if m in sys.modules)\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert len(result.stdout.splitlines()) > 10  # it did analyse the sample
+    assert "LOADED []" in result.stderr, result.stderr
