@@ -116,11 +116,21 @@ def test_null_and_binary_fields(tmp_path: Path, runner):
                 list(b"Failed password for root from 192.0.2.1 port 2 ssh2"),
                 _COMM=None,
             ),
+            # a field logged twice is printed as a list of its values (strings or byte arrays)
+            entry(
+                "2025-01-01 00:00:02",
+                ["sudo", "sudo"],
+                11,
+                [list(b"bob : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id"), "second value"],
+                comm="sudo",
+            ),
         ],
     )
     result = invoke(runner, "analyze", "--journal", path, "--format", "json")
     assert result.exit_code == 0
-    assert [e["type"] for e in json.loads(result.stdout)] == ["other", "ssh_login"]
+    events = json.loads(result.stdout)
+    assert [e["type"] for e in events] == ["other", "ssh_login", "sudo"]
+    assert (events[2]["user"], events[2]["command"]) == ("bob", "/bin/id")
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, runner):

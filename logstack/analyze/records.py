@@ -31,10 +31,13 @@ class Line:
 
 
 def text(value: Any) -> str | None:
-    """Journal values: strings, byte arrays (non-UTF-8 data) or null (oversized fields)."""
+    """Journal values: strings, byte arrays (non-UTF-8 data), null (oversized fields), or a list of
+    those when a field was logged more than once (`journalctl -o json` prints every value; the first is used)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
+        if value and not isinstance(value[0], int):
+            return text(value[0])
         try:
             return bytes(value).decode("utf-8", errors="replace")
         except (ValueError, TypeError):
