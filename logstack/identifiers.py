@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # journald's "Suppressed N messages" notices are forwarded too: a rate-limited sender is a log gap.
 JOURNALD_IDENTIFIER = "systemd-journald"
+SUPPRESSION_PREFIX = "Suppressed "
 
 # OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
 DEFAULT_IDENTIFIERS: tuple[str, ...] = (
@@ -28,3 +31,11 @@ DEFAULT_IDENTIFIERS: tuple[str, ...] = (
     "pkexec",
     "polkitd",
 )
+
+
+def forwarded_identifiers(identifiers: Iterable[str], suppression_notices: bool) -> list[str]:
+    """Identifiers the senders' journald source matches: those listed, plus journald for its notices."""
+    idents = list(identifiers)
+    if suppression_notices and JOURNALD_IDENTIFIER not in idents:
+        idents.append(JOURNALD_IDENTIFIER)
+    return idents

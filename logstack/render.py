@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 
 from logstack.errors import BadInputError
-from logstack.identifiers import JOURNALD_IDENTIFIER
+from logstack.identifiers import JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX, forwarded_identifiers
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import DB_USERS, Secrets
@@ -187,7 +187,7 @@ def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
     """The filter condition: configured identifiers, plus journald's suppression notices."""
     condition = f"includes({json.dumps(identifiers)}, ident)"
     if suppression_notices:
-        condition += f' || (ident == "{JOURNALD_IDENTIFIER}" && starts_with(msg, "Suppressed "))'
+        condition += f' || (ident == "{JOURNALD_IDENTIFIER}" && starts_with(msg, "{SUPPRESSION_PREFIX}"))'
     return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
 
 
@@ -205,10 +205,8 @@ def identity_vrl(host: Host) -> str:
 
 
 def journal_identifiers(inventory: Inventory) -> list[str]:
-    idents = list(inventory.spec.senders.identifiers)
-    if inventory.spec.senders.forward_suppression_notices and JOURNALD_IDENTIFIER not in idents:
-        idents.append(JOURNALD_IDENTIFIER)
-    return idents
+    senders = inventory.spec.senders
+    return forwarded_identifiers(senders.identifiers, senders.forward_suppression_notices)
 
 
 def table_columns(inventory: Inventory) -> list[str]:

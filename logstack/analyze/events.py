@@ -102,7 +102,7 @@ class Event:
 
 
 class _Group:
-    __slots__ = ("conn", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
+    __slots__ = ("facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
 
     def __init__(self, line: Line, fact: Fact) -> None:
         self.lines: list[Line] = [line]
@@ -112,7 +112,6 @@ class _Group:
         self.last_arrival = line.arrival
         self.own = fact.own_event
         self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
-        self.conn: tuple[str, str, str, int] | None = None
 
     def add(self, line: Line, fact: Fact) -> None:
         prev = self.lines[-1]

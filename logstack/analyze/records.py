@@ -93,7 +93,8 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
             and (exe is None or exe.__class__ is str)
             and (loginuid is None or loginuid.__class__ is str)
         ):
-            return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, f"{machine}|{cursor}")
+            key = _key(machine, host, cursor, ts, pid, message)
+            return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, key)
     return _from_journal_any(entry)
 
 
@@ -135,7 +136,7 @@ def _from_journal_any(entry: dict[str, Any]) -> Line | None:
     cursor = get("__CURSOR")
     if cursor is not None and cursor.__class__ is not str:
         cursor = text(cursor)
-    key = f"{machine or host}|{cursor}" if cursor else _key(machine, host, None, ts, pid, message)
+    key = _key(machine, host, cursor, ts, pid, message)
     return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, key)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
-from logstack.identifiers import DEFAULT_IDENTIFIERS, JOURNALD_IDENTIFIER
+from logstack.identifiers import DEFAULT_IDENTIFIERS, JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX, forwarded_identifiers
 
 if TYPE_CHECKING:
     from logstack.inventory import Inventory
@@ -20,23 +20,19 @@ class Selection:
     suppression_notices: bool = True
 
     @classmethod
-    def default(cls) -> Selection:
-        return cls(frozenset(DEFAULT_IDENTIFIERS))
-
-    @classmethod
-    def of(cls, inventory: Inventory) -> Selection:
-        """The selection the inventory's senders are rendered with."""
+    def of(cls, inventory: Inventory | None) -> Selection:
+        """The selection the inventory's senders are rendered with; the defaults without one."""
+        if inventory is None:
+            return cls(frozenset(DEFAULT_IDENTIFIERS))
         senders = inventory.spec.senders
         return cls(frozenset(senders.identifiers), senders.forward_suppression_notices)
 
     def keeps(self, identifier: str, message: str) -> bool:
         if identifier in self.identifiers or identifier == HEARTBEAT_IDENTIFIER:
             return True
-        return self.suppression_notices and identifier == JOURNALD_IDENTIFIER and message.startswith("Suppressed ")
+        return self.suppression_notices and identifier == JOURNALD_IDENTIFIER and message.startswith(SUPPRESSION_PREFIX)
 
     def identifier_bytes(self) -> frozenset[bytes]:
         """Identifiers (as they appear in journal JSON) whose lines may be kept."""
-        names = {*self.identifiers, HEARTBEAT_IDENTIFIER}
-        if self.suppression_notices:
-            names.add(JOURNALD_IDENTIFIER)
+        names = [*forwarded_identifiers(self.identifiers, self.suppression_notices), HEARTBEAT_IDENTIFIER]
         return frozenset(name.encode() for name in names)

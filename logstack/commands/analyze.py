@@ -90,7 +90,7 @@ def analyze(
     if journal is not None:
         path = journal
         # An export holds every program's lines; read those the senders would forward.
-        selection = Selection.of(inv) if inv else Selection.default()
+        selection = Selection.of(inv)
 
         def source(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
             for line in journal_lines(path, options.since, selection):

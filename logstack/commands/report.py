@@ -64,7 +64,7 @@ def report(
         "certificates": certificates,
     }
     if journal is not None:
-        selection = Selection.of(inv) if inv else Selection.default()
+        selection = Selection.of(inv)
         data = build_report(journal_lines(journal, selection=selection), **common)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
