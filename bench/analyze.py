@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.journal import entry  # noqa: E402
 from tests.mariadb import COLUMNS, PASSWORD, start_mariadb  # noqa: E402
 
 START = 1_760_000_000_000_000  # µs
@@ -126,34 +127,20 @@ def generate_json(path: Path, count: int, seed: int = 7, login_share: float = 1.
     with path.open("w") as out:
         for ts, host, pid, ident, comm, message in _events(rng, count, login_share):
             n += 1
-            machine = host.ljust(32, "0")
-            out.write(
-                json.dumps(
-                    {
-                        "__CURSOR": f"s=ab;i={n:x};b=bb;m={n:x};t={ts:x};x=0",
-                        "__REALTIME_TIMESTAMP": str(ts),
-                        "__MONOTONIC_TIMESTAMP": str(n),
-                        "_BOOT_ID": "b" * 32,
-                        "_MACHINE_ID": machine,
-                        "_HOSTNAME": host,
-                        "PRIORITY": "6",
-                        "SYSLOG_FACILITY": "10",
-                        "SYSLOG_IDENTIFIER": ident,
-                        "_PID": str(pid),
-                        "_UID": "0",
-                        "_GID": "0",
-                        "_COMM": comm,
-                        "_EXE": f"/usr/sbin/{comm}",
-                        "_TRANSPORT": "syslog",
-                        "MESSAGE": message,
-                        "_SYSTEMD_UNIT": f"{comm}.service",
-                        "_CAP_EFFECTIVE": "1ffffffffff",
-                        "_SELINUX_CONTEXT": "unconfined\n",
-                    },
-                    separators=(",", ":"),  # as journalctl writes it
-                )
+            record = entry(
+                ts,
+                ident,
+                pid,
+                message,
+                host=host,
+                machine=host.ljust(32, "0"),
+                boot="b" * 32,
+                comm=comm,
+                _SYSTEMD_UNIT=f"{comm}.service",
+                _CAP_EFFECTIVE="1ffffffffff",
+                _SELINUX_CONTEXT="unconfined\n",
             )
-            out.write("\n")
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")  # as journalctl writes it
     return n
 
 
@@ -316,7 +303,6 @@ def main() -> None:
 
 def generate_failed(path: Path, count: int) -> None:
     rng = random.Random(11)
-    n = 0
     with path.open("w") as out:
         ts = START
         for i in range(count):
@@ -331,24 +317,16 @@ def generate_failed(path: Path, count: int) -> None:
                     f"Connection closed by authenticating user root {ip} port {port} [preauth]",
                 ]
             ):
-                n += 1
-                out.write(
-                    json.dumps(
-                        {
-                            "__CURSOR": f"c{n}",
-                            "__REALTIME_TIMESTAMP": str(ts + j),
-                            "_BOOT_ID": "b" * 32,
-                            "_MACHINE_ID": host.ljust(32, "0"),
-                            "_HOSTNAME": host,
-                            "SYSLOG_IDENTIFIER": "sshd-session",
-                            "_PID": str(10000 + i),
-                            "_COMM": "sshd-session",
-                            "_EXE": "/usr/sbin/sshd-session",
-                            "MESSAGE": message,
-                        }
-                    )
-                    + "\n"
+                record = entry(
+                    ts + j,
+                    "sshd-session",
+                    10000 + i,
+                    message,
+                    host=host,
+                    machine=host.ljust(32, "0"),
+                    boot="b" * 32,
                 )
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":
