@@ -7,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logstack.cli import app
+from logstack.inventory import Inventory
+from logstack.pki import PKI
 
 # Fixtures shared by several test modules
 pytest_plugins = ["tests.greptime_stub"]
@@ -47,3 +49,13 @@ def ssh_client_key(tmp_path_factory):
     from tests.sshd import make_client_key
 
     return make_client_key(tmp_path_factory.mktemp("sshkey"))
+
+
+def mint_site(inv: Inventory) -> PKI:
+    """The site's CA, its server certificate and every host's client certificate."""
+    pki = PKI.for_inventory(inv)
+    pki.init_ca()
+    pki.issue_server(inv)
+    for host in inv.hosts:
+        pki.issue_client(host)
+    return pki

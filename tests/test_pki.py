@@ -17,7 +17,7 @@ from logstack.errors import PKIError
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
 from logstack.render import render_site
-from tests.conftest import invoke
+from tests.conftest import invoke, mint_site
 from tests.tlsutil import openssl_handshake, python_handshake
 
 FQDN = "logs.example.com"
@@ -26,12 +26,7 @@ FQDN = "logs.example.com"
 @pytest.fixture
 def pki_site(site: Path):
     inv = load_inventory(site)
-    pki = PKI.for_inventory(inv)
-    pki.init_ca()
-    pki.issue_server(inv)
-    for host in inv.hosts:
-        pki.issue_client(host)
-    return inv, pki
+    return inv, mint_site(inv)
 
 
 def _bundle(tmp_path: Path, pki: PKI, name: str = "bundle.pem") -> Path:

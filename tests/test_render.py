@@ -8,10 +8,9 @@ from pathlib import Path
 import yaml
 
 from logstack.inventory import load_inventory
-from logstack.pki import PKI
 from logstack.render import render_site
 from logstack.secrets_store import generate_secrets, load_secrets, secrets_path, write_secrets
-from tests.conftest import EXAMPLE, invoke
+from tests.conftest import EXAMPLE, invoke, mint_site
 from tests.reference import check_vector_config, flatten_toml, greptime_reference
 
 SERVER_FILES = {
@@ -112,12 +111,7 @@ def test_render_refuses_a_foreign_directory(tmp_path: Path, runner):
 def test_review_render_holds_no_secret(site: Path, tmp_path: Path, runner):
     site_dir = site.parent
     write_secrets(secrets_path(site_dir), generate_secrets())
-    inv = load_inventory(site)
-    pki = PKI.for_inventory(inv)
-    pki.init_ca()
-    pki.issue_server(inv)
-    for host in inv.hosts:
-        pki.issue_client(host)
+    pki = mint_site(load_inventory(site))
     out = tmp_path / "review"
     result = invoke(runner, "render", "-i", site, "-o", out)
     assert result.exit_code == 0
