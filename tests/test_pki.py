@@ -213,7 +213,7 @@ def test_client_from_another_ca_is_refused(tmp_path, pki_site):
     other.init_ca()
     other.issue_client(inv.host("web1"))
     bundle = _bundle(tmp_path, pki)
-    outcome = python_handshake(
+    peers = (
         bundle,
         pki.cert_path("server"),
         pki.key_path("server"),
@@ -222,16 +222,9 @@ def test_client_from_another_ca_is_refused(tmp_path, pki_site):
         bundle,
         FQDN,
     )
+    outcome = python_handshake(*peers)
     assert not outcome.ok and "certificate verify failed" in outcome.server_error
-    ok, transcript = openssl_handshake(
-        bundle,
-        pki.cert_path("server"),
-        pki.key_path("server"),
-        other.cert_path("web1"),
-        other.key_path("web1"),
-        bundle,
-        FQDN,
-    )
+    ok, transcript = openssl_handshake(*peers)
     assert not ok and "unable to get local issuer certificate" in transcript
 
 
