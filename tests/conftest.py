@@ -11,7 +11,7 @@ from logstack.inventory import Inventory
 from logstack.pki import PKI
 
 # Fixtures shared by several test modules
-pytest_plugins = ["tests.greptime_stub"]
+pytest_plugins = ["tests.greptime_stub", "tests.processes", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventory.example.yaml"

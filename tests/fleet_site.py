@@ -57,6 +57,17 @@ def make_fleet(
     base: Path, key: Path, names: list[str], server: bool = False, first_octet: int = 2, extra: dict | None = None
 ) -> FleetSite:
     hosts: dict[str, SSHHost] = {}
+    try:
+        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts)
+    except BaseException:  # hosts started before the failure must not outlive it
+        for host in hosts.values():
+            host.stop()
+        raise
+
+
+def _make_fleet(
+    base: Path, key: Path, names: list[str], server: bool, first_octet: int, extra: dict, hosts: dict[str, SSHHost]
+) -> FleetSite:
     octet = first_octet
     spec_hosts = []
     all_names = (["server"] if server else []) + names
@@ -82,7 +93,7 @@ def make_fleet(
         "defaults": {"ssh": {"user": "root", "key": str(key)}},
         "hosts": spec_hosts,
     }
-    for key_path, value in (extra or {}).items():
+    for key_path, value in extra.items():
         node = spec
         *parents, last = key_path.split(".")
         for p in parents:
@@ -92,10 +103,13 @@ def make_fleet(
     write_secrets(secrets_path(site), generate_secrets())
     fleet = FleetSite(site / "inventory.yaml", hosts, key)
     fleet.pin_all()
-    # the vector package would have created its user and group on every machine
+    # the vector package would have created its user and group on every machine (where the machine running
+    # the tests already has them, the hosts see them through their /etc overlay)
     for name in all_names:
         result = fleet.ssh(
-            name, "groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin vector"
+            name,
+            "getent group vector >/dev/null || groupadd --system vector; "
+            "id -u vector >/dev/null 2>&1 || useradd --system -g vector -M -s /usr/sbin/nologin vector",
         )
         assert result.returncode == 0, result.stderr
     return fleet

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pymysql
 
+from tests.processes import spawn, stop_group
+
 PASSWORD = "analyst-test-password"
 
 # The logs table as the greptime_identity pipeline shapes it: string journald columns + time index.
@@ -65,11 +67,7 @@ class MariaDB:
             cur.executemany(sql, [[row.get(n) for n in names] for row in rows])
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_group(self.process, timeout=20)
 
 
 def _free_port() -> int:
@@ -97,7 +95,7 @@ def start_mariadb(base: Path) -> MariaDB:
         timeout=180,
     )
     port = _free_port()
-    process = subprocess.Popen(
+    process = spawn(
         [
             "/usr/sbin/mariadbd",
             "--no-defaults",
@@ -124,6 +122,6 @@ def start_mariadb(base: Path) -> MariaDB:
         except pymysql.MySQLError:
             if process.poll() is not None or time.monotonic() > deadline:
                 log = (base / "error.log").read_text() if (base / "error.log").exists() else ""
-                process.kill()
+                stop_group(process)
                 raise RuntimeError(f"MariaDB did not start: {log[-2000:]}") from None
             time.sleep(0.2)

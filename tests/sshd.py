@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import spawn, stop_group
+
 SHIM = """#!/bin/sh
 echo "$*" >> {log}
 exit 0
@@ -76,12 +78,14 @@ class SSHHost:
             )
         script.append(f"mount --bind {self.base / 'systemctl'} /usr/bin/systemctl")
         script.append(f"exec /usr/sbin/sshd -D -e -f {self.base / 'sshd_config'}")
-        self.process = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", "\n".join(script)],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.base / "sshd.log").open("wb"),
-            start_new_session=True,
-        )
+        # A PID namespace too: when unshare ends, its child (sshd, PID 1 there) is killed, and with it every
+        # process of the namespace, so no listener or connection outlives the host.
+        with (self.base / "sshd.log").open("wb") as log:
+            self.process = spawn(
+                ["unshare", "-m", "-p", "--kill-child", "--propagation", "private", "sh", "-c", "\n".join(script)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -95,13 +99,8 @@ class SSHHost:
         raise RuntimeError(f"sshd for {self.name} did not start: {(self.base / 'sshd.log').read_text()[-1500:]}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        if self.process is not None:
+            stop_group(self.process)
         self.process = None
 
     def kill_connections(self) -> None:
@@ -116,8 +115,8 @@ class SSHHost:
                 except (OSError, IndexError, ValueError):
                     continue
                 children.setdefault(ppid, []).append(int(entry.name))
-        # unshare execs sh, which execs sshd: process.pid is the listener; its children are connections
-        stack = list(children.get(self.process.pid, []))
+        # unshare forks sh, which execs sshd: the child of process.pid is the listener, its children connections
+        stack = [pid for listener in children.get(self.process.pid, []) for pid in children.get(listener, [])]
         while stack:
             pid = stack.pop()
             stack.extend(children.get(pid, []))

@@ -18,6 +18,7 @@ from logstack.pki import PKI
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
+from tests.processes import spawn, stop_group
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 
@@ -62,7 +63,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
         assert invoke(runner, "enroll-host", "--all", "-i", fleet.inventory).exit_code == 0
         bundle = tmp_path / "ca.pem"
         bundle.write_bytes(pki.ca_bundle_pem())
-        tls = subprocess.Popen(
+        tls = spawn(
             [
                 "openssl",
                 "s_server",
@@ -128,7 +129,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
         assert "PROBLEM server: server certificate" in expiring.stdout
     finally:
         if tls is not None:
-            tls.kill()
+            stop_group(tls)
         fleet.stop()
 
 

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import spawn, stop_group
+
 
 @dataclass
 class Outcome:
@@ -84,7 +86,7 @@ def openssl_handshake(
 ) -> tuple[bool, str]:
     """`openssl s_server -Verify` against `openssl s_client`; returns (handshake ok, transcript)."""
     port = _free_port()
-    server = subprocess.Popen(
+    server = spawn(
         [
             "openssl",
             "s_server",
@@ -108,60 +110,66 @@ def openssl_handshake(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert server.stdout is not None
-    seen = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # s_server prints ACCEPT once it listens
-        line = server.stdout.readline()
-        seen.append(line)
-        if not line or line.startswith("ACCEPT"):
-            break
-    client = subprocess.Popen(
-        [
-            "openssl",
-            "s_client",
-            "-connect",
-            f"127.0.0.1:{port}",
-            "-cert",
-            str(client_cert),
-            "-key",
-            str(client_key),
-            "-CAfile",
-            str(ca_for_client),
-            "-verify_return_error",
-            "-verify_hostname",
-            hostname,
-            "-servername",
-            hostname,
-            "-quiet",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert client.stdin is not None and client.stdout is not None
-    echoed: list[str] = []
-
-    def read_echo() -> None:
-        line = client.stdout.readline()  # a refused handshake ends the process: EOF
-        echoed.append(line)
-
-    reader = threading.Thread(target=read_echo, daemon=True)
-    reader.start()
+    client = None
     try:
-        client.stdin.write("hello\n")
-        client.stdin.flush()
-    except BrokenPipeError:
-        pass
-    reader.join(15)
-    client.kill()
-    _, client_err = client.communicate()
-    try:
-        out, _ = server.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        out, _ = server.communicate()
+        assert server.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # s_server prints ACCEPT once it listens
+            line = server.stdout.readline()
+            seen.append(line)
+            if not line or line.startswith("ACCEPT"):
+                break
+        client = spawn(
+            [
+                "openssl",
+                "s_client",
+                "-connect",
+                f"127.0.0.1:{port}",
+                "-cert",
+                str(client_cert),
+                "-key",
+                str(client_key),
+                "-CAfile",
+                str(ca_for_client),
+                "-verify_return_error",
+                "-verify_hostname",
+                hostname,
+                "-servername",
+                hostname,
+                "-quiet",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert client.stdin is not None and client.stdout is not None
+        echoed: list[str] = []
+
+        def read_echo() -> None:
+            line = client.stdout.readline()  # a refused handshake ends the process: EOF
+            echoed.append(line)
+
+        reader = threading.Thread(target=read_echo, daemon=True)
+        reader.start()
+        try:
+            client.stdin.write("hello\n")
+            client.stdin.flush()
+        except BrokenPipeError:
+            pass
+        reader.join(15)
+        client.kill()
+        _, client_err = client.communicate()
+        try:
+            out, _ = server.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, _ = server.communicate()
+    finally:  # whatever failed above, neither openssl outlives the handshake
+        stop_group(server)
+        if client is not None:
+            stop_group(client)
     client_out = "".join(echoed)
     transcript = "".join(seen) + out + client_out + client_err
     # -rev echoes the line reversed, which happens only after a completed, verified handshake.
