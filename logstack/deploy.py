@@ -21,7 +21,7 @@ import paramiko
 
 from logstack.errors import RuntimeFailure
 from logstack.render import RenderedFile
-from logstack.ssh import Connection
+from logstack.ssh import Connection, shell_command
 
 Action = Literal["create", "update", "fix", "unchanged"]
 PENDING = "/var/lib/logstack/pending-restarts"
@@ -205,8 +205,7 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
 def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     """One remote command: hash, mode and owner of every managed file, plus owed restarts."""
     paths = [f.path for f in files]
-    cmd = "sh -c " + shlex.quote(_INSPECT) + " sh " + " ".join(shlex.quote(p) for p in paths)
-    _, out, _ = conn.run(cmd)
+    _, out, _ = conn.run(shell_command(_INSPECT, *paths))
     hashes_part, stats_part, rest = ([*out.decode(errors="replace").split("---\n", 2), "", ""])[:3]
     hashes: dict[str, str] = {}
     for line in hashes_part.splitlines():
@@ -235,7 +234,7 @@ def diffs(conn: Connection, plan: Plan) -> list[str]:
             continue
         old = b""
         if change.action == "update":
-            _, old, _ = conn.run("cat " + shlex.quote(f.path))
+            _, old, _ = conn.run(shell_command('cat -- "$1"', f.path))
         out.extend(
             difflib.unified_diff(
                 old.decode(errors="replace").splitlines(keepends=True),

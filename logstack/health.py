@@ -19,7 +19,7 @@ from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER, parse_time
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.server_setup import GreptimeHTTP
-from logstack.ssh import Connection, connect
+from logstack.ssh import Connection, connect, shell_command
 
 MONITOR = "logstack-monitor"
 
@@ -154,6 +154,15 @@ def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) 
         return f"failed: {exc}"
 
 
+def _df_free(output: str) -> tuple[int, int] | None:
+    """(total, available) bytes from `df -P -B1` output; None when it is not what df prints."""
+    rows = output.splitlines()
+    parts = rows[-1].split() if len(rows) >= 2 else []
+    if len(parts) < 6 or not parts[1].isdigit() or not parts[3].isdigit():
+        return None
+    return int(parts[1]), int(parts[3])
+
+
 def check_status(
     inventory: Inventory,
     *,
@@ -176,11 +185,11 @@ def check_status(
             server.greptimedb = "ok" if status == 200 else f"HTTP {status}"
         except RuntimeFailure as exc:
             server.greptimedb = f"failed: {exc}"
-        _, out, _ = conn.run(f"df -P -B1 {inventory.server.data_dir} 2>/dev/null || df -P -B1 /", check=False)
-        rows = out.decode(errors="replace").splitlines()
-        if len(rows) >= 2:
-            parts = rows[-1].split()
-            total, available = int(parts[1]), int(parts[3])
+        df = 'df -P -B1 -- "$1" 2>/dev/null || df -P -B1 /'
+        _, out, _ = conn.run(shell_command(df, inventory.server.data_dir), check=False)
+        free = _df_free(out.decode(errors="replace"))
+        if free is not None:
+            total, available = free
             server.data_dir_free_bytes = available
             server.data_dir_free_percent = round(100 * available / total, 1) if total else None
         forward = _Forward(conn, "127.0.0.1", db_port)

@@ -15,7 +15,9 @@ from logstack.fsutil import atomic_write
 
 DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
 # users.conf splits on '=' and the user list on ','; GreptimeDB skips a line whose password has '='.
-_PASSWORD_RE = re.compile(r"^[A-Za-z0-9._~+/@:-]{16,128}$")
+# A password beginning with a verifier name followed by ':' would be read as that verifier's hash
+# (GreptimeDB v1.1.4 src/auth/src/user_provider.rs: `plain:`, `pbkdf2_sha256:`, `mysql_native_password:`).
+_PASSWORD_RE = re.compile(r"[A-Za-z0-9._~+/@-]{16,128}")
 
 
 @dataclass(frozen=True)
@@ -56,19 +58,29 @@ def load_secrets(path: Path) -> Secrets:
     if stat.S_IMODE(st.st_mode) & 0o077:
         raise SecretsError(f"{path}: mode {stat.S_IMODE(st.st_mode):04o} is too open; run chmod 600 {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SecretsError(f"{path}: cannot read: {exc}") from None
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SecretsError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise SecretsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        # Never the message itself: PyYAML quotes the offending line, which may hold a password.
+        mark = exc.problem_mark or exc.context_mark
+        raise SecretsError(f"{path}:{mark.line + 1 if mark else 1}: YAML syntax error") from None
+    except (yaml.YAMLError, RecursionError, ValueError):
+        raise SecretsError(f"{path}: not a readable YAML file") from None
     db = data.get("greptimedb") if isinstance(data, dict) else None
     if not isinstance(db, dict):
         raise SecretsError(f"{path}: greptimedb: a mapping of user: password is required")
     passwords: dict[str, str] = {}
     for user in DB_USERS:
         value = db.get(user)
-        if not isinstance(value, str) or not _PASSWORD_RE.match(value):
+        if not isinstance(value, str) or not _PASSWORD_RE.fullmatch(value):
             raise SecretsError(
-                f"{path}: greptimedb.{user}: missing, or not 16-128 characters of [A-Za-z0-9._~+/@:-] "
-                "(GreptimeDB's users.conf cannot hold '=' or ',')"
+                f"{path}: greptimedb.{user}: missing, or not 16-128 characters of [A-Za-z0-9._~+/@-] "
+                "(GreptimeDB's users.conf cannot hold '=' or ',', and reads 'name:' as a password format)"
             )
         passwords[user] = value
     return Secrets(passwords)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shlex
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from logstack.inventory import Inventory
 from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
-from logstack.ssh import Connection, connect
+from logstack.ssh import Connection, connect, shell_command
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)
@@ -48,27 +48,61 @@ class ServerResult:
     changed: bool = False
 
 
+_ARCH_RE = re.compile(r"[a-z0-9_]{1,32}")
+
+# One script, all of it run as root on the server: a private work directory made atomically by mktemp
+# under a parent only root may write, the checksum verified on the very file that is then extracted, the
+# binary installed beside its target and renamed over it, the work directory removed whatever happens.
+# Data reaches it as arguments ($1 ...), never as shell text.
+_INSTALL_SCRIPT = r"""
+set -eu
+version=$1 asset=$2 expected=$3 url=$4 target=$5
+install -d -m 0700 -o root -g root /var/cache/logstack
+work=$(mktemp -d /var/cache/logstack/greptime.XXXXXXXX)
+trap 'rm -rf -- "$work"' EXIT
+cd "$work"
+if [ -z "$url" ]; then
+    cat > "$asset.tar.gz"
+else
+    curl -fsSL -o "$asset.tar.gz" -- "$url"
+    curl -fsSL -o "$asset.tar.gz.sha256sum" -- "$url.sha256sum"
+    expected=$(cut -d' ' -f1 "$asset.tar.gz.sha256sum")
+fi
+printf '%s  %s\n' "$expected" "$asset.tar.gz" | sha256sum -c --quiet - >/dev/null 2>&1 || {
+    echo "logstack: $asset.tar.gz does not match its sha256 ($expected); nothing installed" >&2; exit 4; }
+mkdir extracted
+tar -xzf "$asset.tar.gz" -C extracted --no-same-owner
+binary=$(find extracted -type f -name greptime | head -n 1)
+[ -n "$binary" ] || { echo "logstack: $asset.tar.gz holds no greptime binary" >&2; exit 4; }
+install -m 0755 -o root -g root "$binary" "$target.new"
+mv -f "$target.new" "$target"
+"""
+
+
 def greptime_asset(version: str, arch: str) -> str:
     return f"greptime-linux-{arch}-{version}"
 
 
 def _arch(conn: Connection) -> str:
     _, out, _ = conn.run("uname -m")
-    machine = out.decode().strip()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    machine = out.decode(errors="replace").strip()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    if not _ARCH_RE.fullmatch(arch):
+        raise RuntimeFailure(f"server: unexpected machine architecture {machine[:40]!r} from uname -m")
+    return arch
 
 
 def _installed_version(conn: Connection) -> str | None:
-    status, out, _ = conn.run(f"{GREPTIME_BIN} --version 2>&1", check=False)
+    status, out, _ = conn.run(shell_command('"$1" --version 2>&1', GREPTIME_BIN), check=False)
     return out.decode(errors="replace") if status == 0 else None
 
 
 def read_checksum_file(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8").split()
-    except OSError as exc:
-        raise BadInputError(f"{path}: cannot read checksum file: {exc.strerror}") from None
-    if not text or len(text[0]) != 64:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read checksum file: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text or not re.fullmatch(r"[0-9A-Fa-f]{64}", text[0]):
         raise BadInputError(f"{path}: not a .sha256sum file")
     return text[0].lower()
 
@@ -78,42 +112,32 @@ def install_greptime(conn: Connection, version: str, tarball: Path | None) -> bo
     current = _installed_version(conn)
     if current is not None and version.lstrip("v") in current:
         return False
-    arch = _arch(conn)
-    asset = greptime_asset(version, arch)
-    work = "/var/tmp/logstack-greptime"
+    asset = greptime_asset(version, _arch(conn))
+    data: bytes | None = None
+    url = expected = ""
     if tarball is not None:
         checksum_file = Path(f"{tarball}.sha256sum")
         expected = read_checksum_file(checksum_file)
-        data = tarball.read_bytes()
+        try:
+            data = tarball.read_bytes()
+        except OSError as exc:
+            raise BadInputError(f"{tarball}: cannot read: {exc.strerror}") from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise RuntimeFailure(
                 f"{tarball}: sha256 {actual} does not match {checksum_file} ({expected}); nothing installed"
             )
-        conn.run(f"rm -rf {work} && mkdir -p -m 0700 {work} && cat > {work}/{asset}.tar.gz", stdin=data)
-        conn.run(f"cd {work} && echo {shlex.quote(expected)}'  {asset}.tar.gz' | sha256sum -c --quiet -")
     else:
         url = f"https://github.com/GreptimeTeam/greptimedb/releases/download/{version}/{asset}.tar.gz"
-        conn.run(
-            f"rm -rf {work} && mkdir -p -m 0700 {work} && cd {work} && "
-            f"curl -fsSLO {shlex.quote(url)} && curl -fsSLO {shlex.quote(url + '.sha256sum')}"
-        )
-        status, _, err = conn.run(
-            f"cd {work} && printf '%s  %s\\n' \"$(cut -d' ' -f1 {asset}.tar.gz.sha256sum)\" {asset}.tar.gz "
-            "| sha256sum -c --quiet -",
-            check=False,
-        )
-        if status != 0:
-            conn.run(f"rm -rf {work}", check=False)
-            raise RuntimeFailure(
-                f"server: downloaded {asset}.tar.gz does not match its .sha256sum; nothing installed: "
-                f"{err.decode(errors='replace').strip()}"
-            )
-    conn.run(
-        f"cd {work} && tar -xzf {asset}.tar.gz && install -m 0755 -o root -g root "
-        f"$(find . -type f -name greptime | head -n 1) {GREPTIME_BIN}.new && mv -f {GREPTIME_BIN}.new {GREPTIME_BIN} "
-        f"&& rm -rf {work}"
+    status, _, err = conn.run(
+        shell_command(_INSTALL_SCRIPT, version, asset, expected, url, GREPTIME_BIN),
+        stdin=data,
+        check=False,
+        timeout=900,
     )
+    if status != 0:
+        detail = err.decode(errors="replace").strip().splitlines()
+        raise RuntimeFailure(f"server: installing GreptimeDB failed: {detail[-1] if detail else f'exit {status}'}")
     return True
 
 
@@ -127,14 +151,18 @@ def ensure_vector(conn: Connection, no_install: bool) -> bool:
     return True
 
 
+_PREPARE_SCRIPT = r"""
+set -eu
+data=$1
+id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
+    --home-dir "$data" --shell /usr/sbin/nologin greptime
+install -d -o greptime -g greptime -m 0750 -- "$data" "$data/wal" "$data/logs"
+install -d -m 0755 /etc/greptime /etc/logstack /var/lib/logstack
+"""
+
+
 def prepare_system(conn: Connection, data_dir: str) -> None:
-    quoted = shlex.quote(data_dir)
-    conn.run(
-        "id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
-        f"--home-dir {quoted} --shell /usr/sbin/nologin greptime; "
-        f"install -d -o greptime -g greptime -m 0750 {quoted} {quoted}/wal {quoted}/logs && "
-        "install -d -m 0755 /etc/greptime /etc/logstack /var/lib/logstack"
-    )
+    conn.run(shell_command(_PREPARE_SCRIPT, data_dir))
 
 
 class GreptimeHTTP:

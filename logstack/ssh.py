@@ -47,6 +47,11 @@ class Target:
     sudo: bool = False
 
 
+def shell_command(script: str, *args: str) -> str:
+    """`sh -c SCRIPT` with `args` as $1, $2, ...: values never become shell syntax, whatever they hold."""
+    return " ".join(["sh", "-c", shlex.quote(script), "logstack", *(shlex.quote(a) for a in args)])
+
+
 def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH-style SHA256 fingerprint."""
     digest = hashlib.sha256(key.asbytes()).digest()

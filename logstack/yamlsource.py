@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,17 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Composer = yaml.SafeLoader
 
 Path_ = tuple[str | int, ...]
+
+# Bounds that keep a hostile file from costing more than a real one: nested aliases ("billion laughs")
+# expand to at most MAX_NODES values, nesting stops at MAX_DEPTH, and integers are at most MAX_INT_DIGITS
+# digits (Python refuses to convert longer ones, and no setting needs one).
+MAX_BYTES = 16 * 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 30
+_INT_TAG = "tag:yaml.org,2002:int"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -50,14 +62,25 @@ def format_loc(loc: Path_) -> str:
     return out or "(top level)"
 
 
-def load_located_yaml(path: Path) -> LocatedDocument:
-    """Parse a YAML file into data and a line map; syntax errors become InventoryError."""
+def load_located_yaml(path: Path, keep_text: Callable[[Path_], bool] | None = None) -> LocatedDocument:
+    """Parse a YAML file into data and a line map; syntax errors become InventoryError.
+
+    Plain scalars at locations where `keep_text` is true stay the text as written (YAML 1.1 would make
+    `0755` the number 493 and `12:30:00` the number 45000); null stays None.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InventoryError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise InventoryError(f"{path}: larger than {MAX_BYTES // (1024 * 1024)} MiB; not an inventory")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         root = yaml.compose(text, Loader=_Composer)
     except yaml.MarkedYAMLError as exc:
@@ -66,16 +89,58 @@ def load_located_yaml(path: Path) -> LocatedDocument:
         raise InventoryError(f"{path}:{line}: YAML syntax error: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise InventoryError(f"{path}: YAML error: {exc}") from None
+    except RecursionError:
+        raise InventoryError(f"{path}: nested more than YAML can read") from None
     doc = LocatedDocument(path=path, data=None)
     if root is None:
         doc.data = {}
         return doc
-    constructor = yaml.SafeLoader("")
-    doc.data = _to_python(root, (), doc, constructor)
+    builder = _Builder(doc, keep_text or (lambda loc: False))
+    doc.data = builder.build(root, ())
     return doc
 
 
-def _to_python(node: yaml.Node, loc: Path_, doc: LocatedDocument, constructor: yaml.SafeLoader) -> Any:
+class _Builder:
+    """Nodes to Python data within the bounds above; a recursive alias is an error, not a hang."""
+
+    def __init__(self, doc: LocatedDocument, keep_text: Callable[[Path_], bool]) -> None:
+        self.doc = doc
+        self.keep_text = keep_text
+        self.constructor = yaml.SafeLoader("")
+        self.nodes = 0
+        self.active: set[int] = set()  # nodes on the current path: seeing one again is a cycle
+
+    def fail(self, node: yaml.Node, loc: Path_, message: str) -> InventoryError:
+        return InventoryError(f"{self.doc.path}:{node.start_mark.line + 1}: {format_loc(loc)}: {message}")
+
+    def build(self, node: yaml.Node, loc: Path_) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(node, loc, f"more than {MAX_NODES} values once aliases are expanded")
+        if len(loc) > MAX_DEPTH:
+            raise self.fail(node, loc, f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.ScalarNode):
+            self.doc.lines.setdefault(loc, node.start_mark.line + 1)
+            return self.scalar(node, loc)
+        if id(node) in self.active:
+            raise self.fail(node, loc, "a recursive alias (a value that contains itself)")
+        self.active.add(id(node))
+        try:
+            return _to_python(node, loc, self)
+        finally:
+            self.active.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode, loc: Path_) -> Any:
+        if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+            raise self.fail(node, loc, f"a number of more than {MAX_INT_DIGITS} digits")
+        if not node.style and node.tag not in (_STR_TAG, _NULL_TAG) and self.keep_text(loc):
+            return node.value
+        return _scalar(node, self.constructor, self.doc)
+
+
+def _to_python(node: yaml.Node, loc: Path_, builder: _Builder) -> Any:
+    doc = builder.doc
+    constructor = builder.constructor
     doc.lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -95,10 +160,10 @@ def _to_python(node: yaml.Node, loc: Path_, doc: LocatedDocument, constructor: y
             if key in result:
                 raise InventoryError(f"{doc.path}:{key_node.start_mark.line + 1}: {format_loc(child)}: duplicate key")
             doc.lines[child] = key_node.start_mark.line + 1
-            result[key] = _to_python(value_node, child, doc, constructor)
+            result[key] = builder.build(value_node, child)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*loc, i), doc, constructor) for i, item in enumerate(node.value)]
+        return [builder.build(item, (*loc, i)) for i, item in enumerate(node.value)]
     return _scalar(node, constructor, doc)
 
 
@@ -106,7 +171,11 @@ def _scalar(node: yaml.Node, constructor: yaml.SafeLoader, doc: LocatedDocument)
     where = f"{doc.path}:{node.start_mark.line + 1}"
     if not isinstance(node, yaml.ScalarNode):
         raise InventoryError(f"{where}: complex keys are not supported")
+    if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
+        raise InventoryError(f"{where}: a number of more than {MAX_INT_DIGITS} digits")
     try:
         return constructor.construct_object(node)
     except yaml.constructor.ConstructorError as exc:
         raise InventoryError(f"{where}: {exc.problem}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a date that does not exist
+        raise InventoryError(f"{where}: {exc}") from None
