@@ -65,6 +65,7 @@ class Plan:
     restart: list[str]
     daemon_reload: bool
     owed: list[str] = field(default_factory=list)  # restarts a died run left behind
+    dir_fixes: list[FileChange] = field(default_factory=list)  # directories the services could not read
 
     @property
     def uploads(self) -> list[FileChange]:
@@ -72,7 +73,13 @@ class Plan:
 
     @property
     def changed(self) -> bool:
-        return bool(self.uploads or self.restart or self.daemon_reload or any(c.action == "fix" for c in self.changes))
+        return bool(
+            self.uploads
+            or self.restart
+            or self.daemon_reload
+            or self.dir_fixes
+            or any(c.action == "fix" for c in self.changes)
+        )
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
@@ -85,13 +92,32 @@ class Plan:
         ]
         if self.restart:
             parts.append("restart " + ", ".join(self.restart))
+        if self.dir_fixes:
+            parts.append(f"{len(self.dir_fixes)} director{'y' if len(self.dir_fixes) == 1 else 'ies'} to fix")
         if self.daemon_reload:
             parts.append("daemon-reload")
         return "; ".join(parts) or "nothing to do"
 
 
+# Directories holding managed files: root's, and readable by the services' own users (a directory a run
+# creates under the apply script's umask 077 would be 0700, and Vector, user `vector`, could not reach
+# its certificates). Modes that grant more than this are left alone only if nobody else may write.
+DIR_OWNER = ("root", "root")
+DIR_MODE = 0o755
+
+
+def directory_ok(have: RemoteFile) -> bool:
+    """True when a directory is root's, writable by root alone, and searchable and readable by all."""
+    mode = have.mode or 0
+    return have.owner == DIR_OWNER[0] and mode & 0o022 == 0 and mode & 0o005 == 0o005
+
+
 def make_plan(
-    target: str, files: list[RenderedFile], remote: dict[str, RemoteFile], owed: list[str] | None = None
+    target: str,
+    files: list[RenderedFile],
+    remote: dict[str, RemoteFile],
+    owed: list[str] | None = None,
+    dirs: dict[str, RemoteFile] | None = None,
 ) -> Plan:
     """Compare rendered files with what the target has (pure: table-driven tests cover it)."""
     changes: list[FileChange] = []
@@ -117,7 +143,12 @@ def make_plan(
             reload = True
         elif service not in restart:
             restart.append(service)
-    return Plan(target, changes, restart, reload, list(owed or []))
+    dir_fixes = [
+        FileChange(RenderedFile(target, path, b"", DIR_OWNER[0], DIR_OWNER[1], DIR_MODE, None, False), "fix", have)
+        for path, have in sorted((dirs or {}).items())
+        if have.mode is not None and not directory_ok(have)
+    ]
+    return Plan(target, changes, restart, reload, list(owed or []), dir_fixes)
 
 
 # -- talking to the target --------------------------------------------------------------------------
@@ -127,6 +158,8 @@ _INSPECT = r"""
 sha256sum -- "$@" 2>/dev/null || true
 echo ---
 stat -c '%a %U %G %n' -- "$@" 2>/dev/null || true
+echo ---
+for f in "$@"; do stat -c '%a %U %G %n' -- "${f%/*}"; done 2>/dev/null | sort -u || true
 echo ---
 if [ -f PENDING ]; then while read -r s; do echo "P $s"; done < PENDING; fi
 exit 0
@@ -139,6 +172,7 @@ class TargetFacts:
 
     files: dict[str, RemoteFile]
     owed: list[str]
+    dirs: dict[str, RemoteFile] = field(default_factory=dict)  # existing directories of managed files
 
 
 def inspect(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
@@ -189,6 +223,19 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
                 users.get(attrs.st_uid, str(attrs.st_uid)),
                 groups.get(attrs.st_gid, str(attrs.st_gid)),
             )
+        dirs: dict[str, RemoteFile] = {}
+        for directory in sorted({posixpath.dirname(f.path) for f in files}):
+            try:
+                attrs = sftp.stat(directory)
+            except FileNotFoundError:
+                continue
+            if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
+                dirs[directory] = RemoteFile(
+                    None,
+                    stat.S_IMODE(attrs.st_mode),
+                    users.get(attrs.st_uid or 0, str(attrs.st_uid)),
+                    groups.get(attrs.st_gid or 0, str(attrs.st_gid)),
+                )
         owed: list[str] = []
         try:
             with sftp.open(PENDING) as handle:
@@ -197,7 +244,7 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
                         owed.append(line.strip())
         except FileNotFoundError:
             pass
-        return TargetFacts(found, owed)
+        return TargetFacts(found, owed, dirs)
     finally:
         sftp.close()
 
@@ -206,7 +253,7 @@ def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     """One remote command: hash, mode and owner of every managed file, plus owed restarts."""
     paths = [f.path for f in files]
     _, out, _ = conn.run(shell_command(_INSPECT, *paths))
-    hashes_part, stats_part, rest = ([*out.decode(errors="replace").split("---\n", 2), "", ""])[:3]
+    hashes_part, stats_part, dirs_part, rest = ([*out.decode(errors="replace").split("---\n", 3), "", "", ""])[:4]
     hashes: dict[str, str] = {}
     for line in hashes_part.splitlines():
         digest, _, path = line.partition("  ")
@@ -216,12 +263,16 @@ def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
         mode, owner, group, path = line.split(" ", 3)
         if path in hashes:
             found[path] = RemoteFile(hashes[path], int(mode, 8), owner, group)
+    dirs: dict[str, RemoteFile] = {}
+    for line in dirs_part.splitlines():
+        mode, owner, group, path = line.split(" ", 3)
+        dirs[path] = RemoteFile(None, int(mode, 8), owner, group)
     lines = rest.splitlines()
     owed: list[str] = []
     for line in lines:
         if line.startswith("P ") and line[2:].strip() and line[2:].strip() not in owed:
             owed.append(line[2:].strip())
-    return TargetFacts(found, owed)
+    return TargetFacts(found, owed, dirs)
 
 
 def diffs(conn: Connection, plan: Plan) -> list[str]:
@@ -305,7 +356,8 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
     dirs = sorted({posixpath.dirname(c.file.path) for c in uploads})
     if dirs:
         quoted = " ".join(_q(d) for d in dirs)
-        lines.append(f"mkdir -p {quoted}")
+        # new directories must be searchable by the services' users, whatever the umask of the files
+        lines.append(f"(umask 022 && mkdir -p {quoted})")
         # temp files a killed run left behind
         lines.append(f"find {quoted} -maxdepth 1 -name '{TMP_PREFIX}*' -mmin +10 -delete 2>/dev/null || true")
     for index, change in enumerate(uploads):
@@ -329,7 +381,7 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
         lines.append(f"mkdir -p {posixpath.dirname(PENDING)} && printf '%s\\n' {' '.join(map(_q, owed))} >| {PENDING}")
     for index, change in enumerate(uploads):
         lines.append(f'mv -f "$T{index}" {_q(change.file.path)}')
-    for change in plan.changes:
+    for change in [*plan.dir_fixes, *plan.changes]:
         if change.action == "fix":
             f = change.file
             lines.append(f"chown {_q(f.owner)}:{_q(f.group)} {_q(f.path)} && chmod {f.mode:04o} {_q(f.path)}")

@@ -76,7 +76,7 @@ def deploy_files(
     try:
         with connect(target, known_hosts, accept_new=accept_new) as conn:
             facts = inspect(conn, files)
-            plan = make_plan(target.name, files, facts.files, facts.owed)
+            plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
             if dry_run:
                 return HostResult(target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan))
             if not plan.changed:

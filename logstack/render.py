@@ -20,6 +20,7 @@ from logstack.identifiers import JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX, forwar
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import DB_USERS, Secrets
+from logstack.validation import without_scope
 
 SERVER_MACHINE = "server"
 MANIFEST = "manifest.json"
@@ -155,8 +156,27 @@ def _bracket_ip(value: str) -> str:
 
 
 def vrl_str(value: str) -> str:
-    """A VRL string literal (the inventory admits no control characters or braces in values)."""
-    return json.dumps(value, ensure_ascii=False)
+    """A VRL string expression for `value` that no interpolation of Vector's can alter.
+
+    Vector rewrites `$NAME`, `${NAME}` and `$$` in the config text when environment interpolation is on
+    (v0.57.0 src/config/vars.rs; off by default since 0.57, src/config/loading/mod.rs, on with
+    --dangerously-allow-env-var-interpolation and in older releases), and `SECRET[backend.key]` when a
+    secret backend is configured (src/config/loading/secret.rs). VRL has no escape for either, so the
+    value is split into literals joined with `+` such that every `$` is followed by a closing quote and
+    `SECRET` never touches its `[`: neither pattern can match, whatever the mode. (The inventory admits no
+    control characters or braces in values.)
+    """
+    pieces = [value]
+    for cut in ("$", "SECRET"):
+        pieces = [part for piece in pieces for part in _cut_after(piece, cut)]
+    return " + ".join(json.dumps(piece, ensure_ascii=False) for piece in pieces)
+
+
+def _cut_after(value: str, marker: str) -> list[str]:
+    parts = value.split(marker)
+    if len(parts) == 1:
+        return parts
+    return [part + marker for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 @cache
@@ -356,7 +376,8 @@ def enrolled_addresses(inventory: Inventory, pki: PKI) -> tuple[list[str], list[
         record = pki.registry.current(host.name)
         if record is None or record.status != "valid" or host.name in pki.registry.revoked_hosts:
             continue
-        address = ipaddress.ip_address(host.address)
+        # a packet filter matches addresses: an IPv6 scope id (an interface name) is not part of one
+        address = ipaddress.ip_address(without_scope(host.address))
         (v4 if address.version == 4 else v6).append(str(address))
     return sorted(set(v4), key=ipaddress.ip_address), sorted(set(v6), key=ipaddress.ip_address)
 

@@ -130,7 +130,7 @@ def build_report(
             cov.suppression_notices += 1
             for line in event.lines:
                 words = line.message.split()
-                if len(words) > 1 and words[1].isdigit():
+                if len(words) > 1 and words[1].isascii() and words[1].isdigit() and len(words[1]) <= 12:
                     cov.suppressed += int(words[1])
 
     for line in lines:
@@ -244,11 +244,17 @@ def _heat_map(data: ReportData) -> str:
     return "".join(parts)
 
 
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them leaves log
+# content no way to open a link, an image, an autolink (`https:` and `www.` need an unescaped ':' or '.'),
+# HTML, emphasis or a table cell.
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~"})
+
+
 def _markdown_text(value: object) -> str:
-    """Log content for Markdown: control characters, markup and table/code delimiters neutralised."""
+    """Log content for Markdown: control characters shown escaped, all markup characters neutralised."""
     if value is None:
         return "—"
-    return html.escape(escape(value)).replace("|", "\\|").replace("`", "'")
+    return escape(value).translate(_MARKDOWN_ESCAPES)
 
 
 def _environment() -> jinja2.Environment:

@@ -282,7 +282,7 @@ def init_server(
         if not dry_run and server.manage_packages and ensure_vector(conn, no_install):
             result.steps.append("installed Vector from its apt repository")
         facts = inspect(conn, files)
-        plan = make_plan(target.name, files, facts.files, facts.owed)
+        plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
         if dry_run:
             result.deploy = HostResult(
                 target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan)

@@ -88,3 +88,24 @@ def test_secret_updates_say_diff_hidden():
     )
     assert plan.changes[0].describe == "update  /etc/vector/tls/client.key (secret, diff hidden)"
     assert plan.summary() == "1 to update; restart vector"
+
+
+@pytest.mark.parametrize(
+    ("have", "fixed"),
+    [
+        (RemoteFile(None, 0o755, "root", "root"), False),
+        (RemoteFile(None, 0o755, "root", "vector"), False),
+        (RemoteFile(None, 0o700, "root", "root"), True),  # the services' users cannot enter
+        (RemoteFile(None, 0o750, "root", "root"), True),
+        (RemoteFile(None, 0o775, "root", "root"), True),  # a group may swap files
+        (RemoteFile(None, 0o757, "root", "root"), True),
+        (RemoteFile(None, 0o755, "vector", "vector"), True),  # another owner may swap files
+    ],
+)
+def test_directories_of_managed_files_are_checked(have, fixed):
+    plan = make_plan("a", [rf("/etc/vector/tls/ca.pem")], {}, [], {"/etc/vector/tls": have})
+    assert bool(plan.dir_fixes) is fixed
+    assert plan.changed
+    if fixed:
+        assert plan.dir_fixes[0].describe.startswith("fix     /etc/vector/tls (")
+        assert "director" in plan.summary()

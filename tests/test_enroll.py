@@ -307,3 +307,28 @@ def test_a_wrong_mode_is_fixed_without_a_restart(fleet, runner):
     assert fixed.exit_code == 0
     assert _owner(host, "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
     assert host.systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]  # no second restart
+
+
+def test_directories_are_created_readable_and_a_closed_one_is_fixed(fleet, runner):
+    inv = load_inventory(fleet.inventory)
+    PKI.for_inventory(inv).init_ca()
+    # web1: a new /etc/vector/tls is made by the apply script (umask 077 for files) and must still be 0755
+    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    tls_dir = fleet.hosts["web1"].path("/etc/vector/tls")
+    assert tls_dir.stat().st_mode & 0o7777 == 0o755
+    # web2: a directory left 0700 (Vector, user vector, could not reach its certificates) is found and fixed
+    assert fleet.ssh("web2", "mkdir -p -m 0700 /etc/vector/tls && chmod 0700 /etc/vector/tls").returncode == 0
+    assert invoke(runner, "enroll-host", "web2", "-i", fleet.inventory).exit_code == 0
+    assert fleet.hosts["web2"].path("/etc/vector/tls").stat().st_mode & 0o7777 == 0o755
+    assert fleet.ssh("web2", "chmod 0700 /etc/vector/tls").returncode == 0
+    dry = invoke(runner, "enroll-host", "web2", "--dry-run", "-i", fleet.inventory)
+    assert "fix     /etc/vector/tls (root:root 0700 -> root:root 0755)" in dry.stdout, dry.stdout
+    assert "1 directory to fix" in dry.stdout
+    fixed = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    assert fixed.exit_code == 0 and "changed" in fixed.stdout
+    assert fleet.hosts["web2"].path("/etc/vector/tls").stat().st_mode & 0o7777 == 0o755
+    # the vector user can now read what it needs (checked as that user on the host)
+    read = fleet.ssh("web2", "su -s /bin/sh vector -c 'cat /etc/vector/tls/client.key >/dev/null'")
+    assert read.returncode == 0, read.stderr
+    again = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    assert "changed" not in again.stdout

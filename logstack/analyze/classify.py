@@ -36,6 +36,12 @@ class Fact:
     invalid_user: bool = False
     own_event: bool = False  # lines of long-lived daemons are events of their own
     service: str | None = None  # the PAM service of a pam_* line
+    truncated: bool = False  # longer than any rule reads: reported as it is, flagged
+
+
+# No program logstack reads writes a login line this long (sudo splits its own at 960 bytes); rules stop
+# reading here so that no message, however built, costs more than a few milliseconds.
+MAX_RULE_INPUT = 2048
 
 
 _ADDR = r"(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)"
@@ -83,7 +89,7 @@ _SSH_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^Did not receive identification string from {_ADDR}(?: {_PORT})?"), "ssh_preauth"),
     (re.compile(rf"^Connection from {_ADDR} {_PORT} on \S+ port \d+"), "ssh_connect"),
     (re.compile(rf"^Postponed (?P<method>\S+) for (?P<user>.+?) from {_ADDR} {_PORT}"), "ssh_info"),
-    (re.compile(r"^Starting session: (?P<reason>.*?) for (?P<user>.+?) from " + _ADDR + " " + _PORT), "ssh_info"),
+    (re.compile(rf"^Starting session: (?P<reason>.*?) for (?P<user>\S+) from {_ADDR} {_PORT}"), "ssh_info"),
 ]
 
 # Rules by the message's first word: one dict lookup instead of trying every pattern.
@@ -93,9 +99,10 @@ for _pattern, _kind in _SSH_RULES:
 
 # pam_unix / pam_faillock lines, any service: pam_unix(sshd:auth): ...
 _PAM_RE = re.compile(r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)$")
-_PAM_USER = r"(?P<user>.+?)(?:\(uid=\d+\))?"
-_SESSION_OPENED = re.compile(rf"^session opened for user {_PAM_USER} by (?P<by>.*?)(?:\(uid=(?P<byuid>\d+)\))?$")
-_SESSION_CLOSED = re.compile(rf"^session closed for user {_PAM_USER}$")
+_SESSION_OPENED = re.compile(
+    r"^session opened for user (?P<user>[^\s(]+)(?:\(uid=\d+\))? by (?P<by>[^\s(]*)(?:\(uid=(?P<byuid>\d+)\))?$"
+)
+_SESSION_CLOSED = re.compile(r"^session closed for user (?P<user>[^\s(]+)(?:\(uid=\d+\))?$")
 _AUTH_FAILURE = re.compile(r"^authentication failure;(?P<kv>.*)$")
 _FAILLOCK = re.compile(r"^Consecutive login failures for user (?P<user>.+?) account temporarily locked")
 _PASSWORD_CHANGED = re.compile(r"^password changed for (?P<user>.+)$")
@@ -110,8 +117,8 @@ _SUDO_FAILURES = (
     ("a password is required", "password required"),
 )
 
-_SU_OK = re.compile(r"^(?:\+ )?\(to (?P<target>.+?)\) (?P<user>.+?) on (?P<tty>\S+)$")
-_SU_FAIL = re.compile(r"^(?:FAILED SU|- )\s*\(to (?P<target>.+?)\) (?P<user>.+?) on (?P<tty>\S+)$")
+_SU_OK = re.compile(r"^(?:\+ )?\(to (?P<target>[^\s)]+)\) (?P<user>\S+) on (?P<tty>\S+)$")
+_SU_FAIL = re.compile(r"^(?:FAILED SU|- ) ?\(to (?P<target>[^\s)]+)\) (?P<user>\S+) on (?P<tty>\S+)$")
 _SU_LEGACY = re.compile(r"^FAILED su for (?P<target>\S+) by (?P<user>.+)$")
 
 _LOGIN_ROOT = re.compile(r"^ROOT LOGIN\s+ON '?(?P<tty>[^\s']+)'?(?: FROM '?(?P<ip>[^\s']+)'?)?", re.I)
@@ -133,28 +140,28 @@ _ACCOUNT_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^group '(?P<target>.+?)' removed"), "group deleted"),
     (re.compile(r"^change user '(?P<target>.+?)' password$"), "password changed"),
     (re.compile(r"^changed password expiry for (?P<target>.+)$"), "expiry changed"),
-    (re.compile(r"^add '(?P<target>.+?)' to (?:shadow )?group '(?P<group>.+?)'$"), "added to group"),
-    (re.compile(r"^delete '(?P<target>.+?)' from (?:shadow )?group '(?P<group>.+?)'$"), "removed from group"),
+    (re.compile(r"^add '(?P<target>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'$"), "added to group"),
+    (re.compile(r"^delete '(?P<target>[^']+)' from (?:shadow )?group '(?P<group>[^']+)'$"), "removed from group"),
     (re.compile(r"^user (?P<target>.+?) added by (?P<actor>\S+) to group (?P<group>\S+)$"), "added to group"),
     (re.compile(r"^user (?P<target>.+?) removed by (?P<actor>\S+) from group (?P<group>\S+)$"), "removed from group"),
-    (re.compile(r"^change user '(?P<target>.+?)' (?P<what>.+?) from .*$"), "user changed"),
+    (re.compile(r"^change user '(?P<target>[^']+)' (?P<what>\S+) from "), "user changed"),
     (re.compile(r"^lock user '(?P<target>.+?)' password$"), "password locked"),
     (re.compile(r"^unlock user '(?P<target>.+?)' password$"), "password unlocked"),
 ]
 
 _PKEXEC_OK = re.compile(
-    r"^(?P<user>.+?): Executing command \[USER=(?P<target>[^\]]*)\] \[TTY=(?P<tty>[^\]]*)\] "
+    r"^(?P<user>[^\s:]+): Executing command \[USER=(?P<target>[^\]]*)\] \[TTY=(?P<tty>[^\]]*)\] "
     r"\[CWD=(?P<cwd>[^\]]*)\] \[COMMAND=(?P<command>.*)\]$"
 )
 _PKEXEC_FAIL = re.compile(
-    r"^(?P<user>.+?): (?P<reason>Error executing command as another user: .*?)"
+    r"^(?P<user>[^\s:]+): (?P<reason>Error executing command as another user: [^\[]*?)"
     r"(?: \[USER=(?P<target>[^\]]*)\])?(?: \[TTY=(?P<tty>[^\]]*)\])?"
     r"(?: \[CWD=(?P<cwd>[^\]]*)\])?(?: \[COMMAND=(?P<command>.*)\])?$"
 )
 _POLKITD = re.compile(
     r"^Operator of (?P<subject>\S+) (?P<outcome>successfully authenticated|FAILED to authenticate)"
     r"(?: as (?P<as>\S+))? to gain (?:\w+ )?authorization for action (?P<action>\S+)"
-    r".*?\(owned by unix-user:(?P<user>[^)]+)\)"
+    r".*?\(owned by unix-user:(?P<user>[^()\s]+)\)"
 )
 _SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d+) messages from (?P<unit>\S+)")
 
@@ -226,7 +233,7 @@ def _ssh(message: str) -> Fact:
             groups.get("user"),
             None,
             groups.get("ip"),
-            int(port) if port else None,
+            int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
             groups.get("method"),
             reason=groups.get("reason") or (text if kind == "ssh_preauth" else None),
             invalid_user=kind == "ssh_invalid" or (inv is not None and inv.startswith(("invalid", "illegal"))),
@@ -399,6 +406,8 @@ def classify(identifier: str, message: str) -> Fact:
     handler = _DISPATCH.get(identifier)
     if handler is None:
         return Fact("other", reason=message)
+    if len(message) > MAX_RULE_INPUT:
+        return Fact("other", reason="message longer than the rules read", own_event=True, truncated=True)
     if handler in _PAM_AWARE:
         pam = _pam(message)
         if pam is not None:

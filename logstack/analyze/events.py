@@ -72,7 +72,8 @@ class Event:
             return "alert"
         if self.type == "sudo" and self.reason == "not in sudoers":
             return "alert"
-        return "failure" if self.outcome == "failure" else "info"
+        # an authentication program's line too long to read may hide a failure
+        return "failure" if self.outcome == "failure" or "truncated" in flags else "info"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -249,6 +250,8 @@ def _build(group: _Group) -> Event:
             break
     if invalid_user:
         flags.append("invalid_user")
+    if any(f.truncated for f in facts):
+        flags.append("truncated")
     return Event(
         id=_event_id(first.machine or first.host, first.boot, first.key),
         type=etype,

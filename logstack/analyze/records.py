@@ -32,19 +32,43 @@ class Line:
 
 def text(value: Any) -> str | None:
     """Journal values: strings, byte arrays (non-UTF-8 data), null (oversized fields), or a list of
-    those when a field was logged more than once (`journalctl -o json` prints every value; the first is used)."""
+    those when a field was logged more than once (`journalctl -o json` prints every value; the first is used).
+    Anything else a hostile source could put there (objects, deeper nesting) reads as None."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
-        if value and not isinstance(value[0], int):
-            return text(value[0])
+        if not value:
+            return ""
+        first = value[0]
+        if isinstance(first, str):
+            return first
+        if isinstance(first, list):  # a repeated field whose first value is a byte array
+            value = first
         try:
             return bytes(value).decode("utf-8", errors="replace")
         except (ValueError, TypeError):
             return None
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    return str(value)
+    if isinstance(value, bool | int | float):
+        try:
+            return str(value)
+        except ValueError:  # an integer of more digits than Python converts
+            return None
+    return None
+
+
+# Journal timestamps are microseconds since 1970 and before the year 10000 (what ISO-8601 output can show).
+MAX_TIMESTAMP = 253402300799999999
+
+
+def timestamp(value: Any) -> int | None:
+    """A __REALTIME_TIMESTAMP as integer microseconds, or None when it is not one."""
+    try:
+        ts = int(value if value.__class__ is str else text(value) or "")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return ts if 0 <= ts <= MAX_TIMESTAMP else None
 
 
 def _key(machine: str, host: str, cursor: str | None, ts: int, pid: str, message: str) -> str:
@@ -66,10 +90,11 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
         ident = entry["SYSLOG_IDENTIFIER"]
         cursor = entry["__CURSOR"]
         ts = int(entry["__REALTIME_TIMESTAMP"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         return _from_journal_any(entry)
     if (
-        message.__class__ is str
+        0 <= ts <= MAX_TIMESTAMP
+        and message.__class__ is str
         and host
         and host.__class__ is str
         and machine
@@ -100,10 +125,8 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
 
 def _from_journal_any(entry: dict[str, Any]) -> Line | None:
     get = entry.get
-    raw_ts = get("__REALTIME_TIMESTAMP")
-    try:
-        ts = int(raw_ts if raw_ts.__class__ is str else text(raw_ts) or "")
-    except ValueError:
+    ts = timestamp(get("__REALTIME_TIMESTAMP"))
+    if ts is None:
         return None
     # Inline `x if str else text(x)`: this runs for every line of the input.
     message = get("MESSAGE") if "MESSAGE" in entry else get("message")

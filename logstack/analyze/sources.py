@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     from json import JSONDecodeError as _JSONError
     from json import loads as _loads
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 # journald columns analysis reads; absent ones are simply not selected.
 WANTED_COLUMNS = (
@@ -91,7 +91,9 @@ def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection 
             raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)")
         line = from_journal(obj)
         if line is None:
-            raise BadInputError(f"{name}:{number}: entry has no __REALTIME_TIMESTAMP")
+            raise BadInputError(
+                f"{name}:{number}: entry has no usable __REALTIME_TIMESTAMP (microseconds since 1970, before 10000)"
+            )
         if since is not None and line.ts < since:
             continue
         if selection is not None and not selection.keeps(line.ident, line.message):
@@ -112,7 +114,7 @@ class DatabaseConfig:
 
     def __post_init__(self) -> None:
         for label, value in (("--db-name", self.database), ("--table", self.table)):
-            if not _NAME_RE.match(value):
+            if not _NAME_RE.fullmatch(value):
                 raise BadInputError(f"{label}: {value!r} is not a plain SQL name")
 
     @property

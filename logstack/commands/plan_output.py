@@ -15,7 +15,7 @@ def print_plan(result: HostResult) -> None:
     if result.plan is None:
         return
     typer.echo(f"{result.name}: {result.plan.summary()}")
-    for change in result.plan.changes:
+    for change in [*result.plan.dir_fixes, *result.plan.changes]:
         if change.action != "unchanged":
             typer.echo(f"  {change.describe}")
     if result.plan.owed:
