@@ -15,7 +15,7 @@ from typing import Any
 
 import paramiko
 
-from logstack.errors import LogstackError, RuntimeFailure
+from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 
 CONNECT_TIMEOUT = 10.0
 RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
@@ -86,6 +86,30 @@ class _Policy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+def _port(value: object, what: str) -> int:
+    """A TCP port from the inventory or ~/.ssh/config; anything else is this host's error, not a crash."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= 65535):
+        raise BadInputError(f"{what} {text[:40]!r} is not a number from 1 to 65535")
+    return int(text)
+
+
+def parse_jump(spec: str, name: str) -> tuple[str | None, str, int | None]:
+    """The first hop of a ProxyJump value as (user, host, port)."""
+    hop = spec.split(",")[0].strip()
+    user, _, hostport = hop.rpartition("@")
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    else:
+        host, port = hostport, ""
+    if not host:
+        raise BadInputError(f"{name}: ProxyJump {spec[:80]!r} names no host")
+    return user or None, host, _port(port, f"{name}: ProxyJump port") if port else None
+
+
 def resolve(target: Target) -> dict[str, Any]:
     """Connection parameters: inventory values first, then ~/.ssh/config, then ssh defaults."""
     config_path = Path(os.environ.get("LOGSTACK_SSH_CONFIG", "~/.ssh/config")).expanduser()
@@ -96,7 +120,7 @@ def resolve(target: Target) -> dict[str, Any]:
     identity = [target.key] if target.key else list(conf.get("identityfile", []))
     return {
         "hostname": conf.get("hostname", target.address),
-        "port": int(target.port or conf.get("port", 22)),
+        "port": _port(target.port or conf.get("port", 22), f"{target.name}: port"),
         "username": target.user or conf.get("user") or os.environ.get("USER", "root"),
         "key_filenames": [str(Path(k).expanduser()) for k in identity],
         "proxy_jump": target.proxy_jump or conf.get("proxyjump"),
@@ -194,15 +218,13 @@ def connect(
     jump_client: paramiko.SSHClient | None = None
     sock: Any = None
     if params["proxy_jump"]:
-        jump_spec = str(params["proxy_jump"]).split(",")[0]
-        user, _, hostport = jump_spec.rpartition("@")
-        host, _, port = hostport.partition(":")
+        user, host, port = parse_jump(str(params["proxy_jump"]), target.name)
         # The bastion gets the target's identity unless ~/.ssh/config names one for it.
         jump = Target(
             name=f"{target.name} (jump {host})",
             address=host,
-            port=int(port) if port else None,
-            user=user or None,
+            port=port,
+            user=user,
             key=target.key or (params["key_filenames"][0] if params["key_filenames"] else None),
         )
         jump_conn = connect(jump, known_hosts, accept_new, timeout, retries)

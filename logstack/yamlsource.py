@@ -28,6 +28,7 @@ MAX_INT_DIGITS = 30
 _INT_TAG = "tag:yaml.org,2002:int"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
 
 
 @dataclass
@@ -122,6 +123,8 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             self.doc.lines.setdefault(loc, node.start_mark.line + 1)
             return self.scalar(node, loc)
+        if node.tag not in _COLLECTION_TAGS:
+            raise self.fail(node, loc, f"unsupported YAML tag {node.tag[:60]!r}")
         if id(node) in self.active:
             raise self.fail(node, loc, "a recursive alias (a value that contains itself)")
         self.active.add(id(node))

@@ -83,7 +83,17 @@ def test_vars_merge_all_group_host_and_identity_is_text():
 
 @pytest.mark.parametrize(
     ("yaml_value", "text"),
-    [("4711", "4711"), ("true", "true"), ("1.50", "1.5"), ("2024-01-02", "2024-01-02"), ("'007'", "007")],
+    # as written: YAML 1.1 would make 0755 the number 493, 12:30:00 the number 45000 and 1.50 the float 1.5
+    [
+        ("4711", "4711"),
+        ("true", "true"),
+        ("1.50", "1.50"),
+        ("2024-01-02", "2024-01-02"),
+        ("'007'", "007"),
+        ("0755", "0755"),
+        ("12:30:00", "12:30:00"),
+        ("0x1F", "0x1F"),
+    ],
 )
 def test_identity_values_become_strings(tmp_path: Path, yaml_value: str, text: str):
     path = tmp_path / "inventory.yaml"

@@ -45,10 +45,10 @@ def test_report_counts(runner, export, tmp_path):
     assert summary == f"| 3 | {SUCCESSFUL} | {FAILED} | 1 | {SUDO} | {ACCOUNT_CHANGES} | {FORGED} |"
     assert "| alice | web1 | 7 |" in md and "| bob | db1 | 7 |" in md
     assert "| carol | web2 | 7 |" in md
-    assert "203.0.113.99 (9)" in md
-    assert "9 failed login attempts from 203.0.113.99" in md
+    assert "203\\.0\\.113\\.99 (9)" in md
+    assert "9 failed login attempts from 203\\.0\\.113\\.99" in md
     assert "backup user created" in md and "backup added to group sudo" in md
-    assert "claims sshd: `Accepted password for root from 10.9.9.9 port 1 ssh2`" in md
+    assert "claims sshd: Accepted password for root from 10\\.9\\.9\\.9 port 1 ssh2" in md
     # coverage: web2's four silent hours are the one heartbeat gap of the week
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| web")}
     assert rows[GAP_HOST].split(" | ")[3] == "1" and rows["web1"].split(" | ")[3] == "0"
@@ -84,7 +84,45 @@ def test_log_content_cannot_inject_markup(runner, tmp_path):
     page, md = _report(runner, path, tmp_path)
     for text in (page, md):
         assert "<script>" not in text and "\x1b" not in text
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J" in page
+    assert "\\<script\\>alert\\(1\\)\\<\\/script\\>\\\\x1b\\[2J" in md
+
+
+def test_markdown_report_creates_no_link_from_log_content(runner, tmp_path):
+    from markdown_it import MarkdownIt
+
+    from tests.journal import entry
+
+    names = [
+        "![x](https://attacker.example/beacon.png)",
+        "[click](javascript:alert(1))",
+        "<img src=https://attacker.example/b.png>",
+        "https://attacker.example/x",
+        "www.attacker.example",
+        "<https://attacker.example>",
+        "a|b`c`*d*_e_",
+    ]
+    path = write(
+        tmp_path / "evil.json",
+        [
+            entry(
+                f"2026-11-16 10:0{i}:00", "sshd-session", 7 + i, f"Accepted password for {n} from 192.0.2.1 port 2 ssh2"
+            )
+            for i, n in enumerate(names)
+        ],
+    )
+    _, md = _report(runner, path, tmp_path)
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    kinds = set()
+    stack = list(tokens)
+    while stack:
+        token = stack.pop()
+        kinds.add(token.type)
+        stack.extend(token.children or [])
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "em_open", "strong_open", "code_inline"}
+    # GFM's autolink extension needs an unescaped "://" or "www."
+    assert "://" not in md and "www." not in md
+    assert "\\!\\[x\\]\\(https\\:\\/\\/attacker\\.example\\/beacon\\.png\\)" in md
 
 
 def test_report_renders_in_chromium(runner, export, tmp_path):

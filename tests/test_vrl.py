@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+import hypothesis
 import pytest
 import yaml
+from hypothesis import strategies as st
 
 pyvrl = pytest.importorskip("pyvrl", reason="pyvrl is a test dependency: pip install .[test]")
 
@@ -86,3 +90,35 @@ def test_heartbeat_remap_marks_events_and_identity_follows():
     assert "service" not in event and int(event["__REALTIME_TIMESTAMP"]) > 1_700_000_000_000_000
     stamped = pyvrl.Transform(config["transforms"]["identity"]["source"] + "\n.").remap(event)
     assert stamped["logstack_host"] == "web1"
+
+
+# Vector v0.57.0 src/config/vars.rs (environment interpolation, when enabled) and
+# src/config/loading/secret.rs (secret interpolation, when a backend is configured), as Python regexes.
+_ENV_INTERPOLATION = re.compile(r"\$\$|\$([\w.]+)|\$\{([\w.]+)(?:(:?-|:?\?)([^}]*))?\}")
+_SECRET_INTERPOLATION = re.compile(r"SECRET\[(\w+)\.([\w.\-/]+)\]")
+
+_TRICKY = ["$HOME", "$$", "a$", "$", "$.x", "SECRET[file.key]", "xSECRET[a.b]y", "\\$HOME", "$\"$'", "€$€"]
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    st.lists(st.one_of(st.sampled_from(_TRICKY), st.text(alphabet="$SECRT[].ab_\\\"' -", max_size=12)), min_size=1)
+    .map("".join)
+    .filter(lambda v: v and len(v) <= 256)
+)
+def test_identity_values_survive_vectors_interpolation(tmp_path_factory, value):
+    path = tmp_path_factory.mktemp("inv") / "inventory.yaml"
+    spec = {
+        "site": "t",
+        "server": {"fqdn": "logs.example.com"},
+        "hosts": [{"name": "a", "address": "10.0.0.1", "identity": {"owner": value}}],
+    }
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    inv = load_inventory(path)
+    f = next(f for f in render_site(inv) if f.machine == "hosts/a" and f.path == "/etc/vector/vector.yaml")
+    text = f.content.decode()
+    # whatever interpolation mode Vector runs in, nothing in the file is a pattern it rewrites
+    assert not _ENV_INTERPOLATION.search(text)
+    assert not _SECRET_INTERPOLATION.search(text)
+    source = yaml.safe_load(text)["transforms"]["identity"]["source"]
+    assert pyvrl.Transform(source + "\n.").remap({})["owner"] == value
