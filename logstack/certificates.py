@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from logstack.clock import parse_registry_time as parse_time
 from logstack.errors import PKIError
 from logstack.inventory import Inventory
-from logstack.pki import PKI, SERVER, CertRecord, parse_time
+from logstack.pki import PKI, SERVER, CertRecord
 
 
 @dataclass(frozen=True)

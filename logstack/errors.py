@@ -1,6 +1,6 @@
 """One error hierarchy; the CLI catches `LogstackError` once and turns it into a one-line message."""
 
-from logstack.status import ExitStatus
+from logstack.exit_codes import ExitStatus
 
 
 class LogstackError(Exception):

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
-from logstack.analyze.records import iso, to_micros
 from logstack.analyze.sources import DatabaseConfig, DatabaseSource
+from logstack.clock import SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import LogstackError, RuntimeFailure
 from logstack.fleet import known_hosts_path, server_target
 from logstack.inventory import Host, Inventory
-from logstack.pki import PKI, SERVER, parse_time
+from logstack.pki import PKI, SERVER
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.server_setup import GreptimeHTTP
 from logstack.ssh import Connection, connect, shell_command
@@ -116,7 +116,7 @@ def _days_left(pki: PKI, name: str, now: dt.datetime) -> int | None:
     record = pki.registry.current(name)
     if record is None or record.status != "valid":
         return None
-    return (parse_time(record.not_after) - now).days
+    return (parse_registry_time(record.not_after) - now).days
 
 
 def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
@@ -224,14 +224,14 @@ def check_status(
             enrolled=days is not None and host.name not in pki.registry.revoked_hosts,
             certificate_days_left=days,
             last_heartbeat=iso(beat) if beat else None,
-            heartbeat_age_seconds=(now_us - beat) // 1_000_000 if beat else None,
+            heartbeat_age_seconds=(now_us - beat) // SECOND if beat else None,
             last_event=iso(events[host.name]) if host.name in events else None,
         )
         if not item.enrolled:
             item.problems.append("not enrolled")
         elif days is not None and days <= cert_window.days:
             item.problems.append(f"certificate expires in {days} days")
-        if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * 1_000_000):
+        if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * SECOND):
             age = "no heartbeat for 24 h" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
             item.problems.append(age)
         hosts.append(item)

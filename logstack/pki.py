@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from logstack.clock import now as _now
+from logstack.clock import parse_registry_time as parse_time
+from logstack.clock import registry_time as _iso
 from logstack.errors import PKIError, RevokedHostError
 from logstack.fsutil import atomic_write, ensure_private_dir
 from logstack.inventory import Host, Inventory, PKISettings
@@ -84,18 +87,6 @@ class Registry:
             if rec.name == name and rec.status != "superseded":
                 return rec
         return None
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str) -> dt.datetime:
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -17,8 +17,9 @@ from markupsafe import Markup
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.events import Event, EventBuilder, Settings
 from logstack.analyze.output import escape
-from logstack.analyze.records import Line, iso
+from logstack.analyze.records import Line
 from logstack.certificates import CertView
+from logstack.clock import iso
 from logstack.render import templates_dir
 
 DAY = 86_400_000_000

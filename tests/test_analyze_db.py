@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logstack.analyze.events import SECOND
-from logstack.analyze.records import from_journal, from_micros, text
+from logstack.analyze.records import from_journal, text
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.sources import DatabaseConfig, DatabaseSource
+from logstack.clock import SECOND, from_micros
 from tests.conftest import ROOT, invoke
 from tests.journal import entry
 from tests.mariadb import PASSWORD

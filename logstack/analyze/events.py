@@ -16,9 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, Fact, classify, is_forged
-from logstack.analyze.records import Line, iso
-
-SECOND = 1_000_000
+from logstack.analyze.records import Line
+from logstack.clock import SECOND, iso
 
 # Lines of one host repeat the same (identifier, _COMM, _EXE) triple.
 _forged = lru_cache(maxsize=4096)(is_forged)

@@ -8,7 +8,7 @@ from typing import BinaryIO, TextIO
 import orjson
 
 from logstack.analyze.events import Event
-from logstack.analyze.records import iso
+from logstack.clock import iso
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+from logstack.clock import to_micros
 
 
 @dataclass(slots=True)
@@ -161,29 +159,6 @@ def _from_journal_any(entry: dict[str, Any]) -> Line | None:
         cursor = text(cursor)
     key = _key(machine, host, cursor, ts, pid, message)
     return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, key)
-
-
-def to_micros(value: dt.datetime) -> int:
-    """A naive-UTC (as GreptimeDB returns over MySQL) or aware datetime as epoch microseconds."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    delta = value - EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=value)
-
-
-@lru_cache(maxsize=4096)
-def _iso_seconds(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-def iso(value: int) -> str:
-    """UTC ISO-8601 with microseconds."""
-    seconds, micros = divmod(value, 1_000_000)
-    return f"{_iso_seconds(seconds)}.{micros:06d}Z"
 
 
 def from_row(row: dict[str, Any]) -> Line | None:

@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logstack.analyze.events import SECOND, SEVERITY, Event, EventBuilder, Settings
+from logstack.analyze.events import SEVERITY, Event, EventBuilder, Settings
 from logstack.analyze.records import Line
 from logstack.analyze.state import RunState, load_state, save_state
+from logstack.clock import SECOND
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]
 

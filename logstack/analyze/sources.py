@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from logstack.analyze.records import Line, from_journal, from_micros, from_row
+from logstack.analyze.records import Line, from_journal, from_row
 from logstack.analyze.selection import Selection
+from logstack.clock import from_micros
 from logstack.errors import BadInputError, RuntimeFailure
 
 try:  # orjson parses journal JSON several times faster than the standard library
@@ -235,14 +236,3 @@ def _mysql_message(exc: Exception) -> str:
     if len(args) >= 2:
         return f"{args[1]} (error {args[0]})"
     return str(exc) or type(exc).__name__
-
-
-def parse_since(value: str) -> int:
-    """--since: a date or datetime, UTC."""
-    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            parsed = dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
-        except ValueError:
-            continue
-        return int(parsed.timestamp()) * 1_000_000
-    raise BadInputError(f"--since: {value!r} is not a date or datetime like 2025-07-15 or '2025-07-15 08:47:26'")

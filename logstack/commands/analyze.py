@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from logstack.analyze.events import SECOND, Settings
+from logstack.analyze.events import Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.selection import Selection
-from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines, parse_since
-from logstack.durations import parse_duration
+from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines
+from logstack.clock import duration_micros, parse_since
 from logstack.errors import BadInputError
-from logstack.status import ExitStatus
+from logstack.exit_codes import ExitStatus
 
 if TYPE_CHECKING:
     from logstack.inventory import Inventory
@@ -70,7 +70,7 @@ def analyze(
         inv = load_inventory(inventory)
     settings = Settings(
         brute_force_count=brute_force_count,
-        brute_force_window=int(parse_duration(brute_force_window, "--brute-force-window").total_seconds()) * SECOND,
+        brute_force_window=duration_micros(brute_force_window, "--brute-force-window"),
     )
     state_path = None
     if since_last_run:
@@ -79,7 +79,7 @@ def analyze(
     options = RunOptions(
         since=parse_since(since) if since else None,
         state_path=state_path,
-        settle=int(parse_duration(settle, "--settle").total_seconds()) * SECOND,
+        settle=duration_micros(settle, "--settle"),
         settings=settings,
     )
     writer = EventWriter(sys.stdout, output)

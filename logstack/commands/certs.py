@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from logstack.certificates import list_certificates, renew
+from logstack.clock import parse_duration
 from logstack.commands.options import (
     DEFAULT_INVENTORY,
     InventoryOpt,
@@ -15,9 +16,8 @@ from logstack.commands.options import (
     inventory,
     passphrase,
 )
-from logstack.durations import parse_duration
+from logstack.exit_codes import ExitStatus
 from logstack.pki import PKI
-from logstack.status import ExitStatus
 
 app = typer.Typer(help="Server and per-host client certificates.", no_args_is_help=True)
 WithinOpt = Annotated[str, typer.Option("--within", help="Window such as 30d, 12h, 2w.")]

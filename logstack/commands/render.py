@@ -9,8 +9,8 @@ import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.errors import BadInputError
+from logstack.exit_codes import ExitStatus
 from logstack.render import check_tree, render_site, write_tree
-from logstack.status import ExitStatus
 
 
 def render(

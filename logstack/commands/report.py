@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from logstack.analyze.events import SECOND
 from logstack.analyze.selection import Selection
-from logstack.analyze.sources import DatabaseSource, journal_lines, parse_since
+from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.certificates import list_certificates
+from logstack.clock import HOUR, duration_micros, parse_since
 from logstack.commands.analyze import database_config
-from logstack.durations import parse_duration
 from logstack.errors import BadInputError
 from logstack.fsutil import atomic_write
 from logstack.inventory import load_inventory
@@ -24,7 +23,7 @@ from logstack.report import build_report, render_html, render_markdown
 def _moment(value: str, now: int, label: str) -> int:
     """A date/datetime (UTC) or a duration back from now (7d, 12h)."""
     if value[:1].isdigit() and value[-1:] in "smhdw" and value[:-1].isdigit():
-        return now - int(parse_duration(value, label).total_seconds()) * SECOND
+        return now - duration_micros(value, label)
     try:
         return parse_since(value)
     except BadInputError:
@@ -60,7 +59,7 @@ def report(
         "until": end,
         "site": inv.spec.site if inv else "",
         "expected_hosts": [h.name for h in inv.hosts] if inv else [],
-        "silence": int(parse_duration(silence, "--silence").total_seconds()) * SECOND,
+        "silence": duration_micros(silence, "--silence"),
         "certificates": certificates,
     }
     if journal is not None:
@@ -70,7 +69,7 @@ def report(
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config) as db:
             # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
-            data = build_report(db.lines(start, end + 3600 * SECOND), **common)
+            data = build_report(db.lines(start, end + HOUR), **common)
     atomic_write(output, render_html(data), mode=0o644)
     typer.echo(f"wrote {output}: {data.events} events on {len(data.hosts)} hosts")
     if markdown is not None:
