@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logstack.fleet import enroll
+from logstack.enroll import enroll
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
 from tests.fleet_site import make_fleet

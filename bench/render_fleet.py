@@ -10,8 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from logstack.files import write_tree
 from logstack.inventory import load_inventory
-from logstack.render import render_site, write_tree
+from logstack.render import render_site
 
 
 def generate(path: Path, hosts: int) -> None:

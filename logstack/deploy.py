@@ -1,10 +1,6 @@
-"""Plan, then apply: bring one machine's files to the rendered manifest over SSH.
+"""Talking to a machine: inspect what it has, show diffs, apply a plan; and the one deploy loop.
 
-Each file is uploaded to a temp file in its target directory with its final owner and mode, validated
-where a validator exists, and renamed over the old one only when every upload of the run succeeded; a
-connection that dies leaves each target file old or new, never partial. Services restart only when one
-of their files changed; a restart owed by a run that died after the swap is recorded on the target and
-done by the next run.
+connect -> inspect -> plan -> dry run | apply -> result, for the server and for every host alike.
 """
 
 from __future__ import annotations
@@ -12,146 +8,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import posixpath
-import shlex
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
 
 import paramiko
 
-from logstack.errors import RuntimeFailure
-from logstack.render import RenderedFile
-from logstack.ssh import Connection, shell_command
-
-Action = Literal["create", "update", "fix", "unchanged"]
-PENDING = "/var/lib/logstack/pending-restarts"
-TMP_PREFIX = ".logstack-tmp-"
-_UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file as found on the target (sha256 None: missing)."""
-
-    sha256: str | None = None
-    mode: int | None = None
-    owner: str | None = None
-    group: str | None = None
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """What the plan does to one file."""
-
-    file: RenderedFile
-    action: Action
-    remote: RemoteFile
-
-    @property
-    def describe(self) -> str:
-        if self.action == "fix":
-            have = f"{self.remote.owner}:{self.remote.group} {self.remote.mode:04o}" if self.remote.mode else "?"
-            return f"fix     {self.file.path} ({have} -> {self.file.owner}:{self.file.group} {self.file.mode:04o})"
-        note = " (secret, diff hidden)" if self.file.secret and self.action == "update" else ""
-        return f"{self.action:<7} {self.file.path}{note}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything a run will do on one target."""
-
-    target: str
-    changes: list[FileChange]
-    restart: list[str]
-    daemon_reload: bool
-    owed: list[str] = field(default_factory=list)  # restarts a died run left behind
-    dir_fixes: list[FileChange] = field(default_factory=list)  # directories the services could not read
-
-    @property
-    def uploads(self) -> list[FileChange]:
-        return [c for c in self.changes if c.action in ("create", "update")]
-
-    @property
-    def changed(self) -> bool:
-        return bool(
-            self.uploads
-            or self.restart
-            or self.daemon_reload
-            or self.dir_fixes
-            or any(c.action == "fix" for c in self.changes)
-        )
-
-    def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for change in self.changes:
-            counts[change.action] = counts.get(change.action, 0) + 1
-        parts = [
-            f"{counts[a]} to {a}" if a != "unchanged" else f"{counts[a]} unchanged"
-            for a in ("create", "update", "fix", "unchanged")
-            if counts.get(a)
-        ]
-        if self.restart:
-            parts.append("restart " + ", ".join(self.restart))
-        if self.dir_fixes:
-            parts.append(f"{len(self.dir_fixes)} director{'y' if len(self.dir_fixes) == 1 else 'ies'} to fix")
-        if self.daemon_reload:
-            parts.append("daemon-reload")
-        return "; ".join(parts) or "nothing to do"
-
-
-# Directories holding managed files: root's, and readable by the services' own users (a directory a run
-# creates under the apply script's umask 077 would be 0700, and Vector, user `vector`, could not reach
-# its certificates). Modes that grant more than this are left alone only if nobody else may write.
-DIR_OWNER = ("root", "root")
-DIR_MODE = 0o755
-
-
-def directory_ok(have: RemoteFile) -> bool:
-    """True when a directory is root's, writable by root alone, and searchable and readable by all."""
-    mode = have.mode or 0
-    return have.owner == DIR_OWNER[0] and mode & 0o022 == 0 and mode & 0o005 == 0o005
-
-
-def make_plan(
-    target: str,
-    files: list[RenderedFile],
-    remote: dict[str, RemoteFile],
-    owed: list[str] | None = None,
-    dirs: dict[str, RemoteFile] | None = None,
-) -> Plan:
-    """Compare rendered files with what the target has (pure: table-driven tests cover it)."""
-    changes: list[FileChange] = []
-    restart: list[str] = []
-    reload = False
-    for f in sorted(files, key=lambda f: f.path):
-        have = remote.get(f.path, RemoteFile())
-        if have.sha256 is None:
-            action: Action = "create"
-        elif have.sha256 != f.sha256:
-            action = "update"
-        elif (have.mode, have.owner, have.group) != (f.mode, f.owner, f.group):
-            action = "fix"
-        else:
-            action = "unchanged"
-        changes.append(FileChange(f, action, have))
-        if action in ("create", "update"):
-            if f.service and f.service not in restart:
-                restart.append(f.service)
-            reload = reload or f.unit
-    for service in owed or []:
-        if service == "daemon-reload":
-            reload = True
-        elif service not in restart:
-            restart.append(service)
-    dir_fixes = [
-        FileChange(RenderedFile(target, path, b"", DIR_OWNER[0], DIR_OWNER[1], DIR_MODE, None, False), "fix", have)
-        for path, have in sorted((dirs or {}).items())
-        if have.mode is not None and not directory_ok(have)
-    ]
-    return Plan(target, changes, restart, reload, list(owed or []), dir_fixes)
-
-
-# -- talking to the target --------------------------------------------------------------------------
+from logstack.errors import LogstackError, RuntimeFailure
+from logstack.files import RenderedFile
+from logstack.plan import PENDING, Plan, RemoteFile, apply_script, make_plan
+from logstack.shell import shell_command
+from logstack.ssh import Connection, UnreachableError, connect
+from logstack.targets import HostResult, Target
 
 # Few processes, whatever the number of files: on a busy target each fork/exec costs more than the bytes.
 _INSPECT = r"""
@@ -297,104 +166,6 @@ def diffs(conn: Connection, plan: Plan) -> list[str]:
     return out
 
 
-def _q(value: str) -> str:
-    return shlex.quote(value)
-
-
-def _write_lines(index: int, f: RenderedFile) -> list[str]:
-    """Shell lines writing one file to a fresh temp name beside its target."""
-    directory = posixpath.dirname(f.path)
-    suffix = posixpath.splitext(f.path)[1] if f.path.endswith((".yaml", ".nft", *_UNIT_SUFFIXES)) else ""
-    var = f"T{index}"
-    return [
-        f"{var}={_q(directory)}/{TMP_PREFIX}$$-{index}{suffix}",
-        f'TMPS="$TMPS ${var}"',
-        # printf is a shell builtin: the content never meets an argv limit and costs no process
-        f'printf %s {_q(f.content.decode("utf-8"))} > "${var}"',
-    ]
-
-
-def _validate_lines(index: int, f: RenderedFile) -> list[str]:
-    """Shell lines running the validator that exists on the target for this kind of file."""
-    var = f"T{index}"
-    lines = []
-    if f.path.endswith("/vector.yaml"):
-        lines.append(
-            f'if command -v vector >/dev/null 2>&1; then out=$(vector validate --no-environment "${var}" 2>&1) || '
-            f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
-        )
-    if f.path.endswith(".nft"):
-        lines.append(
-            f'if command -v nft >/dev/null 2>&1; then out=$(nft -c -f "${var}" 2>&1) || '
-            f'fail "nft rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
-        )
-    if f.path.endswith(_UNIT_SUFFIXES):
-        # A binary the same run installs may not exist yet: systemd itself accepts such a unit.
-        lines.append(
-            "if command -v systemd-analyze >/dev/null 2>&1; then "
-            f'st=0; out=$(systemd-analyze verify "${var}" 2>&1) || st=$?; '
-            'probs=$(printf "%s\\n" "$out" | grep -v "is not executable: No such file or directory" | grep . || true); '
-            'if { [ $st -ne 0 ] && [ -n "$probs" ]; } || printf "%s" "$probs" | grep -q -e "Unknown key" -e "Invalid"; '
-            f'then fail "systemd-analyze rejected {f.path}: $(printf %s "$probs" | tr "\\n" " ")"; fi; fi'
-        )
-    return lines
-
-
-def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
-    """The whole run as one shell script: write, own and validate all, record owed restarts, swap, restart.
-
-    One remote command per target: session set-up, not bytes, dominates the cost of a deployment.
-    """
-    lines = [
-        "umask 077",
-        "TMPS=''",
-        'fail() { [ -n "$TMPS" ] && rm -f $TMPS; echo "logstack: $1" >&2; exit 3; }',
-        "trap 'fail \"interrupted\"' HUP INT TERM",
-        "set -eC",  # -C: a temp name that exists already is an error, never overwritten
-    ]
-    uploads = plan.uploads
-    dirs = sorted({posixpath.dirname(c.file.path) for c in uploads})
-    if dirs:
-        quoted = " ".join(_q(d) for d in dirs)
-        # new directories must be searchable by the services' users, whatever the umask of the files
-        lines.append(f"(umask 022 && mkdir -p {quoted})")
-        # temp files a killed run left behind
-        lines.append(f"find {quoted} -maxdepth 1 -name '{TMP_PREFIX}*' -mmin +10 -delete 2>/dev/null || true")
-    for index, change in enumerate(uploads):
-        lines += _write_lines(index, change.file)
-    # Owner and mode are set before validation and long before the rename: the final name never
-    # shows a file with other permissions. Grouped, so a run costs a few processes, not a few per file.
-    by_owner: dict[str, list[int]] = {}
-    by_mode: dict[int, list[int]] = {}
-    for index, change in enumerate(uploads):
-        by_owner.setdefault(f"{change.file.owner}:{change.file.group}", []).append(index)
-        by_mode.setdefault(change.file.mode, []).append(index)
-    for owner, indexes in by_owner.items():
-        lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
-    for mode, indexes in by_mode.items():
-        lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
-    for index, change in enumerate(uploads):
-        lines += _validate_lines(index, change.file)
-    owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
-    if owed:
-        # Recorded before the swap: if the run dies now, the next run still restarts.
-        lines.append(f"mkdir -p {posixpath.dirname(PENDING)} && printf '%s\\n' {' '.join(map(_q, owed))} >| {PENDING}")
-    for index, change in enumerate(uploads):
-        lines.append(f'mv -f "$T{index}" {_q(change.file.path)}')
-    for change in [*plan.dir_fixes, *plan.changes]:
-        if change.action == "fix":
-            f = change.file
-            lines.append(f"chown {_q(f.owner)}:{_q(f.group)} {_q(f.path)} && chmod {f.mode:04o} {_q(f.path)}")
-    manager = _q(service_manager)
-    if plan.daemon_reload:
-        lines.append(f"{manager} daemon-reload")
-    for service in plan.restart:
-        lines.append(f"{manager} enable {_q(service)} && {manager} restart {_q(service)}")
-    if owed or plan.owed:
-        lines.append(f"rm -f {PENDING}")
-    return "\n".join(lines) + "\n"
-
-
 @dataclass
 class ApplyResult:
     """What a run did on one target."""
@@ -416,3 +187,41 @@ def apply(conn: Connection, plan: Plan, service_manager: str = "systemctl") -> A
         restarted=list(plan.restart),
         daemon_reload=plan.daemon_reload,
     )
+
+
+def deploy_machine(
+    target: Target,
+    files: list[RenderedFile],
+    known_hosts: Path,
+    *,
+    dry_run: bool,
+    accept_new: bool,
+    service_manager: str,
+    before: Callable[[Connection], None] | None = None,
+    after: Callable[[Connection, HostResult], None] | None = None,
+) -> HostResult:
+    """connect -> inspect -> plan -> dry run | apply -> result, for one machine; never raises for its problems.
+
+    `before` runs on the connection ahead of inspection (installing what the files need), `after` once the
+    files are in place (checks that need them). Neither runs in a dry run.
+    """
+    try:
+        with connect(target, known_hosts, accept_new=accept_new) as conn:
+            if before is not None and not dry_run:
+                before(conn)
+            facts = inspect(conn, files)
+            plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
+            if dry_run:
+                return HostResult(target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan))
+            if plan.changed:
+                apply(conn, plan, service_manager)
+            result = HostResult(
+                target.name, "changed" if plan.changed else "ok", plan.summary() if plan.changed else "", plan
+            )
+            if after is not None:
+                after(conn, result)
+            return result
+    except UnreachableError as exc:
+        return HostResult(target.name, "unreachable", str(exc), error=exc)
+    except LogstackError as exc:
+        return HostResult(target.name, "failed", str(exc), error=exc)

@@ -20,7 +20,7 @@ from logstack.analyze.output import escape
 from logstack.analyze.records import Line
 from logstack.certificates import CertView
 from logstack.clock import iso
-from logstack.render import templates_dir
+from logstack.files import templates_dir
 
 DAY = 86_400_000_000
 

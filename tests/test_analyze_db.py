@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from logstack.analyze.records import from_journal, text
 from logstack.analyze.run import RunOptions, run_analysis
-from logstack.analyze.sources import DatabaseConfig, DatabaseSource
+from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, from_micros
+from logstack.greptime import DatabaseConfig
 from tests.conftest import ROOT, invoke
 from tests.journal import entry
 from tests.mariadb import PASSWORD

@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from logstack.deploy import RemoteFile, make_plan
-from logstack.render import RenderedFile
+from logstack.files import RenderedFile
+from logstack.plan import RemoteFile, make_plan
 
 
 def rf(

@@ -219,8 +219,9 @@ def test_non_root_user_goes_through_sudo(fleet, runner):
 
 
 def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
-    from logstack.fleet import deploy_files, host_target, known_hosts_path
-    from logstack.render import RenderedFile
+    from logstack.deploy import deploy_machine
+    from logstack.files import RenderedFile
+    from logstack.targets import host_target, known_hosts_path
 
     inv = load_inventory(fleet.inventory)
     good = RenderedFile("hosts/web1", "/etc/logstack/note.txt", b"hello\n", "root", "root", 0o644, None, False)
@@ -235,7 +236,7 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
         False,
         unit=True,
     )
-    result = deploy_files(
+    result = deploy_machine(
         host_target(inv.host("web1")),
         [good, bad],
         known_hosts_path(inv),
@@ -254,7 +255,8 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
 
 
 def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
-    from logstack.ssh import Target, resolve
+    from logstack.ssh import resolve
+    from logstack.targets import Target
 
     web2 = fleet.hosts["web2"]
     config = tmp_path / "ssh_config"

@@ -15,7 +15,7 @@ import pytest
 from logstack.inventory import load_inventory
 from logstack.render import render_site
 from logstack.secrets_store import load_secrets, secrets_path
-from logstack.server_setup import schema_statements
+from logstack.server import schema_statements
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 

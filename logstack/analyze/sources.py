@@ -6,7 +6,6 @@ import datetime as dt
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -14,6 +13,7 @@ from logstack.analyze.records import Line, from_journal, from_row
 from logstack.analyze.selection import Selection
 from logstack.clock import from_micros
 from logstack.errors import BadInputError, RuntimeFailure
+from logstack.greptime import DatabaseConfig
 
 try:  # orjson parses journal JSON several times faster than the standard library
     from orjson import JSONDecodeError as _JSONError
@@ -100,27 +100,6 @@ def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection 
         if selection is not None and not selection.keeps(line.ident, line.message):
             continue
         yield line
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    """How to reach GreptimeDB's MySQL port."""
-
-    host: str = "127.0.0.1"
-    port: int = 4002
-    user: str = "analyst"
-    password: str = ""
-    database: str = "vector"
-    table: str = "logs"
-
-    def __post_init__(self) -> None:
-        for label, value in (("--db-name", self.database), ("--table", self.table)):
-            if not _NAME_RE.fullmatch(value):
-                raise BadInputError(f"{label}: {value!r} is not a plain SQL name")
-
-    @property
-    def label(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}/{self.database}.{self.table}"
 
 
 class DatabaseSource:

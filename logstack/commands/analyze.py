@@ -16,10 +16,11 @@ from logstack.analyze.events import Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.selection import Selection
-from logstack.analyze.sources import DatabaseConfig, DatabaseSource, journal_lines
+from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.clock import duration_micros, parse_since
 from logstack.errors import BadInputError
 from logstack.exit_codes import ExitStatus
+from logstack.greptime import DatabaseConfig
 
 if TYPE_CHECKING:
     from logstack.inventory import Inventory

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
+from logstack.enroll import enroll, select_hosts
 from logstack.exit_codes import ExitStatus
-from logstack.fleet import enroll, select_hosts
 
 
 def enroll_host(

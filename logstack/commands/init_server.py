@@ -9,7 +9,7 @@ import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
-from logstack.server_setup import init_server as run_init_server
+from logstack.server import init_server as run_init_server
 
 
 def init_server(

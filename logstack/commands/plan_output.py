@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from logstack.fleet import HostResult
+from logstack.targets import HostResult
 
 
 def print_plan(result: HostResult) -> None:

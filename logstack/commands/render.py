@@ -10,7 +10,8 @@ import typer
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.errors import BadInputError
 from logstack.exit_codes import ExitStatus
-from logstack.render import check_tree, render_site, write_tree
+from logstack.files import check_tree, write_tree
+from logstack.render import render_site
 
 
 def render(

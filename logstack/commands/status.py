@@ -11,7 +11,7 @@ from logstack.clock import parse_duration
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.errors import BadInputError
 from logstack.exit_codes import ExitStatus
-from logstack.health import check_status
+from logstack.status import check_status
 
 
 def status(

@@ -6,19 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from logstack.errors import BadInputError
+from logstack.files import example_inventory_path
 from logstack.fsutil import atomic_write
 from logstack.inventory import load_inventory
 from logstack.pki import PKI, CARecord
 from logstack.secrets_store import generate_secrets, secrets_path, write_secrets
-
-
-def example_inventory_path() -> Path:
-    """The bundled example inventory (inside the installed package, or top-level in a checkout)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "inventory.example.yaml", here.parent / "inventory.example.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise BadInputError(f"inventory.example.yaml not found next to {here}")  # pragma: no cover
 
 
 @dataclass(frozen=True)

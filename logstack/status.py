@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import socket
 import ssl
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
-from logstack.analyze.sources import DatabaseConfig, DatabaseSource
+from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, iso, parse_registry_time, to_micros
-from logstack.errors import LogstackError, RuntimeFailure
-from logstack.fleet import known_hosts_path, server_target
+from logstack.errors import RuntimeFailure
+from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import load_secrets, secrets_path
-from logstack.server_setup import GreptimeHTTP
-from logstack.ssh import Connection, connect, shell_command
+from logstack.shell import shell_command
+from logstack.ssh import connect
+from logstack.targets import known_hosts_path, server_target
 
 MONITOR = "logstack-monitor"
 
@@ -68,48 +67,6 @@ class StatusReport:
         data = asdict(self)
         data["problems"] = self.problems
         return data
-
-
-class _Forward:
-    """A local TCP port that tunnels each connection to host:port on the target (like ssh -L)."""
-
-    def __init__(self, conn: Connection, host: str, port: int) -> None:
-        self.conn, self.host, self.port = conn, host, port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.local_port = self.listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                channel = self.conn.open_forward(self.host, self.port)
-            except LogstackError:
-                client.close()
-                continue
-            for src, dst in ((client, channel), (channel, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: Any, dst: Any) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (src, dst):
-                with contextlib.suppress(OSError):
-                    end.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _days_left(pki: PKI, name: str, now: dt.datetime) -> int | None:
@@ -192,7 +149,7 @@ def check_status(
             total, available = free
             server.data_dir_free_bytes = available
             server.data_dir_free_percent = round(100 * available / total, 1) if total else None
-        forward = _Forward(conn, "127.0.0.1", db_port)
+        forward = PortForward(conn, "127.0.0.1", db_port)
         try:
             config = DatabaseConfig(
                 host="127.0.0.1",

@@ -2,93 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
-from logstack.deploy import Plan, apply, diffs, inspect, make_plan
-from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError
+from logstack.deploy import deploy_machine
+from logstack.errors import BadInputError, PKIError, RevokedHostError
+from logstack.files import RenderedFile
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
-from logstack.render import RenderedFile, firewall_files, render_site
-from logstack.ssh import HostKeyError, Target, UnreachableError, connect
-
-Status = Literal["ok", "changed", "failed", "unreachable"]
-
-
-@dataclass
-class HostResult:
-    """The outcome for one machine."""
-
-    name: str
-    status: Status
-    reason: str = ""
-    plan: Plan | None = None
-    diff: list[str] = field(default_factory=list)
-
-
-def known_hosts_path(inventory: Inventory) -> Path:
-    """The inventory's known_hosts file (relative to the site), else ~/.ssh/known_hosts."""
-    if inventory.spec.known_hosts:
-        path = Path(inventory.spec.known_hosts).expanduser()
-        return path if path.is_absolute() else inventory.site_dir / path
-    return Path(os.path.expanduser("~/.ssh/known_hosts"))
-
-
-def host_target(host: Host) -> Target:
-    return Target(
-        name=host.name,
-        address=host.address,
-        port=host.ssh.port,
-        user=host.ssh.user,
-        key=host.ssh.key,
-        proxy_jump=host.ssh.proxy_jump,
-        sudo=host.sudo,
-    )
-
-
-def server_target(inventory: Inventory) -> Target:
-    server = inventory.server
-    return Target(
-        name="server",
-        address=server.address or server.fqdn,
-        port=server.ssh.port,
-        user=server.ssh.user,
-        key=server.ssh.key,
-        proxy_jump=server.ssh.proxy_jump,
-        sudo=server.sudo,
-    )
-
-
-def deploy_files(
-    target: Target,
-    files: list[RenderedFile],
-    known_hosts: Path,
-    *,
-    dry_run: bool,
-    accept_new: bool,
-    service_manager: str,
-) -> HostResult:
-    """Plan and (unless dry_run) apply `files` on one target; never raises for target problems."""
-    try:
-        with connect(target, known_hosts, accept_new=accept_new) as conn:
-            facts = inspect(conn, files)
-            plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
-            if dry_run:
-                return HostResult(target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan))
-            if not plan.changed:
-                return HostResult(target.name, "ok", "", plan)
-            apply(conn, plan, service_manager)
-            return HostResult(target.name, "changed", plan.summary(), plan)
-    except UnreachableError as exc:
-        return HostResult(target.name, "unreachable", str(exc))
-    except HostKeyError as exc:
-        return HostResult(target.name, "failed", str(exc))
-    except LogstackError as exc:
-        return HostResult(target.name, "failed", str(exc))
+from logstack.render import firewall_files, render_site
+from logstack.targets import HostResult, host_target, known_hosts_path, server_target
 
 
 def select_hosts(inventory: Inventory, names: list[str], all_hosts: bool) -> list[Host]:
@@ -137,7 +60,7 @@ def enroll(
     manager = inventory.spec.service_manager
 
     def one(host: Host) -> HostResult:
-        result = deploy_files(
+        result = deploy_machine(
             host_target(host),
             by_machine[f"hosts/{host.name}"],
             known_hosts,
@@ -155,7 +78,7 @@ def enroll(
     ordered = [results[h.name] for h in hosts if h.name in results]
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         # Newly enrolled senders join the server's allowlist for Vector's port.
-        wall = deploy_files(
+        wall = deploy_machine(
             server_target(inventory),
             firewall_files(inventory, pki),
             known_hosts,

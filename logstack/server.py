@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
-import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logstack.deploy import apply, diffs, inspect, make_plan
+from logstack.deploy import deploy_machine
 from logstack.errors import BadInputError, RuntimeFailure
-from logstack.fleet import HostResult, known_hosts_path, server_target
+from logstack.files import RenderedFile
+from logstack.greptime import GreptimeHTTP
 from logstack.inventory import Inventory
 from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
-from logstack.ssh import Connection, connect, shell_command
+from logstack.shell import shell_command
+from logstack.ssh import Connection
+from logstack.targets import HostResult, known_hosts_path, server_target
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)
@@ -165,72 +164,6 @@ def prepare_system(conn: Connection, data_dir: str) -> None:
     conn.run(shell_command(_PREPARE_SCRIPT, data_dir))
 
 
-class GreptimeHTTP:
-    """GreptimeDB's HTTP API on the server's loopback, reached through an SSH port forward."""
-
-    def __init__(self, conn: Connection, user: str, password: str) -> None:
-        self.conn = conn
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """One HTTP/1.0 request over a fresh forward; the response is read to EOF."""
-        channel = self.conn.open_forward(*GREPTIME_HTTP)
-        head = [
-            f"{method} {path} HTTP/1.0",
-            f"Host: {GREPTIME_HTTP[0]}:{GREPTIME_HTTP[1]}",
-            f"Authorization: {self.auth}",
-            "Connection: close",
-        ]
-        if body is not None:
-            head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
-        try:
-            channel.settimeout(30)
-            channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
-            chunks = []
-            while True:
-                chunk = channel.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except OSError as exc:
-            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: {exc}") from None
-        finally:
-            channel.close()
-        raw = b"".join(chunks)
-        header, _, payload = raw.partition(b"\r\n\r\n")
-        try:
-            status = int(header.split(b" ", 2)[1])
-        except (IndexError, ValueError):
-            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: no HTTP response") from None
-        return status, payload
-
-    def wait_healthy(self, seconds: float = 30.0) -> None:
-        deadline = time.monotonic() + seconds
-        last = ""
-        while True:
-            try:
-                status, _body = self.request("GET", "/health")
-                if status == 200:
-                    return
-                last = f"HTTP {status}"
-            except RuntimeFailure as exc:
-                last = str(exc)
-            if time.monotonic() > deadline:
-                raise RuntimeFailure(f"server: GreptimeDB /health did not answer: {last}")
-            time.sleep(1)
-
-    def sql(self, statement: str, db: str | None = None) -> None:
-        path = "/v1/sql" + (f"?db={urllib.parse.quote(db)}" if db else "")
-        status, body = self.request("POST", path, urllib.parse.urlencode({"sql": statement}).encode())
-        if status != 200:
-            detail = body.decode(errors="replace")[:300]
-            raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {detail}")
-        try:
-            json.loads(body or b"{}")
-        except ValueError:
-            raise RuntimeFailure("server: GreptimeDB answered SQL with non-JSON") from None
-
-
 def schema_statements(schema_sql: str) -> list[str]:
     """The rendered schema.sql as single statements (comments dropped)."""
     body = "\n".join(line for line in schema_sql.splitlines() if not line.lstrip().startswith("--"))
@@ -268,37 +201,45 @@ def init_server(
         if ensure_server_certificate(inventory, pki, passphrase):
             result.steps.append("issued the server certificate")
     files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
-    target = server_target(inventory)
     server = inventory.server
-    with connect(target, known_hosts_path(inventory), accept_new=accept_new) as conn:
-        if (
-            not dry_run
-            and server.manage_packages
-            and install_greptime(conn, server.greptimedb_version, greptime_tarball)
-        ):
+
+    def install(conn: Connection) -> None:
+        if server.manage_packages and install_greptime(conn, server.greptimedb_version, greptime_tarball):
             result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
-        if not dry_run:
-            prepare_system(conn, server.data_dir)
-        if not dry_run and server.manage_packages and ensure_vector(conn, no_install):
+        prepare_system(conn, server.data_dir)
+        if server.manage_packages and ensure_vector(conn, no_install):
             result.steps.append("installed Vector from its apt repository")
-        facts = inspect(conn, files)
-        plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
-        if dry_run:
-            result.deploy = HostResult(
-                target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan)
-            )
-            return result
-        if plan.changed:
-            apply(conn, plan, inventory.spec.service_manager)
-            result.steps.append(plan.summary())
-        result.deploy = HostResult(target.name, "changed" if plan.changed else "ok", plan.summary(), plan)
-        api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
-        api.wait_healthy()
-        schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
-        for statement in schema_statements(schema):
-            api.sql(statement)
+
+    def check(conn: Connection, deployed: HostResult) -> None:
+        assert deployed.plan is not None
+        if deployed.plan.changed:
+            result.steps.append(deployed.plan.summary())
+        deployed.reason = deployed.plan.summary()
+        create_schema(conn, secrets, files)
         listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
         conn.open_forward(listen, server.vector_port).close()
         result.steps.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
+
+    result.deploy = deploy_machine(
+        server_target(inventory),
+        files,
+        known_hosts_path(inventory),
+        dry_run=dry_run,
+        accept_new=accept_new,
+        service_manager=inventory.spec.service_manager,
+        before=install,
+        after=check,
+    )
+    if result.deploy.error is not None:
+        raise result.deploy.error
     result.changed = any(not s.startswith("GreptimeDB healthy") for s in result.steps)
     return result
+
+
+def create_schema(conn: Connection, secrets: Secrets, files: list[RenderedFile]) -> None:
+    """Wait for GreptimeDB and run the rendered schema.sql through its HTTP API, as `admin`."""
+    api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
+    api.wait_healthy()
+    schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
+    for statement in schema_statements(schema):
+        api.sql(statement)

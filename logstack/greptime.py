@@ -1,0 +1,156 @@
+"""GreptimeDB as logstack reaches it: the HTTP SQL API and the MySQL port on the server's loopback, through
+SSH port forwards, and the database settings analysis and status share.
+
+GreptimeDB's HTTP port has no TLS and unauthenticated endpoints, so it stays on the server's loopback;
+logstack reaches it through the SSH connection it already has.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from logstack.errors import BadInputError, LogstackError, RuntimeFailure
+
+if TYPE_CHECKING:
+    from logstack.ssh import Connection
+
+GREPTIME_HTTP = ("127.0.0.1", 4000)
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """How to reach GreptimeDB's MySQL port."""
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    user: str = "analyst"
+    password: str = ""
+    database: str = "vector"
+    table: str = "logs"
+
+    def __post_init__(self) -> None:
+        for label, value in (("--db-name", self.database), ("--table", self.table)):
+            if not _NAME_RE.fullmatch(value):
+                raise BadInputError(f"{label}: {value!r} is not a plain SQL name")
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.database}.{self.table}"
+
+
+class GreptimeHTTP:
+    """GreptimeDB's HTTP API on the server's loopback, reached through an SSH port forward."""
+
+    def __init__(self, conn: Connection, user: str, password: str) -> None:
+        self.conn = conn
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One HTTP/1.0 request over a fresh forward; the response is read to EOF."""
+        channel = self.conn.open_forward(*GREPTIME_HTTP)
+        head = [
+            f"{method} {path} HTTP/1.0",
+            f"Host: {GREPTIME_HTTP[0]}:{GREPTIME_HTTP[1]}",
+            f"Authorization: {self.auth}",
+            "Connection: close",
+        ]
+        if body is not None:
+            head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+        try:
+            channel.settimeout(30)
+            channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+            chunks = []
+            while True:
+                chunk = channel.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError as exc:
+            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: {exc}") from None
+        finally:
+            channel.close()
+        raw = b"".join(chunks)
+        header, _, payload = raw.partition(b"\r\n\r\n")
+        try:
+            status = int(header.split(b" ", 2)[1])
+        except (IndexError, ValueError):
+            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: no HTTP response") from None
+        return status, payload
+
+    def wait_healthy(self, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        last = ""
+        while True:
+            try:
+                status, _body = self.request("GET", "/health")
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except RuntimeFailure as exc:
+                last = str(exc)
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"server: GreptimeDB /health did not answer: {last}")
+            time.sleep(1)
+
+    def sql(self, statement: str, db: str | None = None) -> None:
+        path = "/v1/sql" + (f"?db={urllib.parse.quote(db)}" if db else "")
+        status, body = self.request("POST", path, urllib.parse.urlencode({"sql": statement}).encode())
+        if status != 200:
+            detail = body.decode(errors="replace")[:300]
+            raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {detail}")
+        try:
+            json.loads(body or b"{}")
+        except ValueError:
+            raise RuntimeFailure("server: GreptimeDB answered SQL with non-JSON") from None
+
+
+class PortForward:
+    """A local TCP port that tunnels each connection to host:port on the target (like ssh -L)."""
+
+    def __init__(self, conn: Connection, host: str, port: int) -> None:
+        self.conn, self.host, self.port = conn, host, port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.local_port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                channel = self.conn.open_forward(self.host, self.port)
+            except LogstackError:
+                client.close()
+                continue
+            for src, dst in ((client, channel), (channel, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def close(self) -> None:
+        self.listener.close()

@@ -1,0 +1,72 @@
+"""Machines as SSH targets: where and how to reach each, the known_hosts file, and one machine's result."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from logstack.errors import LogstackError
+from logstack.inventory import Host, Inventory
+from logstack.plan import Plan
+
+Status = Literal["ok", "changed", "failed", "unreachable"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to reach one machine."""
+
+    name: str
+    address: str
+    port: int | None = None
+    user: str | None = None
+    key: str | None = None
+    proxy_jump: str | None = None
+    sudo: bool = False
+
+
+@dataclass
+class HostResult:
+    """The outcome for one machine."""
+
+    name: str
+    status: Status
+    reason: str = ""
+    plan: Plan | None = None
+    diff: list[str] = field(default_factory=list)
+    error: LogstackError | None = field(default=None, repr=False)  # what failed, for callers that re-raise
+
+
+def known_hosts_path(inventory: Inventory) -> Path:
+    """The inventory's known_hosts file (relative to the site), else ~/.ssh/known_hosts."""
+    if inventory.spec.known_hosts:
+        path = Path(inventory.spec.known_hosts).expanduser()
+        return path if path.is_absolute() else inventory.site_dir / path
+    return Path(os.path.expanduser("~/.ssh/known_hosts"))
+
+
+def host_target(host: Host) -> Target:
+    return Target(
+        name=host.name,
+        address=host.address,
+        port=host.ssh.port,
+        user=host.ssh.user,
+        key=host.ssh.key,
+        proxy_jump=host.ssh.proxy_jump,
+        sudo=host.sudo,
+    )
+
+
+def server_target(inventory: Inventory) -> Target:
+    server = inventory.server
+    return Target(
+        name="server",
+        address=server.address or server.fqdn,
+        port=server.ssh.port,
+        user=server.ssh.user,
+        key=server.ssh.key,
+        proxy_jump=server.ssh.proxy_jump,
+        sudo=server.sudo,
+    )
