@@ -18,9 +18,9 @@ from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.events import Event, EventBuilder, Settings
 from logstack.analyze.output import escape
 from logstack.analyze.records import Line
-from logstack.certificates import CertView
 from logstack.clock import iso
 from logstack.files import templates_dir
+from logstack.pki.service import CertView
 
 DAY = 86_400_000_000
 

@@ -9,13 +9,13 @@ import shlex
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paramiko
 
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
-from logstack.targets import Target
 
 CONNECT_TIMEOUT = 10.0
 RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
@@ -32,6 +32,19 @@ class UnreachableError(RuntimeFailure):
 
 class SudoError(RuntimeFailure):
     """sudo -n could not run a command without a password."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to reach one machine."""
+
+    name: str
+    address: str
+    port: int | None = None
+    user: str | None = None
+    key: str | None = None
+    proxy_jump: str | None = None
+    sudo: bool = False
 
 
 def fingerprint(key: paramiko.PKey) -> str:

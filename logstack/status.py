@@ -13,14 +13,13 @@ from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward
-from logstack.inventory import Host, Inventory
+from logstack.inventory import Inventory
 from logstack.pki import PKI, SERVER
+from logstack.pki.service import monitor_credentials
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.shell import shell_command
 from logstack.ssh import connect
 from logstack.targets import known_hosts_path, server_target
-
-MONITOR = "logstack-monitor"
 
 
 @dataclass
@@ -95,11 +94,9 @@ def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, in
 def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> str:
     """A mutual-TLS handshake with the receiver, as a sender makes it (hostname verified)."""
     server = inventory.server
-    monitor = Host(MONITOR, "127.0.0.1", None, (), server.ssh, False, {})
-    if pki.needs_client(monitor, dt.timedelta(days=7)):
-        pki.issue_client(monitor, passphrase)
     context = ssl.create_default_context(cadata=pki.ca_bundle_pem().decode())
-    context.load_cert_chain(pki.cert_path(MONITOR), pki.key_path(MONITOR))
+    with monitor_credentials(pki, passphrase) as (cert, key):
+        context.load_cert_chain(cert, key)
     address = server.address or server.fqdn
     try:
         with (

@@ -10,21 +10,9 @@ from typing import Literal
 from logstack.errors import LogstackError
 from logstack.inventory import Host, Inventory
 from logstack.plan import Plan
+from logstack.ssh import Target
 
 Status = Literal["ok", "changed", "failed", "unreachable"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to reach one machine."""
-
-    name: str
-    address: str
-    port: int | None = None
-    user: str | None = None
-    key: str | None = None
-    proxy_jump: str | None = None
-    sudo: bool = False
 
 
 @dataclass

@@ -255,8 +255,7 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
 
 
 def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
-    from logstack.ssh import resolve
-    from logstack.targets import Target
+    from logstack.ssh import Target, resolve
 
     web2 = fleet.hosts["web2"]
     config = tmp_path / "ssh_config"

@@ -106,7 +106,10 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
             ],
         )
         args = ["status", "-i", fleet.inventory, "--db-port", str(mariadb.port)]
+        before = _snapshot(fleet.inventory.parent)
         result = invoke(runner, *args, "--format", "json")
+        # status only reads: its handshake certificate is minted in memory, the site is untouched
+        assert _snapshot(fleet.inventory.parent) == before
         assert result.exit_code == 1, result.output
         report = json.loads(result.stdout)
         hosts = {h["name"]: h for h in report["hosts"]}
@@ -131,6 +134,13 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
         if tls is not None:
             stop_group(tls)
         fleet.stop()
+
+
+def _snapshot(site) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(site)): (p.read_bytes() if p.is_file() else b"", p.stat().st_mode)
+        for p in sorted(site.rglob("*"))
+    }
 
 
 def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, greptime_api, runner):

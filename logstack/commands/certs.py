@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from logstack.certificates import list_certificates, renew
 from logstack.clock import parse_duration
 from logstack.commands.options import (
     DEFAULT_INVENTORY,
@@ -17,7 +16,7 @@ from logstack.commands.options import (
     passphrase,
 )
 from logstack.exit_codes import ExitStatus
-from logstack.pki import PKI
+from logstack.pki import service
 
 app = typer.Typer(help="Server and per-host client certificates.", no_args_is_help=True)
 WithinOpt = Annotated[str, typer.Option("--within", help="Window such as 30d, 12h, 2w.")]
@@ -30,8 +29,7 @@ def certs_list(
     history: Annotated[bool, typer.Option(help="Include superseded certificates.")] = False,
 ) -> None:
     """List certificates with expiry, status and issuing CA (marks hosts still on an old CA)."""
-    pki = PKI.for_inventory(inventory(inventory_path))
-    rows = list_certificates(pki, include_history=history)
+    rows = service.list_certificates(inventory(inventory_path), include_history=history)
     if output == "json":
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
@@ -47,8 +45,7 @@ def certs_list(
 def certs_check(inventory_path: InventoryOpt = DEFAULT_INVENTORY, within: WithinOpt = "30d") -> None:
     """Exit 1 listing every valid certificate that expires within the window."""
     window = parse_duration(within, "--within")
-    pki = PKI.for_inventory(inventory(inventory_path))
-    expiring = pki.expiring(window)
+    expiring = service.expiring(inventory(inventory_path), window)
     for rec in expiring:
         typer.echo(f"expiring: {rec.name} ({rec.kind}) serial {rec.serial} on {rec.not_after}")
     if expiring:
@@ -67,7 +64,7 @@ def certs_renew(
     """Issue new certificates (new key, same names)."""
     inv = inventory(inventory_path)
     window = parse_duration(within, "--within") if within else None
-    issued = renew(PKI.for_inventory(inv), inv, hosts or [], all_, window, passphrase(passphrase_file))
+    issued = service.renew(inv, hosts or [], all_, window, passphrase(passphrase_file))
     for rec in issued:
         typer.echo(f"issued {rec.name}: serial {rec.serial}, valid until {rec.not_after}")
     if not issued:
@@ -80,7 +77,7 @@ def certs_revoke(
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
 ) -> None:
     """Mark a host's certificate revoked (enforced once its CA is rotated out)."""
-    rec = PKI.for_inventory(inventory(inventory_path)).revoke(host)
+    rec = service.revoke(inventory(inventory_path), host)
     typer.echo(f"revoked {host}: serial {rec.serial} (CA {rec.ca})")
     typer.echo(
         "Vector cannot check revocation: the certificate keeps working until its CA is retired. "

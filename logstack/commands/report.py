@@ -10,13 +10,12 @@ import typer
 
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
-from logstack.certificates import list_certificates
 from logstack.clock import HOUR, duration_micros, parse_since
 from logstack.commands.analyze import database_config
 from logstack.errors import BadInputError
 from logstack.fsutil import atomic_write
 from logstack.inventory import load_inventory
-from logstack.pki import PKI
+from logstack.pki.service import list_certificates
 from logstack.report import build_report, render_html, render_markdown
 
 
@@ -52,8 +51,7 @@ def report(
     if end <= start:
         raise BadInputError("--until must be after --since")
     inv = load_inventory(inventory) if inventory else None
-    pki = PKI.for_inventory(inv) if inv else None
-    certificates = list_certificates(pki) if pki is not None and pki.exists() else []
+    certificates = list_certificates(inv) if inv else []
     common = {
         "since": start,
         "until": end,

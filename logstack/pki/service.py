@@ -1,14 +1,67 @@
-"""Certificate operations over the registry: list, check, renew, revoke, CA rotation."""
+"""What the commands do with certificates: one layer over the lifecycle, so every command goes through it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from logstack.clock import parse_registry_time as parse_time
 from logstack.errors import PKIError
 from logstack.inventory import Inventory
-from logstack.pki import PKI, SERVER, CertRecord
+from logstack.pki import mint
+from logstack.pki.lifecycle import PKI
+from logstack.pki.registry import SERVER, CARecord, CertRecord
+
+MONITOR = "logstack-monitor"
+
+
+def init_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
+    """Create the site's first CA."""
+    return PKI.for_inventory(inventory).init_ca(passphrase)
+
+
+def rotate_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
+    """Start a CA rotation."""
+    return PKI.for_inventory(inventory).rotate_ca(passphrase)
+
+
+def retire_old_ca(inventory: Inventory, passphrase: bytes | None, force: bool) -> str:
+    """End a CA rotation; returns the retired CA's id."""
+    return PKI.for_inventory(inventory).retire_old_ca(inventory, passphrase, force=force)
+
+
+def revoke(inventory: Inventory, host: str) -> CertRecord:
+    """Mark a host's certificate revoked."""
+    return PKI.for_inventory(inventory).revoke(host)
+
+
+def expiring(inventory: Inventory, within: dt.timedelta) -> list[CertRecord]:
+    """Valid certificates that expire within `within`."""
+    return PKI.for_inventory(inventory).expiring(within)
+
+
+@contextmanager
+def monitor_credentials(pki: PKI, passphrase: bytes | None) -> Iterator[tuple[Path, Path]]:
+    """A short-lived client certificate for a handshake as a sender makes it, in a private temp directory.
+
+    Nothing is written to the site or registered: checking the receiver is a read-only act.
+    """
+    ca = pki.registry.active_ca
+    if ca is None:
+        raise PKIError(f"{pki.root}: no CA yet (run `logstack ca init`)")
+    cert, key = pki.mint_leaf(MONITOR, [], [], ExtendedKeyUsageOID.CLIENT_AUTH, 1, passphrase, ca)
+    with tempfile.TemporaryDirectory(prefix="logstack-monitor-") as tmp:
+        cert_path, key_path = Path(tmp) / "monitor.pem", Path(tmp) / "monitor.key"
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(mint.key_pem(key))
+        cert_path.write_bytes(mint.cert_pem(cert))
+        yield cert_path, key_path
 
 
 @dataclass(frozen=True)
@@ -30,8 +83,9 @@ class CertView:
         return dict(self.__dict__)
 
 
-def list_certificates(pki: PKI, include_history: bool = False) -> list[CertView]:
+def list_certificates(inventory: Inventory, include_history: bool = False) -> list[CertView]:
     """Current certificates (and superseded ones with `include_history`)."""
+    pki = PKI.for_inventory(inventory)
     now = dt.datetime.now(dt.UTC)
     active = pki.registry.active_ca
     rows = []
@@ -57,7 +111,6 @@ def list_certificates(pki: PKI, include_history: bool = False) -> list[CertView]
 
 
 def renew(
-    pki: PKI,
     inventory: Inventory,
     names: list[str],
     renew_all: bool,
@@ -65,6 +118,7 @@ def renew(
     passphrase: bytes | None,
 ) -> list[CertRecord]:
     """Re-issue certificates (new key, same names); with `within`, only those expiring by then."""
+    pki = PKI.for_inventory(inventory)
     if renew_all:
         targets = [SERVER, *(h.name for h in inventory.hosts if h.name not in pki.registry.revoked_hosts)]
     elif names:
