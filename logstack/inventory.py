@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,137 +15,15 @@ from logstack.identifiers import DEFAULT_IDENTIFIERS
 from logstack.validation import full
 from logstack.yamlsource import LocatedDocument, format_loc, load_located_yaml
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
-_FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_DBNAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_TTL_UNIT = (
-    r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
-    r"|months?|M|years?|y)"
-)
-_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,12}} *{_TTL_UNIT} *)+")
-_VERSION_RE = re.compile(r"v\d{1,4}\.\d{1,4}\.\d{1,4}")
-_CALENDAR_RE = re.compile(r"[A-Za-z0-9*:/,.~ -]{1,100}")
-_SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
-_SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_SERVICE_MANAGER_RE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
-
-# Columns the pipeline itself produces; an identity field with one of these names would clobber it.
-RESERVED_FIELDS = frozenset(
-    {"host", "message", "timestamp", "source_type", "greptime_timestamp", "logstack_host", "fqdn", "cmdb_id"}
-)
-
-
-def _pattern(pattern: re.Pattern[str], what: str):
-    def check(value: str) -> str:
-        if not full(pattern, value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return check
-
-
-def _hostname(value: str) -> str:
-    # An all-numeric last label is a mistyped IP address, never a name.
-    if (
-        not isinstance(value, str)
-        or len(value) > 253
-        or not full(_HOSTNAME_RE, value)
-        or value.rsplit(".", 1)[-1].isdigit()
-    ):
-        raise ValueError(f"{value!r} is not a valid hostname")
-    return value
-
-
-def _address(value: str) -> str:
-    try:
-        return validation.ip_address(value)
-    except ValueError as exc:
-        if "%" in value:
-            raise ValueError(str(exc).removeprefix("Value error, ")) from None
-    try:
-        return _hostname(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a valid IP address or hostname") from None
-
-
-def _ip(value: str) -> str:
-    try:
-        return validation.ip_address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a valid IP address") from None
-
-
-def _ttl(value: str) -> str:
-    if not full(_TTL_RE, value.strip()):
-        raise ValueError(f"{value!r} is not a retention TTL (examples: '90d', '3months', '1year', 'forever')")
-    return value.strip()
-
-
-def _local_path(value: str) -> str:
-    if not value or validation.has_control(value):
-        raise ValueError(f"{value!r} is not a file path (empty, or holds control characters)")
-    return value
-
-
-def _ssh_user(value: str) -> str:
-    if not full(_SSH_USER_RE, value):
-        raise ValueError(f"{value!r} is not a user name ([A-Za-z0-9_][A-Za-z0-9_.@-]*, at most 64)")
-    return value
-
-
-def _proxy_jump(value: str) -> str:
-    """`[user@]host[:port]`, comma-separated, as ssh's ProxyJump (only the first hop is used)."""
-    for hop in value.split(","):
-        user, at, hostport = hop.rpartition("@")
-        if at and not full(_SSH_USER_RE, user):
-            raise ValueError(f"{value!r}: {user!r} is not a user name")
-        host, colon, port = hostport, "", ""
-        if hostport.startswith("["):  # [v6]:port
-            host, _, rest = hostport[1:].partition("]")
-            colon, port = rest[:1], rest[1:]
-        elif hostport.count(":") == 1:
-            host, colon, port = hostport.partition(":")
-        _address(host)
-        if colon and not (port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
-            raise ValueError(f"{value!r}: port {port!r} is not a number from 1 to 65535")
-    return value
-
-
-def _to_text(value: Any) -> str:
-    """Identity values go out as strings whatever YAML made of them (a type change breaks ingest)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
-    if not isinstance(value, str | int | float):
-        raise ValueError("identity values must be scalars (string, number, boolean or date)")
-    text = str(value)
-    # Values become VRL string literals and columns: no control characters, no template braces.
-    if not text or len(text) > 256 or validation.has_control(text) or "{" in text or "}" in text:
-        raise ValueError(f"{text!r}: identity values are 1-256 printable characters without braces")
-    return text
-
-
-def _identity_names(value: dict[str, str]) -> dict[str, str]:
-    for name in value:
-        if not full(_FIELD_RE, name):
-            raise ValueError(f"identity field {name!r} must match [a-z][a-z0-9_]* (it becomes a column)")
-        if name in RESERVED_FIELDS:
-            raise ValueError(f"identity field {name!r} is reserved (use the host's own key or rename it)")
-    return value
-
-
-Hostname = Annotated[str, AfterValidator(_hostname)]
-Address = Annotated[str, AfterValidator(_address)]
-IPAddress = Annotated[str, AfterValidator(_ip)]
-TTL = Annotated[str, AfterValidator(_ttl)]
+Hostname = Annotated[str, AfterValidator(validation.hostname)]
+Address = Annotated[str, AfterValidator(validation.address)]
+IPAddress = Annotated[str, AfterValidator(validation.ip)]
+TTL = Annotated[str, AfterValidator(validation.ttl)]
 ManagedPath = Annotated[str, AfterValidator(validation.managed_path)]
-LocalPath = Annotated[str, AfterValidator(_local_path)]
+LocalPath = Annotated[str, AfterValidator(validation.local_path)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-IdentityValue = Annotated[Any, AfterValidator(_to_text)]
-Identity = Annotated[dict[str, IdentityValue], AfterValidator(_identity_names)]
+IdentityValue = Annotated[Any, AfterValidator(validation.identity_text)]
+Identity = Annotated[dict[str, IdentityValue], AfterValidator(validation.identity_names)]
 
 
 class _Model(BaseModel):
@@ -157,10 +33,10 @@ class _Model(BaseModel):
 class SSHSettings(_Model):
     """How to reach a machine; unset fields fall back to ~/.ssh/config and ssh defaults."""
 
-    user: Annotated[str, AfterValidator(_ssh_user)] | None = None
+    user: Annotated[str, AfterValidator(validation.ssh_user)] | None = None
     port: Port | None = None
     key: LocalPath | None = None
-    proxy_jump: Annotated[str, AfterValidator(_proxy_jump)] | None = None
+    proxy_jump: Annotated[str, AfterValidator(validation.proxy_jump)] | None = None
 
 
 class HostVars(_Model):
@@ -200,7 +76,7 @@ class AnalyzeSchedule(_Model):
     @field_validator("on_calendar")
     @classmethod
     def _calendar(cls, value: str) -> str:
-        if not full(_CALENDAR_RE, value):
+        if not full(validation.CALENDAR_RE, value):
             raise ValueError(f"{value!r} is not a systemd OnCalendar expression")
         return value
 
@@ -229,7 +105,7 @@ class ServerSpec(_Model):
     @field_validator("greptimedb_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not full(_VERSION_RE, value):
+        if not full(validation.VERSION_RE, value):
             raise ValueError(f"{value!r} is not a release tag like v1.1.4")
         if int(value[1:].split(".")[0]) < 1:
             raise ValueError(f"{value}: Vector's greptimedb_logs sink needs GreptimeDB 1.x or newer")
@@ -238,7 +114,7 @@ class ServerSpec(_Model):
     @field_validator("database", "table")
     @classmethod
     def _sql_name(cls, value: str) -> str:
-        if not full(_DBNAME_RE, value):
+        if not full(validation.SQL_NAME_RE, value):
             raise ValueError(f"{value!r} must match [A-Za-z_][A-Za-z0-9_]*")
         return value
 
@@ -266,7 +142,7 @@ class SenderSettings(_Model):
         if not value:
             raise ValueError("at least one identifier is needed")
         for ident in value:
-            if not full(_IDENTIFIER_RE, ident):
+            if not full(validation.IDENTIFIER_RE, ident):
                 raise ValueError(f"{ident!r} is not a journal SYSLOG_IDENTIFIER")
         if len(set(value)) != len(value):
             raise ValueError("identifiers are listed twice")
@@ -276,12 +152,16 @@ class SenderSettings(_Model):
 class InventorySpec(_Model):
     """The whole inventory file."""
 
-    site: Annotated[str, AfterValidator(_pattern(_SITE_RE, "a site name ([A-Za-z0-9][A-Za-z0-9_.-]*)"))]
+    site: Annotated[
+        str, AfterValidator(validation.pattern_check(validation.SITE_RE, "a site name ([A-Za-z0-9][A-Za-z0-9_.-]*)"))
+    ]
     server: ServerSpec
     pki: PKISettings = PKISettings()
     senders: SenderSettings = SenderSettings()
     known_hosts: LocalPath | None = None
-    service_manager: Annotated[str, AfterValidator(_pattern(_SERVICE_MANAGER_RE, "a command name"))] = "systemctl"
+    service_manager: Annotated[
+        str, AfterValidator(validation.pattern_check(validation.SERVICE_MANAGER_RE, "a command name"))
+    ] = "systemctl"
     defaults: HostVars = HostVars()
     groups: dict[Hostname, GroupSpec] = {}
     hosts: list[HostSpec] = []

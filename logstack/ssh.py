@@ -15,6 +15,7 @@ from typing import Any
 
 import paramiko
 
+from logstack import validation
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 
 CONNECT_TIMEOUT = 10.0
@@ -90,19 +91,11 @@ def _port(value: object, what: str) -> int:
 
 
 def parse_jump(spec: str, name: str) -> tuple[str | None, str, int | None]:
-    """The first hop of a ProxyJump value as (user, host, port)."""
-    hop = spec.split(",")[0].strip()
-    user, _, hostport = hop.rpartition("@")
-    if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif hostport.count(":") == 1:
-        host, _, port = hostport.partition(":")
-    else:
-        host, port = hostport, ""
-    if not host:
-        raise BadInputError(f"{name}: ProxyJump {spec[:80]!r} names no host")
-    return user or None, host, _port(port, f"{name}: ProxyJump port") if port else None
+    """The first hop of a ProxyJump value as (user, host, port); a bad one is this host's error."""
+    try:
+        return validation.parse_jump(spec)
+    except ValueError as exc:
+        raise BadInputError(f"{name}: ProxyJump {exc}") from None
 
 
 def resolve(target: Target) -> dict[str, Any]:

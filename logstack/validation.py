@@ -8,9 +8,11 @@ and paths are confined so that no unit, shell line or `install -d` can reach a s
 
 from __future__ import annotations
 
+import datetime as _dt
 import ipaddress
 import posixpath
 import re
+from typing import Any
 
 # C0, DEL, C1, U+2028/U+2029 and the Unicode noncharacters (U+FDD0-U+FDEF, U+xFFFE/U+xFFFF in every plane)
 _CONTROL_RE = re.compile(
@@ -110,3 +112,133 @@ def ip_address(value: str) -> str:
 def without_scope(address: str) -> str:
     """The address without its IPv6 scope id (what a packet filter matches)."""
     return address.partition("%")[0]
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_TTL_UNIT = (
+    r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
+    r"|months?|M|years?|y)"
+)
+_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,12}} *{_TTL_UNIT} *)+")
+VERSION_RE = re.compile(r"v\d{1,4}\.\d{1,4}\.\d{1,4}")
+CALENDAR_RE = re.compile(r"[A-Za-z0-9*:/,.~ -]{1,100}")
+SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+SERVICE_MANAGER_RE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
+
+# Columns the pipeline itself produces; an identity field with one of these names would clobber it.
+RESERVED_FIELDS = frozenset(
+    {"host", "message", "timestamp", "source_type", "greptime_timestamp", "logstack_host", "fqdn", "cmdb_id"}
+)
+
+
+def pattern_check(pattern: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not full(pattern, value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return check
+
+
+def hostname(value: str) -> str:
+    # An all-numeric last label is a mistyped IP address, never a name.
+    if (
+        not isinstance(value, str)
+        or len(value) > 253
+        or not full(_HOSTNAME_RE, value)
+        or value.rsplit(".", 1)[-1].isdigit()
+    ):
+        raise ValueError(f"{value!r} is not a valid hostname")
+    return value
+
+
+def address(value: str) -> str:
+    try:
+        return ip_address(value)
+    except ValueError as exc:
+        if "%" in value:
+            raise ValueError(str(exc).removeprefix("Value error, ")) from None
+    try:
+        return hostname(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address or hostname") from None
+
+
+def ip(value: str) -> str:
+    try:
+        return ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address") from None
+
+
+def ttl(value: str) -> str:
+    if not full(_TTL_RE, value.strip()):
+        raise ValueError(f"{value!r} is not a retention TTL (examples: '90d', '3months', '1year', 'forever')")
+    return value.strip()
+
+
+def local_path(value: str) -> str:
+    if not value or has_control(value):
+        raise ValueError(f"{value!r} is not a file path (empty, or holds control characters)")
+    return value
+
+
+def ssh_user(value: str) -> str:
+    if not full(SSH_USER_RE, value):
+        raise ValueError(f"{value!r} is not a user name ([A-Za-z0-9_][A-Za-z0-9_.@-]*, at most 64)")
+    return value
+
+
+def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
+    """The first hop of a ProxyJump value (`[user@]host[:port]`, comma-separated) as (user, host, port)."""
+    hop = spec.split(",")[0].strip()
+    user, at, hostport = hop.rpartition("@")
+    if at and not full(SSH_USER_RE, user):
+        raise ValueError(f"{spec!r}: {user!r} is not a user name")
+    if hostport.startswith("["):  # [v6]:port
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+    else:
+        host, port = hostport, ""
+    address(host)
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
+        raise ValueError(f"{spec!r}: port {port!r} is not a number from 1 to 65535")
+    return user or None, host, int(port) if port else None
+
+
+def proxy_jump(value: str) -> str:
+    """A ProxyJump value whose every hop is `[user@]host[:port]`."""
+    for hop in value.split(","):
+        parse_jump(hop)
+    return value
+
+
+def identity_text(value: Any) -> str:
+    """Identity values go out as strings whatever YAML made of them (a type change breaks ingest)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if not isinstance(value, str | int | float):
+        raise ValueError("identity values must be scalars (string, number, boolean or date)")
+    text = str(value)
+    # Values become VRL string literals and columns: no control characters, no template braces.
+    if not text or len(text) > 256 or has_control(text) or "{" in text or "}" in text:
+        raise ValueError(f"{text!r}: identity values are 1-256 printable characters without braces")
+    return text
+
+
+def identity_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not full(_FIELD_RE, name):
+            raise ValueError(f"identity field {name!r} must match [a-z][a-z0-9_]* (it becomes a column)")
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"identity field {name!r} is reserved (use the host's own key or rename it)")
+    return value

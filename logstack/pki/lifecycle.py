@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+import logstack.pki.mint as mint
 from logstack.clock import now as _now
 from logstack.clock import parse_registry_time, registry_time
 from logstack.errors import PKIError, RevokedHostError
-from logstack.pki import mint
 from logstack.pki.registry import SERVER, CARecord, CertRecord, PKIStore
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+import logstack.pki.mint as mint
 from logstack.clock import parse_registry_time as parse_time
 from logstack.errors import PKIError
 from logstack.inventory import Inventory
-from logstack.pki import mint
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
 
