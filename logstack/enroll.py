@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from logstack.deploy import deploy_machine
 from logstack.errors import BadInputError, PKIError, RevokedHostError
@@ -40,54 +41,53 @@ def enroll(
     pki = PKI.for_inventory(inventory)
     if not pki.registry.active_ca:
         raise PKIError(f"{pki.root}: no CA yet (run `logstack ca init` or `logstack init-server`)")
-    results: dict[str, HostResult] = {}
-    ready: list[Host] = []
-    for host in hosts:
-        try:
-            if pki.needs_client(host) and not dry_run:
-                pki.issue_client(host, passphrase, save=False)
-            ready.append(host)
-        except RevokedHostError as exc:  # this host only; CA problems (passphrase) stop the run
-            results[host.name] = HostResult(host.name, "failed", str(exc))
-            if on_result:
-                on_result(results[host.name])
-    pki.save()
+    report = on_result or (lambda result: None)
+    ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
+    for result in refused:
+        report(result)
     files = render_site(inventory, pki=pki, include_keys=True, hosts=ready, server=False)
     by_machine: dict[str, list[RenderedFile]] = {}
     for f in files:
         by_machine.setdefault(f.machine, []).append(f)
-    known_hosts = known_hosts_path(inventory)
-    manager = inventory.spec.service_manager
+    deploy = partial(
+        deploy_machine,
+        known_hosts=known_hosts_path(inventory),
+        dry_run=dry_run,
+        accept_new=accept_new,
+        service_manager=inventory.spec.service_manager,
+    )
 
     def one(host: Host) -> HostResult:
-        result = deploy_machine(
-            host_target(host),
-            by_machine[f"hosts/{host.name}"],
-            known_hosts,
-            dry_run=dry_run,
-            accept_new=accept_new,
-            service_manager=manager,
-        )
-        if on_result:
-            on_result(result)
+        result = deploy(host_target(host), by_machine[f"hosts/{host.name}"])
+        report(result)
         return result
 
+    results = {r.name: r for r in refused}
     with ThreadPoolExecutor(max_workers=min(forks, max(1, len(ready)))) as pool:
         for result in pool.map(one, ready):
             results[result.name] = result
     ordered = [results[h.name] for h in hosts if h.name in results]
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         # Newly enrolled senders join the server's allowlist for Vector's port.
-        wall = deploy_machine(
-            server_target(inventory),
-            firewall_files(inventory, pki),
-            known_hosts,
-            dry_run=dry_run,
-            accept_new=accept_new,
-            service_manager=manager,
-        )
+        wall = deploy(server_target(inventory), firewall_files(inventory, pki))
         wall.name = "server (firewall)"
-        if on_result:
-            on_result(wall)
+        report(wall)
         ordered.append(wall)
     return ordered
+
+
+def _mint_missing(
+    pki: PKI, hosts: list[Host], dry_run: bool, passphrase: bytes | None
+) -> tuple[list[Host], list[HostResult]]:
+    """Issue the certificates hosts lack; a revoked host fails alone (CA problems stop the run)."""
+    ready: list[Host] = []
+    refused: list[HostResult] = []
+    for host in hosts:
+        try:
+            if pki.needs_client(host) and not dry_run:
+                pki.issue_client(host, passphrase, save=False)
+            ready.append(host)
+        except RevokedHostError as exc:
+            refused.append(HostResult(host.name, "failed", str(exc)))
+    pki.save()
+    return ready, refused

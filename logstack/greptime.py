@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import socket
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 
 if TYPE_CHECKING:
+    from logstack.inventory import Inventory
     from logstack.ssh import Connection
 
 GREPTIME_HTTP = ("127.0.0.1", 4000)
@@ -154,3 +157,35 @@ class PortForward:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise BadInputError(f"{password_file}: cannot read password file: {exc.strerror}") from None
+    value = os.environ.get("GREPTIMEDB_PASSWORD")
+    if value is None:
+        raise BadInputError("set GREPTIMEDB_PASSWORD or pass --db-password-file (or use --journal FILE)")
+    return value
+
+
+def database_config(
+    inv: Inventory | None,
+    host: str,
+    port: int,
+    user: str | None,
+    name: str | None,
+    table: str | None,
+    password_file: Path | None,
+) -> DatabaseConfig:
+    """Connection settings from flags, then the inventory, then the defaults (analyst, read-only)."""
+    return DatabaseConfig(
+        host=host,
+        port=port,
+        user=user or "analyst",
+        password=read_password(password_file),
+        database=name or (inv.server.database if inv else "vector"),
+        table=table or (inv.server.table if inv else "logs"),
+    )

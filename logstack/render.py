@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -47,11 +47,14 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class TemplateFile:
-    """A server file rendered from one template."""
+class FileSpec:
+    """One file a machine gets: where it goes, what makes it, who owns it, what it restarts.
+
+    `source` is a template (`*.j2`) or the name of a piece of PKI material (`ca`, `cert`, `key`).
+    """
 
     path: str
-    template: str
+    source: str
     owner: str = "root"
     group: str = "root"
     mode: int = 0o644
@@ -60,11 +63,14 @@ class TemplateFile:
     unit: bool = False
 
 
-SERVER_TEMPLATES: tuple[TemplateFile, ...] = (
-    TemplateFile(
+_DROPIN = "/etc/systemd/system/vector.service.d/10-logstack.conf"
+
+# Every file of every machine, in one table: the server's, then each host's.
+SERVER_FILES: tuple[FileSpec, ...] = (
+    FileSpec(
         "/etc/greptime/standalone.toml", "server/standalone.toml.j2", group="greptime", mode=0o640, service="greptime"
     ),
-    TemplateFile(
+    FileSpec(
         "/etc/greptime/users.conf",
         "server/users.conf.j2",
         group="greptime",
@@ -72,25 +78,30 @@ SERVER_TEMPLATES: tuple[TemplateFile, ...] = (
         service="greptime",
         secret=True,
     ),
-    TemplateFile("/etc/systemd/system/greptime.service", "server/greptime.service.j2", service="greptime", unit=True),
-    TemplateFile(
+    FileSpec("/etc/systemd/system/greptime.service", "server/greptime.service.j2", service="greptime", unit=True),
+    FileSpec(
         "/etc/vector/vector.yaml", "server/vector.yaml.j2", group="vector", mode=0o640, service="vector", secret=True
     ),
-    TemplateFile(
-        "/etc/systemd/system/vector.service.d/10-logstack.conf",
-        "common/vector-dropin.conf.j2",
-        service="vector",
-        unit=True,
-    ),
-    TemplateFile("/etc/logstack/schema.sql", "server/schema.sql.j2"),
-    TemplateFile("/etc/logstack/analyst.password", "server/analyst.password.j2", mode=0o600, secret=True),
-    TemplateFile("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
-    TemplateFile(
+    FileSpec(_DROPIN, "common/vector-dropin.conf.j2", service="vector", unit=True),
+    FileSpec("/etc/logstack/schema.sql", "server/schema.sql.j2"),
+    FileSpec("/etc/logstack/analyst.password", "server/analyst.password.j2", mode=0o600, secret=True),
+    FileSpec("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
+    FileSpec(
         "/etc/systemd/system/logstack-analyze.timer",
         "server/logstack-analyze.timer.j2",
         service="logstack-analyze.timer",
         unit=True,
     ),
+    FileSpec("/etc/vector/tls/ca.pem", "ca", group="vector", service="vector"),
+    FileSpec("/etc/vector/tls/server.pem", "cert", group="vector", service="vector"),
+    FileSpec("/etc/vector/tls/server.key", "key", group="vector", mode=0o640, service="vector", secret=True),
+)
+HOST_FILES: tuple[FileSpec, ...] = (
+    FileSpec("/etc/vector/vector.yaml", "host/vector.yaml.j2", group="vector", mode=0o640, service="vector"),
+    FileSpec(_DROPIN, "common/vector-dropin.conf.j2", service="vector", unit=True),
+    FileSpec("/etc/vector/tls/ca.pem", "ca", group="vector", service="vector"),
+    FileSpec("/etc/vector/tls/client.pem", "cert", group="vector", service="vector"),
+    FileSpec("/etc/vector/tls/client.key", "key", group="vector", mode=0o640, service="vector", secret=True),
 )
 
 
@@ -216,105 +227,70 @@ def render_site(
     """Render the server and host files. Without `secrets`/`include_keys` this is review mode."""
     if pki is None:
         pki = PKI.for_inventory(inventory)
-    ctx_base = {
-        "site": inventory.spec.site,
-        "server": inventory.server,
-        "senders": inventory.spec.senders,
-    }
-    files: list[RenderedFile] = []
+    base = {"site": inventory.spec.site, "server": inventory.server, "senders": inventory.spec.senders}
     ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
-    ca_pem = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
-
-    def add(
-        machine: str,
-        path: str,
-        content: str | bytes,
-        owner: str = "root",
-        group: str = "root",
-        mode: int = 0o644,
-        service: str | None = None,
-        secret: bool = False,
-        unit: bool = False,
-    ) -> None:
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        files.append(RenderedFile(machine, path, data, owner, group, mode, service, secret, unit))
-
-    render: Callable[..., str] = lambda name, **kw: _template(name).render(**ctx_base, **kw)  # noqa: E731
-
+    ca = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
+    files: list[RenderedFile] = []
     if server:
-        m = SERVER_MACHINE
-        server_ctx = {"passwords": _passwords(secrets), "columns": table_columns(inventory), "journal_reader": False}
-        for spec in SERVER_TEMPLATES:
-            add(
-                m,
-                spec.path,
-                render(spec.template, **server_ctx),
-                spec.owner,
-                spec.group,
-                spec.mode,
-                spec.service,
-                spec.secret,
-                spec.unit,
-            )
-        add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
-        add(
-            m,
-            "/etc/vector/tls/server.pem",
-            _pem_or_placeholder(pki.cert_pem(SERVER) if pki.exists() else None, "pki/server.pem"),
-            group="vector",
-            service="vector",
-        )
-        key = pki.key_pem(SERVER) if include_keys else None
-        add(
-            m,
-            "/etc/vector/tls/server.key",
-            key if key is not None else placeholder("pki/server.key") + "\n",
-            group="vector",
-            mode=0o640,
-            service="vector",
-            secret=True,
-        )
+        context = {
+            **base,
+            "passwords": _passwords(secrets),
+            "columns": table_columns(inventory),
+            "journal_reader": False,
+        }
+        material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
+        files += _render_machine(SERVER_MACHINE, SERVER_FILES, context, material)
         if inventory.server.firewall:
             files.extend(firewall_files(inventory, pki))
-
-    host_template = _template("host/vector.yaml.j2")
-    dropin = render("common/vector-dropin.conf.j2", journal_reader=True)
-    filter_source = filter_vrl(
-        list(inventory.spec.senders.identifiers), inventory.spec.senders.forward_suppression_notices
-    )
-    idents = journal_identifiers(inventory)
+    senders = inventory.spec.senders
+    shared = {
+        **base,
+        "journal_reader": True,
+        "journal_identifiers": journal_identifiers(inventory),
+        "filter_vrl": filter_vrl(list(senders.identifiers), senders.forward_suppression_notices),
+        "heartbeat_vrl": HEARTBEAT_VRL,
+    }
     for host in inventory.hosts if hosts is None else hosts:
-        m = f"hosts/{host.name}"
-        config = host_template.render(
-            **ctx_base,
-            host=host,
-            journal_identifiers=idents,
-            filter_vrl=filter_source,
-            identity_vrl=identity_vrl(host),
-            heartbeat_vrl=HEARTBEAT_VRL,
-        )
-        add(m, "/etc/vector/vector.yaml", config, group="vector", mode=0o640, service="vector")
-        add(m, "/etc/systemd/system/vector.service.d/10-logstack.conf", dropin, service="vector", unit=True)
-        add(m, "/etc/vector/tls/ca.pem", ca_pem, group="vector", service="vector")
-        cert = pki.cert_pem(host.name) if pki.exists() else None
-        add(
-            m,
-            "/etc/vector/tls/client.pem",
-            _pem_or_placeholder(cert, f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"),
-            group="vector",
-            service="vector",
-        )
-        key = pki.key_pem(host.name) if include_keys else None
-        add(
-            m,
-            "/etc/vector/tls/client.key",
-            key if key is not None else placeholder(f"pki/hosts/{host.name}.key") + "\n",
-            group="vector",
-            mode=0o640,
-            service="vector",
-            secret=True,
-        )
+        context = {**shared, "host": host, "identity_vrl": identity_vrl(host)}
+        where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
+        material = _material(pki, host.name, where, include_keys, ca)
+        files += _render_machine(f"hosts/{host.name}", HOST_FILES, context, material)
     return files
+
+
+def _material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:
+    """The PKI pieces of one machine: CA bundle, certificate, key (or placeholders in review mode)."""
+    key = pki.key_pem(name) if include_keys else None
+    key_where = "pki/server.key" if name == SERVER else f"pki/hosts/{name}.key"
+    return {
+        "ca": ca,
+        "cert": _pem_or_placeholder(pki.cert_pem(name) if pki.exists() else None, where),
+        "key": key if key is not None else (placeholder(key_where) + "\n").encode(),
+    }
+
+
+def _render_machine(
+    machine: str, specs: tuple[FileSpec, ...], context: dict[str, Any], material: dict[str, bytes]
+) -> list[RenderedFile]:
+    """Every file of one machine, from its table."""
+    return [
+        RenderedFile(
+            machine,
+            spec.path,
+            _render(spec.source, context) if spec.source.endswith(".j2") else material[spec.source],
+            spec.owner,
+            spec.group,
+            spec.mode,
+            spec.service,
+            spec.secret,
+            spec.unit,
+        )
+        for spec in specs
+    ]
+
+
+def _render(template: str, context: dict[str, Any]) -> bytes:
+    return _template(template).render(**context).encode("utf-8")
 
 
 def enrolled_addresses(inventory: Inventory, pki: PKI) -> tuple[list[str], list[str]]:

@@ -95,45 +95,6 @@ def build_report(
         data.per_day[day] = [0, 0]
     builder = EventBuilder(settings)
     heartbeats: dict[str, list[int]] = defaultdict(list)
-
-    def take(event: Event) -> None:
-        if not since <= event.start < until:
-            return
-        data.events += 1
-        day = _day(event.start)
-        for host in event.host.split(", "):
-            data.heat[(host, day)] += 1
-            data.coverage.setdefault(host, HostCoverage()).events += 1
-        if "forged" in event.flags:
-            # A line that lies about its program proves nothing about logins: listed, not counted.
-            data.forged.append(event)
-            return
-        if event.type == "ssh_login" or event.type == "console_login":
-            who = (event.user or "?", event.host)
-            if event.outcome == "success":
-                data.logins_ok[who] += 1
-                data.per_day.setdefault(day, [0, 0])[0] += 1
-            else:
-                data.logins_failed[who] += 1
-                data.per_day.setdefault(day, [0, 0])[1] += 1
-                if event.source_ip:
-                    data.failed_sources[event.source_ip] += 1
-        elif event.type == "brute_force":
-            data.brute_force.append(event)
-        elif event.type in ("sudo", "su", "polkit"):
-            data.privilege.append(event)
-        elif event.type == "account_change":
-            data.account_changes.append(event)
-        elif event.type == "account_lockout":
-            data.lockouts.append(event)
-        elif event.type == "log_gap":
-            cov = data.coverage.setdefault(event.host, HostCoverage())
-            cov.suppression_notices += 1
-            for line in event.lines:
-                words = line.message.split()
-                if len(words) > 1 and words[1].isascii() and words[1].isdigit() and len(words[1]) <= 12:
-                    cov.suppressed += int(words[1])
-
     for line in lines:
         host = line.host
         if line.ident == HEARTBEAT_IDENTIFIER:
@@ -145,22 +106,70 @@ def build_report(
             cov.first = line.ts if cov.first is None else min(cov.first, line.ts)
             cov.last = line.ts if cov.last is None else max(cov.last, line.ts)
         for event in builder.feed(line):
-            take(event)
+            _count(data, event)
     for event in builder.finish():
-        take(event)
-
-    data.heartbeat_source = bool(heartbeats)
-    if data.heartbeat_source:
-        for host, cov in data.coverage.items():
-            beats = sorted(heartbeats.get(host, []))
-            cov.heartbeats = len(beats)
-            cov.last_heartbeat = beats[-1] if beats else None
-            previous = since
-            for beat in [*beats, until]:
-                if beat - previous > silence:
-                    cov.gaps.append((previous, beat))
-                previous = beat
+        _count(data, event)
+    _coverage(data, heartbeats)
     return data
+
+
+def _count(data: ReportData, event: Event) -> None:
+    """One event of the period into the report's tables."""
+    if not data.since <= event.start < data.until:
+        return
+    data.events += 1
+    day = _day(event.start)
+    for host in event.host.split(", "):
+        data.heat[(host, day)] += 1
+        data.coverage.setdefault(host, HostCoverage()).events += 1
+    if "forged" in event.flags:
+        # A line that lies about its program proves nothing about logins: listed, not counted.
+        data.forged.append(event)
+    elif event.type == "ssh_login" or event.type == "console_login":
+        who = (event.user or "?", event.host)
+        success = event.outcome == "success"
+        (data.logins_ok if success else data.logins_failed)[who] += 1
+        data.per_day.setdefault(day, [0, 0])[0 if success else 1] += 1
+        if not success and event.source_ip:
+            data.failed_sources[event.source_ip] += 1
+    elif event.type == "log_gap":
+        cov = data.coverage.setdefault(event.host, HostCoverage())
+        cov.suppression_notices += 1
+        for line in event.lines:
+            words = line.message.split()
+            if len(words) > 1 and words[1].isascii() and words[1].isdigit() and len(words[1]) <= 12:
+                cov.suppressed += int(words[1])
+    else:
+        listed = _LISTS.get(event.type)
+        if listed is not None:
+            getattr(data, listed).append(event)
+
+
+# Event types the report lists as they are, by the ReportData list that holds them.
+_LISTS = {
+    "brute_force": "brute_force",
+    "sudo": "privilege",
+    "su": "privilege",
+    "polkit": "privilege",
+    "account_change": "account_changes",
+    "account_lockout": "lockouts",
+}
+
+
+def _coverage(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
+    """Heartbeat counts and the gaps longer than `silence` per host."""
+    data.heartbeat_source = bool(heartbeats)
+    if not data.heartbeat_source:
+        return
+    for host, cov in data.coverage.items():
+        beats = sorted(heartbeats.get(host, []))
+        cov.heartbeats = len(beats)
+        cov.last_heartbeat = beats[-1] if beats else None
+        previous = data.since
+        for beat in [*beats, data.until]:
+            if beat - previous > data.silence:
+                cov.gaps.append((previous, beat))
+            previous = beat
 
 
 # -- charts -----------------------------------------------------------------------------------------

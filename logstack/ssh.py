@@ -194,6 +194,30 @@ def _load_host_keys(client: paramiko.SSHClient, known_hosts: Path) -> None:
             raise HostKeyError(f"{known_hosts}: unreadable known_hosts file: {exc}") from None
 
 
+def _connect_jump(
+    target: Target, params: dict[str, Any], known_hosts: Path, accept_new: bool, timeout: float, retries: int
+) -> Connection:
+    """The connection to the first ProxyJump hop."""
+    user, host, port = parse_jump(str(params["proxy_jump"]), target.name)
+    # The bastion gets the target's identity unless ~/.ssh/config names one for it.
+    jump = Target(
+        name=f"{target.name} (jump {host})",
+        address=host,
+        port=port,
+        user=user,
+        key=target.key or (params["key_filenames"][0] if params["key_filenames"] else None),
+    )
+    return connect(jump, known_hosts, accept_new, timeout, retries)
+
+
+def _changed_key(target: Target, exc: paramiko.BadHostKeyException, known_hosts: Path) -> HostKeyError:
+    return HostKeyError(
+        f"{target.name}: HOST KEY CHANGED for {exc.hostname}: expected {fingerprint(exc.expected_key)}, "
+        f"got {fingerprint(exc.key)}. Refusing to connect: this may be an attack. If the host was "
+        f"reinstalled, remove its line from {known_hosts} and run `logstack trust-host {target.name}`"
+    )
+
+
 def connect(
     target: Target,
     known_hosts: Path,
@@ -206,16 +230,7 @@ def connect(
     jump_client: paramiko.SSHClient | None = None
     sock: Any = None
     if params["proxy_jump"]:
-        user, host, port = parse_jump(str(params["proxy_jump"]), target.name)
-        # The bastion gets the target's identity unless ~/.ssh/config names one for it.
-        jump = Target(
-            name=f"{target.name} (jump {host})",
-            address=host,
-            port=port,
-            user=user,
-            key=target.key or (params["key_filenames"][0] if params["key_filenames"] else None),
-        )
-        jump_conn = connect(jump, known_hosts, accept_new, timeout, retries)
+        jump_conn = _connect_jump(target, params, known_hosts, accept_new, timeout, retries)
         jump_client = jump_conn.client
         sock = jump_conn.open_forward(params["hostname"], params["port"], timeout)
     last: Exception | None = None
@@ -239,11 +254,7 @@ def connect(
             return Connection(target, client, jump_client, params["username"])
         except paramiko.BadHostKeyException as exc:
             client.close()
-            raise HostKeyError(
-                f"{target.name}: HOST KEY CHANGED for {exc.hostname}: expected {fingerprint(exc.expected_key)}, "
-                f"got {fingerprint(exc.key)}. Refusing to connect: this may be an attack. If the host was "
-                f"reinstalled, remove its line from {known_hosts} and run `logstack trust-host {target.name}`"
-            ) from None
+            raise _changed_key(target, exc, known_hosts) from None
         except LogstackError:
             client.close()
             raise

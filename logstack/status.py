@@ -13,12 +13,12 @@ from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward
-from logstack.inventory import Inventory
+from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.shell import shell_command
-from logstack.ssh import connect
+from logstack.ssh import Connection, connect
 from logstack.targets import known_hosts_path, server_target
 
 
@@ -128,65 +128,90 @@ def check_status(
 ) -> StatusReport:
     """Check hosts (heartbeats, certificates) and the server (GreptimeDB, Vector's TLS port, disk)."""
     now = dt.datetime.now(dt.UTC)
-    now_us = to_micros(now)
     pki = PKI.for_inventory(inventory)
     secrets = load_secrets(secrets_path(inventory.site_dir))
     server = ServerStatus(certificate_days_left=_days_left(pki, SERVER, now))
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
-        api = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst"))
-        try:
-            status, _ = api.request("GET", "/health")
-            server.greptimedb = "ok" if status == 200 else f"HTTP {status}"
-        except RuntimeFailure as exc:
-            server.greptimedb = f"failed: {exc}"
-        df = 'df -P -B1 -- "$1" 2>/dev/null || df -P -B1 /'
-        _, out, _ = conn.run(shell_command(df, inventory.server.data_dir), check=False)
-        free = _df_free(out.decode(errors="replace"))
-        if free is not None:
-            total, available = free
-            server.data_dir_free_bytes = available
-            server.data_dir_free_percent = round(100 * available / total, 1) if total else None
+        _check_server(conn, inventory, server, secrets.db_password("analyst"))
         forward = PortForward(conn, "127.0.0.1", db_port)
         try:
-            config = DatabaseConfig(
-                host="127.0.0.1",
-                port=forward.local_port,
-                user="analyst",
-                password=secrets.db_password("analyst"),
-                database=inventory.server.database,
-                table=inventory.server.table,
-            )
+            config = database_settings(inventory, forward.local_port, secrets.db_password("analyst"))
             heartbeats, events = _last_seen(config, now - dt.timedelta(days=1))
         finally:
             forward.close()
     server.vector_tls = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else "no CA"
-    if server.greptimedb != "ok":
-        server.problems.append(f"GreptimeDB /health {server.greptimedb}")
-    if not server.vector_tls.startswith("ok"):
-        server.problems.append(f"Vector TLS port {server.vector_tls}")
-    if server.data_dir_free_percent is not None and server.data_dir_free_percent < 10:
-        server.problems.append(f"only {server.data_dir_free_percent}% free in {inventory.server.data_dir}")
-    if server.certificate_days_left is None or server.certificate_days_left <= cert_window.days:
-        server.problems.append(f"server certificate: {server.certificate_days_left} days left")
+    server.problems = _server_problems(server, inventory, cert_window)
+    hosts = [_host_status(host, pki, now, heartbeats, events, silence, cert_window) for host in inventory.hosts]
+    return StatusReport(checked_at=iso(to_micros(now)), hosts=hosts, server=server)
 
-    hosts = []
-    for host in inventory.hosts:
-        days = _days_left(pki, host.name, now)
-        beat = heartbeats.get(host.name)
-        item = HostStatus(
-            name=host.name,
-            enrolled=days is not None and host.name not in pki.registry.revoked_hosts,
-            certificate_days_left=days,
-            last_heartbeat=iso(beat) if beat else None,
-            heartbeat_age_seconds=(now_us - beat) // SECOND if beat else None,
-            last_event=iso(events[host.name]) if host.name in events else None,
-        )
-        if not item.enrolled:
-            item.problems.append("not enrolled")
-        elif days is not None and days <= cert_window.days:
-            item.problems.append(f"certificate expires in {days} days")
-        if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * SECOND):
-            age = "no heartbeat for 24 h" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
-            item.problems.append(age)
-        hosts.append(item)
-    return StatusReport(checked_at=iso(now_us), hosts=hosts, server=server)
+
+def database_settings(inventory: Inventory, port: int, password: str) -> DatabaseConfig:
+    """The site's database, as `analyst`, through a local forward on `port`."""
+    return DatabaseConfig(
+        host="127.0.0.1",
+        port=port,
+        user="analyst",
+        password=password,
+        database=inventory.server.database,
+        table=inventory.server.table,
+    )
+
+
+def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, password: str) -> None:
+    """GreptimeDB's /health and the data directory's free space, over the SSH connection."""
+    api = GreptimeHTTP(conn, "analyst", password)
+    try:
+        status, _ = api.request("GET", "/health")
+        server.greptimedb = "ok" if status == 200 else f"HTTP {status}"
+    except RuntimeFailure as exc:
+        server.greptimedb = f"failed: {exc}"
+    df = 'df -P -B1 -- "$1" 2>/dev/null || df -P -B1 /'
+    _, out, _ = conn.run(shell_command(df, inventory.server.data_dir), check=False)
+    free = _df_free(out.decode(errors="replace"))
+    if free is not None:
+        total, available = free
+        server.data_dir_free_bytes = available
+        server.data_dir_free_percent = round(100 * available / total, 1) if total else None
+
+
+def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt.timedelta) -> list[str]:
+    problems = []
+    if server.greptimedb != "ok":
+        problems.append(f"GreptimeDB /health {server.greptimedb}")
+    if not server.vector_tls.startswith("ok"):
+        problems.append(f"Vector TLS port {server.vector_tls}")
+    if server.data_dir_free_percent is not None and server.data_dir_free_percent < 10:
+        problems.append(f"only {server.data_dir_free_percent}% free in {inventory.server.data_dir}")
+    if server.certificate_days_left is None or server.certificate_days_left <= cert_window.days:
+        problems.append(f"server certificate: {server.certificate_days_left} days left")
+    return problems
+
+
+def _host_status(
+    host: Host,
+    pki: PKI,
+    now: dt.datetime,
+    heartbeats: dict[str, int],
+    events: dict[str, int],
+    silence: dt.timedelta,
+    cert_window: dt.timedelta,
+) -> HostStatus:
+    now_us = to_micros(now)
+    days = _days_left(pki, host.name, now)
+    beat = heartbeats.get(host.name)
+    item = HostStatus(
+        name=host.name,
+        enrolled=days is not None and host.name not in pki.registry.revoked_hosts,
+        certificate_days_left=days,
+        last_heartbeat=iso(beat) if beat else None,
+        heartbeat_age_seconds=(now_us - beat) // SECOND if beat else None,
+        last_event=iso(events[host.name]) if host.name in events else None,
+    )
+    if not item.enrolled:
+        item.problems.append("not enrolled")
+    elif days is not None and days <= cert_window.days:
+        item.problems.append(f"certificate expires in {days} days")
+    if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * SECOND):
+        age = "no heartbeat for 24 h" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
+        item.problems.append(age)
+    return item

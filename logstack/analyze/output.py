@@ -7,7 +7,7 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
-from logstack.analyze.events import Event
+from logstack.analyze.event import Event
 from logstack.clock import iso
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.

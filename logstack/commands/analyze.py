@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,25 +20,16 @@ from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.clock import duration_micros, parse_since
 from logstack.errors import BadInputError
 from logstack.exit_codes import ExitStatus
-from logstack.greptime import DatabaseConfig
+from logstack.greptime import database_config
 
 if TYPE_CHECKING:
+    from logstack.analyze.records import Line
     from logstack.inventory import Inventory
+
+    Source = Callable[[int | None, int | None], Iterator[Line]]
 
 FORMATS = ("text", "json", "jsonl")
 LEVELS = ("never", "info", "failure", "alert")
-
-
-def _password(password_file: Path | None) -> str:
-    if password_file is not None:
-        try:
-            return password_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise BadInputError(f"{password_file}: cannot read password file: {exc.strerror}") from None
-    value = os.environ.get("GREPTIMEDB_PASSWORD")
-    if value is None:
-        raise BadInputError("set GREPTIMEDB_PASSWORD or pass --db-password-file (or use --journal FILE)")
-    return value
 
 
 def analyze(
@@ -89,16 +80,7 @@ def analyze(
     gc.set_threshold(200_000, 50, 50)
     now = time.time_ns() // 1000
     if journal is not None:
-        path = journal
-        # An export holds every program's lines; read those the senders would forward.
-        selection = Selection.of(inv)
-
-        def source(start: int | None, end: int | None):  # type: ignore[no-untyped-def]
-            for line in journal_lines(path, options.since, selection):
-                if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
-                    yield line
-
-        result = run_analysis(source, options, writer.write, now)
+        result = run_analysis(_journal_source(journal, options.since, inv), options, writer.write, now)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config) as db:
@@ -109,24 +91,17 @@ def analyze(
         raise typer.Exit(ExitStatus.FINDINGS)
 
 
-def database_config(
-    inv: Inventory | None,
-    host: str,
-    port: int,
-    user: str | None,
-    name: str | None,
-    table: str | None,
-    password_file: Path | None,
-) -> DatabaseConfig:
-    """Connection settings from flags, then the inventory, then the defaults (analyst, read-only)."""
-    return DatabaseConfig(
-        host=host,
-        port=port,
-        user=user or "analyst",
-        password=_password(password_file),
-        database=name or (inv.server.database if inv else "vector"),
-        table=table or (inv.server.table if inv else "logs"),
-    )
+def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Source:
+    """Lines of an export, as the database source gives them: by a window of arrival times."""
+    # An export holds every program's lines; read those the senders would forward.
+    selection = Selection.of(inv)
+
+    def source(start: int | None, end: int | None) -> Iterator[Line]:
+        for line in journal_lines(path, since, selection):
+            if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
+                yield line
+
+    return source
 
 
 def _source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:

@@ -11,9 +11,9 @@ import typer
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.clock import HOUR, duration_micros, parse_since
-from logstack.commands.analyze import database_config
 from logstack.errors import BadInputError
 from logstack.fsutil import atomic_write
+from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.pki.service import list_certificates
 from logstack.report import build_report, render_html, render_markdown

@@ -1,0 +1,330 @@
+"""One event from a group of lines: its type decided by a table, its fields merged from the lines' facts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from logstack.analyze.classify import SSH_IDENTIFIERS, Fact, is_forged
+from logstack.analyze.kinds import EventType, FactKind
+from logstack.analyze.records import Line
+from logstack.clock import SECOND, iso
+
+# Lines of one host repeat the same (identifier, _COMM, _EXE) triple.
+_forged = lru_cache(maxsize=4096)(is_forged)
+
+SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
+_ALERT_TYPES = frozenset({EventType.BRUTE_FORCE.value, EventType.ACCOUNT_LOCKOUT.value, EventType.LOG_GAP.value})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables of event building."""
+
+    gap: int = 180 * SECOND  # lines further apart than this start a new event
+    brute_force_count: int = 8
+    brute_force_window: int = 120 * SECOND
+
+
+@dataclass
+class Event:
+    """One security event, as reported."""
+
+    id: str
+    type: str
+    outcome: str
+    host: str
+    machine_id: str | None
+    boot_id: str | None
+    pids: list[str]
+    start: int
+    end: int
+    user: str | None = None
+    target_user: str | None = None
+    source_ip: str | None = None
+    source_port: int | None = None
+    method: str | None = None
+    command: str | None = None
+    flags: list[str] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)
+    reason: str | None = None
+    first_arrival: int = 0
+    last_arrival: int = 0
+    first_key: str = ""
+    known: bool = False  # every line belongs to an event reported by an earlier run
+    attempts: int = 0  # failed authentication attempts (one connection may make several)
+    ssh: bool = False  # has a line of an SSH daemon
+
+    @property
+    def severity(self) -> str:
+        flags = self.flags
+        if self.type in _ALERT_TYPES or (flags and ("forged" in flags or "after_failures" in flags)):
+            return "alert"
+        if self.type == "sudo" and self.reason == "not in sudoers":
+            return "alert"
+        # an authentication program's line too long to read may hide a failure
+        return "failure" if self.outcome == "failure" or "truncated" in flags else "info"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "outcome": self.outcome,
+            "severity": self.severity,
+            "host": self.host,
+            "machine_id": self.machine_id,
+            "boot_id": self.boot_id,
+            "pids": self.pids,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "user": self.user,
+            "target_user": self.target_user,
+            "source_ip": self.source_ip,
+            "source_port": self.source_port,
+            "method": self.method,
+            "command": self.command,
+            "reason": self.reason,
+            "flags": self.flags,
+            "lines": [
+                {"ts": iso(line.ts), "identifier": line.ident, "pid": line.pid or None, "message": line.message}
+                for line in self.lines
+            ],
+        }
+
+
+class Group:
+    __slots__ = ("facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
+
+    def __init__(self, line: Line, fact: Fact) -> None:
+        self.lines: list[Line] = [line]
+        self.facts: list[Fact] = [fact]
+        self.last_ts = line.ts
+        self.first_arrival = line.arrival
+        self.last_arrival = line.arrival
+        self.own = fact.own_event
+        self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
+
+    def add(self, line: Line, fact: Fact) -> None:
+        prev = self.lines[-1]
+        if line.ts < prev.ts or (line.ts == prev.ts and line.key < prev.key):
+            self.ordered = False
+        self.lines.append(line)
+        self.facts.append(fact)
+        if line.ts > self.last_ts:
+            self.last_ts = line.ts
+        if line.arrival < self.first_arrival:
+            self.first_arrival = line.arrival
+        elif line.arrival > self.last_arrival:
+            self.last_arrival = line.arrival
+
+
+def event_id(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode(errors="replace")).hexdigest()[:20]
+
+
+def _pid_order(pid: str) -> tuple[int, str]:
+    return (len(pid), pid)
+
+
+def _kinds(*kinds: FactKind) -> frozenset[str]:
+    return frozenset(k.value for k in kinds)
+
+
+@dataclass(frozen=True)
+class TypeRule:
+    """A group of lines is of `type` when it has one of `kinds`, or a PAM line of one of `services`, or
+    `kind_and_service` together (all on an SSH daemon's lines when `ssh`), and none of `unless`.
+    Its outcome is failure when it has one of `failure_kinds` (success otherwise), or else `outcome`."""
+
+    type: EventType
+    kinds: frozenset[str] = frozenset()
+    services: frozenset[str] = frozenset()
+    kind_and_service: tuple[str, str] | None = None
+    ssh: bool = False
+    unless: frozenset[str] = frozenset()
+    failure_kinds: frozenset[str] | None = None
+    outcome: str = "info"
+
+    def matches(self, kinds: set[str], services: set[str], ssh: bool) -> bool:
+        if self.ssh and not ssh:
+            return False
+        hit = not kinds.isdisjoint(self.kinds) or not services.isdisjoint(self.services)
+        if not hit and self.kind_and_service is not None:
+            hit = self.kind_and_service[0] in kinds and self.kind_and_service[1] in services
+        return hit and kinds.isdisjoint(self.unless)
+
+
+K = FactKind
+_PAM_SESSION = _kinds(K.SESSION_OPEN, K.SESSION_CLOSE)
+
+# First match wins: the order is the precedence of what a group of lines is.
+TYPE_RULES: tuple[TypeRule, ...] = (
+    TypeRule(EventType.LOG_GAP, _kinds(K.LOG_GAP)),
+    TypeRule(EventType.ACCOUNT_LOCKOUT, _kinds(K.LOCKOUT), outcome="failure"),
+    TypeRule(EventType.ACCOUNT_CHANGE, _kinds(K.ACCOUNT), outcome="success"),
+    TypeRule(EventType.POLKIT, _kinds(K.POLKIT_OK, K.POLKIT_FAIL), failure_kinds=_kinds(K.POLKIT_FAIL)),
+    TypeRule(EventType.SSH_LOGIN, _kinds(K.SSH_ACCEPT), ssh=True, outcome="success"),
+    TypeRule(
+        EventType.SSH_LOGIN,
+        _kinds(K.SSH_FAIL, K.SSH_INVALID),
+        kind_and_service=(K.AUTH_FAILURE.value, "sshd"),
+        ssh=True,
+        outcome="failure",
+    ),
+    TypeRule(
+        EventType.SUDO,
+        _kinds(K.SUDO_CMD, K.SUDO_FAIL),
+        frozenset({"sudo", "sudo-i"}),
+        failure_kinds=_kinds(K.SUDO_FAIL, K.AUTH_FAILURE),
+    ),
+    TypeRule(
+        EventType.SU,
+        _kinds(K.SU_OK, K.SU_FAIL),
+        frozenset({"su", "su-l", "runuser", "runuser-l"}),
+        failure_kinds=_kinds(K.SU_FAIL, K.AUTH_FAILURE),
+    ),
+    TypeRule(
+        EventType.CONSOLE_LOGIN,
+        _kinds(K.CONSOLE_OK, K.CONSOLE_FAIL),
+        frozenset({"login"}),
+        failure_kinds=_kinds(K.CONSOLE_FAIL, K.AUTH_FAILURE),
+    ),
+    TypeRule(
+        EventType.SSH_PREAUTH, _kinds(K.SSH_PREAUTH, K.SSH_DISCONNECT, K.SSH_CONNECT), ssh=True, unless=_PAM_SESSION
+    ),
+    TypeRule(EventType.SESSION, _kinds(K.SESSION_OPEN, K.SESSION_CLOSE, K.LOGIND)),
+)
+
+
+def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str]:
+    """(type, outcome) of a group with these fact kinds and PAM services, by the first matching rule."""
+    for rule in TYPE_RULES:
+        if rule.matches(kinds, services, ssh):
+            if rule.failure_kinds is not None:
+                return rule.type.value, "failure" if not kinds.isdisjoint(rule.failure_kinds) else "success"
+            return rule.type.value, rule.outcome
+    return EventType.OTHER.value, "info"
+
+
+# PAM lines only fill gaps the program's own statement left; they name the account in target_user.
+_SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
+_REASON_KINDS = _kinds(K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND)
+_PAM_USER_TYPES = frozenset({EventType.SSH_LOGIN.value, EventType.SESSION.value, EventType.CONSOLE_LOGIN.value})
+_PAM_NAMES_USER = _kinds(K.SESSION_OPEN, K.AUTH_FAILURE)
+
+
+@dataclass
+class Fields:
+    """What the facts of one event say about it, merged."""
+
+    user: str | None = None
+    target_user: str | None = None
+    source_ip: str | None = None
+    source_port: int | None = None
+    method: str | None = None
+    reason: str | None = None
+    invalid_user: bool = False
+
+
+def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fields:
+    """The program's own statement names user and target best; PAM lines only fill gaps
+    (pam's `user=` is the target for su but the invoking user for sudo)."""
+    secondary = [f for f in facts if f.kind in _SECONDARY_KINDS]
+    ranked = [f for f in facts if f.kind not in _SECONDARY_KINDS] + secondary if secondary else facts
+    out = Fields()
+    pam_names_user = etype in _PAM_USER_TYPES
+    for fact in ranked:
+        kind = fact.kind
+        if fact.invalid_user:
+            out.invalid_user = True
+        if pam_names_user and kind in _PAM_NAMES_USER:
+            out.user = out.user or fact.target_user
+        elif kind == "account":
+            out.target_user = out.target_user or fact.target_user
+            out.user = out.user or fact.user
+        else:
+            out.user = out.user or fact.user
+            out.target_user = out.target_user or fact.target_user
+        out.source_ip = out.source_ip or fact.source_ip
+        out.source_port = out.source_port or fact.source_port
+        out.method = out.method or fact.method
+        if kind in _REASON_KINDS or (kind == "ssh_preauth" and etype == "ssh_preauth"):
+            out.reason = out.reason or fact.reason
+    if etype in ("console_login", "su", "sudo") and out.user is None:
+        out.user = next((f.user for f in facts if f.user), None)
+    if etype == "console_login":
+        out.user = out.user or next((f.target_user for f in facts if f.target_user), None)
+    if etype == "account_change" and out.user is None:
+        uid = next((ln.loginuid for ln in lines if ln.loginuid and ln.loginuid != "4294967295"), None)
+        if uid is not None:
+            out.user = f"uid={uid}"
+    return out
+
+
+def _flags(lines: list[Line], facts: list[Fact], invalid_user: bool) -> list[str]:
+    flags: list[str] = []  # kept sorted: "forged" < "invalid_user" < "truncated"
+    for ln in lines:
+        if _forged(ln.ident, ln.comm, ln.exe):
+            flags.append("forged")
+            break
+    if invalid_user:
+        flags.append("invalid_user")
+    if any(f.truncated for f in facts):
+        flags.append("truncated")
+    return flags
+
+
+def build_event(group: Group) -> Event:
+    """The event a closed group of lines makes."""
+    lines, facts = group.lines, group.facts
+    if not group.ordered:
+        pairs = sorted(zip(lines, facts, strict=True), key=lambda p: (p[0].ts, p[0].key))
+        lines = [line for line, _ in pairs]
+        facts = [fact for _, fact in pairs]
+    first = lines[0]
+    kinds: set[str] = set()
+    services: set[str] = set()
+    for f in facts:
+        kinds.add(f.kind)
+        if f.service:
+            services.add(f.service)
+    ssh = False
+    pids: set[str] = set()
+    for ln in lines:
+        if ln.ident in SSH_IDENTIFIERS:
+            ssh = True
+        if ln.pid:
+            pids.add(ln.pid)
+    etype, outcome = event_type(kinds, services, ssh)
+    fields = merge_fields(etype, facts, lines)
+    commands = [f.command for f in facts if f.command]
+    attempts = 0
+    if etype == "ssh_login" and outcome == "failure":
+        attempts = max(1, sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed "))))
+    return Event(
+        id=event_id(first.machine or first.host, first.boot, first.key),
+        type=etype,
+        outcome=outcome,
+        host=first.host,
+        machine_id=first.machine or None,
+        boot_id=first.boot or None,
+        pids=sorted(pids, key=_pid_order) if len(pids) > 1 else list(pids),
+        start=first.ts,
+        end=lines[-1].ts,  # sorted by time
+        user=fields.user,
+        target_user=fields.target_user,
+        source_ip=fields.source_ip,
+        source_port=fields.source_port,
+        method=fields.method,
+        command=" ".join(commands) if commands else None,
+        flags=_flags(lines, facts, fields.invalid_user),
+        lines=lines,
+        reason=fields.reason,
+        first_arrival=group.first_arrival,
+        last_arrival=group.last_arrival,
+        first_key=first.key,
+        attempts=attempts,
+        ssh=ssh,
+    )

@@ -1,0 +1,60 @@
+"""The vocabulary of analysis: what one line states (a fact kind) and what a group of lines is (an event type)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FactKind(StrEnum):
+    """What one journal line says, as the classifier reads it."""
+
+    SSH_ACCEPT = "ssh_accept"
+    SSH_FAIL = "ssh_fail"
+    SSH_INVALID = "ssh_invalid"
+    SSH_DISCONNECT = "ssh_disconnect"
+    SSH_PREAUTH = "ssh_preauth"
+    SSH_CONNECT = "ssh_connect"
+    SSH_INFO = "ssh_info"
+    SSH_OTHER = "ssh_other"
+    AUTH_FAILURE = "auth_failure"  # pam_unix/pam_sss ... authentication failure
+    SESSION_OPEN = "session_open"
+    SESSION_CLOSE = "session_close"
+    PAM_INFO = "pam_info"
+    LOCKOUT = "lockout"
+    SUDO_CMD = "sudo_cmd"
+    SUDO_FAIL = "sudo_fail"
+    SUDO_CONTINUED = "sudo_continued"
+    SUDO_OTHER = "sudo_other"
+    SU_OK = "su_ok"
+    SU_FAIL = "su_fail"
+    SU_OTHER = "su_other"
+    CONSOLE_OK = "console_ok"
+    CONSOLE_FAIL = "console_fail"
+    LOGIN_OTHER = "login_other"
+    LOGIND = "logind"
+    LOGIND_OTHER = "logind_other"
+    ACCOUNT = "account"
+    ACCOUNT_OTHER = "account_other"
+    POLKIT_OK = "polkit_ok"
+    POLKIT_FAIL = "polkit_fail"
+    POLKIT_OTHER = "polkit_other"
+    LOG_GAP = "log_gap"
+    JOURNALD_OTHER = "journald_other"
+    OTHER = "other"
+
+
+class EventType(StrEnum):
+    """What a group of lines is, as analysis reports it."""
+
+    SSH_LOGIN = "ssh_login"
+    SSH_PREAUTH = "ssh_preauth"
+    SUDO = "sudo"
+    SU = "su"
+    CONSOLE_LOGIN = "console_login"
+    SESSION = "session"
+    ACCOUNT_CHANGE = "account_change"
+    ACCOUNT_LOCKOUT = "account_lockout"
+    POLKIT = "polkit"
+    BRUTE_FORCE = "brute_force"
+    LOG_GAP = "log_gap"
+    OTHER = "other"
