@@ -97,7 +97,9 @@ def _existing_tree(out: Path) -> dict[str, bytes]:
         for dirpath, _dirs, names in os.walk(base):
             for name in names:
                 full = Path(dirpath) / name
-                found[full.relative_to(out).as_posix()] = full.read_bytes()
+                # a link or FIFO is never what a render wrote: it differs, and is not followed or read
+                content = full.read_bytes() if full.is_file() and not full.is_symlink() else b"\0not a file"
+                found[full.relative_to(out).as_posix()] = content
     return found
 
 
@@ -118,6 +120,7 @@ def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:
     """Compare `out` against a fresh render: added = would be written, removed = would be deleted."""
     if not out.is_dir():
         raise BadInputError(f"{out}: no such render directory")
+    _check_render_dir(out)
     want = review_tree(files)
     have = _existing_tree(out)
     return TreeDiff(
@@ -127,12 +130,23 @@ def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:
     )
 
 
-def write_tree(files: list[RenderedFile], out: Path) -> int:
-    """Write the review tree to `out`, replacing an earlier render; returns the number of files."""
-    if out.exists() and not out.is_dir():
+def _check_render_dir(out: Path) -> None:
+    """An earlier render is replaced only when it looks like one: no link leads the writes elsewhere."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise BadInputError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise BadInputError(f"{out}: not empty and not a logstack render (no {MANIFEST}); choose another -o")
+    for name in (MANIFEST, "server", "hosts"):
+        entry = out / name
+        wanted_dir = name != MANIFEST
+        if entry.is_symlink() or (entry.exists() and entry.is_dir() != wanted_dir):
+            kind = "a directory" if wanted_dir else "a file"
+            raise BadInputError(f"{entry}: not {kind} of a logstack render (a link or another kind); remove it")
+
+
+def write_tree(files: list[RenderedFile], out: Path) -> int:
+    """Write the review tree to `out`, replacing an earlier render; returns the number of files."""
+    _check_render_dir(out)
     tree = review_tree(files)
     for top in ("server", "hosts"):
         if (out / top).is_dir():

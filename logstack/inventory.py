@@ -19,7 +19,7 @@ Hostname = Annotated[str, AfterValidator(validation.hostname)]
 Address = Annotated[str, AfterValidator(validation.address)]
 IPAddress = Annotated[str, AfterValidator(validation.ip)]
 TTL = Annotated[str, AfterValidator(validation.ttl)]
-ManagedPath = Annotated[str, AfterValidator(validation.managed_path)]
+ManagedPath = Annotated[str, AfterValidator(validation.data_directory)]
 LocalPath = Annotated[str, AfterValidator(validation.local_path)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 IdentityValue = Annotated[Any, AfterValidator(validation.identity_text)]
@@ -70,15 +70,8 @@ class HostSpec(_Model):
 class AnalyzeSchedule(_Model):
     """The server-side timer that runs `logstack analyze --since-last-run`."""
 
-    on_calendar: str = "*:0/15"
+    on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "*:0/15"
     fail_on: Literal["never", "info", "failure", "alert"] = "alert"
-
-    @field_validator("on_calendar")
-    @classmethod
-    def _calendar(cls, value: str) -> str:
-        if not full(validation.CALENDAR_RE, value):
-            raise ValueError(f"{value!r} is not a systemd OnCalendar expression")
-        return value
 
 
 class ServerSpec(_Model):
@@ -97,7 +90,7 @@ class ServerSpec(_Model):
     table: str = "logs"
     ttl: TTL = "90d"
     data_dir: ManagedPath = "/var/lib/greptime"
-    buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 1073741824
+    buffer_max_bytes: Annotated[int, Field(ge=268435488, le=1 << 50, strict=True)] = 1073741824
     analyze: AnalyzeSchedule = AnalyzeSchedule()
     manage_packages: bool = True
     firewall: bool = False
@@ -134,7 +127,7 @@ class SenderSettings(_Model):
     identifiers: list[str] = list(DEFAULT_IDENTIFIERS)
     forward_suppression_notices: bool = True
     heartbeat_interval: Annotated[int, Field(ge=5, le=3600, strict=True)] = 60
-    buffer_max_bytes: Annotated[int, Field(ge=268435488)] = 536870912
+    buffer_max_bytes: Annotated[int, Field(ge=268435488, le=1 << 50, strict=True)] = 536870912
 
     @field_validator("identifiers")
     @classmethod

@@ -135,7 +135,11 @@ def make_plan(
             if f.service and f.service not in restart:
                 restart.append(f.service)
             reload = reload or f.unit
-    for service in owed or []:
+    # Only restarts this plan could owe are honoured: the record on the target is text anyone with
+    # write access there could have put anything in (an option such as --now, an unrelated unit).
+    ours = {f.service for f in files if f.service}
+    owed = [s for s in owed or [] if s == "daemon-reload" or s in ours]
+    for service in owed:
         if service == "daemon-reload":
             reload = True
         elif service not in restart:
@@ -145,7 +149,7 @@ def make_plan(
         for path, have in sorted((dirs or {}).items())
         if have.mode is not None and not directory_ok(have)
     ]
-    return Plan(target, changes, restart, reload, list(owed or []), dir_fixes)
+    return Plan(target, changes, restart, reload, owed, dir_fixes)
 
 
 def _q(value: str) -> str:

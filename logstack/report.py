@@ -16,11 +16,11 @@ from markupsafe import Markup
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.events import Event, EventBuilder, Settings
-from logstack.analyze.output import escape
 from logstack.analyze.records import Line
 from logstack.clock import iso
 from logstack.files import templates_dir
 from logstack.pki.service import CertView
+from logstack.terminal import escape
 
 DAY = 86_400_000_000
 

@@ -55,6 +55,10 @@ def load_secrets(path: Path) -> Secrets:
         st = path.stat()
     except FileNotFoundError:
         raise SecretsError(f"{path}: not found (run `logstack init` to create it)") from None
+    except OSError as exc:
+        raise SecretsError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read for ever
+        raise SecretsError(f"{path}: not a regular file")
     if stat.S_IMODE(st.st_mode) & 0o077:
         raise SecretsError(f"{path}: mode {stat.S_IMODE(st.st_mode):04o} is too open; run chmod 600 {path}")
     try:

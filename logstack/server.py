@@ -153,6 +153,19 @@ def ensure_vector(conn: Connection, no_install: bool) -> bool:
 _PREPARE_SCRIPT = r"""
 set -eu
 data=$1
+refuse() { echo "logstack: $1; the data directory $data is not created" >&2; exit 4; }
+# Every directory above the data directory must be root's and writable by root alone, and none a link:
+# otherwise a local user could swap a parent and have install -d hand another directory to greptime.
+[ ! -L "$data" ] || refuse "$data is a symbolic link"
+parent=${data%/*}
+while [ -n "$parent" ]; do
+    if [ -e "$parent" ]; then
+        [ ! -L "$parent" ] || refuse "$parent is a symbolic link"
+        [ "$(stat -c %u -- "$parent")" = 0 ] || refuse "$parent is not owned by root"
+        [ $((0$(stat -c %a -- "$parent") & 022)) = 0 ] || refuse "$parent is writable by others than root"
+    fi
+    parent=${parent%/*}
+done
 id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
     --home-dir "$data" --shell /usr/sbin/nologin greptime
 install -d -o greptime -g greptime -m 0750 -- "$data" "$data/wal" "$data/logs"

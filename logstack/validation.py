@@ -28,47 +28,9 @@ _INTERFACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 # whitespace as list separator) or TOML would read specially.
 _PATH_CHARS_RE = re.compile(r"[A-Za-z0-9._/@+-]+")
 
-# Directories whose contents belong to the system: never a data directory, never `install -d`'d.
-SYSTEM_DIRECTORIES = frozenset(
-    {
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/libx32",
-        "/media",
-        "/mnt",
-        "/opt",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/srv",
-        "/sys",
-        "/tmp",
-        "/usr",
-        "/usr/bin",
-        "/usr/lib",
-        "/usr/local",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/share",
-        "/var",
-        "/var/cache",
-        "/var/lib",
-        "/var/log",
-        "/var/run",
-        "/var/spool",
-        "/var/tmp",
-    }
-)
-# Virtual or volatile file systems: nothing of logstack's may live below them.
-_FORBIDDEN_ROOTS = ("/proc/", "/sys/", "/dev/", "/run/", "/tmp/", "/var/tmp/", "/boot/")
+# GreptimeDB's data directory is handed to the `greptime` user (install -d -o greptime) and made writable
+# in its unit: it must be a directory of its own below a root meant for data, never a system directory.
+DATA_ROOTS = ("/var/lib/", "/srv/", "/opt/", "/data/", "/mnt/", "/media/")
 
 
 def has_control(value: str) -> bool:
@@ -81,8 +43,9 @@ def full(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
 
 
-def managed_path(value: str) -> str:
-    """An absolute, normalised path for a unit, a TOML file and a shell line; never a system directory."""
+def data_directory(value: str) -> str:
+    """GreptimeDB's own data directory: absolute, normalised, plain characters, below a data root, named
+    for GreptimeDB (so that no system or other program's directory can be given to the `greptime` user)."""
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path")
     if not _PATH_CHARS_RE.fullmatch(value):
@@ -92,9 +55,10 @@ def managed_path(value: str) -> str:
         )
     if posixpath.normpath(value) != value or ".." in value.split("/") or value.startswith("//"):
         raise ValueError(f"{value!r} is not a normalised path (no '..', '.', '//' or trailing '/')")
-    if value in SYSTEM_DIRECTORIES or value.startswith(_FORBIDDEN_ROOTS):
+    if not value.startswith(DATA_ROOTS) or "greptime" not in value.rsplit("/", 1)[1].lower():
         raise ValueError(
-            f"{value!r} is a system directory (or lies on a volatile file system): use a directory of its own"
+            f"{value!r}: the data directory must be GreptimeDB's own, below {', '.join(DATA_ROOTS)} and "
+            "named for it (e.g. /var/lib/greptime, /srv/greptimedb): it is handed to the greptime user"
         )
     return value
 
@@ -123,9 +87,20 @@ _TTL_UNIT = (
     r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
     r"|months?|M|years?|y)"
 )
-_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,12}} *{_TTL_UNIT} *)+")
+_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,6}} *{_TTL_UNIT} *){{1,4}}")
 VERSION_RE = re.compile(r"v\d{1,4}\.\d{1,4}\.\d{1,4}")
-CALENDAR_RE = re.compile(r"[A-Za-z0-9*:/,.~ -]{1,100}")
+# systemd.time(7) calendar events: a shorthand, or [weekdays] [[year-]month-day] hour:minute[:second], each
+# field `*`, a number, a range `a..b`, a repetition `/n` or a comma list of these.
+_CAL_VALUE = r"\*|\d{1,4}(?:\.\.\d{1,4})?(?:/[1-9]\d{0,3})?"
+_CAL_FIELD = rf"(?:{_CAL_VALUE})(?:,(?:{_CAL_VALUE})){{0,15}}"
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_DAYS = rf"{_DAY}(?:\.\.{_DAY})?(?:,{_DAY}(?:\.\.{_DAY})?){{0,6}}"
+_DATE = rf"(?:{_CAL_FIELD}-)?{_CAL_FIELD}[-~]{_CAL_FIELD}"
+_TIME = rf"{_CAL_FIELD}:{_CAL_FIELD}(?::{_CAL_FIELD})?"
+CALENDAR_RE = re.compile(
+    rf"minutely|hourly|daily|weekly|monthly|yearly|annually|quarterly|semiannually"
+    rf"|(?:{_DAYS} )?(?:{_DATE} )?{_TIME}|{_DAYS} {_DATE}"
+)
 SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 SERVICE_MANAGER_RE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
@@ -170,10 +145,38 @@ def address(value: str) -> str:
 
 
 def ip(value: str) -> str:
+    """An IP address without a scope id (Vector's listen address and certificate SANs take none)."""
+    if isinstance(value, str) and "%" in value:
+        raise ValueError(f"{value!r}: no scope id here (an address to listen on or to certify)")
     try:
         return ip_address(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a valid IP address") from None
+
+
+_CAL_BOUNDS = {"year": (1970, 2199), "month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59)}
+
+
+def calendar(value: str) -> str:
+    """A systemd OnCalendar expression whose every number is in its field's range."""
+    if not isinstance(value, str) or not CALENDAR_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. '*:0/15', 'Mon..Fri 08:00')")
+    parts = value.split(" ")
+    fields: list[tuple[str, str]] = []
+    if ":" in parts[-1]:
+        time = parts[-1].split(":")
+        fields += [("hour", time[0]), ("minute", time[1])] + [("minute", f) for f in time[2:]]
+    date = next((p for p in parts if "-" in p or "~" in p), None)
+    if date is not None:
+        pieces = re.split(r"[-~]", date)
+        names = ["year", "month", "day"][-len(pieces) :]
+        fields += list(zip(names, pieces, strict=True))
+    for name, field in fields:
+        low, high = _CAL_BOUNDS[name]
+        for number in re.findall(r"(?<![/\d])\d+", field):  # repetition steps after '/' are not values
+            if not low <= int(number) <= high:
+                raise ValueError(f"{value!r}: {number} is not a {name} ({low}-{high})")
+    return value
 
 
 def ttl(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ Path_ = tuple[str | int, ...]
 # digits (Python refuses to convert longer ones, and no setting needs one).
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_EXPANDED_CHARS = 4 * 1024 * 1024  # text of all scalars once aliases are expanded
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 30
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -70,6 +72,8 @@ def load_located_yaml(path: Path, keep_text: Callable[[Path_], bool] | None = No
     `0755` the number 493 and `12:30:00` the number 45000); null stays None.
     """
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            raise InventoryError(f"{path}: not a regular file")
         with path.open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
@@ -82,6 +86,7 @@ def load_located_yaml(path: Path, keep_text: Callable[[Path_], bool] | None = No
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    _check_depth(path, text)
     try:
         root = yaml.compose(text, Loader=_Composer)
     except yaml.MarkedYAMLError as exc:
@@ -101,6 +106,23 @@ def load_located_yaml(path: Path, keep_text: Callable[[Path_], bool] | None = No
     return doc
 
 
+def _check_depth(path: Path, text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before composing: libyaml's composer recurses in C, and a
+    deep enough file overflows the stack (a crash, not an exception). Its event parser does not recurse."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Composer):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise InventoryError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError:
+        return  # reported, with its line, by the composer
+
+
 class _Builder:
     """Nodes to Python data within the bounds above; a recursive alias is an error, not a hang."""
 
@@ -109,6 +131,7 @@ class _Builder:
         self.keep_text = keep_text
         self.constructor = yaml.SafeLoader("")
         self.nodes = 0
+        self.chars = 0
         self.active: set[int] = set()  # nodes on the current path: seeing one again is a cycle
 
     def fail(self, node: yaml.Node, loc: Path_, message: str) -> InventoryError:
@@ -134,6 +157,11 @@ class _Builder:
             self.active.discard(id(node))
 
     def scalar(self, node: yaml.ScalarNode, loc: Path_) -> Any:
+        self.chars += len(node.value)
+        if self.chars > MAX_EXPANDED_CHARS:
+            raise self.fail(
+                node, loc, f"more than {MAX_EXPANDED_CHARS // (1024 * 1024)} MiB of text once aliases are expanded"
+            )
         if node.tag == _INT_TAG and len(node.value) > MAX_INT_DIGITS:
             raise self.fail(node, loc, f"a number of more than {MAX_INT_DIGITS} digits")
         if not node.style and node.tag not in (_STR_TAG, _NULL_TAG) and self.keep_text(loc):

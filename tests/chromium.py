@@ -6,13 +6,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.processes import spawn, stop_group
+
 
 def screenshot(page: Path, png: Path, width: int, height: int, profile: Path) -> subprocess.CompletedProcess[str]:
     """Render `page` into `png`; background networking off, so nothing is fetched."""
     browser = shutil.which("chromium")
     if browser is None:
         raise RuntimeError("chromium is not installed: run bash tests/setup.sh")
-    return subprocess.run(
+    process = spawn(
         [
             browser,
             "--headless",
@@ -28,7 +30,12 @@ def screenshot(page: Path, png: Path, width: int, height: int, profile: Path) ->
             f"--window-size={width},{height}",
             page.as_uri(),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
+    try:  # the browser forks zygote, GPU and renderer processes: its whole session ends with it
+        out, err = process.communicate(timeout=120)
+    finally:
+        stop_group(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)

@@ -54,11 +54,18 @@ class FleetSite:
 
 
 def make_fleet(
-    base: Path, key: Path, names: list[str], server: bool = False, first_octet: int = 2, extra: dict | None = None
+    base: Path,
+    key: Path,
+    names: list[str],
+    server: bool = False,
+    first_octet: int = 2,
+    extra: dict | None = None,
+    machine_state: str = "",
 ) -> FleetSite:
+    """Hosts on 127.0.0.x; `machine_state` is a shell command run on each first (state a machine may have)."""
     hosts: dict[str, SSHHost] = {}
     try:
-        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts)
+        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts, machine_state)
     except BaseException:  # hosts started before the failure must not outlive it
         for host in hosts.values():
             host.stop()
@@ -66,7 +73,14 @@ def make_fleet(
 
 
 def _make_fleet(
-    base: Path, key: Path, names: list[str], server: bool, first_octet: int, extra: dict, hosts: dict[str, SSHHost]
+    base: Path,
+    key: Path,
+    names: list[str],
+    server: bool,
+    first_octet: int,
+    extra: dict,
+    hosts: dict[str, SSHHost],
+    machine_state: str,
 ) -> FleetSite:
     octet = first_octet
     spec_hosts = []
@@ -106,6 +120,9 @@ def _make_fleet(
     # the vector package would have created its user and group on every machine (where the machine running
     # the tests already has them, the hosts see them through their /etc overlay)
     for name in all_names:
+        if machine_state:
+            prepared = fleet.ssh(name, machine_state)
+            assert prepared.returncode == 0, prepared.stderr
         result = fleet.ssh(
             name,
             "getent group vector >/dev/null || groupadd --system vector; "

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from logstack.files import RenderedFile
-from logstack.plan import RemoteFile, make_plan
+from logstack.plan import RemoteFile, apply_script, make_plan
 
 
 def rf(
@@ -109,3 +109,27 @@ def test_directories_of_managed_files_are_checked(have, fixed):
     if fixed:
         assert plan.dir_fixes[0].describe.startswith("fix     /etc/vector/tls (")
         assert "director" in plan.summary()
+
+
+def test_owed_restarts_are_only_those_the_plan_could_owe():
+    files = [rf("/etc/vector/vector.yaml")]
+    plan = make_plan("a", files, {"/etc/vector/vector.yaml": SAME}, ["--now", "\x1b]0;x\x07vector", "sshd", "vector"])
+    assert plan.restart == ["vector"] and plan.owed == ["vector"]
+    assert "--now" not in apply_script(plan) and "sshd" not in apply_script(plan)
+
+
+def test_text_from_the_target_is_printed_escaped(capsys):
+    from logstack.commands.plan_output import print_plan, print_results
+    from logstack.targets import HostResult
+
+    plan = make_plan(
+        "a",
+        [rf("/etc/vector/tls/client.key", secret=True)],
+        {"/etc/vector/tls/client.key": RemoteFile(NEW, 0o644, "\x1b[2Jroot", "vector")},
+    )
+    result = HostResult("a", "failed", "remote said \x1b]0;owned\x07", plan, diff=["-old \x1b[31mred\n"])
+    print_plan(result)
+    print_results([result])
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err and "\x07" not in out.out + out.err
+    assert "\\x1b[2Jroot" in out.out and "\\x1b]0;owned\\x07" in out.err

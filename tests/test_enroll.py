@@ -333,3 +333,21 @@ def test_directories_are_created_readable_and_a_closed_one_is_fixed(fleet, runne
     assert read.returncode == 0, read.stderr
     again = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
     assert "changed" not in again.stdout
+
+
+def test_a_machine_that_already_has_a_vector_user(tmp_path, ssh_client_key, runner):
+    # as on a host where the vector package is installed: its user and group exist before the tests run
+    fleet = make_fleet(
+        tmp_path,
+        ssh_client_key,
+        ["web1"],
+        first_octet=30,
+        machine_state="groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin vector",
+    )
+    try:
+        PKI.for_inventory(load_inventory(fleet.inventory)).init_ca()
+        result = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+        assert result.exit_code == 0, result.output
+        assert _owner(fleet.hosts["web1"], "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
+    finally:
+        fleet.stop()

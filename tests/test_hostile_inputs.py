@@ -60,6 +60,16 @@ FIELDS = [
 ]
 
 HOSTILE_VALUES: list[Any] = [
+    "/etc/cron.hourly",
+    "/usr/local/sbin",
+    "/var/lib/logstack",
+    "/root/.ssh",
+    "/home/alice/greptime",
+    "fe80::1%eth0",
+    10**29,
+    "99:00",
+    "not a calendar",
+    "999999 years",
     "web2\n",
     "logs.example.com\n",
     "a\rExecStartPre=+/bin/sh -c 'touch /tmp/x'",
@@ -179,6 +189,14 @@ def test_hostile_value_in_every_field(runner, tmp_path, value):
         ("site: x\nserver: !!python/object:os.system {fqdn: a}\n", "unsupported YAML tag"),
         ("site: !!python/name:os.system\n", "could not determine a constructor"),
         ("site: [" * 200 + "]" * 200 + "\n", "nested"),
+        ("site: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested deeper than 64 levels"),  # crashed libyaml's composer
+        (
+            "site: x\nserver: {fqdn: logs.example.com}\ndefaults:\n  identity: &id {"
+            + ", ".join(f"k{i}: '{'$' * 250}'" for i in range(140))
+            + "}\nhosts:\n"
+            + "".join(f"  - {{name: h{i}, address: 192.0.2.1, identity: *id}}\n" for i in range(1300)),
+            "MiB of text once aliases are expanded",
+        ),
         (b"site: \xff\xfe\n", "not UTF-8"),
     ],
 )
@@ -315,6 +333,10 @@ def _journal_variants() -> list[tuple[str, dict[str, Any]]]:
         ("sshd-session", "Disconnecting " + "a 1:1:1:1 port 1" * 120),
         ("gpasswd", "add '" + "a' to group 'b' to group '" * 80),
         ("sudo", "a : " * 500),
+        ("sudo", " " * 2047 + "x"),
+        ("sudo", "\t" * 2047 + "x"),
+        ("sshd", "pam_unix(sshd:auth): authentication failure;" + "1" * 2004),
+        ("polkitd", "Operator of x successfully authenticated to gain authorization for action " + "a" * 1970),
     ]
     for ident, message in redos:
         add(f"{ident} backtracking", entry(base, ident, 200, message[:MAX_RULE_INPUT]))
@@ -461,6 +483,13 @@ _FRAGMENTS = [
     "x",
     " ",
     "Error executing command as another user: ",
+    "\t",
+    "1",
+    "a",
+    "=",
+    "a=",
+    "[",
+    "(",
     " ssh2",
     " [preauth]",
     "invalid user ",
@@ -487,6 +516,9 @@ _PREFIXES = [
     "pam_unix(sshd:session): session opened for user ",
     "pam_unix(su:auth): authentication failure;",
     "New session ",
+    "pam_unix(sshd:auth): authentication failure;",
+    "   ",
+    "Operator of x successfully authenticated to gain authorization for action ",
     "Suppressed ",
     "a : ",
 ]
@@ -510,3 +542,91 @@ def _timed(ident: str, message: str) -> float:
     started = time.perf_counter()
     classify(ident, message)
     return time.perf_counter() - started
+
+
+_CAL_PIECES = st.sampled_from(
+    ["*", "0", "7", "15", "23", "59", "60", "99", "1..5", "0/15", "*/2", "3,9", "1970", "2199"]
+)
+_CAL_DAYS = st.sampled_from(["", "Mon ", "Mon..Fri ", "Sat,Sun ", "Tue,Thu..Sat "])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    days=_CAL_DAYS,
+    date=st.one_of(st.just(""), st.tuples(_CAL_PIECES, _CAL_PIECES, _CAL_PIECES).map(lambda t: "-".join(t) + " ")),
+    time=st.lists(_CAL_PIECES, min_size=2, max_size=3).map(":".join),
+)
+def test_a_calendar_the_inventory_accepts_is_one_systemd_accepts(days, date, time):
+    import shutil
+    import subprocess
+
+    from logstack.validation import calendar
+
+    value = f"{days}{date}{time}"
+    try:
+        calendar(value)
+    except ValueError:
+        return
+    assert shutil.which("systemd-analyze"), "systemd-analyze is installed by tests/setup.sh"
+    checked = subprocess.run(["systemd-analyze", "calendar", value], capture_output=True, text=True)
+    assert checked.returncode == 0, (value, checked.stderr)
+
+
+def test_every_control_and_format_character_is_escaped_in_text():
+    import sys
+    import unicodedata
+
+    from logstack.terminal import escape
+
+    hidden = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")]
+    assert len(hidden) > 150
+    assert [c for c in hidden if escape(c) == c and c not in "\t\n"] == []
+
+
+def test_a_fifo_is_never_read(runner, tmp_path):
+    import os
+
+    fifo = tmp_path / "inventory.yaml"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["render", "-i", str(fifo), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+
+
+def test_secrets_that_are_not_a_file_are_one_line_errors(runner, site):
+    import os
+
+    assert invoke(runner, "init", str(site.parent / "s")).exit_code == 0
+    secrets = site.parent / "s" / "secrets.yaml"
+    secrets.unlink()
+    os.mkfifo(secrets, 0o600)
+    inv = str(site.parent / "s" / "inventory.yaml")
+    result = runner.invoke(app, ["status", "-i", inv])
+    assert result.exit_code == 2 and "secrets.yaml: not a regular file" in result.stderr, result.output
+    secrets.unlink()
+    secrets.symlink_to(secrets)  # a link to itself
+    result = runner.invoke(app, ["status", "-i", inv])
+    assert result.exit_code == 2 and "secrets.yaml: cannot read" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("entry", ["manifest.json", "server", "hosts"])
+def test_a_render_directory_with_links_is_refused(runner, tmp_path, entry):
+    from tests.conftest import EXAMPLE
+
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["render", "-i", str(EXAMPLE), "-o", str(out)]).exit_code == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("mine")
+    target = out / entry
+    if target.is_dir():
+        import shutil
+
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    target.symlink_to(outside if entry != "manifest.json" else outside / "keep")
+    for args in (["-o", str(out)], ["--check", str(out)]):
+        result = runner.invoke(app, ["render", "-i", str(EXAMPLE), *args])
+        assert result.exit_code == 2, result.output
+        assert "a link or another kind" in result.stderr
+    assert (outside / "keep").read_text() == "mine"

@@ -136,3 +136,22 @@ def test_checksum_mismatch_aborts_before_installing(site, runner):
     assert not server.path("/usr/local/bin/greptime").exists()
     assert not server.path("/etc/greptime").exists()
     assert server.systemctl_calls == []
+
+
+def test_a_data_directory_below_a_directory_others_control_is_refused(site, greptime_api, runner):
+    # a local user who owns a parent could swap it for a link and have install -d hand /etc to greptime
+    setup = site.ssh("server", "mkdir -p /var/lib/tenant && chown 65534:65534 /var/lib/tenant")
+    assert setup.returncode == 0, setup.stderr
+    site.inventory.write_text(
+        site.inventory.read_text().replace(
+            "  manage_packages: false\n", "  manage_packages: false\n  data_dir: /var/lib/tenant/greptime\n"
+        )
+    )
+    result = invoke(runner, "init-server", "-i", site.inventory)
+    assert result.exit_code == 3, result.output
+    assert (
+        "/var/lib/tenant is not owned by root; the data directory /var/lib/tenant/greptime is not created"
+        in result.stderr
+    )
+    assert not site.hosts["server"].path("/var/lib/tenant/greptime").exists()
+    assert site.hosts["server"].systemctl_calls == []  # nothing deployed

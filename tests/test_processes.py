@@ -25,6 +25,9 @@ from tests.processes import spawn, stop_group
 @pytest.fixture
 def sleeper():
     process = spawn(["sleep", "300"])
+    # an environment cleared, and one overwritten by a process title: the session still tells them
+    hidden = spawn(["env", "-i", "sleep", "301"])
+    retitled = spawn(["perl", "-e", '$0 = "x" x 4000; sleep 302'])
     yield process
     {teardown}
 
@@ -50,8 +53,8 @@ def _run_inner(pytester: pytest.Pytester, teardown: str) -> subprocess.Completed
 def test_a_fixture_without_teardown_fails_the_run_and_its_process_is_ended(pytester):
     result = _run_inner(pytester, teardown="pass")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "processes started by the test suite are still running: 1" in result.stdout
-    assert "sleep 300" in result.stdout
+    assert "processes started by the test suite are still running: 3" in result.stdout
+    assert "sleep 300" in result.stdout and "sleep 301" in result.stdout and "xxxx" in result.stdout
     assert "1 passed" in result.stdout  # the test itself passed: the leak alone fails the run
     # ... and the check ended the leaked process
     pid = int(re.search(r"pid (\d+): sleep 300", result.stdout).group(1))
@@ -59,7 +62,7 @@ def test_a_fixture_without_teardown_fails_the_run_and_its_process_is_ended(pytes
 
 
 def test_a_fixture_with_teardown_passes(pytester):
-    result = _run_inner(pytester, teardown="stop_group(process)")
+    result = _run_inner(pytester, teardown="stop_group(process); stop_group(hidden); stop_group(retitled)")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "still running" not in result.stdout
 

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import BinaryIO, TextIO
 
 import orjson
 
 from logstack.analyze.event import Event
 from logstack.clock import iso
+from logstack.terminal import UNSAFE, escape
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 RULE = "-" * 100
-
-
-def escape(value: object) -> str:
-    """Printable text: every control character as a visible escape."""
-    text = str(value)
-    if not _UNSAFE.search(text):
-        return text
-    return _UNSAFE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
-    )
 
 
 def text_block(event: Event) -> str:
@@ -60,9 +49,9 @@ def text_block(event: Event) -> str:
 
 
 def _json_escape(data: str) -> str:
-    if not _UNSAFE.search(data):
+    if not UNSAFE.search(data):
         return data
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
+    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
 
 
 class EventWriter:

@@ -61,11 +61,14 @@ MAX_TIMESTAMP = 253402300799999999
 
 
 def timestamp(value: Any) -> int | None:
-    """A __REALTIME_TIMESTAMP as integer microseconds, or None when it is not one."""
-    try:
-        ts = int(value if value.__class__ is str else text(value) or "")
-    except (ValueError, TypeError, OverflowError):
-        return None
+    """A __REALTIME_TIMESTAMP (ASCII digits, or a JSON integer) as microseconds, or None when it is not one."""
+    if value.__class__ is int:
+        ts = value
+    else:
+        raw = value if value.__class__ is str else text(value) if isinstance(value, list) else None
+        if not raw or len(raw) > 18 or not (raw.isascii() and raw.isdigit()):
+            return None
+        ts = int(raw)
     return ts if 0 <= ts <= MAX_TIMESTAMP else None
 
 
@@ -87,11 +90,16 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
         boot = entry["_BOOT_ID"]
         ident = entry["SYSLOG_IDENTIFIER"]
         cursor = entry["__CURSOR"]
-        ts = int(entry["__REALTIME_TIMESTAMP"])
-    except (KeyError, ValueError, TypeError, OverflowError):
+        raw_ts = entry["__REALTIME_TIMESTAMP"]
+    except KeyError:
         return _from_journal_any(entry)
+    # int() would also take "1_700", Arabic-Indic digits, spaces and booleans: only ASCII digits are a timestamp
     if (
-        0 <= ts <= MAX_TIMESTAMP
+        raw_ts.__class__ is str
+        and 0 < len(raw_ts) <= 18
+        and raw_ts.isdigit()
+        and raw_ts.isascii()
+        and (ts := int(raw_ts)) <= MAX_TIMESTAMP
         and message.__class__ is str
         and host
         and host.__class__ is str

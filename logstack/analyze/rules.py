@@ -1,20 +1,21 @@
-"""The classifier's rules as data: each a pattern and the fact kind (or label) it yields.
+r"""The classifier's rules as data: each a pattern and the fact kind (or label) it yields.
 
-Every pattern has at most one unbounded part that can trade characters with its neighbours (names
-use classes that exclude their delimiter), so matching costs time linear in the message: any local
-user can put any text in a login program's name (`logger -t usermod ...`).
+Every pattern has at most one unbounded part that can trade characters with its neighbours: names use
+classes that exclude their delimiter, and runs that end at a space or at the end are possessive (`\S++`,
+`\d++`: never given back), so matching costs time linear in the message. Any local user can put any
+text in a login program's line (`logger -t usermod ...`).
 """
 
 from __future__ import annotations
 
 import re
 
-ADDR = r"(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)"
-PORT = r"port (?P<port>\d+)"
+ADDR = r"(?P<ip>[0-9A-Fa-f:.]++(?:%\w++)?)"
+PORT = r"port (?P<port>\d++)"
 
 SSH_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"^Accepted (?P<method>\S+) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_accept"),
-    (re.compile(rf"^Failed (?P<method>\S+) for (?P<inv>invalid user )?(?P<user>.*?) from {ADDR} {PORT}"), "ssh_fail"),
+    (re.compile(rf"^Accepted (?P<method>\S++) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_accept"),
+    (re.compile(rf"^Failed (?P<method>\S++) for (?P<inv>invalid user )?(?P<user>.*?) from {ADDR} {PORT}"), "ssh_fail"),
     (re.compile(rf"^Invalid user (?P<user>.*?) from {ADDR} {PORT}"), "ssh_invalid"),
     (
         re.compile(
@@ -22,7 +23,10 @@ SSH_RULES: list[tuple[re.Pattern[str], str]] = [
         ),
         "ssh_fail",
     ),
-    (re.compile(r"^PAM: Authentication failure for (?P<inv>illegal user )?(?P<user>.*?) from (?P<ip>\S+)"), "ssh_fail"),
+    (
+        re.compile(r"^PAM: Authentication failure for (?P<inv>illegal user )?(?P<user>.*?) from (?P<ip>\S++)"),
+        "ssh_fail",
+    ),
     (
         re.compile(
             r"^Disconnecting (?P<inv>invalid user )?(?:authenticating user )?(?P<user>.*?) "
@@ -41,7 +45,7 @@ SSH_RULES: list[tuple[re.Pattern[str], str]] = [
         "ssh_disconnect",
     ),
     (re.compile(rf"^Disconnected from user (?P<user>.*?) {ADDR} {PORT}"), "ssh_disconnect"),
-    (re.compile(rf"^Received disconnect from {ADDR} {PORT}:\d+: (?P<reason>.*)"), "ssh_disconnect"),
+    (re.compile(rf"^Received disconnect from {ADDR} {PORT}:\d++: (?P<reason>.*)"), "ssh_disconnect"),
     (re.compile(rf"^Connection (?:closed|reset) by {ADDR} {PORT}"), "ssh_preauth"),
     (re.compile(rf"^Disconnected from {ADDR} {PORT}"), "ssh_preauth"),
     (re.compile(rf"^Timeout before authentication for {ADDR} {PORT}"), "ssh_preauth"),
@@ -52,9 +56,9 @@ SSH_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^kex_protocol_error: (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(r"^Bad protocol version identification (?P<reason>.*)"), "ssh_preauth"),
     (re.compile(rf"^Did not receive identification string from {ADDR}(?: {PORT})?"), "ssh_preauth"),
-    (re.compile(rf"^Connection from {ADDR} {PORT} on \S+ port \d+"), "ssh_connect"),
-    (re.compile(rf"^Postponed (?P<method>\S+) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_info"),
-    (re.compile(rf"^Starting session: (?P<reason>.*?) for (?P<user>\S+) from {ADDR} {PORT}"), "ssh_info"),
+    (re.compile(rf"^Connection from {ADDR} {PORT} on \S++ port \d++"), "ssh_connect"),
+    (re.compile(rf"^Postponed (?P<method>\S++) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_info"),
+    (re.compile(rf"^Starting session: (?P<reason>.*?) for (?P<user>\S++) from {ADDR} {PORT}"), "ssh_info"),
 ]
 
 # Rules by the message's first word: one dict lookup instead of trying every pattern.
@@ -65,15 +69,15 @@ for _pattern, _kind in SSH_RULES:
 # pam_unix / pam_faillock lines, any service: pam_unix(sshd:auth): ...
 PAM_RE = re.compile(r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)$")
 SESSION_OPENED = re.compile(
-    r"^session opened for user (?P<user>[^\s(]+)(?:\(uid=\d+\))? by (?P<by>[^\s(]*)(?:\(uid=(?P<byuid>\d+)\))?$"
+    r"^session opened for user (?P<user>[^\s(]+)(?:\(uid=\d++\))? by (?P<by>[^\s(]*)(?:\(uid=(?P<byuid>\d++)\))?$"
 )
-SESSION_CLOSED = re.compile(r"^session closed for user (?P<user>[^\s(]+)(?:\(uid=\d+\))?$")
+SESSION_CLOSED = re.compile(r"^session closed for user (?P<user>[^\s(]+)(?:\(uid=\d++\))?$")
 AUTH_FAILURE = re.compile(r"^authentication failure;(?P<kv>.*)$")
 FAILLOCK = re.compile(r"^Consecutive login failures for user (?P<user>.+?) account temporarily locked")
 PASSWORD_CHANGED = re.compile(r"^password changed for (?P<user>.+)$")
-KV = re.compile(r"(\w+)=(\S*)")
+KV = re.compile(r"(?<!\w)(\w++)=(\S*+)")
 
-SUDO_RE = re.compile(r"^\s*(?P<user>.+?) : (?P<rest>.*)$")
+SUDO_RE = re.compile(r"^\s*+(?P<user>.+?) : (?P<rest>.*)$")
 SUDO_FAILURES = (
     ("incorrect password attempt", "incorrect password"),
     ("user NOT in sudoers", "not in sudoers"),
@@ -82,24 +86,24 @@ SUDO_FAILURES = (
     ("a password is required", "password required"),
 )
 
-SU_OK = re.compile(r"^(?:\+ )?\(to (?P<target>[^\s)]+)\) (?P<user>\S+) on (?P<tty>\S+)$")
-SU_FAIL = re.compile(r"^(?:FAILED SU|- ) ?\(to (?P<target>[^\s)]+)\) (?P<user>\S+) on (?P<tty>\S+)$")
-SU_LEGACY = re.compile(r"^FAILED su for (?P<target>\S+) by (?P<user>.+)$")
+SU_OK = re.compile(r"^(?:\+ )?\(to (?P<target>[^\s)]+)\) (?P<user>\S++) on (?P<tty>\S++)$")
+SU_FAIL = re.compile(r"^(?:FAILED SU|- ) ?\(to (?P<target>[^\s)]+)\) (?P<user>\S++) on (?P<tty>\S++)$")
+SU_LEGACY = re.compile(r"^FAILED su for (?P<target>\S++) by (?P<user>.+)$")
 
 LOGIN_ROOT = re.compile(r"^ROOT LOGIN\s+ON '?(?P<tty>[^\s']+)'?(?: FROM '?(?P<ip>[^\s']+)'?)?", re.I)
 LOGIN_OK = re.compile(r"^LOGIN ON '?(?P<tty>[^\s']+)'? BY '?(?P<user>.+?)'?(?: FROM '?(?P<ip>[^\s']+)'?)?$", re.I)
 LOGIN_FAIL = re.compile(
-    r"^FAILED LOGIN \(?\d+\)? (?:ON|FROM) '?(?P<tty>[^\s']+)'? (?:FROM '?(?P<ip>[^\s']+)'? )?FOR '?(?P<user>.+?)'?,",
+    r"^FAILED LOGIN \(?\d++\)? (?:ON|FROM) '?(?P<tty>[^\s']+)'? (?:FROM '?(?P<ip>[^\s']+)'? )?FOR '?(?P<user>.+?)'?,",
     re.I,
 )
 
-LOGIND_NEW = re.compile(r"^New session (?P<session>\S+) of user (?P<user>.+?)\.$")
+LOGIND_NEW = re.compile(r"^New session (?P<session>\S++) of user (?P<user>.+?)\.$")
 LOGIND_END = re.compile(r"^(?:Removed session|Session) (?P<session>\S+?)(?: logged out)?\.")
 
 ACCOUNT_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^new user: name=(?P<target>[^,]+),"), "user created"),
     (re.compile(r"^new group: name=(?P<target>[^,]+),"), "group created"),
-    (re.compile(r"^group added to \S+: name=(?P<target>[^,]+)"), "group created"),
+    (re.compile(r"^group added to \S++: name=(?P<target>[^,]+)"), "group created"),
     (re.compile(r"^delete user '(?P<target>.+)'$"), "user deleted"),
     (re.compile(r"^removed group '(?P<target>.+?)' owned by"), "group deleted"),
     (re.compile(r"^group '(?P<target>.+?)' removed"), "group deleted"),
@@ -107,9 +111,9 @@ ACCOUNT_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^changed password expiry for (?P<target>.+)$"), "expiry changed"),
     (re.compile(r"^add '(?P<target>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'$"), "added to group"),
     (re.compile(r"^delete '(?P<target>[^']+)' from (?:shadow )?group '(?P<group>[^']+)'$"), "removed from group"),
-    (re.compile(r"^user (?P<target>.+?) added by (?P<actor>\S+) to group (?P<group>\S+)$"), "added to group"),
-    (re.compile(r"^user (?P<target>.+?) removed by (?P<actor>\S+) from group (?P<group>\S+)$"), "removed from group"),
-    (re.compile(r"^change user '(?P<target>[^']+)' (?P<what>\S+) from "), "user changed"),
+    (re.compile(r"^user (?P<target>.+?) added by (?P<actor>\S++) to group (?P<group>\S++)$"), "added to group"),
+    (re.compile(r"^user (?P<target>.+?) removed by (?P<actor>\S++) from group (?P<group>\S++)$"), "removed from group"),
+    (re.compile(r"^change user '(?P<target>[^']+)' (?P<what>\S++) from "), "user changed"),
     (re.compile(r"^lock user '(?P<target>.+?)' password$"), "password locked"),
     (re.compile(r"^unlock user '(?P<target>.+?)' password$"), "password unlocked"),
 ]
@@ -124,8 +128,8 @@ PKEXEC_FAIL = re.compile(
     r"(?: \[CWD=(?P<cwd>[^\]]*)\])?(?: \[COMMAND=(?P<command>.*)\])?$"
 )
 POLKITD = re.compile(
-    r"^Operator of (?P<subject>\S+) (?P<outcome>successfully authenticated|FAILED to authenticate)"
-    r"(?: as (?P<as>\S+))? to gain (?:\w+ )?authorization for action (?P<action>\S+)"
+    r"^Operator of (?P<subject>\S++) (?P<outcome>successfully authenticated|FAILED to authenticate)"
+    r"(?: as (?P<as>\S++))? to gain (?:\w+ )?authorization for action (?P<action>\S++)"
     r".*?\(owned by unix-user:(?P<user>[^()\s]+)\)"
 )
-SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d+) messages from (?P<unit>\S+)")
+SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d++) messages from (?P<unit>\S++)")

@@ -9,19 +9,21 @@ from rich.console import Console
 from rich.table import Table
 
 from logstack.targets import HostResult
+from logstack.terminal import escape
 
 
 def print_plan(result: HostResult) -> None:
+    # Owners, diffs and errors come from the target: shown escaped, never as terminal controls.
     if result.plan is None:
         return
     typer.echo(f"{result.name}: {result.plan.summary()}")
     for change in [*result.plan.dir_fixes, *result.plan.changes]:
         if change.action != "unchanged":
-            typer.echo(f"  {change.describe}")
+            typer.echo(f"  {escape(change.describe)}")
     if result.plan.owed:
-        typer.echo(f"  owed by an earlier run: {', '.join(result.plan.owed)}")
+        typer.echo(f"  owed by an earlier run: {escape(', '.join(result.plan.owed))}")
     for line in result.diff:
-        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+        sys.stdout.write(escape(line.rstrip("\n")) + "\n")
 
 
 def print_results(results: list[HostResult]) -> None:
@@ -31,9 +33,9 @@ def print_results(results: list[HostResult]) -> None:
     styles = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
     failed = [r for r in results if r.status in ("failed", "unreachable")]
     for result in results:
-        detail = "see below" if result in failed else (result.reason or "")
+        detail = "see below" if result in failed else escape(result.reason or "")
         table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
     Console(file=sys.stdout, width=120).print(table)
     # Whole lines, so fingerprints and instructions can be read and copied.
     for result in failed:
-        typer.echo(f"logstack: {result.status}: {result.reason}", err=True)
+        typer.echo(f"logstack: {result.status}: {escape(result.reason)}", err=True)
