@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from logstack.analyze import rules
+from logstack.analyze.kinds import Subject
 
 SSH_IDENTIFIERS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 ACCOUNT_IDENTIFIERS = frozenset(
@@ -21,19 +22,12 @@ HEARTBEAT_IDENTIFIER = "logstack-heartbeat"
 
 
 @dataclass(slots=True)
-class Fact:
+class Fact(Subject):
     """What one line says. `kind` drives the event type; the rest fills event fields."""
 
     kind: str
-    user: str | None = None
-    target_user: str | None = None
-    source_ip: str | None = None
-    source_port: int | None = None
-    method: str | None = None
-    command: str | None = None
     tty: str | None = None
     cwd: str | None = None
-    reason: str | None = None
     invalid_user: bool = False
     own_event: bool = False  # lines of long-lived daemons are events of their own
     service: str | None = None  # the PAM service of a pam_* line
@@ -109,11 +103,10 @@ def _ssh(message: str) -> Fact:
         port = groups.get("port")
         return Fact(
             kind,
-            groups.get("user"),
-            None,
-            groups.get("ip"),
-            int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
-            groups.get("method"),
+            user=groups.get("user"),
+            source_ip=groups.get("ip"),
+            source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
+            method=groups.get("method"),
             reason=groups.get("reason") or (text if kind == "ssh_preauth" else None),
             invalid_user=kind == "ssh_invalid" or (inv is not None and inv.startswith(("invalid", "illegal"))),
         )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
 from logstack.analyze.classify import SSH_IDENTIFIERS, Fact, is_forged
-from logstack.analyze.kinds import EventType, FactKind
+from logstack.analyze.kinds import EventType, FactKind, Subject
 from logstack.analyze.records import Line
 from logstack.clock import SECOND, iso
 
@@ -16,6 +16,9 @@ from logstack.clock import SECOND, iso
 _forged = lru_cache(maxsize=4096)(is_forged)
 
 SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
+# The JSON shape: these, start and end, the subject's fields, flags and lines, in this order.
+_HEAD_FIELDS = ("id", "type", "outcome", "severity", "host", "machine_id", "boot_id", "pids")
+_SUBJECT_FIELDS = tuple(f.name for f in fields(Subject))
 _ALERT_TYPES = frozenset({EventType.BRUTE_FORCE.value, EventType.ACCOUNT_LOCKOUT.value, EventType.LOG_GAP.value})
 
 
@@ -28,8 +31,8 @@ class Settings:
     brute_force_window: int = 120 * SECOND
 
 
-@dataclass
-class Event:
+@dataclass(kw_only=True)
+class Event(Subject):
     """One security event, as reported."""
 
     id: str
@@ -41,15 +44,8 @@ class Event:
     pids: list[str]
     start: int
     end: int
-    user: str | None = None
-    target_user: str | None = None
-    source_ip: str | None = None
-    source_port: int | None = None
-    method: str | None = None
-    command: str | None = None
     flags: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
-    reason: str | None = None
     first_arrival: int = 0
     last_arrival: int = 0
     first_key: str = ""
@@ -69,23 +65,10 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "type": self.type,
-            "outcome": self.outcome,
-            "severity": self.severity,
-            "host": self.host,
-            "machine_id": self.machine_id,
-            "boot_id": self.boot_id,
-            "pids": self.pids,
+            **{name: getattr(self, name) for name in _HEAD_FIELDS},
             "start": iso(self.start),
             "end": iso(self.end),
-            "user": self.user,
-            "target_user": self.target_user,
-            "source_ip": self.source_ip,
-            "source_port": self.source_port,
-            "method": self.method,
-            "command": self.command,
-            "reason": self.reason,
+            **{name: getattr(self, name) for name in _SUBJECT_FIELDS},
             "flags": self.flags,
             "lines": [
                 {"ts": iso(line.ts), "identifier": line.ident, "pid": line.pid or None, "message": line.message}
@@ -215,25 +198,12 @@ _PAM_USER_TYPES = frozenset({EventType.SSH_LOGIN.value, EventType.SESSION.value,
 _PAM_NAMES_USER = _kinds(K.SESSION_OPEN, K.AUTH_FAILURE)
 
 
-@dataclass
-class Fields:
-    """What the facts of one event say about it, merged."""
-
-    user: str | None = None
-    target_user: str | None = None
-    source_ip: str | None = None
-    source_port: int | None = None
-    method: str | None = None
-    reason: str | None = None
-    invalid_user: bool = False
-
-
-def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fields:
+def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fact:
     """The program's own statement names user and target best; PAM lines only fill gaps
     (pam's `user=` is the target for su but the invoking user for sudo)."""
     secondary = [f for f in facts if f.kind in _SECONDARY_KINDS]
     ranked = [f for f in facts if f.kind not in _SECONDARY_KINDS] + secondary if secondary else facts
-    out = Fields()
+    out = Fact(etype)
     pam_names_user = etype in _PAM_USER_TYPES
     for fact in ranked:
         kind = fact.kind

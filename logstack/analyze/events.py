@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
 from logstack.analyze.event import SEVERITY, Event, Group, Settings, build_event, event_id
 from logstack.analyze.records import Line
 
 __all__ = ["SEVERITY", "Event", "EventBuilder", "Settings", "build_events"]
+
+_EVENT_FIELDS = tuple(f.name for f in fields(Event))
 
 
 class EventBuilder:
@@ -107,7 +110,8 @@ class EventBuilder:
         group.last_arrival = max(into.last_arrival, other.last_arrival)
         merged = build_event(group)
         merged.known = into.known
-        into.__dict__.update(merged.__dict__)
+        for name in _EVENT_FIELDS:  # in place: the connection index and the closed queue hold `into`
+            setattr(into, name, getattr(merged, name))
 
     def _sweep(self, final: bool) -> list[Event]:
         out: list[Event] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -58,3 +59,16 @@ class EventType(StrEnum):
     BRUTE_FORCE = "brute_force"
     LOG_GAP = "log_gap"
     OTHER = "other"
+
+
+@dataclass(slots=True, kw_only=True)
+class Subject:
+    """Who did what, as whom, from where: what a line states and what an event reports."""
+
+    user: str | None = None
+    target_user: str | None = None
+    source_ip: str | None = None
+    source_port: int | None = None
+    method: str | None = None
+    command: str | None = None
+    reason: str | None = None

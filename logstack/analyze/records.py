@@ -129,43 +129,29 @@ def from_journal(entry: dict[str, Any]) -> Line | None:
     return _from_journal_any(entry)
 
 
+def _text(value: Any) -> str:
+    return value if value.__class__ is str else text(value) or ""
+
+
+def _optional(value: Any) -> str | None:
+    return value if value is None or value.__class__ is str else text(value)
+
+
 def _from_journal_any(entry: dict[str, Any]) -> Line | None:
+    """Any journal object or row: missing, byte-array, repeated or odd values read as text (or absent)."""
     get = entry.get
     ts = timestamp(get("__REALTIME_TIMESTAMP"))
     if ts is None:
         return None
-    # Inline `x if str else text(x)`: this runs for every line of the input.
-    message = get("MESSAGE") if "MESSAGE" in entry else get("message")
-    if message.__class__ is not str:
-        message = text(message) or ""
-    host = get("logstack_host") or get("_HOSTNAME") or get("host") or ""
-    if host.__class__ is not str:
-        host = text(host) or ""
-    machine = get("_MACHINE_ID") or ""
-    if machine.__class__ is not str:
-        machine = text(machine) or ""
-    pid = get("_PID") or get("SYSLOG_PID") or ""
-    if pid.__class__ is not str:
-        pid = text(pid) or ""
-    boot = get("_BOOT_ID") or ""
-    if boot.__class__ is not str:
-        boot = text(boot) or ""
-    ident = get("SYSLOG_IDENTIFIER") or ""
-    if ident.__class__ is not str:
-        ident = text(ident) or ""
-    comm = get("_COMM")
-    if comm is not None and comm.__class__ is not str:
-        comm = text(comm)
-    exe = get("_EXE")
-    if exe is not None and exe.__class__ is not str:
-        exe = text(exe)
-    loginuid = get("_AUDIT_LOGINUID")
-    if loginuid is not None and loginuid.__class__ is not str:
-        loginuid = text(loginuid)
-    cursor = get("__CURSOR")
-    if cursor is not None and cursor.__class__ is not str:
-        cursor = text(cursor)
+    message = _text(get("MESSAGE") if "MESSAGE" in entry else get("message"))
+    host = _text(get("logstack_host") or get("_HOSTNAME") or get("host"))
+    machine = _text(get("_MACHINE_ID"))
+    pid = _text(get("_PID") or get("SYSLOG_PID"))
+    boot = _text(get("_BOOT_ID"))
+    ident = _text(get("SYSLOG_IDENTIFIER"))
+    cursor = _optional(get("__CURSOR"))
     key = _key(machine, host, cursor, ts, pid, message)
+    comm, exe, loginuid = _optional(get("_COMM")), _optional(get("_EXE")), _optional(get("_AUDIT_LOGINUID"))
     return Line(ts, ts, host, machine, boot, pid, ident, message, comm, exe, loginuid, key)
 
 
