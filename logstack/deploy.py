@@ -8,7 +8,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import posixpath
+import re
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,9 @@ from pathlib import Path
 import paramiko
 
 from logstack.errors import LogstackError, RuntimeFailure
+from logstack.facts import HostFacts, gather, save_facts, vector_problem
 from logstack.files import RenderedFile
-from logstack.plan import PENDING, Plan, RemoteFile, apply_script, make_plan
+from logstack.plan import PENDING, Plan, RemoteFile, apply_script, cleanup_script, make_plan, rollback_script
 from logstack.shell import shell_command
 from logstack.ssh import Connection, UnreachableError, connect
 from logstack.targets import HostResult, Target
@@ -189,34 +192,63 @@ def apply(conn: Connection, plan: Plan, service_manager: str = "systemctl") -> A
     )
 
 
+# Services whose process must come up and stay up after a restart (timers and one-shot loaders have none).
+VERIFIED_SERVICES = ("vector", "greptime")
+_PEM_KEY_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """How one deployment run goes, for every machine of it."""
+
+    known_hosts: Path
+    site_dir: Path
+    dry_run: bool = False
+    accept_new: bool = False
+    service_manager: str = "systemctl"
+    verify_timeout: float = 30.0  # seconds a restarted service has to come up; 0: not verified
+    verify_settle: float = 1.0  # seconds it must then stay up
+    needs_vector: bool = True  # the files configure Vector: its version must run them
+    secrets: tuple[str, ...] = ()  # scrubbed from any log shown
+
+
 def deploy_machine(
     target: Target,
-    files: list[RenderedFile],
-    known_hosts: Path,
+    render: Callable[[HostFacts], list[RenderedFile]],
+    options: DeployOptions,
     *,
-    dry_run: bool,
-    accept_new: bool,
-    service_manager: str,
     before: Callable[[Connection], None] | None = None,
     after: Callable[[Connection, HostResult], None] | None = None,
 ) -> HostResult:
-    """connect -> inspect -> plan -> dry run | apply -> result, for one machine; never raises for its problems.
+    """connect -> facts -> render -> inspect -> plan -> dry run | apply -> verify -> result, for one machine.
 
-    `before` runs on the connection ahead of inspection (installing what the files need), `after` once the
-    files are in place (checks that need them). Neither runs in a dry run.
+    Never raises for the machine's problems: they are its result. `before` runs ahead of reading the facts
+    (installing what the files need), `after` once the files are in place; neither runs in a dry run.
     """
     try:
-        with connect(target, known_hosts, accept_new=accept_new) as conn:
-            if before is not None and not dry_run:
+        with connect(target, options.known_hosts, accept_new=options.accept_new) as conn:
+            if before is not None and not options.dry_run:
                 before(conn)
-            facts = inspect(conn, files)
-            plan = make_plan(target.name, files, facts.files, facts.owed, facts.dirs)
-            if dry_run:
-                return HostResult(target.name, "changed" if plan.changed else "ok", "dry run", plan, diffs(conn, plan))
+            facts = gather(conn)
+            save_facts(options.site_dir, target.name, facts)
+            problem = vector_problem(target.name, facts) if options.needs_vector else None
+            if problem is not None:
+                return HostResult(target.name, "failed", problem, facts=facts)
+            files = render(facts)
+            found = inspect(conn, files)
+            plan = make_plan(target.name, files, found.files, found.owed, found.dirs)
+            warnings = facts.warnings() if any(f.path == "/etc/vector/vector.yaml" for f in files) else []
+            if options.dry_run:
+                state = "changed" if plan.changed else "ok"
+                return HostResult(
+                    target.name, state, "dry run", plan, diffs(conn, plan), facts=facts, warnings=warnings
+                )
             if plan.changed:
-                apply(conn, plan, service_manager)
+                apply(conn, plan, options.service_manager)
+                _verify_or_roll_back(conn, plan, options)
+            summary = plan.summary() if plan.changed else ""
             result = HostResult(
-                target.name, "changed" if plan.changed else "ok", plan.summary() if plan.changed else "", plan
+                target.name, "changed" if plan.changed else "ok", summary, plan, facts=facts, warnings=warnings
             )
             if after is not None:
                 after(conn, result)
@@ -225,3 +257,53 @@ def deploy_machine(
         return HostResult(target.name, "unreachable", str(exc), error=exc)
     except LogstackError as exc:
         return HostResult(target.name, "failed", str(exc), error=exc)
+
+
+def _verify_or_roll_back(conn: Connection, plan: Plan, options: DeployOptions) -> None:
+    """Each restarted service must come up and stay up; if one does not, the previous files come back."""
+    services = [s for s in plan.restart if s in VERIFIED_SERVICES]
+    failed = None
+    if options.verify_timeout > 0:
+        failed = next((s for s in services if not _stays_up(conn, s, options)), None)
+    if failed is None:
+        conn.run(cleanup_script(plan) if plan.uploads else "true", check=False)
+        return
+    log = _service_log(conn, failed, options.secrets)
+    conn.run("sh -s", stdin=rollback_script(plan, options.service_manager).encode(), check=False)
+    raise RuntimeFailure(
+        f"{plan.target}: {failed} did not stay up with the new files; the previous files are back "
+        f"and {failed} was restarted. Its last lines: {log}"
+    )
+
+
+def _stays_up(conn: Connection, service: str, options: DeployOptions) -> bool:
+    manager = options.service_manager
+    deadline = time.monotonic() + options.verify_timeout
+    while True:
+        state = _run_text(conn, shell_command('"$1" is-active "$2"', manager, service))
+        if state == "active":
+            break
+        if state == "failed" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    restarts = _run_text(conn, shell_command('"$1" show -p NRestarts --value "$2"', manager, service))
+    time.sleep(options.verify_settle)
+    still = _run_text(conn, shell_command('"$1" is-active "$2"', manager, service))
+    again = _run_text(conn, shell_command('"$1" show -p NRestarts --value "$2"', manager, service))
+    return still == "active" and again == restarts
+
+
+def _run_text(conn: Connection, command: str) -> str:
+    _, out, _ = conn.run(command, check=False)
+    return out.decode(errors="replace").strip()
+
+
+def _service_log(conn: Connection, service: str, secrets: tuple[str, ...]) -> str:
+    """The service's last log lines, one line, with every secret the site knows taken out."""
+    text = _run_text(conn, shell_command('journalctl -u "$1" -n 20 --no-pager -o cat 2>&1', service))
+    text = _PEM_KEY_RE.sub("<private key>", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<secret>")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-5:]) or "(no log lines)"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from dataclasses import replace
 
-from logstack.deploy import deploy_machine
+from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, PKIError, RevokedHostError
+from logstack.facts import HostFacts
 from logstack.files import RenderedFile
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
@@ -34,6 +35,7 @@ def enroll(
     accept_new: bool = False,
     passphrase: bytes | None = None,
     on_result: Callable[[HostResult], None] | None = None,
+    verify_timeout: float = 30.0,
 ) -> list[HostResult]:
     """Mint missing client certificates, then deploy each host's files in parallel."""
     if forks < 1:
@@ -45,20 +47,23 @@ def enroll(
     ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
     for result in refused:
         report(result)
-    files = render_site(inventory, pki=pki, include_keys=True, hosts=ready, server=False)
-    by_machine: dict[str, list[RenderedFile]] = {}
-    for f in files:
-        by_machine.setdefault(f.machine, []).append(f)
-    deploy = partial(
-        deploy_machine,
+    options = DeployOptions(
         known_hosts=known_hosts_path(inventory),
+        site_dir=inventory.site_dir,
         dry_run=dry_run,
         accept_new=accept_new,
         service_manager=inventory.spec.service_manager,
+        verify_timeout=verify_timeout,
     )
 
     def one(host: Host) -> HostResult:
-        result = deploy(host_target(host), by_machine[f"hosts/{host.name}"])
+        # rendered for this host's facts, read over the connection the deployment opens
+        def render(facts: HostFacts) -> list[RenderedFile]:
+            return render_site(
+                inventory, pki=pki, include_keys=True, hosts=[host], server=False, facts={host.name: facts}
+            )
+
+        result = deploy_machine(host_target(host), render, options)
         report(result)
         return result
 
@@ -69,7 +74,9 @@ def enroll(
     ordered = [results[h.name] for h in hosts if h.name in results]
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         # Newly enrolled senders join the server's allowlist for Vector's port.
-        wall = deploy(server_target(inventory), firewall_files(inventory, pki))
+        wall = deploy_machine(
+            server_target(inventory), lambda facts: firewall_files(inventory, pki), replace(options, needs_vector=False)
+        )
         wall.name = "server (firewall)"
         report(wall)
         ordered.append(wall)

@@ -10,20 +10,21 @@ after the swap is recorded on the target and done by the next run.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
 from logstack.files import RenderedFile
 
-PENDING = "/var/lib/logstack/pending-restarts"
+# Root's record of what a deployment owes; not /var/lib/logstack, which the analysis service's
+# DynamicUser= owns (StateDirectory=logstack).
+PENDING = "/var/lib/logstack-deploy/pending-restarts"
 TMP_PREFIX = ".logstack-tmp-"
+PREV_SUFFIX = ".logstack-prev"  # the file a run replaced, kept until the service is verified
 _UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
 
 Action = Literal["create", "update", "fix", "unchanged"]
-PENDING = "/var/lib/logstack/pending-restarts"
-TMP_PREFIX = ".logstack-tmp-"
-_UNIT_SUFFIXES = (".service", ".timer", ".socket", ".path", ".target")
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,38 @@ def _write_lines(index: int, f: RenderedFile) -> list[str]:
     ]
 
 
-def _validate_lines(index: int, f: RenderedFile) -> list[str]:
+def _vector_lines(index: int, f: RenderedFile, temps: dict[str, str]) -> list[str]:
+    """Vector builds the new configuration, as its own user, with the certificates and key of this run.
+
+    `validate --skip-healthchecks` builds every component (vector v0.57.0 src/validate.rs; --no-environment
+    would build none): TLS files are opened, the journald source checks the systemd version. A copy of the
+    configuration points at this run's temp TLS files, which are not under their names yet.
+    """
+    var, copy = f"T{index}", f"V{index}"
+    substitutions = " ".join(
+        f"-e 's#{re.escape(path)}#'\"${temp}\"'#g'"
+        for path, temp in sorted(temps.items())
+        if path.startswith("/etc/vector/tls/")
+    )
+    return [
+        "if command -v vector >/dev/null 2>&1 && id -u vector >/dev/null 2>&1; then",
+        f'  {copy}="$(dirname "${var}")/{TMP_PREFIX}$$-v{index}.yaml"; TMPS="$TMPS ${copy}"',
+        f'  sed {substitutions or "-e s/^//"} "${var}" > "${copy}"',
+        f'  chown root:vector "${copy}" && chmod 0640 "${copy}"',
+        '  if command -v runuser >/dev/null 2>&1; then check="runuser -u vector -- vector"; else check=vector; fi',
+        f'  out=$($check validate --skip-healthchecks "${copy}" 2>&1) || fail "Vector cannot build {f.path}: '
+        '$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"',
+        f'  rm -f "${copy}"',
+        "fi",
+    ]
+
+
+def _validate_lines(index: int, f: RenderedFile, temps: dict[str, str]) -> list[str]:
     """Shell lines running the validator that exists on the target for this kind of file."""
     var = f"T{index}"
     lines = []
     if f.path.endswith("/vector.yaml"):
-        lines.append(
-            f'if command -v vector >/dev/null 2>&1; then out=$(vector validate --no-environment "${var}" 2>&1) || '
-            f'fail "vector validate rejected {f.path}: $(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi'
-        )
+        lines += _vector_lines(index, f, temps)
     if f.path.endswith(".nft"):
         lines.append(
             f'if command -v nft >/dev/null 2>&1; then out=$(nft -c -f "${var}" 2>&1) || '
@@ -215,6 +239,10 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
         lines.append(f"(umask 022 && mkdir -p {quoted})")
         # temp files a killed run left behind
         lines.append(f"find {quoted} -maxdepth 1 -name '{TMP_PREFIX}*' -mmin +10 -delete 2>/dev/null || true")
+    # before anything is validated in them: Vector validates as its own user
+    for change in plan.dir_fixes:
+        path, owner = _q(change.file.path), f"{change.file.owner}:{change.file.group}"
+        lines.append(f"chown {_q(owner)} {path} && chmod {change.file.mode:04o} {path}")
     for index, change in enumerate(uploads):
         lines += _write_lines(index, change.file)
     # Owner and mode are set before validation and long before the rename: the final name never
@@ -228,15 +256,19 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
         lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
     for mode, indexes in by_mode.items():
         lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
+    temps = {change.file.path: f"T{index}" for index, change in enumerate(uploads)}
     for index, change in enumerate(uploads):
-        lines += _validate_lines(index, change.file)
+        lines += _validate_lines(index, change.file, temps)
     owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
     if owed:
         # Recorded before the swap: if the run dies now, the next run still restarts.
         lines.append(f"mkdir -p {posixpath.dirname(PENDING)} && printf '%s\\n' {' '.join(map(_q, owed))} >| {PENDING}")
     for index, change in enumerate(uploads):
-        lines.append(f'mv -f "$T{index}" {_q(change.file.path)}')
-    for change in [*plan.dir_fixes, *plan.changes]:
+        # the file this run replaces is kept until the service is verified (a new file has no copy)
+        final, prev = _q(change.file.path), _q(change.file.path + PREV_SUFFIX)
+        lines.append(f"if [ -e {final} ]; then cp -p -- {final} {prev}; else rm -f -- {prev}; fi")
+        lines.append(f'mv -f "$T{index}" {final}')
+    for change in plan.changes:
         if change.action == "fix":
             f = change.file
             lines.append(f"chown {_q(f.owner)}:{_q(f.group)} {_q(f.path)} && chmod {f.mode:04o} {_q(f.path)}")
@@ -248,3 +280,22 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
     if owed or plan.owed:
         lines.append(f"rm -f {PENDING}")
     return "\n".join(lines) + "\n"
+
+
+def rollback_script(plan: Plan, service_manager: str = "systemctl") -> str:
+    """Put back what this plan's run replaced (and remove what it created), then restart as before."""
+    lines = ["set -u"]
+    for change in plan.uploads:
+        final, prev = _q(change.file.path), _q(change.file.path + PREV_SUFFIX)
+        lines.append(f"if [ -e {prev} ]; then mv -f -- {prev} {final}; else rm -f -- {final}; fi")
+    manager = _q(service_manager)
+    if plan.daemon_reload:
+        lines.append(f"{manager} daemon-reload")
+    for service in plan.restart:
+        lines.append(f"{manager} restart {_q(service)} || true")
+    return "\n".join(lines) + "\n"
+
+
+def cleanup_script(plan: Plan) -> str:
+    """Drop the copies of replaced files once the services run with the new ones."""
+    return "rm -f -- " + " ".join(_q(c.file.path + PREV_SUFFIX) for c in plan.uploads) + "\n"

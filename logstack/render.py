@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from logstack.facts import HostFacts, load_facts
 from logstack.files import SERVER_MACHINE, RenderedFile, templates_dir
 from logstack.identifiers import JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX, forwarded_identifiers
 from logstack.inventory import Host, Inventory
@@ -38,7 +39,6 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
     "_SYSTEMD_UNIT",
     "_BOOT_ID",
     "_MACHINE_ID",
-    "_HOSTNAME",
     "_TRANSPORT",
     "__CURSOR",
     "__MONOTONIC_TIMESTAMP",
@@ -223,8 +223,11 @@ def render_site(
     include_keys: bool = False,
     hosts: list[Host] | None = None,
     server: bool = True,
+    facts: dict[str, HostFacts] | None = None,
 ) -> list[RenderedFile]:
-    """Render the server and host files. Without `secrets`/`include_keys` this is review mode."""
+    """Render the server and host files. Without `secrets`/`include_keys` this is review mode.
+
+    Host configurations follow each host's facts: those given, else the site's cache, else unknown."""
     if pki is None:
         pki = PKI.for_inventory(inventory)
     base = {"site": inventory.spec.site, "server": inventory.server, "senders": inventory.spec.senders}
@@ -251,11 +254,30 @@ def render_site(
         "heartbeat_vrl": HEARTBEAT_VRL,
     }
     for host in inventory.hosts if hosts is None else hosts:
-        context = {**shared, "host": host, "identity_vrl": identity_vrl(host)}
+        known = (facts or {}).get(host.name) or load_facts(inventory.site_dir, host.name) or HostFacts()
+        context = {
+            **shared,
+            "host": host,
+            "identity_vrl": identity_vrl(host),
+            "facts": known,
+            "boot_note": boot_note(known),
+        }
         where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
         material = _material(pki, host.name, where, include_keys, ca)
         files += _render_machine(f"hosts/{host.name}", HOST_FILES, context, material)
     return files
+
+
+def boot_note(facts: HostFacts) -> str:
+    """Why the journald source reads what it reads on this host (a comment in its configuration)."""
+    if facts.systemd is None:
+        return "systemd version unknown (`logstack facts` reads it): true, the value every systemd accepts"
+    if facts.current_boot_only:
+        return (
+            f"systemd {facts.systemd}: Vector refuses false on systemd 250-257, so lines of a previous boot "
+            "not shipped before the reboot are not shipped"
+        )
+    return f"systemd {facts.systemd}: false, so lines logged before a reboot are shipped after it"
 
 
 def _material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logstack.deploy import deploy_machine
+from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, RuntimeFailure
 from logstack.files import RenderedFile
 from logstack.greptime import GreptimeHTTP
@@ -169,7 +169,7 @@ done
 id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
     --home-dir "$data" --shell /usr/sbin/nologin greptime
 install -d -o greptime -g greptime -m 0750 -- "$data" "$data/wal" "$data/logs"
-install -d -m 0755 /etc/greptime /etc/logstack /var/lib/logstack
+install -d -m 0755 /etc/greptime /etc/logstack
 """
 
 
@@ -202,6 +202,7 @@ def init_server(
     no_install: bool = False,
     greptime_tarball: Path | None = None,
     passphrase: bytes | None = None,
+    verify_timeout: float = 30.0,
 ) -> ServerResult:
     """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
     result = ServerResult()
@@ -233,16 +234,16 @@ def init_server(
         conn.open_forward(listen, server.vector_port).close()
         result.steps.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
 
-    result.deploy = deploy_machine(
-        server_target(inventory),
-        files,
-        known_hosts_path(inventory),
+    options = DeployOptions(
+        known_hosts=known_hosts_path(inventory),
+        site_dir=inventory.site_dir,
         dry_run=dry_run,
         accept_new=accept_new,
         service_manager=inventory.spec.service_manager,
-        before=install,
-        after=check,
+        verify_timeout=verify_timeout,
+        secrets=tuple(secrets.db_passwords.values()),
     )
+    result.deploy = deploy_machine(server_target(inventory), lambda facts: files, options, before=install, after=check)
     if result.deploy.error is not None:
         raise result.deploy.error
     result.changed = any(not s.startswith("GreptimeDB healthy") for s in result.steps)

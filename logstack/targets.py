@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from logstack.errors import LogstackError
+from logstack.facts import HostFacts
 from logstack.inventory import Host, Inventory
 from logstack.plan import Plan
 from logstack.ssh import Target
@@ -25,6 +26,8 @@ class HostResult:
     plan: Plan | None = None
     diff: list[str] = field(default_factory=list)
     error: LogstackError | None = field(default=None, repr=False)  # what failed, for callers that re-raise
+    facts: HostFacts | None = None
+    warnings: list[str] = field(default_factory=list)  # what the configuration gives up on this machine
 
 
 def known_hosts_path(inventory: Inventory) -> Path:

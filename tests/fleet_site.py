@@ -61,11 +61,13 @@ def make_fleet(
     first_octet: int = 2,
     extra: dict | None = None,
     machine_state: str = "",
+    versions: dict[str, tuple[int, str | None]] | None = None,
 ) -> FleetSite:
-    """Hosts on 127.0.0.x; `machine_state` is a shell command run on each first (state a machine may have)."""
+    """Hosts on 127.0.0.x; `machine_state` is a shell command run on each first (state a machine may have);
+    `versions` gives a host's (systemd, Vector) versions (default: systemd 252, Vector 0.57.0)."""
     hosts: dict[str, SSHHost] = {}
     try:
-        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts, machine_state)
+        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts, machine_state, versions or {})
     except BaseException:  # hosts started before the failure must not outlive it
         for host in hosts.values():
             host.stop()
@@ -81,6 +83,7 @@ def _make_fleet(
     extra: dict,
     hosts: dict[str, SSHHost],
     machine_state: str,
+    versions: dict[str, tuple[int, str | None]],
 ) -> FleetSite:
     octet = first_octet
     spec_hosts = []
@@ -88,7 +91,8 @@ def _make_fleet(
     for name in all_names:
         address = f"127.0.0.{octet}"
         octet += 1
-        hosts[name] = make_host(base / name, name, address, key)
+        systemd, vector = versions.get(name, (252, "0.57.0"))
+        hosts[name] = make_host(base / name, name, address, key, systemd=systemd, vector=vector)
         if name != "server":
             spec_hosts.append(
                 {"name": name, "address": address, "fqdn": f"{name}.example.com", "cmdb_id": 1000 + len(spec_hosts)}
@@ -126,7 +130,8 @@ def _make_fleet(
         result = fleet.ssh(
             name,
             "getent group vector >/dev/null || groupadd --system vector; "
-            "id -u vector >/dev/null 2>&1 || useradd --system -g vector -M -s /usr/sbin/nologin vector",
+            "id -u vector >/dev/null 2>&1 || useradd --system -g vector -M -s /usr/sbin/nologin vector; "
+            "install -d -o vector -g vector -m 0755 /var/lib/vector",
         )
         assert result.returncode == 0, result.stderr
     return fleet

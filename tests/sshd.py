@@ -18,12 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import standins
 from tests.processes import spawn, stop_group
-
-SHIM = """#!/bin/sh
-echo "$*" >> {log}
-exit 0
-"""
 
 
 @dataclass
@@ -51,9 +47,14 @@ class SSHHost:
         return self.upper / "etc" / rest
 
     @property
-    def systemctl_calls(self) -> list[str]:
+    def systemctl_all(self) -> list[str]:
         log = self.base / "systemctl.log"
         return log.read_text().splitlines() if log.exists() else []
+
+    @property
+    def systemctl_calls(self) -> list[str]:
+        """The calls that change something (queries such as is-active and show left out)."""
+        return [c for c in self.systemctl_all if c.split(" ", 1)[0] not in ("is-active", "show")]
 
     def host_key_line(self) -> str:
         pub = (self.base / "ssh_host_ed25519_key.pub").read_text().split()
@@ -131,7 +132,16 @@ def make_client_key(base: Path) -> Path:
     return key
 
 
-def make_host(base: Path, name: str, address: str, client_key: Path, port: int = 22) -> SSHHost:
+def make_host(
+    base: Path,
+    name: str,
+    address: str,
+    client_key: Path,
+    port: int = 22,
+    systemd: int = 252,
+    vector: str | None = "0.57.0",
+) -> SSHHost:
+    """An sshd test host; `systemd` and `vector` are the versions its stand-ins report (None: no Vector)."""
     base.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(exist_ok=True)
     subprocess.run(
@@ -143,8 +153,22 @@ def make_host(base: Path, name: str, address: str, client_key: Path, port: int =
     authorized = keys_dir / "authorized_keys"
     shutil.copy(client_key.with_suffix(".pub"), authorized)
     authorized.chmod(0o644)
-    (base / "systemctl").write_text(SHIM.format(log=base / "systemctl.log"))
+    vector_log = base / "vector.log"
+    (base / "systemctl").write_text(
+        standins.SYSTEMCTL.replace("{log}", str(base / "systemctl.log"))
+        .replace("{state}", str(base / "unit"))
+        .replace("{vector_log}", str(vector_log))
+    )
     (base / "systemctl").chmod(0o755)
+    usr_bin = base / "upper" / "usr_bin"
+    usr_bin.mkdir(parents=True, exist_ok=True)
+    (usr_bin / "journalctl").write_text(
+        standins.JOURNALCTL.replace("{systemd}", str(systemd)).replace("{log}", str(vector_log))
+    )
+    (usr_bin / "journalctl").chmod(0o755)
+    if vector is not None:
+        (usr_bin / "vector").write_text(standins.VECTOR.replace("{version}", vector))
+        (usr_bin / "vector").chmod(0o755)
     (base / "sshd_config").write_text(
         f"ListenAddress {address}:{port}\n"
         f"HostKey {base / 'ssh_host_ed25519_key'}\n"

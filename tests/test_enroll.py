@@ -219,7 +219,7 @@ def test_non_root_user_goes_through_sudo(fleet, runner):
 
 
 def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
-    from logstack.deploy import deploy_machine
+    from logstack.deploy import DeployOptions, deploy_machine
     from logstack.files import RenderedFile
     from logstack.targets import host_target, known_hosts_path
 
@@ -238,11 +238,8 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
     )
     result = deploy_machine(
         host_target(inv.host("web1")),
-        [good, bad],
-        known_hosts_path(inv),
-        dry_run=False,
-        accept_new=False,
-        service_manager="systemctl",
+        lambda facts: [good, bad],
+        DeployOptions(known_hosts=known_hosts_path(inv), site_dir=inv.site_dir),
     )
     assert result.status == "failed"
     assert "systemd-analyze rejected /etc/systemd/system/broken.service" in result.reason

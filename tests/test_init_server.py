@@ -98,6 +98,7 @@ def test_dry_run_shows_plan_without_secrets(site, greptime_api, runner):
 
 
 def test_no_install_refuses_with_instructions(site, runner):
+    assert site.ssh("server", "rm /usr/bin/vector").returncode == 0  # a server without Vector
     site.inventory.write_text(site.inventory.read_text().replace("manage_packages: false", "manage_packages: true"))
     tarball, _ = _greptime_release(site.inventory.parent)
     refused = invoke(runner, "init-server", "--no-install", "--greptime-tarball", tarball, "-i", site.inventory)

@@ -20,6 +20,8 @@ def print_plan(result: HostResult) -> None:
     for change in [*result.plan.dir_fixes, *result.plan.changes]:
         if change.action != "unchanged":
             typer.echo(f"  {escape(change.describe)}")
+    for warning in result.warnings:
+        typer.echo(f"  warning: {escape(warning)}")
     if result.plan.owed:
         typer.echo(f"  owed by an earlier run: {escape(', '.join(result.plan.owed))}")
     for line in result.diff:
@@ -36,6 +38,9 @@ def print_results(results: list[HostResult]) -> None:
         detail = "see below" if result in failed else escape(result.reason or "")
         table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
     Console(file=sys.stdout, width=120).print(table)
+    for result in results:
+        for warning in result.warnings:
+            typer.echo(f"warning: {result.name}: {escape(warning)}")
     # Whole lines, so fingerprints and instructions can be read and copied.
     for result in failed:
         typer.echo(f"logstack: {result.status}: {escape(result.reason)}", err=True)
