@@ -19,6 +19,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "init-server": ("init_server", "init_server"),
     "enroll-host": ("enroll_host", "enroll_host"),
     "trust-host": ("trust_host", "trust_host"),
+    "facts": ("facts", "facts"),
     "analyze": ("analyze", "analyze"),
     "report": ("report", "report"),
     "status": ("status", "status"),
