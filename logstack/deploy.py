@@ -266,7 +266,8 @@ def _verify_or_roll_back(conn: Connection, plan: Plan, options: DeployOptions) -
     if options.verify_timeout > 0:
         failed = next((s for s in services if not _stays_up(conn, s, options)), None)
     if failed is None:
-        conn.run(cleanup_script(plan) if plan.uploads else "true", check=False)
+        if plan.uploads:
+            conn.run("sh -s", stdin=cleanup_script(plan).encode(), check=False)
         return
     log = _service_log(conn, failed, options.secrets)
     conn.run("sh -s", stdin=rollback_script(plan, options.service_manager).encode(), check=False)
@@ -280,27 +281,27 @@ def _stays_up(conn: Connection, service: str, options: DeployOptions) -> bool:
     manager = options.service_manager
     deadline = time.monotonic() + options.verify_timeout
     while True:
-        state = _run_text(conn, shell_command('"$1" is-active "$2"', manager, service))
+        state = _run_text(conn, '"$1" is-active "$2"', manager, service)
         if state == "active":
             break
         if state == "failed" or time.monotonic() > deadline:
             return False
         time.sleep(0.2)
-    restarts = _run_text(conn, shell_command('"$1" show -p NRestarts --value "$2"', manager, service))
+    restarts = _run_text(conn, '"$1" show -p NRestarts --value "$2"', manager, service)
     time.sleep(options.verify_settle)
-    still = _run_text(conn, shell_command('"$1" is-active "$2"', manager, service))
-    again = _run_text(conn, shell_command('"$1" show -p NRestarts --value "$2"', manager, service))
+    still = _run_text(conn, '"$1" is-active "$2"', manager, service)
+    again = _run_text(conn, '"$1" show -p NRestarts --value "$2"', manager, service)
     return still == "active" and again == restarts
 
 
-def _run_text(conn: Connection, command: str) -> str:
-    _, out, _ = conn.run(command, check=False)
+def _run_text(conn: Connection, script: str, *args: str) -> str:
+    _, out, _ = conn.run(shell_command(script, *args), check=False)
     return out.decode(errors="replace").strip()
 
 
 def _service_log(conn: Connection, service: str, secrets: tuple[str, ...]) -> str:
     """The service's last log lines, one line, with every secret the site knows taken out."""
-    text = _run_text(conn, shell_command('journalctl -u "$1" -n 20 --no-pager -o cat 2>&1', service))
+    text = _run_text(conn, 'journalctl -u "$1" -n 20 --no-pager -o cat 2>&1', service)
     text = _PEM_KEY_RE.sub("<private key>", text)
     for secret in secrets:
         if secret:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
+from logstack.analyze.sources import DatabaseSource
 from logstack.deploy import DeployOptions, deploy_machine
-from logstack.errors import BadInputError, PKIError, RevokedHostError
+from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError
 from logstack.facts import HostFacts
 from logstack.files import RenderedFile
+from logstack.greptime import PortForward, database_settings
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import firewall_files, render_site
+from logstack.secrets_store import load_secrets, secrets_path
+from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
 
 
@@ -36,8 +44,11 @@ def enroll(
     passphrase: bytes | None = None,
     on_result: Callable[[HostResult], None] | None = None,
     verify_timeout: float = 30.0,
+    delivery_timeout: float | None = None,
+    db_port: int = 4002,
 ) -> list[HostResult]:
-    """Mint missing client certificates, then deploy each host's files in parallel."""
+    """Mint missing client certificates, then deploy each host's files in parallel; then (unless
+    `delivery_timeout` is None) wait until each host's new configuration delivers heartbeats."""
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
     pki = PKI.for_inventory(inventory)
@@ -72,6 +83,8 @@ def enroll(
         for result in pool.map(one, ready):
             results[result.name] = result
     ordered = [results[h.name] for h in hosts if h.name in results]
+    if delivery_timeout is not None and not dry_run:
+        verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new)
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         # Newly enrolled senders join the server's allowlist for Vector's port.
         wall = deploy_machine(
@@ -98,3 +111,67 @@ def _mint_missing(
             refused.append(HostResult(host.name, "failed", str(exc)))
     pki.save()
     return ready, refused
+
+
+_DIGEST_RE = re.compile(rb'\.logstack_config = "([0-9a-f]{16})"')
+
+
+def _deployed_digest(result: HostResult) -> str | None:
+    if result.plan is None:
+        return None
+    config = next((c.file for c in result.plan.changes if c.file.path == "/etc/vector/vector.yaml"), None)
+    match = _DIGEST_RE.search(config.content) if config is not None else None
+    return match.group(1).decode() if match else None
+
+
+def verify_delivery(
+    inventory: Inventory, results: list[HostResult], timeout: float, db_port: int, accept_new: bool = False
+) -> None:
+    """Each deployed host delivers: a heartbeat carrying the configuration just deployed reached GreptimeDB
+    (read as `analyst` over the server's MySQL port, through SSH). Hosts that do not, within `timeout`, fail."""
+    waiting = {
+        r.name: (r, digest) for r in results if r.status in ("ok", "changed") and (digest := _deployed_digest(r))
+    }
+    if not waiting:
+        return
+    try:
+        password = load_secrets(secrets_path(inventory.site_dir)).db_password("analyst")
+        with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
+            forward = PortForward(conn, "127.0.0.1", db_port)
+            try:
+                with DatabaseSource(database_settings(inventory, forward.local_port, password)) as db:
+                    _wait_for_heartbeats(db, inventory.server.table, waiting, timeout)
+            finally:
+                forward.close()
+    except LogstackError as exc:
+        for result, _ in waiting.values():
+            result.status, result.delivering = "failed", "unknown"
+            result.reason = f"{result.name}: delivery not verified: {exc}"
+        return
+    for result, _ in waiting.values():
+        result.status, result.delivering = "failed", "no"
+        result.reason = (
+            f"{result.name}: no heartbeat of the new configuration reached GreptimeDB within {timeout:.0f} s "
+            "(is Vector running? `logstack status` shows what arrives)"
+        )
+
+
+def _wait_for_heartbeats(
+    db: DatabaseSource, table: str, waiting: dict[str, tuple[HostResult, str]], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(tzinfo=None)
+    while waiting:
+        rows = db.query(
+            f"SELECT `logstack_host` AS host, `logstack_config` AS config FROM `{table}` "
+            "WHERE `SYSLOG_IDENTIFIER` = %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`, `logstack_config`",
+            (HEARTBEAT_IDENTIFIER, since),
+        )
+        for row in rows:
+            entry = waiting.get(str(row["host"]))
+            if entry is not None and row["config"] == entry[1]:
+                entry[0].delivering = "yes"
+                del waiting[str(row["host"])]
+        if not waiting or time.monotonic() > deadline:
+            return
+        time.sleep(1)

@@ -189,3 +189,15 @@ def database_config(
         database=name or (inv.server.database if inv else "vector"),
         table=table or (inv.server.table if inv else "logs"),
     )
+
+
+def database_settings(inventory: Inventory, port: int, password: str) -> DatabaseConfig:
+    """The site's database, as `analyst`, through a local forward on `port`."""
+    return DatabaseConfig(
+        host="127.0.0.1",
+        port=port,
+        user="analyst",
+        password=password,
+        database=inventory.server.database,
+        table=inventory.server.table,
+    )

@@ -219,6 +219,28 @@ def _validate_lines(index: int, f: RenderedFile, temps: dict[str, str]) -> list[
     return lines
 
 
+def _staging_lines(uploads: list[FileChange]) -> list[str]:
+    """Every upload written to a temp file beside its target, owned and moded, then validated."""
+    lines: list[str] = []
+    for index, change in enumerate(uploads):
+        lines += _write_lines(index, change.file)
+    # Owner and mode are set before validation and long before the rename: the final name never
+    # shows a file with other permissions. Grouped, so a run costs a few processes, not a few per file.
+    by_owner: dict[str, list[int]] = {}
+    by_mode: dict[int, list[int]] = {}
+    for index, change in enumerate(uploads):
+        by_owner.setdefault(f"{change.file.owner}:{change.file.group}", []).append(index)
+        by_mode.setdefault(change.file.mode, []).append(index)
+    for owner, indexes in by_owner.items():
+        lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
+    for mode, indexes in by_mode.items():
+        lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
+    temps = {change.file.path: f"T{index}" for index, change in enumerate(uploads)}
+    for index, change in enumerate(uploads):
+        lines += _validate_lines(index, change.file, temps)
+    return lines
+
+
 def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
     """The whole run as one shell script: write, own and validate all, record owed restarts, swap, restart.
 
@@ -243,22 +265,7 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
     for change in plan.dir_fixes:
         path, owner = _q(change.file.path), f"{change.file.owner}:{change.file.group}"
         lines.append(f"chown {_q(owner)} {path} && chmod {change.file.mode:04o} {path}")
-    for index, change in enumerate(uploads):
-        lines += _write_lines(index, change.file)
-    # Owner and mode are set before validation and long before the rename: the final name never
-    # shows a file with other permissions. Grouped, so a run costs a few processes, not a few per file.
-    by_owner: dict[str, list[int]] = {}
-    by_mode: dict[int, list[int]] = {}
-    for index, change in enumerate(uploads):
-        by_owner.setdefault(f"{change.file.owner}:{change.file.group}", []).append(index)
-        by_mode.setdefault(change.file.mode, []).append(index)
-    for owner, indexes in by_owner.items():
-        lines.append(f"chown {_q(owner)} " + " ".join(f'"$T{i}"' for i in indexes))
-    for mode, indexes in by_mode.items():
-        lines.append(f"chmod {mode:04o} " + " ".join(f'"$T{i}"' for i in indexes))
-    temps = {change.file.path: f"T{index}" for index, change in enumerate(uploads)}
-    for index, change in enumerate(uploads):
-        lines += _validate_lines(index, change.file, temps)
+    lines += _staging_lines(uploads)
     owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
     if owed:
         # Recorded before the swap: if the run dies now, the next run still restarts.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -173,12 +174,32 @@ def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
     return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
 
 
+# Heartbeats name the configuration that sends them: a digest of the sender's vector.yaml (with this
+# placeholder in its place), CA bundle and certificate. `enroll-host` waits for a heartbeat carrying the
+# digest it deployed, so delivery is proven for the new configuration, not for the one it replaced.
+CONFIG_DIGEST_PLACEHOLDER = "logstack-config-digest"
 HEARTBEAT_VRL = (
     '.SYSLOG_IDENTIFIER = "logstack-heartbeat"\n'
     '.message = "heartbeat"\n'
     '.__REALTIME_TIMESTAMP = to_string(to_unix_timestamp(now(), unit: "microseconds"))\n'
+    f'.logstack_config = "{CONFIG_DIGEST_PLACEHOLDER}"\n'
     "del(.service)\n"
 )
+
+
+def config_digest(config: bytes, ca: bytes, cert: bytes) -> str:
+    """What a sender's heartbeats carry as `logstack_config` (the config rendered with the placeholder)."""
+    return hashlib.sha256(b"\0".join((config, ca, cert))).hexdigest()[:16]
+
+
+def _stamp_digest(files: list[RenderedFile], material: dict[str, bytes]) -> list[RenderedFile]:
+    stamped = []
+    for f in files:
+        if f.path == "/etc/vector/vector.yaml":
+            digest = config_digest(f.content, material["ca"], material["cert"])
+            f = replace(f, content=f.content.replace(CONFIG_DIGEST_PLACEHOLDER.encode(), digest.encode()))
+        stamped.append(f)
+    return stamped
 
 
 def identity_vrl(host: Host) -> str:
@@ -193,7 +214,7 @@ def journal_identifiers(inventory: Inventory) -> list[str]:
 
 def table_columns(inventory: Inventory) -> list[str]:
     """String columns of the logs table: journald fields, then every identity field in the fleet."""
-    columns = list(JOURNAL_COLUMNS)
+    columns = [*JOURNAL_COLUMNS, "logstack_config"]
     seen = set(columns)
     for host in inventory.hosts:
         for name in host.columns:
@@ -264,7 +285,7 @@ def render_site(
         }
         where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
         material = _material(pki, host.name, where, include_keys, ca)
-        files += _render_machine(f"hosts/{host.name}", HOST_FILES, context, material)
+        files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
 
 

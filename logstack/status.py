@@ -12,7 +12,7 @@ from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
-from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward
+from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
@@ -143,18 +143,6 @@ def check_status(
     server.problems = _server_problems(server, inventory, cert_window)
     hosts = [_host_status(host, pki, now, heartbeats, events, silence, cert_window) for host in inventory.hosts]
     return StatusReport(checked_at=iso(to_micros(now)), hosts=hosts, server=server)
-
-
-def database_settings(inventory: Inventory, port: int, password: str) -> DatabaseConfig:
-    """The site's database, as `analyst`, through a local forward on `port`."""
-    return DatabaseConfig(
-        host="127.0.0.1",
-        port=port,
-        user="analyst",
-        password=password,
-        database=inventory.server.database,
-        table=inventory.server.table,
-    )
 
 
 def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, password: str) -> None:

@@ -28,6 +28,7 @@ class HostResult:
     error: LogstackError | None = field(default=None, repr=False)  # what failed, for callers that re-raise
     facts: HostFacts | None = None
     warnings: list[str] = field(default_factory=list)  # what the configuration gives up on this machine
+    delivering: str | None = None  # yes | no | unknown, once delivery was checked
 
 
 def known_hosts_path(inventory: Inventory) -> Path:

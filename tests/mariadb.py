@@ -31,6 +31,7 @@ COLUMNS = (
     "__REALTIME_TIMESTAMP",
     "timestamp",
     "source_type",
+    "logstack_config",
 )
 
 

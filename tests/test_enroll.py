@@ -50,7 +50,7 @@ def _owner(host, path: str) -> tuple[str, str, int]:
 def test_enroll_lands_exact_files_then_rerun_changes_nothing(fleet, runner):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
-    result = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory)
     assert result.exit_code == 0, result.output
     inv = load_inventory(fleet.inventory)
     pki = PKI.for_inventory(inv)
@@ -67,7 +67,7 @@ def test_enroll_lands_exact_files_then_rerun_changes_nothing(fleet, runner):
         assert pki.key_pem(name).decode() not in result.output
     assert "PRIVATE KEY" not in result.output
 
-    again = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    again = invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory)
     assert again.exit_code == 0
     assert again.output.count(" ok ") >= 3 and "changed" not in again.output
     for host in fleet.hosts.values():
@@ -77,12 +77,12 @@ def test_enroll_lands_exact_files_then_rerun_changes_nothing(fleet, runner):
 def test_dry_run_changes_nothing_and_hides_secret_diffs(fleet, runner):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
-    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory).exit_code == 0
     before = {p: p.read_bytes() for p in fleet.hosts["web1"].upper.rglob("*") if p.is_file()}
     # change a non-secret (identity) and a secret (new key) input
     fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1000", "cmdb_id: 4711"))
     assert invoke(runner, "certs", "renew", "web1", "-i", fleet.inventory).exit_code == 0
-    dry = invoke(runner, "enroll-host", "web1", "--dry-run", "-i", fleet.inventory)
+    dry = invoke(runner, "enroll-host", "--no-verify", "web1", "--dry-run", "-i", fleet.inventory)
     assert dry.exit_code == 0, dry.output
     assert "update  /etc/vector/vector.yaml" in dry.output
     assert '-      .cmdb_id = "1000"' in dry.output and '+      .cmdb_id = "4711"' in dry.output
@@ -98,7 +98,7 @@ def test_unknown_and_changed_host_keys_are_refused(fleet, runner, tmp_path):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
     fleet.known_hosts.write_text("")
-    refused = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    refused = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
     assert refused.exit_code == 3
     fp = subprocess.run(
         ["ssh-keygen", "-lf", str(fleet.hosts["web1"].base / "ssh_host_ed25519_key.pub")],
@@ -115,7 +115,7 @@ def test_unknown_and_changed_host_keys_are_refused(fleet, runner, tmp_path):
     assert "already pinned" in invoke(runner, "trust-host", "web1", "-i", fleet.inventory).stdout
 
     # web2 on first contact with --accept-new
-    first = invoke(runner, "enroll-host", "web2", "--accept-new", "-i", fleet.inventory)
+    first = invoke(runner, "enroll-host", "--no-verify", "web2", "--accept-new", "-i", fleet.inventory)
     assert first.exit_code == 0, first.output
     assert fleet.hosts["web2"].address in fleet.known_hosts.read_text()
 
@@ -126,7 +126,7 @@ def test_unknown_and_changed_host_keys_are_refused(fleet, runner, tmp_path):
     lines = [line for line in fleet.known_hosts.read_text().splitlines() if not line.startswith("127.0.0.20 ")]
     lines.append(f"127.0.0.20 {parts[0]} {parts[1]}")
     fleet.known_hosts.write_text("\n".join(lines) + "\n")
-    changed = invoke(runner, "enroll-host", "web1", "--accept-new", "-i", fleet.inventory)
+    changed = invoke(runner, "enroll-host", "--no-verify", "web1", "--accept-new", "-i", fleet.inventory)
     assert changed.exit_code == 3 and "HOST KEY CHANGED" in changed.stderr
     bad_trust = invoke(runner, "trust-host", "web1", "-i", fleet.inventory)
     assert bad_trust.exit_code == 3 and "different" in bad_trust.stderr
@@ -136,7 +136,7 @@ def test_one_dead_host_fails_alone(fleet, runner):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
     fleet.hosts["web2"].stop()
-    result = invoke(runner, "enroll-host", "--all", "--forks", "3", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "--all", "--forks", "3", "-i", fleet.inventory)
     assert result.exit_code == 3
     rows = {
         line.split()[1]: line.split()[3]
@@ -151,7 +151,7 @@ def test_one_dead_host_fails_alone(fleet, runner):
 def test_killed_connection_leaves_old_or_new_and_owed_restart_is_done(fleet, runner):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
-    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["web1"]
 
     def rendered() -> dict[str, bytes]:
@@ -178,7 +178,7 @@ def test_killed_connection_leaves_old_or_new_and_owed_restart_is_done(fleet, run
         stop = threading.Event()
         thread = threading.Thread(target=killer, args=(stop,))
         thread.start()
-        died = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+        died = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
         stop.set()
         thread.join()
         for path in new:
@@ -186,7 +186,7 @@ def test_killed_connection_leaves_old_or_new_and_owed_restart_is_done(fleet, run
         if died.exit_code == 3:
             break
     assert died is not None and died.exit_code == 3, "no run was cut off mid-deploy"
-    healed = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    healed = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
     assert healed.exit_code == 0, healed.output
     for path, content in new.items():
         assert host.path(path).read_bytes() == content
@@ -208,13 +208,13 @@ def test_non_root_user_goes_through_sudo(fleet, runner):
     inv = load_inventory(fleet.inventory)
     assert inv.host("db1").ssh.user == "deploy"
     PKI.for_inventory(inv).init_ca()
-    result = invoke(runner, "enroll-host", "db1", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "db1", "-i", fleet.inventory)
     assert result.exit_code == 0, result.output
     assert _owner(fleet.hosts["db1"], "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
     # sudo that wants a password is a clear error
     assert fleet.ssh("db1", "rm /etc/sudoers.d/deploy && echo 'deploy ALL=(ALL) ALL' > /etc/sudoers.d/deploy")
     fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1002", "cmdb_id: 9"))
-    refused = invoke(runner, "enroll-host", "db1", "-i", fleet.inventory)
+    refused = invoke(runner, "enroll-host", "--no-verify", "db1", "-i", fleet.inventory)
     assert refused.exit_code == 3 and "sudo asks for a password" in refused.stderr
 
 
@@ -272,7 +272,7 @@ def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
     inv = load_inventory(fleet.inventory)
     assert inv.host("web2").ssh.key is None and inv.host("web2").ssh.user is None
     PKI.for_inventory(inv).init_ca()
-    result = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "web2", "-i", fleet.inventory)
     assert result.exit_code == 0, result.output
     assert web2.path("/etc/vector/vector.yaml").exists()
 
@@ -283,7 +283,7 @@ def test_a_revoked_host_is_refused_while_the_others_enroll(fleet, runner):
     pki.init_ca()
     pki.issue_client(inv.host("web2"))
     pki.revoke("web2")
-    result = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory)
     assert result.exit_code == 3
     assert "logstack: failed: host 'web2' is revoked" in result.stderr
     assert fleet.hosts["web1"].path("/etc/vector/vector.yaml").exists()
@@ -293,15 +293,15 @@ def test_a_revoked_host_is_refused_while_the_others_enroll(fleet, runner):
 def test_a_wrong_mode_is_fixed_without_a_restart(fleet, runner):
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
-    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["web1"]
     assert (
         fleet.ssh("web1", "chmod 0644 /etc/vector/tls/client.key && chgrp root /etc/vector/tls/client.key").returncode
         == 0
     )
-    dry = invoke(runner, "enroll-host", "web1", "--dry-run", "-i", fleet.inventory)
+    dry = invoke(runner, "enroll-host", "--no-verify", "web1", "--dry-run", "-i", fleet.inventory)
     assert "fix     /etc/vector/tls/client.key (root:root 0644 -> root:vector 0640)" in dry.stdout
-    fixed = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+    fixed = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
     assert fixed.exit_code == 0
     assert _owner(host, "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
     assert host.systemctl_calls == ["daemon-reload", "enable vector", "restart vector"]  # no second restart
@@ -311,24 +311,24 @@ def test_directories_are_created_readable_and_a_closed_one_is_fixed(fleet, runne
     inv = load_inventory(fleet.inventory)
     PKI.for_inventory(inv).init_ca()
     # web1: a new /etc/vector/tls is made by the apply script (umask 077 for files) and must still be 0755
-    assert invoke(runner, "enroll-host", "web1", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory).exit_code == 0
     tls_dir = fleet.hosts["web1"].path("/etc/vector/tls")
     assert tls_dir.stat().st_mode & 0o7777 == 0o755
     # web2: a directory left 0700 (Vector, user vector, could not reach its certificates) is found and fixed
     assert fleet.ssh("web2", "mkdir -p -m 0700 /etc/vector/tls && chmod 0700 /etc/vector/tls").returncode == 0
-    assert invoke(runner, "enroll-host", "web2", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "web2", "-i", fleet.inventory).exit_code == 0
     assert fleet.hosts["web2"].path("/etc/vector/tls").stat().st_mode & 0o7777 == 0o755
     assert fleet.ssh("web2", "chmod 0700 /etc/vector/tls").returncode == 0
-    dry = invoke(runner, "enroll-host", "web2", "--dry-run", "-i", fleet.inventory)
+    dry = invoke(runner, "enroll-host", "--no-verify", "web2", "--dry-run", "-i", fleet.inventory)
     assert "fix     /etc/vector/tls (root:root 0700 -> root:root 0755)" in dry.stdout, dry.stdout
     assert "1 directory to fix" in dry.stdout
-    fixed = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    fixed = invoke(runner, "enroll-host", "--no-verify", "web2", "-i", fleet.inventory)
     assert fixed.exit_code == 0 and "changed" in fixed.stdout
     assert fleet.hosts["web2"].path("/etc/vector/tls").stat().st_mode & 0o7777 == 0o755
     # the vector user can now read what it needs (checked as that user on the host)
     read = fleet.ssh("web2", "su -s /bin/sh vector -c 'cat /etc/vector/tls/client.key >/dev/null'")
     assert read.returncode == 0, read.stderr
-    again = invoke(runner, "enroll-host", "web2", "-i", fleet.inventory)
+    again = invoke(runner, "enroll-host", "--no-verify", "web2", "-i", fleet.inventory)
     assert "changed" not in again.stdout
 
 
@@ -343,7 +343,7 @@ def test_a_machine_that_already_has_a_vector_user(tmp_path, ssh_client_key, runn
     )
     try:
         PKI.for_inventory(load_inventory(fleet.inventory)).init_ca()
-        result = invoke(runner, "enroll-host", "web1", "-i", fleet.inventory)
+        result = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
         assert result.exit_code == 0, result.output
         assert _owner(fleet.hosts["web1"], "/etc/vector/tls/client.key") == ("root", "vector", 0o640)
     finally:

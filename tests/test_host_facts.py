@@ -82,9 +82,9 @@ def fleet(tmp_path, ssh_client_key):
 
 @root_only
 def test_enroll_renders_for_each_hosts_facts_and_refuses_an_old_vector(fleet, runner):
-    dry = invoke(runner, "enroll-host", "--all", "--dry-run", "-i", fleet.inventory)
+    dry = invoke(runner, "enroll-host", "--no-verify", "--all", "--dry-run", "-i", fleet.inventory)
     assert "warning: systemd 252: current_boot_only: true" in dry.stdout
-    result = invoke(runner, "enroll-host", "--all", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory)
     assert result.exit_code == 3, result.output
     assert "vec055: Vector 0.55.0 is older than 0.57.0" in result.stderr and "upgrade Vector" in result.stderr
     assert "warning: deb12: systemd 252: current_boot_only: true" in result.stdout
@@ -111,7 +111,7 @@ def test_a_configuration_that_does_not_build_is_never_swapped_in(fleet, runner):
     from logstack.deploy import DeployOptions, deploy_machine
     from logstack.targets import host_target, known_hosts_path
 
-    assert invoke(runner, "enroll-host", "deb12", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "deb12", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["deb12"]
     before = {p: host.path(p).read_bytes() for p in ("/etc/vector/vector.yaml", "/etc/vector/tls/client.key")}
     calls = list(host.systemctl_calls)
@@ -143,7 +143,7 @@ def test_a_configuration_that_does_not_build_is_never_swapped_in(fleet, runner):
 
 @root_only
 def test_a_service_that_does_not_stay_up_is_rolled_back(fleet, runner):
-    assert invoke(runner, "enroll-host", "new", "-i", fleet.inventory).exit_code == 0
+    assert invoke(runner, "enroll-host", "--no-verify", "new", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["new"]
     managed = ("/etc/vector/vector.yaml", "/etc/vector/tls/client.pem", "/etc/vector/tls/client.key")
     before = {p: host.path(p).read_bytes() for p in managed}
@@ -151,7 +151,7 @@ def test_a_service_that_does_not_stay_up_is_rolled_back(fleet, runner):
     assert fleet.ssh("new", "touch /var/lib/vector/stand-in-crash").returncode == 0
     fleet.inventory.write_text(fleet.inventory.read_text().replace("cmdb_id: 1001", "cmdb_id: 2001"))
     assert invoke(runner, "certs", "renew", "new", "-i", fleet.inventory).exit_code == 0
-    result = invoke(runner, "enroll-host", "new", "-i", fleet.inventory)
+    result = invoke(runner, "enroll-host", "--no-verify", "new", "-i", fleet.inventory)
     assert result.exit_code == 3, result.output
     assert "vector did not stay up with the new files; the previous files are back" in result.stderr
     assert "Address already in use" in result.stderr  # the service's own last lines
@@ -161,7 +161,7 @@ def test_a_service_that_does_not_stay_up_is_rolled_back(fleet, runner):
     assert not [p for p in host.upper.rglob("*.logstack-prev")]
     # once the cause is gone, the same change goes through and leaves no copies behind
     assert fleet.ssh("new", "rm /var/lib/vector/stand-in-crash").returncode == 0
-    again = invoke(runner, "enroll-host", "new", "-i", fleet.inventory)
+    again = invoke(runner, "enroll-host", "--no-verify", "new", "-i", fleet.inventory)
     assert again.exit_code == 0, again.output
     assert b"2001" in host.path("/etc/vector/vector.yaml").read_bytes()
     assert not [p for p in host.upper.rglob("*.logstack-prev")]

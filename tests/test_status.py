@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -60,7 +61,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
     tls = None
     try:
         pki = _prepare(fleet)
-        assert invoke(runner, "enroll-host", "--all", "-i", fleet.inventory).exit_code == 0
+        assert invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory).exit_code == 0
         bundle = tmp_path / "ca.pem"
         bundle.write_bytes(pki.ca_bundle_pem())
         tls = spawn(
@@ -154,5 +155,37 @@ def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, g
         assert result.exit_code == 1
         assert "PROBLEM server: Vector TLS port failed" in result.stdout
         assert "PROBLEM web1: not enrolled" in result.stdout
+    finally:
+        fleet.stop()
+
+
+def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_client_key, mariadb, runner):
+    fleet = make_fleet(
+        tmp_path, ssh_client_key, ["web1", "web2"], server=True, first_octet=60, extra={"senders.heartbeat_interval": 5}
+    )
+    try:
+        _prepare(fleet)
+        mariadb.create_logs("vector")
+        assert invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory).exit_code == 0
+        digests = {
+            name: re.search(
+                r'\.logstack_config = "([0-9a-f]{16})"', fleet.hosts[name].path("/etc/vector/vector.yaml").read_text()
+            )[1]
+            for name in ("web1", "web2")
+        }
+        beat = _heartbeat("web1", dt.timedelta(seconds=2))
+        mariadb.insert("vector", [{**beat, "logstack_config": digests["web1"]}])
+        # web2 only ever sent heartbeats of another configuration
+        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(seconds=2)), "logstack_config": "0" * 16}])
+        args = ["enroll-host", "--all", "--verify-timeout", "1", "--db-port", str(mariadb.port), "-i", fleet.inventory]
+        started = time.monotonic()
+        result = invoke(runner, *args)
+        assert time.monotonic() - started < 30
+        assert result.exit_code == 3, result.output
+        assert "delivering" in result.stdout
+        assert re.search(r"web1 .* ok .* yes", result.stdout), result.stdout
+        assert "web2: no heartbeat of the new configuration reached GreptimeDB within 6 s" in result.stderr
+        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(seconds=1)), "logstack_config": digests["web2"]}])
+        assert invoke(runner, *args).exit_code == 0
     finally:
         fleet.stop()

@@ -20,10 +20,18 @@ def enroll_host(
     forks: Annotated[int, typer.Option("--forks", help="Hosts handled in parallel.")] = 10,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and diffs; change nothing.")] = False,
     accept_new: Annotated[bool, typer.Option("--accept-new", help="Pin unknown host keys (first contact).")] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Do not wait for each host's heartbeat to reach GreptimeDB.")
+    ] = False,
+    verify_timeout: Annotated[
+        float, typer.Option("--verify-timeout", min=0, help="Seconds a restarted Vector has to come up (0: skip).")
+    ] = 30.0,
+    db_port: Annotated[int, typer.Option("--db-port", help="GreptimeDB's MySQL port on the server.")] = 4002,
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
     passphrase_file: PassphraseFileOpt = None,
 ) -> None:
-    """Mint each host's client certificate when missing, deploy its files, restart Vector when changed."""
+    """Mint each host's client certificate when missing, deploy its files, restart Vector when changed,
+    check that it stays up, then wait until each host's heartbeat reaches GreptimeDB."""
     inv = inventory(inventory_path)
     hosts = select_hosts(inv, names or [], all_hosts)
     with Progress(
@@ -43,6 +51,10 @@ def enroll_host(
             accept_new=accept_new,
             passphrase=passphrase(passphrase_file),
             on_result=lambda r: progress.update(task, advance=1, description=r.name),
+            verify_timeout=verify_timeout,
+            # a restarted sender's first heartbeat leaves at once; an unchanged one's within an interval
+            delivery_timeout=None if no_verify else verify_timeout + inv.spec.senders.heartbeat_interval,
+            db_port=db_port,
         )
     if dry_run:
         for result in results:

@@ -21,6 +21,9 @@ def init_server(
         Path | None, typer.Option("--greptime-tarball", help="Release tarball to upload (needs PATH.sha256sum).")
     ] = None,
     passphrase_file: PassphraseFileOpt = None,
+    verify_timeout: Annotated[
+        float, typer.Option("--verify-timeout", min=0, help="Seconds a restarted service has to come up (0: skip).")
+    ] = 30.0,
 ) -> None:
     """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
     inv = inventory(inventory_path)
@@ -31,6 +34,7 @@ def init_server(
         no_install=no_install,
         greptime_tarball=greptime_tarball,
         passphrase=passphrase(passphrase_file),
+        verify_timeout=verify_timeout,
     )
     for step in result.steps:
         typer.echo(step)

@@ -30,13 +30,17 @@ def print_plan(result: HostResult) -> None:
 
 def print_results(results: list[HostResult]) -> None:
     table = Table(title="logstack", show_lines=False)
-    for column in ("host", "result", "detail"):
+    delivery = any(r.delivering for r in results)
+    for column in ("host", "result", "delivering", "detail") if delivery else ("host", "result", "detail"):
         table.add_column(column)
     styles = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "red"}
     failed = [r for r in results if r.status in ("failed", "unreachable")]
     for result in results:
         detail = "see below" if result in failed else escape(result.reason or "")
-        table.add_row(result.name, f"[{styles[result.status]}]{result.status}[/]", detail)
+        cells = [result.name, f"[{styles[result.status]}]{result.status}[/]", detail]
+        if delivery:
+            cells.insert(2, result.delivering or "-")
+        table.add_row(*cells)
     Console(file=sys.stdout, width=120).print(table)
     for result in results:
         for warning in result.warnings:
