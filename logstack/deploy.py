@@ -223,7 +223,8 @@ def deploy_machine(
     """connect -> facts -> render -> inspect -> plan -> dry run | apply -> verify -> result, for one machine.
 
     Never raises for the machine's problems: they are its result. `before` runs ahead of reading the facts
-    (installing what the files need), `after` once the files are in place; neither runs in a dry run.
+    (installing what the files need; not in a dry run), `after` once the files are in place (in a dry run
+    too, to look without changing).
     """
     try:
         with connect(target, options.known_hosts, accept_new=options.accept_new) as conn:
@@ -240,9 +241,12 @@ def deploy_machine(
             warnings = facts.warnings() if any(f.path == "/etc/vector/vector.yaml" for f in files) else []
             if options.dry_run:
                 state = "changed" if plan.changed else "ok"
-                return HostResult(
+                result = HostResult(
                     target.name, state, "dry run", plan, diffs(conn, plan), facts=facts, warnings=warnings
                 )
+                if after is not None:
+                    after(conn, result)
+                return result
             if plan.changed:
                 apply(conn, plan, options.service_manager)
                 _verify_or_roll_back(conn, plan, options)

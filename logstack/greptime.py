@@ -105,16 +105,62 @@ class GreptimeHTTP:
                 raise RuntimeFailure(f"server: GreptimeDB /health did not answer: {last}")
             time.sleep(1)
 
-    def sql(self, statement: str, db: str | None = None) -> None:
+    def sql(self, statement: str, db: str | None = None) -> Any:
+        """Run one statement; its JSON answer, or a RuntimeFailure with GreptimeDB's message."""
+        status, answer = self.try_sql(statement, db)
+        if status != 200:
+            detail = str(answer.get("error", answer) if isinstance(answer, dict) else answer)[:300]
+            raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {detail}")
+        return answer
+
+    def try_sql(self, statement: str, db: str | None = None) -> tuple[int, Any]:
+        """(HTTP status, JSON answer) of one statement: `{"output": [...]}` or `{"code": ..., "error": ...}`
+        (v1.1.4 src/servers/src/http/result/error_result.rs)."""
         path = "/v1/sql" + (f"?db={urllib.parse.quote(db)}" if db else "")
         status, body = self.request("POST", path, urllib.parse.urlencode({"sql": statement}).encode())
-        if status != 200:
-            detail = body.decode(errors="replace")[:300]
-            raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {detail}")
         try:
-            json.loads(body or b"{}")
+            return status, json.loads(body or b"{}")
         except ValueError:
-            raise RuntimeFailure("server: GreptimeDB answered SQL with non-JSON") from None
+            raise RuntimeFailure(f"server: GreptimeDB answered SQL with non-JSON ({status})") from None
+
+    def rows(self, statement: str) -> list[list[Any]]:
+        """The rows of a query's first result."""
+        answer = self.sql(statement)
+        try:
+            return list(answer["output"][0]["records"]["rows"])
+        except (KeyError, IndexError, TypeError):
+            raise RuntimeFailure("server: GreptimeDB answered a query without rows") from None
+
+
+# humantime's units (GreptimeDB formats and parses TTLs with it: v1.1.4 src/common/time/src/ttl.rs)
+_HUMANTIME_SECONDS = {
+    **dict.fromkeys(("nsec", "ns"), 1e-9),
+    **dict.fromkeys(("usec", "us"), 1e-6),
+    **dict.fromkeys(("msec", "ms"), 1e-3),
+    **dict.fromkeys(("seconds", "second", "secs", "sec", "s"), 1),
+    **dict.fromkeys(("minutes", "minute", "mins", "min", "m"), 60),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), 3600),
+    **dict.fromkeys(("days", "day", "d"), 86400),
+    **dict.fromkeys(("weeks", "week", "w"), 604800),
+    **dict.fromkeys(("months", "month", "M"), 2_630_016),
+    **dict.fromkeys(("years", "year", "y"), 31_557_600),
+}
+_HUMANTIME_RE = re.compile(r"(\d+)\s*([A-Za-z]+)")
+
+
+def ttl_seconds(text: str) -> float | None:
+    """A TTL as seconds (None: forever), whether written as in the inventory or as GreptimeDB shows it."""
+    text = text.strip()
+    if text in ("", "forever"):
+        return None
+    if text == "instant":
+        return 0.0
+    total = 0.0
+    for number, unit in _HUMANTIME_RE.findall(text):
+        if unit not in _HUMANTIME_SECONDS:
+            raise RuntimeFailure(f"server: cannot read the retention {text!r}")
+        total += int(number) * _HUMANTIME_SECONDS[unit]
+    return total
 
 
 class PortForward:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from logstack.deploy import DeployOptions, deploy_machine
-from logstack.errors import BadInputError, RuntimeFailure
+from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 from logstack.files import RenderedFile
-from logstack.greptime import GreptimeHTTP
-from logstack.inventory import Inventory
+from logstack.greptime import GreptimeHTTP, ttl_seconds
+from logstack.inventory import Inventory, ServerSpec
 from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
@@ -42,7 +44,8 @@ VECTOR_INSTRUCTIONS = (
 class ServerResult:
     """What init-server did."""
 
-    steps: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)  # what was changed
+    checks: list[str] = field(default_factory=list)  # what was verified
     deploy: HostResult | None = None
     changed: bool = False
 
@@ -226,13 +229,18 @@ def init_server(
 
     def check(conn: Connection, deployed: HostResult) -> None:
         assert deployed.plan is not None
+        if dry_run:  # what would change in the database, when it can be read already
+            with contextlib.suppress(LogstackError):
+                result.steps += retention(GreptimeHTTP(conn, "admin", secrets.db_password("admin")), server, False)
+            return
         if deployed.plan.changed:
             result.steps.append(deployed.plan.summary())
         deployed.reason = deployed.plan.summary()
-        create_schema(conn, secrets, files)
+        result.steps += create_schema(conn, secrets, files, server)
+        result.checks.append(self_test(conn, secrets, server))
         listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
         conn.open_forward(listen, server.vector_port).close()
-        result.steps.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
+        result.checks.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
 
     options = DeployOptions(
         known_hosts=known_hosts_path(inventory),
@@ -246,14 +254,66 @@ def init_server(
     result.deploy = deploy_machine(server_target(inventory), lambda facts: files, options, before=install, after=check)
     if result.deploy.error is not None:
         raise result.deploy.error
-    result.changed = any(not s.startswith("GreptimeDB healthy") for s in result.steps)
+    result.changed = bool(result.steps)
     return result
 
 
-def create_schema(conn: Connection, secrets: Secrets, files: list[RenderedFile]) -> None:
-    """Wait for GreptimeDB and run the rendered schema.sql through its HTTP API, as `admin`."""
+def create_schema(conn: Connection, secrets: Secrets, files: list[RenderedFile], server: ServerSpec) -> list[str]:
+    """Wait for GreptimeDB, bring an existing database to the inventory's retention and run the rendered
+    schema.sql through its HTTP API, as `admin`; returns what changed."""
     api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
     api.wait_healthy()
+    changed = retention(api, server, apply=True)
     schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
     for statement in schema_statements(schema):
         api.sql(statement)
+    return changed
+
+
+def retention(api: GreptimeHTTP, server: ServerSpec, apply: bool) -> list[str]:
+    """A changed `ttl` reaches an existing database: CREATE DATABASE IF NOT EXISTS ignores its options when
+    the database exists (v1.1.4 src/operator/src/statement/ddl.rs), ALTER DATABASE ... SET 'ttl' does not
+    (src/sql/src/parsers/alter_parser.rs). The current TTL is read from information_schema.schemata."""
+    rows = api.rows(f"SELECT options FROM information_schema.schemata WHERE schema_name = '{server.database}'")
+    if not rows:
+        return []  # created with the inventory's TTL by schema.sql
+    current = re.search(r"'ttl'='([^']*)'", str(rows[0][0] or ""))
+    shown = current.group(1) if current else "forever"
+    if ttl_seconds(shown) == ttl_seconds(server.ttl):
+        return []
+    if apply:
+        api.sql(f"ALTER DATABASE `{server.database}` SET 'ttl'='{server.ttl}'")
+    verb = "changed" if apply else "would change"
+    return [f"{verb} the retention of database {server.database}: {shown} -> {server.ttl}"]
+
+
+SELF_TEST_HOST = "logstack-init-server"
+
+
+def self_test(conn: Connection, secrets: Secrets, server: ServerSpec) -> str:
+    """A row written as `vector` is read as `analyst`, and the table refuses DELETE (append mode:
+    v1.1.4 src/mito2/src/worker/handle_write.rs, "DELETE is not allowed under append mode").
+
+    The row is a heartbeat of a machine no inventory holds: analysis and status pass over it."""
+    table = f"`{server.database}`.`{server.table}`"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    where = f"`logstack_host` = '{SELF_TEST_HOST}' AND `greptime_timestamp` = '{stamp}'"
+    GreptimeHTTP(conn, "vector", secrets.db_password("vector")).sql(
+        f"INSERT INTO {table} (`greptime_timestamp`, `SYSLOG_IDENTIFIER`, `logstack_host`, `message`) "
+        f"VALUES ('{stamp}', 'logstack-heartbeat', '{SELF_TEST_HOST}', 'init-server self-test')"
+    )
+    count = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst")).rows(
+        f"SELECT count(*) FROM {table} WHERE {where}"
+    )
+    if not count or not count[0] or not count[0][0]:
+        raise RuntimeFailure("server: a row written as vector is not readable as analyst: check users.conf")
+    status, answer = GreptimeHTTP(conn, "admin", secrets.db_password("admin")).try_sql(
+        f"DELETE FROM {table} WHERE {where}"
+    )
+    error = answer.get("error", "") if isinstance(answer, dict) else ""
+    if status == 200 or "append mode" not in str(error):
+        raise RuntimeFailure(
+            f"server: table {server.database}.{server.table} accepts DELETE: it is not append-only "
+            "(recreate it from /etc/logstack/schema.sql)"
+        )
+    return "GreptimeDB: a row written as vector is read as analyst; DELETE is refused (append-only)"

@@ -1,8 +1,21 @@
-"""The one HTTP stand-in: GreptimeDB's HTTP API (GreptimeDB cannot run here), recording every request."""
+"""The one HTTP stand-in: GreptimeDB's HTTP API (GreptimeDB cannot run here), recording every request.
+
+It answers the statements logstack sends as GreptimeDB v1.1.4 does, and nothing more:
+- POST /v1/sql answers `{"output": [...]}`, or an error `{"code", "error"}` with HTTP 400 for
+  InvalidArguments (src/servers/src/http/result/error_result.rs, src/servers/src/error.rs);
+- CREATE DATABASE IF NOT EXISTS ignores its options when the database exists
+  (src/operator/src/statement/ddl.rs); ALTER DATABASE ... SET 'ttl'='...' changes it
+  (src/sql/src/parsers/alter_parser.rs);
+- information_schema.schemata shows options as `'ttl'='<humantime>'` plus a newline
+  (src/common/meta/src/key/schema_name.rs, src/common/time/src/ttl.rs);
+- DELETE on an append-mode table: 1004 "Invalid request to region, reason: DELETE is not allowed under
+  append mode" (src/mito2/src/worker/handle_write.rs; tests/cases/standalone/common/insert/append_mode.result).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,23 +23,85 @@ from typing import ClassVar
 
 import pytest
 
+# humantime's units and its Display order (years, months, days, h, m, s)
+_UNITS = {
+    **dict.fromkeys(("y", "year", "years"), 31_557_600),
+    **dict.fromkeys(("M", "month", "months"), 2_630_016),
+    **dict.fromkeys(("w", "week", "weeks"), 604_800),
+    **dict.fromkeys(("d", "day", "days"), 86_400),
+    **dict.fromkeys(("h", "hour", "hours"), 3600),
+    **dict.fromkeys(("m", "min", "minutes"), 60),
+    "s": 1,
+}
+
+
+def humantime(text: str) -> str:
+    """A TTL as GreptimeDB shows it: parsed, then formatted by humantime."""
+    seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)\s*([A-Za-z]+)", text))
+    parts = []
+    for size, one, many in ((31_557_600, "year", "years"), (2_630_016, "month", "months"), (86_400, "day", "days")):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{one if count == 1 else many}")
+    for size, unit in ((3600, "h"), (60, "m"), (1, "s")):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
+
 
 class FakeGreptime(BaseHTTPRequestHandler):
-    """Records what init-server sends to GreptimeDB's HTTP API and answers like GreptimeDB."""
+    """Records what logstack sends to GreptimeDB's HTTP API and answers like GreptimeDB."""
 
     requests: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
+    databases: ClassVar[dict[str, str]] = {}  # name -> ttl as shown
+    tables: ClassVar[set[str]] = set()
+    append_tables: ClassVar[set[str]] = set()
+    rows: ClassVar[list[str]] = []  # the WHERE-able text of inserted rows
+    lock = threading.Lock()
 
     def do_GET(self) -> None:
         self.requests.append(("GET", self.path, self.headers.get("Authorization"), None))
-        self._reply(200, b"{}")
+        self._reply(200, {})
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         sql = urllib.parse.parse_qs(body).get("sql", [None])[0]
         self.requests.append(("POST", self.path, self.headers.get("Authorization"), sql))
-        self._reply(200, json.dumps({"output": [{"affectedrows": 1}], "execution_time_ms": 1}).encode())
+        with self.lock:
+            status, answer = self._answer(sql or "")
+        self._reply(status, answer)
 
-    def _reply(self, status: int, body: bytes) -> None:
+    def _answer(self, sql: str) -> tuple[int, dict]:
+        if m := re.match(r"CREATE DATABASE IF NOT EXISTS `(\w+)` WITH \(ttl = '([^']*)'\)", sql):
+            self.databases.setdefault(m[1], humantime(m[2]))
+        elif m := re.match(r"ALTER DATABASE `(\w+)` SET 'ttl'='([^']*)'", sql):
+            self.databases[m[1]] = humantime(m[2])
+            return 200, {"output": [{"affectedrows": 0}]}
+        elif m := re.match(r"SELECT options FROM information_schema.schemata WHERE schema_name = '(\w+)'", sql):
+            found = [[f"'ttl'='{self.databases[m[1]]}'\n"]] if m[1] in self.databases else []
+            return 200, {"output": [{"records": {"rows": found, "total_rows": len(found)}}]}
+        elif m := re.match(r"CREATE TABLE IF NOT EXISTS (`\w+`\.`\w+`)", sql):
+            if m[1] not in self.tables:  # IF NOT EXISTS: an existing table keeps what it was
+                self.tables.add(m[1])
+                if "append_mode = 'true'" in sql:
+                    self.append_tables.add(m[1])
+        elif m := re.match(r"INSERT INTO (`\w+`\.`\w+`) \(.*\) VALUES \((.*)\)", sql, re.S):
+            self.rows.append(m[2])
+        elif m := re.match(
+            r"SELECT count\(\*\) FROM `\w+`\.`\w+` "
+            r"WHERE `logstack_host` = '([^']*)' AND `greptime_timestamp` = '([^']*)'",
+            sql,
+        ):
+            count = sum(1 for row in self.rows if f"'{m[1]}'" in row and f"'{m[2]}'" in row)
+            return 200, {"output": [{"records": {"rows": [[count]], "total_rows": 1}}]}
+        elif (m := re.match(r"DELETE FROM (`\w+`\.`\w+`)", sql)) and m[1] in self.append_tables:
+            reason = "Invalid request to region, reason: DELETE is not allowed under append mode"
+            return 400, {"code": 1004, "error": reason, "execution_time_ms": 1}
+        return 200, {"output": [{"affectedrows": 1}], "execution_time_ms": 1}
+
+    def _reply(self, status: int, answer: dict) -> None:
+        body = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -40,6 +115,10 @@ class FakeGreptime(BaseHTTPRequestHandler):
 @pytest.fixture
 def greptime_api():
     FakeGreptime.requests = []
+    FakeGreptime.databases = {}
+    FakeGreptime.tables = set()
+    FakeGreptime.append_tables = set()
+    FakeGreptime.rows = []
     try:
         server = ThreadingHTTPServer(("127.0.0.1", 4000), FakeGreptime)
     except OSError as exc:

@@ -71,7 +71,14 @@ def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api
     assert statements[0] == "CREATE DATABASE IF NOT EXISTS `vector` WITH (ttl = '90d')"
     assert statements[1].startswith("CREATE TABLE IF NOT EXISTS `vector`.`logs` (")
     assert greptime_api[0] == ("GET", "/health", auth, None)
-    assert greptime_api[1:] == [("POST", "/v1/sql", auth, s) for s in statements]
+    sent = [(r[2], r[3]) for r in greptime_api[1:]]
+    schemata = "SELECT options FROM information_schema.schemata WHERE schema_name = 'vector'"
+    assert sent[: len(statements) + 1] == [(auth, schemata)] + [(auth, s) for s in statements]
+    # the self-test: written as vector, read as analyst, DELETE refused for admin
+    test_users = [base64.b64decode(a.split()[1]).decode().split(":")[0] for a, _ in sent[len(statements) + 1 :]]
+    assert test_users == ["vector", "analyst", "admin"]
+    assert sent[-1][1].startswith("DELETE FROM `vector`.`logs`")
+    assert "a row written as vector is read as analyst; DELETE is refused (append-only)" in result.stdout
     # no secret in what the operator sees
     for password in secrets.db_passwords.values():
         assert password not in result.output
@@ -82,7 +89,39 @@ def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api
     assert again.exit_code == 0, again.output
     assert server.systemctl_calls == calls
     assert "│ server │ ok" in again.stdout
-    assert [r[3] for r in greptime_api if r[0] == "POST"] == statements
+    assert [r[3] for r in greptime_api if r[0] == "POST"][1 : len(statements) + 1] == statements
+    assert "retention" not in again.stdout
+
+
+def test_a_changed_retention_reaches_the_existing_database(site, greptime_api, runner):
+    from tests.greptime_stub import FakeGreptime
+
+    assert invoke(runner, "init-server", "-i", site.inventory).exit_code == 0
+    assert FakeGreptime.databases["vector"] == "2months 29days 2h 52m 48s"  # 90d, as GreptimeDB shows it
+    site.inventory.write_text(
+        site.inventory.read_text().replace("  manage_packages: false\n", "  manage_packages: false\n  ttl: 1year\n")
+    )
+    dry = invoke(runner, "init-server", "--dry-run", "-i", site.inventory)
+    assert "would change the retention of database vector: 2months 29days 2h 52m 48s -> 1year" in dry.stdout
+    assert not [r for r in greptime_api if r[3] and r[3].startswith("ALTER")]
+    changed = invoke(runner, "init-server", "-i", site.inventory)
+    assert changed.exit_code == 0, changed.output
+    assert "changed the retention of database vector: 2months 29days 2h 52m 48s -> 1year" in changed.stdout
+    assert [r[3] for r in greptime_api if r[3] and r[3].startswith("ALTER")] == [
+        "ALTER DATABASE `vector` SET 'ttl'='1year'"
+    ]
+    assert FakeGreptime.databases["vector"] == "1year"
+    again = invoke(runner, "init-server", "-i", site.inventory)
+    assert "retention" not in again.stdout
+
+
+def test_a_table_that_accepts_delete_is_a_failure(site, greptime_api, runner):
+    from tests.greptime_stub import FakeGreptime
+
+    FakeGreptime.tables.add("`vector`.`logs`")  # made earlier, without append mode
+    result = invoke(runner, "init-server", "-i", site.inventory)
+    assert result.exit_code == 3, result.output
+    assert "table vector.logs accepts DELETE: it is not append-only" in result.stderr
 
 
 def test_dry_run_shows_plan_without_secrets(site, greptime_api, runner):
@@ -94,7 +133,7 @@ def test_dry_run_shows_plan_without_secrets(site, greptime_api, runner):
     for password in secrets.db_passwords.values():
         assert password not in dry.output
     assert not site.hosts["server"].path("/etc/greptime").exists()
-    assert greptime_api == []
+    assert [r[3].split()[0] for r in greptime_api if r[0] == "POST"] in ([], ["SELECT"])  # it only looks
 
 
 def test_no_install_refuses_with_instructions(site, runner):

@@ -36,7 +36,7 @@ def init_server(
         passphrase=passphrase(passphrase_file),
         verify_timeout=verify_timeout,
     )
-    for step in result.steps:
+    for step in [*result.steps, *result.checks]:
         typer.echo(step)
     if result.deploy is not None:
         if dry_run:
