@@ -51,6 +51,37 @@ class DatabaseConfig:
         return f"{self.user}@{self.host}:{self.port}/{self.database}.{self.table}"
 
 
+def http_over_ssh(
+    conn: Connection,
+    address: tuple[str, int],
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: list[str] | None = None,
+) -> tuple[int, bytes]:
+    """One HTTP/1.0 request to `address` as the server sees it, through a fresh SSH forward."""
+    channel = conn.open_forward(*address)
+    head = [f"{method} {path} HTTP/1.0", f"Host: {address[0]}:{address[1]}", *(headers or []), "Connection: close"]
+    if body is not None:
+        head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+    chunks = []
+    try:
+        channel.settimeout(30)
+        channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+        while chunk := channel.recv(65536):
+            chunks.append(chunk)
+    except OSError as exc:
+        raise RuntimeFailure(f"server: HTTP {address[1]}{path}: {exc}") from None
+    finally:
+        channel.close()
+    header, _, payload = b"".join(chunks).partition(b"\r\n\r\n")
+    try:
+        status = int(header.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        raise RuntimeFailure(f"server: HTTP {address[1]}{path}: no HTTP response") from None
+    return status, payload
+
+
 class GreptimeHTTP:
     """GreptimeDB's HTTP API on the server's loopback, reached through an SSH port forward."""
 
@@ -60,35 +91,7 @@ class GreptimeHTTP:
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """One HTTP/1.0 request over a fresh forward; the response is read to EOF."""
-        channel = self.conn.open_forward(*GREPTIME_HTTP)
-        head = [
-            f"{method} {path} HTTP/1.0",
-            f"Host: {GREPTIME_HTTP[0]}:{GREPTIME_HTTP[1]}",
-            f"Authorization: {self.auth}",
-            "Connection: close",
-        ]
-        if body is not None:
-            head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
-        try:
-            channel.settimeout(30)
-            channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
-            chunks = []
-            while True:
-                chunk = channel.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except OSError as exc:
-            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: {exc}") from None
-        finally:
-            channel.close()
-        raw = b"".join(chunks)
-        header, _, payload = raw.partition(b"\r\n\r\n")
-        try:
-            status = int(header.split(b" ", 2)[1])
-        except (IndexError, ValueError):
-            raise RuntimeFailure(f"server: GreptimeDB HTTP {path}: no HTTP response") from None
-        return status, payload
+        return http_over_ssh(self.conn, GREPTIME_HTTP, method, path, body, [f"Authorization: {self.auth}"])
 
     def wait_healthy(self, seconds: float = 30.0) -> None:
         deadline = time.monotonic() + seconds

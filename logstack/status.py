@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
 import ssl
 from dataclasses import asdict, dataclass, field
@@ -12,7 +13,7 @@ from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
 from logstack.clock import SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
-from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings
+from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings, http_over_ssh
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
@@ -44,6 +45,9 @@ class ServerStatus:
     data_dir_free_bytes: int | None = None
     data_dir_free_percent: float | None = None
     certificate_days_left: int | None = None
+    sink_discarded: int | None = None  # events the GreptimeDB sink dropped since Vector started
+    sink_errors: int | None = None
+    buffer_percent: float | None = None  # fill of the receiver's disk buffer
     problems: list[str] = field(default_factory=list)
 
 
@@ -133,6 +137,7 @@ def check_status(
     server = ServerStatus(certificate_days_left=_days_left(pki, SERVER, now))
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
+        _check_metrics(conn, server)
         forward = PortForward(conn, "127.0.0.1", db_port)
         try:
             config = database_settings(inventory, forward.local_port, secrets.db_password("analyst"))
@@ -162,8 +167,63 @@ def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, 
         server.data_dir_free_percent = round(100 * available / total, 1) if total else None
 
 
+# Vector's internal metrics (namespace `vector`, vector v0.57.0 src/sources/internal_metrics.rs) served by the
+# receiver's prometheus_exporter: a request the sink gave up on counts in component_errors_total and its
+# events in component_discarded_events_total (lib/vector-common/src/internal_event/service.rs, CallError);
+# the disk buffer reports buffer_size_bytes against buffer_max_size_bytes (lib/vector-buffers).
+METRICS = ("127.0.0.1", 9598)
+SINK = "greptimedb"
+_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([-+0-9.eEna]+)(?:\s+\d+)?$")
+_LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def sink_metrics(text: str, sink: str = SINK) -> tuple[int, int, float | None]:
+    """(events discarded, errors, buffer fill %) of one sink, from Prometheus exposition text."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE_RE.match(line.strip())
+        if match is None:
+            continue
+        name, labels, value = match.groups()
+        found = dict(_LABEL_RE.findall(labels or ""))
+        if sink not in (found.get("component_id"), found.get("buffer_id")):
+            continue
+        if name == "vector_component_discarded_events_total" and found.get("intentional") == "true":
+            continue
+        try:
+            totals[name] = totals.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    size = totals.get("vector_buffer_size_bytes", totals.get("vector_buffer_byte_size"))
+    limit = totals.get("vector_buffer_max_size_bytes", totals.get("vector_buffer_max_byte_size"))
+    fill = round(100 * size / limit, 1) if size is not None and limit else None
+    discarded = int(totals.get("vector_component_discarded_events_total", 0))
+    return discarded, int(totals.get("vector_component_errors_total", 0)), fill
+
+
+def _check_metrics(conn: Connection, server: ServerStatus) -> None:
+    try:
+        status, body = http_over_ssh(conn, METRICS, "GET", "/metrics")
+    except RuntimeFailure as exc:
+        server.problems.append(f"Vector's metrics at 127.0.0.1:{METRICS[1]} unreadable: {exc}")
+        return
+    if status != 200:
+        server.problems.append(f"Vector's metrics at 127.0.0.1:{METRICS[1]}: HTTP {status}")
+        return
+    server.sink_discarded, server.sink_errors, server.buffer_percent = sink_metrics(body.decode(errors="replace"))
+
+
 def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt.timedelta) -> list[str]:
-    problems = []
+    problems = list(server.problems)
+    if server.sink_discarded:
+        problems.append(
+            f"the GreptimeDB sink discarded {server.sink_discarded} events since Vector started: GreptimeDB "
+            "refused them (wrong password, column type, missing database) and they are lost; see its log"
+        )
+    if server.sink_errors:
+        problems.append(f"the GreptimeDB sink had {server.sink_errors} failed requests since Vector started")
+    if server.buffer_percent is not None and server.buffer_percent >= 80:
+        problems.append(f"the receiver's disk buffer is {server.buffer_percent}% full (GreptimeDB slow or down)")
     if server.greptimedb != "ok":
         problems.append(f"GreptimeDB /health {server.greptimedb}")
     if not server.vector_tls.startswith("ok"):

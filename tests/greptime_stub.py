@@ -128,3 +128,36 @@ def greptime_api():
     yield FakeGreptime.requests
     server.shutdown()
     server.server_close()
+
+
+class FakeExporter(BaseHTTPRequestHandler):
+    """Vector's prometheus_exporter: GET /metrics answers the exposition text, anything else 404
+    (vector v0.57.0 src/sinks/prometheus/exporter.rs)."""
+
+    text: ClassVar[str] = ""
+
+    def do_GET(self) -> None:
+        body = self.text.encode() if self.path == "/metrics" else b""
+        self.send_response(200 if self.path == "/metrics" else 404)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def vector_metrics():
+    """Set `.text` on the yielded class to what the receiver's exporter serves."""
+    FakeExporter.text = ""
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", 9598), FakeExporter)
+    except OSError as exc:
+        pytest.fail(f"127.0.0.1:9598 is taken ({exc}); the Vector metrics stand-in needs it")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield FakeExporter
+    server.shutdown()
+    server.server_close()

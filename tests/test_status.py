@@ -53,7 +53,9 @@ def _prepare(fleet):
     return pki
 
 
-def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_key, mariadb, greptime_api, runner):
+def test_status_finds_silent_hosts_and_checks_the_server(
+    tmp_path, ssh_client_key, mariadb, greptime_api, vector_metrics, runner
+):
     port = _free_port()
     fleet = make_fleet(
         tmp_path, ssh_client_key, ["web1", "web2"], server=True, first_octet=50, extra={"server.vector_port": port}
@@ -131,6 +133,21 @@ def test_status_finds_silent_hosts_and_checks_the_server(tmp_path, ssh_client_ke
         assert expiring.exit_code == 1
         assert "PROBLEM web1: certificate expires in" in expiring.stdout
         assert "PROBLEM server: server certificate" in expiring.stdout
+        # GreptimeDB refused batches: the receiver's own counters make the loss a finding
+        vector_metrics.text = (
+            'vector_component_discarded_events_total{component_id="greptimedb",component_kind="sink",'
+            'component_type="greptimedb_logs",intentional="false"} 1500 1764560000000\n'
+            'vector_component_errors_total{component_id="greptimedb",error_type="request_failed",stage="sending"} 3\n'
+            'vector_buffer_size_bytes{buffer_id="greptimedb",component_id="greptimedb",stage="0"} 950\n'
+            'vector_buffer_max_size_bytes{buffer_id="greptimedb",component_id="greptimedb",stage="0"} 1000\n'
+        )
+        lossy = invoke(runner, *args, "--format", "json")
+        assert lossy.exit_code == 1
+        server = json.loads(lossy.stdout)["server"]
+        assert (server["sink_discarded"], server["sink_errors"], server["buffer_percent"]) == (1500, 3, 95.0)
+        found = "\n".join(json.loads(lossy.stdout)["problems"])
+        assert "the GreptimeDB sink discarded 1500 events since Vector started" in found
+        assert "disk buffer is 95.0% full" in found
     finally:
         if tls is not None:
             stop_group(tls)
@@ -144,7 +161,7 @@ def _snapshot(site) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, greptime_api, runner):
+def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, greptime_api, vector_metrics, runner):
     fleet = make_fleet(
         tmp_path, ssh_client_key, ["web1"], server=True, first_octet=55, extra={"server.vector_port": _free_port()}
     )
@@ -189,3 +206,21 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
         assert invoke(runner, *args).exit_code == 0
     finally:
         fleet.stop()
+
+
+def test_sink_metrics_read_only_the_greptimedb_sinks_unintentional_losses():
+    from logstack.status import sink_metrics
+
+    text = (
+        "# HELP vector_component_discarded_events_total x\n"
+        'vector_component_discarded_events_total{component_id="greptimedb",intentional="false"} 4\n'
+        'vector_component_discarded_events_total{component_id="greptimedb",intentional="true"} 100\n'
+        'vector_component_discarded_events_total{component_id="senders",intentional="false"} 9\n'
+        'vector_component_errors_total{component_id="greptimedb",error_type="x"} 1\n'
+        'vector_component_errors_total{component_id="greptimedb",error_type="y"} 2\n'
+        "garbage line {\n"
+        'vector_buffer_byte_size{component_id="greptimedb"} 10\n'
+        'vector_buffer_max_byte_size{component_id="greptimedb"} 40\n'
+    )
+    assert sink_metrics(text) == (4, 3, 25.0)
+    assert sink_metrics("") == (0, 0, None)
