@@ -10,17 +10,19 @@ import hashlib
 import posixpath
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import paramiko
 
 from logstack.errors import LogstackError, RuntimeFailure
 from logstack.facts import HostFacts, gather, save_facts, vector_problem
 from logstack.files import RenderedFile
-from logstack.plan import PENDING, Plan, RemoteFile, apply_script, cleanup_script, make_plan, rollback_script
+from logstack.plan import PENDING, PREV_SUFFIX, Plan, RemoteFile, apply_script, make_plan, rollback_script
 from logstack.shell import shell_command
 from logstack.ssh import Connection, UnreachableError, connect
 from logstack.targets import HostResult, Target
@@ -176,20 +178,34 @@ class ApplyResult:
     uploaded: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     daemon_reload: bool = False
+    up: dict[str, str] = field(default_factory=dict)  # service -> restart count once it was active
+    failed: str | None = None  # a service that did not come up
 
 
-def apply(conn: Connection, plan: Plan, service_manager: str = "systemctl") -> ApplyResult:
-    """Upload and validate every file, then swap, fix permissions, reload and restart: one remote script."""
-    status, _, err = conn.run("sh -s", stdin=apply_script(plan, service_manager).encode(), check=False)
+def apply(
+    conn: Connection, plan: Plan, service_manager: str = "systemctl", wait_up: tuple[str, ...] = (), ticks: int = 150
+) -> ApplyResult:
+    """Upload and validate every file, then swap, fix permissions, reload and restart: one remote script
+    (which then waits until each of `wait_up` is active)."""
+    script = apply_script(plan, service_manager, wait_up, ticks)
+    status, out, err = conn.run("sh -s", stdin=script.encode(), check=False)
     if status != 0:
         lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
         reason = next((ln[len("logstack: ") :] for ln in reversed(lines) if ln.startswith("logstack: ")), None)
         raise RuntimeFailure(f"{plan.target}: {reason or (lines[-1] if lines else f'deployment failed ({status})')}")
-    return ApplyResult(
+    result = ApplyResult(
         uploaded=[c.file.path for c in plan.uploads],
         restarted=list(plan.restart),
         daemon_reload=plan.daemon_reload,
     )
+    for line in out.decode(errors="replace").splitlines():
+        word, _, rest = line.partition(" ")
+        service, _, count = rest.partition(" ")
+        if word == "up":
+            result.up[service] = count
+        elif word == "failed":
+            result.failed = service
+    return result
 
 
 # Services whose process must come up and stay up after a restart (timers and one-shot loaders have none).
@@ -209,6 +225,7 @@ class DeployOptions:
     verify_timeout: float = 30.0  # seconds a restarted service has to come up; 0: not verified
     verify_settle: float = 1.0  # seconds it must then stay up
     needs_vector: bool = True  # the files configure Vector: its version must run them
+    slots: threading.Semaphore | None = None  # bounds the machines worked on at once (--forks)
     secrets: tuple[str, ...] = ()  # scrubbed from any log shown
 
 
@@ -224,8 +241,11 @@ def deploy_machine(
 
     Never raises for the machine's problems: they are its result. `before` runs ahead of reading the facts
     (installing what the files need; not in a dry run), `after` once the files are in place (in a dry run
-    too, to look without changing).
+    too, to look without changing). With `options.slots` the work holds a slot, and waiting for restarted
+    services to settle does not.
     """
+    slot = options.slots
+    held = slot is not None and slot.acquire()
     try:
         with connect(target, options.known_hosts, accept_new=options.accept_new) as conn:
             if before is not None and not options.dry_run:
@@ -239,21 +259,23 @@ def deploy_machine(
             found = inspect(conn, files)
             plan = make_plan(target.name, files, found.files, found.owed, found.dirs)
             warnings = facts.warnings() if any(f.path == "/etc/vector/vector.yaml" for f in files) else []
+            state = "changed" if plan.changed else "ok"
             if options.dry_run:
-                state = "changed" if plan.changed else "ok"
                 result = HostResult(
                     target.name, state, "dry run", plan, diffs(conn, plan), facts=facts, warnings=warnings
                 )
-                if after is not None:
-                    after(conn, result)
-                return result
-            if plan.changed:
-                apply(conn, plan, options.service_manager)
-                _verify_or_roll_back(conn, plan, options)
-            summary = plan.summary() if plan.changed else ""
-            result = HostResult(
-                target.name, "changed" if plan.changed else "ok", summary, plan, facts=facts, warnings=warnings
-            )
+            else:
+                if plan.changed:
+                    verified = tuple(s for s in plan.restart if s in VERIFIED_SERVICES and options.verify_timeout > 0)
+                    applied = apply(conn, plan, options.service_manager, verified, int(options.verify_timeout / 0.2))
+                    if applied.failed or set(applied.up) != set(verified):
+                        _roll_back(conn, plan, applied.failed or verified[0], options)
+                    if held and slot is not None:  # settling is waiting, not work: let another host go
+                        slot.release()
+                        held = False
+                    _settle_or_roll_back(conn, plan, applied.up, options)
+                summary = plan.summary() if plan.changed else ""
+                result = HostResult(target.name, state, summary, plan, facts=facts, warnings=warnings)
             if after is not None:
                 after(conn, result)
             return result
@@ -261,41 +283,44 @@ def deploy_machine(
         return HostResult(target.name, "unreachable", str(exc), error=exc)
     except LogstackError as exc:
         return HostResult(target.name, "failed", str(exc), error=exc)
+    finally:
+        if held and slot is not None:
+            slot.release()
 
 
-def _verify_or_roll_back(conn: Connection, plan: Plan, options: DeployOptions) -> None:
-    """Each restarted service must come up and stay up; if one does not, the previous files come back."""
-    services = [s for s in plan.restart if s in VERIFIED_SERVICES]
-    failed = None
-    if options.verify_timeout > 0:
-        failed = next((s for s in services if not _stays_up(conn, s, options)), None)
-    if failed is None:
-        if plan.uploads:
-            conn.run("sh -s", stdin=cleanup_script(plan).encode(), check=False)
-        return
+# After the settle time: each service still active with the same restart count ("service=count" ...), then
+# the copies of the files the run replaced are dropped (the paths after "--").
+_STILL_UP = r"""
+manager=$1; shift
+while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+    service=${1%%=*} count=${1#*=}; shift
+    [ "$("$manager" is-active "$service")" = active ] || { echo "failed $service"; exit 0; }
+    [ "$("$manager" show -p NRestarts --value "$service")" = "$count" ] || { echo "failed $service"; exit 0; }
+done
+[ "$#" -gt 0 ] && shift
+rm -f -- "$@"
+echo ok
+"""
+
+
+def _settle_or_roll_back(conn: Connection, plan: Plan, counts: dict[str, str], options: DeployOptions) -> None:
+    """A service that came up must stay up for the settle time; then the copies of replaced files go."""
+    if counts:
+        time.sleep(options.verify_settle)
+    pairs = [f"{service}={count}" for service, count in counts.items()]
+    copies = [c.file.path + PREV_SUFFIX for c in plan.uploads]
+    out = _run_text(conn, _STILL_UP, options.service_manager, *pairs, "--", *copies)
+    if out != "ok":
+        _roll_back(conn, plan, out.partition(" ")[2] or next(iter(counts), "vector"), options)
+
+
+def _roll_back(conn: Connection, plan: Plan, failed: str, options: DeployOptions) -> NoReturn:
     log = _service_log(conn, failed, options.secrets)
     conn.run("sh -s", stdin=rollback_script(plan, options.service_manager).encode(), check=False)
     raise RuntimeFailure(
         f"{plan.target}: {failed} did not stay up with the new files; the previous files are back "
         f"and {failed} was restarted. Its last lines: {log}"
     )
-
-
-def _stays_up(conn: Connection, service: str, options: DeployOptions) -> bool:
-    manager = options.service_manager
-    deadline = time.monotonic() + options.verify_timeout
-    while True:
-        state = _run_text(conn, '"$1" is-active "$2"', manager, service)
-        if state == "active":
-            break
-        if state == "failed" or time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    restarts = _run_text(conn, '"$1" show -p NRestarts --value "$2"', manager, service)
-    time.sleep(options.verify_settle)
-    still = _run_text(conn, '"$1" is-active "$2"', manager, service)
-    again = _run_text(conn, '"$1" show -p NRestarts --value "$2"', manager, service)
-    return still == "active" and again == restarts
 
 
 def _run_text(conn: Connection, script: str, *args: str) -> str:

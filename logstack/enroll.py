@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,23 +66,12 @@ def enroll(
         accept_new=accept_new,
         service_manager=inventory.spec.service_manager,
         verify_timeout=verify_timeout,
+        slots=threading.Semaphore(forks),
     )
 
-    def one(host: Host) -> HostResult:
-        # rendered for this host's facts, read over the connection the deployment opens
-        def render(facts: HostFacts) -> list[RenderedFile]:
-            return render_site(
-                inventory, pki=pki, include_keys=True, hosts=[host], server=False, facts={host.name: facts}
-            )
-
-        result = deploy_machine(host_target(host), render, options)
-        report(result)
-        return result
-
     results = {r.name: r for r in refused}
-    with ThreadPoolExecutor(max_workers=min(forks, max(1, len(ready)))) as pool:
-        for result in pool.map(one, ready):
-            results[result.name] = result
+    for result in _deploy_hosts(inventory, pki, ready, options, forks, report):
+        results[result.name] = result
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new)
@@ -94,6 +84,31 @@ def enroll(
         report(wall)
         ordered.append(wall)
     return ordered
+
+
+def _deploy_hosts(
+    inventory: Inventory,
+    pki: PKI,
+    hosts: list[Host],
+    options: DeployOptions,
+    forks: int,
+    report: Callable[[HostResult], None],
+) -> list[HostResult]:
+    """Each host's files, rendered for the facts read over its own connection, in parallel."""
+
+    def one(host: Host) -> HostResult:
+        def render(facts: HostFacts) -> list[RenderedFile]:
+            return render_site(
+                inventory, pki=pki, include_keys=True, hosts=[host], server=False, facts={host.name: facts}
+            )
+
+        result = deploy_machine(host_target(host), render, options)
+        report(result)
+        return result
+
+    # `forks` hosts are worked on at once (options.slots); hosts waiting for Vector to settle hold no slot
+    with ThreadPoolExecutor(max_workers=min(4 * forks, max(1, len(hosts)))) as pool:
+        return list(pool.map(one, hosts))
 
 
 def _mint_missing(

@@ -30,8 +30,10 @@ FACTS_SCRIPT = r"""
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
 echo "os_id=${ID:-}"
 echo "os_version=${VERSION_ID:-}"
-echo "systemd=$(journalctl --version 2>/dev/null | head -n 1)"
-echo "vector=$(vector --version 2>/dev/null | head -n 1)"
+line=$(journalctl --version 2>/dev/null); echo "systemd=${line%%
+*}"
+line=$(vector --version 2>/dev/null); echo "vector=${line%%
+*}"
 echo "arch=$(uname -m)"
 if [ -d /var/log/journal ]; then echo "journal=persistent"; else echo "journal=volatile"; fi
 """

@@ -241,7 +241,9 @@ def _staging_lines(uploads: list[FileChange]) -> list[str]:
     return lines
 
 
-def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
+def apply_script(
+    plan: Plan, service_manager: str = "systemctl", wait_up: tuple[str, ...] = (), ticks: int = 150
+) -> str:
     """The whole run as one shell script: write, own and validate all, record owed restarts, swap, restart.
 
     One remote command per target: session set-up, not bytes, dominates the cost of a deployment.
@@ -286,6 +288,18 @@ def apply_script(plan: Plan, service_manager: str = "systemctl") -> str:
         lines.append(f"{manager} enable {_q(service)} && {manager} restart {_q(service)}")
     if owed or plan.owed:
         lines.append(f"rm -f {PENDING}")
+    # then each of `wait_up` must be active (polled every 0.2 s, `ticks` times at most): its restart count
+    # is printed for the settle check, or `failed SERVICE` ends the script
+    for service in wait_up:
+        svc = _q(service)
+        lines += [
+            "waited=0",
+            f'while state=$({manager} is-active {svc}); [ "$state" != active ]; do',
+            f'  if [ "$state" = failed ] || [ "$waited" -ge {ticks} ]; then echo "failed {service}"; exit 0; fi',
+            "  sleep 0.2; waited=$((waited + 1))",
+            "done",
+            f'echo "up {service} $({manager} show -p NRestarts --value {svc})"',
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -301,8 +315,3 @@ def rollback_script(plan: Plan, service_manager: str = "systemctl") -> str:
     for service in plan.restart:
         lines.append(f"{manager} restart {_q(service)} || true")
     return "\n".join(lines) + "\n"
-
-
-def cleanup_script(plan: Plan) -> str:
-    """Drop the copies of replaced files once the services run with the new ones."""
-    return "rm -f -- " + " ".join(_q(c.file.path + PREV_SUFFIX) for c in plan.uploads) + "\n"
