@@ -49,6 +49,7 @@ def test_sample_export_gives_known_events(runner):
         "command",
         "reason",
         "flags",
+        "continues",
         "lines",
     }
     for event in events:
@@ -159,7 +160,7 @@ def test_since_last_run_on_an_export_reports_once(tmp_path: Path, runner):
         runner, "analyze", "--journal", SAMPLE, "--since-last-run", "--data-dir", tmp_path, "--format", "jsonl"
     )
     assert first.exit_code == 0 and len(first.stdout.splitlines()) == 22
-    state = list(tmp_path.glob("analyze-*.json"))
+    state = list(tmp_path.glob("analyze-*.sqlite"))
     assert len(state) == 1 and oct(state[0].stat().st_mode)[-3:] == "600"
     second = invoke(runner, "analyze", "--journal", SAMPLE, "--since-last-run", "--data-dir", tmp_path)
     assert second.exit_code == 0 and second.stdout == "No events found\n"

@@ -99,17 +99,24 @@ def test_database_errors_exit_3_and_leave_state_untouched(db, runner, tmp_path: 
     mariadb, name = db
     mariadb.insert(name, [to_row(e, int(e["__REALTIME_TIMESTAMP"])) for e in sample_entries()])
     assert _cli(runner, mariadb, name, "--since-last-run", "--data-dir", tmp_path).exit_code == 0
-    (state,) = tmp_path.glob("analyze-*.json")
-    before = state.read_bytes()
+    (state,) = tmp_path.glob("analyze-*.sqlite")
+    before = _dump(state)
     wrong = _cli(runner, mariadb, name, "--since-last-run", "--data-dir", tmp_path, password="wrong")
     assert wrong.exit_code == 3 and "Access denied" in wrong.stderr and wrong.stderr.count("\n") == 1
     assert "wrong" not in wrong.stderr.replace("wrong password", "")
     missing = _cli(runner, mariadb, name, "--table", "nope", "--since-last-run", "--data-dir", tmp_path)
     assert missing.exit_code == 3 and "greptime_timestamp" in missing.stderr
-    assert state.read_bytes() == before
+    assert _dump(state) == before
     down = _cli(runner, mariadb, name, "--db-port", "1", "--since-last-run", "--data-dir", tmp_path)
     assert down.exit_code == 3 and "Can't connect" in down.stderr
-    assert state.read_bytes() == before
+    assert _dump(state) == before
+
+
+def _dump(path: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return list(db.iterdump())
 
 
 def test_keyset_pages_read_every_row_once_even_with_equal_timestamps(db):
@@ -163,7 +170,7 @@ def test_random_interleavings_report_every_event_exactly_once(mariadb, tmp_path_
     name = f"prop{next(_db_names)}"
     mariadb.create_logs(name)
     state_dir = tmp_path_factory.mktemp("state")
-    options = RunOptions(state_path=state_dir / "state.json")
+    options = RunOptions(state_path=state_dir / "state.sqlite")
     clock = 1_750_000_000 * SECOND
     all_entries: dict[str, list[dict]] = {}
     reported: list[tuple[str, int]] = []

@@ -46,6 +46,7 @@ class Event(Subject):
     end: int
     flags: list[str] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
+    continues: str | None = None  # the reported event a late line belongs to
     first_arrival: int = 0
     last_arrival: int = 0
     first_key: str = ""
@@ -70,6 +71,7 @@ class Event(Subject):
             "end": iso(self.end),
             **{name: getattr(self, name) for name in _SUBJECT_FIELDS},
             "flags": self.flags,
+            "continues": self.continues,
             "lines": [
                 {"ts": iso(line.ts), "identifier": line.ident, "pid": line.pid or None, "message": line.message}
                 for line in self.lines

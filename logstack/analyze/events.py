@@ -9,7 +9,7 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
@@ -24,7 +24,7 @@ _EVENT_FIELDS = tuple(f.name for f in fields(Event))
 class EventBuilder:
     """Feed lines (in arrival order); take finished events as they are released."""
 
-    def __init__(self, settings: Settings | None = None, known: set[str] | frozenset[str] = frozenset()) -> None:
+    def __init__(self, settings: Settings | None = None, known: Container[str] = frozenset()) -> None:
         self.settings = settings or Settings()
         self.known = known
         self._open: dict[tuple[str, ...], Group] = {}

@@ -19,6 +19,8 @@ def text_block(event: Event) -> str:
     head = f"{event.type} ({event.outcome})"
     if event.flags:
         head += " [" + ", ".join(event.flags) + "]"
+    if event.continues:
+        head += f" late: continues event {event.continues}"
     rows = [
         f"  TYPE: {escape(head)}",
         f"  HOST: {escape(event.host)}" + (f" ({escape(event.machine_id)})" if event.machine_id else ""),

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logstack.analyze.classify import SSH_IDENTIFIERS
 from logstack.analyze.events import SEVERITY, Event, EventBuilder, Settings
 from logstack.analyze.records import Line
-from logstack.analyze.state import RunState, load_state, save_state
-from logstack.clock import SECOND
+from logstack.analyze.state import StateStore, group_key
+from logstack.clock import DAY, SECOND
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]
 
@@ -23,7 +24,7 @@ class RunOptions:
     settle: int = 120 * SECOND  # an event is reported once no line arrived for this long
     safety_lag: int = 10 * SECOND  # rows newer than now - lag may not be visible yet
     overlap: int = 600 * SECOND  # re-read this much before the resume point (late, out-of-order rows)
-    remember: int = 7 * 86400 * SECOND  # ids of reported events are kept this long: redelivered rows stay silent
+    horizon: int = 14 * DAY  # journal time up to which a copy of a reported line is recognised
     settings: Settings = field(default_factory=Settings)
 
 
@@ -36,47 +37,95 @@ class RunResult:
     worst: int = -1
     duplicates: int = 0
     lines: int = 0
+    resume_from: int | None = None  # arrival of the oldest event still settling: the next run starts there
 
     def fails(self, level: str) -> bool:
         return self.worst >= SEVERITY[level]
 
 
-def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int) -> RunResult:
-    """Stream `source` through the event builder and `report` new, settled events.
+class _Reported:
+    """Membership in the lines earlier runs reported, for the event builder."""
 
-    With a state path the run resumes where the last one stopped and writes the new state only after
-    every event was reported; an exception (a database error) leaves the state untouched.
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.state.seen(key)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _groups(event: Event) -> list[bytes]:
+    first = event.lines[0]
+    family = "ssh" if first.ident in SSH_IDENTIFIERS else first.ident
+    return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
+
+
+def run_analysis(
+    source: LineSource,
+    options: RunOptions,
+    report: Callable[[Event], None],
+    now: int,
+    flush: Callable[[], None] = lambda: None,
+) -> RunResult:
+    """Stream `source` through the event builder and `report` new, settled events, each exactly once.
+
+    With a state path the run resumes where the last one stopped, skips every line an earlier run reported
+    (however late its copy arrives, within the horizon), reports a late line of a reported event as its
+    continuation, and commits the state only after `flush` returned; an exception (a database error, a
+    crash) leaves the state as it was.
     """
-    incremental = options.state_path is not None
-    state = load_state(options.state_path) if options.state_path else RunState()
-    upper = now - options.safety_lag if incremental else None
+    if options.state_path is None:
+        return _run(source, options, report, now, None)
+    state = StateStore(options.state_path)
+    try:
+        state.migrate(options.state_path.with_suffix(".json"), now)
+        state.forget_before(now - options.horizon)
+        result = _run(source, options, report, now, state)
+        flush()
+        upper = now - options.safety_lag
+        state.commit(min(upper, result.resume_from or upper))
+        return result
+    finally:
+        state.close()
+
+
+def _run(
+    source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int, state: StateStore | None
+) -> RunResult:
+    upper = now - options.safety_lag if state is not None else None
     start = options.since
-    if incremental and state.resume_from is not None:
-        start = state.resume_from - options.overlap
-    builder = EventBuilder(options.settings, known=state.reported_lines)
+    resume = state.resume_from if state is not None else None
+    if resume is not None:
+        start = resume - options.overlap
+    # Lines an earlier run reported group apart from new ones (and are not reported again); they still
+    # count in brute-force windows.
+    builder = EventBuilder(options.settings, known=_Reported(state) if state is not None else frozenset())
     result = RunResult()
-    pending_from: int | None = None
-    done_lines: dict[str, int] = {}
-    ids = dict(state.reported_ids)
-    # Only lines the next run can re-read need remembering; older ones would grow the state (and
-    # memory) with the whole table on a first run.
-    remember_from = upper - options.settle - options.overlap - 4 * options.settings.gap if upper is not None else None
+    horizon = now - options.horizon
+    gap = options.settings.gap
 
     def handle(event: Event) -> None:
-        nonlocal pending_from
         if upper is not None and event.last_arrival > upper - options.settle:
             result.pending += 1
-            pending_from = event.first_arrival if pending_from is None else min(pending_from, event.first_arrival)
+            pending = result.resume_from
+            result.resume_from = event.first_arrival if pending is None else min(pending, event.first_arrival)
             return
-        if remember_from is not None and event.last_arrival >= remember_from:
-            for line in event.lines:
-                done_lines[line.key] = line.arrival
-        if event.known or event.id in ids:
-            return
+        if state is not None:
+            if event.known or state.was_reported(event.id):
+                return
+            if event.type != "brute_force":
+                event.continues = state.continued(_groups(event), event.start, event.end, gap)
+            if event.continues or any(line.ts < horizon for line in event.lines):
+                event.flags = sorted({*event.flags, "late"})
         report(event)
-        ids[event.id] = now
         result.reported += 1
         result.worst = max(result.worst, SEVERITY[event.severity])
+        if state is not None:
+            own = event.type != "brute_force"  # an incident's lines are its failures', recorded with them
+            lines = [(line.key, line.ts) for line in event.lines] if own else []
+            state.record(event.id, _groups(event) if own else [], event.start, event.end, lines, now)
 
     for line in source(start, upper):
         result.lines += 1
@@ -84,17 +133,5 @@ def run_analysis(source: LineSource, options: RunOptions, report: Callable[[Even
             handle(event)
     for event in builder.finish():
         handle(event)
-    result.duplicates = builder.duplicates
-
-    if incremental and options.state_path is not None and upper is not None:
-        resume = upper if pending_from is None else min(upper, pending_from)
-        keep_from = resume - options.overlap
-        save_state(
-            options.state_path,
-            RunState(
-                resume_from=resume,
-                reported_lines={k for k, arrival in done_lines.items() if arrival >= keep_from},
-                reported_ids={i: t for i, t in ids.items() if t >= now - options.remember},
-            ),
-        )
+    result.duplicates += builder.duplicates
     return result

@@ -1,46 +1,127 @@
-"""What `--since-last-run` remembers between runs: where to resume and what was already reported."""
+"""What `--since-last-run` remembers between runs, in SQLite in the data directory.
+
+Every reported line (machine + cursor, hashed to 12 bytes) with its journal time, every reported event with
+the (machine, boot, PID, program) groups it covers, and the resume point. A copy of a line that arrives again,
+however late, is recognised until its journal time is older than the horizon; a line that belongs to a
+reported event is reported as its continuation. One transaction per run, committed after the run's output is
+flushed: a crash repeats at most that run's events, and never loses one. A second run on the same state
+fails at once (SQLite's write lock, taken at the start).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+import sqlite3
 from pathlib import Path
 
-from logstack.errors import BadInputError
-from logstack.fsutil import atomic_write
+from logstack.errors import BadInputError, RuntimeFailure
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lines (key BLOB PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    grp BLOB NOT NULL, id TEXT NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, PRIMARY KEY (grp, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reported (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
+"""
 
 
-@dataclass
-class RunState:
-    """resume_from: ingest time (µs) before which every line belongs to a reported event."""
-
-    resume_from: int | None = None
-    reported_lines: set[str] = field(default_factory=set)
-    reported_ids: dict[str, int] = field(default_factory=dict)  # event id → when it was reported
+def line_key(key: str) -> bytes:
+    """A line's de-duplication key (machine + cursor) at a fixed width."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
-def load_state(path: Path) -> RunState:
-    """The saved state, or a fresh one on the first run."""
-    if not path.exists():
-        return RunState()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return RunState(
-            resume_from=raw["resume_from"],
-            reported_lines=set(raw["reported_lines"]),
-            reported_ids={str(k): int(v) for k, v in raw["reported_ids"].items()},
+def group_key(machine: str, boot: str, pid: str, family: str) -> bytes:
+    """The (machine, boot, PID, program) a line groups by, at a fixed width."""
+    return hashlib.blake2b(
+        "\0".join((machine, boot, pid, family)).encode("utf-8", "surrogatepass"), digest_size=12
+    ).digest()
+
+
+class StateStore:
+    """The state of one analysis source; open for the length of one run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("BEGIN IMMEDIATE")  # the write lock: a second concurrent run fails here
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise RuntimeFailure(f"{path}: another analysis run is using this state; try again later") from None
+            raise BadInputError(f"{path}: unusable analysis state ({exc}); move it away to start over") from None
+        except sqlite3.DatabaseError as exc:
+            raise BadInputError(f"{path}: not an analysis state ({exc}); move it away to start over") from None
+        path.chmod(0o600)
+
+    @property
+    def resume_from(self) -> int | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = 'resume_from'").fetchone()
+        return None if row is None else int(row[0])
+
+    def seen(self, key: str) -> bool:
+        """Whether a line with this key was part of a reported event (within the horizon)."""
+        return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (line_key(key),)).fetchone() is not None
+
+    def was_reported(self, event_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def continued(self, groups: list[bytes], start: int, end: int, gap: int) -> str | None:
+        """The reported event that lines of these groups between start and end would have joined."""
+        for grp in groups:
+            row = self.db.execute(
+                "SELECT id FROM events WHERE grp = ? AND last_ts >= ? AND first_ts <= ? ORDER BY last_ts DESC LIMIT 1",
+                (grp, start - gap, end + gap),
+            ).fetchone()
+            if row is not None:
+                return str(row[0])
+        return None
+
+    def record(
+        self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[str, int]], now: int
+    ) -> None:
+        """A reported event: its lines (key, journal time) and the groups it covers."""
+        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), ts) for k, ts in lines])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", [(g, event_id, start, end) for g in groups]
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInputError(f"{path}: unreadable analysis state ({exc}); move it away to start over") from None
+        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (event_id, now))
 
+    def forget_before(self, horizon: int) -> None:
+        """Forget lines and events older than the horizon (journal time), before this run looks anything up."""
+        self.db.execute("DELETE FROM lines WHERE ts < ?", (horizon,))
+        self.db.execute("DELETE FROM events WHERE last_ts < ?", (horizon,))
+        self.db.execute("DELETE FROM reported WHERE ts < ?", (horizon,))
 
-def save_state(path: Path, state: RunState) -> None:
-    """Write the state atomically (a crash leaves the previous state)."""
-    data = {
-        "version": 1,
-        "resume_from": state.resume_from,
-        "reported_lines": sorted(state.reported_lines),
-        "reported_ids": dict(sorted(state.reported_ids.items())),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(data, separators=(",", ":")) + "\n", mode=0o600)
+    def commit(self, resume_from: int) -> None:
+        """Store the resume point and make the run's work durable."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume_from,))
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Without commit, everything this run recorded is dropped."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
+
+    def migrate(self, legacy: Path, now: int) -> bool:
+        """Take over a JSON state of earlier versions (resume point, line keys, event ids), once."""
+        if not legacy.exists() or self.resume_from is not None:
+            return False
+        try:
+            raw = json.loads(legacy.read_text(encoding="utf-8"))
+            resume = int(raw["resume_from"]) if raw.get("resume_from") is not None else None
+            keys = [str(k) for k in raw.get("reported_lines", [])]
+            ids = {str(k): int(v) for k, v in raw.get("reported_ids", {}).items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BadInputError(f"{legacy}: unreadable analysis state ({exc}); move it away to start over") from None
+        when = resume if resume is not None else now
+        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), when) for k in keys])
+        self.db.executemany("INSERT OR REPLACE INTO reported VALUES (?, ?)", list(ids.items()))
+        if resume is not None:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume,))
+        return True

@@ -49,6 +49,9 @@ def analyze(
     settle: Annotated[str, typer.Option("--settle", help="Quiet time before an event is final.")] = "2m",
     brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
+    dedupe_horizon: Annotated[
+        str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
+    ] = "14d",
 ) -> None:
     """Group journal lines into security events and report each one once."""
     if output not in FORMATS:
@@ -64,14 +67,12 @@ def analyze(
         brute_force_count=brute_force_count,
         brute_force_window=duration_micros(brute_force_window, "--brute-force-window"),
     )
-    state_path = None
-    if since_last_run:
-        base = data_dir or (inv.site_dir / "state" if inv else Path("/var/lib/logstack"))
-        state_path = base / f"analyze-{_source_id(journal, db_host, db_port, db_name, table)}.json"
+    state_path = _state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None
     options = RunOptions(
         since=parse_since(since) if since else None,
         state_path=state_path,
         settle=duration_micros(settle, "--settle"),
+        horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
         settings=settings,
     )
     writer = EventWriter(sys.stdout, output)
@@ -79,14 +80,19 @@ def analyze(
     # growing young generations cost more than the analysis itself.
     gc.set_threshold(200_000, 50, 50)
     now = time.time_ns() // 1000
+
+    def flush() -> None:  # the state commits only once everything reported is out
+        writer.close()
+        sys.stdout.flush()
+
     if journal is not None:
-        result = run_analysis(_journal_source(journal, options.since, inv), options, writer.write, now)
+        result = run_analysis(_journal_source(journal, options.since, inv), options, writer.write, now, flush)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config) as db:
-            result = run_analysis(db.lines, options, writer.write, now)
-    writer.close()
-    sys.stdout.flush()
+            result = run_analysis(db.lines, options, writer.write, now, flush)
+    if options.state_path is None:
+        flush()
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
 
@@ -102,6 +108,19 @@ def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Sour
                 yield line
 
     return source
+
+
+def _state_path(
+    inv: Inventory | None,
+    data_dir: Path | None,
+    journal: str | None,
+    host: str,
+    port: int,
+    db: str | None,
+    table: str | None,
+) -> Path:
+    base = data_dir or (inv.site_dir / "state" if inv else Path("/var/lib/logstack"))
+    return base / f"analyze-{_source_id(journal, host, port, db, table)}.sqlite"
 
 
 def _source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:

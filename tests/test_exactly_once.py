@@ -1,0 +1,159 @@
+"""Exactly once, however late a copy arrives: durable, bounded analysis state (SQLite)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logstack.analyze.records import from_journal
+from logstack.analyze.run import RunOptions, run_analysis
+from logstack.analyze.state import StateStore
+from logstack.clock import DAY, MINUTE, SECOND
+from logstack.errors import RuntimeFailure
+from tests.journal import entry
+
+T0 = 1_780_000_000 * SECOND
+
+
+class Store:
+    """The logs table as a run sees it: rows by ingest time, visible once ingested."""
+
+    def __init__(self) -> None:
+        self.rows: list = []
+
+    def add(self, record: dict, arrival: int) -> None:
+        line = from_journal(record)
+        assert line is not None
+        self.rows.append(dataclasses.replace(line, arrival=arrival))
+
+    def source(self, now: int):
+        def lines(start, end):
+            visible = sorted((r for r in self.rows if r.arrival <= now), key=lambda r: (r.arrival, r.key))
+            return [r for r in visible if (start is None or r.arrival >= start) and (end is None or r.arrival <= end)]
+
+        return lines
+
+
+def _run(store: Store, path, now: int, horizon: int = 14 * DAY) -> list:
+    reported: list = []
+    run_analysis(store.source(now), RunOptions(state_path=path, horizon=horizon), reported.append, now)
+    return reported
+
+
+def _login(ts: int, pid: int, user: str = "alice") -> list[dict]:
+    return [
+        entry(ts, "sshd-session", pid, f"Failed password for {user} from 203.0.113.9 port {pid} ssh2"),
+        entry(
+            ts + SECOND,
+            "sshd-session",
+            pid,
+            f"Connection closed by authenticating user {user} 203.0.113.9 port {pid} [preauth]",
+        ),
+    ]
+
+
+def test_a_copy_days_later_is_recognised_and_a_late_line_continues_its_event(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    first = _login(T0, 501)
+    store.add(first[0], T0)
+    (event,) = _run(store, path, T0 + 10 * MINUTE)
+    assert [ln.message for ln in event.lines] == [first[0]["MESSAGE"]]
+    # nine days later: the same line again (same cursor), with its closing line that sat in a buffer
+    store.add(first[0], T0 + 9 * DAY)
+    store.add(first[1], T0 + 9 * DAY)
+    (late,) = _run(store, path, T0 + 9 * DAY + 10 * MINUTE)
+    assert [ln.message for ln in late.lines] == [first[1]["MESSAGE"]]
+    assert late.continues == event.id and "late" in late.flags and late.id != event.id
+    assert _run(store, path, T0 + 10 * DAY) == []
+
+
+def test_beyond_the_horizon_a_line_is_reported_flagged_late(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    first = _login(T0, 502)
+    store.add(first[0], T0)
+    assert len(_run(store, path, T0 + 10 * MINUTE)) == 1
+    store.add(first[0], T0 + 20 * DAY)  # the state forgot it: reported again, never silently dropped
+    (again,) = _run(store, path, T0 + 20 * DAY + 10 * MINUTE)
+    assert "late" in again.flags
+
+
+def test_a_crash_before_commit_repeats_that_runs_events_and_loses_none(tmp_path, monkeypatch):
+    store, path = Store(), tmp_path / "state.sqlite"
+    for i in range(3):
+        for record in _login(T0 + i * MINUTE, 600 + i):
+            store.add(record, T0 + i * MINUTE)
+    first = _run(store, path, T0 + 10 * MINUTE)
+    assert len(first) == 3
+    for record in _login(T0 + 20 * MINUTE, 700):
+        store.add(record, T0 + 20 * MINUTE)
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # killed after the output was flushed, before the commit
+
+    monkeypatch.setattr(StateStore, "commit", die)
+    seen: list = []
+    with pytest.raises(KeyboardInterrupt):
+        run_analysis(store.source(T0 + 30 * MINUTE), RunOptions(state_path=path), seen.append, T0 + 30 * MINUTE)
+    monkeypatch.undo()
+    repeated = _run(store, path, T0 + 31 * MINUTE)
+    assert [e.id for e in repeated] == [e.id for e in seen]  # that run's events again, nothing lost
+    assert {e.id for e in first}.isdisjoint(e.id for e in repeated)
+
+
+def test_two_runs_on_one_state_cannot_both_proceed(tmp_path):
+    path = tmp_path / "state.sqlite"
+    holder = StateStore(path)
+    try:
+        with pytest.raises(RuntimeFailure, match="another analysis run is using this state"):
+            StateStore(path)
+    finally:
+        holder.close()
+    StateStore(path).close()  # free again
+
+
+def test_the_json_state_of_earlier_versions_is_taken_over(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    record = _login(T0, 801)[0]
+    store.add(record, T0)
+    key = from_journal(record).key
+    path.with_suffix(".json").write_text(
+        json.dumps({"version": 1, "resume_from": T0 - MINUTE, "reported_lines": [key], "reported_ids": {}})
+    )
+    assert _run(store, path, T0 + 10 * MINUTE) == []  # already reported by the old state
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), events=st.integers(3, 12), runs=st.integers(3, 10))
+def test_every_line_is_reported_once_whatever_the_delays(tmp_path_factory, seed, events, runs):
+    rng = random.Random(seed)
+    store, path = Store(), tmp_path_factory.mktemp("state") / "state.sqlite"
+    lines_by_key: dict[str, int] = {}
+    end = T0
+    for n in range(events):
+        ts = T0 + n * 10 * MINUTE
+        for record in _login(ts, 1000 + n, f"u{n}"):
+            first = ts + rng.randint(0, 40) * MINUTE  # a sender outage delays a line
+            store.add(record, first)
+            lines_by_key[from_journal(record).key] = first
+            for _ in range(rng.randint(0, 2)):  # redelivered copies, 1 minute to 10 days later
+                again = first + rng.choice([MINUTE, 9 * MINUTE, 37 * MINUTE, DAY, 10 * DAY])
+                store.add(record, again)
+                end = max(end, again)
+            end = max(end, first)
+    moments = [*sorted(rng.randint(T0, end + DAY) for _ in range(runs)), end + 2 * DAY]
+    reported: dict[str, int] = {}
+    ids: list[str] = []
+    for now in moments:
+        for event in _run(store, path, now):
+            ids.append(event.id)
+            if event.continues:
+                assert event.continues in ids and "late" in event.flags
+            for line in event.lines:
+                reported[line.key] = reported.get(line.key, 0) + 1
+    assert len(ids) == len(set(ids)), "an event was reported twice"
+    assert reported == dict.fromkeys(lines_by_key, 1), "a line was lost or reported twice"
