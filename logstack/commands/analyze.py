@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     Source = Callable[[int | None, int | None], Iterator[Line]]
 
 FORMATS = ("text", "json", "jsonl")
+HorizonOpt = Annotated[
+    str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
+]
 LEVELS = ("never", "info", "failure", "alert")
 
 
@@ -49,9 +52,7 @@ def analyze(
     settle: Annotated[str, typer.Option("--settle", help="Quiet time before an event is final.")] = "2m",
     brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
-    dedupe_horizon: Annotated[
-        str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
-    ] = "14d",
+    dedupe_horizon: HorizonOpt = "14d",
 ) -> None:
     """Group journal lines into security events and report each one once."""
     if output not in FORMATS:
@@ -63,17 +64,15 @@ def analyze(
         from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
 
         inv = load_inventory(inventory)
-    settings = Settings(
-        brute_force_count=brute_force_count,
-        brute_force_window=duration_micros(brute_force_window, "--brute-force-window"),
-    )
-    state_path = _state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None
     options = RunOptions(
         since=parse_since(since) if since else None,
-        state_path=state_path,
+        state_path=_state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None,
         settle=duration_micros(settle, "--settle"),
         horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
-        settings=settings,
+        settings=Settings(
+            brute_force_count=brute_force_count,
+            brute_force_window=duration_micros(brute_force_window, "--brute-force-window"),
+        ),
     )
     writer = EventWriter(sys.stdout, output)
     # A run allocates millions of short-lived, acyclic objects; frequent cyclic GC passes over the
