@@ -10,6 +10,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from logstack.errors import LogstackError
+from logstack.terminal import escape
 
 # Command name → (module under logstack.commands, attribute). Modules load only when their command
 # runs, so `logstack analyze` does not pay for SSH and certificate libraries at every start.
@@ -54,7 +55,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LogstackError as exc:
-            typer.echo(f"logstack: error: {exc}", err=True)
+            # messages may carry what a remote machine or database said: shown escaped
+            typer.echo(f"logstack: error: {escape(str(exc))}", err=True)
             raise typer.Exit(int(exc.exit_status)) from None
 
 

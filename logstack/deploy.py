@@ -69,7 +69,7 @@ def _id_names(sftp: paramiko.SFTPClient, path: str) -> dict[int, str]:
     names: dict[int, str] = {}
     for line in table.splitlines():
         parts = line.split(":")
-        if len(parts) > 2 and parts[2].isdigit():
+        if len(parts) > 2 and parts[2].isascii() and parts[2].isdigit() and len(parts[2]) <= 10:
             names.setdefault(int(parts[2]), parts[0])
     return names
 
@@ -133,20 +133,26 @@ def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
         digest, _, path = line.partition("  ")
         hashes[path] = digest
     found: dict[str, RemoteFile] = {}
-    for line in stats_part.splitlines():
-        mode, owner, group, path = line.split(" ", 3)
+    for mode, owner, group, path in _stat_lines(stats_part):
         if path in hashes:
-            found[path] = RemoteFile(hashes[path], int(mode, 8), owner, group)
-    dirs: dict[str, RemoteFile] = {}
-    for line in dirs_part.splitlines():
-        mode, owner, group, path = line.split(" ", 3)
-        dirs[path] = RemoteFile(None, int(mode, 8), owner, group)
+            found[path] = RemoteFile(hashes[path], mode, owner, group)
+    dirs = {path: RemoteFile(None, mode, owner, group) for mode, owner, group, path in _stat_lines(dirs_part)}
     lines = rest.splitlines()
     owed: list[str] = []
     for line in lines:
         if line.startswith("P ") and line[2:].strip() and line[2:].strip() not in owed:
             owed.append(line[2:].strip())
     return TargetFacts(found, owed, dirs)
+
+
+def _stat_lines(text: str) -> list[tuple[int, str, str, str]]:
+    """`stat -c '%a %U %G %n'` lines; a line not of that form is passed over."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and re.fullmatch(r"[0-7]{1,4}", parts[0]):
+            rows.append((int(parts[0], 8), parts[1], parts[2], parts[3]))
+    return rows
 
 
 def diffs(conn: Connection, plan: Plan) -> list[str]:
@@ -244,8 +250,7 @@ def deploy_machine(
     too, to look without changing). With `options.slots` the work holds a slot, and waiting for restarted
     services to settle does not.
     """
-    slot = options.slots
-    held = slot is not None and slot.acquire()
+    slot = _Slot(options.slots)
     try:
         with connect(target, options.known_hosts, accept_new=options.accept_new) as conn:
             if before is not None and not options.dry_run:
@@ -266,14 +271,7 @@ def deploy_machine(
                 )
             else:
                 if plan.changed:
-                    verified = tuple(s for s in plan.restart if s in VERIFIED_SERVICES and options.verify_timeout > 0)
-                    applied = apply(conn, plan, options.service_manager, verified, int(options.verify_timeout / 0.2))
-                    if applied.failed or set(applied.up) != set(verified):
-                        _roll_back(conn, plan, applied.failed or verified[0], options)
-                    if held and slot is not None:  # settling is waiting, not work: let another host go
-                        slot.release()
-                        held = False
-                    _settle_or_roll_back(conn, plan, applied.up, options)
+                    _apply_and_verify(conn, plan, options, slot)
                 summary = plan.summary() if plan.changed else ""
                 result = HostResult(target.name, state, summary, plan, facts=facts, warnings=warnings)
             if after is not None:
@@ -283,9 +281,36 @@ def deploy_machine(
         return HostResult(target.name, "unreachable", str(exc), error=exc)
     except LogstackError as exc:
         return HostResult(target.name, "failed", str(exc), error=exc)
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeError) as exc:
+        # what a target answers is input: an answer logstack cannot read fails this machine, not the run
+        reason = f"{target.name}: unreadable answer from the machine ({type(exc).__name__}: {exc})"
+        return HostResult(target.name, "failed", reason, error=RuntimeFailure(reason))
     finally:
-        if held and slot is not None:
-            slot.release()
+        slot.release()
+
+
+class _Slot:
+    """One of the --forks slots, held while a machine is worked on."""
+
+    def __init__(self, slots: threading.Semaphore | None) -> None:
+        self.slots = slots
+        self.held = slots is not None and slots.acquire()
+
+    def release(self) -> None:
+        if self.held and self.slots is not None:
+            self.slots.release()
+            self.held = False
+
+
+def _apply_and_verify(conn: Connection, plan: Plan, options: DeployOptions, slot: _Slot) -> None:
+    """Apply the plan; the restarted services must come up, then stay up (else the previous files return)."""
+    verified = tuple(s for s in plan.restart if s in VERIFIED_SERVICES and options.verify_timeout > 0)
+    applied = apply(conn, plan, options.service_manager, verified, int(options.verify_timeout / 0.2))
+    missing = [s for s in verified if s not in applied.up]
+    if applied.failed or missing:
+        _roll_back(conn, plan, applied.failed or missing[0], options)
+    slot.release()  # settling is waiting, not work: let another machine go
+    _settle_or_roll_back(conn, plan, {s: applied.up[s] for s in verified}, options)
 
 
 # After the settle time: each service still active with the same restart count ("service=count" ...), then

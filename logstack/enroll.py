@@ -13,7 +13,7 @@ from dataclasses import replace
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
 from logstack.deploy import DeployOptions, deploy_machine
-from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError
+from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
 from logstack.facts import HostFacts
 from logstack.files import RenderedFile
 from logstack.greptime import PortForward, database_settings
@@ -56,6 +56,7 @@ def enroll(
     if not pki.registry.active_ca:
         raise PKIError(f"{pki.root}: no CA yet (run `logstack ca init` or `logstack init-server`)")
     report = on_result or (lambda result: None)
+    started = time.monotonic()
     ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
     for result in refused:
         report(result)
@@ -74,7 +75,7 @@ def enroll(
         results[result.name] = result
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
-        verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new)
+        verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         # Newly enrolled senders join the server's allowlist for Vector's port.
         wall = deploy_machine(
@@ -140,7 +141,12 @@ def _deployed_digest(result: HostResult) -> str | None:
 
 
 def verify_delivery(
-    inventory: Inventory, results: list[HostResult], timeout: float, db_port: int, accept_new: bool = False
+    inventory: Inventory,
+    results: list[HostResult],
+    timeout: float,
+    db_port: int,
+    accept_new: bool = False,
+    started: float | None = None,
 ) -> None:
     """Each deployed host delivers: a heartbeat carrying the configuration just deployed reached GreptimeDB
     (read as `analyst` over the server's MySQL port, through SSH). Hosts that do not, within `timeout`, fail."""
@@ -155,7 +161,9 @@ def verify_delivery(
             forward = PortForward(conn, "127.0.0.1", db_port)
             try:
                 with DatabaseSource(database_settings(inventory, forward.local_port, password)) as db:
-                    _wait_for_heartbeats(db, inventory.server.table, waiting, timeout)
+                    since = _run_start(db, started if started is not None else time.monotonic())
+                    interval = inventory.spec.senders.heartbeat_interval
+                    _wait_for_heartbeats(db, inventory.server.table, waiting, timeout, since, interval)
             finally:
                 forward.close()
     except LogstackError as exc:
@@ -171,22 +179,42 @@ def verify_delivery(
         )
 
 
+def _run_start(db: DatabaseSource, started: float) -> dt.datetime:
+    """When this run started, on the store's clock (ingest times are the store's: no clock skew)."""
+    rows = db.query("SELECT CURRENT_TIMESTAMP(6) AS now", ())
+    now = rows[0]["now"] if rows else None
+    if not isinstance(now, dt.datetime):
+        raise RuntimeFailure("server: GreptimeDB did not say what time it is")
+    return now.replace(tzinfo=None) - dt.timedelta(seconds=time.monotonic() - started + 2)
+
+
 def _wait_for_heartbeats(
-    db: DatabaseSource, table: str, waiting: dict[str, tuple[HostResult, str]], timeout: float
+    db: DatabaseSource,
+    table: str,
+    waiting: dict[str, tuple[HostResult, str]],
+    timeout: float,
+    since: dt.datetime,
+    interval: int,
 ) -> None:
+    """A changed host's heartbeat counts from this run's start; an unchanged one's from one interval before
+    (its Vector was not restarted, so it sends on its own schedule). Older rows prove nothing now."""
     deadline = time.monotonic() + timeout
-    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(tzinfo=None)
+    earliest = since - dt.timedelta(seconds=2 * interval)
     while waiting:
         rows = db.query(
-            f"SELECT `logstack_host` AS host, `logstack_config` AS config FROM `{table}` "
-            "WHERE `SYSLOG_IDENTIFIER` = %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`, `logstack_config`",
-            (HEARTBEAT_IDENTIFIER, since),
+            f"SELECT `logstack_host` AS host, `logstack_config` AS config, MAX(`greptime_timestamp`) AS newest "
+            f"FROM `{table}` WHERE `SYSLOG_IDENTIFIER` = %s AND `greptime_timestamp` >= %s "
+            "GROUP BY `logstack_host`, `logstack_config`",
+            (HEARTBEAT_IDENTIFIER, earliest),
         )
         for row in rows:
             entry = waiting.get(str(row["host"]))
-            if entry is not None and row["config"] == entry[1]:
-                entry[0].delivering = "yes"
-                del waiting[str(row["host"])]
+            if entry is None or row["config"] != entry[1] or not isinstance(row["newest"], dt.datetime):
+                continue
+            if entry[0].status == "changed" and row["newest"] < since:
+                continue
+            entry[0].delivering = "yes"
+            del waiting[str(row["host"])]
         if not waiting or time.monotonic() > deadline:
             return
         time.sleep(1)

@@ -136,18 +136,24 @@ def load_facts(site_dir: Path, name: str) -> HostFacts | None:
         return None
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path}: unreadable facts cache ({exc}); delete it to read the facts again") from None
-    if not isinstance(data, dict) or set(data) - {f.name for f in fields(HostFacts)}:
-        raise BadInputError(f"{path}: not a facts cache; delete it to read the facts again")
-    try:
-        return parse_facts("\n".join(f"{k}={_as_script_value(k, v)}" for k, v in data.items() if v is not None))
-    except (TypeError, ValueError):
+    except RecursionError:
         raise BadInputError(f"{path}: not a facts cache; delete it to read the facts again") from None
+    if (
+        not isinstance(data, dict)
+        or set(data) - {f.name for f in fields(HostFacts)}
+        or not all(
+            v is None or (isinstance(v, str) and _WORD_RE.fullmatch(v)) or (type(v) is int and 0 <= v < 10_000)
+            for v in data.values()
+        )
+    ):
+        raise BadInputError(f"{path}: not a facts cache; delete it to read the facts again")
+    # the cache goes through the same checks as a live read
+    return parse_facts("\n".join(f"{k}={_as_script_value(k, v)}" for k, v in data.items() if v is not None))
 
 
 def _as_script_value(key: str, value: object) -> str:
-    # the cache goes through the same checks as a live read
     if key == "systemd":
-        return f"systemd {int(value)}"  # type: ignore[call-overload]
+        return f"systemd {value}"
     if key == "vector":
         return f"vector {value}"
     return str(value)

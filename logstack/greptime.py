@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from logstack.ssh import Connection
 
 GREPTIME_HTTP = ("127.0.0.1", 4000)
+MAX_ANSWER = 16 * 1024 * 1024  # what logstack reads of one HTTP answer from the server
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
@@ -68,8 +69,12 @@ def http_over_ssh(
     try:
         channel.settimeout(30)
         channel.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+        size = 0
         while chunk := channel.recv(65536):
             chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise RuntimeFailure(f"server: HTTP {address[1]}{path}: answer larger than {MAX_ANSWER} bytes")
     except OSError as exc:
         raise RuntimeFailure(f"server: HTTP {address[1]}{path}: {exc}") from None
     finally:
@@ -149,6 +154,7 @@ _HUMANTIME_SECONDS = {
     **dict.fromkeys(("years", "year", "y"), 31_557_600),
 }
 _HUMANTIME_RE = re.compile(r"(\d+)\s*([A-Za-z]+)")
+_MAX_TTL_DIGITS = 12
 
 
 def ttl_seconds(text: str) -> float | None:
@@ -160,7 +166,7 @@ def ttl_seconds(text: str) -> float | None:
         return 0.0
     total = 0.0
     for number, unit in _HUMANTIME_RE.findall(text):
-        if unit not in _HUMANTIME_SECONDS:
+        if unit not in _HUMANTIME_SECONDS or len(number) > _MAX_TTL_DIGITS:
             raise RuntimeFailure(f"server: cannot read the retention {text!r}")
         total += int(number) * _HUMANTIME_SECONDS[unit]
     return total

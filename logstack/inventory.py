@@ -251,6 +251,10 @@ def _describe(error: dict[str, Any]) -> str:
     return msg
 
 
+# Names logstack uses for machines of its own: a host called so would share their facts or rows.
+RESERVED_HOST_NAMES = frozenset({"server", "logstack-init-server", "logstack-monitor"})
+
+
 def validate_inventory(doc: LocatedDocument) -> Inventory:
     """Validate parsed inventory data; the first problem becomes a one-line located error."""
     if not isinstance(doc.data, dict):
@@ -265,6 +269,11 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
         raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
     seen: dict[str, int] = {}
     for index, host in enumerate(spec.hosts):
+        if host.name in RESERVED_HOST_NAMES:
+            raise InventoryError(
+                f"{doc.where(('hosts', index, 'name'))}: {host.name!r} is reserved "
+                "(the server's facts, the server's self-test rows and status' handshake use it)"
+            )
         if host.name in seen:
             raise InventoryError(
                 f"{doc.where(('hosts', index, 'name'))}: duplicate host {host.name!r} "

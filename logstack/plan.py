@@ -267,6 +267,10 @@ def apply_script(
     for change in plan.dir_fixes:
         path, owner = _q(change.file.path), f"{change.file.owner}:{change.file.group}"
         lines.append(f"chown {_q(owner)} {path} && chmod {change.file.mode:04o} {path}")
+        # what others could put in it while it was theirs is not logstack's: never written through
+        lines.append(
+            f"find {path} -maxdepth 1 \\( -name '{TMP_PREFIX}*' -o -name '*{PREV_SUFFIX}' \\) -exec rm -f {{}} +"
+        )
     lines += _staging_lines(uploads)
     owed = list(plan.restart) + (["daemon-reload"] if plan.daemon_reload else [])
     if owed:
@@ -275,7 +279,8 @@ def apply_script(
     for index, change in enumerate(uploads):
         # the file this run replaces is kept until the service is verified (a new file has no copy)
         final, prev = _q(change.file.path), _q(change.file.path + PREV_SUFFIX)
-        lines.append(f"if [ -e {final} ]; then cp -p -- {final} {prev}; else rm -f -- {prev}; fi")
+        # only a regular file is kept, in a copy made afresh (rm -f removes a planted link, never its target)
+        lines.append(f"rm -f -- {prev}; if [ -f {final} ] && [ ! -L {final} ]; then cp -p -- {final} {prev}; fi")
         lines.append(f'mv -f "$T{index}" {final}')
     for change in plan.changes:
         if change.action == "fix":
@@ -285,12 +290,19 @@ def apply_script(
     if plan.daemon_reload:
         lines.append(f"{manager} daemon-reload")
     for service in plan.restart:
-        lines.append(f"{manager} enable {_q(service)} && {manager} restart {_q(service)}")
+        lines.append(f"{manager} enable {_q(service)}")  # each on its own line: set -e stops at either
+        lines.append(f"{manager} restart {_q(service)}")
     if owed or plan.owed:
         lines.append(f"rm -f {PENDING}")
-    # then each of `wait_up` must be active (polled every 0.2 s, `ticks` times at most): its restart count
-    # is printed for the settle check, or `failed SERVICE` ends the script
-    for service in wait_up:
+    lines += _wait_up_lines(manager, wait_up, ticks)
+    return "\n".join(lines) + "\n"
+
+
+def _wait_up_lines(manager: str, services: tuple[str, ...], ticks: int) -> list[str]:
+    """Each service must be active (polled every 0.2 s, `ticks` times at most): its restart count is printed
+    for the settle check, or `failed SERVICE` ends the script."""
+    lines = []
+    for service in services:
         svc = _q(service)
         lines += [
             "waited=0",
@@ -300,7 +312,7 @@ def apply_script(
             "done",
             f'echo "up {service} $({manager} show -p NRestarts --value {svc})"',
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def rollback_script(plan: Plan, service_manager: str = "systemctl") -> str:
@@ -308,7 +320,7 @@ def rollback_script(plan: Plan, service_manager: str = "systemctl") -> str:
     lines = ["set -u"]
     for change in plan.uploads:
         final, prev = _q(change.file.path), _q(change.file.path + PREV_SUFFIX)
-        lines.append(f"if [ -e {prev} ]; then mv -f -- {prev} {final}; else rm -f -- {final}; fi")
+        lines.append(f"if [ -f {prev} ] && [ ! -L {prev} ]; then mv -f -- {prev} {final}; else rm -f -- {final}; fi")
     manager = _q(service_manager)
     if plan.daemon_reload:
         lines.append(f"{manager} daemon-reload")

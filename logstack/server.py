@@ -305,7 +305,11 @@ def self_test(conn: Connection, secrets: Secrets, server: ServerSpec) -> str:
     count = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst")).rows(
         f"SELECT count(*) FROM {table} WHERE {where}"
     )
-    if not count or not count[0] or not count[0][0]:
+    try:
+        readable = int(count[0][0]) > 0
+    except (IndexError, KeyError, TypeError, ValueError):
+        readable = False
+    if not readable:
         raise RuntimeFailure("server: a row written as vector is not readable as analyst: check users.conf")
     status, answer = GreptimeHTTP(conn, "admin", secrets.db_password("admin")).try_sql(
         f"DELETE FROM {table} WHERE {where}"

@@ -20,6 +20,7 @@ from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 
 CONNECT_TIMEOUT = 10.0
 RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
+MAX_OUTPUT = 64 * 1024 * 1024  # what logstack reads of one remote command's output
 _known_hosts_lock = threading.Lock()
 
 
@@ -158,8 +159,11 @@ class Connection:
                 stdin_f.write(stdin)
                 stdin_f.flush()
             stdin_f.channel.shutdown_write()
-            out = stdout_f.read()  # paramiko buffers stderr separately: no deadlock
-            err = stderr_f.read()
+            # paramiko buffers stderr separately: no deadlock; a target cannot make logstack read for ever
+            out = stdout_f.read(MAX_OUTPUT + 1)
+            err = stderr_f.read(MAX_OUTPUT + 1)
+            if len(out) > MAX_OUTPUT or len(err) > MAX_OUTPUT:
+                raise RuntimeFailure(f"{self.target.name}: a remote command printed more than {MAX_OUTPUT} bytes")
             status = stdout_f.channel.recv_exit_status()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RuntimeFailure(f"{self.target.name}: SSH command failed: {exc}") from None

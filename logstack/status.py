@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import socket
 import ssl
@@ -172,15 +173,18 @@ def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, 
 # events in component_discarded_events_total (lib/vector-common/src/internal_event/service.rs, CallError);
 # the disk buffer reports buffer_size_bytes against buffer_max_size_bytes (lib/vector-buffers).
 METRICS = ("127.0.0.1", 9598)
+MAX_METRICS = 4 * 1024 * 1024
 SINK = "greptimedb"
 _SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([-+0-9.eEna]+)(?:\s+\d+)?$")
-_LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_LABEL_RE = re.compile(r'(?<!\w)(\w++)="((?:[^"\\]|\\.)*+)"')
 
 
 def sink_metrics(text: str, sink: str = SINK) -> tuple[int, int, float | None]:
     """(events discarded, errors, buffer fill %) of one sink, from Prometheus exposition text."""
     totals: dict[str, float] = {}
-    for line in text.splitlines():
+    for line in text[:MAX_METRICS].splitlines():
+        if len(line) > 4096:  # no series of Vector's is this long
+            continue
         match = _SAMPLE_RE.match(line.strip())
         if match is None:
             continue
@@ -191,9 +195,11 @@ def sink_metrics(text: str, sink: str = SINK) -> tuple[int, int, float | None]:
         if name == "vector_component_discarded_events_total" and found.get("intentional") == "true":
             continue
         try:
-            totals[name] = totals.get(name, 0.0) + float(value)
+            number = float(value)
         except ValueError:
             continue
+        if math.isfinite(number) and 0 <= number < 1e15:  # counters and sizes; anything else is not Vector's
+            totals[name] = totals.get(name, 0.0) + number
     size = totals.get("vector_buffer_size_bytes", totals.get("vector_buffer_byte_size"))
     limit = totals.get("vector_buffer_max_size_bytes", totals.get("vector_buffer_max_byte_size"))
     fill = round(100 * size / limit, 1) if size is not None and limit else None

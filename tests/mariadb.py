@@ -105,6 +105,8 @@ def start_mariadb(base: Path) -> MariaDB:
             f"--port={port}",
             "--bind-address=127.0.0.1",
             "--user=root",
+            # GreptimeDB answers timestamps over MySQL as naive UTC: so does the stand-in
+            "--default-time-zone=+00:00",
             "--skip-log-bin",
             "--innodb-buffer-pool-size=64M",
             f"--pid-file={base / 'mysqld.pid'}",

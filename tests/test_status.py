@@ -192,8 +192,9 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
         }
         beat = _heartbeat("web1", dt.timedelta(seconds=2))
         mariadb.insert("vector", [{**beat, "logstack_config": digests["web1"]}])
-        # web2 only ever sent heartbeats of another configuration
+        # web2 only ever sent heartbeats of another configuration, and one of this one hours ago (it is down now)
         mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(seconds=2)), "logstack_config": "0" * 16}])
+        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(hours=3)), "logstack_config": digests["web2"]}])
         args = ["enroll-host", "--all", "--verify-timeout", "1", "--db-port", str(mariadb.port), "-i", fleet.inventory]
         started = time.monotonic()
         result = invoke(runner, *args)
