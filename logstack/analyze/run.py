@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from logstack.analyze.classify import SSH_IDENTIFIERS
@@ -47,10 +48,11 @@ class _Reported:
     """Membership in the lines earlier runs reported, for the event builder."""
 
     def __init__(self, state: StateStore) -> None:
-        self.state = state
+        # a line is asked about when it arrives and again when its group closes: remember recent answers
+        self.seen = lru_cache(maxsize=65536)(state.seen)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.state.seen(key)
+        return isinstance(key, str) and self.seen(key)
 
     def __bool__(self) -> bool:
         return True

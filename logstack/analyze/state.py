@@ -15,15 +15,16 @@ import json
 import sqlite3
 from pathlib import Path
 
+from logstack.clock import SECOND
 from logstack.errors import BadInputError, RuntimeFailure
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lines (key BLOB PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
-    grp BLOB NOT NULL, id TEXT NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, PRIMARY KEY (grp, id)
+    grp BLOB NOT NULL, id BLOB NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, PRIMARY KEY (grp, id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reported (id TEXT PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reported (id BLOB PRIMARY KEY, ts INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -32,10 +33,19 @@ def line_key(key: str) -> bytes:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
+def _id(event_id: str) -> bytes:
+    """An event id (hex) as bytes; anything else as its digest."""
+    try:
+        return bytes.fromhex(event_id)
+    except ValueError:
+        return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=10).digest()
+
+
 def group_key(machine: str, boot: str, pid: str, family: str) -> bytes:
-    """The (machine, boot, PID, program) a line groups by, at a fixed width."""
+    """The (machine, boot, PID, program) a line groups by, at a fixed width (8 bytes: one machine's groups
+    within the horizon are far too few to collide)."""
     return hashlib.blake2b(
-        "\0".join((machine, boot, pid, family)).encode("utf-8", "surrogatepass"), digest_size=12
+        "\0".join((machine, boot, pid, family)).encode("utf-8", "surrogatepass"), digest_size=8
     ).digest()
 
 
@@ -44,6 +54,9 @@ class StateStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lines: dict[bytes, int] = {}  # recorded, not yet written (hashed key -> journal second)
+        self._events: dict[bytes, list[tuple[bytes, int, int]]] = {}  # group -> (id, first, last), not yet written
+        self._pending = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(path, timeout=0, isolation_level=None)
@@ -57,48 +70,79 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise BadInputError(f"{path}: not an analysis state ({exc}); move it away to start over") from None
         path.chmod(0o600)
+        self._nothing_written = self.db.execute("SELECT 1 FROM lines LIMIT 1").fetchone() is None
 
     @property
     def resume_from(self) -> int | None:
         row = self.db.execute("SELECT value FROM meta WHERE name = 'resume_from'").fetchone()
         return None if row is None else int(row[0])
 
+    # Times are kept in whole seconds and event ids as bytes: a smaller state, the same answers.
+
     def seen(self, key: str) -> bool:
         """Whether a line with this key was part of a reported event (within the horizon)."""
-        return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (line_key(key),)).fetchone() is not None
+        hashed = line_key(key)
+        if hashed in self._lines:
+            return True
+        if self._nothing_written:  # a first run: no need to ask the database for each line
+            return False
+        return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (hashed,)).fetchone() is not None
 
     def was_reported(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (event_id,)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (_id(event_id),)).fetchone() is not None
 
     def continued(self, groups: list[bytes], start: int, end: int, gap: int) -> str | None:
         """The reported event that lines of these groups between start and end would have joined."""
+        low, high = (start - gap) // SECOND, (end + gap) // SECOND + 1
         for grp in groups:
+            for ident, first, last in reversed(self._events.get(grp, ())):
+                if last >= low and first <= high:
+                    return ident.hex()
             row = self.db.execute(
                 "SELECT id FROM events WHERE grp = ? AND last_ts >= ? AND first_ts <= ? ORDER BY last_ts DESC LIMIT 1",
-                (grp, start - gap, end + gap),
+                (grp, (start - gap) // SECOND, (end + gap) // SECOND + 1),
             ).fetchone()
             if row is not None:
-                return str(row[0])
+                return bytes(row[0]).hex()
         return None
 
     def record(
         self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[str, int]], now: int
     ) -> None:
-        """A reported event: its lines (key, journal time) and the groups it covers."""
-        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), ts) for k, ts in lines])
+        """A reported event: its lines (key, journal time) and the groups it covers; an event of no group (a
+        brute-force incident) by its id alone."""
+        ident = _id(event_id)
+        for key, ts in lines:
+            self._lines[line_key(key)] = ts // SECOND
+        for grp in groups:
+            self._events.setdefault(grp, []).append((ident, start // SECOND, end // SECOND))
+        if not groups:
+            self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (ident, now // SECOND))
+        self._pending += 1
+        if self._pending >= 5000:  # written in batches: one statement per event would double a run's cost
+            self._write()
+
+    def _write(self) -> None:
+        self._nothing_written = self._nothing_written and not self._lines
+        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", self._lines.items())
         self.db.executemany(
-            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)", [(g, event_id, start, end) for g in groups]
+            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
+            [(g, ident, first, last) for g, rows in self._events.items() for ident, first, last in rows],
         )
-        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (event_id, now))
+        self._lines.clear()
+        self._events.clear()
+        self._pending = 0
 
     def forget_before(self, horizon: int) -> None:
         """Forget lines and events older than the horizon (journal time), before this run looks anything up."""
-        self.db.execute("DELETE FROM lines WHERE ts < ?", (horizon,))
-        self.db.execute("DELETE FROM events WHERE last_ts < ?", (horizon,))
-        self.db.execute("DELETE FROM reported WHERE ts < ?", (horizon,))
+        cut = horizon // SECOND
+        self.db.execute("DELETE FROM lines WHERE ts < ?", (cut,))
+        self.db.execute("DELETE FROM events WHERE last_ts < ?", (cut,))
+        self.db.execute("DELETE FROM reported WHERE ts < ?", (cut,))
 
     def commit(self, resume_from: int) -> None:
         """Store the resume point and make the run's work durable."""
+        self._write()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume_from,))
         self.db.execute("COMMIT")
 
@@ -119,9 +163,12 @@ class StateStore:
             ids = {str(k): int(v) for k, v in raw.get("reported_ids", {}).items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BadInputError(f"{legacy}: unreadable analysis state ({exc}); move it away to start over") from None
-        when = resume if resume is not None else now
+        when = (resume if resume is not None else now) // SECOND
         self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), when) for k in keys])
-        self.db.executemany("INSERT OR REPLACE INTO reported VALUES (?, ?)", list(ids.items()))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO reported VALUES (?, ?)", [(_id(k), v // SECOND) for k, v in ids.items()]
+        )
         if resume is not None:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume,))
+        self._nothing_written = self._nothing_written and not keys
         return True
