@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import paramiko
 
@@ -25,7 +25,10 @@ from logstack.files import RenderedFile
 from logstack.plan import PENDING, PREV_SUFFIX, Plan, RemoteFile, apply_script, make_plan, rollback_script
 from logstack.shell import shell_command
 from logstack.ssh import Connection, UnreachableError, connect
-from logstack.targets import HostResult, Target
+from logstack.targets import HostResult, Target, known_hosts_path
+
+if TYPE_CHECKING:
+    from logstack.inventory import Inventory
 
 # Few processes, whatever the number of files: on a busy target each fork/exec costs more than the bytes.
 _INSPECT = r"""
@@ -233,6 +236,16 @@ class DeployOptions:
     needs_vector: bool = True  # the files configure Vector: its version must run them
     slots: threading.Semaphore | None = None  # bounds the machines worked on at once (--forks)
     secrets: tuple[str, ...] = ()  # scrubbed from any log shown
+
+    @classmethod
+    def for_site(cls, inventory: Inventory, **choices: Any) -> DeployOptions:
+        """The site's known_hosts, state directory and service manager, with the run's own choices."""
+        return cls(
+            known_hosts=known_hosts_path(inventory),
+            site_dir=inventory.site_dir,
+            service_manager=inventory.spec.service_manager,
+            **choices,
+        )
 
 
 def deploy_machine(

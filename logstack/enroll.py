@@ -60,12 +60,10 @@ def enroll(
     ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
     for result in refused:
         report(result)
-    options = DeployOptions(
-        known_hosts=known_hosts_path(inventory),
-        site_dir=inventory.site_dir,
+    options = DeployOptions.for_site(
+        inventory,
         dry_run=dry_run,
         accept_new=accept_new,
-        service_manager=inventory.spec.service_manager,
         verify_timeout=verify_timeout,
         slots=threading.Semaphore(forks),
     )

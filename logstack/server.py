@@ -19,7 +19,7 @@ from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
 from logstack.shell import shell_command
 from logstack.ssh import Connection
-from logstack.targets import HostResult, known_hosts_path, server_target
+from logstack.targets import HostResult, server_target
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)
@@ -242,12 +242,10 @@ def init_server(
         conn.open_forward(listen, server.vector_port).close()
         result.checks.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
 
-    options = DeployOptions(
-        known_hosts=known_hosts_path(inventory),
-        site_dir=inventory.site_dir,
+    options = DeployOptions.for_site(
+        inventory,
         dry_run=dry_run,
         accept_new=accept_new,
-        service_manager=inventory.spec.service_manager,
         verify_timeout=verify_timeout,
         secrets=tuple(secrets.db_passwords.values()),
     )

@@ -14,10 +14,12 @@ It answers the statements logstack sends as GreptimeDB v1.1.4 does, and nothing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -101,12 +103,7 @@ class FakeGreptime(BaseHTTPRequestHandler):
         return 200, {"output": [{"affectedrows": 1}], "execution_time_ms": 1}
 
     def _reply(self, status: int, answer: dict) -> None:
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        _send(self, status, "application/json", json.dumps(answer).encode())
 
     def log_message(self, *args: object) -> None:
         pass
@@ -119,15 +116,8 @@ def greptime_api():
     FakeGreptime.tables = set()
     FakeGreptime.append_tables = set()
     FakeGreptime.rows = []
-    try:
-        server = ThreadingHTTPServer(("127.0.0.1", 4000), FakeGreptime)
-    except OSError as exc:
-        pytest.fail(f"127.0.0.1:4000 is taken ({exc}); the GreptimeDB stand-in needs it")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield FakeGreptime.requests
-    server.shutdown()
-    server.server_close()
+    with _serving(FakeGreptime, 4000, "the GreptimeDB stand-in"):
+        yield FakeGreptime.requests
 
 
 class FakeExporter(BaseHTTPRequestHandler):
@@ -137,12 +127,8 @@ class FakeExporter(BaseHTTPRequestHandler):
     text: ClassVar[str] = ""
 
     def do_GET(self) -> None:
-        body = self.text.encode() if self.path == "/metrics" else b""
-        self.send_response(200 if self.path == "/metrics" else 404)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        found = self.path == "/metrics"
+        _send(self, 200 if found else 404, "text/plain; version=0.0.4", self.text.encode() if found else b"")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -152,12 +138,27 @@ class FakeExporter(BaseHTTPRequestHandler):
 def vector_metrics():
     """Set `.text` on the yielded class to what the receiver's exporter serves."""
     FakeExporter.text = ""
+    with _serving(FakeExporter, 9598, "the Vector metrics stand-in"):
+        yield FakeExporter
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, kind: str, body: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], port: int, what: str) -> Iterator[None]:
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", 9598), FakeExporter)
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:
-        pytest.fail(f"127.0.0.1:9598 is taken ({exc}); the Vector metrics stand-in needs it")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield FakeExporter
-    server.shutdown()
-    server.server_close()
+        pytest.fail(f"127.0.0.1:{port} is taken ({exc}); {what} needs it")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
