@@ -14,7 +14,7 @@ from logstack.analyze.records import from_journal
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.state import StateStore
 from logstack.clock import DAY, MINUTE, SECOND
-from logstack.errors import RuntimeFailure
+from logstack.errors import BadInputError, RuntimeFailure
 from tests.journal import entry
 
 T0 = 1_780_000_000 * SECOND
@@ -157,3 +157,90 @@ def test_every_line_is_reported_once_whatever_the_delays(tmp_path_factory, seed,
                 reported[line.key] = reported.get(line.key, 0) + 1
     assert len(ids) == len(set(ids)), "an event was reported twice"
     assert reported == dict.fromkeys(lines_by_key, 1), "a line was lost or reported twice"
+
+
+def _failures(ts: int, count: int, ip: str = "198.51.100.7") -> list[dict]:
+    return [
+        entry(ts + i * 10 * SECOND, "sshd-session", 900 + i, f"Failed password for root from {ip} port {2000 + i} ssh2")
+        for i in range(count)
+    ]
+
+
+def test_a_brute_force_incident_is_reported_once_across_runs(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    failures = _failures(T0, 9)
+    for record in failures:  # nine failures within 100 s, each ingested at once
+        store.add(record, int(record["__REALTIME_TIMESTAMP"]))
+    incidents = []
+    for minute in range(5, 40, 5):  # a timer every five minutes re-reads an overlap of ten
+        incidents += [e for e in _run(store, path, T0 + minute * MINUTE) if e.type == "brute_force"]
+    assert len(incidents) == 1
+    # copies of most failures, days later, make no new incident either
+    for record in failures[1:]:
+        store.add(record, T0 + 3 * DAY)
+    assert [e for e in _run(store, path, T0 + 3 * DAY + 10 * MINUTE) if e.type == "brute_force"] == []
+
+
+def test_an_old_backlog_is_reported_once_and_its_copies_recognised(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    old = T0 - 30 * DAY  # a host offline for a month sends its history
+    records = [r for n in range(20) for r in _login(old + n * 17 * SECOND, 3000 + n, f"h{n}")]
+    for i, record in enumerate(records):
+        store.add(record, T0 + i * 17 * SECOND)
+    counts: dict[str, int] = {}
+    for minute in range(5, 60, 5):
+        for event in _run(store, path, T0 + minute * MINUTE):
+            assert "late" in event.flags  # older than the horizon when it first arrived
+            if event.type == "brute_force":  # an incident lists its failures' first lines again
+                continue
+            for line in event.lines:
+                counts[line.key] = counts.get(line.key, 0) + 1
+    assert counts == {from_journal(r).key: 1 for r in records}
+    store.add(records[0], T0 + 2 * DAY)  # copies two days later: still recognised
+    store.add(records[1], T0 + 2 * DAY)
+    assert _run(store, path, T0 + 2 * DAY + 10 * MINUTE) == []
+
+
+def test_an_event_that_never_settles_does_not_pin_the_resume_point(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    # one PID that logs every two minutes for hours (an sshd listener under a steady stream of scans)
+    for n in range(120):
+        ts = T0 + n * 2 * MINUTE
+        store.add(entry(ts, "sshd", 77, f"Connection closed by 192.0.2.{n % 200} port {1000 + n} [preauth]"), ts)
+    reported = []
+    for hour in range(1, 5):
+        reported += _run(store, path, T0 + hour * 60 * MINUTE)
+    assert reported, "an event that keeps growing was never reported"
+    keys = [line.key for event in reported for line in event.lines]
+    assert len(keys) == len(set(keys))
+    state = StateStore(path)
+    try:
+        assert state.resume_from is not None and state.resume_from > T0 + 2 * 60 * MINUTE
+    finally:
+        state.close()
+
+
+def test_a_clock_behind_the_state_is_refused(tmp_path):
+    store, path = Store(), tmp_path / "state.sqlite"
+    _run(store, path, T0 + DAY)
+    with pytest.raises(RuntimeFailure, match="clock is behind"):
+        _run(store, path, T0)
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    ['{"resume_from": Infinity}', '{"resume_from": 1e23}', '{"reported_lines": "abc"}',
+     '{"reported_lines": ["\\ud800"]}', "[" * 100_000 + "]" * 100_000, '{"reported_ids": {"a": 1e30}}'],
+)  # fmt: skip
+def test_a_hostile_json_state_is_a_one_line_error(tmp_path, legacy):
+    path = tmp_path / "state.sqlite"
+    path.with_suffix(".json").write_text(legacy)
+    with pytest.raises(BadInputError, match="unreadable analysis state"):
+        _run(Store(), path, T0)
+
+
+def test_a_linked_state_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "state.sqlite").symlink_to(tmp_path / "elsewhere" / "state.sqlite")
+    with pytest.raises(BadInputError, match="is a link"):
+        _run(Store(), tmp_path / "state.sqlite", T0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import sqlite3
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +12,8 @@ from logstack.analyze.classify import SSH_IDENTIFIERS
 from logstack.analyze.events import SEVERITY, Event, EventBuilder, Settings
 from logstack.analyze.records import Line
 from logstack.analyze.state import StateStore, group_key
-from logstack.clock import DAY, SECOND
+from logstack.clock import DAY, HOUR, SECOND, iso
+from logstack.errors import RuntimeFailure
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]
 
@@ -26,6 +28,7 @@ class RunOptions:
     safety_lag: int = 10 * SECOND  # rows newer than now - lag may not be visible yet
     overlap: int = 600 * SECOND  # re-read this much before the resume point (late, out-of-order rows)
     horizon: int = 14 * DAY  # journal time up to which a copy of a reported line is recognised
+    max_pending: int = HOUR  # an event still growing after this long is reported (and then continued)
     settings: Settings = field(default_factory=Settings)
 
 
@@ -59,6 +62,8 @@ class _Reported:
 
 
 def _groups(event: Event) -> list[bytes]:
+    if event.type == "brute_force":  # incidents continue by source address
+        return [group_key("brute_force", "", event.source_ip or "", "")]
     first = event.lines[0]
     family = "ssh" if first.ident in SSH_IDENTIFIERS else first.ident
     return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
@@ -83,12 +88,20 @@ def run_analysis(
     state = StateStore(options.state_path)
     try:
         state.migrate(options.state_path.with_suffix(".json"), now)
+        resume = state.resume_from
+        if resume is not None and now < resume - HOUR:
+            raise RuntimeFailure(
+                f"{options.state_path}: this machine's clock is behind the last run's ({iso(resume)}); "
+                "fix the clock (a run now would read nothing and skip what arrived meanwhile)"
+            )
         state.forget_before(now - options.horizon)
         result = _run(source, options, report, now, state)
         flush()
         upper = now - options.safety_lag
         state.commit(min(upper, result.resume_from or upper))
         return result
+    except sqlite3.Error as exc:
+        raise RuntimeFailure(f"{options.state_path}: analysis state: {exc}") from None
     finally:
         state.close()
 
@@ -103,13 +116,20 @@ def _run(
         start = resume - options.overlap
     # Lines an earlier run reported group apart from new ones (and are not reported again); they still
     # count in brute-force windows.
-    builder = EventBuilder(options.settings, known=_Reported(state) if state is not None else frozenset())
+    known: Container[str] = _Reported(state) if state is not None else frozenset()
+    builder = EventBuilder(options.settings, known=known)
     result = RunResult()
     horizon = now - options.horizon
     gap = options.settings.gap
 
     def handle(event: Event) -> None:
-        if upper is not None and event.last_arrival > upper - options.settle:
+        # an event still growing waits, unless it began so long ago that waiting would pin the resume
+        # point (a PID that logs for ever): then it is reported, and what follows continues it
+        if (
+            upper is not None
+            and event.last_arrival > upper - options.settle
+            and event.first_arrival > upper - options.max_pending
+        ):
             result.pending += 1
             pending = result.resume_from
             result.resume_from = event.first_arrival if pending is None else min(pending, event.first_arrival)
@@ -117,8 +137,9 @@ def _run(
         if state is not None:
             if event.known or state.was_reported(event.id):
                 return
-            if event.type != "brute_force":
-                event.continues = state.continued(_groups(event), event.start, event.end, gap)
+            if event.type == "brute_force" and all(line.key in known for line in event.lines):
+                return  # every failure of it was reported, with the incident, by an earlier run
+            event.continues = state.continued(_groups(event), event.start, event.end, gap)
             if event.continues or any(line.ts < horizon for line in event.lines):
                 event.flags = sorted({*event.flags, "late"})
         report(event)
@@ -127,7 +148,7 @@ def _run(
         if state is not None:
             own = event.type != "brute_force"  # an incident's lines are its failures', recorded with them
             lines = [(line.key, line.ts) for line in event.lines] if own else []
-            state.record(event.id, _groups(event) if own else [], event.start, event.end, lines, now)
+            state.record(event.id, _groups(event), event.start, event.end, lines, now)
 
     for line in source(start, upper):
         result.lines += 1

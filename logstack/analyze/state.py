@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -58,6 +59,9 @@ class StateStore:
         self._events: dict[bytes, list[tuple[bytes, int, int]]] = {}  # group -> (id, first, last), not yet written
         self._pending = 0
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            raise BadInputError(f"{path}: the analysis state is a link; point --data-dir at the real directory")
+        old_umask = os.umask(0o077)  # the database and its -wal and -shm files: the operator's alone
         try:
             self.db = sqlite3.connect(path, timeout=0, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -69,6 +73,8 @@ class StateStore:
             raise BadInputError(f"{path}: unusable analysis state ({exc}); move it away to start over") from None
         except sqlite3.DatabaseError as exc:
             raise BadInputError(f"{path}: not an analysis state ({exc}); move it away to start over") from None
+        finally:
+            os.umask(old_umask)
         path.chmod(0o600)
         self._nothing_written = self.db.execute("SELECT 1 FROM lines LIMIT 1").fetchone() is None
 
@@ -112,12 +118,12 @@ class StateStore:
         """A reported event: its lines (key, journal time) and the groups it covers; an event of no group (a
         brute-force incident) by its id alone."""
         ident = _id(event_id)
+        kept = now // SECOND  # a line is kept for the horizon after it was reported, however old it is
         for key, ts in lines:
-            self._lines[line_key(key)] = ts // SECOND
+            self._lines[line_key(key)] = max(ts // SECOND, kept)
         for grp in groups:
             self._events.setdefault(grp, []).append((ident, start // SECOND, end // SECOND))
-        if not groups:
-            self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (ident, now // SECOND))
+        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (ident, kept))
         self._pending += 1
         if self._pending >= 5000:  # written in batches: one statement per event would double a run's cost
             self._write()
@@ -136,7 +142,7 @@ class StateStore:
     def forget_before(self, horizon: int) -> None:
         """Forget lines and events older than the horizon (journal time), before this run looks anything up."""
         cut = horizon // SECOND
-        self.db.execute("DELETE FROM lines WHERE ts < ?", (cut,))
+        self.db.execute("DELETE FROM lines WHERE ts < ?", (cut,))  # ts: when it may be forgotten from
         self.db.execute("DELETE FROM events WHERE last_ts < ?", (cut,))
         self.db.execute("DELETE FROM reported WHERE ts < ?", (cut,))
 
@@ -158,10 +164,19 @@ class StateStore:
             return False
         try:
             raw = json.loads(legacy.read_text(encoding="utf-8"))
-            resume = int(raw["resume_from"]) if raw.get("resume_from") is not None else None
-            keys = [str(k) for k in raw.get("reported_lines", [])]
-            ids = {str(k): int(v) for k, v in raw.get("reported_ids", {}).items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            resume = raw.get("resume_from")
+            keys = raw.get("reported_lines", [])
+            ids = raw.get("reported_ids", {})
+            if not (
+                (resume is None or (type(resume) is int and 0 <= resume < 2**62))
+                and isinstance(keys, list)
+                and all(isinstance(k, str) for k in keys)
+                and isinstance(ids, dict)
+                and all(type(v) is int and 0 <= v < 2**62 for v in ids.values())
+            ):
+                raise ValueError("not the layout of an analysis state")
+            keys = [k.encode("utf-8").decode() for k in keys]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, UnicodeError) as exc:
             raise BadInputError(f"{legacy}: unreadable analysis state ({exc}); move it away to start over") from None
         when = (resume if resume is not None else now) // SECOND
         self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), when) for k in keys])
