@@ -220,7 +220,8 @@ class EventBuilder:
 
     def _release_incident(self, ip: str) -> Event:
         incident = self._incidents.pop(ip)
-        del self._members[incident.id]
+        # an incident of failures an earlier run reported was reported by it too
+        incident.known = all(member.known for member in self._members.pop(incident.id))
         return incident
 
 

@@ -137,8 +137,6 @@ def _run(
         if state is not None:
             if event.known or state.was_reported(event.id):
                 return
-            if event.type == "brute_force" and all(line.key in known for line in event.lines):
-                return  # every failure of it was reported, with the incident, by an earlier run
             event.continues = state.continued(_groups(event), event.start, event.end, gap)
             if event.continues or any(line.ts < horizon for line in event.lines):
                 event.flags = sorted({*event.flags, "late"})
