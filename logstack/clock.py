@@ -30,11 +30,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def now_micros() -> int:
-    """The current UTC time in microseconds since 1970."""
-    return to_micros(dt.datetime.now(dt.UTC))
-
-
 def parse_duration(value: str, what: str = "duration") -> dt.timedelta:
     """`30d`-style durations (s, m, h, d, w); bad input is a BadInputError naming `what`."""
     match = _DURATION_RE.fullmatch(value.strip())
