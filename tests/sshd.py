@@ -78,6 +78,9 @@ class SSHHost:
                 f"workdir={self.base / 'work' / layer} {target}"
             )
         script.append(f"mount --bind {self.base / 'systemctl'} /usr/bin/systemctl")
+        # a host of its own has its own root home: the test machine's dotfiles (a shell init that starts
+        # processes) would otherwise run in every remote command
+        script.append("mount -t tmpfs -o mode=0700 tmpfs /root")
         script.append(f"exec /usr/sbin/sshd -D -e -f {self.base / 'sshd_config'}")
         # A PID namespace too: when unshare ends, its child (sshd, PID 1 there) is killed, and with it every
         # process of the namespace, so no listener or connection outlives the host.
