@@ -94,12 +94,7 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
                 # a size that differs already decides (no digest equals this marker): no read needed
                 same_size = attrs.st_size == len(f.content)
                 digest = hashlib.sha256(handle.read()).hexdigest() if same_size else f"size:{attrs.st_size}"
-            found[f.path] = RemoteFile(
-                digest,
-                stat.S_IMODE(attrs.st_mode),
-                users.get(attrs.st_uid, str(attrs.st_uid)),
-                groups.get(attrs.st_gid, str(attrs.st_gid)),
-            )
+            found[f.path] = _remote(attrs, digest, users, groups)
         dirs: dict[str, RemoteFile] = {}
         for directory in sorted({posixpath.dirname(f.path) for f in files}):
             try:
@@ -107,12 +102,7 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
             except FileNotFoundError:
                 continue
             if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
-                dirs[directory] = RemoteFile(
-                    None,
-                    stat.S_IMODE(attrs.st_mode),
-                    users.get(attrs.st_uid or 0, str(attrs.st_uid)),
-                    groups.get(attrs.st_gid or 0, str(attrs.st_gid)),
-                )
+                dirs[directory] = _remote(attrs, None, users, groups)
         owed: list[str] = []
         try:
             with sftp.open(PENDING) as handle:
@@ -124,6 +114,18 @@ def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
         return TargetFacts(found, owed, dirs)
     finally:
         sftp.close()
+
+
+def _remote(
+    attrs: paramiko.SFTPAttributes, digest: str | None, users: dict[int, str], groups: dict[int, str]
+) -> RemoteFile:
+    """A file or directory as SFTP shows it, owner and group by name (an unknown id stays a number)."""
+    return RemoteFile(
+        digest,
+        stat.S_IMODE(attrs.st_mode or 0),
+        users.get(attrs.st_uid, str(attrs.st_uid)) if attrs.st_uid is not None else None,
+        groups.get(attrs.st_gid, str(attrs.st_gid)) if attrs.st_gid is not None else None,
+    )
 
 
 def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:

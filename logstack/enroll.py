@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from logstack.files import RenderedFile
 from logstack.greptime import PortForward, database_settings
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
-from logstack.render import firewall_files, render_site
+from logstack.render import digest_in, firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
@@ -127,15 +126,11 @@ def _mint_missing(
     return ready, refused
 
 
-_DIGEST_RE = re.compile(rb'\.logstack_config = "([0-9a-f]{16})"')
-
-
 def _deployed_digest(result: HostResult) -> str | None:
     if result.plan is None:
         return None
     config = next((c.file for c in result.plan.changes if c.file.path == "/etc/vector/vector.yaml"), None)
-    match = _DIGEST_RE.search(config.content) if config is not None else None
-    return match.group(1).decode() if match else None
+    return digest_in(config.content) if config is not None else None
 
 
 def verify_delivery(

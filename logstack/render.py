@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -185,6 +186,15 @@ HEARTBEAT_VRL = (
     f'.logstack_config = "{CONFIG_DIGEST_PLACEHOLDER}"\n'
     "del(.service)\n"
 )
+
+
+_DIGEST_IN_CONFIG_RE = re.compile(rb'\.logstack_config = "([0-9a-f]{16})"')
+
+
+def digest_in(config: bytes) -> str | None:
+    """The digest a rendered sender config stamps on its heartbeats."""
+    match = _DIGEST_IN_CONFIG_RE.search(config)
+    return match.group(1).decode() if match else None
 
 
 def config_digest(config: bytes, ca: bytes, cert: bytes) -> str:

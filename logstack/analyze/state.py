@@ -57,7 +57,7 @@ class StateStore:
         self.path = path
         self._lines: dict[bytes, int] = {}  # recorded, not yet written (hashed key -> journal second)
         self._events: dict[bytes, list[tuple[bytes, int, int]]] = {}  # group -> (id, first, last), not yet written
-        self._pending = 0
+        self._reported: dict[bytes, int] = {}  # event ids recorded, not yet written
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
             raise BadInputError(f"{path}: the analysis state is a link; point --data-dir at the real directory")
@@ -95,7 +95,10 @@ class StateStore:
         return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (hashed,)).fetchone() is not None
 
     def was_reported(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (_id(event_id),)).fetchone() is not None
+        ident = _id(event_id)
+        if ident in self._reported:
+            return True
+        return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (ident,)).fetchone() is not None
 
     def continued(self, groups: list[bytes], start: int, end: int, gap: int) -> str | None:
         """The reported event that lines of these groups between start and end would have joined."""
@@ -115,17 +118,15 @@ class StateStore:
     def record(
         self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[str, int]], now: int
     ) -> None:
-        """A reported event: its lines (key, journal time) and the groups it covers; an event of no group (a
-        brute-force incident) by its id alone."""
+        """A reported event: its id, its lines (key, journal time) and the groups it covers."""
         ident = _id(event_id)
         kept = now // SECOND  # a line is kept for the horizon after it was reported, however old it is
         for key, ts in lines:
             self._lines[line_key(key)] = max(ts // SECOND, kept)
         for grp in groups:
             self._events.setdefault(grp, []).append((ident, start // SECOND, end // SECOND))
-        self.db.execute("INSERT OR REPLACE INTO reported VALUES (?, ?)", (ident, kept))
-        self._pending += 1
-        if self._pending >= 5000:  # written in batches: one statement per event would double a run's cost
+        self._reported[ident] = kept
+        if len(self._reported) >= 5000:  # written in batches: one statement per event would double a run's cost
             self._write()
 
     def _write(self) -> None:
@@ -135,9 +136,10 @@ class StateStore:
             "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
             [(g, ident, first, last) for g, rows in self._events.items() for ident, first, last in rows],
         )
+        self.db.executemany("INSERT OR REPLACE INTO reported VALUES (?, ?)", self._reported.items())
         self._lines.clear()
         self._events.clear()
-        self._pending = 0
+        self._reported.clear()
 
     def forget_before(self, horizon: int) -> None:
         """Forget lines and events older than the horizon (journal time), before this run looks anything up."""
