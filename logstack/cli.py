@@ -24,6 +24,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("analyze", "analyze"),
     "report": ("report", "report"),
     "status": ("status", "status"),
+    "seal": ("seal", "seal"),
+    "verify": ("verify", "verify"),
     "ca": ("ca", "app"),
     "certs": ("certs", "app"),
 }

@@ -18,10 +18,12 @@ from logstack.files import RenderedFile
 from logstack.greptime import PortForward, database_settings
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
-from logstack.render import digest_in, firewall_files, render_site
+from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
+from logstack.signing import ensure_keys
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
+from logstack.vrl import digest_in
 
 
 def select_hosts(inventory: Inventory, names: list[str], all_hosts: bool) -> list[Host]:
@@ -57,6 +59,8 @@ def enroll(
     report = on_result or (lambda result: None)
     started = time.monotonic()
     ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
+    if not dry_run:  # the signing key travels with the certificate, in the same upload
+        ensure_keys(inventory.site_dir, [h.name for h in ready], dt.datetime.now(dt.UTC))
     for result in refused:
         report(result)
     options = DeployOptions.for_site(

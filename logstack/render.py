@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import re
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -14,11 +13,21 @@ import jinja2
 
 from logstack.facts import HostFacts, load_facts
 from logstack.files import SERVER_MACHINE, RenderedFile, templates_dir
-from logstack.identifiers import JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX, forwarded_identifiers
+from logstack.identifiers import forwarded_identifiers
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.secrets_store import DB_USERS, Secrets
+from logstack.signing import (
+    KEYRING,
+    SECRET_DIR,
+    SECRET_NAME,
+    SIGNATURE_COLUMNS,
+    keyring_path,
+    load_keyring,
+    sign_vrl,
+)
 from logstack.validation import without_scope
+from logstack.vrl import CONFIG_DIGEST_PLACEHOLDER, HEARTBEAT_VRL, filter_vrl, identity_vrl
 
 # journald columns every event carries, created up front so the first batch cannot race table creation.
 JOURNAL_COLUMNS: tuple[str, ...] = (
@@ -104,6 +113,7 @@ HOST_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/vector/tls/ca.pem", "ca", group="vector", service="vector"),
     FileSpec("/etc/vector/tls/client.pem", "cert", group="vector", service="vector"),
     FileSpec("/etc/vector/tls/client.key", "key", group="vector", mode=0o640, service="vector", secret=True),
+    FileSpec(f"{SECRET_DIR}/{SECRET_NAME}", "signing_key", group="vector", mode=0o440, service="vector", secret=True),
 )
 
 
@@ -117,30 +127,6 @@ def _bracket_ip(value: str) -> str:
         return f"[{value}]" if ipaddress.ip_address(value).version == 6 else value
     except ValueError:
         return value
-
-
-def vrl_str(value: str) -> str:
-    """A VRL string expression for `value` that no interpolation of Vector's can alter.
-
-    Vector rewrites `$NAME`, `${NAME}` and `$$` in the config text when environment interpolation is on
-    (v0.57.0 src/config/vars.rs; off by default since 0.57, src/config/loading/mod.rs, on with
-    --dangerously-allow-env-var-interpolation and in older releases), and `SECRET[backend.key]` when a
-    secret backend is configured (src/config/loading/secret.rs). VRL has no escape for either, so the
-    value is split into literals joined with `+` such that every `$` is followed by a closing quote and
-    `SECRET` never touches its `[`: neither pattern can match, whatever the mode. (The inventory admits no
-    control characters or braces in values.)
-    """
-    pieces = [value]
-    for cut in ("$", "SECRET"):
-        pieces = [part for piece in pieces for part in _cut_after(piece, cut)]
-    return " + ".join(json.dumps(piece, ensure_ascii=False) for piece in pieces)
-
-
-def _cut_after(value: str, marker: str) -> list[str]:
-    parts = value.split(marker)
-    if len(parts) == 1:
-        return parts
-    return [part + marker for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 @cache
@@ -167,36 +153,6 @@ def placeholder(what: str) -> str:
     return f"<secret:{what}>"
 
 
-def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
-    """The filter condition: configured identifiers, plus journald's suppression notices."""
-    condition = f"includes({json.dumps(identifiers)}, ident)"
-    if suppression_notices:
-        condition += f' || (ident == "{JOURNALD_IDENTIFIER}" && starts_with(msg, "{SUPPRESSION_PREFIX}"))'
-    return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
-
-
-# Heartbeats name the configuration that sends them: a digest of the sender's vector.yaml (with this
-# placeholder in its place), CA bundle and certificate. `enroll-host` waits for a heartbeat carrying the
-# digest it deployed, so delivery is proven for the new configuration, not for the one it replaced.
-CONFIG_DIGEST_PLACEHOLDER = "logstack-config-digest"
-HEARTBEAT_VRL = (
-    '.SYSLOG_IDENTIFIER = "logstack-heartbeat"\n'
-    '.message = "heartbeat"\n'
-    '.__REALTIME_TIMESTAMP = to_string(to_unix_timestamp(now(), unit: "microseconds"))\n'
-    f'.logstack_config = "{CONFIG_DIGEST_PLACEHOLDER}"\n'
-    "del(.service)\n"
-)
-
-
-_DIGEST_IN_CONFIG_RE = re.compile(rb'\.logstack_config = "([0-9a-f]{16})"')
-
-
-def digest_in(config: bytes) -> str | None:
-    """The digest a rendered sender config stamps on its heartbeats."""
-    match = _DIGEST_IN_CONFIG_RE.search(config)
-    return match.group(1).decode() if match else None
-
-
 def config_digest(config: bytes, ca: bytes, cert: bytes) -> str:
     """What a sender's heartbeats carry as `logstack_config` (the config rendered with the placeholder)."""
     return hashlib.sha256(b"\0".join((config, ca, cert))).hexdigest()[:16]
@@ -212,19 +168,18 @@ def _stamp_digest(files: list[RenderedFile], material: dict[str, bytes]) -> list
     return stamped
 
 
-def identity_vrl(host: Host) -> str:
-    """Remap stamping the host's identity columns, always as strings."""
-    return "".join(f".{name} = {vrl_str(value)}\n" for name, value in host.columns.items())
-
-
 def journal_identifiers(inventory: Inventory) -> list[str]:
     senders = inventory.spec.senders
     return forwarded_identifiers(senders.identifiers, senders.forward_suppression_notices)
 
 
+# The key id of a host whose key `enroll-host` has not minted yet (review renders only).
+UNMINTED_KID = "0000000000000000"
+
+
 def table_columns(inventory: Inventory) -> list[str]:
     """String columns of the logs table: journald fields, then every identity field in the fleet."""
-    columns = [*JOURNAL_COLUMNS, "logstack_config"]
+    columns = [*JOURNAL_COLUMNS, "logstack_config", *SIGNATURE_COLUMNS]
     seen = set(columns)
     for host in inventory.hosts:
         for name in host.columns:
@@ -284,17 +239,26 @@ def render_site(
         "filter_vrl": filter_vrl(list(senders.identifiers), senders.forward_suppression_notices),
         "heartbeat_vrl": HEARTBEAT_VRL,
     }
+    ring = load_keyring(keyring_path(inventory.site_dir))
     for host in inventory.hosts if hosts is None else hosts:
         known = (facts or {}).get(host.name) or load_facts(inventory.site_dir, host.name) or HostFacts()
+        signing = ring.current(host.name)
         context = {
             **shared,
             "host": host,
             "identity_vrl": identity_vrl(host),
+            "sign_vrl": sign_vrl(signing.kid if signing else UNMINTED_KID, host.columns),
+            "secret_dir": SECRET_DIR,
             "facts": known,
             "boot_note": boot_note(known),
         }
         where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
         material = _material(pki, host.name, where, include_keys, ca)
+        material["signing_key"] = (
+            signing.key.hex().encode()
+            if include_keys and signing
+            else (placeholder(f"{KEYRING} {host.name}") + "\n").encode()
+        )
         files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
 

@@ -58,9 +58,13 @@ class ReportData:
     privilege: list[Event] = field(default_factory=list)
     account_changes: list[Event] = field(default_factory=list)
     forged: list[Event] = field(default_factory=list)
+    # (host the row names, why its signature does not prove it) -> rows
+    unauthenticated: Counter[tuple[str, str]] = field(default_factory=Counter)
     lockouts: list[Event] = field(default_factory=list)
     certificates: list[CertView] = field(default_factory=list)
     events: int = 0
+    verified: bool = False  # rows were checked against the site's signing keys
+    last_verification: str | None = None  # the newest `logstack verify` outcome, as it recorded it
 
     @property
     def days(self) -> list[str]:
@@ -86,9 +90,19 @@ def build_report(
     silence: int = 600_000_000,
     settings: Settings | None = None,
     certificates: list[CertView] | None = None,
+    verified: bool = False,
+    last_verification: str | None = None,
 ) -> ReportData:
     """Aggregate the period: heartbeats give coverage; events give logins, failures and changes."""
-    data = ReportData(site=site, since=since, until=until, silence=silence, certificates=certificates or [])
+    data = ReportData(
+        site=site,
+        since=since,
+        until=until,
+        silence=silence,
+        certificates=certificates or [],
+        verified=verified,
+        last_verification=last_verification,
+    )
     for host in expected_hosts:
         data.coverage.setdefault(host, HostCoverage())
     for day in data.days:
@@ -97,6 +111,8 @@ def build_report(
     heartbeats: dict[str, list[int]] = defaultdict(list)
     for line in lines:
         host = line.host
+        if line.auth is not None and since <= line.arrival < until:
+            data.unauthenticated[(host, line.auth)] += 1
         if line.ident == HEARTBEAT_IDENTIFIER:
             if since <= line.ts < until:
                 heartbeats[host].append(line.ts)

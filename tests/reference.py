@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,38 @@ def _check_value(value: Any, schema: dict[str, Any], path: str, errors: list[str
             _check_value(item, schema["items"], f"{path}[{i}]", errors)
 
 
+_RELEVANT_RE = re.compile(r'(\w+) = "([^"]*)"')
+
+
+def _relevant(option: dict[str, Any], value: dict[str, Any]) -> bool:
+    """An option the reference marks `relevant_when: type = "exec"` (or several, joined by `or`) applies
+    only to objects of that type: it is neither required nor allowed elsewhere."""
+    when = option.get("relevant_when")
+    if not when:
+        return True
+    return any(value.get(field) == wanted for field, wanted in _RELEVANT_RE.findall(when))
+
+
 def _check_object(value: dict[str, Any], schema: dict[str, Any], path: str, errors: list[str]) -> None:
     options = schema.get("options")
     extra = schema.get("additional_properties")
     if options is not None:
         for key, sub in value.items():
-            if key in options:
+            if key in options and not _relevant(options[key], value):
+                errors.append(f"{path}.{key}: not an option of this type ({options[key]['relevant_when']})")
+            elif key in options:
                 _check_value(sub, options[key], f"{path}.{key}", errors)
             elif extra is not None:
                 _check_value(sub, extra, f"{path}.{key}", errors)
             else:
                 errors.append(f"{path}.{key}: unknown option")
         for key, opt in options.items():
-            if opt.get("required") and key not in value and not _required_exception(path, key, value):
+            if (
+                opt.get("required")
+                and key not in value
+                and _relevant(opt, value)
+                and not _required_exception(path, key, value)
+            ):
                 errors.append(f"{path}.{key}: required option missing")
     elif extra is not None:
         for key, sub in value.items():

@@ -49,6 +49,8 @@ def test_sample_export_gives_known_events(runner):
         "command",
         "reason",
         "flags",
+        "tried_users",
+        "authentication",
         "continues",
         "lines",
     }

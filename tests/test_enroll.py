@@ -55,7 +55,7 @@ def test_enroll_lands_exact_files_then_rerun_changes_nothing(fleet, runner):
     inv = load_inventory(fleet.inventory)
     pki = PKI.for_inventory(inv)
     files = render_site(inv, pki=pki, include_keys=True, server=False)
-    assert len(files) == 15
+    assert len(files) == 18  # 6 files on each of 3 hosts
     for f in files:
         host = fleet.hosts[f.machine.split("/")[1]]
         assert host.path(f.path).read_bytes() == f.content, f.path

@@ -33,6 +33,7 @@ HOST_FILES = {
     "/etc/vector/tls/ca.pem",
     "/etc/vector/tls/client.pem",
     "/etc/vector/tls/client.key",
+    "/etc/vector/secrets/signing_key",
 }
 
 

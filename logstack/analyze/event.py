@@ -19,6 +19,7 @@ SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
 # The JSON shape: these, start and end, the subject's fields, flags and lines, in this order.
 _HEAD_FIELDS = ("id", "type", "outcome", "severity", "host", "machine_id", "boot_id", "pids")
 _SUBJECT_FIELDS = tuple(f.name for f in fields(Subject))
+_ALERT_FLAGS = frozenset({"after_failures", "forged", "forged_host", "unauthenticated"})
 _ALERT_TYPES = frozenset({EventType.BRUTE_FORCE.value, EventType.ACCOUNT_LOCKOUT.value, EventType.LOG_GAP.value})
 
 
@@ -52,12 +53,13 @@ class Event(Subject):
     first_key: str = ""
     known: bool = False  # every line belongs to an event reported by an earlier run
     attempts: int = 0  # failed authentication attempts (one connection may make several)
+    tried_users: list[str] = field(default_factory=list)  # names of failed tries, in order
     ssh: bool = False  # has a line of an SSH daemon
 
     @property
     def severity(self) -> str:
         flags = self.flags
-        if self.type in _ALERT_TYPES or (flags and ("forged" in flags or "after_failures" in flags)):
+        if self.type in _ALERT_TYPES or (flags and not _ALERT_FLAGS.isdisjoint(flags)):
             return "alert"
         if self.type == "sudo" and self.reason == "not in sudoers":
             return "alert"
@@ -71,6 +73,8 @@ class Event(Subject):
             "end": iso(self.end),
             **{name: getattr(self, name) for name in _SUBJECT_FIELDS},
             "flags": self.flags,
+            "tried_users": self.tried_users,
+            "authentication": sorted({line.auth for line in self.lines if line.auth}),
             "continues": self.continues,
             "lines": [
                 {"ts": iso(line.ts), "identifier": line.ident, "pid": line.pid or None, "message": line.message}
@@ -80,7 +84,7 @@ class Event(Subject):
 
 
 class Group:
-    __slots__ = ("facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
+    __slots__ = ("address", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
 
     def __init__(self, line: Line, fact: Fact) -> None:
         self.lines: list[Line] = [line]
@@ -90,8 +94,20 @@ class Group:
         self.last_arrival = line.arrival
         self.own = fact.own_event
         self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
+        self.address = fact.source_ip if fact.kind in ADDRESS_KINDS else None
+
+    def names_other_address(self, fact: Fact) -> bool:
+        """True when `fact` is a daemon's line naming another peer than this group's: a new connection."""
+        return (
+            self.address is not None
+            and fact.source_ip is not None
+            and fact.kind in ADDRESS_KINDS
+            and (fact.source_ip != self.address)
+        )
 
     def add(self, line: Line, fact: Fact) -> None:
+        if self.address is None and fact.kind in ADDRESS_KINDS:
+            self.address = fact.source_ip
         prev = self.lines[-1]
         if line.ts < prev.ts or (line.ts == prev.ts and line.key < prev.key):
             self.ordered = False
@@ -103,6 +119,14 @@ class Group:
             self.first_arrival = line.arrival
         elif line.arrival > self.last_arrival:
             self.last_arrival = line.arrival
+
+
+# Kinds whose address the daemon itself wrote (PAM's rhost may be a resolved name of the same peer).
+ADDRESS_KINDS = frozenset(k.value for k in FactKind if k.value.startswith("ssh_"))
+# Failed tries inside one connection: a success after any of them, whatever the name, is suspicious.
+FAILED_TRY_KINDS = frozenset(
+    k.value for k in (FactKind.SSH_FAIL, FactKind.SSH_INVALID, FactKind.SSH_REFUSED, FactKind.AUTH_FAILURE)
+)
 
 
 def event_id(*parts: str) -> str:
@@ -153,7 +177,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(EventType.SSH_LOGIN, _kinds(K.SSH_ACCEPT), ssh=True, outcome="success"),
     TypeRule(
         EventType.SSH_LOGIN,
-        _kinds(K.SSH_FAIL, K.SSH_INVALID),
+        _kinds(K.SSH_FAIL, K.SSH_INVALID, K.SSH_REFUSED, K.SSH_ABANDON),
         kind_and_service=(K.AUTH_FAILURE.value, "sshd"),
         ssh=True,
         outcome="failure",
@@ -195,7 +219,9 @@ def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str
 
 # PAM lines only fill gaps the program's own statement left; they name the account in target_user.
 _SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
-_REASON_KINDS = _kinds(K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND)
+_REASON_KINDS = _kinds(
+    K.SSH_REFUSED, K.SSH_ABANDON, K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND
+)
 _PAM_USER_TYPES = frozenset({EventType.SSH_LOGIN.value, EventType.SESSION.value, EventType.CONSOLE_LOGIN.value})
 _PAM_NAMES_USER = _kinds(K.SESSION_OPEN, K.AUTH_FAILURE)
 
@@ -235,17 +261,39 @@ def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fact:
     return out
 
 
-def _flags(lines: list[Line], facts: list[Fact], invalid_user: bool) -> list[str]:
-    flags: list[str] = []  # kept sorted: "forged" < "invalid_user" < "truncated"
+def _tried_users(facts: list[Fact]) -> list[str]:
+    names: dict[str, None] = {}
+    for fact in facts:
+        if fact.kind in FAILED_TRY_KINDS:
+            for name in (fact.user, fact.target_user):
+                if name:
+                    names[name] = None
+    return list(names)
+
+
+def _flags(lines: list[Line], facts: list[Fact], invalid_user: bool, after_failures: bool) -> list[str]:
+    flags: list[str] = []
+    if after_failures:
+        flags.append("after_failures")
     for ln in lines:
         if _forged(ln.ident, ln.comm, ln.exe):
             flags.append("forged")
             break
+    auth = [ln.auth for ln in lines if ln.auth]
+    if auth:
+        # a record another host's key signed, or none proves: who wrote it is not known
+        flags.append("unauthenticated")
+        if any(a.startswith("forged_host") for a in auth):
+            flags.append("forged_host")
     if invalid_user:
         flags.append("invalid_user")
     if any(f.truncated for f in facts):
         flags.append("truncated")
-    return flags
+    return sorted(flags)
+
+
+# One try each: sshd's own "Failed …" and refusal lines (PAM's lines repeat them).
+_COUNTED_KINDS = _kinds(K.SSH_FAIL, K.SSH_REFUSED)
 
 
 def build_event(group: Group) -> Event:
@@ -274,7 +322,8 @@ def build_event(group: Group) -> Event:
     commands = [f.command for f in facts if f.command]
     attempts = 0
     if etype == "ssh_login" and outcome == "failure":
-        attempts = max(1, sum(1 for ln in lines if ln.message.startswith(("Failed ", "error: Failed "))))
+        attempts = max(1, sum(1 for f in facts if f.kind in _COUNTED_KINDS))
+    after_failures = etype == "ssh_login" and outcome == "success" and not kinds.isdisjoint(FAILED_TRY_KINDS)
     return Event(
         id=event_id(first.machine or first.host, first.boot, first.key),
         type=etype,
@@ -291,7 +340,8 @@ def build_event(group: Group) -> Event:
         source_port=fields.source_port,
         method=fields.method,
         command=" ".join(commands) if commands else None,
-        flags=_flags(lines, facts, fields.invalid_user),
+        flags=_flags(lines, facts, fields.invalid_user, after_failures),
+        tried_users=_tried_users(facts),
         lines=lines,
         reason=fields.reason,
         first_arrival=group.first_arrival,

@@ -67,7 +67,12 @@ class EventBuilder:
             marker = "known" if self.known and key in self.known else ""
             group_key = (line.machine or line.host, line.boot, line.pid, family, marker)
         group = self._open.get(group_key)
-        if group is not None and not group.own and abs(line.ts - group.last_ts) <= self.settings.gap:
+        if (
+            group is not None
+            and not group.own
+            and abs(line.ts - group.last_ts) <= self.settings.gap
+            and not group.names_other_address(fact)
+        ):
             group.add(line, fact)
         else:
             if group is not None:

@@ -12,6 +12,8 @@ class FactKind(StrEnum):
     SSH_ACCEPT = "ssh_accept"
     SSH_FAIL = "ssh_fail"
     SSH_INVALID = "ssh_invalid"
+    SSH_REFUSED = "ssh_refused"  # refused by policy before or after authenticating (DenyUsers, root, …)
+    SSH_ABANDON = "ssh_abandon"  # the client gave up or was cut off after failing to authenticate
     SSH_DISCONNECT = "ssh_disconnect"
     SSH_PREAUTH = "ssh_preauth"
     SSH_CONNECT = "ssh_connect"

@@ -26,6 +26,9 @@ class Line:
     exe: str | None
     loginuid: str | None
     key: str  # de-duplication key: machine + __CURSOR, or a content hash
+    # why the row's signature does not prove it (unsigned, bad_signature, unknown_key, forged_host:A); None: proven
+    # or not checked (journal exports carry no signatures)
+    auth: str | None = None
 
 
 def text(value: Any) -> str | None:

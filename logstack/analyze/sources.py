@@ -14,6 +14,7 @@ from logstack.analyze.selection import Selection
 from logstack.clock import from_micros
 from logstack.errors import BadInputError, RuntimeFailure
 from logstack.greptime import DatabaseConfig
+from logstack.signing import Verifier
 
 try:  # orjson parses journal JSON several times faster than the standard library
     from orjson import JSONDecodeError as _JSONError
@@ -105,10 +106,12 @@ def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection 
 class DatabaseSource:
     """Rows of the logs table in ingest order, fetched in keyset pages (never the whole table at once)."""
 
-    def __init__(self, config: DatabaseConfig, page_size: int = 5000) -> None:
+    def __init__(self, config: DatabaseConfig, page_size: int = 5000, verifier: Verifier | None = None) -> None:
         self.config = config
         self.page_size = page_size
+        self.verifier = verifier  # set: every row's signature is checked, and the lines say what failed
         self._conn: Any = None
+        self.unverified = 0
 
     def __enter__(self) -> DatabaseSource:
         import pymysql
@@ -142,7 +145,10 @@ class DatabaseSource:
             raise RuntimeFailure(
                 f"database {self.config.label}: table has no greptime_timestamp column (or is missing)"
             )
-        return [c for c in WANTED_COLUMNS if c in present]
+        wanted = [c for c in WANTED_COLUMNS if c in present]
+        if self.verifier:  # a signature covers identity columns of any name: read them all
+            wanted += sorted(c for c in present if c not in wanted and _NAME_RE.fullmatch(c))
+        return wanted
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         """One parameterised query; MySQL errors become one-line RuntimeFailures (exit 3)."""
@@ -175,10 +181,16 @@ class DatabaseSource:
             last_low = low
             newest = rows[-1]["greptime_timestamp"] if rows else None
             keys: set[str] = set()  # rows at the page's newest timestamp: the next page starts there
+            verifier = self.verifier
             for row in rows:
                 line = from_row(row)
                 if line is None:
                     continue
+                if verifier:
+                    verdict = verifier.check(row)
+                    if verdict.problem is not None:
+                        self.unverified += 1
+                        line.auth = verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}"
                 stamp = row["greptime_timestamp"]
                 if stamp == newest:
                     keys.add(line.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import sys
@@ -21,6 +22,7 @@ from logstack.clock import duration_micros, parse_since
 from logstack.errors import BadInputError
 from logstack.exit_codes import ExitStatus
 from logstack.greptime import database_config
+from logstack.signing import site_verifier
 
 if TYPE_CHECKING:
     from logstack.analyze.records import Line
@@ -53,6 +55,10 @@ def analyze(
     brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
     dedupe_horizon: HorizonOpt = "14d",
+    signing_keys: Annotated[
+        Path | None,
+        typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
+    ] = None,
 ) -> None:
     """Group journal lines into security events and report each one once."""
     if output not in FORMATS:
@@ -64,16 +70,12 @@ def analyze(
         from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
 
         inv = load_inventory(inventory)
-    options = RunOptions(
-        since=parse_since(since) if since else None,
-        state_path=_state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None,
-        settle=duration_micros(settle, "--settle"),
-        horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
-        settings=Settings(
-            brute_force_count=brute_force_count,
-            brute_force_window=duration_micros(brute_force_window, "--brute-force-window"),
-        ),
+    options = _run_options(
+        inv, since, data_dir, journal, db_host, db_port, db_name, table, since_last_run, settle, dedupe_horizon
     )
+    window = duration_micros(brute_force_window, "--brute-force-window")
+    settings = Settings(brute_force_count=brute_force_count, brute_force_window=window)
+    options = dataclasses.replace(options, settings=settings)
     writer = EventWriter(sys.stdout, output)
     # A run allocates millions of short-lived, acyclic objects; frequent cyclic GC passes over the
     # growing young generations cost more than the analysis itself.
@@ -88,12 +90,33 @@ def analyze(
         result = run_analysis(_journal_source(journal, options.since, inv), options, writer.write, now, flush)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
-        with DatabaseSource(config) as db:
+        with DatabaseSource(config, verifier=site_verifier(inv.site_dir if inv else None, signing_keys)) as db:
             result = run_analysis(db.lines, options, writer.write, now, flush)
     if options.state_path is None:
         flush()
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
+
+
+def _run_options(
+    inv: Inventory | None,
+    since: str | None,
+    data_dir: Path | None,
+    journal: str | None,
+    db_host: str,
+    db_port: int,
+    db_name: str | None,
+    table: str | None,
+    since_last_run: bool,
+    settle: str,
+    dedupe_horizon: str,
+) -> RunOptions:
+    return RunOptions(
+        since=parse_since(since) if since else None,
+        state_path=_state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None,
+        settle=duration_micros(settle, "--settle"),
+        horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
+    )
 
 
 def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Source:

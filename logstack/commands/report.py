@@ -17,6 +17,7 @@ from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.pki.service import list_certificates
 from logstack.report import build_report, render_html, render_markdown
+from logstack.signing import site_verifier
 
 
 def _moment(value: str, now: int, label: str) -> int:
@@ -43,6 +44,9 @@ def report(
     table: Annotated[str | None, typer.Option("--table")] = None,
     db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
     silence: Annotated[str, typer.Option("--silence", help="Heartbeat gap that counts as silence.")] = "10m",
+    signing_keys: Annotated[
+        Path | None, typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the site's.")
+    ] = None,
 ) -> None:
     """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
     now = time.time_ns() // 1000
@@ -65,9 +69,10 @@ def report(
         data = build_report(journal_lines(journal, selection=selection), **common)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
-        with DatabaseSource(config) as db:
+        verifier = site_verifier(inv.site_dir if inv else None, signing_keys)
+        with DatabaseSource(config, verifier=verifier) as db:
             # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
-            data = build_report(db.lines(start, end + HOUR), **common)
+            data = build_report(db.lines(start, end + HOUR), **common, verified=verifier is not None)
     atomic_write(output, render_html(data), mode=0o644)
     typer.echo(f"wrote {output}: {data.events} events on {len(data.hosts)} hosts")
     if markdown is not None:

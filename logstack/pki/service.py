@@ -17,6 +17,7 @@ from logstack.errors import PKIError
 from logstack.inventory import Inventory
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
+from logstack.signing import ensure_keys
 
 MONITOR = "logstack-monitor"
 
@@ -27,8 +28,10 @@ def init_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
 
 
 def rotate_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
-    """Start a CA rotation."""
-    return PKI.for_inventory(inventory).rotate_ca(passphrase)
+    """Start a CA rotation; every host gets a new signing key with its next enrolment's certificate."""
+    record = PKI.for_inventory(inventory).rotate_ca(passphrase)
+    ensure_keys(inventory.site_dir, [h.name for h in inventory.hosts], dt.datetime.now(dt.UTC), rotate=True)
+    return record
 
 
 def retire_old_ca(inventory: Inventory, passphrase: bytes | None, force: bool) -> str:
@@ -136,4 +139,6 @@ def renew(
         else:
             issued.append(pki.issue_client(inventory.host(name), passphrase, save=False))
     pki.save()
+    # a renewed host signs with a new key too; the old one stays to verify what it signed
+    ensure_keys(inventory.site_dir, [r.name for r in issued if r.name != SERVER], dt.datetime.now(dt.UTC), True)
     return issued

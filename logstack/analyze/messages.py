@@ -1,0 +1,155 @@
+r"""The message table: every format a login program writes, as data, with where in its source it is.
+
+Each row of `messages/*.yaml` is one printf format as the program's source writes it (composite formats
+expanded into each concrete shape), the names of the values its conversions carry, the fact kind the
+classifier gives it and the source location (repository, tag, file:line) a reviewer can check it against.
+OpenSSH's rows are compiled into the classifier's patterns; the other programs' rows are the oracle the
+structured parsers are tested against (`tests/test_message_table.py` renders every row with sample values).
+
+A format compiles to an anchored pattern whose conversions become named groups: addresses and numbers
+are possessive runs of their characters, and at most one free-text conversion per pattern may be lazy
+(the one followed by literal text), so matching stays linear in the message whatever a local user writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from logstack.analyze.kinds import FactKind
+
+MESSAGES_DIR = Path(__file__).with_name("messages")
+CLASSES = frozenset({"attempt", "failure", "refusal", "success", "session", "privilege", "account", "lockout", "noise"})
+# A C conversion: flags, width, precision, length modifier, conversion letter.
+CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?[sdiuxc]|%%")
+
+# What each named value may contain. `ip` is an address as sshd prints it (IPv6 scope ids included);
+# `host` may be a resolved name (UseDNS). Free-text names get `.*?`/`.*+` by position.
+_RUNS = {
+    "ip": r"[0-9A-Fa-f:.]++(?:%[\w.-]++)?",
+    "host": r"[^\s\[\]]++",
+    "port": r"\d++",
+    "lport": r"\d++",
+    "code": r"\d++",
+    "number": r"\d++",
+    "uid": r"\d++",
+    "method": r"[^\s:]++",
+    "tty": r"[^\s\]']++",
+    "session": r"[^\s.]++",
+}
+_FREE = frozenset({"user", "target", "group", "reason", "info", "command", "service", "action", "-"})
+
+
+class MessageTableError(ValueError):
+    """A row of the message table is malformed (caught by the table's own tests, never at run time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One format a program writes, classified."""
+
+    program: str
+    format: str
+    fields: tuple[str, ...]
+    kind: str
+    cls: str
+    source: str
+    versions: str
+    kind_preauth: str | None = None  # the kind when sshd marks the line `[preauth]`
+    reason: str | None = None  # a fixed reason (policy refusals say which policy)
+    invalid_user: bool = False
+
+    def pattern(self) -> str:
+        """The anchored regular expression this format compiles to."""
+        return compile_format(self.format, self.fields)
+
+
+def compile_format(fmt: str, names: tuple[str, ...]) -> str:
+    """`fmt` as a regex: literal text escaped, conversions as the named runs `names` give them."""
+    parts = CONVERSION.split(fmt)
+    conversions = [c for c in CONVERSION.findall(fmt)]
+    real = [c for c in conversions if c != "%%"]
+    if len(real) != len(names):
+        raise MessageTableError(f"{fmt!r}: {len(real)} conversions but {len(names)} field names")
+    out = ["^"]
+    used: set[str] = set()
+    lazy = 0
+    index = 0
+    for i, literal in enumerate(parts):
+        out.append(re.escape(literal))
+        if i == len(conversions):
+            break
+        conversion = conversions[i]
+        if conversion == "%%":
+            out.append("%")
+            continue
+        name = names[index]
+        index += 1
+        last = i == len(conversions) - 1 and not parts[i + 1]
+        if conversion[-1] in "diux" and name not in _RUNS:
+            body = r"-?\d++"
+        elif name in _RUNS:
+            body = _RUNS[name]
+        elif name in _FREE:
+            if last:
+                body = ".*+"
+            else:
+                lazy += 1
+                body = ".*?"
+        else:
+            raise MessageTableError(f"{fmt!r}: unknown field name {name!r}")
+        if name == "-" or name in used:
+            out.append(f"(?:{body})")
+        else:
+            used.add(name)
+            out.append(f"(?P<{name}>{body})")
+    if lazy > 1:
+        raise MessageTableError(f"{fmt!r}: more than one free-text value between literals (backtracking)")
+    return "".join(out)
+
+
+def _row(program: str, item: dict[str, object], where: str) -> Message:
+    try:
+        message = Message(
+            program=program,
+            format=str(item["format"]),
+            fields=tuple(str(f) for f in item.get("fields") or ()),  # type: ignore[attr-defined]
+            kind=str(item["kind"]),
+            cls=str(item["class"]),
+            source=str(item["source"]),
+            versions=str(item["versions"]),
+            kind_preauth=str(item["kind_preauth"]) if item.get("kind_preauth") else None,
+            reason=str(item["reason"]) if item.get("reason") else None,
+            invalid_user=bool(item.get("invalid_user", False)),
+        )
+    except KeyError as missing:
+        raise MessageTableError(f"{where}: missing {missing}") from None
+    known_kinds = {k.value for k in FactKind}
+    for kind in (message.kind, message.kind_preauth):
+        if kind is not None and kind not in known_kinds:
+            raise MessageTableError(f"{where}: unknown kind {kind!r}")
+    if message.cls not in CLASSES:
+        raise MessageTableError(f"{where}: unknown class {message.cls!r}")
+    message.pattern()
+    return message
+
+
+@cache
+def load_table(directory: Path = MESSAGES_DIR) -> tuple[Message, ...]:
+    """Every row of the message table, in file order (the order is precedence within a program)."""
+    rows: list[Message] = []
+    for path in sorted(directory.glob("*.yaml")):
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        for program, items in (document or {}).items():
+            for n, item in enumerate(items, 1):
+                rows.append(_row(str(program), item, f"{path.name}: {program} row {n}"))
+    return tuple(rows)
+
+
+def rows_of(program: str) -> tuple[Message, ...]:
+    """The rows of one program."""
+    return tuple(m for m in load_table() if m.program == program)

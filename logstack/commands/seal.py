@@ -1,0 +1,44 @@
+"""`logstack seal`: digest each settled hour of the store into the site's signed hash chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logstack.analyze.sources import DatabaseSource
+from logstack.clock import duration_micros
+from logstack.commands.store_options import (
+    DEFAULT_INVENTORY,
+    DataDir,
+    DbHost,
+    DbPort,
+    DbUser,
+    InventoryOpt,
+    KeysOpt,
+    PasswordFile,
+    open_site,
+)
+from logstack.seal import SEALS, export_chain, seal_store
+
+
+def seal(
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    delay: Annotated[str, typer.Option("--delay", help="An hour is sealed this long after it ends.")] = "15m",
+    export: Annotated[Path | None, typer.Option("--export", help="Also write the whole chain here.")] = None,
+    db_host: DbHost = "127.0.0.1",
+    db_port: DbPort = 4002,
+    db_user: DbUser = None,
+    db_password_file: PasswordFile = None,
+    data_dir: DataDir = None,
+    signing_keys: KeysOpt = None,
+) -> None:
+    """Seal every hour of ingest time that has settled (per host: row count and digest)."""
+    site = open_site(inventory_path, db_host, db_port, db_user, db_password_file, data_dir, signing_keys)
+    with DatabaseSource(site.database) as db:
+        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"))
+    typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
+    if export is not None:
+        count = export_chain(site.state_dir / SEALS, site.seal_key, export)
+        typer.echo(f"exported {count} seals to {export}")

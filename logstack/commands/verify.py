@@ -1,0 +1,48 @@
+"""`logstack verify`: recompute every sealed hour from the store; exit 1 when rows changed after sealing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from logstack.analyze.sources import DatabaseSource
+from logstack.clock import parse_since
+from logstack.commands.store_options import (
+    DEFAULT_INVENTORY,
+    DataDir,
+    DbHost,
+    DbPort,
+    DbUser,
+    InventoryOpt,
+    KeysOpt,
+    PasswordFile,
+    open_site,
+)
+from logstack.exit_codes import ExitStatus
+from logstack.seal import verify_store
+from logstack.terminal import escape
+
+
+def verify(
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    since: Annotated[str | None, typer.Option("--since", help="Check hours from this date (UTC).")] = None,
+    db_host: DbHost = "127.0.0.1",
+    db_port: DbPort = 4002,
+    db_user: DbUser = None,
+    db_password_file: PasswordFile = None,
+    data_dir: DataDir = None,
+    signing_keys: KeysOpt = None,
+) -> None:
+    """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
+    site = open_site(inventory_path, db_host, db_port, db_user, db_password_file, data_dir, signing_keys)
+    with DatabaseSource(site.database) as db:
+        result = verify_store(db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl)
+    for finding in result.findings:
+        typer.echo(escape(str(finding)))
+    typer.echo(
+        f"{result.checked} sealed hours checked, {result.expired} past retention skipped, "
+        f"{len(result.findings)} host-hours changed"
+    )
+    if result.findings:
+        raise typer.Exit(ExitStatus.FINDINGS)

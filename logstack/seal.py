@@ -1,0 +1,298 @@
+"""Sealed hours: a signed hash chain over what the store held for each host and settled hour of ingest time.
+
+`seal` digests every settled hour not sealed yet (per host: the row count and a hash over the rows' hashes
+in sorted order) and appends it to a chain (each seal names the previous seal's hash), authenticated with the
+site's seal key. `verify` recomputes each sealed hour from the store: a row deleted, added or altered after
+sealing changes its host's count or digest. Hours older than the retention TTL are skipped (the store drops
+their rows itself). What it cannot see: rows changed before their hour was sealed (the seal delay bounds it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from logstack.clock import HOUR, SECOND, iso, to_micros
+from logstack.errors import LogstackError, SecretsError
+from logstack.exit_codes import ExitStatus
+from logstack.fsutil import atomic_write, ensure_private_dir
+from logstack.greptime import DatabaseConfig, ttl_seconds
+from logstack.inventory import Inventory
+from logstack.signing import keyring_path, load_keyring
+
+SEALS = "seals.jsonl"
+LAST_VERIFICATION = "last-verification.json"
+NO_HOST = "(none)"
+
+
+class SealChainError(LogstackError):
+    """The seal file was edited, truncated in the middle or signed with another key."""
+
+    exit_status = ExitStatus.FINDINGS
+
+
+@dataclass
+class Seal:
+    """One sealed hour: per host (row count, digest)."""
+
+    seq: int
+    hour: int  # start, µs
+    hosts: dict[str, tuple[int, str]]
+    prev: str
+    sealed_at: str
+    hash: str = ""
+    mac: str = ""
+
+    def body(self) -> bytes:
+        return orjson.dumps(
+            {
+                "seq": self.seq,
+                "hour": iso(self.hour),
+                "hosts": {h: list(v) for h, v in self.hosts.items()},
+                "prev": self.prev,
+                "sealed_at": self.sealed_at,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+
+
+def row_hash(row: dict[str, Any]) -> bytes:
+    """A row's hash over every non-null column (a column added to the table later changes nothing)."""
+    values = {}
+    for name, value in row.items():
+        if value is None:
+            continue
+        values[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+    return hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).digest()
+
+
+def hour_digests(rows: Iterator[dict[str, Any]]) -> dict[str, tuple[int, str]]:
+    """Per host the rows name: (count, sha256 over the sorted row hashes)."""
+    by_host: dict[str, list[bytes]] = {}
+    for row in rows:
+        host = row.get("logstack_host")
+        by_host.setdefault(host if isinstance(host, str) else NO_HOST, []).append(row_hash(row))
+    out = {}
+    for host, hashes in sorted(by_host.items()):
+        hashes.sort()
+        out[host] = (len(hashes), hashlib.sha256(b"".join(hashes)).hexdigest())
+    return out
+
+
+def _mac(key: bytes, digest: str) -> str:
+    return hmac.new(key, digest.encode(), "sha256").hexdigest()
+
+
+def read_chain(path: Path, key: bytes) -> list[Seal]:
+    """Every seal, checked: each line's hash, its link to the one before, and the site key's MAC."""
+    seals: list[Seal] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return seals
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SealChainError(f"{path}: cannot read the seal chain: {exc}") from None
+    prev = ""
+    for number, raw in enumerate(text.splitlines(), 1):
+        try:
+            item = json.loads(raw)
+            seal = Seal(
+                seq=int(item["seq"]),
+                hour=to_micros(dt.datetime.fromisoformat(item["hour"].replace("Z", "+00:00"))),
+                hosts={str(h): (int(v[0]), str(v[1])) for h, v in item["hosts"].items()},
+                prev=str(item["prev"]),
+                sealed_at=str(item["sealed_at"]),
+                hash=str(item["hash"]),
+                mac=str(item["mac"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            raise SealChainError(f"{path}:{number}: not a seal (the chain was edited)") from None
+        if seal.seq != len(seals) + 1 or seal.prev != prev:
+            raise SealChainError(f"{path}:{number}: does not follow the seal before it (the chain was edited)")
+        if hashlib.sha256(seal.body()).hexdigest() != seal.hash:
+            raise SealChainError(f"{path}:{number}: its content does not match its hash (the chain was edited)")
+        if not hmac.compare_digest(_mac(key, seal.hash), seal.mac):
+            raise SealChainError(f"{path}:{number}: not signed by this site's seal key")
+        if seals and seal.hour <= seals[-1].hour:
+            raise SealChainError(f"{path}:{number}: hours out of order (the chain was edited)")
+        seals.append(seal)
+        prev = seal.hash
+    return seals
+
+
+HourReader = Callable[[int, int], Iterator[dict[str, Any]]]
+
+
+@dataclass
+class SealResult:
+    """What a `seal` run added."""
+
+    sealed: list[Seal] = field(default_factory=list)
+    first_open_hour: int | None = None  # the oldest hour not settled yet
+
+
+def seal_hours(
+    path: Path, key: bytes, read_hour: HourReader, oldest: int | None, store_now: int, delay: int, now_text: str
+) -> SealResult:
+    """Seal every hour from after the last seal (or the oldest row's hour) that ended `delay` before `store_now`."""
+    chain = read_chain(path, key)
+    start = chain[-1].hour + HOUR if chain else (oldest - oldest % HOUR if oldest is not None else None)
+    result = SealResult()
+    settled_until = store_now - delay
+    if start is None:
+        return result
+    lines = []
+    prev = chain[-1].hash if chain else ""
+    seq = len(chain)
+    hour = start
+    while hour + HOUR <= settled_until:
+        seq += 1
+        seal = Seal(seq, hour, hour_digests(read_hour(hour, hour + HOUR)), prev, now_text)
+        seal.hash = hashlib.sha256(seal.body()).hexdigest()
+        seal.mac = _mac(key, seal.hash)
+        prev = seal.hash
+        result.sealed.append(seal)
+        lines.append(_line(seal))
+        hour += HOUR
+    result.first_open_hour = hour
+    if lines:
+        old = path.read_bytes() if path.exists() else b""
+        atomic_write(path, old + "".join(lines).encode(), mode=0o600)
+    return result
+
+
+def _line(seal: Seal) -> str:
+    item = json.loads(seal.body())
+    item["hash"], item["mac"] = seal.hash, seal.mac
+    return json.dumps(item, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One host-hour whose rows differ from what was sealed."""
+
+    hour: int
+    host: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{iso(self.hour)[:13]}:00Z {self.host}: {self.what}"
+
+
+@dataclass
+class VerifyResult:
+    """What `verify` found."""
+
+    checked: int = 0
+    expired: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def verify_hours(
+    path: Path, key: bytes, read_hour: HourReader, since: int | None, store_now: int, ttl: int | None
+) -> VerifyResult:
+    """Recompute every sealed hour (from `since`) and name each host-hour that changed."""
+    result = VerifyResult()
+    for seal in read_chain(path, key):
+        if since is not None and seal.hour + HOUR <= since:
+            continue
+        if ttl is not None and seal.hour < store_now - ttl:
+            result.expired += 1  # the store removes these rows itself
+            continue
+        result.checked += 1
+        now = hour_digests(read_hour(seal.hour, seal.hour + HOUR))
+        for host in sorted(set(seal.hosts) | set(now)):
+            then_count, then_digest = seal.hosts.get(host, (0, ""))
+            count, digest = now.get(host, (0, ""))
+            if count < then_count:
+                what = f"{then_count - count} of {then_count} sealed rows deleted"
+            elif count > then_count:
+                what = f"{count - then_count} rows added after sealing (sealed {then_count})"
+            elif digest != then_digest:
+                what = f"rows altered after sealing ({count} rows)"
+            else:
+                continue
+            result.findings.append(Finding(seal.hour, host, what))
+    return result
+
+
+def record_verification(state_dir: Path, result: VerifyResult, now: int) -> None:
+    """Keep the outcome for the report (`Last verification`)."""
+    summary = {
+        "at": iso(now),
+        "checked_hours": result.checked,
+        "expired_hours": result.expired,
+        "findings": [str(f) for f in result.findings],
+    }
+    atomic_write(state_dir / LAST_VERIFICATION, json.dumps(summary, indent=1) + "\n", mode=0o600)
+
+
+def last_verification(state_dir: Path) -> str | None:
+    """`at: N hours checked, clean` or `at: N findings`, from the last recorded run."""
+    try:
+        data = json.loads((state_dir / LAST_VERIFICATION).read_text())
+        findings = len(data["findings"])
+        outcome = "clean" if not findings else f"{findings} host-hours changed after sealing"
+        return f"{data['at']}: {data['checked_hours']} sealed hours checked, {outcome}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def export_chain(path: Path, key: bytes, target: Path) -> int:
+    """Copy the checked chain to `target` for off-site keeping; the number of seals."""
+    seals = read_chain(path, key)
+    atomic_write(target, path.read_bytes() if seals else b"", mode=0o600)
+    return len(seals)
+
+
+class Store(Protocol):
+    """What sealing reads from the logs table (analysis's DatabaseSource)."""
+
+    def rows(self, start: int, end: int) -> Iterator[dict[str, Any]]: ...
+    def oldest(self) -> int | None: ...
+    def store_now(self) -> int: ...
+
+
+def seal_store(store: Store, state_dir: Path, key: bytes, delay: int) -> SealResult:
+    """Seal the store's settled hours into `state_dir`'s chain."""
+    now = store.store_now()
+    chain = state_dir / SEALS
+    oldest = None if chain.exists() else store.oldest()
+    return seal_hours(chain, key, store.rows, oldest, now, delay, iso(now))
+
+
+def verify_store(store: Store, state_dir: Path, key: bytes, since: int | None, ttl: int | None) -> VerifyResult:
+    """Check every sealed hour against the store; the outcome is kept for the report."""
+    now = store.store_now()
+    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl)
+    record_verification(state_dir, result, now)
+    return result
+
+
+@dataclass(frozen=True)
+class SealSite:
+    """Where a site's seals live, the key they are signed with, the store they cover and its retention."""
+
+    database: DatabaseConfig
+    state_dir: Path
+    seal_key: bytes
+    ttl: int | None
+
+
+def seal_site(inv: Inventory, database: DatabaseConfig, data_dir: Path | None, signing_keys: Path | None) -> SealSite:
+    """The site's seal settings: its key ring's seal key, its state directory and its TTL."""
+    ring = load_keyring(signing_keys or keyring_path(inv.site_dir))
+    if not ring.seal_key:
+        raise SecretsError(f"{signing_keys or keyring_path(inv.site_dir)}: no seal key (enroll a host first)")
+    state_dir = data_dir or inv.site_dir / "state"
+    ensure_private_dir(state_dir)
+    ttl = ttl_seconds(inv.server.ttl)
+    return SealSite(database, state_dir, ring.seal_key, int(ttl * SECOND) if ttl is not None else None)

@@ -1,0 +1,256 @@
+"""Per-host record signatures: keys kept in the site, the sender's VRL that signs, and the check of a row.
+
+A sender signs every record with HMAC-SHA256 over a canonical JSON encoding of the fields analysis,
+status and reports read. VRL's `encode_json` sorts object keys (a BTreeMap) and writes compact JSON with
+raw UTF-8, escaping only `"`, `\\` and control characters (vrl 0.33.1 `src/stdlib/encode_json.rs`, the VRL
+Vector v0.57.0 pins); orjson with OPT_SORT_KEYS writes the same bytes, which tests/test_signing.py checks
+with the real VRL engine. The key reaches Vector through its `directory` secret backend
+(v0.57.0 `src/secrets/directory.rs`): `SECRET[...]` is replaced in the raw config text before it is parsed
+(`src/config/loading/secret.rs`), so the rendered config and the review tree carry only the reference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logstack.errors import SecretsError
+from logstack.fsutil import atomic_write
+
+# Journald fields as the receiving store keeps them (Vector's journald source renames MESSAGE to
+# `message` and _HOSTNAME to `host`, v0.57.0 src/sources/journald.rs), then logstack's own.
+SIGNED_FIELDS: tuple[str, ...] = (
+    "message",
+    "host",
+    "SYSLOG_IDENTIFIER",
+    "SYSLOG_PID",
+    "_PID",
+    "_UID",
+    "_COMM",
+    "_EXE",
+    "_AUDIT_LOGINUID",
+    "__REALTIME_TIMESTAMP",
+    "__CURSOR",
+    "_BOOT_ID",
+    "_MACHINE_ID",
+    "logstack_host",
+    "logstack_config",
+    "logstack_kid",
+    "logstack_signed",
+)
+SIGNATURE_COLUMNS: tuple[str, ...] = ("logstack_kid", "logstack_signed", "logstack_sig")
+SECRET_DIR = "/etc/vector/secrets"
+SECRET_NAME = "signing_key"
+SECRET_REFERENCE = f"SECRET[logstack.{SECRET_NAME}]"
+KEYRING = "signing-keys.json"
+_KID_RE = re.compile(r"[0-9a-f]{16}")
+_KEY_RE = re.compile(r"[0-9a-f]{64}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_SIG_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def key_id(key: bytes) -> str:
+    """A key's public name: it says which key signed, nothing about the key."""
+    return hashlib.sha256(b"logstack-kid\0" + key).hexdigest()[:16]
+
+
+@dataclass
+class HostKey:
+    """One signing key of a host; retired keys stay to verify what they signed."""
+
+    kid: str
+    key: bytes
+    created: str
+    retired: str | None = None
+
+
+@dataclass
+class KeyRing:
+    """Every host's signing keys and the site's seal key."""
+
+    hosts: dict[str, list[HostKey]] = field(default_factory=dict)
+    seal_key: bytes = b""
+
+    def current(self, host: str) -> HostKey | None:
+        live = [k for k in self.hosts.get(host, []) if k.retired is None]
+        return live[-1] if live else None
+
+    def by_kid(self) -> dict[str, tuple[str, bytes]]:
+        return {k.kid: (host, k.key) for host, keys in self.hosts.items() for k in keys}
+
+    def mint(self, host: str, now: dt.datetime) -> HostKey:
+        """A fresh key for `host`; its older keys are retired (kept for verification)."""
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for old in self.hosts.get(host, []):
+            if old.retired is None:
+                old.retired = stamp
+        key = secrets.token_bytes(32)
+        entry = HostKey(key_id(key), key, stamp)
+        self.hosts.setdefault(host, []).append(entry)
+        return entry
+
+
+def keyring_path(site_dir: Path) -> Path:
+    return site_dir / KEYRING
+
+
+def load_keyring(path: Path) -> KeyRing:
+    """The key ring at `path` (empty when absent); problems are one-line SecretsErrors naming the file."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return KeyRing()
+    except OSError as exc:
+        raise SecretsError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > 16 << 20:
+        raise SecretsError(f"{path}: not a regular file of at most 16 MiB")
+    if st.st_mode & 0o077:
+        raise SecretsError(f"{path}: readable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+    try:
+        data = json.loads(path.read_bytes())
+        ring = KeyRing(seal_key=bytes.fromhex(data.get("seal_key", "")))
+        for host, keys in data["hosts"].items():
+            ring.hosts[str(host)] = [_host_key(k) for k in keys]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SecretsError(f"{path}: not a logstack signing key ring") from None
+    return ring
+
+
+def _host_key(item: dict[str, Any]) -> HostKey:
+    kid, key = item["kid"], item["key"]
+    if not (isinstance(kid, str) and _KID_RE.fullmatch(kid) and isinstance(key, str) and _KEY_RE.fullmatch(key)):
+        raise ValueError("bad key entry")
+    raw = bytes.fromhex(key)
+    if key_id(raw) != kid:
+        raise ValueError("key id does not match key")
+    return HostKey(kid, raw, str(item["created"]), item.get("retired"))
+
+
+def save_keyring(path: Path, ring: KeyRing) -> None:
+    """Write the key ring atomically, mode 0600."""
+    data = {
+        "comment": "logstack signing keys: keep private (mode 0600), back up with the site, never commit",
+        "seal_key": ring.seal_key.hex(),
+        "hosts": {
+            host: [{"kid": k.kid, "key": k.key.hex(), "created": k.created, "retired": k.retired} for k in keys]
+            for host, keys in sorted(ring.hosts.items())
+        },
+    }
+    atomic_write(path, json.dumps(data, indent=1) + "\n", mode=0o600)
+
+
+def ensure_keys(site_dir: Path, hosts: Iterable[str], now: dt.datetime, rotate: bool = False) -> list[str]:
+    """Give each host a signing key (a new one when `rotate`) and the site a seal key; the hosts minted for."""
+    path = keyring_path(site_dir)
+    ring = load_keyring(path)
+    minted = []
+    for host in hosts:
+        if rotate or ring.current(host) is None:
+            ring.mint(host, now)
+            minted.append(host)
+    if not ring.seal_key:
+        ring.seal_key = secrets.token_bytes(32)
+    if minted or not path.exists():
+        save_keyring(path, ring)
+    return minted
+
+
+def sign_vrl(kid: str, identity_names: Iterable[str]) -> str:
+    """The remap that signs: key id, the list of identity fields signed, and the signature."""
+    names = sorted(n for n in identity_names if n not in SIGNED_FIELDS)
+    parts = [f'"{name}": .{name}' for name in (*SIGNED_FIELDS, *names)]
+    return (
+        f'.logstack_kid = "{kid}"\n'
+        f'.logstack_signed = "{",".join(names)}"\n'
+        f".logstack_sig = encode_base16(hmac(encode_json({{{', '.join(parts)}}}), "
+        f'decode_base16!("{SECRET_REFERENCE}"), algorithm: "SHA-256"))\n'
+    )
+
+
+def canonical(row: Mapping[str, Any]) -> bytes | None:
+    """The bytes a sender signed for this row, or None when the row cannot have been signed as stored."""
+    listed = row.get("logstack_signed")
+    if not isinstance(listed, str):
+        return None
+    names = listed.split(",") if listed else []
+    if any(not _NAME_RE.fullmatch(n) or n in SIGNED_FIELDS for n in names):
+        return None
+    values = {}
+    for name in (*SIGNED_FIELDS, *names):
+        value = row.get(name)
+        if value is not None and value.__class__ is not str:
+            return None
+        values[name] = value
+    return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a row is authentic: `problem` is None, or unsigned / unknown_key / bad_signature / forged_host."""
+
+    problem: str | None
+    signer: str | None = None  # the host whose key signed (forged_host: not the host the row names)
+
+
+OK = Verdict(None)
+
+
+class Verifier:
+    """Checks rows against the site's keys, current and retired."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._keys = {kid: (host, hmac.new(key, digestmod="sha256")) for kid, (host, key) in ring.by_kid().items()}
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, row: Mapping[str, Any]) -> Verdict:
+        """The verdict on one row of the logs table."""
+        sig, kid = row.get("logstack_sig"), row.get("logstack_kid")
+        if sig is None and kid is None:
+            return Verdict("unsigned")
+        known = self._keys.get(kid) if isinstance(kid, str) else None
+        if known is None:
+            return Verdict("unknown_key")
+        signer, base = known
+        message = canonical(row)
+        if message is None or not isinstance(sig, str) or not _SIG_RE.fullmatch(sig):
+            return Verdict("bad_signature", signer)
+        mac = base.copy()
+        mac.update(message)
+        if not hmac.compare_digest(mac.hexdigest(), sig):
+            return Verdict("bad_signature", signer)
+        if row.get("logstack_host") != signer:
+            return Verdict("forged_host", signer)
+        return OK
+
+
+def site_verifier(site_dir: Path | None, signing_keys: Path | None) -> Verifier | None:
+    """The row check for a site (or an explicit key ring), when there are keys to check with."""
+    path = signing_keys or (keyring_path(site_dir) if site_dir is not None else None)
+    if path is None:
+        return None
+    if signing_keys is not None and not signing_keys.exists():
+        raise SecretsError(f"{signing_keys}: no such key ring")
+    verifier = Verifier(load_keyring(path))
+    return verifier if verifier else None
+
+
+def write_host_secret(directory: Path, key: HostKey) -> Path:
+    """The key file a host's Vector reads (hex, as the VRL decodes it); for tests and manual installs."""
+    path = directory / SECRET_NAME
+    atomic_write(path, key.key.hex(), mode=0o400)
+    os.chmod(path, 0o400)
+    return path
