@@ -96,7 +96,9 @@ SERVER_FILES: tuple[FileSpec, ...] = (
     FileSpec(_DROPIN, "common/vector-dropin.conf.j2", service="vector", unit=True),
     FileSpec("/etc/logstack/schema.sql", "server/schema.sql.j2"),
     FileSpec("/etc/logstack/analyst.password", "server/analyst.password.j2", mode=0o600, secret=True),
+    FileSpec("/etc/logstack/seal.key", "seal_key", mode=0o600, secret=True),
     FileSpec("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
+    FileSpec("/etc/systemd/system/logstack-seal.service", "server/logstack-seal.service.j2", unit=True),
     FileSpec(
         "/etc/systemd/system/logstack-analyze.timer",
         "server/logstack-analyze.timer.j2",
@@ -228,6 +230,12 @@ def render_site(
             "journal_reader": False,
         }
         material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
+        seal_key = load_keyring(keyring_path(inventory.site_dir)).seal_key
+        material["seal_key"] = (
+            seal_key.hex().encode()
+            if include_keys and seal_key
+            else (placeholder(f"{KEYRING} seal_key") + "\n").encode()
+        )
         files += _render_machine(SERVER_MACHINE, SERVER_FILES, context, material)
         if inventory.server.firewall:
             files.extend(firewall_files(inventory, pki))

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from logstack.clock import HOUR, SECOND, iso, to_micros
-from logstack.errors import LogstackError, SecretsError
+from logstack.errors import BadInputError, LogstackError, SecretsError
 from logstack.exit_codes import ExitStatus
 from logstack.fsutil import atomic_write, ensure_private_dir
 from logstack.greptime import DatabaseConfig, ttl_seconds
@@ -287,12 +287,42 @@ class SealSite:
     ttl: int | None
 
 
-def seal_site(inv: Inventory, database: DatabaseConfig, data_dir: Path | None, signing_keys: Path | None) -> SealSite:
-    """The site's seal settings: its key ring's seal key, its state directory and its TTL."""
-    ring = load_keyring(signing_keys or keyring_path(inv.site_dir))
-    if not ring.seal_key:
-        raise SecretsError(f"{signing_keys or keyring_path(inv.site_dir)}: no seal key (enroll a host first)")
-    state_dir = data_dir or inv.site_dir / "state"
+def seal_site(
+    inv: Inventory | None,
+    database: DatabaseConfig,
+    data_dir: Path | None,
+    signing_keys: Path | None,
+    seal_key: Path | None = None,
+    ttl: str | None = None,
+) -> SealSite:
+    """The seal settings: from the site (its key ring's seal key, state directory, TTL), or on the server
+    from the deployed seal key file and the state directory the analysis service keeps."""
+    if seal_key is not None:
+        key = _read_seal_key(seal_key)
+    elif inv is not None or signing_keys is not None:
+        ring_path = signing_keys or keyring_path(inv.site_dir)  # type: ignore[union-attr]
+        key = load_keyring(ring_path).seal_key
+        if not key:
+            raise SecretsError(f"{ring_path}: no seal key yet (run `logstack init-server` or enroll a host)")
+    else:
+        raise BadInputError("name the site (-i INVENTORY) or the seal key (--seal-key FILE)")
+    if data_dir is None and inv is None:
+        raise BadInputError("--data-dir is needed without an inventory")
+    state_dir = data_dir or inv.site_dir / "state"  # type: ignore[union-attr]
     ensure_private_dir(state_dir)
-    ttl = ttl_seconds(inv.server.ttl)
-    return SealSite(database, state_dir, ring.seal_key, int(ttl * SECOND) if ttl is not None else None)
+    ttl_text = ttl if ttl is not None else inv.server.ttl if inv is not None else "forever"
+    seconds = ttl_seconds(ttl_text)
+    return SealSite(database, state_dir, key, int(seconds * SECOND) if seconds is not None else None)
+
+
+def _read_seal_key(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = bytes.fromhex(text)
+    except FileNotFoundError:
+        raise SecretsError(f"{path}: seal key not found") from None
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise SecretsError(f"{path}: not a seal key (64 hexadecimal digits)") from None
+    if len(key) != 32:
+        raise SecretsError(f"{path}: not a seal key (64 hexadecimal digits)")
+    return key

@@ -18,6 +18,7 @@ from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
 from logstack.shell import shell_command
+from logstack.signing import ensure_keys
 from logstack.ssh import Connection
 from logstack.targets import HostResult, server_target
 
@@ -217,6 +218,7 @@ def init_server(
             result.steps.append("created the site CA")
         if ensure_server_certificate(inventory, pki, passphrase):
             result.steps.append("issued the server certificate")
+    ensure_keys(inventory.site_dir, [], dt.datetime.now(dt.UTC))  # the seal key the analysis timer seals with
     files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
     server = inventory.server
 

@@ -32,6 +32,12 @@ COLUMNS = (
     "timestamp",
     "source_type",
     "logstack_config",
+    "logstack_kid",
+    "logstack_signed",
+    "logstack_sig",
+    "SYSLOG_PID",
+    "_UID",
+    "cmdb_id",
 )
 
 
@@ -57,9 +63,22 @@ class MariaDB:
             cur.execute(f"GRANT SELECT ON `{database}`.* TO 'analyst'@'%'")
 
     def insert(self, database: str, rows: list[dict[str, object]], table: str = "logs") -> None:
+        """Insert rows; a field the table lacks becomes a column first, as GreptimeDB's identity pipeline does."""
         if not rows:
             return
         names = ["greptime_timestamp", *COLUMNS]
+        extra = sorted({k for row in rows for k in row} - set(names))
+        if extra:
+            with self.admin() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                    (database, table),
+                )
+                present = {r[0] for r in cur.fetchall()}
+                for name in extra:
+                    if name not in present:
+                        cur.execute(f"ALTER TABLE `{database}`.`{table}` ADD COLUMN `{name}` TEXT NULL")
+            names += extra
         sql = (
             f"INSERT INTO `{database}`.`{table}` ({', '.join(f'`{n}`' for n in names)}) "
             f"VALUES ({', '.join(['%s'] * len(names))})"

@@ -25,6 +25,8 @@ SERVER_FILES = {
     "/etc/logstack/schema.sql",
     "/etc/logstack/analyst.password",
     "/etc/systemd/system/logstack-analyze.service",
+    "/etc/systemd/system/logstack-seal.service",
+    "/etc/logstack/seal.key",
     "/etc/systemd/system/logstack-analyze.timer",
 }
 HOST_FILES = {

@@ -8,11 +8,13 @@ and journald's suppression notices.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from logstack.analyze import rules
 from logstack.analyze.kinds import Subject
+from logstack.analyze.messages import Message
 
 SSH_IDENTIFIERS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 ACCOUNT_IDENTIFIERS = frozenset(
@@ -39,12 +41,18 @@ class Fact(Subject):
 MAX_RULE_INPUT = 2048
 
 
-def _strip_ssh(message: str) -> str:
-    if message.endswith(" [preauth]"):
+# Some syslog daemons leave the sender's message id in the text: `[ID 800047 auth.info] Failed password …`.
+_SYSLOG_ID = re.compile(r"\[ID \d++ [a-z0-9]++\.[a-z]++\] ")
+
+
+def _strip_ssh(message: str) -> tuple[str, bool]:
+    """The message as the table holds it, and whether the monitor marked it `[preauth]`."""
+    preauth = message.endswith(" [preauth]")
+    if preauth:
         message = message[: -len(" [preauth]")]
     if message.startswith(("error: ", "fatal: ", "Critical: ")):
         message = message.split(" ", 1)[1]
-    return message
+    return message, preauth
 
 
 def _pam(message: str) -> Fact | None:
@@ -91,26 +99,39 @@ def _pam(message: str) -> Fact | None:
     return Fact("pam_info", reason=rest, service=service)
 
 
+def _ssh_rule(text: str) -> tuple[re.Match[str], Message] | None:
+    words = text.split(" ", 2)
+    buckets = rules.SSH_BUCKETS
+    for key in ((words[0], words[1] if len(words) > 1 else None), (words[0], None), ("", None)):
+        for pattern, message in buckets.get(key, ()):
+            match = pattern.match(text)
+            if match is not None:
+                return match, message
+    return None
+
+
 def _ssh(message: str) -> Fact:
-    text = _strip_ssh(message)
-    space = text.find(" ")
-    for pattern, kind in rules.SSH_BY_WORD.get(text[:space] if space >= 0 else text, ()):
-        match = pattern.match(text)
-        if match is None:
-            continue
-        groups = match.groupdict()
-        inv = groups.get("inv")
-        port = groups.get("port")
-        return Fact(
-            kind,
-            user=groups.get("user"),
-            source_ip=groups.get("ip"),
-            source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
-            method=groups.get("method"),
-            reason=groups.get("reason") or (text if kind == "ssh_preauth" else None),
-            invalid_user=kind == "ssh_invalid" or (inv is not None and inv.startswith(("invalid", "illegal"))),
-        )
-    return Fact("ssh_other", reason=text)
+    text, preauth = _strip_ssh(message)
+    found = _ssh_rule(text)
+    if found is None:
+        return Fact("ssh_other", reason=text)
+    match, row = found
+    groups = match.groupdict()
+    kind = row.kind_preauth if preauth and row.kind_preauth else row.kind
+    port = groups.get("port")
+    return Fact(
+        kind,
+        user=groups.get("user"),
+        source_ip=groups.get("ip") or groups.get("host"),
+        source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
+        method=groups.get("method") or row.method,
+        reason=row.reason or groups.get("reason") or (text if kind in _WHOLE_TEXT_KINDS else None),
+        invalid_user=row.invalid_user or kind == "ssh_invalid",
+    )
+
+
+# Kinds whose whole message is the reason an event shows (no rule names a shorter one).
+_WHOLE_TEXT_KINDS = frozenset({"ssh_preauth", "ssh_abandon"})
 
 
 def _sudo(message: str) -> Fact:
@@ -278,6 +299,8 @@ def classify(identifier: str, message: str) -> Fact:
     handler = _DISPATCH.get(identifier)
     if handler is None:
         return Fact("other", reason=message)
+    if message.startswith("[ID "):
+        message = _SYSLOG_ID.sub("", message, count=1) if _SYSLOG_ID.match(message) else message
     if len(message) > MAX_RULE_INPUT:
         return Fact("other", reason="message longer than the rules read", own_event=True, truncated=True)
     if handler in _PAM_AWARE:

@@ -25,7 +25,7 @@ from logstack.analyze.kinds import FactKind
 MESSAGES_DIR = Path(__file__).with_name("messages")
 CLASSES = frozenset({"attempt", "failure", "refusal", "success", "session", "privilege", "account", "lockout", "noise"})
 # A C conversion: flags, width, precision, length modifier, conversion letter.
-CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?[sdiuxc]|%%")
+CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?[sdiuxcf]|%%")
 
 # What each named value may contain. `ip` is an address as sshd prints it (IPv6 scope ids included);
 # `host` may be a resolved name (UseDNS). Free-text names get `.*?`/`.*+` by position.
@@ -40,7 +40,10 @@ _RUNS = {
     "method": r"[^\s:]++",
     "tty": r"[^\s\]']++",
     "session": r"[^\s.]++",
+    "login": r"[^\s]++",
 }
+# Names matched by another name's run: a login name where sshd writes an existing account (no spaces).
+_ALIASES = {"login": "user"}
 _FREE = frozenset({"user", "target", "group", "reason", "info", "command", "service", "action", "-"})
 
 
@@ -61,7 +64,14 @@ class Message:
     versions: str
     kind_preauth: str | None = None  # the kind when sshd marks the line `[preauth]`
     reason: str | None = None  # a fixed reason (policy refusals say which policy)
+    method: str | None = None  # a fixed authentication method (auth_log's shapes name it literally)
     invalid_user: bool = False
+    note: str | None = None  # how an expanded shape arises, or a version detail
+
+    @property
+    def compiled(self) -> bool:
+        """Rows of what the classifier does not read (kind `*_other`) document coverage; they compile to nothing."""
+        return not self.kind.endswith("_other")
 
     def pattern(self) -> str:
         """The anchored regular expression this format compiles to."""
@@ -69,37 +79,62 @@ class Message:
 
 
 def compile_format(fmt: str, names: tuple[str, ...]) -> str:
-    """`fmt` as a regex: literal text escaped, conversions as the named runs `names` give them."""
+    """`fmt` as a regex: literal text escaped, conversions as the runs their names give them."""
+    return _compile(fmt, names)[0]
+
+
+def literal_weight(fmt: str, names: tuple[str, ...]) -> int:
+    """How much fixed text the compiled pattern checks: the more, the more specific the rule."""
+    return _compile(fmt, names)[1]
+
+
+def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
+    """A format is read up to the last value a rule uses; literal text after it is read only when the format
+    ends with it (`not allowed because listed in DenyUsers`), so a key suffix that an older release did not
+    write (`ssh2: RSA SHA256:…`) does not keep a line from matching. Messages are not end-anchored."""
     parts = CONVERSION.split(fmt)
-    conversions = [c for c in CONVERSION.findall(fmt)]
+    conversions = CONVERSION.findall(fmt)
     real = [c for c in conversions if c != "%%"]
     if len(real) != len(names):
         raise MessageTableError(f"{fmt!r}: {len(real)} conversions but {len(names)} field names")
+    last_read = max((i for i, n in enumerate(names) if n != "-"), default=-1)
     out = ["^"]
+    weight = 0
     used: set[str] = set()
-    lazy = 0
+    free = 0
     index = 0
     for i, literal in enumerate(parts):
+        if last_read >= 0 and index - 1 == last_read and i < len(conversions):
+            break  # after the last value read, only a format's final text is matched
         out.append(re.escape(literal))
+        weight += len(literal)
         if i == len(conversions):
             break
         conversion = conversions[i]
         if conversion == "%%":
             out.append("%")
+            weight += 1
             continue
         name = names[index]
         index += 1
         last = i == len(conversions) - 1 and not parts[i + 1]
+        if index - 1 > last_read:
+            break
         if conversion[-1] in "diux" and name not in _RUNS:
             body = r"-?\d++"
+        elif conversion[-1] == "f":
+            body = r"-?\d++(?:\.\d++)?"
         elif name in _RUNS:
             body = _RUNS[name]
+            name = _ALIASES.get(name, name)
         elif name in _FREE:
             if last:
                 body = ".*+"
             else:
-                lazy += 1
-                body = ".*?"
+                # greedy: a name holding the text that follows it (`x from 10.0.0.1 port 22`) cannot
+                # displace the daemon's own address, which comes last
+                free += 1
+                body = ".*"
         else:
             raise MessageTableError(f"{fmt!r}: unknown field name {name!r}")
         if name == "-" or name in used:
@@ -107,9 +142,9 @@ def compile_format(fmt: str, names: tuple[str, ...]) -> str:
         else:
             used.add(name)
             out.append(f"(?P<{name}>{body})")
-    if lazy > 1:
-        raise MessageTableError(f"{fmt!r}: more than one free-text value between literals (backtracking)")
-    return "".join(out)
+    if free > 1:
+        raise MessageTableError(f"{fmt!r}: more than one free-text value before the last read one (backtracking)")
+    return "".join(out), weight
 
 
 def _row(program: str, item: dict[str, object], where: str) -> Message:
@@ -124,7 +159,9 @@ def _row(program: str, item: dict[str, object], where: str) -> Message:
             versions=str(item["versions"]),
             kind_preauth=str(item["kind_preauth"]) if item.get("kind_preauth") else None,
             reason=str(item["reason"]) if item.get("reason") else None,
+            method=str(item["method"]) if item.get("method") else None,
             invalid_user=bool(item.get("invalid_user", False)),
+            note=str(item["note"]) if item.get("note") else None,
         )
     except KeyError as missing:
         raise MessageTableError(f"{where}: missing {missing}") from None
@@ -134,7 +171,8 @@ def _row(program: str, item: dict[str, object], where: str) -> Message:
             raise MessageTableError(f"{where}: unknown kind {kind!r}")
     if message.cls not in CLASSES:
         raise MessageTableError(f"{where}: unknown class {message.cls!r}")
-    message.pattern()
+    if message.compiled:
+        message.pattern()
     return message
 
 

@@ -10,61 +10,37 @@ from __future__ import annotations
 
 import re
 
-ADDR = r"(?P<ip>[0-9A-Fa-f:.]++(?:%\w++)?)"
-PORT = r"port (?P<port>\d++)"
+from logstack.analyze.messages import Message, literal_weight, rows_of
 
-SSH_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"^Accepted (?P<method>\S++) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_accept"),
-    (re.compile(rf"^Failed (?P<method>\S++) for (?P<inv>invalid user )?(?P<user>.*?) from {ADDR} {PORT}"), "ssh_fail"),
-    (re.compile(rf"^Invalid user (?P<user>.*?) from {ADDR} {PORT}"), "ssh_invalid"),
-    (
-        re.compile(
-            rf"^maximum authentication attempts exceeded for (?P<inv>invalid user )?(?P<user>.*?) from {ADDR} {PORT}"
-        ),
-        "ssh_fail",
-    ),
-    (
-        re.compile(r"^PAM: Authentication failure for (?P<inv>illegal user )?(?P<user>.*?) from (?P<ip>\S++)"),
-        "ssh_fail",
-    ),
-    (
-        re.compile(
-            r"^Disconnecting (?P<inv>invalid user )?(?:authenticating user )?(?P<user>.*?) "
-            rf"{ADDR} {PORT}: Too many authentication failures"
-        ),
-        "ssh_fail",
-    ),
-    (
-        re.compile(
-            rf"^Connection (?:closed|reset) by (?P<inv>invalid |authenticating )user (?P<user>.*?) {ADDR} {PORT}"
-        ),
-        "ssh_disconnect",
-    ),
-    (
-        re.compile(rf"^Disconnected from (?P<inv>invalid |authenticating )user (?P<user>.*?) {ADDR} {PORT}"),
-        "ssh_disconnect",
-    ),
-    (re.compile(rf"^Disconnected from user (?P<user>.*?) {ADDR} {PORT}"), "ssh_disconnect"),
-    (re.compile(rf"^Received disconnect from {ADDR} {PORT}:\d++: (?P<reason>.*)"), "ssh_disconnect"),
-    (re.compile(rf"^Connection (?:closed|reset) by {ADDR} {PORT}"), "ssh_preauth"),
-    (re.compile(rf"^Disconnected from {ADDR} {PORT}"), "ssh_preauth"),
-    (re.compile(rf"^Timeout before authentication for {ADDR} {PORT}"), "ssh_preauth"),
-    (re.compile(rf"^Unable to negotiate with {ADDR} {PORT}: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(rf"^banner exchange: Connection from {ADDR} {PORT}: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(r"^kex_exchange_identification: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(rf"^ssh_dispatch_run_fatal: Connection from {ADDR} {PORT}: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(r"^kex_protocol_error: (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(r"^Bad protocol version identification (?P<reason>.*)"), "ssh_preauth"),
-    (re.compile(rf"^Did not receive identification string from {ADDR}(?: {PORT})?"), "ssh_preauth"),
-    (re.compile(rf"^Connection from {ADDR} {PORT} on \S++ port \d++"), "ssh_connect"),
-    (re.compile(rf"^Postponed (?P<method>\S++) for (?P<user>.+?) from {ADDR} {PORT}"), "ssh_info"),
-    (re.compile(rf"^Starting session: (?P<reason>.*?) for (?P<user>\S++) from {ADDR} {PORT}"), "ssh_info"),
-]
+# sshd's rules come from the message table (messages/openssh.yaml): each row's format compiled. They are
+# looked up by the message's first two words, then by its first word alone (formats whose second word is a
+# value); within a bucket the most literal format is tried first, so `Failed password for invalid user %s`
+# wins over `Failed password for %s`.
+SshRule = tuple[re.Pattern[str], Message]
 
-# Rules by the message's first word: one dict lookup instead of trying every pattern.
-SSH_BY_WORD: dict[str, list[tuple[re.Pattern[str], str]]] = {}
-for _pattern, _kind in SSH_RULES:
-    SSH_BY_WORD.setdefault(_pattern.pattern[1:].split(" ", 1)[0], []).append((_pattern, _kind))
+
+def _literal_length(message: Message) -> int:
+    return literal_weight(message.format, message.fields)
+
+
+def _ssh_buckets() -> dict[tuple[str, str | None], list[SshRule]]:
+    buckets: dict[tuple[str, str | None], list[SshRule]] = {}
+    for message in rows_of("sshd"):
+        if not message.compiled:
+            continue
+        words = message.format.split(" ", 2)
+        first = words[0]
+        second = words[1] if len(words) > 1 and "%" not in words[1] else None
+        if "%" in first:
+            first, second = "", None
+        buckets.setdefault((first, second), []).append((re.compile(message.pattern()), message))
+    for rules in buckets.values():
+        rules.sort(key=lambda rule: -_literal_length(rule[1]))
+    return buckets
+
+
+SSH_BUCKETS = _ssh_buckets()
+
 
 # pam_unix / pam_faillock lines, any service: pam_unix(sshd:auth): ...
 PAM_RE = re.compile(r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)$")

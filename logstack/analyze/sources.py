@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from logstack.analyze.records import Line, from_journal, from_row
 from logstack.analyze.selection import Selection
-from logstack.clock import from_micros
+from logstack.clock import from_micros, to_micros
 from logstack.errors import BadInputError, RuntimeFailure
 from logstack.greptime import DatabaseConfig
 from logstack.signing import Verifier
@@ -149,6 +149,33 @@ class DatabaseSource:
         if self.verifier:  # a signature covers identity columns of any name: read them all
             wanted += sorted(c for c in present if c not in wanted and _NAME_RE.fullmatch(c))
         return wanted
+
+    def store_now(self) -> int:
+        """The store's clock (µs): seals and checks go by the time the store stamps rows with."""
+        value = self.query("SELECT CURRENT_TIMESTAMP(6) AS now", ())[0]["now"]
+        return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else 0
+
+    def oldest(self) -> int | None:
+        """Ingest time of the oldest row, or None for an empty table."""
+        self._columns()
+        value = self.query(f"SELECT MIN(`greptime_timestamp`) AS oldest FROM `{self.config.table}`", ())[0]["oldest"]
+        return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else None
+
+    def rows(self, start: int, end: int) -> Iterator[dict[str, Any]]:
+        """Every column of the rows with start <= greptime_timestamp < end, as stored."""
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (self.config.database, self.config.table),
+        )
+        columns = sorted(str(next(iter(r.values()))) for r in rows)
+        columns = [c for c in columns if _NAME_RE.fullmatch(c)]
+        select = ", ".join(f"`{c}`" for c in columns)
+        sql = (
+            f"SELECT {select} FROM `{self.config.table}` WHERE `greptime_timestamp` >= %s AND `greptime_timestamp` < %s"
+        )
+        low, high = from_micros(start).replace(tzinfo=None), from_micros(end).replace(tzinfo=None)
+        for values in self._fetch(sql, (low, high), dicts=False):
+            yield dict(zip(columns, values, strict=True))
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         """One parameterised query; MySQL errors become one-line RuntimeFailures (exit 3)."""

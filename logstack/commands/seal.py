@@ -10,32 +10,39 @@ import typer
 from logstack.analyze.sources import DatabaseSource
 from logstack.clock import duration_micros
 from logstack.commands.store_options import (
-    DEFAULT_INVENTORY,
     DataDir,
     DbHost,
+    DbName,
     DbPort,
     DbUser,
-    InventoryOpt,
     KeysOpt,
     PasswordFile,
+    SealKeyOpt,
+    SiteOpt,
+    TableOpt,
     open_site,
 )
 from logstack.seal import SEALS, export_chain, seal_store
 
 
 def seal(
-    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    inventory_path: SiteOpt = None,
     delay: Annotated[str, typer.Option("--delay", help="An hour is sealed this long after it ends.")] = "15m",
     export: Annotated[Path | None, typer.Option("--export", help="Also write the whole chain here.")] = None,
     db_host: DbHost = "127.0.0.1",
     db_port: DbPort = 4002,
     db_user: DbUser = None,
+    db_name: DbName = None,
+    table: TableOpt = None,
     db_password_file: PasswordFile = None,
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
+    seal_key: SealKeyOpt = None,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
-    site = open_site(inventory_path, db_host, db_port, db_user, db_password_file, data_dir, signing_keys)
+    site = open_site(
+        inventory_path, db_host, db_port, db_user, db_name, table, db_password_file, data_dir, signing_keys, seal_key
+    )
     with DatabaseSource(site.database) as db:
         result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"))
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")

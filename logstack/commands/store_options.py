@@ -7,31 +7,55 @@ from typing import Annotated
 
 import typer
 
-from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.greptime import database_config
+from logstack.inventory import load_inventory
 from logstack.seal import SealSite, seal_site
 
 DbHost = Annotated[str, typer.Option("--db-host", help="GreptimeDB's MySQL endpoint.")]
 DbPort = Annotated[int, typer.Option("--db-port")]
 DbUser = Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")]
+DbName = Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="Default: the inventory's.")]
 PasswordFile = Annotated[Path | None, typer.Option("--db-password-file")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="State directory (default: the site's state/).")]
 KeysOpt = Annotated[Path | None, typer.Option("--signing-keys", help="Key ring (default: the site's).")]
+SiteOpt = Annotated[
+    Path | None,
+    typer.Option("--inventory", "-i", help="The site (else --seal-key and --data-dir).", envvar="LOGSTACK_INVENTORY"),
+]
+SealKeyOpt = Annotated[Path | None, typer.Option("--seal-key", help="The server's seal key file (no inventory).")]
+TtlOpt = Annotated[str | None, typer.Option("--ttl", help="The store's retention (default: the inventory's).")]
 
 
 def open_site(
-    inventory_path: Path,
+    inventory_path: Path | None,
     db_host: str,
     db_port: int,
     db_user: str | None,
+    db_name: str | None,
+    table: str | None,
     password_file: Path | None,
     data_dir: Path | None,
     signing_keys: Path | None,
+    seal_key: Path | None = None,
+    ttl: str | None = None,
 ) -> SealSite:
     """The seal settings the options name."""
-    inv = inventory(inventory_path)
-    database = database_config(inv, db_host, db_port, db_user, None, None, password_file)
-    return seal_site(inv, database, data_dir, signing_keys)
+    inv = load_inventory(inventory_path) if inventory_path is not None else None
+    database = database_config(inv, db_host, db_port, db_user, db_name, table, password_file)
+    return seal_site(inv, database, data_dir, signing_keys, seal_key, ttl)
 
 
-__all__ = ["DEFAULT_INVENTORY", "DataDir", "DbHost", "DbPort", "DbUser", "InventoryOpt", "KeysOpt", "PasswordFile"]
+__all__ = [
+    "DataDir",
+    "DbHost",
+    "DbName",
+    "DbPort",
+    "DbUser",
+    "KeysOpt",
+    "PasswordFile",
+    "SealKeyOpt",
+    "SiteOpt",
+    "TableOpt",
+    "TtlOpt",
+]

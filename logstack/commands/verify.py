@@ -9,14 +9,17 @@ import typer
 from logstack.analyze.sources import DatabaseSource
 from logstack.clock import parse_since
 from logstack.commands.store_options import (
-    DEFAULT_INVENTORY,
     DataDir,
     DbHost,
+    DbName,
     DbPort,
     DbUser,
-    InventoryOpt,
     KeysOpt,
     PasswordFile,
+    SealKeyOpt,
+    SiteOpt,
+    TableOpt,
+    TtlOpt,
     open_site,
 )
 from logstack.exit_codes import ExitStatus
@@ -25,17 +28,33 @@ from logstack.terminal import escape
 
 
 def verify(
-    inventory_path: InventoryOpt = DEFAULT_INVENTORY,
+    inventory_path: SiteOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="Check hours from this date (UTC).")] = None,
     db_host: DbHost = "127.0.0.1",
     db_port: DbPort = 4002,
     db_user: DbUser = None,
+    db_name: DbName = None,
+    table: TableOpt = None,
     db_password_file: PasswordFile = None,
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
+    seal_key: SealKeyOpt = None,
+    ttl: TtlOpt = None,
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
-    site = open_site(inventory_path, db_host, db_port, db_user, db_password_file, data_dir, signing_keys)
+    site = open_site(
+        inventory_path,
+        db_host,
+        db_port,
+        db_user,
+        db_name,
+        table,
+        db_password_file,
+        data_dir,
+        signing_keys,
+        seal_key,
+        ttl,
+    )
     with DatabaseSource(site.database) as db:
         result = verify_store(db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl)
     for finding in result.findings:

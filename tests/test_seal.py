@@ -1,0 +1,195 @@
+"""Sealed hours against a real MySQL-protocol server (MariaDB standing in for GreptimeDB).
+
+GreptimeDB's append-mode tables refuse UPDATE, but anyone with the store's files, a restored backup or
+admin access can still change rows; MariaDB lets the tests do exactly that and `verify` must notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+
+import pytest
+
+from logstack.inventory import load_inventory
+from logstack.seal import SEALS
+from logstack.signing import ensure_keys
+from tests.mariadb import PASSWORD
+
+_names = itertools.count()
+
+
+def _row(ts: dt.datetime, host: str, n: int) -> dict[str, object]:
+    return {
+        "greptime_timestamp": ts,
+        "logstack_host": host,
+        "host": host,
+        "message": f"Accepted publickey for alice from 203.0.113.{n} port 5{n:04d} ssh2",
+        "SYSLOG_IDENTIFIER": "sshd-session",
+        "_PID": str(1000 + n),
+        "__CURSOR": f"s=1;i={n}",
+        "__REALTIME_TIMESTAMP": str(int(ts.replace(tzinfo=dt.UTC).timestamp() * 1e6)),
+        "_BOOT_ID": "b" * 32,
+        "_MACHINE_ID": f"{host:m<32}",
+        "logstack_sig": f"{n:064x}",
+        "logstack_kid": "0" * 16,
+    }
+
+
+@pytest.fixture
+def sealed_site(site, mariadb, runner, tmp_path):
+    name = f"seal{next(_names)}"
+    mariadb.create_logs(name)
+    inv = load_inventory(site)
+    ensure_keys(inv.site_dir, [h.name for h in inv.hosts], dt.datetime.now(dt.UTC))
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT UTC_TIMESTAMP(6)")
+        now = cur.fetchone()[0]
+    hour = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    rows = [_row(hour + dt.timedelta(minutes=5 * i), ("web1", "db1")[i % 2], i) for i in range(24)]
+    mariadb.insert(name, rows)
+
+    def cli(*args: str):
+        from logstack.cli import app
+
+        return runner.invoke(
+            app,
+            [
+                args[0],
+                "-i",
+                str(site),
+                "--db-port",
+                str(mariadb.port),
+                "--db-name",
+                name,
+                *args[1:],
+            ],
+            env={"GREPTIMEDB_PASSWORD": PASSWORD},
+        )
+
+    def sql(statement: str, *params: object) -> None:
+        with mariadb.admin() as conn, conn.cursor() as cur:
+            cur.execute(statement.replace("LOGS", f"`{name}`.`logs`"), params)
+
+    cli.database = name  # type: ignore[attr-defined]
+    result = cli("seal", "--delay", "0s")
+    assert result.exit_code == 0, result.output
+    assert "sealed 3 hours" in result.output  # the hour of the first rows, the next, and the one after
+    return cli, sql, hour, site.parent / "state" / SEALS
+
+
+def _stamp(hour: dt.datetime) -> str:
+    return hour.strftime("%Y-%m-%dT%H:00Z")
+
+
+def test_unchanged_store_verifies_clean(sealed_site):
+    cli, _, _, _ = sealed_site
+    result = cli("verify")
+    assert result.exit_code == 0, result.output
+    assert "3 sealed hours checked" in result.output and "0 host-hours changed" in result.output
+
+
+def test_update_of_a_message_is_caught_with_hour_and_host(sealed_site):
+    cli, sql, hour, _ = sealed_site
+    sql("UPDATE LOGS SET message = 'nothing happened' WHERE __CURSOR = 's=1;i=3'")
+    result = cli("verify")
+    assert result.exit_code == 1, result.output
+    assert f"{_stamp(hour)} db1: rows altered after sealing (6 rows)" in result.output
+    assert "web1" not in result.output.split("sealed hours checked")[0]
+
+
+def test_delete_of_a_row_is_caught(sealed_site):
+    cli, sql, hour, _ = sealed_site
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert f"{_stamp(hour)} web1: 1 of 6 sealed rows deleted" in result.output
+
+
+def test_delete_and_reinsert_with_one_changed_field_is_caught(sealed_site):
+    cli, sql, hour, _ = sealed_site
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=6'")
+    row = _row(hour + dt.timedelta(minutes=30), "web1", 6)
+    row["_PID"] = "1"  # otherwise identical, timestamp included
+    names = ", ".join(f"`{n}`" for n in row)
+    sql(f"INSERT INTO LOGS ({names}) VALUES ({', '.join(['%s'] * len(row))})", *row.values())
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert f"{_stamp(hour)} web1: rows altered after sealing (6 rows)" in result.output
+
+
+def test_rows_added_to_a_sealed_hour_are_caught(sealed_site, mariadb):
+    cli, sql, hour, _ = sealed_site
+    sql(
+        "INSERT INTO LOGS (greptime_timestamp, logstack_host, message) VALUES (%s, 'web9', 'planted')",
+        hour + dt.timedelta(hours=1, minutes=1),
+    )
+    result = cli("verify")
+    assert result.exit_code == 1
+    later = hour + dt.timedelta(hours=1)
+    assert f"{_stamp(later)} web9: 1 rows added after sealing (sealed 0)" in result.output
+
+
+def test_an_edited_seal_chain_is_an_error(sealed_site):
+    cli, _, _, chain = sealed_site
+    lines = chain.read_text().splitlines()
+    first = json.loads(lines[0])
+    host = next(iter(first["hosts"]))
+    first["hosts"][host][0] -= 1  # claim one row fewer was sealed (to hide a deletion)
+    chain.write_text("\n".join([json.dumps(first, sort_keys=True), *lines[1:]]) + "\n")
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert "does not match its hash" in result.output
+    # dropping a line breaks the links
+    chain.write_text("\n".join(lines[1:]) + "\n")
+    result = cli("verify")
+    assert result.exit_code == 1 and "does not follow" in result.output
+
+
+def test_sealing_again_adds_no_hour_twice_and_exports(sealed_site, tmp_path):
+    cli, _, _, chain = sealed_site
+    before = chain.read_bytes()
+    result = cli("seal", "--export", str(tmp_path / "chain.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert "sealed 0 hours" in result.output
+    assert chain.read_bytes() == before == (tmp_path / "chain.jsonl").read_bytes()
+
+
+def test_the_server_seals_without_an_inventory(sealed_site, tmp_path, mariadb, runner):
+    """What logstack-seal.service runs: the deployed seal key file and the service's state directory."""
+    from logstack.cli import app
+    from logstack.signing import keyring_path, load_keyring
+
+    cli, _, _, chain = sealed_site
+    key_file = tmp_path / "seal.key"
+    key_file.write_text(load_keyring(keyring_path(chain.parent.parent)).seal_key.hex() + "\n")
+    state = tmp_path / "var-lib-logstack"
+    args = ["--seal-key", str(key_file), "--data-dir", str(state), "--db-port", str(mariadb.port)]
+    result = runner.invoke(app, ["seal", *args, "--db-name", cli.database], env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert (state / SEALS).exists()
+    verify = runner.invoke(
+        app, ["verify", *args, "--db-name", cli.database, "--ttl", "30d"], env={"GREPTIMEDB_PASSWORD": PASSWORD}
+    )
+    assert verify.exit_code == 0, verify.output
+    wrong = tmp_path / "other.key"
+    wrong.write_text("ab" * 32)
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            "--seal-key",
+            str(wrong),
+            "--data-dir",
+            str(state),
+            "--db-port",
+            str(mariadb.port),
+            "--db-name",
+            cli.database,
+        ],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert result.exit_code == 1 and "not signed by this site's seal key" in result.output
+    result = runner.invoke(app, ["seal", "--db-port", str(mariadb.port)], env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    assert result.exit_code == 2 and "--seal-key" in result.output

@@ -1,0 +1,265 @@
+"""Record signatures: the sender's rendered VRL signs in the real VRL engine, Python verifies the stored row.
+
+Vector replaces `SECRET[logstack.signing_key]` in the raw config text with the key file's content, trailing
+whitespace removed (v0.57.0 src/config/loading/secret.rs `interpolate`, src/secrets/directory.rs); the tests do
+the same substitution, then run the rendered remap. The store keeps string fields as the sink sent them,
+invalid UTF-8 replaced (VRL's encode_json is lossy, and the greptimedb_logs sink serialises the same way).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import hypothesis
+import pytest
+import yaml
+from hypothesis import strategies as st
+
+from logstack.analyze.events import build_events
+from logstack.analyze.records import from_row
+from logstack.files import example_inventory_path, write_tree
+from logstack.inventory import load_inventory
+from logstack.render import render_site
+from logstack.signing import (
+    SECRET_REFERENCE,
+    SIGNED_FIELDS,
+    KeyRing,
+    Verifier,
+    ensure_keys,
+    keyring_path,
+    load_keyring,
+)
+
+pyvrl = pytest.importorskip("pyvrl", reason="pyvrl is a test dependency: pip install .[test]")
+
+NOW = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
+
+
+def _site(inventory: Path) -> tuple[Path, KeyRing]:
+    inv = load_inventory(inventory)
+    ensure_keys(inv.site_dir, [h.name for h in inv.hosts], NOW)
+    return inventory, load_keyring(keyring_path(inv.site_dir))
+
+
+def _signer(inventory: Path, ring: KeyRing, host: str) -> pyvrl.Transform:
+    """The host's rendered identity + signature remaps, the key substituted as Vector's loader does."""
+    inv = load_inventory(inventory)
+    f = next(f for f in render_site(inv) if f.machine == f"hosts/{host}" and f.path == "/etc/vector/vector.yaml")
+    config = yaml.safe_load(f.content)
+    assert config["secret"]["logstack"] == {
+        "type": "directory",
+        "path": "/etc/vector/secrets",
+        "remove_trailing_whitespace": True,
+    }
+    key = ring.current(host)
+    assert key is not None
+    source = config["transforms"]["identity"]["source"] + config["transforms"]["signature"]["source"]
+    assert source.count(SECRET_REFERENCE) == 1
+    return pyvrl.Transform(source.replace(SECRET_REFERENCE, (key.key.hex() + "\n").strip()) + "\n.")
+
+
+def _stored(event: dict[str, object]) -> dict[str, object]:
+    """What the store gives back: strings as sent (bytes decoded lossily), absent fields as NULL."""
+    return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in event.items()}
+
+
+JOURNAL = {
+    "message": "Failed password for invalid user bob from 203.0.113.9 port 50688 ssh2",
+    "host": "web1",
+    "SYSLOG_IDENTIFIER": "sshd-session",
+    "_PID": "4242",
+    "_COMM": "sshd-session",
+    "_EXE": "/usr/lib/openssh/sshd-session",
+    "__REALTIME_TIMESTAMP": "1764568800000000",
+    "__CURSOR": "s=1;i=2",
+    "_BOOT_ID": "b" * 32,
+    "_MACHINE_ID": "m" * 32,
+}
+
+
+def test_rendered_sender_signs_and_python_verifies(site):
+    inventory, ring = _site(site)
+    signed = _signer(inventory, ring, "web1").remap(dict(JOURNAL))
+    assert set(signed) >= {"logstack_sig", "logstack_kid", "logstack_signed"}
+    assert signed["logstack_kid"] == ring.current("web1").kid
+    verifier = Verifier(ring)
+    assert verifier.check(_stored(signed)).problem is None
+    for field in (*SIGNED_FIELDS, "cmdb_id"):
+        changed = dict(_stored(signed))
+        changed[field] = "x" if changed.get(field) != "x" else "y"
+        expected = "unknown_key" if field == "logstack_kid" else "bad_signature"
+        assert verifier.check(changed).problem == expected, field
+    # a field outside the signed set (added by the receiver) changes nothing
+    assert verifier.check({**_stored(signed), "source_type": "vector", "timestamp": "now"}).problem is None
+
+
+_values = st.one_of(
+    st.none(),
+    st.just(""),
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
+    st.binary(max_size=24),  # a journald byte-array field (non-UTF-8 data)
+)
+
+
+@hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(fields=st.dictionaries(st.sampled_from(SIGNED_FIELDS[:13]), _values, max_size=13))
+def test_every_field_shape_signs_and_verifies(tmp_path_factory, fields):
+    site = tmp_path_factory.mktemp("site")
+    (site / "inventory.yaml").write_text(example_inventory_path().read_text())
+    inventory, ring = _site(site / "inventory.yaml")
+    event = {k: v for k, v in fields.items() if v is not None}
+    signed = _signer(inventory, ring, "db1").remap(event)
+    stored = _stored(signed)
+    assert Verifier(ring).check(stored).problem is None, (event, signed)
+
+
+def test_a_record_naming_another_host_is_forged_host(site):
+    inventory, ring = _site(site)
+    inv = load_inventory(inventory)
+    f = next(f for f in render_site(inv) if f.machine == "hosts/web1" and f.path == "/etc/vector/vector.yaml")
+    # a compromised web1 drops its identity remap and stamps db1's identity, signing with its own key
+    signature = yaml.safe_load(f.content)["transforms"]["signature"]["source"]
+    forger = pyvrl.Transform(signature.replace(SECRET_REFERENCE, ring.current("web1").key.hex()) + "\n.")
+    claim = _stored(forger.remap({**JOURNAL, "logstack_host": "db1", "host": "db1"}))
+    verdict = Verifier(ring).check(claim)
+    assert (verdict.problem, verdict.signer) == ("forged_host", "web1")
+    line = from_row({**claim, "greptime_timestamp": dt.datetime(2026, 12, 1, 6, 0, 1)})
+    assert line is not None and line.host == "db1"
+    line.auth = f"{verdict.problem}:{verdict.signer}"
+    (event,) = list(build_events([line]))
+    assert {"forged_host", "unauthenticated"} <= set(event.flags)
+    assert event.severity == "alert"
+
+
+def test_unsigned_and_unknown_key_rows(site):
+    _, ring = _site(site)
+    verifier = Verifier(ring)
+    assert verifier.check(dict(JOURNAL)).problem == "unsigned"
+    assert verifier.check({**JOURNAL, "logstack_kid": "0" * 16, "logstack_sig": "0" * 64}).problem == "unknown_key"
+    assert verifier.check({**JOURNAL, "logstack_kid": ring.current("web1").kid}).problem == "bad_signature"
+
+
+def test_rotation_keeps_old_records_verifiable(site):
+    inventory, ring = _site(site)
+    old = _stored(_signer(inventory, ring, "web1").remap(dict(JOURNAL)))
+    ensure_keys(site.parent, ["web1"], NOW + dt.timedelta(days=1), rotate=True)
+    ring2 = load_keyring(keyring_path(site.parent))
+    assert ring2.current("web1").kid != old["logstack_kid"]
+    new = _stored(_signer(inventory, ring2, "web1").remap(dict(JOURNAL)))
+    verifier = Verifier(ring2)
+    assert verifier.check(old).problem is None
+    assert verifier.check(new).problem is None
+    assert [k.retired is not None for k in ring2.hosts["web1"]] == [True, False]
+
+
+def test_review_render_holds_no_key_material(site, tmp_path):
+    inventory, ring = _site(site)
+    inv = load_inventory(inventory)
+    out = tmp_path / "review"
+    write_tree(render_site(inv), out)
+    keys = [k.key.hex() for keys in ring.hosts.values() for k in keys] + [ring.seal_key.hex()]
+    for path in out.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            for key in keys:
+                assert key not in text, path
+                assert key.upper() not in text, path
+    # the deployable render does carry the host's key, in its own file only
+    deployed = render_site(inv, include_keys=True, hosts=[inv.host("web1")], server=False)
+    holders = [f.path for f in deployed if ring.current("web1").key.hex().encode() in f.content]
+    assert holders == ["/etc/vector/secrets/signing_key"]
+    key_file = next(f for f in deployed if f.path == "/etc/vector/secrets/signing_key")
+    assert (key_file.owner, key_file.group, key_file.mode) == ("root", "vector", 0o440)
+
+
+def test_key_ring_is_private_and_checked(site):
+    _site(site)
+    path = keyring_path(site.parent)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    with pytest.raises(Exception, match="readable by others"):
+        load_keyring(path)
+    path.chmod(0o600)
+    data = json.loads(path.read_text())
+    data["hosts"]["web1"][0]["key"] = "ab" * 32  # a key that does not match its id
+    path.write_text(json.dumps(data))
+    with pytest.raises(Exception, match="not a logstack signing key ring"):
+        load_keyring(path)
+
+
+def test_signature_remap_names_only_plain_fields():
+    from logstack.signing import sign_vrl
+
+    source = sign_vrl("0123456789abcdef", ["cmdb_id", "role"])
+    assert re.search(r'"cmdb_id": \.cmdb_id', source)
+    assert '.logstack_signed = "cmdb_id,role"' in source
+
+
+def test_analyze_and_report_over_the_store_flag_what_fails_authentication(site, mariadb, runner, tmp_path):
+    from logstack.cli import app
+    from tests.mariadb import PASSWORD
+
+    inventory, ring = _site(site)
+    name = "signed_rows"
+    mariadb.create_logs(name)
+    base = dt.datetime(2026, 11, 30, 10, 0, 0)
+    rows = []
+    for n, (host, user) in enumerate([("web1", "alice"), ("db1", "bob"), ("web1", "carol")]):
+        event = {
+            **JOURNAL,
+            "message": f"Accepted publickey for {user} from 203.0.113.{n + 1} port 4000{n} ssh2",
+            "_PID": str(500 + n),
+            "__CURSOR": f"s=1;i={n}",
+            "__REALTIME_TIMESTAMP": str(int((base.replace(tzinfo=dt.UTC).timestamp() + n) * 1e6)),
+        }
+        signed = _stored(_signer(inventory, ring, host).remap(event))
+        rows.append({**signed, "greptime_timestamp": base + dt.timedelta(seconds=n + 1)})
+    rows[2]["message"] = rows[2]["message"].replace("carol", "root")  # altered in the store
+    mariadb.insert(name, rows)
+    args = ["--db-port", str(mariadb.port), "--db-name", name, "-i", str(inventory), "--since", "2026-11-30"]
+    result = runner.invoke(app, ["analyze", *args, "--format", "json"], env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    events = {e["user"]: e for e in json.loads(result.stdout)}
+    assert set(events) == {"alice", "bob", "root"}
+    assert events["alice"]["authentication"] == [] and events["bob"]["authentication"] == [], events
+    assert "unauthenticated" in events["root"]["flags"]
+    assert events["root"]["authentication"] == ["bad_signature:web1"]
+    assert events["root"]["severity"] == "alert"
+    failing = runner.invoke(app, ["analyze", *args, "--fail-on", "alert"], env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    assert failing.exit_code == 1
+    out = tmp_path / "r.html"
+    md = tmp_path / "r.md"
+    report = runner.invoke(
+        app,
+        ["report", "-o", str(out), "--markdown", str(md), "--since", "2026-11-30", "--until", "2026-12-01", *args[:-2]],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert report.exit_code == 0, report.output
+    section = md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
+    assert "web1: 1 bad\\_signature\\:web1" in section and "db1" not in section
+    # without keys nothing is claimed either way
+    plain = runner.invoke(
+        app,
+        [
+            "report",
+            "-o",
+            str(out),
+            "--markdown",
+            str(md),
+            "--since",
+            "2026-11-30",
+            "--until",
+            "2026-12-01",
+            "--db-port",
+            str(mariadb.port),
+            "--db-name",
+            name,
+        ],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert plain.exit_code == 0, plain.output
+    assert "not checked" in md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
