@@ -28,6 +28,8 @@ DEFAULT_IDENTIFIERS: tuple[str, ...] = (
     "passwd",
     "chpasswd",
     "chage",
+    "chfn",
+    "chsh",
     "pkexec",
     "polkitd",
 )

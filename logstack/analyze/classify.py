@@ -18,7 +18,20 @@ from logstack.analyze.messages import Message
 
 SSH_IDENTIFIERS = frozenset({"sshd", "sshd-session", "sshd-auth"})
 ACCOUNT_IDENTIFIERS = frozenset(
-    {"useradd", "usermod", "userdel", "groupadd", "groupdel", "groupmod", "gpasswd", "passwd", "chpasswd", "chage"}
+    {
+        "useradd",
+        "usermod",
+        "userdel",
+        "groupadd",
+        "groupdel",
+        "groupmod",
+        "gpasswd",
+        "passwd",
+        "chpasswd",
+        "chage",
+        "chfn",
+        "chsh",
+    }
 )
 HEARTBEAT_IDENTIFIER = "logstack-heartbeat"
 
@@ -62,6 +75,16 @@ def _pam(message: str) -> Fact | None:
     if match is None:
         return None
     module, service, kind, rest = match.group("module", "service", "type", "rest")
+    fact = _pam_line(module, service, kind, rest)
+    if fact.kind == "pam_info":
+        found = rules.table_rule(module, rest)
+        if found is not None:
+            fact = _table_fact(*found, rest)
+            fact.service = service
+    return fact
+
+
+def _pam_line(module: str, service: str, kind: str, rest: str) -> Fact:
     if module == "pam_faillock":
         lock = rules.FAILLOCK.match(rest)
         if lock:
@@ -99,45 +122,67 @@ def _pam(message: str) -> Fact | None:
     return Fact("pam_info", reason=rest, service=service)
 
 
-def _ssh_rule(text: str) -> tuple[re.Match[str], Message] | None:
-    words = text.split(" ", 2)
-    buckets = rules.SSH_BUCKETS
-    for key in ((words[0], words[1] if len(words) > 1 else None), (words[0], None), ("", None)):
-        for pattern, message in buckets.get(key, ()):
-            match = pattern.match(text)
-            if match is not None:
-                return match, message
-    return None
-
-
 def _ssh(message: str) -> Fact:
     text, preauth = _strip_ssh(message)
-    found = _ssh_rule(text)
+    found = rules.table_rule("sshd", text)
     if found is None:
         return Fact("ssh_other", reason=text)
-    match, row = found
+    return _table_fact(*found, text, preauth)
+
+
+def _table_fact(match: re.Match[str], row: Message, text: str, preauth: bool = False) -> Fact:
+    """The fact a message table row states, its values read from the match."""
     groups = match.groupdict()
     kind = row.kind_preauth if preauth and row.kind_preauth else row.kind
     port = groups.get("port")
+    user = groups.get("user")
+    reason = row.reason or groups.get("reason")
+    if kind == "ssh_abandon":  # the client gave up or was cut off before it authenticated
+        reason = "disconnected before authenticating" + (f": {reason}" if reason else "")
     return Fact(
         kind,
-        user=groups.get("user"),
+        # a PAM module's user is the account the stack works on: the target, as _pam reads it
+        user=groups.get("actor") or (user if row.pam_type is None else None),
+        target_user=groups.get("target") or (user if row.pam_type is not None else None),
         source_ip=groups.get("ip") or groups.get("host"),
         source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
         method=groups.get("method") or row.method,
-        reason=row.reason or groups.get("reason") or (text if kind in _WHOLE_TEXT_KINDS else None),
+        tty=groups.get("tty"),
+        command=groups.get("command"),
+        reason=reason or (text if kind in _WHOLE_TEXT_KINDS else None),
         invalid_user=row.invalid_user or kind == "ssh_invalid",
+        own_event=kind in _OWN_EVENT_KINDS,
     )
 
 
+# Kinds a table row gives that are events of their own (as the parsers make them).
+_OWN_EVENT_KINDS = frozenset({"lockout", "account", "logind", "log_gap"})
+# What a parser says of a line it could not read: the table's rows for the program are tried then.
+_UNREAD_KINDS = frozenset(
+    {
+        "ssh_other",
+        "sudo_other",
+        "su_other",
+        "login_other",
+        "logind_other",
+        "account_other",
+        "polkit_other",
+        "pam_info",
+        "other",
+    }
+)
+
+
 # Kinds whose whole message is the reason an event shows (no rule names a shorter one).
-_WHOLE_TEXT_KINDS = frozenset({"ssh_preauth", "ssh_abandon"})
+_WHOLE_TEXT_KINDS = frozenset({"ssh_preauth"})
 
 
 def _sudo(message: str) -> Fact:
     if message.startswith("(command continued)"):
         return Fact("sudo_continued", command=message[len("(command continued)") :].strip())
     match = rules.SUDO_RE.match(message)
+    if match is not None and match["rest"].startswith("(command continued)"):  # sudo >= 1.9: `alice : (command …`
+        return Fact("sudo_continued", command=match["rest"][len("(command continued)") :].strip())
     if match is None or ("TTY=" not in match["rest"] and "COMMAND=" not in match["rest"]):
         return Fact("sudo_other", reason=message)
     fields: dict[str, str] = {}
@@ -307,7 +352,12 @@ def classify(identifier: str, message: str) -> Fact:
         pam = _pam(message)
         if pam is not None:
             return pam
-    return handler(message)
+    fact = handler(message)
+    if fact.kind in _UNREAD_KINDS and handler is not _ssh:
+        found = rules.table_rule(identifier, message)
+        if found is not None:
+            return _table_fact(*found, message)
+    return fact
 
 
 def is_forged(identifier: str, comm: str | None, exe: str | None) -> bool:

@@ -25,26 +25,27 @@ from logstack.analyze.kinds import FactKind
 MESSAGES_DIR = Path(__file__).with_name("messages")
 CLASSES = frozenset({"attempt", "failure", "refusal", "success", "session", "privilege", "account", "lockout", "noise"})
 # A C conversion: flags, width, precision, length modifier, conversion letter.
-CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?[sdiuxcf]|%%")
+CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t)?[sdiuxcfm]|%%")
 
 # What each named value may contain. `ip` is an address as sshd prints it (IPv6 scope ids included);
 # `host` may be a resolved name (UseDNS). Free-text names get `.*?`/`.*+` by position.
 _RUNS = {
     "ip": r"[0-9A-Fa-f:.]++(?:%[\w.-]++)?",
-    "host": r"[^\s\[\]]++",
+    "host": r"[^\s\[\]'`]++",
     "port": r"\d++",
-    "lport": r"\d++",
     "code": r"\d++",
-    "number": r"\d++",
-    "uid": r"\d++",
     "method": r"[^\s:]++",
     "tty": r"[^\s\]']++",
-    "session": r"[^\s.]++",
-    "login": r"[^\s]++",
+    # account names: never a space, a colon (the passwd separator) or a quote around them
+    "login": r"[^\s:'\"`()\[\]]++",
+    "target": r"[^\s:'\"`()\[\]]++",
+    "actor": r"[^\s:'\"`()\[\]]++",
+    "group": r"[^\s']++",
 }
 # Names matched by another name's run: a login name where sshd writes an existing account (no spaces).
 _ALIASES = {"login": "user"}
-_FREE = frozenset({"user", "target", "group", "reason", "info", "command", "service", "action", "-"})
+# Values the classifier reads (as named groups); a conversion of any other name is matched and dropped.
+READ = frozenset({*_RUNS, "user", "reason", "command"})
 
 
 class MessageTableError(ValueError):
@@ -67,15 +68,29 @@ class Message:
     method: str | None = None  # a fixed authentication method (auth_log's shapes name it literally)
     invalid_user: bool = False
     note: str | None = None  # how an expanded shape arises, or a version detail
+    pam_type: str | None = None  # a PAM module's row: the management group it logs under (auth, session, …)
 
     @property
     def compiled(self) -> bool:
-        """Rows of what the classifier does not read (kind `*_other`) document coverage; they compile to nothing."""
-        return not self.kind.endswith("_other")
+        """Whether this row is one of the classifier's rules. sshd's are all its rules; another program's
+        parser reads its lines first, and its rows serve for what that parser leaves unread. A format with
+        two free-text values before the last one read cannot be taken apart in linear time and stays with
+        the parser. Rows of what the classifier does not read (kind `*_other`) document coverage."""
+        if self.program == "sshd" and self.kind == "ssh_other":
+            return False  # what no sshd rule reads is ssh_other already: no rule needed
+        return _compiles(self)
 
     def pattern(self) -> str:
         """The anchored regular expression this format compiles to."""
         return compile_format(self.format, self.fields)
+
+
+def _compiles(message: Message) -> bool:
+    try:
+        _compile(message.format, message.fields)
+    except MessageTableError:
+        return False
+    return True
 
 
 def compile_format(fmt: str, names: tuple[str, ...]) -> str:
@@ -97,15 +112,19 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     real = [c for c in conversions if c != "%%"]
     if len(real) != len(names):
         raise MessageTableError(f"{fmt!r}: {len(real)} conversions but {len(names)} field names")
-    last_read = max((i for i, n in enumerate(names) if n != "-"), default=-1)
+    last_read = max((i for i, n in enumerate(names) if n in READ), default=-1)
     out = ["^"]
     weight = 0
     used: set[str] = set()
     free = 0
     index = 0
     for i, literal in enumerate(parts):
-        if last_read >= 0 and index - 1 == last_read and i < len(conversions):
-            break  # after the last value read, only a format's final text is matched
+        if last_read >= 0 and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
+            # after the last value read, up to a text value: the literal's words, not what joins them to it
+            tail = literal.rstrip(" :=([{'\"")
+            out.append(re.escape(tail))
+            weight += len(tail)
+            break
         out.append(re.escape(literal))
         weight += len(literal)
         if i == len(conversions):
@@ -118,16 +137,20 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
         name = names[index]
         index += 1
         last = i == len(conversions) - 1 and not parts[i + 1]
-        if index - 1 > last_read:
-            break
+        if name not in READ:
+            name = "-"
         if conversion[-1] in "diux" and name not in _RUNS:
             body = r"-?\d++"
         elif conversion[-1] == "f":
             body = r"-?\d++(?:\.\d++)?"
         elif name in _RUNS:
             body = _RUNS[name]
+            follower = parts[i + 1][:1]
+            if body.startswith("[^") and follower and not follower.isspace():
+                # a possessive run never gives back: it must stop before the text that ends it (`alice,`)
+                body = "[^" + re.escape(follower) + body[2:]
             name = _ALIASES.get(name, name)
-        elif name in _FREE:
+        else:
             if last:
                 body = ".*+"
             else:
@@ -135,8 +158,6 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
                 # displace the daemon's own address, which comes last
                 free += 1
                 body = ".*"
-        else:
-            raise MessageTableError(f"{fmt!r}: unknown field name {name!r}")
         if name == "-" or name in used:
             out.append(f"(?:{body})")
         else:
@@ -162,6 +183,7 @@ def _row(program: str, item: dict[str, object], where: str) -> Message:
             method=str(item["method"]) if item.get("method") else None,
             invalid_user=bool(item.get("invalid_user", False)),
             note=str(item["note"]) if item.get("note") else None,
+            pam_type=str(item["pam_type"]) if item.get("pam_type") else None,
         )
     except KeyError as missing:
         raise MessageTableError(f"{where}: missing {missing}") from None
@@ -171,8 +193,8 @@ def _row(program: str, item: dict[str, object], where: str) -> Message:
             raise MessageTableError(f"{where}: unknown kind {kind!r}")
     if message.cls not in CLASSES:
         raise MessageTableError(f"{where}: unknown class {message.cls!r}")
-    if message.compiled:
-        message.pattern()
+    if len([c for c in CONVERSION.findall(message.format) if c != "%%"]) != len(message.fields):
+        raise MessageTableError(f"{where}: {message.format!r}: conversions and field names differ in number")
     return message
 
 
@@ -186,6 +208,11 @@ def load_table(directory: Path = MESSAGES_DIR) -> tuple[Message, ...]:
             for n, item in enumerate(items, 1):
                 rows.append(_row(str(program), item, f"{path.name}: {program} row {n}"))
     return tuple(rows)
+
+
+def programs() -> list[str]:
+    """The programs (and PAM modules) the table has rows for."""
+    return sorted({m.program for m in load_table()})
 
 
 def rows_of(program: str) -> tuple[Message, ...]:

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import re
 
-from logstack.analyze.messages import Message, literal_weight, rows_of
+from logstack.analyze.messages import Message, literal_weight, programs, rows_of
 
-# sshd's rules come from the message table (messages/openssh.yaml): each row's format compiled. They are
-# looked up by the message's first two words, then by its first word alone (formats whose second word is a
-# value); within a bucket the most literal format is tried first, so `Failed password for invalid user %s`
-# wins over `Failed password for %s`.
-SshRule = tuple[re.Pattern[str], Message]
-
-
-def _literal_length(message: Message) -> int:
-    return literal_weight(message.format, message.fields)
+# Rules from the message table (messages/*.yaml): each row's format compiled. sshd's lines are read by
+# them alone; another program's (or PAM module's) rows read what its parser here leaves unread. They are
+# looked up by the message's first two words, then by its first word alone (formats whose second word is
+# a value), then among formats that begin with a value; within a bucket the most literal format is tried
+# first, so `Failed password for invalid user %s` wins over `Failed password for %s`.
+TableRule = tuple[re.Pattern[str], Message]
+Buckets = dict[tuple[str, str | None], list[TableRule]]
 
 
-def _ssh_buckets() -> dict[tuple[str, str | None], list[SshRule]]:
-    buckets: dict[tuple[str, str | None], list[SshRule]] = {}
-    for message in rows_of("sshd"):
+def _buckets(program: str) -> Buckets:
+    buckets: Buckets = {}
+    for message in rows_of(program):
         if not message.compiled:
             continue
         words = message.format.split(" ", 2)
@@ -35,11 +33,25 @@ def _ssh_buckets() -> dict[tuple[str, str | None], list[SshRule]]:
             first, second = "", None
         buckets.setdefault((first, second), []).append((re.compile(message.pattern()), message))
     for rules in buckets.values():
-        rules.sort(key=lambda rule: -_literal_length(rule[1]))
+        rules.sort(key=lambda rule: -literal_weight(rule[1].format, rule[1].fields))
     return buckets
 
 
-SSH_BUCKETS = _ssh_buckets()
+TABLE_RULES: dict[str, Buckets] = {program: _buckets(program) for program in programs()}
+
+
+def table_rule(program: str, text: str) -> tuple[re.Match[str], Message] | None:
+    """The first table row of `program` whose pattern matches `text`."""
+    buckets = TABLE_RULES.get(program)
+    if not buckets:
+        return None
+    words = text.split(" ", 2)
+    for key in ((words[0], words[1] if len(words) > 1 else None), (words[0], None), ("", None)):
+        for pattern, message in buckets.get(key, ()):
+            match = pattern.match(text)
+            if match is not None:
+                return match, message
+    return None
 
 
 # pam_unix / pam_faillock lines, any service: pam_unix(sshd:auth): ...
@@ -48,7 +60,8 @@ SESSION_OPENED = re.compile(
     r"^session opened for user (?P<user>[^\s(]+)(?:\(uid=\d++\))? by (?P<by>[^\s(]*)(?:\(uid=(?P<byuid>\d++)\))?$"
 )
 SESSION_CLOSED = re.compile(r"^session closed for user (?P<user>[^\s(]+)(?:\(uid=\d++\))?$")
-AUTH_FAILURE = re.compile(r"^authentication failure;(?P<kv>.*)$")
+# pam_unix support.c: the first failure, and on closing the handle `N more authentication failure(s);`
+AUTH_FAILURE = re.compile(r"^(?:\d++ more )?authentication failures?+;(?P<kv>.*)$")
 FAILLOCK = re.compile(r"^Consecutive login failures for user (?P<user>.+?) account temporarily locked")
 PASSWORD_CHANGED = re.compile(r"^password changed for (?P<user>.+)$")
 KV = re.compile(r"(?<!\w)(\w++)=(\S*+)")
@@ -105,7 +118,7 @@ PKEXEC_FAIL = re.compile(
 )
 POLKITD = re.compile(
     r"^Operator of (?P<subject>\S++) (?P<outcome>successfully authenticated|FAILED to authenticate)"
-    r"(?: as (?P<as>\S++))? to gain (?:\w+ )?authorization for action (?P<action>\S++)"
+    r"(?: as (?P<as>\S++))? to gain (?:[\w-]+ )?authorization for action (?P<action>\S++)"
     r".*?\(owned by unix-user:(?P<user>[^()\s]+)\)"
 )
 SUPPRESSED = re.compile(r"^Suppressed (?P<count>\d++) messages from (?P<unit>\S++)")

@@ -1,0 +1,148 @@
+"""Failed accesses a current OpenSSH on Linux writes, each reported as a failure (the cases an annotated
+corpus of real sshd lines showed missing), and the event rules around them."""
+
+from __future__ import annotations
+
+import pytest
+
+from logstack.analyze.events import Event, build_events
+from logstack.analyze.records import from_journal
+from tests.journal import at, entry
+
+T0 = at("2026-11-20 10:00:00")
+S = 1_000_000
+
+
+def e(offset: float, pid: int, message: str, ident: str = "sshd-session"):
+    return entry(T0 + int(offset * S), ident, pid, message)
+
+
+def events(*entries) -> list[Event]:
+    return sorted(build_events([from_journal(x) for x in entries]), key=lambda ev: ev.start)
+
+
+POLICY = [
+    ("User root from 46.45.128.3 not allowed because listed in DenyUsers", "listed in DenyUsers"),
+    ("User bob from 46.45.128.3 not allowed because not listed in AllowUsers", "not listed in AllowUsers"),
+    ("User bob from 46.45.128.3 not allowed because not in any group", "not in any group"),
+    (
+        "User bob from 46.45.128.3 not allowed because a group is listed in DenyGroups",
+        "a group is listed in DenyGroups",
+    ),
+    (
+        "User bob from 46.45.128.3 not allowed because none of user's groups are listed in AllowGroups",
+        "none of user's groups are listed in AllowGroups",
+    ),
+    ("ROOT LOGIN REFUSED FROM 46.45.128.3 port 4242", "root login refused (PermitRootLogin)"),
+    (
+        "error: maximum authentication attempts exceeded for root from 46.45.128.3 port 4242 ssh2 [preauth]",
+        "maximum authentication attempts exceeded",
+    ),
+    (
+        "Disconnecting authenticating user root 46.45.128.3 port 4242: Too many authentication failures [preauth]",
+        "too many authentication failures",
+    ),
+    ("Disconnecting: Too many authentication failures for root [preauth]", "too many authentication failures"),
+]
+
+
+@pytest.mark.parametrize(("message", "reason"), POLICY)
+def test_refusals_by_policy_are_failures_with_a_reason(message, reason):
+    (event,) = events(e(0, 700, message))
+    assert (event.type, event.outcome, event.reason) == ("ssh_login", "failure", reason)
+    assert event.severity == "failure"
+
+
+@pytest.mark.parametrize(
+    ("message", "user", "invalid"),
+    [
+        ("error: PAM: Authentication failure for alice from 203.0.113.9", "alice", False),
+        ("error: PAM: authentication error for illegal user bob from 203.0.113.9", "bob", True),
+        ("Failed keyboard-interactive/pam for invalid user bob from 203.0.113.9 port 4242 ssh2", "bob", True),
+        ("Failed publickey for invalid user bob from 203.0.113.9 port 4242 ssh2: RSA SHA256:x", "bob", True),
+    ],
+)
+def test_pam_and_keyboard_interactive_failures(message, user, invalid):
+    (event,) = events(e(0, 701, message))
+    assert (event.type, event.outcome, event.user, event.source_ip) == ("ssh_login", "failure", user, "203.0.113.9")
+    assert ("invalid_user" in event.flags) is invalid
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Received disconnect from 203.0.113.9 port 4242:11: Bye Bye [preauth]",
+        "Received disconnect from 203.0.113.9 port 4242:3: com.jcraft.jsch.JSchException: Auth fail [preauth]",
+        "Connection closed by authenticating user root 203.0.113.9 port 4242 [preauth]",
+        "Disconnected from invalid user admin 203.0.113.9 port 4242 [preauth]",
+    ],
+)
+def test_clients_giving_up_before_authenticating_are_failures(message):
+    (event,) = events(e(0, 702, message))
+    assert (event.type, event.outcome, event.source_ip) == ("ssh_login", "failure", "203.0.113.9")
+    assert event.reason.startswith("disconnected before authenticating")
+
+
+def test_a_disconnect_after_a_session_is_not_a_failure():
+    found = events(
+        e(0, 703, "Accepted publickey for alice from 203.0.113.9 port 4242 ssh2: ED25519 SHA256:x"),
+        e(60, 703, "Received disconnect from 203.0.113.9 port 4242:11: disconnected by user"),
+        e(60.1, 703, "Disconnected from user alice 203.0.113.9 port 4242"),
+    )
+    assert [(ev.type, ev.outcome) for ev in found] == [("ssh_login", "success")]
+
+
+def test_success_after_failures_for_other_names_in_one_connection_is_flagged():
+    (event,) = events(
+        e(
+            0,
+            704,
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=root rhost=203.0.113.9",
+        ),
+        e(
+            1,
+            704,
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=sudoer rhost=203.0.113.9",
+        ),
+        e(2, 704, "Accepted password for known from 203.0.113.9 port 4242 ssh2"),
+    )
+    assert (event.outcome, event.user) == ("success", "known")
+    assert "after_failures" in event.flags and event.severity == "alert"
+    assert event.tried_users == ["root", "sudoer"]
+
+
+def test_success_after_failed_password_for_same_user_in_one_connection_is_flagged():
+    (event,) = events(
+        e(0, 705, "Failed password for alice from 203.0.113.9 port 4242 ssh2"),
+        e(3, 705, "Accepted password for alice from 203.0.113.9 port 4242 ssh2"),
+    )
+    assert event.outcome == "success" and "after_failures" in event.flags
+    assert event.tried_users == ["alice"]
+
+
+def test_a_clean_success_is_not_flagged():
+    (event,) = events(e(0, 706, "Accepted publickey for alice from 203.0.113.9 port 4242 ssh2: ED25519 SHA256:x"))
+    assert event.flags == [] and event.tried_users == []
+
+
+def test_lines_of_one_pid_naming_another_address_start_a_new_event():
+    found = events(
+        e(0, 707, "Invalid user admin from 203.0.113.9 port 4242"),
+        e(1, 707, "Failed password for invalid user admin from 203.0.113.9 port 4242 ssh2"),
+        e(2, 707, "Invalid user admin from 198.51.100.7 port 5353"),
+        e(3, 707, "Failed password for invalid user admin from 198.51.100.7 port 5353 ssh2"),
+    )
+    assert [(ev.source_ip, len(ev.lines)) for ev in found] == [("203.0.113.9", 2), ("198.51.100.7", 2)]
+
+
+def test_a_syslog_message_id_does_not_hide_a_message():
+    (event,) = events(e(0, 708, "[ID 800047 auth.info] Failed password for root from 203.0.113.9 port 22 ssh2"))
+    assert (event.type, event.outcome, event.user) == ("ssh_login", "failure", "root")
+
+
+def test_a_name_carrying_an_address_cannot_redirect_the_event():
+    (event,) = events(
+        e(0, 709, "Invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 4242"),
+        e(1, 709, "Failed password for invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 4242 ssh2"),
+    )
+    assert event.source_ip == "203.0.113.9" and event.user == "x from 10.0.0.1 port 22"

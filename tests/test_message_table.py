@@ -1,0 +1,167 @@
+"""The message table against the classifier: every format, rendered with sample or random values, gives
+the fact kind its row states (rows in logstack/analyze/messages/*.yaml, read from the programs' source)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from logstack.analyze.classify import classify
+from logstack.analyze.messages import CLASSES, Message, compile_format, load_table
+
+TABLE = load_table()
+_C_CONVERSION = re.compile(r"%([-+ #0]*\d*(?:\.\d+)?)(?:hh|h|ll|l|z|j|t)?([sdiuxcfm])")
+
+SAMPLES = {
+    "user": "alice",
+    "login": "alice",
+    "target": "root",
+    "ip": "203.0.113.9",
+    "host": "203.0.113.9",
+    "port": "50022",
+    "tty": "pts/0",
+    "group": "wheel",
+    "command": "/usr/bin/id",
+    "reason": "Authentication failure",
+    "actor": "bob",
+    "method": "password",
+    "code": "11",
+    "plural_s": "s",
+    "user_label": " user=",
+    "not_label": "",
+    "fromhost": " on 'tty1'",
+    "subject_owner": "unix-user:alice",
+    "auth_identity": "unix-user:root",
+    "suffix": "",
+    "under_over": "over",
+}
+
+
+def identifier(row: Message) -> str:
+    if row.program == "sshd":
+        return "sshd-session"
+    if row.pam_type is not None:
+        return "sshd"  # a module's lines appear under the program that loaded it
+    return row.program
+
+
+def render(row: Message, values: dict[str, str] | None = None) -> str:
+    """The line the program writes for this format, as the journal shows it."""
+    names = iter(row.fields)
+
+    def one(match: re.Match[str]) -> str:
+        spec, conv = match.groups()
+        if conv == "m":
+            return "Permission denied"
+        name = next(names)
+        value = (values or SAMPLES).get(name) if name != "-" else None
+        if conv in "diux":
+            return f"%{spec}d" % int(value if value and value.isdigit() else 7)
+        if conv == "f":
+            return "1.500"
+        return f"%{spec}s" % (value if value is not None else "x")
+
+    text = _C_CONVERSION.sub(one, row.format.replace("%%", "\0")).replace("\0", "%")
+    if row.pam_type is not None:
+        text = f"{row.program}(sshd:{row.pam_type}): {text}"
+    return text
+
+
+def _id(row: Message) -> str:
+    return f"{row.program}:{row.format[:60]}"
+
+
+@pytest.mark.parametrize("row", TABLE, ids=_id)
+def test_every_format_classifies_as_its_row_says(row: Message):
+    fact = classify(identifier(row), render(row))
+    assert fact.kind == row.kind, (render(row), row.source)
+    if row.program == "sshd" and "ip" in row.fields and row.compiled:
+        assert fact.source_ip == SAMPLES["ip"]
+    if row.program == "sshd" and ("user" in row.fields or "login" in row.fields) and row.compiled:
+        assert fact.user == "alice"
+    if row.reason and row.compiled:
+        assert fact.reason == row.reason
+
+
+def test_the_table_is_well_formed():
+    assert {m.cls for m in TABLE} <= CLASSES
+    for m in TABLE:
+        assert re.fullmatch(r"[\w./+-]+ \S+ [\w./+-]+(:\d+)?( \w+\(\))?", m.source), m.source
+        assert re.fullmatch(r"\S+\.\.\S+", m.versions), m.versions
+    formats = [(m.program, m.format) for m in TABLE]
+    assert len(formats) == len(set(formats))
+
+
+def test_policy_refusals_are_failures_with_a_reason():
+    for m in TABLE:
+        if m.program == "sshd" and m.cls == "refusal" and m.kind == "ssh_refused":
+            assert m.reason, m.format
+
+
+_names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=60)
+_addresses = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"{a}%eth0"),
+)
+_ports = st.integers(min_value=0, max_value=65535).map(str)
+_SSH_ROWS = [m for m in TABLE if m.program == "sshd" and m.compiled]
+
+
+_ACCOUNTS = st.from_regex(r"[a-z_][a-z0-9_.-]{0,31}", fullmatch=True)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    row=st.sampled_from(_SSH_ROWS),
+    user=_names.filter(lambda n: n.strip() == n and " " not in n and n),
+    account=_ACCOUNTS,
+    ip=_addresses,
+    port=_ports,
+    reason=_names,
+)
+def test_formats_with_random_values_classify_the_same(row, user, account, ip, port, reason):
+    """Any name where sshd writes what a client sent; an account name where it writes an existing account."""
+    user = account if "login" in row.fields else user
+    values = {**SAMPLES, "user": user, "login": user, "ip": ip, "host": ip, "port": port, "reason": reason}
+    line = render(row, values)
+    start = time.perf_counter()
+    fact = classify("sshd-session", line)
+    assert time.perf_counter() - start < 0.01
+    assert fact.kind == row.kind, (line, row.source)
+    if "ip" in row.fields:
+        assert fact.source_ip == ip
+    if "user" in row.fields or "login" in row.fields:
+        assert fact.user == user
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(row=st.sampled_from([m for m in _SSH_ROWS if "user" in m.fields and "ip" in m.fields]), ip=_addresses)
+def test_a_user_name_naming_an_address_cannot_displace_the_real_one(row, ip):
+    """`Invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 4242`: the daemon's address comes last."""
+    forged = f"x from 10.0.0.1 port 22 ssh2 from 10.0.0.1 port 22 {' '.join(['for', 'user'])}"
+    fact = classify("sshd-session", render(row, {**SAMPLES, "user": forged, "ip": ip}))
+    assert fact.source_ip == ip
+
+
+def test_no_compiled_pattern_backtracks_on_long_hostile_input():
+    hostile = [
+        "Failed password for " + "x from 1 port 1 " * 120,
+        "Invalid user " + " from " * 300 + "1.2.3.4 port",
+        "Connection closed by invalid user " + "a " * 900,
+        "User " + "a from b " * 200 + "not allowed because",
+    ]
+    for line in hostile:
+        start = time.perf_counter()
+        classify("sshd-session", line[:2048])
+        assert time.perf_counter() - start < 0.01, line[:40]
+
+
+def test_compiled_patterns_read_one_free_value_at_most():
+    for m in _SSH_ROWS:
+        pattern = compile_format(m.format, m.fields)
+        assert pattern.count(".*)") + pattern.count(".*?)") <= 1, m.format
