@@ -7,12 +7,13 @@ import math
 import re
 import socket
 import ssl
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
-from logstack.clock import SECOND, iso, parse_registry_time, to_micros
+from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings, http_over_ssh
 from logstack.inventory import Host, Inventory
@@ -20,6 +21,7 @@ from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.shell import shell_command
+from logstack.signing import Verifier, site_verifier
 from logstack.ssh import Connection, connect
 from logstack.targets import known_hosts_path, server_target
 
@@ -34,6 +36,7 @@ class HostStatus:
     last_heartbeat: str | None
     heartbeat_age_seconds: int | None
     last_event: str | None
+    rejected_heartbeats: int = 0  # recent heartbeats whose signature does not prove this host sent them
     problems: list[str] = field(default_factory=list)
 
 
@@ -80,11 +83,28 @@ def _days_left(pki: PKI, name: str, now: dt.datetime) -> int | None:
     return (parse_registry_time(record.not_after) - now).days
 
 
-def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
-    """Newest heartbeat and newest other line per host (ingest time, µs)."""
+@dataclass
+class Seen:
+    """What the store shows of each host: newest heartbeat and other line (µs), heartbeats that failed checks."""
+
+    heartbeats: dict[str, int]
+    events: dict[str, int]
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+def _last_seen(
+    config: DatabaseConfig, since: dt.datetime, verifier: Verifier | None = None, recent: dt.datetime | None = None
+) -> Seen:
+    """Newest heartbeat and newest other line per host (ingest time, µs). With a verifier, a heartbeat counts
+    only when its signature proves the host it names sent it: the newest such since `recent`."""
     found: list[dict[str, int]] = [{}, {}]
+    rejected: Counter[str] = Counter()
     with DatabaseSource(config) as db:
+        if verifier is not None and recent is not None:
+            found[0] = _authentic_heartbeats(db, verifier, to_micros(recent), rejected)
         for index, op in enumerate(("=", "<>")):
+            if index == 0 and verifier is not None and recent is not None:
+                continue
             rows = db.query(
                 f"SELECT `logstack_host` AS host, MAX(`greptime_timestamp`) AS newest FROM `{config.table}` "
                 f"WHERE `SYSLOG_IDENTIFIER` {op} %s AND `greptime_timestamp` >= %s GROUP BY `logstack_host`",
@@ -93,7 +113,20 @@ def _last_seen(config: DatabaseConfig, since: dt.datetime) -> tuple[dict[str, in
             for row in rows:
                 if row["host"] is not None and row["newest"] is not None:
                     found[index][str(row["host"])] = to_micros(row["newest"])
-    return found[0], found[1]
+    return Seen(found[0], found[1], rejected)
+
+
+def _authentic_heartbeats(db: DatabaseSource, verifier: Verifier, start: int, rejected: Counter[str]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for row in db.rows(start, start + 30 * DAY, identifier=HEARTBEAT_IDENTIFIER):
+        host, stamp = row.get("logstack_host"), row.get("greptime_timestamp")
+        if not isinstance(host, str) or not isinstance(stamp, dt.datetime):
+            continue
+        if verifier.check(row).problem is not None:
+            rejected[host] += 1
+            continue
+        newest[host] = max(newest.get(host, 0), to_micros(stamp))
+    return newest
 
 
 def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> str:
@@ -142,12 +175,14 @@ def check_status(
         forward = PortForward(conn, "127.0.0.1", db_port)
         try:
             config = database_settings(inventory, forward.local_port, secrets.db_password("analyst"))
-            heartbeats, events = _last_seen(config, now - dt.timedelta(days=1))
+            verifier = site_verifier(inventory.site_dir, None)
+            recent = now - max(2 * silence, dt.timedelta(hours=1))
+            seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)
         finally:
             forward.close()
     server.vector_tls = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else "no CA"
     server.problems = _server_problems(server, inventory, cert_window)
-    hosts = [_host_status(host, pki, now, heartbeats, events, silence, cert_window) for host in inventory.hosts]
+    hosts = [_host_status(host, pki, now, seen, silence, cert_window) for host in inventory.hosts]
     return StatusReport(checked_at=iso(to_micros(now)), hosts=hosts, server=server)
 
 
@@ -245,14 +280,14 @@ def _host_status(
     host: Host,
     pki: PKI,
     now: dt.datetime,
-    heartbeats: dict[str, int],
-    events: dict[str, int],
+    seen: Seen,
     silence: dt.timedelta,
     cert_window: dt.timedelta,
 ) -> HostStatus:
     now_us = to_micros(now)
     days = _days_left(pki, host.name, now)
-    beat = heartbeats.get(host.name)
+    beat = seen.heartbeats.get(host.name)
+    events = seen.events
     item = HostStatus(
         name=host.name,
         enrolled=days is not None and host.name not in pki.registry.revoked_hosts,
@@ -260,12 +295,15 @@ def _host_status(
         last_heartbeat=iso(beat) if beat else None,
         heartbeat_age_seconds=(now_us - beat) // SECOND if beat else None,
         last_event=iso(events[host.name]) if host.name in events else None,
+        rejected_heartbeats=seen.rejected.get(host.name, 0),
     )
+    if item.rejected_heartbeats:
+        item.problems.append(f"{item.rejected_heartbeats} recent heartbeats failed signature checks")
     if not item.enrolled:
         item.problems.append("not enrolled")
     elif days is not None and days <= cert_window.days:
         item.problems.append(f"certificate expires in {days} days")
     if item.enrolled and (beat is None or now_us - beat > silence.total_seconds() * SECOND):
-        age = "no heartbeat for 24 h" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
+        age = "no authentic heartbeat recently" if beat is None else f"silent for {item.heartbeat_age_seconds} s"
         item.problems.append(age)
     return item

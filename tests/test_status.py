@@ -4,6 +4,7 @@ Vector's TLS port."""
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import yaml
 
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
+from logstack.signing import canonical, keyring_path, load_keyring
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
@@ -38,6 +40,14 @@ def _heartbeat(host: str, age: dt.timedelta) -> dict:
         "SYSLOG_IDENTIFIER": "logstack-heartbeat",
         "message": "heartbeat",
     }
+
+
+def _signed(fleet, row: dict) -> dict:
+    """The row as its host's sender signs it (the rendered VRL's computation, proven in test_signing)."""
+    ring = load_keyring(keyring_path(fleet.inventory.parent))
+    key = ring.current(row["logstack_host"])
+    row = {**row, "logstack_kid": key.kid, "logstack_signed": ""}
+    return {**row, "logstack_sig": hmac.new(key.key, canonical(row), "sha256").hexdigest()}
 
 
 def _prepare(fleet):
@@ -98,8 +108,8 @@ def test_status_finds_silent_hosts_and_checks_the_server(
         mariadb.insert(
             "vector",
             [
-                _heartbeat("web1", dt.timedelta(seconds=30)),
-                _heartbeat("web2", dt.timedelta(minutes=25)),
+                _signed(fleet, _heartbeat("web1", dt.timedelta(seconds=30))),
+                _signed(fleet, _heartbeat("web2", dt.timedelta(minutes=25))),
                 {
                     "greptime_timestamp": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)).replace(tzinfo=None),
                     "logstack_host": "web1",
@@ -125,7 +135,17 @@ def test_status_finds_silent_hosts_and_checks_the_server(
         assert report["problems"] == [f"web2: {hosts['web2']['problems'][0]}"]
         assert greptime_api[0][:2] == ("GET", "/health")
 
-        mariadb.insert("vector", [_heartbeat("web2", dt.timedelta(seconds=5))])
+        # a heartbeat for web2 that web1's key signed, and one no key signed, prove nothing about web2
+        forged = _signed(fleet, {**_heartbeat("web2", dt.timedelta(seconds=5)), "logstack_host": "web1"})
+        mariadb.insert("vector", [{**forged, "logstack_host": "web2"}, _heartbeat("web2", dt.timedelta(seconds=4))])
+        still = json.loads(invoke(runner, *args, "--format", "json").stdout)
+        web2 = next(h for h in still["hosts"] if h["name"] == "web2")
+        assert web2["rejected_heartbeats"] == 2
+        assert "2 recent heartbeats failed signature checks" in web2["problems"]
+        assert any(p.startswith("silent for ") for p in web2["problems"])
+        mariadb.create_logs("vector")
+        mariadb.insert("vector", [_signed(fleet, _heartbeat("web1", dt.timedelta(seconds=30)))])
+        mariadb.insert("vector", [_signed(fleet, _heartbeat("web2", dt.timedelta(seconds=5)))])
         healthy = invoke(runner, *args)
         assert healthy.exit_code == 0, healthy.output
         assert "GreptimeDB ok" in healthy.stdout and "PROBLEM" not in healthy.stdout

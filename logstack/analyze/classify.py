@@ -78,7 +78,7 @@ def _pam(message: str) -> Fact | None:
     fact = _pam_line(module, service, kind, rest)
     if fact.kind == "pam_info":
         found = rules.table_rule(module, rest)
-        if found is not None:
+        if found is not None and found[0].kind != "pam_info":
             fact = _table_fact(*found, rest)
             fact.service = service
     return fact
@@ -130,25 +130,22 @@ def _ssh(message: str) -> Fact:
     return _table_fact(*found, text, preauth)
 
 
-def _table_fact(match: re.Match[str], row: Message, text: str, preauth: bool = False) -> Fact:
-    """The fact a message table row states, its values read from the match."""
-    groups = match.groupdict()
+def _table_fact(row: Message, values: tuple[str | None, ...], text: str, preauth: bool = False) -> Fact:
+    """The fact a message table row states, with the values its pattern read (in rules.FACT_SLOTS order)."""
     kind = row.kind_preauth if preauth and row.kind_preauth else row.kind
-    port = groups.get("port")
-    user = groups.get("user")
-    reason = row.reason or groups.get("reason")
+    user, target, address, port, method, tty, command, reason = values
+    reason = row.reason or reason
     if kind == "ssh_abandon":  # the client gave up or was cut off before it authenticated
         reason = "disconnected before authenticating" + (f": {reason}" if reason else "")
     return Fact(
         kind,
-        # a PAM module's user is the account the stack works on: the target, as _pam reads it
-        user=groups.get("actor") or (user if row.pam_type is None else None),
-        target_user=groups.get("target") or (user if row.pam_type is not None else None),
-        source_ip=groups.get("ip") or groups.get("host"),
+        user=user,
+        target_user=target,
+        source_ip=address,
         source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
-        method=groups.get("method") or row.method,
-        tty=groups.get("tty"),
-        command=groups.get("command"),
+        method=method or row.method,
+        tty=tty,
+        command=command,
         reason=reason or (text if kind in _WHOLE_TEXT_KINDS else None),
         invalid_user=row.invalid_user or kind == "ssh_invalid",
         own_event=kind in _OWN_EVENT_KINDS,
@@ -157,20 +154,7 @@ def _table_fact(match: re.Match[str], row: Message, text: str, preauth: bool = F
 
 # Kinds a table row gives that are events of their own (as the parsers make them).
 _OWN_EVENT_KINDS = frozenset({"lockout", "account", "logind", "log_gap"})
-# What a parser says of a line it could not read: the table's rows for the program are tried then.
-_UNREAD_KINDS = frozenset(
-    {
-        "ssh_other",
-        "sudo_other",
-        "su_other",
-        "login_other",
-        "logind_other",
-        "account_other",
-        "polkit_other",
-        "pam_info",
-        "other",
-    }
-)
+_UNREAD_KINDS = rules.UNREAD_KINDS
 
 
 # Kinds whose whole message is the reason an event shows (no rule names a shorter one).
@@ -355,7 +339,7 @@ def classify(identifier: str, message: str) -> Fact:
     fact = handler(message)
     if fact.kind in _UNREAD_KINDS and handler is not _ssh:
         found = rules.table_rule(identifier, message)
-        if found is not None:
+        if found is not None and found[0].kind not in _UNREAD_KINDS:
             return _table_fact(*found, message)
     return fact
 

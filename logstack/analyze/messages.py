@@ -40,7 +40,6 @@ _RUNS = {
     "login": r"[^\s:'\"`()\[\]]++",
     "target": r"[^\s:'\"`()\[\]]++",
     "actor": r"[^\s:'\"`()\[\]]++",
-    "group": r"[^\s']++",
 }
 # Names matched by another name's run: a login name where sshd writes an existing account (no spaces).
 _ALIASES = {"login": "user"}

@@ -9,48 +9,117 @@ text in a login program's line (`logger -t usermod ...`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from logstack.analyze.messages import Message, literal_weight, programs, rows_of
 
 # Rules from the message table (messages/*.yaml): each row's format compiled. sshd's lines are read by
 # them alone; another program's (or PAM module's) rows read what its parser here leaves unread. They are
 # looked up by the message's first two words, then by its first word alone (formats whose second word is
-# a value), then among formats that begin with a value; within a bucket the most literal format is tried
-# first, so `Failed password for invalid user %s` wins over `Failed password for %s`.
-TableRule = tuple[re.Pattern[str], Message]
-Buckets = dict[tuple[str, str | None], list[TableRule]]
+# a value), then among formats that begin with a value. A bucket is one pattern, its rows as alternatives
+# in order of how much fixed text they check, so `Failed password for invalid user %s` wins over `Failed
+# password for %s` and one match call tries them all.
+
+# What a parser says of a line it leaves unread; a row of such a kind adds nothing, except where it keeps
+# a format that begins with a text value (pam_ldap's `%s; user=%s`) from taking a line it does not describe.
+UNREAD_KINDS = frozenset(
+    {"ssh_other", "sudo_other", "su_other", "login_other", "logind_other", "account_other", "polkit_other"}
+    | {"pam_info", "other"}
+)
+_GROUP = re.compile(r"\(\?P<(\w+)>")
 
 
-def _buckets(program: str) -> Buckets:
-    buckets: Buckets = {}
-    for message in rows_of(program):
-        if not message.compiled:
+_ATTRIBUTES = {"ip": "source_ip", "host": "source_ip", "port": "source_port", "actor": "user", "target": "target_user"}
+
+
+def _attribute(name: str, message: Message) -> str:
+    """The fact attribute a value fills. `user` is the account acted on (the target) in a PAM module's line
+    and where another value names who acted (`user %s added by %s`)."""
+    if name == "user":
+        acted_on = message.pam_type is not None or "actor" in message.fields
+        return "target_user" if acted_on else "user"
+    return _ATTRIBUTES.get(name, name)
+
+
+# The fact attributes a row's values fill, in this order: a row maps each to its value's group, or -1.
+FACT_SLOTS = ("user", "target_user", "source_ip", "source_port", "method", "tty", "command", "reason")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Rows sharing their first words, as one alternation in order of how much fixed text each checks."""
+
+    pattern: re.Pattern[str]
+    rows: dict[int, tuple[Message, tuple[int, ...]]]  # outer group number → row, the group of each FACT_SLOTS
+
+    @classmethod
+    def of(cls, messages: list[Message]) -> Bucket:
+        messages = sorted(messages, key=lambda m: -literal_weight(m.format, m.fields))
+        alternatives, rows, group = [], {}, 1
+        for index, message in enumerate(messages):
+            body = message.pattern().removeprefix("^")
+            names = _GROUP.findall(body)
+            body = _GROUP.sub(lambda m, i=index: f"(?P<g{i}_{m.group(1)}>", body)
+            alternatives.append(f"({body})")
+            attributes = [_attribute(name, message) for name in names]
+            slots = tuple(group + 1 + attributes.index(slot) if slot in attributes else 0 for slot in FACT_SLOTS)
+            rows[group] = (message, slots)
+            group += 1 + len(names)
+        # a last group that never takes part: what a row does not read is read from it, as None, in the
+        # same C call as the rest
+        rows = {start: (message, tuple(i or group for i in slots)) for start, (message, slots) in rows.items()}
+        return cls(re.compile("^(?:" + "|".join(alternatives) + ")(?:(?!)())?"), rows)
+
+    def match(self, text: str) -> tuple[Message, tuple[str | None, ...]] | None:
+        """The row that matches `text` first, and its values in FACT_SLOTS order (None: not read)."""
+        found = self.pattern.match(text)
+        if found is None:
+            return None
+        message, slots = self.rows[found.lastindex]  # type: ignore[index]
+        return message, found.group(*slots)
+
+
+def _buckets(program: str) -> dict[str, Bucket]:
+    grouped: dict[str, list[Message]] = {}
+    rows = [m for m in rows_of(program) if m.compiled]
+    catch_all = any(m.format.startswith(("%s", "%.")) and m.kind not in UNREAD_KINDS for m in rows)
+    for message in rows:
+        if message.kind in UNREAD_KINDS and not catch_all:
             continue
         words = message.format.split(" ", 2)
-        first = words[0]
-        second = words[1] if len(words) > 1 and "%" not in words[1] else None
-        if "%" in first:
-            first, second = "", None
-        buckets.setdefault((first, second), []).append((re.compile(message.pattern()), message))
-    for rules in buckets.values():
-        rules.sort(key=lambda rule: -literal_weight(rule[1].format, rule[1].fields))
-    return buckets
+        if words[0].startswith("%") and message.format[1:2] in "diu":
+            key = "0"  # begins with a number
+        elif words[0].startswith("%"):
+            key = ""
+        elif "%" in words[0] and words[0].split("%", 1)[0].isalpha():
+            key = words[0].split("%", 1)[0]  # `password%s changed`: a line's first word is `password`
+        elif "%" in words[0]:
+            key = ""
+        elif len(words) > 1 and "%" not in words[1]:
+            key = f"{words[0]} {words[1]}"
+        else:
+            key = words[0]
+        grouped.setdefault(key, []).append(message)
+    return {key: Bucket.of(rows) for key, rows in grouped.items()}
 
 
-TABLE_RULES: dict[str, Buckets] = {program: _buckets(program) for program in programs()}
+TABLE_RULES: dict[str, dict[str, Bucket]] = {program: _buckets(program) for program in programs()}
 
 
-def table_rule(program: str, text: str) -> tuple[re.Match[str], Message] | None:
-    """The first table row of `program` whose pattern matches `text`."""
+def table_rule(program: str, text: str) -> tuple[Message, tuple[str | None, ...]] | None:
+    """The first row of `program` whose pattern matches `text`, and its values in FACT_SLOTS order."""
     buckets = TABLE_RULES.get(program)
     if not buckets:
         return None
-    words = text.split(" ", 2)
-    for key in ((words[0], words[1] if len(words) > 1 else None), (words[0], None), ("", None)):
-        for pattern, message in buckets.get(key, ()):
-            match = pattern.match(text)
-            if match is not None:
-                return match, message
+    first = text.find(" ")
+    second = text.find(" ", first + 1) if first >= 0 else -1
+    bucket = buckets.get(text[:second] if second >= 0 else text)
+    if bucket is not None and (found := bucket.match(text)) is not None:
+        return found
+    for key in (text[:first] if first >= 0 else text, "0" if text[:1].isdigit() else ""):
+        bucket = buckets.get(key)
+        if bucket is not None and (found := bucket.match(text)) is not None:
+            return found
     return None
 
 

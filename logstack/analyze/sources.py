@@ -161,8 +161,8 @@ class DatabaseSource:
         value = self.query(f"SELECT MIN(`greptime_timestamp`) AS oldest FROM `{self.config.table}`", ())[0]["oldest"]
         return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else None
 
-    def rows(self, start: int, end: int) -> Iterator[dict[str, Any]]:
-        """Every column of the rows with start <= greptime_timestamp < end, as stored."""
+    def rows(self, start: int, end: int, identifier: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every column of the rows with start <= greptime_timestamp < end (of one program), as stored."""
         rows = self.query(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
             (self.config.database, self.config.table),
@@ -174,7 +174,11 @@ class DatabaseSource:
             f"SELECT {select} FROM `{self.config.table}` WHERE `greptime_timestamp` >= %s AND `greptime_timestamp` < %s"
         )
         low, high = from_micros(start).replace(tzinfo=None), from_micros(end).replace(tzinfo=None)
-        for values in self._fetch(sql, (low, high), dicts=False):
+        params: tuple[Any, ...] = (low, high)
+        if identifier is not None:
+            sql += " AND `SYSLOG_IDENTIFIER` = %s"
+            params = (low, high, identifier)
+        for values in self._fetch(sql, params, dicts=False):
             yield dict(zip(columns, values, strict=True))
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
