@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from logstack.analyze import rules
 from logstack.analyze.kinds import Subject
@@ -77,11 +78,15 @@ def _pam(message: str) -> Fact | None:
     module, service, kind, rest = match.group("module", "service", "type", "rest")
     fact = _pam_line(module, service, kind, rest)
     if fact.kind == "pam_info":
-        found = rules.table_rule(module, rest)
+        found = _pam_table_rule(module, rest)
         if found is not None and found[0].kind != "pam_info":
             fact = _table_fact(*found, rest)
             fact.service = service
     return fact
+
+
+# Most PAM lines a parser leaves unread repeat word for word (`check pass; user unknown`).
+_pam_table_rule = lru_cache(maxsize=4096)(rules.table_rule)
 
 
 def _pam_line(module: str, service: str, kind: str, rest: str) -> Fact:
@@ -122,11 +127,19 @@ def _pam_line(module: str, service: str, kind: str, rest: str) -> Fact:
     return Fact("pam_info", reason=rest, service=service)
 
 
+_SSH_BUCKETS = rules.TABLE_RULES["sshd"]
+
+
 def _ssh(message: str) -> Fact:
     text, preauth = _strip_ssh(message)
-    found = rules.table_rule("sshd", text)
+    # sshd's lines are most of what analysis reads: its two-word bucket is tried here, without a call
+    second = text.find(" ", text.find(" ") + 1)
+    bucket = _SSH_BUCKETS.get(text[:second] if second > 0 else text)
+    found = bucket.match(text) if bucket is not None else None
     if found is None:
-        return Fact("ssh_other", reason=text)
+        found = rules.table_rule("sshd", text)
+        if found is None:
+            return Fact("ssh_other", reason=text)
     return _table_fact(*found, text, preauth)
 
 
@@ -137,19 +150,20 @@ def _table_fact(row: Message, values: tuple[str | None, ...], text: str, preauth
     reason = row.reason or reason
     if kind == "ssh_abandon":  # the client gave up or was cut off before it authenticated
         reason = "disconnected before authenticating" + (f": {reason}" if reason else "")
-    return Fact(
+    fact = Fact(
         kind,
         user=user,
-        target_user=target,
         source_ip=address,
         source_port=int(port) if port and len(port) <= 5 and int(port) <= 65535 else None,
         method=method or row.method,
-        tty=tty,
-        command=command,
         reason=reason or (text if kind in _WHOLE_TEXT_KINDS else None),
         invalid_user=row.invalid_user or kind == "ssh_invalid",
-        own_event=kind in _OWN_EVENT_KINDS,
     )
+    if target is not None or tty is not None or command is not None:  # not on sshd's lines: set apart
+        fact.target_user, fact.tty, fact.command = target, tty, command
+    if kind in _OWN_EVENT_KINDS:
+        fact.own_event = True
+    return fact
 
 
 # Kinds a table row gives that are events of their own (as the parsers make them).

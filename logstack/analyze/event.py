@@ -96,15 +96,6 @@ class Group:
         self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
         self.address = fact.source_ip if fact.kind in ADDRESS_KINDS else None
 
-    def names_other_address(self, fact: Fact) -> bool:
-        """True when `fact` is a daemon's line naming another peer than this group's: a new connection."""
-        return (
-            self.address is not None
-            and fact.source_ip is not None
-            and fact.kind in ADDRESS_KINDS
-            and (fact.source_ip != self.address)
-        )
-
     def add(self, line: Line, fact: Fact) -> None:
         if self.address is None and fact.kind in ADDRESS_KINDS:
             self.address = fact.source_ip
@@ -271,25 +262,28 @@ def _tried_users(facts: list[Fact]) -> list[str]:
     return list(names)
 
 
-def _flags(lines: list[Line], facts: list[Fact], invalid_user: bool, after_failures: bool) -> list[str]:
-    flags: list[str] = []
+def _flags(lines: list[Line], truncated: bool, invalid_user: bool, after_failures: bool) -> list[str]:
+    flags: list[str] = []  # kept sorted
     if after_failures:
         flags.append("after_failures")
+    forged = False
+    auth: set[str] = set()
     for ln in lines:
-        if _forged(ln.ident, ln.comm, ln.exe):
-            flags.append("forged")
-            break
-    auth = [ln.auth for ln in lines if ln.auth]
-    if auth:
-        # a record another host's key signed, or none proves: who wrote it is not known
-        flags.append("unauthenticated")
-        if any(a.startswith("forged_host") for a in auth):
-            flags.append("forged_host")
+        if not forged and _forged(ln.ident, ln.comm, ln.exe):
+            forged = True
+        if ln.auth is not None:
+            auth.add(ln.auth)
+    if forged:
+        flags.append("forged")
+    if auth and any(a.startswith("forged_host") for a in auth):
+        flags.append("forged_host")
     if invalid_user:
         flags.append("invalid_user")
-    if any(f.truncated for f in facts):
+    if truncated:
         flags.append("truncated")
-    return sorted(flags)
+    if auth:  # a record another host's key signed, or none proves: who wrote it is not known
+        flags.append("unauthenticated")
+    return flags
 
 
 # One try each: sshd's own "Failed …" and refusal lines (PAM's lines repeat them).
@@ -306,10 +300,13 @@ def build_event(group: Group) -> Event:
     first = lines[0]
     kinds: set[str] = set()
     services: set[str] = set()
+    truncated = False
     for f in facts:
         kinds.add(f.kind)
         if f.service:
             services.add(f.service)
+        if f.truncated:
+            truncated = True
     ssh = False
     pids: set[str] = set()
     for ln in lines:
@@ -340,8 +337,8 @@ def build_event(group: Group) -> Event:
         source_port=fields.source_port,
         method=fields.method,
         command=" ".join(commands) if commands else None,
-        flags=_flags(lines, facts, fields.invalid_user, after_failures),
-        tried_users=_tried_users(facts),
+        flags=_flags(lines, truncated, fields.invalid_user, after_failures),
+        tried_users=_tried_users(facts) if not kinds.isdisjoint(FAILED_TRY_KINDS) else [],
         lines=lines,
         reason=fields.reason,
         first_arrival=group.first_arrival,

@@ -13,7 +13,7 @@ from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
-from logstack.analyze.event import SEVERITY, Event, Group, Settings, build_event, event_id
+from logstack.analyze.event import ADDRESS_KINDS, SEVERITY, Event, Group, Settings, build_event, event_id
 from logstack.analyze.records import Line
 
 __all__ = ["SEVERITY", "Event", "EventBuilder", "Settings", "build_events"]
@@ -71,7 +71,8 @@ class EventBuilder:
             group is not None
             and not group.own
             and abs(line.ts - group.last_ts) <= self.settings.gap
-            and not group.names_other_address(fact)
+            # a daemon's line naming another peer than the group's starts a new connection's event
+            and (group.address is None or fact.source_ip in (None, group.address) or fact.kind not in ADDRESS_KINDS)
         ):
             group.add(line, fact)
         else:
