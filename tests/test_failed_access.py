@@ -146,3 +146,27 @@ def test_a_name_carrying_an_address_cannot_redirect_the_event():
         e(1, 709, "Failed password for invalid user x from 10.0.0.1 port 22 from 203.0.113.9 port 4242 ssh2"),
     )
     assert event.source_ip == "203.0.113.9" and event.user == "x from 10.0.0.1 port 22"
+
+
+def test_pam_s_closing_count_of_more_failures_is_a_failure():
+    """Logged after the module is gone: pam_vsyslog's prefix is then just "PAM" (Linux-PAM libpam/pam_syslog.c)."""
+    (event,) = events(
+        e(
+            0,
+            710,
+            "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root",
+        )
+    )
+    assert (event.type, event.outcome, event.user, event.source_ip) == ("ssh_login", "failure", "root", "203.0.113.9")
+
+
+def test_a_pam_failure_under_a_renamed_pam_service_is_an_ssh_failure():
+    """OpenSSH >= 9.8 has PAMServiceName: the PAM service need not be called sshd."""
+    (event,) = events(
+        e(
+            0,
+            711,
+            "pam_unix(ssh-mfa:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=bob",
+        )
+    )
+    assert (event.type, event.outcome, event.user) == ("ssh_login", "failure", "bob")

@@ -71,6 +71,10 @@ def _strip_ssh(message: str) -> tuple[str, bool]:
 
 def _pam(message: str) -> Fact | None:
     if not message.startswith("pam_"):
+        if message.startswith("PAM ") and rules.AUTH_FAILURE.match(message[4:]):
+            # pam_unix's closing `N more authentication failures;` is logged after the module is gone:
+            # pam_vsyslog then prefixes _PAM_SYSTEM_LOG_PREFIX, "PAM" (Linux-PAM v1.7.2 libpam/pam_syslog.c)
+            return _pam_line("pam_unix", "", "auth", message[4:])
         return None
     match = rules.PAM_RE.match(message)
     if match is None:

@@ -168,8 +168,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(EventType.SSH_LOGIN, _kinds(K.SSH_ACCEPT), ssh=True, outcome="success"),
     TypeRule(
         EventType.SSH_LOGIN,
-        _kinds(K.SSH_FAIL, K.SSH_INVALID, K.SSH_REFUSED, K.SSH_ABANDON),
-        kind_and_service=(K.AUTH_FAILURE.value, "sshd"),
+        # a PAM failure in an SSH daemon's lines, whatever its PAM service is called (PAMServiceName, 9.8+)
+        _kinds(K.SSH_FAIL, K.SSH_INVALID, K.SSH_REFUSED, K.SSH_ABANDON, K.AUTH_FAILURE),
         ssh=True,
         outcome="failure",
     ),
