@@ -218,6 +218,7 @@ def render_site(
     Host configurations follow each host's facts: those given, else the site's cache, else unknown."""
     if pki is None:
         pki = PKI.for_inventory(inventory)
+    ring = load_keyring(keyring_path(inventory.site_dir))
     base = {"site": inventory.spec.site, "server": inventory.server, "senders": inventory.spec.senders}
     ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
     ca = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
@@ -230,12 +231,7 @@ def render_site(
             "journal_reader": False,
         }
         material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
-        seal_key = load_keyring(keyring_path(inventory.site_dir)).seal_key
-        material["seal_key"] = (
-            seal_key.hex().encode()
-            if include_keys and seal_key
-            else (placeholder(f"{KEYRING} seal_key") + "\n").encode()
-        )
+        material["seal_key"] = _key_file(ring.seal_key, include_keys, "seal_key")
         files += _render_machine(SERVER_MACHINE, SERVER_FILES, context, material)
         if inventory.server.firewall:
             files.extend(firewall_files(inventory, pki))
@@ -247,7 +243,6 @@ def render_site(
         "filter_vrl": filter_vrl(list(senders.identifiers), senders.forward_suppression_notices),
         "heartbeat_vrl": HEARTBEAT_VRL,
     }
-    ring = load_keyring(keyring_path(inventory.site_dir))
     for host in inventory.hosts if hosts is None else hosts:
         known = (facts or {}).get(host.name) or load_facts(inventory.site_dir, host.name) or HostFacts()
         signing = ring.current(host.name)
@@ -262,13 +257,14 @@ def render_site(
         }
         where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
         material = _material(pki, host.name, where, include_keys, ca)
-        material["signing_key"] = (
-            signing.key.hex().encode()
-            if include_keys and signing
-            else (placeholder(f"{KEYRING} {host.name}") + "\n").encode()
-        )
+        material["signing_key"] = _key_file(signing.key if signing else b"", include_keys, host.name)
         files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
+
+
+def _key_file(key: bytes, include_keys: bool, name: str) -> bytes:
+    """A key file as Vector's directory secret backend and the seal service read it (hex), or a placeholder."""
+    return key.hex().encode() if include_keys and key else (placeholder(f"{KEYRING} {name}") + "\n").encode()
 
 
 def boot_note(facts: HostFacts) -> str:

@@ -102,6 +102,28 @@ def literal_weight(fmt: str, names: tuple[str, ...]) -> int:
     return _compile(fmt, names)[1]
 
 
+def _conversion(conversion: str, name: str, following: str, final: bool) -> tuple[str, str]:
+    """The group name (`-`: not kept) and the pattern one conversion compiles to."""
+    if name not in READ:
+        name = "-"
+    if conversion[-1] in "diux" and name not in _RUNS:
+        return name, r"-?\d++"
+    if conversion[-1] == "f":
+        return name, r"-?\d++(?:\.\d++)?"
+    if name in _RUNS:
+        body = _RUNS[name]
+        follower = following[:1]
+        if body.startswith("[^") and follower and not follower.isspace():
+            # a possessive run never gives back: it must stop before the text that ends it (`alice,`)
+            body = "[^" + re.escape(follower) + body[2:]
+        return _ALIASES.get(name, name), body
+    if final and not following:
+        return name, ".*+"
+    # greedy: a name holding the text that follows it (`x from 10.0.0.1 port 22`) cannot displace the
+    # daemon's own address, which comes last
+    return name, ".*"
+
+
 def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     """A format is read up to the last value a rule uses; literal text after it is read only when the format
     ends with it (`not allowed because listed in DenyUsers`), so a key suffix that an older release did not
@@ -133,30 +155,9 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
             out.append("%")
             weight += 1
             continue
-        name = names[index]
+        name, body = _conversion(conversion, names[index], parts[i + 1], i == len(conversions) - 1)
         index += 1
-        last = i == len(conversions) - 1 and not parts[i + 1]
-        if name not in READ:
-            name = "-"
-        if conversion[-1] in "diux" and name not in _RUNS:
-            body = r"-?\d++"
-        elif conversion[-1] == "f":
-            body = r"-?\d++(?:\.\d++)?"
-        elif name in _RUNS:
-            body = _RUNS[name]
-            follower = parts[i + 1][:1]
-            if body.startswith("[^") and follower and not follower.isspace():
-                # a possessive run never gives back: it must stop before the text that ends it (`alice,`)
-                body = "[^" + re.escape(follower) + body[2:]
-            name = _ALIASES.get(name, name)
-        else:
-            if last:
-                body = ".*+"
-            else:
-                # greedy: a name holding the text that follows it (`x from 10.0.0.1 port 22`) cannot
-                # displace the daemon's own address, which comes last
-                free += 1
-                body = ".*"
+        free += body == ".*"
         if name == "-" or name in used:
             out.append(f"(?:{body})")
         else:
