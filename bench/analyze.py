@@ -5,6 +5,8 @@
     1M rows within 150 MB RSS. Exports are measured at several shares of login lines: 100 % is what
     the senders forward (and what MariaDB is loaded with); a whole host's journal is mostly other
     programs, whose lines analysis skips before parsing. Also printed: orjson's parse rate alone.
+(c) The same rows signed as each host's sender signs them, analysed with every signature checked
+    (`--signing-keys`): the cost of verification. Target: <= 30 % over (a) from MariaDB.
 (b) Load 10k failed-login events into MariaDB and time, in the same run, the old analysis script's
     query pattern (one query for the events, then one connection and one query per event) against
     `logstack analyze`. Target: >= 100x.
