@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
+from logstack.clock import DAY, to_micros
 from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
 from logstack.facts import HostFacts
@@ -20,7 +21,7 @@ from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
-from logstack.signing import ensure_keys
+from logstack.signing import Verifier, ensure_keys, site_verifier
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
 from logstack.vrl import digest_in
@@ -160,7 +161,8 @@ def verify_delivery(
                 with DatabaseSource(database_settings(inventory, forward.local_port, password)) as db:
                     since = _run_start(db, started if started is not None else time.monotonic())
                     interval = inventory.spec.senders.heartbeat_interval
-                    _wait_for_heartbeats(db, inventory.server.table, waiting, timeout, since, interval)
+                    verifier = site_verifier(inventory.site_dir, None)
+                    _wait_for_heartbeats(db, waiting, timeout, since, interval, verifier)
             finally:
                 forward.close()
     except LogstackError as exc:
@@ -187,31 +189,29 @@ def _run_start(db: DatabaseSource, started: float) -> dt.datetime:
 
 def _wait_for_heartbeats(
     db: DatabaseSource,
-    table: str,
     waiting: dict[str, tuple[HostResult, str]],
     timeout: float,
     since: dt.datetime,
     interval: int,
+    verifier: Verifier | None,
 ) -> None:
     """A changed host's heartbeat counts from this run's start; an unchanged one's from one interval before
-    (its Vector was not restarted, so it sends on its own schedule). Older rows prove nothing now."""
+    (its Vector was not restarted, so it sends on its own schedule). Older rows prove nothing now, and with
+    the site's keys only a heartbeat the host's own key signed proves anything."""
     deadline = time.monotonic() + timeout
-    earliest = since - dt.timedelta(seconds=2 * interval)
+    earliest = to_micros(since - dt.timedelta(seconds=2 * interval))
     while waiting:
-        rows = db.query(
-            f"SELECT `logstack_host` AS host, `logstack_config` AS config, MAX(`greptime_timestamp`) AS newest "
-            f"FROM `{table}` WHERE `SYSLOG_IDENTIFIER` = %s AND `greptime_timestamp` >= %s "
-            "GROUP BY `logstack_host`, `logstack_config`",
-            (HEARTBEAT_IDENTIFIER, earliest),
-        )
-        for row in rows:
-            entry = waiting.get(str(row["host"]))
-            if entry is None or row["config"] != entry[1] or not isinstance(row["newest"], dt.datetime):
+        for row in db.rows(earliest, earliest + DAY, identifier=HEARTBEAT_IDENTIFIER):
+            entry = waiting.get(str(row.get("logstack_host")))
+            stamp = row.get("greptime_timestamp")
+            if entry is None or row.get("logstack_config") != entry[1] or not isinstance(stamp, dt.datetime):
                 continue
-            if entry[0].status == "changed" and row["newest"] < since:
+            if entry[0].status == "changed" and stamp < since:
+                continue
+            if verifier is not None and verifier.check(row).problem is not None:
                 continue
             entry[0].delivering = "yes"
-            del waiting[str(row["host"])]
+            del waiting[str(row.get("logstack_host"))]
         if not waiting or time.monotonic() > deadline:
             return
         time.sleep(1)

@@ -4,7 +4,6 @@ Vector's TLS port."""
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import yaml
 
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
-from logstack.signing import canonical, keyring_path, load_keyring
+from logstack.signing import sign_row
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
@@ -42,12 +41,12 @@ def _heartbeat(host: str, age: dt.timedelta) -> dict:
     }
 
 
-def _signed(fleet, row: dict) -> dict:
-    """The row as its host's sender signs it (the rendered VRL's computation, proven in test_signing)."""
-    ring = load_keyring(keyring_path(fleet.inventory.parent))
-    key = ring.current(row["logstack_host"])
-    row = {**row, "logstack_kid": key.kid, "logstack_signed": ""}
-    return {**row, "logstack_sig": hmac.new(key.key, canonical(row), "sha256").hexdigest()}
+def _signed(fleet, row: dict, signer: str | None = None) -> dict:
+    """The row as a sender signs it with the key deployed on it (the rendered VRL's computation, which
+    test_signing proves with the real VRL engine)."""
+    host = fleet.hosts[signer or row["logstack_host"]]
+    key = bytes.fromhex(host.path("/etc/vector/secrets/signing_key").read_text().strip())
+    return sign_row(row, key)
 
 
 def _prepare(fleet):
@@ -211,10 +210,16 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
             for name in ("web1", "web2")
         }
         beat = _heartbeat("web1", dt.timedelta(seconds=2))
-        mariadb.insert("vector", [{**beat, "logstack_config": digests["web1"]}])
-        # web2 only ever sent heartbeats of another configuration, and one of this one hours ago (it is down now)
-        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(seconds=2)), "logstack_config": "0" * 16}])
-        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(hours=3)), "logstack_config": digests["web2"]}])
+        mariadb.insert("vector", [_signed(fleet, {**beat, "logstack_config": digests["web1"]})])
+        # web2 only ever sent heartbeats of another configuration, and one of this one hours ago (it is down now);
+        # a heartbeat of web2's new configuration that web1's key signed, or none, proves nothing
+        new2 = {**_heartbeat("web2", dt.timedelta(seconds=2)), "logstack_config": digests["web2"]}
+        mariadb.insert("vector", [_signed(fleet, {**new2, "logstack_config": "0" * 16})])
+        mariadb.insert(
+            "vector",
+            [_signed(fleet, {**_heartbeat("web2", dt.timedelta(hours=3)), "logstack_config": digests["web2"]})],
+        )
+        mariadb.insert("vector", [{**_signed(fleet, {**new2, "logstack_host": "web1"}), "logstack_host": "web2"}, new2])
         args = ["enroll-host", "--all", "--verify-timeout", "1", "--db-port", str(mariadb.port), "-i", fleet.inventory]
         started = time.monotonic()
         result = invoke(runner, *args)
@@ -223,7 +228,10 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
         assert "delivering" in result.stdout
         assert re.search(r"web1 .* ok .* yes", result.stdout), result.stdout
         assert "web2: no heartbeat of the new configuration reached GreptimeDB within 6 s" in result.stderr
-        mariadb.insert("vector", [{**_heartbeat("web2", dt.timedelta(seconds=1)), "logstack_config": digests["web2"]}])
+        mariadb.insert(
+            "vector",
+            [_signed(fleet, {**_heartbeat("web2", dt.timedelta(seconds=1)), "logstack_config": digests["web2"]})],
+        )
         assert invoke(runner, *args).exit_code == 0
     finally:
         fleet.stop()
