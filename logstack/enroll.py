@@ -21,7 +21,7 @@ from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
-from logstack.signing import Verifier, ensure_keys, site_verifier
+from logstack.signing import Verifier, ensure_keys, heartbeat_time, keyring_path, load_keyring, site_verifier
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
 from logstack.vrl import digest_in
@@ -62,6 +62,9 @@ def enroll(
     ready, refused = _mint_missing(pki, hosts, dry_run, passphrase)
     if not dry_run:  # the signing key travels with the certificate, in the same upload
         ensure_keys(inventory.site_dir, [h.name for h in ready], dt.datetime.now(dt.UTC))
+    # Vector puts a secret's value into the remap's source before compiling it: a diagnostic quoting that
+    # line would show the key, so service logs shown are scrubbed of every signing key
+    signing_keys = tuple(key.hex() for _, key, _ in load_keyring(keyring_path(inventory.site_dir)).by_kid().values())
     for result in refused:
         report(result)
     options = DeployOptions.for_site(
@@ -70,6 +73,7 @@ def enroll(
         accept_new=accept_new,
         verify_timeout=verify_timeout,
         slots=threading.Semaphore(forks),
+        secrets=signing_keys,
     )
 
     results = {r.name: r for r in refused}
@@ -203,10 +207,10 @@ def _wait_for_heartbeats(
     while waiting:
         for row in db.rows(earliest, earliest + DAY, identifier=HEARTBEAT_IDENTIFIER):
             entry = waiting.get(str(row.get("logstack_host")))
-            stamp = row.get("greptime_timestamp")
-            if entry is None or row.get("logstack_config") != entry[1] or not isinstance(stamp, dt.datetime):
+            stamp = heartbeat_time(row)
+            if entry is None or row.get("logstack_config") != entry[1] or stamp is None:
                 continue
-            if entry[0].status == "changed" and stamp < since:
+            if entry[0].status == "changed" and stamp < to_micros(since):
                 continue
             if verifier is not None and verifier.check(row).problem is not None:
                 continue

@@ -29,6 +29,8 @@ from logstack.inventory import Inventory
 from logstack.signing import keyring_path, load_keyring
 
 SEALS = "seals.jsonl"
+STARTED = "seals.started"  # written with the first seal: a chain that vanishes after it is an error
+MAX_SEAL_LINE = 16 << 20
 LAST_VERIFICATION = "last-verification.json"
 NO_HOST = "(none)"
 
@@ -64,14 +66,19 @@ class Seal:
         )
 
 
+def _typed(value: Any) -> str:
+    """A value JSON has no form for (binary, decimal, interval columns), named with its type."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"bytes:{bytes(value).hex()}"
+    return f"{type(value).__name__}:{value!s}"
+
+
 def row_hash(row: dict[str, Any]) -> bytes:
     """A row's hash over every non-null column (a column added to the table later changes nothing)."""
-    values = {}
-    for name, value in row.items():
-        if value is None:
-            continue
-        values[name] = value.isoformat() if isinstance(value, dt.datetime) else value
-    return hashlib.sha256(orjson.dumps(values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).digest()
+    values = {name: value for name, value in row.items() if value is not None}
+    return hashlib.sha256(
+        orjson.dumps(values, default=_typed, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    ).digest()
 
 
 def hour_digests(rows: Iterator[dict[str, Any]]) -> dict[str, tuple[int, str]]:
@@ -103,7 +110,9 @@ def read_chain(path: Path, key: bytes) -> list[Seal]:
     prev = ""
     for number, raw in enumerate(text.splitlines(), 1):
         try:
-            item = json.loads(raw)
+            if len(raw) > MAX_SEAL_LINE:
+                raise ValueError("seal line too long")
+            item = orjson.loads(raw)  # depth-limited: a nested line is an error, not a crash
             seal = Seal(
                 seq=int(item["seq"]),
                 hour=to_micros(dt.datetime.fromisoformat(item["hour"].replace("Z", "+00:00"))),
@@ -145,6 +154,8 @@ def seal_hours(
     """Seal every hour from after the last seal (or the oldest row's hour) that ended `delay` before `store_now`."""
     chain = read_chain(path, key)
     start = chain[-1].hour + HOUR if chain else (oldest - oldest % HOUR if oldest is not None else None)
+    if not chain and path.exists():
+        path.unlink()  # an empty file: the chain starts over (seal_store decided it may)
     result = SealResult()
     settled_until = store_now - delay
     if start is None:
@@ -177,13 +188,15 @@ def _line(seal: Seal) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    """One host-hour whose rows differ from what was sealed."""
+    """One host-hour whose rows differ from what was sealed, or (hour None) a fault of the chain itself."""
 
-    hour: int
+    hour: int | None
     host: str
     what: str
 
     def __str__(self) -> str:
+        if self.hour is None:
+            return f"seal chain: {self.what}"
         return f"{iso(self.hour)[:13]}:00Z {self.host}: {self.what}"
 
 
@@ -196,12 +209,47 @@ class VerifyResult:
     findings: list[Finding] = field(default_factory=list)
 
 
+def chain_findings(chain: list[Seal], anchor: list[Seal] | None, store_now: int, max_unsealed: int) -> list[Finding]:
+    """What is wrong with the chain as a whole: missing, ending too early (cut short, or sealing stopped), or
+    not extending an exported copy (replaced, or cut before the copy's end)."""
+    if not chain:
+        return [Finding(None, "", "no sealed hours: the chain is missing or empty (restore it from an exported copy)")]
+    found = []
+    last_end = chain[-1].hour + HOUR
+    if store_now - last_end > max_unsealed:
+        found.append(
+            Finding(
+                None,
+                "",
+                f"ends at {iso(last_end)}: later hours are not sealed (the chain was cut short, "
+                "or `logstack seal` is not running)",
+            )
+        )
+    for mark in anchor or []:
+        if mark.seq > len(chain) or chain[mark.seq - 1].hash != mark.hash:
+            found.append(
+                Finding(None, "", f"does not extend the exported chain (seal {mark.seq} missing or different)")
+            )
+            break
+    return found
+
+
 def verify_hours(
-    path: Path, key: bytes, read_hour: HourReader, since: int | None, store_now: int, ttl: int | None
+    path: Path,
+    key: bytes,
+    read_hour: HourReader,
+    since: int | None,
+    store_now: int,
+    ttl: int | None,
+    anchor: list[Seal] | None = None,
+    max_unsealed: int = 3 * HOUR,
 ) -> VerifyResult:
-    """Recompute every sealed hour (from `since`) and name each host-hour that changed."""
+    """Check the chain as a whole, then recompute every sealed hour (from `since`) and name each host-hour
+    that changed."""
     result = VerifyResult()
-    for seal in read_chain(path, key):
+    chain = read_chain(path, key)
+    result.findings.extend(chain_findings(chain, anchor, store_now, max_unsealed))
+    for seal in chain:
         if since is not None and seal.hour + HOUR <= since:
             continue
         if ttl is not None and seal.hour < store_now - ttl:
@@ -224,26 +272,45 @@ def verify_hours(
     return result
 
 
-def record_verification(state_dir: Path, result: VerifyResult, now: int) -> None:
-    """Keep the outcome for the report (`Last verification`)."""
+def record_verification(state_dir: Path, result: VerifyResult, now: int, key: bytes) -> None:
+    """Keep the outcome for the report (`Last verification`), authenticated by the seal key."""
     summary = {
         "at": iso(now),
         "checked_hours": result.checked,
         "expired_hours": result.expired,
         "findings": [str(f) for f in result.findings],
     }
-    atomic_write(state_dir / LAST_VERIFICATION, json.dumps(summary, indent=1) + "\n", mode=0o600)
+    body = orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)
+    record = {**summary, "mac": hmac.new(key, b"verification\0" + body, "sha256").hexdigest()}
+    atomic_write(state_dir / LAST_VERIFICATION, json.dumps(record, indent=1) + "\n", mode=0o600)
 
 
-def last_verification(state_dir: Path) -> str | None:
-    """`at: N hours checked, clean` or `at: N findings`, from the last recorded run."""
+def last_verification(state_dir: Path, key: bytes, now: int) -> str | None:
+    """`at: N hours checked, clean` or `at: N findings`, from the last recorded run (None: none recorded)."""
+    path = state_dir / LAST_VERIFICATION
     try:
-        data = json.loads((state_dir / LAST_VERIFICATION).read_text())
-        findings = len(data["findings"])
-        outcome = "clean" if not findings else f"{findings} host-hours changed after sealing"
-        return f"{data['at']}: {data['checked_hours']} sealed hours checked, {outcome}"
-    except (OSError, ValueError, KeyError, TypeError):
+        raw = path.read_bytes()
+    except OSError:
         return None
+    try:
+        data = orjson.loads(raw[: 1 << 20])
+        mac = data.pop("mac")
+        body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        genuine = hmac.compare_digest(hmac.new(key, b"verification\0" + body, "sha256").hexdigest(), str(mac))
+        at = to_micros(dt.datetime.fromisoformat(str(data["at"]).replace("Z", "+00:00")))
+        if not genuine or at > now + HOUR:
+            return f"unverifiable: {path.name} was not written by `logstack verify` with this site's seal key"
+        findings = len(data["findings"])
+        outcome = "clean" if not findings else f"{findings} findings (host-hours changed, or chain faults)"
+        return f"{data['at']}: {int(data['checked_hours'])} sealed hours checked, {outcome}"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"unverifiable: {path.name} is not a verification record"
+
+
+def site_last_verification(site_dir: Path, now: int) -> str | None:
+    """The last verification recorded in the site's state directory, checked with the site's seal key."""
+    key = load_keyring(keyring_path(site_dir)).seal_key
+    return last_verification(site_dir / "state", key, now) if key else None
 
 
 def export_chain(path: Path, key: bytes, target: Path) -> int:
@@ -261,19 +328,36 @@ class Store(Protocol):
     def store_now(self) -> int: ...
 
 
-def seal_store(store: Store, state_dir: Path, key: bytes, delay: int) -> SealResult:
-    """Seal the store's settled hours into `state_dir`'s chain."""
+def seal_store(store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool = False) -> SealResult:
+    """Seal the store's settled hours into `state_dir`'s chain. The first seal starts it from the oldest row;
+    after that a missing or emptied chain is an error (re-sealing would seal whatever the store holds now)
+    unless `start_anew` says the operator means it."""
     now = store.store_now()
     chain = state_dir / SEALS
-    oldest = None if chain.exists() else store.oldest()
-    return seal_hours(chain, key, store.rows, oldest, now, delay, iso(now))
+    oldest = None
+    if not read_chain(chain, key):
+        if (state_dir / STARTED).exists() and not start_anew:
+            raise SealChainError(
+                f"{chain}: the seal chain is missing or empty although sealing started before; restore it "
+                "(an exported copy) or start a new chain with --start-anew (earlier hours stay unverifiable)"
+            )
+        oldest = store.oldest()
+    result = seal_hours(chain, key, store.rows, oldest, now, delay, iso(now))
+    if result.sealed:
+        atomic_write(state_dir / STARTED, f"{iso(now)}\n", mode=0o600)
+    return result
 
 
-def verify_store(store: Store, state_dir: Path, key: bytes, since: int | None, ttl: int | None) -> VerifyResult:
-    """Check every sealed hour against the store; the outcome is kept for the report."""
+def verify_store(
+    store: Store, state_dir: Path, key: bytes, since: int | None, ttl: int | None, anchor: Path | None = None
+) -> VerifyResult:
+    """Check the chain and every sealed hour against the store; the outcome is kept for the report."""
     now = store.store_now()
-    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl)
-    record_verification(state_dir, result, now)
+    marks = read_chain(anchor, key) if anchor is not None else None
+    if anchor is not None and not marks:
+        raise SealChainError(f"{anchor}: no exported chain to check against")
+    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks)
+    record_verification(state_dir, result, now, key)
     return result
 
 

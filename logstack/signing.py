@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from logstack.clock import DAY, to_micros
 from logstack.errors import SecretsError
 from logstack.fsutil import atomic_write
 
@@ -56,6 +57,7 @@ SECRET_DIR = "/etc/vector/secrets"
 SECRET_NAME = "signing_key"
 SECRET_REFERENCE = f"SECRET[logstack.{SECRET_NAME}]"
 KEYRING = "signing-keys.json"
+RETIRED_GRACE = 7 * DAY  # how long after its retirement a key still proves rows the store receives
 _KID_RE = re.compile(r"[0-9a-f]{16}")
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -88,8 +90,16 @@ class KeyRing:
         live = [k for k in self.hosts.get(host, []) if k.retired is None]
         return live[-1] if live else None
 
-    def by_kid(self) -> dict[str, tuple[str, bytes]]:
-        return {k.kid: (host, k.key) for host, keys in self.hosts.items() for k in keys}
+    def by_kid(self) -> dict[str, tuple[str, bytes, str | None]]:
+        return {k.kid: (host, k.key, k.retired) for host, keys in self.hosts.items() for k in keys}
+
+    def retire(self, host: str, now: dt.datetime) -> bool:
+        """Retire a host's live keys (host revoked or retired); True when one was live."""
+        stamp, found = now.strftime("%Y-%m-%dT%H:%M:%SZ"), False
+        for key in self.hosts.get(host, []):
+            if key.retired is None:
+                key.retired, found = stamp, True
+        return found
 
     def mint(self, host: str, now: dt.datetime) -> HostKey:
         """A fresh key for `host`; its older keys are retired (kept for verification)."""
@@ -120,8 +130,11 @@ def load_keyring(path: Path) -> KeyRing:
     if st.st_mode & 0o077:
         raise SecretsError(f"{path}: readable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
     try:
-        data = json.loads(path.read_bytes())
-        ring = KeyRing(seal_key=bytes.fromhex(data.get("seal_key", "")))
+        data = orjson.loads(path.read_bytes())  # depth-limited: a nested file is an error, not a crash
+        seal_key = data.get("seal_key", "")
+        if not isinstance(seal_key, str) or (seal_key and not _KEY_RE.fullmatch(seal_key)):
+            raise ValueError("seal key is not 64 hexadecimal digits")
+        ring = KeyRing(seal_key=bytes.fromhex(seal_key))
         for host, keys in data["hosts"].items():
             ring.hosts[str(host)] = [_host_key(k) for k in keys]
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -136,7 +149,17 @@ def _host_key(item: dict[str, Any]) -> HostKey:
     raw = bytes.fromhex(key)
     if key_id(raw) != kid:
         raise ValueError("key id does not match key")
-    return HostKey(kid, raw, str(item["created"]), item.get("retired"))
+    retired = item.get("retired")
+    if retired is not None:
+        _stamp(retired)  # a retirement the verifier cannot read would make the key valid for ever
+    return HostKey(kid, raw, str(item["created"]), retired)
+
+
+def _stamp(text: object) -> int:
+    """A key ring time (`2026-12-01T06:00:00Z`) in µs."""
+    if not isinstance(text, str):
+        raise ValueError("not a time")
+    return to_micros(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def save_keyring(path: Path, ring: KeyRing) -> None:
@@ -150,6 +173,16 @@ def save_keyring(path: Path, ring: KeyRing) -> None:
         },
     }
     atomic_write(path, json.dumps(data, indent=1) + "\n", mode=0o600)
+
+
+def retire_keys(site_dir: Path, host: str, now: dt.datetime) -> bool:
+    """Retire a host's signing keys (revoked, or removed from the fleet); True when one was live."""
+    path = keyring_path(site_dir)
+    ring = load_keyring(path)
+    if ring.retire(host, now):
+        save_keyring(path, ring)
+        return True
+    return False
 
 
 def ensure_keys(site_dir: Path, hosts: Iterable[str], now: dt.datetime, rotate: bool = False) -> list[str]:
@@ -226,10 +259,14 @@ def _pads(key: bytes) -> tuple[Any, Any]:
 class Verifier:
     """Checks rows against the site's keys, current and retired."""
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyRing, grace: int = RETIRED_GRACE) -> None:
         # HMAC-SHA256 (RFC 2104) from precomputed inner and outer hash states: a copy each per row instead of
-        # a key set-up, the larger part of a check's cost
-        self._keys = {kid: (host, *_pads(key)) for kid, (host, key) in ring.by_kid().items()}
+        # a key set-up, the larger part of a check's cost. A retired key proves rows the store received up to
+        # `grace` after its retirement (what senders had buffered); later rows it signed prove nothing.
+        self._keys = {
+            kid: (host, *_pads(key), _stamp(retired) + grace if retired else None)
+            for kid, (host, key, retired) in ring.by_kid().items()
+        }
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -242,7 +279,11 @@ class Verifier:
         known = self._keys.get(kid) if isinstance(kid, str) else None
         if known is None:
             return Verdict("unknown_key")
-        signer, inner, outer = known
+        signer, inner, outer, valid_until = known
+        if valid_until is not None:
+            stored = row.get("greptime_timestamp")
+            if not isinstance(stored, dt.datetime) or to_micros(stored) > valid_until:
+                return Verdict("retired_key", signer)
         message = canonical(row)
         if message is None or sig.__class__ is not str or len(sig) != 64:
             return Verdict("bad_signature", signer)
@@ -255,6 +296,19 @@ class Verifier:
         if row.get("logstack_host") != signer:
             return Verdict("forged_host", signer)
         return OK
+
+
+def heartbeat_time(row: Mapping[str, Any]) -> int | None:
+    """When a heartbeat row proves its sender was alive (µs): the earlier of the store's ingest time and the
+    time the sender signed (`__REALTIME_TIMESTAMP`), so an old heartbeat stored again counts as old."""
+    stored = row.get("greptime_timestamp")
+    if not isinstance(stored, dt.datetime):
+        return None
+    sent = row.get("__REALTIME_TIMESTAMP")
+    ingest = to_micros(stored)
+    if isinstance(sent, str) and sent.isascii() and sent.isdigit() and len(sent) <= 18:
+        return min(ingest, int(sent))
+    return ingest
 
 
 def sign_row(row: Mapping[str, Any], key: bytes, names: Iterable[str] = ()) -> dict[str, Any]:

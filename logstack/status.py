@@ -21,7 +21,7 @@ from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.shell import shell_command
-from logstack.signing import Verifier, site_verifier
+from logstack.signing import Verifier, heartbeat_time, site_verifier
 from logstack.ssh import Connection, connect
 from logstack.targets import known_hosts_path, server_target
 
@@ -119,13 +119,13 @@ def _last_seen(
 def _authentic_heartbeats(db: DatabaseSource, verifier: Verifier, start: int, rejected: Counter[str]) -> dict[str, int]:
     newest: dict[str, int] = {}
     for row in db.rows(start, start + 30 * DAY, identifier=HEARTBEAT_IDENTIFIER):
-        host, stamp = row.get("logstack_host"), row.get("greptime_timestamp")
-        if not isinstance(host, str) or not isinstance(stamp, dt.datetime):
+        host, stamp = row.get("logstack_host"), heartbeat_time(row)
+        if not isinstance(host, str) or stamp is None:
             continue
         if verifier.check(row).problem is not None:
             rejected[host] += 1
             continue
-        newest[host] = max(newest.get(host, 0), to_micros(stamp))
+        newest[host] = max(newest.get(host, 0), stamp)
     return newest
 
 

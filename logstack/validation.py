@@ -242,6 +242,7 @@ def identity_names(value: dict[str, str]) -> dict[str, str]:
     for name in value:
         if not full(_FIELD_RE, name):
             raise ValueError(f"identity field {name!r} must match [a-z][a-z0-9_]* (it becomes a column)")
-        if name in RESERVED_FIELDS:
+        if name in RESERVED_FIELDS or name.startswith("logstack_"):
+            # logstack_* columns are logstack's own: signature, key id, configuration digest
             raise ValueError(f"identity field {name!r} is reserved (use the host's own key or rename it)")
     return value

@@ -145,15 +145,34 @@ def test_unsigned_and_unknown_key_rows(site):
 
 def test_rotation_keeps_old_records_verifiable(site):
     inventory, ring = _site(site)
-    old = _stored(_signer(inventory, ring, "web1").remap(dict(JOURNAL)))
+    stored_at = dt.datetime(2026, 12, 1, 8, 0)  # naive UTC, as the store gives it back
+    old = {**_stored(_signer(inventory, ring, "web1").remap(dict(JOURNAL))), "greptime_timestamp": stored_at}
     ensure_keys(site.parent, ["web1"], NOW + dt.timedelta(days=1), rotate=True)
     ring2 = load_keyring(keyring_path(site.parent))
     assert ring2.current("web1").kid != old["logstack_kid"]
     new = _stored(_signer(inventory, ring2, "web1").remap(dict(JOURNAL)))
     verifier = Verifier(ring2)
     assert verifier.check(old).problem is None
-    assert verifier.check(new).problem is None
+    assert verifier.check({**new, "greptime_timestamp": stored_at + dt.timedelta(days=400)}).problem is None
     assert [k.retired is not None for k in ring2.hosts["web1"]] == [True, False]
+    # what the retired key signs after the senders' grace proves nothing (a stolen old key)
+    late = {**old, "greptime_timestamp": stored_at + dt.timedelta(days=30)}
+    assert verifier.check(late).problem == "retired_key"
+
+
+def test_a_revoked_host_s_key_is_retired(site, runner):
+    inventory, ring = _site(site)
+    from logstack.pki import PKI
+
+    inv = load_inventory(inventory)
+    pki = PKI.for_inventory(inv)
+    pki.init_ca()
+    pki.issue_client(inv.host("db1"))
+    result = runner.invoke(
+        __import__("logstack.cli", fromlist=["app"]).app, ["certs", "revoke", "db1", "-i", str(inventory)]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_keyring(keyring_path(site.parent)).current("db1") is None
 
 
 def test_review_render_holds_no_key_material(site, tmp_path):

@@ -47,6 +47,12 @@ WANTED_COLUMNS = (
 )
 
 
+# journald names Vector renames on the sender (MESSAGE → message, _HOSTNAME → host, v0.57.0
+# src/sources/journald.rs): a column of such a name in the store was put there by someone else, and a row's
+# signature does not cover it, so analysis never reads it in place of the signed field.
+NOT_IN_STORE = frozenset({"MESSAGE", "_HOSTNAME"})
+
+
 def journal_lines(source: str, since: int | None = None, selection: Selection | None = None) -> Iterator[Line]:
     """Lines of a journal JSON export (`-` reads standard input); bad lines are errors naming file:line.
 
@@ -145,9 +151,9 @@ class DatabaseSource:
             raise RuntimeFailure(
                 f"database {self.config.label}: table has no greptime_timestamp column (or is missing)"
             )
-        wanted = [c for c in WANTED_COLUMNS if c in present]
+        wanted = [c for c in WANTED_COLUMNS if c in present and c not in NOT_IN_STORE]
         if self.verifier:  # a signature covers identity columns of any name: read them all
-            wanted += sorted(c for c in present if c not in wanted and _NAME_RE.fullmatch(c))
+            wanted += sorted(c for c in present if c not in wanted and c not in NOT_IN_STORE and _NAME_RE.fullmatch(c))
         return wanted
 
     def store_now(self) -> int:

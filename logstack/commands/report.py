@@ -17,7 +17,7 @@ from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.pki.service import list_certificates
 from logstack.report import build_report, render_html, render_markdown
-from logstack.seal import last_verification
+from logstack.seal import site_last_verification
 from logstack.signing import site_verifier
 
 
@@ -64,7 +64,7 @@ def report(
         "expected_hosts": [h.name for h in inv.hosts] if inv else [],
         "silence": duration_micros(silence, "--silence"),
         "certificates": certificates,
-        "last_verification": last_verification(inv.site_dir / "state") if inv else None,
+        "last_verification": site_last_verification(inv.site_dir, now) if inv else None,
     }
     if journal is not None:
         selection = Selection.of(inv)

@@ -38,13 +38,16 @@ def seal(
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
     seal_key: SealKeyOpt = None,
+    start_anew: Annotated[
+        bool, typer.Option("--start-anew", help="Start a new chain although one existed (it was lost).")
+    ] = False,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
     site = open_site(
         inventory_path, db_host, db_port, db_user, db_name, table, db_password_file, data_dir, signing_keys, seal_key
     )
     with DatabaseSource(site.database) as db:
-        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"))
+        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew)
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
     if export is not None:
         count = export_chain(site.state_dir / SEALS, site.seal_key, export)

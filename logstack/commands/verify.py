@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,6 +41,9 @@ def verify(
     signing_keys: KeysOpt = None,
     seal_key: SealKeyOpt = None,
     ttl: TtlOpt = None,
+    anchor: Annotated[
+        Path | None, typer.Option("--anchor", help="A chain exported earlier: the chain must extend it.")
+    ] = None,
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
     site = open_site(
@@ -56,7 +60,9 @@ def verify(
         ttl,
     )
     with DatabaseSource(site.database) as db:
-        result = verify_store(db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl)
+        result = verify_store(
+            db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor
+        )
     for finding in result.findings:
         typer.echo(escape(str(finding)))
     typer.echo(

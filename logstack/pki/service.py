@@ -17,7 +17,7 @@ from logstack.errors import PKIError
 from logstack.inventory import Inventory
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
-from logstack.signing import ensure_keys
+from logstack.signing import ensure_keys, retire_keys
 
 MONITOR = "logstack-monitor"
 
@@ -40,8 +40,10 @@ def retire_old_ca(inventory: Inventory, passphrase: bytes | None, force: bool) -
 
 
 def revoke(inventory: Inventory, host: str) -> CertRecord:
-    """Mark a host's certificate revoked."""
-    return PKI.for_inventory(inventory).revoke(host)
+    """Mark a host's certificate revoked; its signing key stops proving rows (after the retired keys' grace)."""
+    record = PKI.for_inventory(inventory).revoke(host)
+    retire_keys(inventory.site_dir, host, dt.datetime.now(dt.UTC))
+    return record
 
 
 def expiring(inventory: Inventory, within: dt.timedelta) -> list[CertRecord]:
