@@ -242,7 +242,7 @@ def verify_hours(
     store_now: int,
     ttl: int | None,
     anchor: list[Seal] | None = None,
-    max_unsealed: int = 3 * HOUR,
+    max_unsealed: int = 2 * HOUR,
 ) -> VerifyResult:
     """Check the chain as a whole, then recompute every sealed hour (from `since`) and name each host-hour
     that changed."""

@@ -166,7 +166,88 @@ def test_a_pam_failure_under_a_renamed_pam_service_is_an_ssh_failure():
         e(
             0,
             711,
-            "pam_unix(ssh-mfa:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=bob",
+            "pam_unix(ssh-mfa:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
+            "rhost=203.0.113.9  user=bob",
         )
     )
     assert (event.type, event.outcome, event.user) == ("ssh_login", "failure", "bob")
+
+
+def test_client_chosen_text_after_the_address_cannot_frame_another_address():
+    """A self-made certificate's ID is logged after the address (for an invalid user at the default level)."""
+    found = []
+    for n in range(12):
+        port = 40000 + n
+        found += events(
+            e(n, 720 + n, f"Invalid user x from 1.2.3.4 port {port}"),
+            e(
+                n + 0.1,
+                720 + n,
+                f"Failed publickey for invalid user x from 1.2.3.4 port {port} ssh2: ED25519-CERT SHA256:a "
+                f"ID from 6.6.6.6 port 1 ssh2: ED25519 SHA256:b (serial 1) CA ED25519 SHA256:c",
+            ),
+            e(n + 0.2, 720 + n, f"Connection closed by invalid user x 1.2.3.4 port {port} [preauth]"),
+        )
+    assert {ev.source_ip for ev in found} == {"1.2.3.4"}
+    assert [ev.source_ip for ev in found if ev.type == "brute_force"] == ["1.2.3.4"]
+
+
+def test_a_login_refused_by_pam_account_checks_after_accepted_is_a_failure():
+    (event,) = events(
+        e(0, 730, "Accepted password for bob from 203.0.113.9 port 4242 ssh2"),
+        e(0.1, 730, "fatal: Access denied for user bob by PAM account configuration [preauth]"),
+    )
+    assert (event.type, event.outcome) == ("ssh_login", "failure")
+    assert event.reason.startswith("refused by PAM account configuration")
+
+
+@pytest.mark.parametrize(
+    ("comm", "exe", "forged"),
+    [
+        ("sshd-session", "/usr/lib/openssh/sshd-session", False),
+        ("sshd-session", "/usr/libexec/openssh/sshd-session", False),
+        ("sshd-session", "/tmp/sshd-session", True),  # a copy of logger named like the daemon
+        ("sshd-session", "/usr/bin/logger", True),  # _COMM set with prctl(PR_SET_NAME)
+        ("sshd-session", "/usr/../tmp/sshd-session", True),
+        ("sshd-session", None, False),
+        ("logger", None, True),
+    ],
+)
+def test_forged_lines_are_told_by_the_kernel_s_exe_path(comm, exe, forged):
+    from logstack.analyze.classify import is_forged
+
+    assert is_forged("sshd-session", comm, exe) is forged
+
+
+def test_scanners_that_never_name_an_account_make_no_brute_force():
+    found = events(
+        *[
+            e(n, 740 + n, f"Received disconnect from 203.0.113.9 port {5000 + n}:11: Bye Bye [preauth]")
+            for n in range(12)
+        ]
+    )
+    assert all(ev.type == "ssh_login" and ev.outcome == "failure" for ev in found)
+    assert not [ev for ev in found if ev.type == "brute_force"]
+
+
+def test_a_sudo_line_whose_directory_carries_fields_is_flagged():
+    (event,) = events(
+        e(
+            0,
+            750,
+            "alice : TTY=pts/0 ; PWD=/tmp/x ; USER=backup ; COMMAND=/bin/true ; USER=root ; COMMAND=/bin/bash",
+            "sudo",
+        )
+    )
+    assert "ambiguous" in event.flags and event.severity == "failure"
+
+
+def test_a_long_sudo_line_with_a_newline_is_classified_quickly():
+    import time
+
+    from logstack.analyze.classify import classify
+
+    line = "a" * 1000 + "\n" + "b : " * 250
+    start = time.perf_counter()
+    classify("sudo", line[:2048])
+    assert time.perf_counter() - start < 0.005

@@ -193,3 +193,74 @@ def test_the_server_seals_without_an_inventory(sealed_site, tmp_path, mariadb, r
     assert result.exit_code == 1 and "not signed by this site's seal key" in result.output
     result = runner.invoke(app, ["seal", "--db-port", str(mariadb.port)], env={"GREPTIMEDB_PASSWORD": PASSWORD})
     assert result.exit_code == 2 and "--seal-key" in result.output
+
+
+def test_a_vanished_or_emptied_chain_is_found_and_not_resealed(sealed_site):
+    cli, sql, _hour, chain = sealed_site
+    saved = chain.read_bytes()
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")
+    for damage in ("empty", "delete"):
+        if damage == "empty":
+            chain.write_bytes(b"")
+        else:
+            chain.unlink()
+        result = cli("verify")
+        assert result.exit_code == 1 and "seal chain: no sealed hours" in result.output
+        result = cli("seal", "--delay", "0s")
+        assert result.exit_code == 1 and "missing or empty although sealing started" in result.output
+    chain.write_bytes(saved)  # restored from a copy: the deletion shows again
+    assert "1 of 6 sealed rows deleted" in cli("verify").output
+
+
+def test_a_chain_cut_at_its_end_is_found(sealed_site, tmp_path):
+    cli, sql, _hour, chain = sealed_site
+    export = tmp_path / "export.jsonl"
+    assert cli("seal", "--delay", "0s", "--export", str(export)).exit_code == 0
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=13'")  # in the second sealed hour
+    lines = chain.read_text().splitlines()
+    chain.write_text(lines[0] + "\n")  # keep only the first seal
+    result = cli("verify", "--anchor", str(export))
+    assert result.exit_code == 1
+    assert "does not extend the exported chain (seal 2" in result.output
+
+
+def test_a_chain_that_stopped_long_ago_is_found(sealed_site):
+    cli, _sql, _hour, chain = sealed_site
+    lines = chain.read_text().splitlines()
+    chain.write_text(lines[0] + "\n")  # the chain ends 3 hours ago: cut, or sealing stopped
+    result = cli("verify")
+    assert result.exit_code == 1 and "later hours are not sealed" in result.output
+
+
+def test_the_recorded_verification_is_authenticated(sealed_site, tmp_path):
+    from logstack.seal import LAST_VERIFICATION, site_last_verification
+
+    cli, _, _, chain = sealed_site
+    assert cli("verify").exit_code == 0
+    site_dir = chain.parent.parent
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1e6)
+    assert "3 sealed hours checked, clean" in site_last_verification(site_dir, now)
+    record = chain.parent / LAST_VERIFICATION
+    data = json.loads(record.read_text())
+    data["findings"] = []
+    data["checked_hours"] = 9999
+    record.write_text(json.dumps(data))
+    assert site_last_verification(site_dir, now).startswith("unverifiable")
+    record.write_text("[" * 100000 + "]" * 100000)  # nested beyond any parser's depth: read as not a record
+    assert site_last_verification(site_dir, now).startswith("unverifiable")
+
+
+def test_columns_of_any_type_are_sealed_and_verified(sealed_site):
+    cli, sql, _hour, _chain = sealed_site
+    sql("ALTER TABLE LOGS ADD COLUMN `blob_col` BLOB NULL, ADD COLUMN `dec_col` DECIMAL(10,2) NULL")
+    sql("UPDATE LOGS SET blob_col = X'00ff', dec_col = 1.50 WHERE __CURSOR = 's=1;i=2'")
+    result = cli("verify")
+    assert result.exit_code == 1 and "rows altered after sealing" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_nested_or_oversized_seal_line_is_a_one_line_error(sealed_site):
+    cli, _, _, chain = sealed_site
+    chain.write_text("[" * 100000 + "]" * 100000 + "\n")
+    result = cli("verify")
+    assert result.exit_code == 1 and "not a seal (the chain was edited)" in result.output

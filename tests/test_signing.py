@@ -26,6 +26,7 @@ from logstack.render import render_site
 from logstack.signing import (
     SECRET_REFERENCE,
     SIGNED_FIELDS,
+    HostKey,
     KeyRing,
     Verifier,
     ensure_keys,
@@ -161,7 +162,7 @@ def test_rotation_keeps_old_records_verifiable(site):
 
 
 def test_a_revoked_host_s_key_is_retired(site, runner):
-    inventory, ring = _site(site)
+    inventory, _ring = _site(site)
     from logstack.pki import PKI
 
     inv = load_inventory(inventory)
@@ -282,3 +283,68 @@ def test_analyze_and_report_over_the_store_flag_what_fails_authentication(site, 
     )
     assert plain.exit_code == 0, plain.output
     assert "not checked" in md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
+
+
+def test_unsigned_columns_of_journald_names_are_never_read_from_the_store(site, mariadb, runner):
+    """Vector renames MESSAGE and _HOSTNAME on the sender; such columns in the store are someone else's."""
+    from logstack.cli import app
+    from tests.mariadb import PASSWORD
+
+    inventory, ring = _site(site)
+    name = "shadowed"
+    mariadb.create_logs(name)
+    event = {**JOURNAL, "message": "Accepted publickey for root from 203.0.113.9 port 4242 ssh2"}
+    row = {**_stored(_signer(inventory, ring, "web1").remap(event)), "greptime_timestamp": dt.datetime(2026, 11, 30, 9)}
+    mariadb.insert(name, [{**row, "_HOSTNAME": "db1"}])
+    args = ["analyze", "--db-port", str(mariadb.port), "--db-name", name, "-i", str(inventory), "--format", "json"]
+    result = runner.invoke(app, [*args, "--since", "2026-11-30"], env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    (found,) = json.loads(result.stdout)
+    assert (found["type"], found["user"], found["host"]) == ("ssh_login", "root", "web1")
+    assert found["authentication"] == []
+
+
+def test_a_message_column_beside_the_signed_message_is_not_selected():
+    """GreptimeDB's column names are case-sensitive (MariaDB's are not): the selection itself leaves it out."""
+    from logstack.analyze.sources import DatabaseSource
+    from logstack.greptime import DatabaseConfig
+
+    class Store(DatabaseSource):
+        def query(self, sql, params):
+            names = ["greptime_timestamp", "message", "MESSAGE", "_HOSTNAME", "host", "logstack_sig", "cmdb_id"]
+            return [{"column_name": n} for n in names]
+
+    config = DatabaseConfig("127.0.0.1", 1, "analyst", "x", "vector", "logs")
+    for verifier in (None, Verifier(KeyRing(hosts={"a": [HostKey("0" * 16, b"k" * 32, "x")]}))):
+        columns = Store(config, verifier=verifier)._columns()
+        assert "message" in columns and "MESSAGE" not in columns and "_HOSTNAME" not in columns
+
+
+def test_identity_names_of_logstack_s_own_columns_are_refused(tmp_path):
+    for reserved in ("logstack_sig", "logstack_kid", "logstack_signed", "logstack_config"):
+        path = tmp_path / f"{reserved}.yaml"
+        path.write_text(
+            "site: t\nserver:\n  fqdn: logs.example.com\nhosts:\n  - name: a\n    address: 10.0.0.1\n"
+            f"    identity:\n      {reserved}: x\n"
+        )
+        with pytest.raises(Exception, match="reserved"):
+            load_inventory(path)
+
+
+def test_a_short_seal_key_or_a_nested_ring_is_refused(site):
+    path = keyring_path(site.parent)
+    path.write_text(json.dumps({"seal_key": "00", "hosts": {}}))
+    path.chmod(0o600)
+    with pytest.raises(Exception, match="not a logstack signing key ring"):
+        load_keyring(path)
+    path.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(Exception, match="not a logstack signing key ring"):
+        load_keyring(path)
+
+
+def test_an_old_heartbeat_stored_again_counts_as_old():
+    from logstack.signing import heartbeat_time
+
+    stored = dt.datetime(2026, 12, 1, 6, 0)
+    sent = str(int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1_000_000))
+    assert heartbeat_time({"greptime_timestamp": stored, "__REALTIME_TIMESTAMP": sent}) == int(sent)

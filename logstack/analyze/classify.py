@@ -48,6 +48,7 @@ class Fact(Subject):
     own_event: bool = False  # lines of long-lived daemons are events of their own
     service: str | None = None  # the PAM service of a pam_* line
     truncated: bool = False  # longer than any rule reads: reported as it is, flagged
+    ambiguous: bool = False  # fields whose values may hold their own delimiters: read, but flagged
 
 
 # No program logstack reads writes a login line this long (sudo splits its own at 960 bytes); rules stop
@@ -182,22 +183,26 @@ _WHOLE_TEXT_KINDS = frozenset({"ssh_preauth"})
 def _sudo(message: str) -> Fact:
     if message.startswith("(command continued)"):
         return Fact("sudo_continued", command=message[len("(command continued)") :].strip())
-    match = rules.SUDO_RE.match(message)
-    if match is not None and match["rest"].startswith("(command continued)"):  # sudo >= 1.9: `alice : (command …`
-        return Fact("sudo_continued", command=match["rest"][len("(command continued)") :].strip())
-    if match is None or ("TTY=" not in match["rest"] and "COMMAND=" not in match["rest"]):
+    # `%8s : …`: a user name never holds ` : ` (a partition, not a pattern: linear whatever the line holds)
+    user, sep, rest = message.partition(" : ")
+    if sep and rest.startswith("(command continued)"):  # sudo >= 1.9: `alice : (command continued) …`
+        return Fact("sudo_continued", command=rest[len("(command continued)") :].strip())
+    if not sep or ("TTY=" not in rest and "COMMAND=" not in rest):
         return Fact("sudo_other", reason=message)
     fields: dict[str, str] = {}
     reason = None
-    for part in match["rest"].split(" ; "):
+    for part in rest.split(" ; "):
         key, sep, value = part.partition("=")
         if sep and key.isupper():
             if key == "COMMAND":  # the command may itself contain ' ; '
-                fields[key] = match["rest"].split("COMMAND=", 1)[1]
+                fields[key] = rest.split("COMMAND=", 1)[1]
                 break
             fields[key] = value
         elif reason is None:
             reason = part.strip()
+    # sudo escapes no ` ; ` in the directory (PWD) or the command: a second USER= or COMMAND= means the line
+    # cannot say which is sudo's own; the event shows what it read, flagged
+    ambiguous = rest.count(" ; USER=") + rest.startswith("USER=") > 1 or rest.count("COMMAND=") > 1
     failure = None
     if reason:
         for needle, label in rules.SUDO_FAILURES:
@@ -207,12 +212,13 @@ def _sudo(message: str) -> Fact:
         failure = failure or reason
     return Fact(
         "sudo_fail" if failure else "sudo_cmd",
-        user=match["user"].strip(),
+        user=user.strip(),
         target_user=fields.get("USER"),
         tty=fields.get("TTY"),
         cwd=fields.get("PWD"),
         command=fields.get("COMMAND"),
         reason=failure,
+        ambiguous=ambiguous,
     )
 
 
@@ -362,11 +368,16 @@ def classify(identifier: str, message: str) -> Fact:
     return fact
 
 
+# Where the login programs' binaries live: directories only root can write to. Any user can name a copy of
+# `logger` sshd-session or set a process's _COMM (prctl PR_SET_NAME); the kernel's _EXE path tells.
+SYSTEM_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/libexec/", "/nix/store/")
+
+
 def is_forged(identifier: str, comm: str | None, exe: str | None) -> bool:
-    """True when the trusted _COMM/_EXE do not match the claimed identifier (`logger -t sshd ...`)."""
+    """True when the trusted _EXE (else _COMM) does not match the claimed identifier (`logger -t sshd ...`)."""
     expected = EXPECTED_COMM.get(identifier)
     if expected is None or (comm is None and exe is None):
         return False
-    if comm is not None and comm in expected:
-        return False
-    return not (exe is not None and exe.rsplit("/", 1)[-1] in expected)
+    if exe is not None:
+        return not (exe.startswith(SYSTEM_PREFIXES) and ".." not in exe and exe.rsplit("/", 1)[-1] in expected)
+    return comm not in expected

@@ -19,6 +19,7 @@ SEVERITY = {"never": 99, "info": 0, "failure": 1, "alert": 2}
 # The JSON shape: these, start and end, the subject's fields, flags and lines, in this order.
 _HEAD_FIELDS = ("id", "type", "outcome", "severity", "host", "machine_id", "boot_id", "pids")
 _SUBJECT_FIELDS = tuple(f.name for f in fields(Subject))
+_FAILURE_FLAGS = frozenset({"truncated", "ambiguous"})
 _ALERT_FLAGS = frozenset({"after_failures", "forged", "forged_host", "unauthenticated"})
 _ALERT_TYPES = frozenset({EventType.BRUTE_FORCE.value, EventType.ACCOUNT_LOCKOUT.value, EventType.LOG_GAP.value})
 
@@ -64,7 +65,7 @@ class Event(Subject):
         if self.type == "sudo" and self.reason == "not in sudoers":
             return "alert"
         # an authentication program's line too long to read may hide a failure
-        return "failure" if self.outcome == "failure" or "truncated" in flags else "info"
+        return "failure" if self.outcome == "failure" or (flags and not _FAILURE_FLAGS.isdisjoint(flags)) else "info"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +166,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(EventType.ACCOUNT_LOCKOUT, _kinds(K.LOCKOUT), outcome="failure"),
     TypeRule(EventType.ACCOUNT_CHANGE, _kinds(K.ACCOUNT), outcome="success"),
     TypeRule(EventType.POLKIT, _kinds(K.POLKIT_OK, K.POLKIT_FAIL), failure_kinds=_kinds(K.POLKIT_FAIL)),
+    # refused after it authenticated (PAM account checks, a nologin file): sshd wrote "Accepted" first
+    TypeRule(EventType.SSH_LOGIN, _kinds(K.SSH_REFUSED), ssh=True, outcome="failure"),
     TypeRule(EventType.SSH_LOGIN, _kinds(K.SSH_ACCEPT), ssh=True, outcome="success"),
     TypeRule(
         EventType.SSH_LOGIN,
@@ -262,10 +265,14 @@ def _tried_users(facts: list[Fact]) -> list[str]:
     return list(names)
 
 
-def _flags(lines: list[Line], truncated: bool, invalid_user: bool, after_failures: bool) -> list[str]:
+def _flags(
+    lines: list[Line], truncated: bool, invalid_user: bool, after_failures: bool, ambiguous: bool = False
+) -> list[str]:
     flags: list[str] = []  # kept sorted
     if after_failures:
         flags.append("after_failures")
+    if ambiguous:
+        flags.append("ambiguous")
     forged = False
     auth: set[str] = set()
     for ln in lines:
@@ -288,6 +295,7 @@ def _flags(lines: list[Line], truncated: bool, invalid_user: bool, after_failure
 
 # One try each: sshd's own "Failed …" and refusal lines (PAM's lines repeat them).
 _COUNTED_KINDS = _kinds(K.SSH_FAIL, K.SSH_REFUSED)
+_NAMING_KINDS = _kinds(K.SSH_INVALID, K.AUTH_FAILURE)
 
 
 def build_event(group: Group) -> Event:
@@ -300,13 +308,15 @@ def build_event(group: Group) -> Event:
     first = lines[0]
     kinds: set[str] = set()
     services: set[str] = set()
-    truncated = False
+    truncated = ambiguous = False
     for f in facts:
         kinds.add(f.kind)
         if f.service:
             services.add(f.service)
         if f.truncated:
             truncated = True
+        if f.ambiguous:
+            ambiguous = True
     ssh = False
     pids: set[str] = set()
     for ln in lines:
@@ -319,7 +329,11 @@ def build_event(group: Group) -> Event:
     commands = [f.command for f in facts if f.command]
     attempts = 0
     if etype == "ssh_login" and outcome == "failure":
-        attempts = max(1, sum(1 for f in facts if f.kind in _COUNTED_KINDS))
+        attempts = sum(1 for f in facts if f.kind in _COUNTED_KINDS)
+        # a connection that named an account and gave up is one try; one that never named any (a scanner's
+        # `Received disconnect … Bye Bye`) is a failure that counts toward no brute-force incident
+        if attempts == 0 and (fields.user or not kinds.isdisjoint(_NAMING_KINDS)):
+            attempts = 1
     after_failures = etype == "ssh_login" and outcome == "success" and not kinds.isdisjoint(FAILED_TRY_KINDS)
     return Event(
         id=event_id(first.machine or first.host, first.boot, first.key),
@@ -337,7 +351,7 @@ def build_event(group: Group) -> Event:
         source_port=fields.source_port,
         method=fields.method,
         command=" ".join(commands) if commands else None,
-        flags=_flags(lines, truncated, fields.invalid_user, after_failures),
+        flags=_flags(lines, truncated, fields.invalid_user, after_failures, ambiguous),
         tried_users=_tried_users(facts) if not kinds.isdisjoint(FAILED_TRY_KINDS) else [],
         lines=lines,
         reason=fields.reason,

@@ -41,6 +41,10 @@ _RUNS = {
     "target": r"[^\s:'\"`()\[\]]++",
     "actor": r"[^\s:'\"`()\[\]]++",
 }
+# Values without spaces that may end a line (key type, fingerprint): a format whose text after its last read
+# value holds only these, numbers and fixed text is matched to the end of the line, so text a client chose
+# after the address (a certificate ID) cannot make a shorter format's pattern match.
+TOKEN = "token"
 # Names matched by another name's run: a login name where sshd writes an existing account (no spaces).
 _ALIASES = {"login": "user"}
 # Values the classifier reads (as named groups); a conversion of any other name is matched and dropped.
@@ -104,6 +108,8 @@ def literal_weight(fmt: str, names: tuple[str, ...]) -> int:
 
 def _conversion(conversion: str, name: str, following: str, final: bool) -> tuple[str, str]:
     """The group name (`-`: not kept) and the pattern one conversion compiles to."""
+    if name == TOKEN:
+        return "-", r"[^\s]++"
     if name not in READ:
         name = "-"
     if conversion[-1] in "diux" and name not in _RUNS:
@@ -125,9 +131,9 @@ def _conversion(conversion: str, name: str, following: str, final: bool) -> tupl
 
 
 def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
-    """A format is read up to the last value a rule uses; literal text after it is read only when the format
-    ends with it (`not allowed because listed in DenyUsers`), so a key suffix that an older release did not
-    write (`ssh2: RSA SHA256:…`) does not keep a line from matching. Messages are not end-anchored."""
+    """A format is read up to the last value a rule uses and the words after it, up to the next text value;
+    what follows is not matched (versions differ in it). A format whose rest holds only numbers and tokens
+    (`ssh2: %s %s`, key type and fingerprint) is matched to the end of the line instead."""
     parts = CONVERSION.split(fmt)
     conversions = CONVERSION.findall(fmt)
     real = [c for c in conversions if c != "%%"]
@@ -139,8 +145,10 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     used: set[str] = set()
     free = 0
     index = 0
+    rest = zip(names[last_read + 1 :], real[last_read + 1 :], strict=True)
+    to_end = last_read >= 0 and len(names) > last_read + 1 and all(n == TOKEN or c[-1] in "diuxf" for n, c in rest)
     for i, literal in enumerate(parts):
-        if last_read >= 0 and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
+        if not to_end and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
             # after the last value read, up to a text value: the literal's words, not what joins them to it
             tail = literal.rstrip(" :=([{'\"")
             out.append(re.escape(tail))
@@ -165,6 +173,9 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
             out.append(f"(?P<{name}>{body})")
     if free > 1:
         raise MessageTableError(f"{fmt!r}: more than one free-text value before the last read one (backtracking)")
+    if to_end:
+        out.append("$")
+        weight += 1
     return "".join(out), weight
 
 

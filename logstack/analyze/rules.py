@@ -135,7 +135,6 @@ FAILLOCK = re.compile(r"^Consecutive login failures for user (?P<user>.+?) accou
 PASSWORD_CHANGED = re.compile(r"^password changed for (?P<user>.+)$")
 KV = re.compile(r"(?<!\w)(\w++)=(\S*+)")
 
-SUDO_RE = re.compile(r"^\s*+(?P<user>.+?) : (?P<rest>.*)$")
 SUDO_FAILURES = (
     ("incorrect password attempt", "incorrect password"),
     ("user NOT in sudoers", "not in sudoers"),
