@@ -175,10 +175,10 @@ def test_a_pam_failure_under_a_renamed_pam_service_is_an_ssh_failure():
 
 def test_client_chosen_text_after_the_address_cannot_frame_another_address():
     """A self-made certificate's ID is logged after the address (for an invalid user at the default level)."""
-    found = []
+    lines = []
     for n in range(12):
         port = 40000 + n
-        found += events(
+        lines += (
             e(n, 720 + n, f"Invalid user x from 1.2.3.4 port {port}"),
             e(
                 n + 0.1,
@@ -188,6 +188,7 @@ def test_client_chosen_text_after_the_address_cannot_frame_another_address():
             ),
             e(n + 0.2, 720 + n, f"Connection closed by invalid user x 1.2.3.4 port {port} [preauth]"),
         )
+    found = events(*lines)
     assert {ev.source_ip for ev in found} == {"1.2.3.4"}
     assert [ev.source_ip for ev in found if ev.type == "brute_force"] == ["1.2.3.4"]
 
