@@ -16,17 +16,14 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from logstack.clock import HOUR, SECOND, iso, to_micros
-from logstack.errors import BadInputError, LogstackError, SecretsError
+from logstack.clock import HOUR, iso, to_micros
+from logstack.errors import LogstackError
 from logstack.exit_codes import ExitStatus
-from logstack.fsutil import atomic_write, ensure_private_dir
-from logstack.greptime import DatabaseConfig, ttl_seconds
-from logstack.inventory import Inventory
-from logstack.signing import keyring_path, load_keyring
+from logstack.fsutil import atomic_write
 
 SEALS = "seals.jsonl"
 STARTED = "seals.started"  # written with the first seal: a chain that vanishes after it is an error
@@ -307,106 +304,8 @@ def last_verification(state_dir: Path, key: bytes, now: int) -> str | None:
         return f"unverifiable: {path.name} is not a verification record"
 
 
-def site_last_verification(site_dir: Path, now: int) -> str | None:
-    """The last verification recorded in the site's state directory, checked with the site's seal key."""
-    key = load_keyring(keyring_path(site_dir)).seal_key
-    return last_verification(site_dir / "state", key, now) if key else None
-
-
 def export_chain(path: Path, key: bytes, target: Path) -> int:
     """Copy the checked chain to `target` for off-site keeping; the number of seals."""
     seals = read_chain(path, key)
     atomic_write(target, path.read_bytes() if seals else b"", mode=0o600)
     return len(seals)
-
-
-class Store(Protocol):
-    """What sealing reads from the logs table (analysis's DatabaseSource)."""
-
-    def rows(self, start: int, end: int) -> Iterator[dict[str, Any]]: ...
-    def oldest(self) -> int | None: ...
-    def store_now(self) -> int: ...
-
-
-def seal_store(store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool = False) -> SealResult:
-    """Seal the store's settled hours into `state_dir`'s chain. The first seal starts it from the oldest row;
-    after that a missing or emptied chain is an error (re-sealing would seal whatever the store holds now)
-    unless `start_anew` says the operator means it."""
-    now = store.store_now()
-    chain = state_dir / SEALS
-    oldest = None
-    if not read_chain(chain, key):
-        if (state_dir / STARTED).exists() and not start_anew:
-            raise SealChainError(
-                f"{chain}: the seal chain is missing or empty although sealing started before; restore it "
-                "(an exported copy) or start a new chain with --start-anew (earlier hours stay unverifiable)"
-            )
-        oldest = store.oldest()
-    result = seal_hours(chain, key, store.rows, oldest, now, delay, iso(now))
-    if result.sealed:
-        atomic_write(state_dir / STARTED, f"{iso(now)}\n", mode=0o600)
-    return result
-
-
-def verify_store(
-    store: Store, state_dir: Path, key: bytes, since: int | None, ttl: int | None, anchor: Path | None = None
-) -> VerifyResult:
-    """Check the chain and every sealed hour against the store; the outcome is kept for the report."""
-    now = store.store_now()
-    marks = read_chain(anchor, key) if anchor is not None else None
-    if anchor is not None and not marks:
-        raise SealChainError(f"{anchor}: no exported chain to check against")
-    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks)
-    record_verification(state_dir, result, now, key)
-    return result
-
-
-@dataclass(frozen=True)
-class SealSite:
-    """Where a site's seals live, the key they are signed with, the store they cover and its retention."""
-
-    database: DatabaseConfig
-    state_dir: Path
-    seal_key: bytes
-    ttl: int | None
-
-
-def seal_site(
-    inv: Inventory | None,
-    database: DatabaseConfig,
-    data_dir: Path | None,
-    signing_keys: Path | None,
-    seal_key: Path | None = None,
-    ttl: str | None = None,
-) -> SealSite:
-    """The seal settings: from the site (its key ring's seal key, state directory, TTL), or on the server
-    from the deployed seal key file and the state directory the analysis service keeps."""
-    if seal_key is not None:
-        key = _read_seal_key(seal_key)
-    elif inv is not None or signing_keys is not None:
-        ring_path = signing_keys or keyring_path(inv.site_dir)  # type: ignore[union-attr]
-        key = load_keyring(ring_path).seal_key
-        if not key:
-            raise SecretsError(f"{ring_path}: no seal key yet (run `logstack init-server` or enroll a host)")
-    else:
-        raise BadInputError("name the site (-i INVENTORY) or the seal key (--seal-key FILE)")
-    if data_dir is None and inv is None:
-        raise BadInputError("--data-dir is needed without an inventory")
-    state_dir = data_dir or inv.site_dir / "state"  # type: ignore[union-attr]
-    ensure_private_dir(state_dir)
-    ttl_text = ttl if ttl is not None else inv.server.ttl if inv is not None else "forever"
-    seconds = ttl_seconds(ttl_text)
-    return SealSite(database, state_dir, key, int(seconds * SECOND) if seconds is not None else None)
-
-
-def _read_seal_key(path: Path) -> bytes:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        key = bytes.fromhex(text)
-    except FileNotFoundError:
-        raise SecretsError(f"{path}: seal key not found") from None
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise SecretsError(f"{path}: not a seal key (64 hexadecimal digits)") from None
-    if len(key) != 32:
-        raise SecretsError(f"{path}: not a seal key (64 hexadecimal digits)")
-    return key

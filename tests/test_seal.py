@@ -233,7 +233,8 @@ def test_a_chain_that_stopped_long_ago_is_found(sealed_site):
 
 
 def test_the_recorded_verification_is_authenticated(sealed_site, tmp_path):
-    from logstack.seal import LAST_VERIFICATION, site_last_verification
+    from logstack.seal import LAST_VERIFICATION
+    from logstack.sealing import site_last_verification
 
     cli, _, _, chain = sealed_site
     assert cli("verify").exit_code == 0

@@ -298,6 +298,13 @@ _COUNTED_KINDS = _kinds(K.SSH_FAIL, K.SSH_REFUSED)
 _NAMING_KINDS = _kinds(K.SSH_INVALID, K.AUTH_FAILURE)
 
 
+def _attempts(facts: list[Fact], kinds: set[str], user: str | None) -> int:
+    """Failed tries of a failed SSH login. A connection that named an account and gave up is one try; one
+    that never named any (a scanner's `Received disconnect … Bye Bye`) counts toward no brute-force incident."""
+    attempts = sum(1 for f in facts if f.kind in _COUNTED_KINDS)
+    return 1 if attempts == 0 and (user or not kinds.isdisjoint(_NAMING_KINDS)) else attempts
+
+
 def build_event(group: Group) -> Event:
     """The event a closed group of lines makes."""
     lines, facts = group.lines, group.facts
@@ -327,13 +334,7 @@ def build_event(group: Group) -> Event:
     etype, outcome = event_type(kinds, services, ssh)
     fields = merge_fields(etype, facts, lines)
     commands = [f.command for f in facts if f.command]
-    attempts = 0
-    if etype == "ssh_login" and outcome == "failure":
-        attempts = sum(1 for f in facts if f.kind in _COUNTED_KINDS)
-        # a connection that named an account and gave up is one try; one that never named any (a scanner's
-        # `Received disconnect … Bye Bye`) is a failure that counts toward no brute-force incident
-        if attempts == 0 and (fields.user or not kinds.isdisjoint(_NAMING_KINDS)):
-            attempts = 1
+    attempts = _attempts(facts, kinds, fields.user) if etype == "ssh_login" and outcome == "failure" else 0
     after_failures = etype == "ssh_login" and outcome == "success" and not kinds.isdisjoint(FAILED_TRY_KINDS)
     return Event(
         id=event_id(first.machine or first.host, first.boot, first.key),

@@ -17,7 +17,7 @@ from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.pki.service import list_certificates
 from logstack.report import build_report, render_html, render_markdown
-from logstack.seal import site_last_verification
+from logstack.sealing import site_last_verification
 from logstack.signing import site_verifier
 
 

@@ -22,7 +22,8 @@ from logstack.commands.store_options import (
     TableOpt,
     open_site,
 )
-from logstack.seal import SEALS, export_chain, seal_store
+from logstack.seal import SEALS, export_chain
+from logstack.sealing import seal_store
 
 
 def seal(

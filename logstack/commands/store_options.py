@@ -9,7 +9,7 @@ import typer
 
 from logstack.greptime import database_config
 from logstack.inventory import load_inventory
-from logstack.seal import SealSite, seal_site
+from logstack.sealing import SealSite, seal_site
 
 DbHost = Annotated[str, typer.Option("--db-host", help="GreptimeDB's MySQL endpoint.")]
 DbPort = Annotated[int, typer.Option("--db-port")]

@@ -24,7 +24,7 @@ from logstack.commands.store_options import (
     open_site,
 )
 from logstack.exit_codes import ExitStatus
-from logstack.seal import verify_store
+from logstack.sealing import verify_store
 from logstack.terminal import escape
 
 
