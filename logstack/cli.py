@@ -26,6 +26,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "status"),
     "seal": ("seal", "seal"),
     "verify": ("verify", "verify"),
+    "site-backup": ("site_backup", "site_backup"),
+    "site-restore": ("site_backup", "site_restore"),
     "ca": ("ca", "app"),
     "certs": ("certs", "app"),
 }
