@@ -21,7 +21,15 @@ from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
-from logstack.signing import Verifier, ensure_keys, heartbeat_time, keyring_path, load_keyring, site_verifier
+from logstack.signing import (
+    Verifier,
+    ensure_keys,
+    heartbeat_time,
+    keyring_path,
+    keys_deployed,
+    load_keyring,
+    site_verifier,
+)
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, server_target
 from logstack.vrl import digest_in
@@ -79,6 +87,8 @@ def enroll(
     results = {r.name: r for r in refused}
     for result in _deploy_hosts(inventory, pki, ready, options, forks, report):
         results[result.name] = result
+    if not dry_run:  # the hosts that now run their newest signing key: the keys before it are retired
+        keys_deployed(inventory.site_dir, [n for n, r in results.items() if r.status in ("ok", "changed")], _now())
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)
@@ -91,6 +101,10 @@ def enroll(
         report(wall)
         ordered.append(wall)
     return ordered
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _deploy_hosts(

@@ -26,8 +26,9 @@ from logstack.exit_codes import ExitStatus
 from logstack.fsutil import atomic_write
 
 SEALS = "seals.jsonl"
-STARTED = "seals.started"  # written with the first seal: a chain that vanishes after it is an error
+STARTED = "seals.head"  # where the chain ended when last sealed, under the seal key
 MAX_SEAL_LINE = 16 << 20
+MAX_HOURS_PER_RUN = 31 * 24  # a long backlog is sealed over several runs, never in one unbounded pass
 LAST_VERIFICATION = "last-verification.json"
 NO_HOST = "(none)"
 
@@ -161,7 +162,7 @@ def seal_hours(
     prev = chain[-1].hash if chain else ""
     seq = len(chain)
     hour = start
-    while hour + HOUR <= settled_until:
+    while hour + HOUR <= settled_until and len(lines) < MAX_HOURS_PER_RUN:
         seq += 1
         seal = Seal(seq, hour, hour_digests(read_hour(hour, hour + HOUR)), prev, now_text)
         seal.hash = hashlib.sha256(seal.body()).hexdigest()
@@ -173,8 +174,45 @@ def seal_hours(
     result.first_open_hour = hour
     if lines:
         old = path.read_bytes() if path.exists() else b""
-        atomic_write(path, old + "".join(lines).encode(), mode=0o600)
+        _write(path, old + "".join(lines).encode())
     return result
+
+
+def write_head(path: Path, key: bytes, chain: list[Seal]) -> None:
+    """Record where the chain ends (seal number and hash, under the seal key): a chain found shorter later was cut."""
+    head = {"seq": chain[-1].seq, "hash": chain[-1].hash} if chain else {"seq": 0, "hash": ""}
+    body = orjson.dumps(head, option=orjson.OPT_SORT_KEYS)
+    record = {**head, "mac": hmac.new(key, b"head\0" + body, "sha256").hexdigest()}
+    _write(path, (json.dumps(record) + "\n").encode())
+
+
+def read_head(path: Path, key: bytes) -> tuple[int, str] | None:
+    """The recorded end of the chain (None: no record); a record the seal key did not write is an error."""
+    try:
+        raw = path.read_bytes()[: 1 << 16]
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SealChainError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = orjson.loads(raw)
+        mac = str(data.pop("mac"))
+        body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        if not hmac.compare_digest(hmac.new(key, b"head\0" + body, "sha256").hexdigest(), mac):
+            raise ValueError("wrong mac")
+        return int(data["seq"]), str(data["hash"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SealChainError(f"{path}: not this site's record of the seal chain's end (edited?)") from None
+
+
+def cut_short(chain: list[Seal], head: tuple[int, str] | None) -> str | None:
+    """Why `chain` is shorter than the end recorded for it, or None."""
+    if head is None or head[0] == 0:
+        return None
+    seq, digest = head
+    if len(chain) < seq or chain[seq - 1].hash != digest:
+        return f"ends before seal {seq}, where it ended when last sealed (cut, replaced or rolled back)"
+    return None
 
 
 def _line(seal: Seal) -> str:
@@ -206,12 +244,17 @@ class VerifyResult:
     findings: list[Finding] = field(default_factory=list)
 
 
-def chain_findings(chain: list[Seal], anchor: list[Seal] | None, store_now: int, max_unsealed: int) -> list[Finding]:
-    """What is wrong with the chain as a whole: missing, ending too early (cut short, or sealing stopped), or
-    not extending an exported copy (replaced, or cut before the copy's end)."""
+def chain_findings(
+    chain: list[Seal], anchor: list[Seal] | None, store_now: int, max_unsealed: int, head: tuple[int, str] | None = None
+) -> list[Finding]:
+    """What is wrong with the chain as a whole: missing, shorter than when last sealed, ending too early (cut
+    short, or sealing stopped), or not extending an exported copy (replaced, or cut before the copy's end)."""
     if not chain:
         return [Finding(None, "", "no sealed hours: the chain is missing or empty (restore it from an exported copy)")]
     found = []
+    cut = cut_short(chain, head)
+    if cut:
+        found.append(Finding(None, "", cut))
     last_end = chain[-1].hour + HOUR
     if store_now - last_end > max_unsealed:
         found.append(
@@ -240,12 +283,13 @@ def verify_hours(
     ttl: int | None,
     anchor: list[Seal] | None = None,
     max_unsealed: int = 2 * HOUR,
+    head: tuple[int, str] | None = None,
 ) -> VerifyResult:
     """Check the chain as a whole, then recompute every sealed hour (from `since`) and name each host-hour
     that changed."""
     result = VerifyResult()
     chain = read_chain(path, key)
-    result.findings.extend(chain_findings(chain, anchor, store_now, max_unsealed))
+    result.findings.extend(chain_findings(chain, anchor, store_now, max_unsealed, head))
     for seal in chain:
         if since is not None and seal.hour + HOUR <= since:
             continue
@@ -279,7 +323,14 @@ def record_verification(state_dir: Path, result: VerifyResult, now: int, key: by
     }
     body = orjson.dumps(summary, option=orjson.OPT_SORT_KEYS)
     record = {**summary, "mac": hmac.new(key, b"verification\0" + body, "sha256").hexdigest()}
-    atomic_write(state_dir / LAST_VERIFICATION, json.dumps(record, indent=1) + "\n", mode=0o600)
+    _write(state_dir / LAST_VERIFICATION, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data, mode=0o600)
+    except OSError as exc:
+        raise SealChainError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def last_verification(state_dir: Path, key: bytes, now: int) -> str | None:
@@ -307,5 +358,7 @@ def last_verification(state_dir: Path, key: bytes, now: int) -> str | None:
 def export_chain(path: Path, key: bytes, target: Path) -> int:
     """Copy the checked chain to `target` for off-site keeping; the number of seals."""
     seals = read_chain(path, key)
-    atomic_write(target, path.read_bytes() if seals else b"", mode=0o600)
+    if target.is_dir():
+        raise SealChainError(f"{target}: is a directory; name the file to export the chain to")
+    _write(target, path.read_bytes() if seals else b"")
     return len(seals)

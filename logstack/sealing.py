@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from logstack.clock import SECOND, iso
 from logstack.errors import BadInputError, SecretsError
-from logstack.fsutil import atomic_write, ensure_private_dir
+from logstack.fsutil import ensure_private_dir
 from logstack.greptime import DatabaseConfig, ttl_seconds
 from logstack.inventory import Inventory
 from logstack.seal import (
@@ -19,11 +19,14 @@ from logstack.seal import (
     SealChainError,
     SealResult,
     VerifyResult,
+    cut_short,
     last_verification,
     read_chain,
+    read_head,
     record_verification,
     seal_hours,
     verify_hours,
+    write_head,
 )
 from logstack.signing import keyring_path, load_keyring
 
@@ -36,23 +39,30 @@ class Store(Protocol):
     def store_now(self) -> int: ...
 
 
-def seal_store(store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool = False) -> SealResult:
-    """Seal the store's settled hours into `state_dir`'s chain. The first seal starts it from the oldest row;
-    after that a missing or emptied chain is an error (re-sealing would seal whatever the store holds now)
-    unless `start_anew` says the operator means it."""
+def seal_store(
+    store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool = False, ttl: int | None = None
+) -> SealResult:
+    """Seal the store's settled hours into `state_dir`'s chain. A chain shorter than where it ended when last
+    sealed (cut, replaced, deleted) is an error: re-sealing would seal whatever the store holds now. Only
+    `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit."""
     now = store.store_now()
-    chain = state_dir / SEALS
+    chain_path, head_path = state_dir / SEALS, state_dir / STARTED
+    chain = read_chain(chain_path, key)
+    cut = None if start_anew else cut_short(chain, read_head(head_path, key))
+    if cut:
+        raise SealChainError(
+            f"{chain_path}: the seal chain {cut}; restore it from an exported copy, or start a new chain with "
+            "--start-anew (hours sealed before stay unverifiable)"
+        )
     oldest = None
-    if not read_chain(chain, key):
-        if (state_dir / STARTED).exists() and not start_anew:
-            raise SealChainError(
-                f"{chain}: the seal chain is missing or empty although sealing started before; restore it "
-                "(an exported copy) or start a new chain with --start-anew (earlier hours stay unverifiable)"
-            )
+    if not chain or start_anew:
         oldest = store.oldest()
-    result = seal_hours(chain, key, store.rows, oldest, now, delay, iso(now))
-    if result.sealed:
-        atomic_write(state_dir / STARTED, f"{iso(now)}\n", mode=0o600)
+        if oldest is not None and ttl is not None:
+            oldest = max(oldest, now - ttl)
+        if start_anew and chain_path.exists():
+            chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
+    result = seal_hours(chain_path, key, store.rows, oldest, now, delay, iso(now))
+    write_head(head_path, key, read_chain(chain_path, key))
     return result
 
 
@@ -64,7 +74,8 @@ def verify_store(
     marks = read_chain(anchor, key) if anchor is not None else None
     if anchor is not None and not marks:
         raise SealChainError(f"{anchor}: no exported chain to check against")
-    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks)
+    head = read_head(state_dir / STARTED, key)
+    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks, head=head)
     record_verification(state_dir, result, now, key)
     return result
 
@@ -101,6 +112,8 @@ def seal_site(
     if data_dir is None and inv is None:
         raise BadInputError("--data-dir is needed without an inventory")
     state_dir = data_dir or inv.site_dir / "state"  # type: ignore[union-attr]
+    if state_dir.exists() and not state_dir.is_dir():
+        raise BadInputError(f"{state_dir}: not a directory (the seal chain's state directory)")
     ensure_private_dir(state_dir)
     ttl_text = ttl if ttl is not None else inv.server.ttl if inv is not None else "forever"
     seconds = ttl_seconds(ttl_text)

@@ -102,15 +102,21 @@ class KeyRing:
         return found
 
     def mint(self, host: str, now: dt.datetime) -> HostKey:
-        """A fresh key for `host`; its older keys are retired (kept for verification)."""
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        for old in self.hosts.get(host, []):
-            if old.retired is None:
-                old.retired = stamp
+        """A fresh key for `host`. Its older keys stay live until the new one is on the host (`retire_older`
+        after a deployment): a host not yet re-enrolled still signs with them."""
         key = secrets.token_bytes(32)
-        entry = HostKey(key_id(key), key, stamp)
+        entry = HostKey(key_id(key), key, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
         self.hosts.setdefault(host, []).append(entry)
         return entry
+
+    def retire_older(self, host: str, now: dt.datetime) -> bool:
+        """The host now has its newest key: retire the ones before it; True when one was live."""
+        keys = self.hosts.get(host, [])
+        stamp, found = now.strftime("%Y-%m-%dT%H:%M:%SZ"), False
+        for key in keys[:-1]:
+            if key.retired is None:
+                key.retired, found = stamp, True
+        return found
 
 
 def keyring_path(site_dir: Path) -> Path:
@@ -173,6 +179,14 @@ def save_keyring(path: Path, ring: KeyRing) -> None:
         },
     }
     atomic_write(path, json.dumps(data, indent=1) + "\n", mode=0o600)
+
+
+def keys_deployed(site_dir: Path, hosts: Iterable[str], now: dt.datetime) -> None:
+    """These hosts now hold their newest keys: their older keys are retired from now (after the grace)."""
+    path = keyring_path(site_dir)
+    ring = load_keyring(path)
+    if any([ring.retire_older(host, now) for host in hosts]):
+        save_keyring(path, ring)
 
 
 def retire_keys(site_dir: Path, host: str, now: dt.datetime) -> bool:
@@ -298,16 +312,22 @@ class Verifier:
         return OK
 
 
+# A sender's clock may lag the store's by this much before its heartbeats count by the time it signed.
+HEARTBEAT_SKEW = 10 * 60 * 1_000_000
+
+
 def heartbeat_time(row: Mapping[str, Any]) -> int | None:
-    """When a heartbeat row proves its sender was alive (µs): the earlier of the store's ingest time and the
-    time the sender signed (`__REALTIME_TIMESTAMP`), so an old heartbeat stored again counts as old."""
+    """When a heartbeat row proves its sender was alive (µs): the store's ingest time, unless the time the
+    sender signed (`__REALTIME_TIMESTAMP`) is older by more than a clock's plausible lag: then an old heartbeat
+    was stored again (or long buffered), and it counts by when it was signed."""
     stored = row.get("greptime_timestamp")
     if not isinstance(stored, dt.datetime):
         return None
     sent = row.get("__REALTIME_TIMESTAMP")
     ingest = to_micros(stored)
     if isinstance(sent, str) and sent.isascii() and sent.isdigit() and len(sent) <= 18:
-        return min(ingest, int(sent))
+        signed = int(sent)
+        return signed if ingest - signed > HEARTBEAT_SKEW else ingest
     return ingest
 
 

@@ -190,7 +190,7 @@ def test_the_server_seals_without_an_inventory(sealed_site, tmp_path, mariadb, r
         ],
         env={"GREPTIMEDB_PASSWORD": PASSWORD},
     )
-    assert result.exit_code == 1 and "not signed by this site's seal key" in result.output
+    assert result.exit_code == 1 and "not this site's" in result.output  # its record of the chain's end
     result = runner.invoke(app, ["seal", "--db-port", str(mariadb.port)], env={"GREPTIMEDB_PASSWORD": PASSWORD})
     assert result.exit_code == 2 and "--seal-key" in result.output
 
@@ -207,7 +207,7 @@ def test_a_vanished_or_emptied_chain_is_found_and_not_resealed(sealed_site):
         result = cli("verify")
         assert result.exit_code == 1 and "seal chain: no sealed hours" in result.output
         result = cli("seal", "--delay", "0s")
-        assert result.exit_code == 1 and "missing or empty although sealing started" in result.output
+        assert result.exit_code == 1 and "ends before seal 3" in result.output
     chain.write_bytes(saved)  # restored from a copy: the deletion shows again
     assert "1 of 6 sealed rows deleted" in cli("verify").output
 
@@ -265,3 +265,56 @@ def test_a_nested_or_oversized_seal_line_is_a_one_line_error(sealed_site):
     chain.write_text("[" * 100000 + "]" * 100000 + "\n")
     result = cli("verify")
     assert result.exit_code == 1 and "not a seal (the chain was edited)" in result.output
+
+
+def test_a_cut_chain_is_not_resealed_and_verify_names_it(sealed_site):
+    cli, sql, _hour, chain = sealed_site
+    lines = chain.read_text().splitlines()
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=13'")  # in the second sealed hour
+    chain.write_text(lines[0] + "\n")  # cut after the first seal, as one hiding the deletion would
+    result = cli("seal", "--delay", "0s")
+    assert result.exit_code == 1 and "ends before seal 3" in result.output
+    result = cli("verify")
+    assert result.exit_code == 1 and "ends before seal 3" in result.output
+    # a new chain only on purpose; the old one is kept aside
+    assert cli("seal", "--delay", "0s", "--start-anew").exit_code == 0
+    assert list(chain.parent.glob("seals.jsonl.replaced-*"))
+
+
+def test_hostile_state_files_are_one_line_errors(sealed_site, tmp_path):
+    from logstack.seal import LAST_VERIFICATION
+
+    cli, _, _, chain = sealed_site
+    (chain.parent / LAST_VERIFICATION).unlink(missing_ok=True)
+    (chain.parent / LAST_VERIFICATION).mkdir()
+    result = cli("verify")
+    assert result.exit_code == 1 and "cannot write" in result.output and "Traceback" not in result.output
+    result = cli("seal", "--export", str(tmp_path))
+    assert result.exit_code == 1 and "is a directory" in result.output
+    state_file = tmp_path / "state-file"
+    state_file.write_text("x")
+    result = cli("seal", "--data-dir", str(state_file))
+    assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def test_a_record_dated_in_the_future_or_a_short_seal_key_is_refused(sealed_site, tmp_path, mariadb, runner):
+    from logstack.cli import app
+    from logstack.seal import LAST_VERIFICATION, last_verification
+    from logstack.signing import keyring_path, load_keyring
+
+    cli, _, _, chain = sealed_site
+    assert cli("verify").exit_code == 0
+    key = load_keyring(keyring_path(chain.parent.parent)).seal_key
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1e6)
+    assert "clean" in last_verification(chain.parent, key, now)
+    # the same genuine record, read as of a year earlier: dated in its future, it proves nothing
+    assert last_verification(chain.parent, key, now - 365 * 86400 * 10**6).startswith("unverifiable")
+    assert (chain.parent / LAST_VERIFICATION).exists()
+    short = tmp_path / "short.key"
+    short.write_text("ab" * 8)
+    result = runner.invoke(
+        app,
+        ["verify", "--seal-key", str(short), "--data-dir", str(chain.parent), "--db-port", str(mariadb.port)],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert result.exit_code == 2 and "not a seal key" in result.output

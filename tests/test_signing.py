@@ -31,6 +31,7 @@ from logstack.signing import (
     Verifier,
     ensure_keys,
     keyring_path,
+    keys_deployed,
     load_keyring,
 )
 
@@ -152,6 +153,10 @@ def test_rotation_keeps_old_records_verifiable(site):
     ring2 = load_keyring(keyring_path(site.parent))
     assert ring2.current("web1").kid != old["logstack_kid"]
     new = _stored(_signer(inventory, ring2, "web1").remap(dict(JOURNAL)))
+    # until the new key is on the host, the old one stays live: a host not yet re-enrolled still signs with it
+    assert [k.retired for k in ring2.hosts["web1"]] == [None, None]
+    keys_deployed(site.parent, ["web1"], NOW + dt.timedelta(days=2))
+    ring2 = load_keyring(keyring_path(site.parent))
     verifier = Verifier(ring2)
     assert verifier.check(old).problem is None
     assert verifier.check({**new, "greptime_timestamp": stored_at + dt.timedelta(days=400)}).problem is None
@@ -342,9 +347,12 @@ def test_a_short_seal_key_or_a_nested_ring_is_refused(site):
         load_keyring(path)
 
 
-def test_an_old_heartbeat_stored_again_counts_as_old():
+def test_an_old_heartbeat_stored_again_counts_as_old_but_a_lagging_clock_is_tolerated():
     from logstack.signing import heartbeat_time
 
     stored = dt.datetime(2026, 12, 1, 6, 0)
+    ingest = int(stored.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
     sent = str(int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1_000_000))
     assert heartbeat_time({"greptime_timestamp": stored, "__REALTIME_TIMESTAMP": sent}) == int(sent)
+    behind = str(ingest - 5 * 60 * 1_000_000)  # a sender whose clock is 5 minutes behind the store's
+    assert heartbeat_time({"greptime_timestamp": stored, "__REALTIME_TIMESTAMP": behind}) == ingest

@@ -48,7 +48,7 @@ def seal(
         inventory_path, db_host, db_port, db_user, db_name, table, db_password_file, data_dir, signing_keys, seal_key
     )
     with DatabaseSource(site.database) as db:
-        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew)
+        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl)
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
     if export is not None:
         count = export_chain(site.state_dir / SEALS, site.seal_key, export)

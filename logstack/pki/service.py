@@ -29,8 +29,10 @@ def init_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
 
 def rotate_ca(inventory: Inventory, passphrase: bytes | None) -> CARecord:
     """Start a CA rotation; every host gets a new signing key with its next enrolment's certificate."""
-    record = PKI.for_inventory(inventory).rotate_ca(passphrase)
-    ensure_keys(inventory.site_dir, [h.name for h in inventory.hosts], dt.datetime.now(dt.UTC), rotate=True)
+    pki = PKI.for_inventory(inventory)
+    record = pki.rotate_ca(passphrase)
+    live = [h.name for h in inventory.hosts if h.name not in pki.registry.revoked_hosts]
+    ensure_keys(inventory.site_dir, live, dt.datetime.now(dt.UTC), rotate=True)
     return record
 
 
