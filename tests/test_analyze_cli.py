@@ -95,16 +95,16 @@ def test_control_characters_from_log_content_are_escaped(tmp_path: Path, runner)
                 "2025-01-01 00:00:00",
                 "sshd-session",
                 9,
-                "Failed password for \x1b]0;pwned\x07root\u202e from 192.0.2.1 port 2 ssh2\r\nfake line",
+                "Failed password for \x1b]0;pwned\x07root\u202e\r\nfake line from 192.0.2.1 port 2 ssh2",
             ),
         ],
     )
     text = invoke(runner, "analyze", "--journal", path).stdout
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text and "\r" not in text
-    assert "\\x1b]0;pwned\\x07root\\u202e" in text
+    assert "\\x1b]0;pwned\\x07root\\u202e\\x0d\\x0afake line" in text
     raw = invoke(runner, "analyze", "--journal", path, "--format", "jsonl").stdout
     assert "\x1b" not in raw and "\u202e" not in raw
-    assert json.loads(raw)["user"] == "\x1b]0;pwned\x07root\u202e"
+    assert json.loads(raw)["user"] == "\x1b]0;pwned\x07root\u202e\r\nfake line"
 
 
 def test_null_and_binary_fields(tmp_path: Path, runner):

@@ -252,3 +252,58 @@ def test_a_long_sudo_line_with_a_newline_is_classified_quickly():
     start = time.perf_counter()
     classify("sudo", line[:2048])
     assert time.perf_counter() - start < 0.005
+
+
+def test_a_disconnect_text_a_client_chose_cannot_name_another_address():
+    """A bad service request's name is part of sshd's disconnect text (real sshd 9.2 wrote this line)."""
+    (event,) = events(
+        e(
+            0,
+            760,
+            "Disconnecting invalid user nosuchuser 127.0.0.1 port 41714: bad service request  6.6.6.6 port 1: "
+            "Too many authentication failures [preauth]",
+        )
+    )
+    assert event.source_ip != "6.6.6.6" and event.source_port != 1
+
+
+def test_success_after_failures_is_flagged_while_the_failing_connection_is_still_open():
+    (success, _failure) = sorted(
+        events(
+            e(0, 761, "Failed password for root from 203.0.113.9 port 4000 ssh2"),
+            e(5, 762, "Accepted password for root from 203.0.113.9 port 4001 ssh2"),
+            e(125, 761, "fatal: Timeout before authentication for 203.0.113.9 port 4000"),
+        ),
+        key=lambda ev: ev.outcome != "success",
+    )
+    assert success.outcome == "success" and "after_failures" in success.flags
+
+
+def test_a_keyboard_interactive_try_counts_once_and_a_pam_host_name_does_not_split_it():
+    (event,) = events(
+        e(0, 763, "error: PAM: Authentication failure for bob from attacker.example.net"),
+        e(0.1, 763, "Failed keyboard-interactive/pam for bob from 203.0.113.9 port 4242 ssh2"),
+    )
+    assert (event.outcome, event.source_ip, event.attempts) == ("failure", "203.0.113.9", 1)
+
+
+def test_a_gssapi_display_name_cannot_move_the_address():
+    found = events(
+        e(0, 764, "Failed gssapi-with-mic for bob from 203.0.113.9 port 4242 ssh2: x from 6.6.6.6 port 1 ssh2"),
+        e(0.1, 764, "Connection closed by authenticating user bob 203.0.113.9 port 4242 [preauth]"),
+    )
+    assert {ev.source_ip for ev in found} == {"203.0.113.9"}
+
+
+def test_a_fido_key_s_signature_count_keeps_the_line_a_failure():
+    (event,) = events(
+        e(0, 765, "Failed publickey for bob from 203.0.113.9 port 4242 ssh2: ECDSA-SK SHA256:abc, signature count = 7")
+    )
+    assert (event.outcome, event.user, event.source_ip) == ("failure", "bob", "203.0.113.9")
+
+
+def test_a_line_without_comm_or_exe_is_forged():
+    from logstack.analyze.classify import is_forged
+
+    assert is_forged("sshd-session", None, None) is True
+    assert is_forged("kernel", None, None) is False  # not a program logstack expects

@@ -114,10 +114,17 @@ class Group:
 
 
 # Kinds whose address the daemon itself wrote (PAM's rhost may be a resolved name of the same peer).
-ADDRESS_KINDS = frozenset(k.value for k in FactKind if k.value.startswith("ssh_"))
+ADDRESS_KINDS = frozenset(k.value for k in FactKind if k.value.startswith("ssh_")) - {FactKind.SSH_PAM_FAIL.value}
 # Failed tries inside one connection: a success after any of them, whatever the name, is suspicious.
 FAILED_TRY_KINDS = frozenset(
-    k.value for k in (FactKind.SSH_FAIL, FactKind.SSH_INVALID, FactKind.SSH_REFUSED, FactKind.AUTH_FAILURE)
+    k.value
+    for k in (
+        FactKind.SSH_FAIL,
+        FactKind.SSH_INVALID,
+        FactKind.SSH_REFUSED,
+        FactKind.AUTH_FAILURE,
+        FactKind.SSH_PAM_FAIL,
+    )
 )
 
 
@@ -172,7 +179,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(
         EventType.SSH_LOGIN,
         # a PAM failure in an SSH daemon's lines, whatever its PAM service is called (PAMServiceName, 9.8+)
-        _kinds(K.SSH_FAIL, K.SSH_INVALID, K.SSH_REFUSED, K.SSH_ABANDON, K.AUTH_FAILURE),
+        _kinds(K.SSH_FAIL, K.SSH_INVALID, K.SSH_REFUSED, K.SSH_ABANDON, K.AUTH_FAILURE, K.SSH_PAM_FAIL),
         ssh=True,
         outcome="failure",
     ),
@@ -212,7 +219,7 @@ def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str
 
 
 # PAM lines only fill gaps the program's own statement left; they name the account in target_user.
-_SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
+_SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SSH_PAM_FAIL, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
 _REASON_KINDS = _kinds(
     K.SSH_REFUSED, K.SSH_ABANDON, K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND
 )
@@ -295,7 +302,7 @@ def _flags(
 
 # One try each: sshd's own "Failed …" and refusal lines (PAM's lines repeat them).
 _COUNTED_KINDS = _kinds(K.SSH_FAIL, K.SSH_REFUSED)
-_NAMING_KINDS = _kinds(K.SSH_INVALID, K.AUTH_FAILURE)
+_NAMING_KINDS = _kinds(K.SSH_INVALID, K.AUTH_FAILURE, K.SSH_PAM_FAIL)
 
 
 def _attempts(facts: list[Fact], kinds: set[str], user: str | None) -> int:

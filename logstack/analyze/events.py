@@ -13,7 +13,16 @@ from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
-from logstack.analyze.event import ADDRESS_KINDS, SEVERITY, Event, Group, Settings, build_event, event_id
+from logstack.analyze.event import (
+    ADDRESS_KINDS,
+    FAILED_TRY_KINDS,
+    SEVERITY,
+    Event,
+    Group,
+    Settings,
+    build_event,
+    event_id,
+)
 from logstack.analyze.records import Line
 
 __all__ = ["SEVERITY", "Event", "EventBuilder", "Settings", "build_events"]
@@ -34,6 +43,9 @@ class EventBuilder:
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
         self._failures: dict[str, deque[Event]] = {}
+        # newest failed try per address, as lines arrive: a success is flagged even when the failing
+        # connection's event is still open (an attacker leaving it idle until the login grace ends)
+        self._failed_at: dict[str, int] = {}
         self._incidents: dict[str, Event] = {}
         self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
         self._seen: set[str] = set()  # de-duplication keys of recent lines
@@ -58,6 +70,8 @@ class EventBuilder:
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
+        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
+            self._failed_at[fact.source_ip] = max(self._failed_at.get(fact.source_ip, 0), line.ts)
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -158,6 +172,8 @@ class EventBuilder:
             for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
                 if ip not in self._incidents:
                     del self._failures[ip]
+            for ip in [ip for ip, at in self._failed_at.items() if at < stale]:
+                del self._failed_at[ip]
         return out
 
     def _finalise(self, event: Event, out: list[Event]) -> None:
@@ -168,7 +184,8 @@ class EventBuilder:
             while recent and recent[0].end < event.start - window:
                 recent.popleft()
             if event.outcome == "success":
-                if recent:
+                failed_at = self._failed_at.get(ip)
+                if recent or (failed_at is not None and event.start - window <= failed_at <= event.end):
                     event.flags = sorted({*event.flags, "after_failures"})
             else:
                 recent.append(event)

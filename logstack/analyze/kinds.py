@@ -14,6 +14,7 @@ class FactKind(StrEnum):
     SSH_INVALID = "ssh_invalid"
     SSH_REFUSED = "ssh_refused"  # refused by policy before or after authenticating (DenyUsers, root, …)
     SSH_ABANDON = "ssh_abandon"  # the client gave up or was cut off after failing to authenticate
+    SSH_PAM_FAIL = "ssh_pam_fail"  # sshd's report of a PAM failure (repeats a try; may name a host, not an address)
     SSH_DISCONNECT = "ssh_disconnect"
     SSH_PREAUTH = "ssh_preauth"
     SSH_CONNECT = "ssh_connect"

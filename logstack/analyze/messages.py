@@ -38,6 +38,8 @@ _RUNS = {
     "tty": r"[^\s\]']++",
     # account names: never a space, a colon (the passwd separator) or a quote around them
     "login": r"[^\s:'\"`()\[\]]++",
+    # a name as a client sent it, where sshd's own text has no colon before the address (see openssh.yaml)
+    "name": r"[^:]*",
     "target": r"[^\s:'\"`()\[\]]++",
     "actor": r"[^\s:'\"`()\[\]]++",
 }
@@ -46,7 +48,7 @@ _RUNS = {
 # after the address (a certificate ID) cannot make a shorter format's pattern match.
 TOKEN = "token"
 # Names matched by another name's run: a login name where sshd writes an existing account (no spaces).
-_ALIASES = {"login": "user"}
+_ALIASES = {"login": "user", "name": "user"}
 # Values the classifier reads (as named groups); a conversion of any other name is matched and dropped.
 READ = frozenset({*_RUNS, "user", "reason", "command"})
 
@@ -72,6 +74,11 @@ class Message:
     invalid_user: bool = False
     note: str | None = None  # how an expanded shape arises, or a version detail
     pam_type: str | None = None  # a PAM module's row: the management group it logs under (auth, session, …)
+
+    @property
+    def short_auth_log(self) -> bool:
+        """An auth_log shape without the `: <info>` tail a longer shape of the same line carries."""
+        return self.program == "sshd" and self.format.endswith(" ssh2")
 
     @property
     def compiled(self) -> bool:
@@ -109,7 +116,7 @@ def literal_weight(fmt: str, names: tuple[str, ...]) -> int:
 def _conversion(conversion: str, name: str, following: str, final: bool) -> tuple[str, str]:
     """The group name (`-`: not kept) and the pattern one conversion compiles to."""
     if name == TOKEN:
-        return "-", r"[^\s]++"
+        return "-", r"[^\s,]++"  # key types and fingerprints hold no comma
     if name not in READ:
         name = "-"
     if conversion[-1] in "diux" and name not in _RUNS:
@@ -147,6 +154,9 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     index = 0
     rest = zip(names[last_read + 1 :], real[last_read + 1 :], strict=True)
     to_end = last_read >= 0 and len(names) > last_read + 1 and all(n == TOKEN or c[-1] in "diuxf" for n, c in rest)
+    # sshd's auth_log lines end in `ssh2` unless a longer shape (with client-chosen text) follows: those are
+    # rows of their own, so the short shape must not match them
+    to_end = to_end or (last_read == len(names) - 1 and fmt.endswith(" ssh2"))
     for i, literal in enumerate(parts):
         if not to_end and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
             # after the last value read, up to a text value: the literal's words, not what joins them to it
@@ -174,7 +184,8 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     if free > 1:
         raise MessageTableError(f"{fmt!r}: more than one free-text value before the last read one (backtracking)")
     if to_end:
-        out.append("$")
+        # FIDO keys add `, signature count = N` (OpenSSH >= 8.2, auth2-pubkey.c format_method_key)
+        out.append(r"(?:, signature count = \d++)?\Z")
         weight += 1
     return "".join(out), weight
 

@@ -68,7 +68,9 @@ class Bucket:
         # a last group that never takes part: what a row does not read is read from it, as None, in the
         # same C call as the rest
         rows = {start: (message, tuple(i or group for i in slots)) for start, (message, slots) in rows.items()}
-        return cls(re.compile("^(?:" + "|".join(alternatives) + ")(?:(?!)())?"), rows)
+        # DOTALL: a value may hold any character a hostile line carries (sshd escapes control characters,
+        # a forged line need not), and `\Z` ends a line even before a final newline
+        return cls(re.compile("^(?:" + "|".join(alternatives) + ")(?:(?!)())?", re.DOTALL), rows)
 
     def match(self, text: str) -> tuple[Message, tuple[str | None, ...]] | None:
         """The row that matches `text` first, and its values in FACT_SLOTS order (None: not read)."""
