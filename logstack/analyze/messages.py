@@ -137,6 +137,7 @@ def _conversion(conversion: str, name: str, following: str, final: bool) -> tupl
     return name, ".*"
 
 
+@cache
 def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     """A format is read up to the last value a rule uses and the words after it, up to the next text value;
     what follows is not matched (versions differ in it). A format whose rest holds only numbers and tokens

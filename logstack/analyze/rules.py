@@ -105,12 +105,22 @@ def _buckets(program: str) -> dict[str, Bucket]:
     return {key: Bucket.of(rows) for key, rows in grouped.items()}
 
 
-TABLE_RULES: dict[str, dict[str, Bucket]] = {program: _buckets(program) for program in programs()}
+class _Rules(dict[str, dict[str, Bucket]]):
+    """A program's buckets, compiled the first time one of its lines is read (start-up stays short)."""
+
+    def __missing__(self, program: str) -> dict[str, Bucket]:
+        buckets = _buckets(program) if program in _PROGRAMS else {}
+        self[program] = buckets
+        return buckets
+
+
+_PROGRAMS = frozenset(programs())
+TABLE_RULES: dict[str, dict[str, Bucket]] = _Rules()
 
 
 def table_rule(program: str, text: str) -> tuple[Message, tuple[str | None, ...]] | None:
     """The first row of `program` whose pattern matches `text`, and its values in FACT_SLOTS order."""
-    buckets = TABLE_RULES.get(program)
+    buckets = TABLE_RULES[program]
     if not buckets:
         return None
     first = text.find(" ")
