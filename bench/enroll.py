@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from logstack.enroll import enroll
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
+from logstack.signing import sign_row
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD, start_mariadb
 from tests.sshd import make_client_key
@@ -44,17 +45,21 @@ def _senders(fleet, names, mariadb, stop: threading.Event) -> None:
             except OSError:
                 continue
             if digest and seen.get(name) != digest[1]:
+                try:  # the key the sender's Vector reads, signing as its remap does
+                    key = bytes.fromhex(fleet.hosts[name].path("/etc/vector/secrets/signing_key").read_text().strip())
+                except (OSError, ValueError):
+                    continue
                 seen[name] = digest[1]
-                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-                rows.append(
-                    {
-                        "greptime_timestamp": now,
-                        "logstack_host": name,
-                        "SYSLOG_IDENTIFIER": "logstack-heartbeat",
-                        "message": "heartbeat",
-                        "logstack_config": digest[1],
-                    }
-                )
+                now = dt.datetime.now(dt.UTC)
+                row = {
+                    "greptime_timestamp": now.replace(tzinfo=None),
+                    "logstack_host": name,
+                    "SYSLOG_IDENTIFIER": "logstack-heartbeat",
+                    "message": "heartbeat",
+                    "__REALTIME_TIMESTAMP": str(int(now.timestamp() * 1_000_000)),
+                    "logstack_config": digest[1],
+                }
+                rows.append(sign_row(row, key))
         if rows:
             mariadb.insert("vector", rows)
         time.sleep(0.05)
