@@ -27,6 +27,7 @@ from logstack.signing import (
     heartbeat_time,
     keyring_path,
     keys_deployed,
+    kid_in,
     load_keyring,
     site_verifier,
 )
@@ -87,8 +88,9 @@ def enroll(
     results = {r.name: r for r in refused}
     for result in _deploy_hosts(inventory, pki, ready, options, forks, report):
         results[result.name] = result
-    if not dry_run:  # the hosts that now run their newest signing key: the keys before it are retired
-        keys_deployed(inventory.site_dir, [n for n, r in results.items() if r.status in ("ok", "changed")], _now())
+    if not dry_run:  # the keys the hosts now sign with: the ones minted before are retired
+        deployed = {n: kid for n, r in results.items() if r.status in ("ok", "changed") and (kid := _deployed_kid(r))}
+        keys_deployed(inventory.site_dir, deployed, _now())
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)
@@ -147,6 +149,13 @@ def _mint_missing(
             refused.append(HostResult(host.name, "failed", str(exc)))
     pki.save()
     return ready, refused
+
+
+def _deployed_kid(result: HostResult) -> str | None:
+    if result.plan is None:
+        return None
+    config = next((c.file for c in result.plan.changes if c.file.path == "/etc/vector/vector.yaml"), None)
+    return kid_in(config.content) if config is not None else None
 
 
 def _deployed_digest(result: HostResult) -> str | None:

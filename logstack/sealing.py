@@ -40,27 +40,34 @@ class Store(Protocol):
 
 
 def seal_store(
-    store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool = False, ttl: int | None = None
+    store: Store,
+    state_dir: Path,
+    key: bytes,
+    delay: int,
+    start_anew: bool = False,
+    ttl: int | None = None,
+    accept_chain: bool = False,
 ) -> SealResult:
     """Seal the store's settled hours into `state_dir`'s chain. A chain shorter than where it ended when last
     sealed (cut, replaced, deleted) is an error: re-sealing would seal whatever the store holds now. Only
     `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit."""
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
+    if start_anew and chain_path.exists():  # aside unread: a chain that cannot be read is replaced too
+        chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     chain = read_chain(chain_path, key)
-    cut = None if start_anew else cut_short(chain, read_head(head_path, key))
+    cut = None if start_anew or accept_chain else cut_short(chain, read_head(head_path, key))
     if cut:
         raise SealChainError(
-            f"{chain_path}: the seal chain {cut}; restore it from an exported copy, or start a new chain with "
-            "--start-anew (hours sealed before stay unverifiable)"
+            f"{chain_path}: the seal chain {cut}; restore the chain (an exported copy shorter than it was is "
+            "taken with --accept-chain: hours after its end are sealed as the store holds them now), or start "
+            "a new chain with --start-anew"
         )
     oldest = None
-    if not chain or start_anew:
+    if not chain:
         oldest = store.oldest()
         if oldest is not None and ttl is not None:
             oldest = max(oldest, now - ttl)
-        if start_anew and chain_path.exists():
-            chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     result = seal_hours(chain_path, key, store.rows, oldest, now, delay, iso(now))
     write_head(head_path, key, read_chain(chain_path, key))
     return result

@@ -109,11 +109,15 @@ class KeyRing:
         self.hosts.setdefault(host, []).append(entry)
         return entry
 
-    def retire_older(self, host: str, now: dt.datetime) -> bool:
-        """The host now has its newest key: retire the ones before it; True when one was live."""
+    def retire_older(self, host: str, kid: str, now: dt.datetime) -> bool:
+        """The host now signs with key `kid`: retire the keys minted before it (a newer one, minted since,
+        stays live until it is deployed in turn); True when one was live."""
         keys = self.hosts.get(host, [])
+        ids = [k.kid for k in keys]
+        if kid not in ids:
+            return False
         stamp, found = now.strftime("%Y-%m-%dT%H:%M:%SZ"), False
-        for key in keys[:-1]:
+        for key in keys[: ids.index(kid)]:
             if key.retired is None:
                 key.retired, found = stamp, True
         return found
@@ -181,12 +185,21 @@ def save_keyring(path: Path, ring: KeyRing) -> None:
     atomic_write(path, json.dumps(data, indent=1) + "\n", mode=0o600)
 
 
-def keys_deployed(site_dir: Path, hosts: Iterable[str], now: dt.datetime) -> None:
-    """These hosts now hold their newest keys: their older keys are retired from now (after the grace)."""
+def keys_deployed(site_dir: Path, deployed: Mapping[str, str], now: dt.datetime) -> None:
+    """These hosts (name → key id) now sign with those keys: the keys minted before are retired from now."""
     path = keyring_path(site_dir)
     ring = load_keyring(path)
-    if any([ring.retire_older(host, now) for host in hosts]):
+    if any([ring.retire_older(host, kid, now) for host, kid in deployed.items()]):
         save_keyring(path, ring)
+
+
+_KID_IN_CONFIG_RE = re.compile(rb'\.logstack_kid = "([0-9a-f]{16})"')
+
+
+def kid_in(config: bytes) -> str | None:
+    """The key id a rendered sender config signs with."""
+    match = _KID_IN_CONFIG_RE.search(config)
+    return match.group(1).decode() if match else None
 
 
 def retire_keys(site_dir: Path, host: str, now: dt.datetime) -> bool:

@@ -308,3 +308,47 @@ def test_a_line_without_comm_or_exe_is_forged():
 
     assert is_forged("sshd-session", None, None) is True
     assert is_forged("kernel", None, None) is False  # not a program logstack expects
+
+
+def test_a_user_name_with_a_colon_cannot_frame_an_address_in_a_disconnect_line():
+    lines = []
+    for n in range(10):
+        port = 41000 + n
+        lines += (
+            e(n, 770 + n, f"Invalid user a 6.6.6.6 port 1: Too many authentication failures from 1.2.3.4 port {port}"),
+            e(
+                n + 0.1,
+                770 + n,
+                f"Disconnecting invalid user a 6.6.6.6 port 1: Too many authentication failures 1.2.3.4 port {port}: "
+                "Too many authentication failures [preauth]",
+            ),
+        )
+    found = events(*lines)
+    assert "6.6.6.6" not in {ev.source_ip for ev in found}
+
+
+def test_after_failures_while_streaming_with_the_failing_connection_open():
+    from logstack.analyze.events import EventBuilder, Settings
+
+    builder = EventBuilder(Settings(gap=10 * S))
+    released = []
+    feed = [e(0, 780, "Failed password for root from 203.0.113.9 port 4000 ssh2")]
+    feed += [e(1, 781, "Accepted password for root from 203.0.113.9 port 4001 ssh2")]
+    # the failing connection stays open (a line every few seconds), while unrelated lines move time on
+    feed += [
+        e(2 + 3 * k, 780, "Postponed keyboard-interactive for root from 203.0.113.9 port 4000 ssh2") for k in range(20)
+    ]
+    feed += [e(2 + 0.02 * k, 5000 + k, "(root) CMD (true)", "CRON") for k in range(2100)]
+    for raw in sorted(feed, key=lambda x: int(x["__REALTIME_TIMESTAMP"])):
+        released += builder.feed(from_journal(raw))
+    success = next(ev for ev in released + builder.finish() if ev.outcome == "success")
+    assert "after_failures" in success.flags
+
+
+def test_a_third_process_at_the_same_address_and_port_is_another_connection():
+    found = events(
+        e(0, 790, "Accepted publickey for alice from 192.0.2.50 port 40000 ssh2: ED25519 SHA256:x"),
+        e(1, 791, "Disconnected from user alice 192.0.2.50 port 40000"),
+        e(2, 792, "Failed password for root from 192.0.2.50 port 40000 ssh2"),
+    )
+    assert len([ev for ev in found if ev.type == "ssh_login"]) == 2

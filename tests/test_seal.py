@@ -318,3 +318,18 @@ def test_a_record_dated_in_the_future_or_a_short_seal_key_is_refused(sealed_site
         env={"GREPTIMEDB_PASSWORD": PASSWORD},
     )
     assert result.exit_code == 2 and "not a seal key" in result.output
+
+
+def test_a_restored_shorter_chain_is_taken_on_purpose_and_a_broken_one_set_aside(sealed_site, tmp_path):
+    cli, _, _, chain = sealed_site
+    export = tmp_path / "export.jsonl"
+    first = chain.read_text().splitlines()[0] + "\n"
+    export.write_text(first)  # an export made after the first seal
+    chain.write_text(first)  # restored from it
+    assert cli("seal", "--delay", "0s").exit_code == 1
+    result = cli("seal", "--delay", "0s", "--accept-chain")
+    assert result.exit_code == 0 and "sealed 2 hours" in result.output, result.output
+    assert cli("verify", "--anchor", str(export)).exit_code == 0
+    chain.write_text("not a chain\n")
+    assert cli("seal", "--delay", "0s").exit_code == 1
+    assert cli("seal", "--delay", "0s", "--start-anew").exit_code == 0

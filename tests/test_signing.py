@@ -155,7 +155,7 @@ def test_rotation_keeps_old_records_verifiable(site):
     new = _stored(_signer(inventory, ring2, "web1").remap(dict(JOURNAL)))
     # until the new key is on the host, the old one stays live: a host not yet re-enrolled still signs with it
     assert [k.retired for k in ring2.hosts["web1"]] == [None, None]
-    keys_deployed(site.parent, ["web1"], NOW + dt.timedelta(days=2))
+    keys_deployed(site.parent, {"web1": ring2.current("web1").kid}, NOW + dt.timedelta(days=2))
     ring2 = load_keyring(keyring_path(site.parent))
     verifier = Verifier(ring2)
     assert verifier.check(old).problem is None

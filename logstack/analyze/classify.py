@@ -133,6 +133,8 @@ def _pam_line(module: str, service: str, kind: str, rest: str) -> Fact:
 
 
 _SSH_BUCKETS = rules.TABLE_RULES["sshd"]
+# `ADDR port N: `: a disconnect line names sshd's peer once; a client-chosen name or text may add more
+_ADDRESS_COLON = re.compile(r" [0-9A-Fa-f:.]++(?:%\S+)? port \d++: ")
 
 
 def _ssh(message: str) -> Fact:
@@ -145,7 +147,9 @@ def _ssh(message: str) -> Fact:
         found = rules.table_rule("sshd", text)
         if found is None:
             return Fact("ssh_other", reason=text)
-    if found[0].short_auth_log and " ssh2: " in text:
+    if (found[0].short_auth_log and " ssh2: " in text) or (
+        found[0].one_address and len(_ADDRESS_COLON.findall(text)) != 1
+    ):
         # the line may be a longer shape whose client-chosen tail (a GSSAPI name, a certificate ID) ends
         # like this one: which `from ADDR port N` is sshd's is not known, so no address or name is read
         fact = _table_fact(found[0], (None,) * len(found[1]), text, preauth)

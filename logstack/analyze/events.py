@@ -43,9 +43,9 @@ class EventBuilder:
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
         self._failures: dict[str, deque[Event]] = {}
-        # newest failed try per address, as lines arrive: a success is flagged even when the failing
-        # connection's event is still open (an attacker leaving it idle until the login grace ends)
-        self._failed_at: dict[str, int] = {}
+        # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
+        # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
+        self._failed_at: dict[str, deque[tuple[int, int]]] = {}
         self._incidents: dict[str, Event] = {}
         self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
         self._seen: set[str] = set()  # de-duplication keys of recent lines
@@ -71,7 +71,7 @@ class EventBuilder:
             self.clock = arrival
         fact = classify(line.ident, line.message)
         if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
-            self._failed_at[fact.source_ip] = max(self._failed_at.get(fact.source_ip, 0), line.ts)
+            self._failed_at.setdefault(fact.source_ip, deque()).append((arrival, line.ts))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -116,6 +116,9 @@ class EventBuilder:
                 partner is not None
                 and partner.known == event.known
                 and abs(event.start - partner.end) <= self.settings.gap
+                # one connection's lines come from its monitor and its user child: a third PID at the same
+                # address and port is a new connection (a client reusing its source port), not this one
+                and len({*partner.pids, *event.pids}) <= 2
             ):
                 self._merge(partner, event)
                 return
@@ -172,8 +175,11 @@ class EventBuilder:
             for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
                 if ip not in self._incidents:
                     del self._failures[ip]
-            for ip in [ip for ip, at in self._failed_at.items() if at < stale]:
-                del self._failed_at[ip]
+            for ip, tries in list(self._failed_at.items()):
+                while tries and tries[0][0] < stale:  # by arrival: a sender's clock cannot keep them
+                    tries.popleft()
+                if not tries:
+                    del self._failed_at[ip]
         return out
 
     def _finalise(self, event: Event, out: list[Event]) -> None:
@@ -184,8 +190,8 @@ class EventBuilder:
             while recent and recent[0].end < event.start - window:
                 recent.popleft()
             if event.outcome == "success":
-                failed_at = self._failed_at.get(ip)
-                if recent or (failed_at is not None and event.start - window <= failed_at <= event.end):
+                tries = self._failed_at.get(ip, ())
+                if recent or any(event.start - window <= at <= event.end for _, at in tries):
                     event.flags = sorted({*event.flags, "after_failures"})
             else:
                 recent.append(event)

@@ -76,6 +76,12 @@ class Message:
     pam_type: str | None = None  # a PAM module's row: the management group it logs under (auth, session, …)
 
     @property
+    def one_address(self) -> bool:
+        """A disconnect shape whose name and text a client may both choose: it reads an address only when the
+        line names one."""
+        return "name" in self.fields
+
+    @property
     def short_auth_log(self) -> bool:
         """An auth_log shape without the `: <info>` tail a longer shape of the same line carries."""
         return self.program == "sshd" and self.format.endswith(" ssh2")

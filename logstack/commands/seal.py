@@ -42,13 +42,18 @@ def seal(
     start_anew: Annotated[
         bool, typer.Option("--start-anew", help="Start a new chain although one existed (it was lost).")
     ] = False,
+    accept_chain: Annotated[
+        bool, typer.Option("--accept-chain", help="Go on from a restored chain shorter than the recorded one.")
+    ] = False,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
     site = open_site(
         inventory_path, db_host, db_port, db_user, db_name, table, db_password_file, data_dir, signing_keys, seal_key
     )
     with DatabaseSource(site.database) as db:
-        result = seal_store(db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl)
+        result = seal_store(
+            db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl, accept_chain
+        )
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
     if export is not None:
         count = export_chain(site.state_dir / SEALS, site.seal_key, export)
