@@ -1,4 +1,5 @@
-r"""The classifier's rules as data: each a pattern and the fact kind (or label) it yields.
+r"""The classifier's rules as data: the message table's rows compiled (messages/*.yaml, with the source
+location of each format), and the patterns of the programs' own parsers, each with the fact kind it yields.
 
 Every pattern has at most one unbounded part that can trade characters with its neighbours: names use
 classes that exclude their delimiter, and runs that end at a space or at the end are possessive (`\S++`,
