@@ -1,10 +1,10 @@
 """Turn one journal line into a fact: what happened, to whom, from where.
 
 sshd's lines are read by the message table's rows alone (rules.table_rule); the other programs' by their
-parsers here first, then by their rows. Formats covered: OpenSSH (including >= 9.8's sshd-session /
-sshd-auth, `[preauth]` suffixes and `error:`/`fatal:` prefixes), PAM (>= 1.4's `alice(uid=1000)` and the older form), sudo (padded user
-names, `(command continued)`), su/runuser, login, systemd-logind, shadow-utils, pam_faillock, polkit,
-and journald's suppression notices.
+parsers here first, then by their rows. Formats covered: OpenSSH (including >= 9.8's sshd-session and
+sshd-auth, `[preauth]` suffixes and `error:`/`fatal:` prefixes), PAM (>= 1.4's `alice(uid=1000)` and the
+older form), sudo (padded user names, `(command continued)`), su/runuser, login, systemd-logind,
+shadow-utils, pam_faillock, polkit, and journald's suppression notices.
 """
 
 from __future__ import annotations
