@@ -352,3 +352,19 @@ def test_a_third_process_at_the_same_address_and_port_is_another_connection():
         e(2, 792, "Failed password for root from 192.0.2.50 port 40000 ssh2"),
     )
     assert len([ev for ev in found if ev.type == "ssh_login"]) == 2
+
+
+def test_failures_from_one_ipv6_64_count_together():
+    lines = [
+        e(n, 800 + n, f"Failed password for root from 2001:db8:1:2::{n + 1:x} port {4000 + n} ssh2") for n in range(10)
+    ]
+    found = events(*lines)
+    (incident,) = [ev for ev in found if ev.type == "brute_force"]
+    assert incident.source_ip == "2001:db8:1:2::/64"
+    assert "10 failed login attempts from 2001:db8:1:2::/64" in incident.reason
+    # another /64, and IPv4 (mapped or not), stay apart
+    from logstack.analyze.events import source_key
+
+    assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
+    assert source_key("::ffff:203.0.113.9") == source_key("203.0.113.9") == "203.0.113.9"
+    assert source_key("fe80::1%eth0") == "fe80::/64"

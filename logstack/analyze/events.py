@@ -8,9 +8,11 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
+from functools import lru_cache
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
 from logstack.analyze.event import (
@@ -71,7 +73,7 @@ class EventBuilder:
             self.clock = arrival
         fact = classify(line.ident, line.message)
         if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
-            self._failed_at.setdefault(fact.source_ip, deque()).append((arrival, line.ts))
+            self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -184,7 +186,7 @@ class EventBuilder:
 
     def _finalise(self, event: Event, out: list[Event]) -> None:
         window = self.settings.brute_force_window
-        ip = event.source_ip
+        ip = source_key(event.source_ip) if event.source_ip else None
         if event.type == "ssh_login" and ip:
             recent = self._failures.setdefault(ip, deque())
             while recent and recent[0].end < event.start - window:
@@ -252,6 +254,21 @@ class EventBuilder:
         # an incident of failures an earlier run reported was reported by it too
         incident.known = all(member.known for member in self._members.pop(incident.id))
         return incident
+
+
+@lru_cache(maxsize=65536)
+def source_key(address: str) -> str:
+    """Where failed tries are counted together: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+    network: an attacker holding it has 2^64 addresses to rotate through); a host name as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
 
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
