@@ -368,3 +368,15 @@ def test_failures_from_one_ipv6_64_count_together():
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
     assert source_key("::ffff:203.0.113.9") == source_key("203.0.113.9") == "203.0.113.9"
     assert source_key("fe80::1%eth0") == "fe80::/64"
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("pam_listfile(sshd:auth): Refused user bob for service sshd", "refused by pam_listfile"),
+        ("pam_access(sshd:account): access denied for user `bob' from `203.0.113.9'", "access denied by pam_access"),
+    ],
+)
+def test_pam_modules_refusals_say_which_module(message, reason):
+    (event,) = events(e(0, 810, message))
+    assert (event.type, event.outcome, event.user, event.reason) == ("ssh_login", "failure", "bob", reason)

@@ -222,7 +222,7 @@ def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str
 _SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SSH_PAM_FAIL, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
 _REASON_KINDS = _kinds(
     K.SSH_REFUSED, K.SSH_ABANDON, K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND
-)
+) | _kinds(K.AUTH_FAILURE)  # a PAM module's refusal says which (pam_access, pam_listfile, …)
 _PAM_USER_TYPES = frozenset({EventType.SSH_LOGIN.value, EventType.SESSION.value, EventType.CONSOLE_LOGIN.value})
 _PAM_NAMES_USER = _kinds(K.SESSION_OPEN, K.AUTH_FAILURE)
 
