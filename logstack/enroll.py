@@ -151,18 +151,22 @@ def _mint_missing(
     return ready, refused
 
 
-def _deployed_kid(result: HostResult) -> str | None:
+def _deployed_config(result: HostResult) -> bytes | None:
+    """The sender config the run planned for this host (deployed, or found unchanged)."""
     if result.plan is None:
         return None
     config = next((c.file for c in result.plan.changes if c.file.path == "/etc/vector/vector.yaml"), None)
-    return kid_in(config.content) if config is not None else None
+    return config.content if config is not None else None
+
+
+def _deployed_kid(result: HostResult) -> str | None:
+    config = _deployed_config(result)
+    return kid_in(config) if config is not None else None
 
 
 def _deployed_digest(result: HostResult) -> str | None:
-    if result.plan is None:
-        return None
-    config = next((c.file for c in result.plan.changes if c.file.path == "/etc/vector/vector.yaml"), None)
-    return digest_in(config.content) if config is not None else None
+    config = _deployed_config(result)
+    return digest_in(config) if config is not None else None
 
 
 def verify_delivery(
