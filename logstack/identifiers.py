@@ -8,16 +8,8 @@ from collections.abc import Iterable
 JOURNALD_IDENTIFIER = "systemd-journald"
 SUPPRESSION_PREFIX = "Suppressed "
 
-# OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
-DEFAULT_IDENTIFIERS: tuple[str, ...] = (
-    "sshd",
-    "sshd-session",
-    "sshd-auth",
-    "sudo",
-    "su",
-    "runuser",
-    "login",
-    "systemd-logind",
+# shadow-utils' account tools: their lines are account changes (analysis reads them alike)
+ACCOUNT_IDENTIFIERS: tuple[str, ...] = (
     "useradd",
     "usermod",
     "userdel",
@@ -30,6 +22,19 @@ DEFAULT_IDENTIFIERS: tuple[str, ...] = (
     "chage",
     "chfn",
     "chsh",
+)
+
+# OpenSSH >= 9.8 logs as sshd-session (and sshd-auth); the seed procedure's list missed both.
+DEFAULT_IDENTIFIERS: tuple[str, ...] = (
+    "sshd",
+    "sshd-session",
+    "sshd-auth",
+    "sudo",
+    "su",
+    "runuser",
+    "login",
+    "systemd-logind",
+    *ACCOUNT_IDENTIFIERS,
     "pkexec",
     "polkitd",
 )

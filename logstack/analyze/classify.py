@@ -14,27 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from logstack import identifiers
 from logstack.analyze import rules
 from logstack.analyze.kinds import Subject
 from logstack.analyze.messages import Message
 
 SSH_IDENTIFIERS = frozenset({"sshd", "sshd-session", "sshd-auth"})
-ACCOUNT_IDENTIFIERS = frozenset(
-    {
-        "useradd",
-        "usermod",
-        "userdel",
-        "groupadd",
-        "groupdel",
-        "groupmod",
-        "gpasswd",
-        "passwd",
-        "chpasswd",
-        "chage",
-        "chfn",
-        "chsh",
-    }
-)
+ACCOUNT_IDENTIFIERS = frozenset(identifiers.ACCOUNT_IDENTIFIERS)
 HEARTBEAT_IDENTIFIER = "logstack-heartbeat"
 
 
