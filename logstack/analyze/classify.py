@@ -126,14 +126,9 @@ _ADDRESS_COLON = re.compile(r" [0-9A-Fa-f:.]++(?:%\S+)? port \d++: ")
 
 def _ssh(message: str) -> Fact:
     text, preauth = _strip_ssh(message)
-    # sshd's lines are most of what analysis reads: its two-word bucket is tried here, without a call
-    second = text.find(" ", text.find(" ") + 1)
-    bucket = _SSH_BUCKETS.get(text[:second] if second > 0 else text)
-    found = bucket.match(text) if bucket is not None else None
+    found = rules.match_buckets(_SSH_BUCKETS, text)
     if found is None:
-        found = rules.table_rule("sshd", text)
-        if found is None:
-            return Fact("ssh_other", reason=text)
+        return Fact("ssh_other", reason=text)
     if (found[0].short_auth_log and " ssh2: " in text) or (
         found[0].one_address and len(_ADDRESS_COLON.findall(text)) != 1
     ):

@@ -14,7 +14,7 @@ are possessive runs of their characters, and at most one free-text conversion pe
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -75,16 +75,16 @@ class Message:
     note: str | None = None  # how an expanded shape arises, or a version detail
     pam_type: str | None = None  # a PAM module's row: the management group it logs under (auth, session, …)
 
-    @property
-    def one_address(self) -> bool:
-        """A disconnect shape whose name and text a client may both choose: it reads an address only when the
-        line names one."""
-        return "name" in self.fields
+    # read on every sshd line: set once from the format and fields (see __post_init__)
+    one_address: bool = field(init=False, default=False)
+    short_auth_log: bool = field(init=False, default=False)
 
-    @property
-    def short_auth_log(self) -> bool:
-        """An auth_log shape without the `: <info>` tail a longer shape of the same line carries."""
-        return self.program == "sshd" and self.format.endswith(" ssh2")
+    def __post_init__(self) -> None:
+        # a disconnect shape whose name and text a client may both choose: it reads an address only when
+        # the line names one
+        object.__setattr__(self, "one_address", "name" in self.fields)
+        # an auth_log shape without the `: <info>` tail a longer shape of the same line carries
+        object.__setattr__(self, "short_auth_log", self.program == "sshd" and self.format.endswith(" ssh2"))
 
     @property
     def compiled(self) -> bool:

@@ -122,8 +122,11 @@ TABLE_RULES: dict[str, dict[str, Bucket]] = _Rules()
 def table_rule(program: str, text: str) -> tuple[Message, tuple[str | None, ...]] | None:
     """The first row of `program` whose pattern matches `text`, and its values in FACT_SLOTS order."""
     buckets = TABLE_RULES[program]
-    if not buckets:
-        return None
+    return match_buckets(buckets, text) if buckets else None
+
+
+def match_buckets(buckets: dict[str, Bucket], text: str) -> tuple[Message, tuple[str | None, ...]] | None:
+    """The first row of these buckets that matches `text`: by its first two words, its first, then a value."""
     first = text.find(" ")
     second = text.find(" ", first + 1) if first >= 0 else -1
     bucket = buckets.get(text[:second] if second >= 0 else text)
