@@ -144,10 +144,17 @@ class SealResult:
 
 
 def seal_hours(
-    path: Path, key: bytes, read_hour: HourReader, oldest: int | None, store_now: int, delay: int, now_text: str
+    path: Path,
+    chain: list[Seal],
+    key: bytes,
+    read_hour: HourReader,
+    oldest: int | None,
+    store_now: int,
+    delay: int,
+    now_text: str,
 ) -> SealResult:
-    """Seal every hour from after the last seal (or the oldest row's hour) that ended `delay` before `store_now`."""
-    chain = read_chain(path, key)
+    """Seal every hour from after the chain's last seal (or the oldest row's hour) that ended `delay` before
+    `store_now`; `chain` is what read_chain gave for `path`."""
     start = chain[-1].hour + HOUR if chain else (oldest - oldest % HOUR if oldest is not None else None)
     if not chain and path.exists():
         path.unlink()  # an empty file: the chain starts over (seal_store decided it may)

@@ -68,8 +68,8 @@ def seal_store(
         oldest = store.oldest()
         if oldest is not None and ttl is not None:
             oldest = max(oldest, now - ttl)
-    result = seal_hours(chain_path, key, store.rows, oldest, now, delay, iso(now))
-    write_head(head_path, key, read_chain(chain_path, key))
+    result = seal_hours(chain_path, chain, key, store.rows, oldest, now, delay, iso(now))
+    write_head(head_path, key, chain + result.sealed)
     return result
 
 
