@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from logstack.errors import SecretsError
+from logstack.errors import LogstackError, SecretsError
 from logstack.fsutil import atomic_write
 
 DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
@@ -88,3 +88,22 @@ def load_secrets(path: Path) -> Secrets:
             )
         passwords[user] = value
     return Secrets(passwords)
+
+
+def read_passphrase(
+    env_value: str | None, passphrase_file: Path | None, error: type[LogstackError] = SecretsError
+) -> bytes | None:
+    """A passphrase from its file (which wins) or an environment variable's value; problems are `error`s."""
+    if passphrase_file is not None:
+        try:
+            value = passphrase_file.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise error(f"{passphrase_file}: cannot read passphrase file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise error(f"{passphrase_file}: cannot read passphrase file: not UTF-8 text") from None
+        if not value:
+            raise error(f"{passphrase_file}: passphrase file is empty")
+        return value.encode("utf-8")
+    if env_value:
+        return env_value.encode("utf-8")
+    return None

@@ -50,17 +50,6 @@ def _check_passphrase(passphrase: bytes | None) -> bytes:
     return passphrase
 
 
-def read_backup_passphrase(env_value: str | None, passphrase_file: Path | None) -> bytes | None:
-    """The passphrase from --passphrase-file or LOGSTACK_BACKUP_PASSPHRASE (file wins); never shown."""
-    if passphrase_file is not None:
-        try:
-            value = passphrase_file.read_text(encoding="utf-8").rstrip("\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SecretsError(f"{passphrase_file}: cannot read passphrase file: {exc}") from None
-        return value.encode("utf-8") if value else None
-    return env_value.encode("utf-8") if env_value else None
-
-
 def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> BackupResult:
     """Write the encrypted archive of `site_dir` to `output` (mode 0600); links and special files are refused."""
     key_material = _check_passphrase(passphrase)

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.site_backup import backup_site, read_backup_passphrase, restore_site
+from logstack.secrets_store import read_passphrase
+from logstack.site_backup import backup_site, restore_site
 
 PassphraseOpt = Annotated[
     Path | None,
@@ -24,7 +25,7 @@ def site_backup(
 ) -> None:
     """Write the site directory (secrets, PKI with the CA key, signing keys, state) as an encrypted archive."""
     site = inventory(inventory_path).site_dir
-    passphrase = read_backup_passphrase(os.environ.get("LOGSTACK_BACKUP_PASSPHRASE"), passphrase_file)
+    passphrase = read_passphrase(os.environ.get("LOGSTACK_BACKUP_PASSPHRASE"), passphrase_file)
     result = backup_site(site, output, passphrase)
     typer.echo(f"wrote {output}: {result.files} files of {site}, {result.size} bytes, encrypted")
 
@@ -35,6 +36,6 @@ def site_restore(
     passphrase_file: PassphraseOpt = None,
 ) -> None:
     """Restore a site directory from an encrypted archive."""
-    passphrase = read_backup_passphrase(os.environ.get("LOGSTACK_BACKUP_PASSPHRASE"), passphrase_file)
+    passphrase = read_passphrase(os.environ.get("LOGSTACK_BACKUP_PASSPHRASE"), passphrase_file)
     result = restore_site(archive, to, passphrase)
     typer.echo(f"restored {result.files} files into {to}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from logstack import secrets_store
 from logstack.errors import PKIError
 from logstack.pki.lifecycle import PKI
 from logstack.pki.mint import fingerprint
@@ -18,14 +19,4 @@ __all__ = ["PKI", "SERVER", "CARecord", "CertRecord", "Registry", "fingerprint",
 
 def read_passphrase(env_value: str | None, passphrase_file: Path | None) -> bytes | None:
     """The CA passphrase from --passphrase-file or LOGSTACK_CA_PASSPHRASE (file wins)."""
-    if passphrase_file is not None:
-        try:
-            value = passphrase_file.read_text(encoding="utf-8").rstrip("\n")
-        except OSError as exc:
-            raise PKIError(f"{passphrase_file}: cannot read passphrase file: {exc.strerror}") from None
-        if not value:
-            raise PKIError(f"{passphrase_file}: passphrase file is empty")
-        return value.encode("utf-8")
-    if env_value:
-        return env_value.encode("utf-8")
-    return None
+    return secrets_store.read_passphrase(env_value, passphrase_file, PKIError)
