@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "verify"),
     "site-backup": ("site_backup", "site_backup"),
     "site-restore": ("site_backup", "site_restore"),
+    "wheels": ("wheels", "wheels"),
     "ca": ("ca", "app"),
     "certs": ("certs", "app"),
 }
@@ -74,8 +75,20 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from logstack import __version__
+
+        typer.echo(f"logstack {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     pass
 
 

@@ -17,6 +17,7 @@ from logstack.inventory import Inventory, ServerSpec
 from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
+from logstack.server_install import first_run, install_logstack
 from logstack.shell import shell_command
 from logstack.signing import ensure_keys
 from logstack.ssh import Connection
@@ -207,6 +208,7 @@ def init_server(
     greptime_tarball: Path | None = None,
     passphrase: bytes | None = None,
     verify_timeout: float = 30.0,
+    wheels: Path | None = None,
 ) -> ServerResult:
     """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
     result = ServerResult()
@@ -221,6 +223,7 @@ def init_server(
     ensure_keys(inventory.site_dir, [], dt.datetime.now(dt.UTC))  # the seal key the analysis timer seals with
     files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
     server = inventory.server
+    fresh: list[str] = []
 
     def install(conn: Connection) -> None:
         if server.manage_packages and install_greptime(conn, server.greptimedb_version, greptime_tarball):
@@ -228,12 +231,19 @@ def init_server(
         prepare_system(conn, server.data_dir)
         if server.manage_packages and ensure_vector(conn, no_install):
             result.steps.append("installed Vector from its apt repository")
+        installed = install_logstack(conn, wheels, dry_run=False)
+        if installed:
+            result.steps.append(installed)
+            fresh.append(installed)
 
     def check(conn: Connection, deployed: HostResult) -> None:
         assert deployed.plan is not None
         if dry_run:  # what would change in the database, when it can be read already
             with contextlib.suppress(LogstackError):
                 result.steps += retention(GreptimeHTTP(conn, "admin", secrets.db_password("admin")), server, False)
+            planned = install_logstack(conn, wheels, dry_run=True)
+            if planned:
+                result.steps.append(planned)
             return
         if deployed.plan.changed:
             result.steps.append(deployed.plan.summary())
@@ -243,6 +253,8 @@ def init_server(
         listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
         conn.open_forward(listen, server.vector_port).close()
         result.checks.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
+        if fresh or deployed.plan.changed:  # a new logstack or new units: the timer's next run is checked now
+            result.checks.append(first_run(conn, inventory.spec.service_manager))
 
     options = DeployOptions.for_site(
         inventory,

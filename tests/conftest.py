@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,9 @@ pytest_plugins = ["tests.greptime_stub", "tests.processes", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventory.example.yaml"
+# init-server uploads logstack's dependencies from here (tests/setup.sh fills it): tests never ask an index
+WHEELS = ROOT / "tests" / ".wheels"
+os.environ["LOGSTACK_WHEELS"] = str(WHEELS)
 
 
 @pytest.fixture
@@ -33,6 +37,15 @@ def site(tmp_path: Path) -> Path:
 
 def invoke(runner: CliRunner, *args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def mysql_4002(mariadb):
+    """GreptimeDB's MySQL port on the server's loopback, served by the MariaDB stand-in."""
+    from tests.relay import relay
+
+    with relay(4002, mariadb.port):
+        yield mariadb
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Real sshd test hosts: one sshd per 127.0.0.x address, each in its own mount namespace.
 
-Inside a host's namespace /etc, /var/lib, /usr/local/bin and /usr/bin are overlays whose upper layers live
+Inside a host's namespace /etc, /var/lib, /usr/local/bin, /usr/bin and /opt are overlays whose upper layers live
 in the host's temp directory, so the files logstack writes are private to that host and visible to the
 test from outside. `systemctl` is a recording shim: the only stand-in, since the hosts run no systemd.
 """
@@ -43,6 +43,8 @@ class SSHHost:
             return self.upper / "var_lib" / absolute.removeprefix("/var/lib/")
         if absolute.startswith("/usr/bin/"):
             return self.upper / "usr_bin" / absolute.removeprefix("/usr/bin/")
+        if absolute.startswith("/opt/"):
+            return self.upper / "opt" / absolute.removeprefix("/opt/")
         assert top == "etc", absolute
         return self.upper / "etc" / rest
 
@@ -62,7 +64,8 @@ class SSHHost:
         return f"{name} {pub[0]} {pub[1]}\n"
 
     def start(self) -> None:
-        for layer in ("etc", "var_lib", "usr_local_bin", "usr_bin"):
+        Path("/opt").mkdir(exist_ok=True)
+        for layer in ("etc", "var_lib", "usr_local_bin", "usr_bin", "opt"):
             (self.upper / layer).mkdir(parents=True, exist_ok=True)
             (self.base / "work" / layer).mkdir(parents=True, exist_ok=True)
         mounts = [
@@ -70,6 +73,7 @@ class SSHHost:
             ("/var/lib", "var_lib"),
             ("/usr/local/bin", "usr_local_bin"),
             ("/usr/bin", "usr_bin"),
+            ("/opt", "opt"),
         ]
         script = ["set -e"]
         for target, layer in mounts:

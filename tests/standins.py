@@ -76,12 +76,31 @@ esac
 # systemctl: records every call; `restart vector` starts the stand-in as the unit would (as its user; the
 # drop-in clears ExecStartPre) and keeps the result as the unit's state; `is-active` and
 # `show -p NRestarts --value` read it, as systemd reports them.
+# `start` of a logstack oneshot unit runs its ExecStart line and waits, as systemd does for Type=oneshot:
+# its LoadCredential= files copied into $CREDENTIALS_DIRECTORY, its StateDirectory= made under /var/lib,
+# run as an unprivileged user in place of DynamicUser=yes (systemd src/core/execute.c); `show -p Result
+# -p ExecMainStatus` answers "success" or "exit-code" and the status (src/core/service.c).
 SYSTEMCTL = r"""#!/bin/sh
 echo "$*" >> {log}
 state={state}
 case "$1" in
 restart|start)
     unit=$2
+    file=/etc/systemd/system/$unit
+    case "$unit" in logstack-*.service)
+        [ -f "$file" ] || { echo "Unit $unit not found." >&2; exit 5; }
+        creds=$(mktemp -d /run/logstack-creds.XXXXXX)
+        grep '^LoadCredential=' "$file" | while IFS= read -r line; do
+            v=${line#LoadCredential=}; cp "${v#*:}" "$creds/${v%%:*}"; done
+        chown -R nobody "$creds"
+        for d in $(grep '^StateDirectory=' "$file" | cut -d= -f2-); do install -d -o nobody -m 0700 "/var/lib/$d"; done
+        cmd=$(grep '^ExecStart=' "$file" | head -n 1 | cut -d= -f2- | sed "s|\${CREDENTIALS_DIRECTORY}|$creds|g")
+        st=0
+        runuser -u nobody -- sh -c "exec $cmd" >"$state.$unit.log" 2>&1 || st=$?
+        echo "$st" > "$state.$unit.status"
+        rm -rf "$creds"
+        exit 0 ;;
+    esac
     if [ "$unit" = vector ] && command -v vector >/dev/null 2>&1; then
         restarts=$(cat "$state.restarts" 2>/dev/null || echo 0)
         echo $((restarts + 1)) > "$state.restarts"
@@ -98,9 +117,15 @@ is-active)
     echo "$s"
     [ "$s" = active ] ;;
 show)
-    # show -p NRestarts --value UNIT
     for last; do :; done
-    cat "$state.restarts" 2>/dev/null || echo 0 ;;
+    case "$*" in
+    *ExecMainStatus*)
+        st=$(cat "$state.$last.status" 2>/dev/null || echo 0)
+        if [ "$st" = 0 ]; then echo Result=success; else echo Result=exit-code; fi
+        echo "ExecMainStatus=$st" ;;
+    *)  # show -p NRestarts --value UNIT
+        cat "$state.restarts" 2>/dev/null || echo 0 ;;
+    esac ;;
 *) exit 0 ;;
 esac
 """

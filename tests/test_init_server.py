@@ -14,10 +14,11 @@ import pytest
 
 from logstack.inventory import load_inventory
 from logstack.render import render_site
-from logstack.secrets_store import load_secrets, secrets_path
+from logstack.secrets_store import Secrets, load_secrets, secrets_path, write_secrets
 from logstack.server import schema_statements
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
+from tests.mariadb import PASSWORD
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 
@@ -30,7 +31,7 @@ def vector_port():
 
 
 @pytest.fixture
-def site(tmp_path, ssh_client_key, vector_port):
+def site(tmp_path, ssh_client_key, vector_port, mysql_4002):
     fleet = make_fleet(
         tmp_path,
         ssh_client_key,
@@ -39,6 +40,11 @@ def site(tmp_path, ssh_client_key, vector_port):
         first_octet=40,
         extra={"server.vector_port": vector_port, "server.listen_address": "127.0.0.1"},
     )
+    # the scheduled analysis init-server runs once reads the MariaDB stand-in as analyst
+    secrets = load_secrets(secrets_path(fleet.inventory.parent))
+    secrets_path(fleet.inventory.parent).unlink()
+    write_secrets(secrets_path(fleet.inventory.parent), Secrets({**secrets.db_passwords, "analyst": PASSWORD}))
+    mysql_4002.create_logs("vector")
     yield fleet
     fleet.stop()
 
@@ -64,7 +70,18 @@ def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api
         "restart vector",
         "enable logstack-analyze.timer",
         "restart logstack-analyze.timer",
+        "start logstack-analyze.service",
     }
+    assert calls[-1] == "start logstack-analyze.service"  # once the units are in place
+    # logstack itself: the operator's code in a venv named by its digest, the command the units run linked
+    venvs = [p.name for p in server.path("/opt/logstack").iterdir() if p.name.startswith("venv-")]
+    assert len(venvs) == 1 and venvs[0].startswith("venv-0.1.0-")
+    assert os.readlink(server.path("/usr/local/bin/logstack")) == "/opt/logstack/current/bin/logstack"
+    assert os.readlink(server.path("/opt/logstack/current")) == venvs[0]
+    assert f"installed logstack {venvs[0].removeprefix('venv-')} for the server (installed: none)" in result.stdout
+    # its first run went through the unit's ExecStart: it read the store and kept its state
+    assert "logstack-analyze.service: the first scheduled run succeeded" in result.stdout
+    assert list(server.path("/var/lib/logstack").glob("analyze-*.sqlite"))
     auth = "Basic " + base64.b64encode(f"admin:{secrets.db_password('admin')}".encode()).decode()
     schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
     statements = schema_statements(schema)
@@ -89,6 +106,7 @@ def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api
     assert again.exit_code == 0, again.output
     assert server.systemctl_calls == calls
     assert "│ server │ ok" in again.stdout
+    assert "installed logstack" not in again.stdout and "first scheduled run" not in again.stdout  # same code
     assert [r[3] for r in greptime_api if r[0] == "POST"][1 : len(statements) + 1] == statements
     assert "retention" not in again.stdout
 
@@ -195,3 +213,55 @@ def test_a_data_directory_below_a_directory_others_control_is_refused(site, grep
     )
     assert not site.hosts["server"].path("/var/lib/tenant/greptime").exists()
     assert site.hosts["server"].systemctl_calls == []  # nothing deployed
+
+
+def test_logstack_on_the_server_is_planned_upgraded_and_its_first_run_checked(
+    site, greptime_api, runner, monkeypatch, mysql_4002
+):
+    import logstack
+
+    server = site.hosts["server"]
+    dry = invoke(runner, "init-server", "--dry-run", "-i", site.inventory)
+    assert dry.exit_code == 0, dry.output
+    assert "would install logstack 0.1.0-" in dry.stdout and "(installed: none)" in dry.stdout
+    assert not server.path("/opt/logstack").exists()
+    assert invoke(runner, "init-server", "-i", site.inventory).exit_code == 0
+    first = os.readlink(server.path("/opt/logstack/current"))
+
+    # the operator upgrades: the plan names both versions, the new venv goes live, the old one stays for a
+    # run that may still use it
+    monkeypatch.setattr(logstack, "__version__", "0.1.1")
+    dry = invoke(runner, "init-server", "--dry-run", "-i", site.inventory)
+    assert "would install logstack 0.1.1-" in dry.stdout and f"(installed: {first.removeprefix('venv-')})" in dry.stdout
+    upgraded = invoke(runner, "init-server", "-i", site.inventory)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "logstack-analyze.service: the first scheduled run succeeded" in upgraded.stdout
+    now = os.readlink(server.path("/opt/logstack/current"))
+    assert now.startswith("venv-0.1.1-")
+    assert {p.name for p in server.path("/opt/logstack").glob("venv-*")} == {first, now}
+    resolved = site.ssh("server", "readlink -f /usr/local/bin/logstack; /usr/local/bin/logstack --version")
+    assert resolved.stdout.split("\n")[:2] == [f"/opt/logstack/{now}/bin/logstack", "logstack 0.1.0"]
+
+    # a scheduled run that cannot read the store is a failure init-server reports, with its exit status
+    with mysql_4002.admin() as conn, conn.cursor() as cur:
+        cur.execute("DROP DATABASE `vector`")
+    monkeypatch.setattr(logstack, "__version__", "0.1.2")
+    failed = invoke(runner, "init-server", "-i", site.inventory)
+    assert failed.exit_code == 3, failed.output
+    assert "the first run of logstack-analyze.service failed: Result=exit-code, exit status 3" in failed.output
+
+
+def test_offline_wheels_that_miss_a_dependency_are_a_one_line_error(site, greptime_api, runner, tmp_path):
+    from tests.conftest import WHEELS
+
+    partial = tmp_path / "wheels"
+    partial.mkdir()
+    for wheel in WHEELS.glob("*.whl"):
+        if not wheel.name.startswith("pydantic_core"):
+            (partial / wheel.name).write_bytes(wheel.read_bytes())
+    result = invoke(runner, "init-server", "--wheels", partial, "-i", site.inventory)
+    assert result.exit_code == 3
+    assert "cannot collect logstack's dependencies for Python 3." in result.output
+    assert "from the given wheel directory" in result.output
+    assert "Traceback" not in result.output
+    assert not site.hosts["server"].path("/opt/logstack").exists()

@@ -21,6 +21,14 @@ def init_server(
         Path | None, typer.Option("--greptime-tarball", help="Release tarball to upload (needs PATH.sha256sum).")
     ] = None,
     passphrase_file: PassphraseFileOpt = None,
+    wheels: Annotated[
+        Path | None,
+        typer.Option(
+            "--wheels",
+            envvar="LOGSTACK_WHEELS",
+            help="Dependency wheels for the server (logstack wheels -o DIR); no index is asked.",
+        ),
+    ] = None,
     verify_timeout: Annotated[
         float, typer.Option("--verify-timeout", min=0, help="Seconds a restarted service has to come up (0: skip).")
     ] = 30.0,
@@ -35,6 +43,7 @@ def init_server(
         greptime_tarball=greptime_tarball,
         passphrase=passphrase(passphrase_file),
         verify_timeout=verify_timeout,
+        wheels=wheels,
     )
     for step in [*result.steps, *result.checks]:
         typer.echo(step)
