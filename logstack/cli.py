@@ -29,6 +29,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "site-backup": ("site_backup", "site_backup"),
     "site-restore": ("site_backup", "site_restore"),
     "wheels": ("wheels", "wheels"),
+    "alerts": ("alerts", "app"),
     "ca": ("ca", "app"),
     "certs": ("certs", "app"),
 }

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from logstack import validation
+from logstack.alerts.spec import Destinations
 from logstack.errors import InventoryError
 from logstack.identifiers import DEFAULT_IDENTIFIERS
 from logstack.validation import full
@@ -94,6 +95,7 @@ class ServerSpec(_Model):
     analyze: AnalyzeSchedule = AnalyzeSchedule()
     manage_packages: bool = True
     firewall: bool = False
+    alerts: Destinations = []
 
     @field_validator("greptimedb_version")
     @classmethod

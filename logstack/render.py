@@ -235,6 +235,8 @@ def render_site(
         files += _render_machine(SERVER_MACHINE, SERVER_FILES, context, material)
         if inventory.server.firewall:
             files.extend(firewall_files(inventory, pki))
+        if inventory.server.alerts:
+            files.extend(alert_files(inventory, secrets))
     senders = inventory.spec.senders
     shared = {
         **base,
@@ -260,6 +262,21 @@ def render_site(
         material["signing_key"] = _key_file(signing.key if signing else b"", include_keys, host.name)
         files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
+
+
+def alert_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
+    """The destinations (readable) and their secrets (root's only; placeholders in review)."""
+    from logstack.alerts.delivery import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
+
+    destinations = list(inventory.server.alerts)
+    if secrets is not None:
+        config = AlertConfig(inventory.spec.site, tuple(destinations), secrets.alerts)
+        check_secrets(config, str(inventory.site_dir / "secrets.yaml"))
+    public, private = server_files(inventory.spec.site, destinations, None if secrets is None else secrets.alerts)
+    return [
+        RenderedFile(SERVER_MACHINE, ALERTS_FILE, public, "root", "root", 0o644, None, False),
+        RenderedFile(SERVER_MACHINE, ALERT_SECRETS_FILE, private, "root", "root", 0o600, None, True),
+    ]
 
 
 def _key_file(key: bytes, include_keys: bool, name: str) -> bytes:

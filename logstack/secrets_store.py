@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -25,6 +25,7 @@ class Secrets:
     """Database passwords by user."""
 
     db_passwords: dict[str, str]
+    alerts: dict[str, dict[str, str]] = field(default_factory=dict)  # destination -> url/token/password
 
     def db_password(self, user: str) -> str:
         return self.db_passwords[user]
@@ -87,7 +88,29 @@ def load_secrets(path: Path) -> Secrets:
                 "(GreptimeDB's users.conf cannot hold '=' or ',', and reads 'name:' as a password format)"
             )
         passwords[user] = value
-    return Secrets(passwords)
+    return Secrets(passwords, _alert_secrets(path, data.get("alerts")))
+
+
+_ALERT_SECRET_KEYS = ("url", "token", "password")
+
+
+def _alert_secrets(path: Path, raw: object) -> dict[str, dict[str, str]]:
+    """`alerts: {destination: {url|token|password: text}}`, checked; values are never shown."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SecretsError(f"{path}: alerts: a mapping of destination name to its secrets is required")
+    found: dict[str, dict[str, str]] = {}
+    for name, entry in raw.items():
+        if not isinstance(name, str) or not isinstance(entry, dict):
+            raise SecretsError(f"{path}: alerts.{str(name)[:40]}: a mapping of url, token or password is required")
+        for key, value in entry.items():
+            if key not in _ALERT_SECRET_KEYS:
+                raise SecretsError(f"{path}: alerts.{name}.{str(key)[:40]}: unknown key (url, token or password)")
+            if not isinstance(value, str) or not value or len(value) > 4096 or not value.isprintable():
+                raise SecretsError(f"{path}: alerts.{name}.{key}: must be printable text of 1-4096 characters")
+        found[name] = dict(entry)
+    return found
 
 
 def read_passphrase(

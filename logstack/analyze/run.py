@@ -75,13 +75,14 @@ def run_analysis(
     report: Callable[[Event], None],
     now: int,
     flush: Callable[[], None] = lambda: None,
+    before_commit: Callable[[sqlite3.Connection], None] | None = None,
 ) -> RunResult:
     """Stream `source` through the event builder and `report` new, settled events, each exactly once.
 
     With a state path the run resumes where the last one stopped, skips every line an earlier run reported
     (however late its copy arrives, within the horizon), reports a late line of a reported event as its
     continuation, and commits the state only after `flush` returned; an exception (a database error, a
-    crash) leaves the state as it was.
+    crash) leaves the state as it was. `before_commit` writes into the same transaction (alert queues).
     """
     if options.state_path is None:
         return _run(source, options, report, now, None)
@@ -97,6 +98,8 @@ def run_analysis(
         state.forget_before(now - options.horizon)
         result = _run(source, options, report, now, state)
         flush()
+        if before_commit is not None:
+            before_commit(state.db)
         upper = now - options.safety_lag
         state.commit(min(upper, result.resume_from or upper))
         return result

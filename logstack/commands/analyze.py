@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from logstack.analyze.events import Settings
+from logstack.alerts.delivery import Collector, deliver, load_config
+from logstack.analyze.events import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.clock import duration_micros, parse_since
-from logstack.errors import BadInputError
+from logstack.errors import BadInputError, RuntimeFailure
 from logstack.exit_codes import ExitStatus
 from logstack.greptime import database_config
 from logstack.signing import site_verifier
@@ -59,6 +60,10 @@ def analyze(
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
     ] = None,
+    alerts: Annotated[
+        Path | None, typer.Option("--alerts", help="Deliver events to these destinations (alerts.json).")
+    ] = None,
+    alert_secrets: Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")] = None,
 ) -> None:
     """Group journal lines into security events and report each one once."""
     if output not in FORMATS:
@@ -76,7 +81,9 @@ def analyze(
     window = duration_micros(brute_force_window, "--brute-force-window")
     settings = Settings(brute_force_count=brute_force_count, brute_force_window=window)
     options = dataclasses.replace(options, settings=settings)
+    collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
+    report = writer.write if collector is None else _both(writer, collector)
     # A run allocates millions of short-lived, acyclic objects; frequent cyclic GC passes over the
     # growing young generations cost more than the analysis itself.
     gc.set_threshold(200_000, 50, 50)
@@ -86,16 +93,56 @@ def analyze(
         writer.close()
         sys.stdout.flush()
 
+    queue = collector.queue if collector is not None else None
     if journal is not None:
-        result = run_analysis(_journal_source(journal, options.since, inv), options, writer.write, now, flush)
+        result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
     else:
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         with DatabaseSource(config, verifier=site_verifier(inv.site_dir if inv else None, signing_keys)) as db:
-            result = run_analysis(db.lines, options, writer.write, now, flush)
+            result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
         flush()
+    if collector is not None and options.state_path is not None:
+        deliver_alerts(options.state_path, collector)
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
+
+
+def deliver_alerts(state_path: Path, collector: Collector) -> None:
+    """Deliver every queue; a destination that failed keeps its events and fails the run (exit 3), so the
+    unit shows it and the next run tries again."""
+    for dest, lost in collector.overflow.items():
+        typer.echo(
+            f"logstack: alerts: {dest}: queue full, {lost} events not queued (they are in this output)", err=True
+        )
+    result = deliver(state_path, collector.config)
+    for dest, count in result.forgotten.items():
+        if count:
+            typer.echo(f"logstack: alerts: {dest} is no longer configured: {count} queued events dropped", err=True)
+    if result.failures:
+        failed = "; ".join(
+            f"{dest}: {error} ({result.queued.get(dest, 0)} events kept for the next run)"
+            for dest, error in result.failures.items()
+        )
+        raise RuntimeFailure(f"alerts: {failed}")
+
+
+def _alert_collector(alerts: Path | None, secrets: Path | None, options: RunOptions) -> Collector | None:
+    if alerts is None:
+        if secrets is not None:
+            raise BadInputError("--alert-secrets needs --alerts")
+        return None
+    if options.state_path is None:
+        raise BadInputError("--alerts needs --since-last-run: its queues live in the analysis state")
+    return Collector(load_config(alerts, secrets))
+
+
+def _both(writer: EventWriter, collector: Collector) -> Callable[[Event], None]:
+    def report(event: Event) -> None:
+        writer.write(event)
+        collector.add(event.as_dict())
+
+    return report
 
 
 def _run_options(

@@ -1,0 +1,1 @@
+"""Alerts: events the scheduled analysis reports, delivered to people and systems, each exactly once."""

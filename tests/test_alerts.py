@@ -1,0 +1,261 @@
+"""Alerts from the scheduled analysis: four kinds of destination, each receiving every event exactly once,
+however long it was down. The receivers are real local servers (HTTPS, SMTP with STARTTLS, a Zabbix
+trapper stand-in) and a real program."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from logstack.alerts.spec import DESTINATIONS
+from logstack.analyze.state import StateStore  # noqa: F401  (the state the queues share)
+from tests.alert_receivers import Trapper, Webhook, self_signed, smtp_server
+from tests.conftest import invoke
+from tests.journal import entry
+
+SMTP_USER, SMTP_PASSWORD = "logstack", "smtp-password-for-tests"
+HOUR = 3600 * 1_000_000
+
+
+def _failures(path: Path, start: int, count: int, user: str = "alice", first_pid: int = 1000) -> None:
+    """`count` failed logins (one connection each) an hour before now: settled, ready to report."""
+    with path.open("a") as out:
+        for n in range(count):
+            ts = start + n * 10_000_000
+            pid = first_pid + n
+            out.write(
+                json.dumps(
+                    entry(ts, "sshd-session", pid, f"Failed password for {user} from 203.0.113.9 port {pid} ssh2")
+                )
+                + "\n"
+            )
+
+
+@pytest.fixture
+def receivers(tmp_path):
+    cert, key = self_signed(tmp_path)
+    hook = Webhook(cert, key)
+    trapper = Trapper({("logstack-server", "logstack.event")})
+    with smtp_server(cert, key, SMTP_USER, SMTP_PASSWORD) as (smtp_port, mails):
+        destinations = [
+            {
+                "name": "chat",
+                "type": "webhook",
+                "min_severity": "info",
+                "ca_file": str(cert),
+                "retries": 0,
+                "timeout": 5,
+            },
+            {
+                "name": "mail",
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "username": SMTP_USER,
+                "sender": "logstack@example.com",
+                "recipients": ["security@example.com"],
+                "ca_file": str(cert),
+                "min_severity": "info",
+                "retries": 0,
+                "timeout": 3,
+            },
+            {
+                "name": "zabbix",
+                "type": "zabbix",
+                "server": "127.0.0.1",
+                "port": trapper.port,
+                "host": "logstack-server",
+                "min_severity": "info",
+                "retries": 0,
+            },
+            {
+                "name": "ticket",
+                "type": "exec",
+                "command": ["/bin/sh", "-c", f"cat >> {tmp_path / 'exec.jsonl'}"],
+                "min_severity": "info",
+                "event_types": ["ssh_login"],
+                "retries": 0,
+            },
+        ]
+        DESTINATIONS.validate_python(destinations)
+        (tmp_path / "alerts.json").write_text(json.dumps({"site": "test", "destinations": destinations}))
+        secrets = {
+            "chat": {"url": f"https://127.0.0.1:{hook.port}/hooks/secret-token"},
+            "mail": {"password": SMTP_PASSWORD},
+        }
+        (tmp_path / "alert-secrets.json").write_text(json.dumps(secrets))
+        yield {"hook": hook, "trapper": trapper, "mails": mails, "exec": tmp_path / "exec.jsonl", "dir": tmp_path}
+    hook.stop()
+    trapper.stop()
+
+
+def _analyze(runner, where: Path, journal: Path):
+    return invoke(
+        runner,
+        "analyze",
+        "--journal",
+        journal,
+        "--since-last-run",
+        "--data-dir",
+        where / "state",
+        "--alerts",
+        where / "alerts.json",
+        "--alert-secrets",
+        where / "alert-secrets.json",
+        "--format",
+        "jsonl",
+    )
+
+
+def _ids(events: list[dict]) -> list[str]:
+    return [e["id"] for e in events]
+
+
+def _mail_ids(mails: list) -> list[str]:
+    ids = []
+    for envelope in mails:
+        message = email.message_from_bytes(envelope.content)
+        for part in message.walk():
+            if part.get_filename() == "events.jsonl":
+                ids += [json.loads(line)["id"] for line in part.get_payload(decode=True).decode().splitlines()]
+    return ids
+
+
+def test_every_destination_gets_each_event_once_and_a_down_one_catches_up(receivers, runner):
+    where, hook, trapper = receivers["dir"], receivers["hook"], receivers["trapper"]
+    journal = where / "journal.jsonl"
+    start = int(time.time() * 1_000_000) - 2 * HOUR
+    _failures(journal, start, 3)
+    first = _analyze(runner, where, journal)
+    assert first.exit_code == 0, first.output
+    reported = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(reported) == 3
+    assert _ids(hook.events) == _ids(reported)
+    assert _mail_ids(receivers["mails"]) == _ids(reported)
+    assert [json.loads(v["value"])["id"] for v in trapper.values] == _ids(reported)
+    assert [json.loads(line)["id"] for line in receivers["exec"].read_text().splitlines()] == _ids(reported)
+    # the webhook got a ready chat text, an idempotency key, and the URL's token stayed out of the output
+    headers, body = hook.posts[0]
+    assert body["text"].startswith("logstack test: 3 security events")
+    assert headers["Idempotency-Key"] == body["id"]
+    assert "secret-token" not in first.output
+
+    # the webhook is down (HTTP 503) while new events come: it keeps them, the others get them now
+    hook.status = 503
+    _failures(journal, int(time.time() * 1_000_000) - 300_000_000, 2, user="bob", first_pid=2000)
+    second = _analyze(runner, where, journal)
+    assert second.exit_code == 3
+    assert "alerts: chat: 127.0.0.1 answered HTTP 503 (2 events kept for the next run)" in second.output
+    new = [json.loads(line) for line in second.stdout.splitlines()]
+    assert len(new) == 2
+    assert _mail_ids(receivers["mails"]) == _ids(reported + new)
+    backlog = invoke(runner, "alerts", "backlog", "--data-dir", where / "state")
+    assert "chat: 2 queued, 0 not queued (full), last error: 127.0.0.1 answered HTTP 503" in backlog.stdout
+
+    # back up: exactly the two it missed, once; nobody else gets anything again
+    hook.status = 200
+    third = _analyze(runner, where, journal)
+    assert third.exit_code == 0, third.output
+    assert third.stdout.strip() == ""
+    assert _ids(hook.events) == _ids(reported + new)
+    assert _mail_ids(receivers["mails"]) == _ids(reported + new)
+    assert len(trapper.values) == 5
+    assert len(receivers["exec"].read_text().splitlines()) == 5
+    assert "chat: 0 queued" in invoke(runner, "alerts", "backlog", "--data-dir", where / "state").stdout
+    fourth = _analyze(runner, where, journal)
+    assert fourth.exit_code == 0 and len(hook.events) == 5
+
+
+def test_a_full_queue_counts_what_it_could_not_hold_and_says_so_when_back(receivers, runner):
+    where, hook = receivers["dir"], receivers["hook"]
+    config = json.loads((where / "alerts.json").read_text())
+    config["destinations"] = [{**config["destinations"][0], "queue_limit": 10}]
+    (where / "alerts.json").write_text(json.dumps(config))
+    secrets = json.loads((where / "alert-secrets.json").read_text())
+    (where / "alert-secrets.json").write_text(json.dumps({"chat": secrets["chat"]}))
+    journal = where / "journal.jsonl"
+    _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 14)
+    hook.status = 500
+    down = _analyze(runner, where, journal)
+    assert down.exit_code == 3
+    reported = [json.loads(line) for line in down.stdout.splitlines()]  # every event is in the output all the same
+    assert len(reported) == 15  # 14 failures and the brute-force incident they make
+    assert "alerts: chat: queue full, 5 events not queued (they are in this output)" in down.output
+    hook.status = 200
+    back = _analyze(runner, where, journal)
+    assert back.exit_code == 0, back.output
+    assert _ids(hook.events[:10]) == _ids(reported[:10])
+    notice = hook.events[10]
+    assert notice["type"] == "alerts_dropped" and notice["reason"].startswith("5 events did not fit")
+    assert len(hook.events) == 11
+    assert "chat: 0 queued, 0 not queued" in invoke(runner, "alerts", "backlog", "--data-dir", where / "state").stdout
+
+
+def test_alerts_test_reaches_every_destination_and_names_the_ones_that_fail(receivers, runner):
+    where = receivers["dir"]
+    ok = invoke(
+        runner, "alerts", "test", "--alerts", where / "alerts.json", "--alert-secrets", where / "alert-secrets.json"
+    )
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.splitlines() == ["chat: accepted", "mail: accepted", "zabbix: accepted", "ticket: accepted"]
+    assert receivers["hook"].events[0]["type"] == "test" and len(receivers["mails"]) == 1
+    # a wrong SMTP password, an unknown Zabbix item, a webhook whose certificate is not trusted
+    config = json.loads((where / "alerts.json").read_text())
+    config["destinations"][0].pop("ca_file")
+    config["destinations"][2]["key"] = "no.such.item"
+    (where / "alerts.json").write_text(json.dumps(config))
+    secrets = json.loads((where / "alert-secrets.json").read_text())
+    secrets["mail"]["password"] = "wrong-password-x"
+    (where / "alert-secrets.json").write_text(json.dumps(secrets))
+    bad = invoke(
+        runner, "alerts", "test", "--alerts", where / "alerts.json", "--alert-secrets", where / "alert-secrets.json"
+    )
+    assert bad.exit_code == 3
+    lines = bad.stdout.splitlines()
+    assert lines[0].startswith("chat: FAILED: 127.0.0.1: SSLCertVerificationError")
+    assert lines[1].startswith("mail: FAILED: 127.0.0.1:") and ": SMTP" in lines[1]  # refused after AUTH
+    assert (
+        lines[2]
+        == "zabbix: FAILED: Zabbix processed 0 of 1 values (is no.such.item a trapper item of host logstack-server?)"
+    )
+    assert lines[3] == "ticket: accepted"
+    assert "3 of 4 destinations failed: chat, mail, zabbix" in bad.output
+    assert "wrong-password-x" not in bad.output
+
+
+def test_starttls_is_required_before_any_password(tmp_path):
+    """A server that offers no STARTTLS never gets the password: the delivery fails instead."""
+    from aiosmtpd.controller import Controller
+
+    from logstack.alerts.send import DeliveryError, send
+    from logstack.alerts.spec import Email
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        dest = Email(
+            type="email",
+            name="m",
+            host="127.0.0.1",
+            port=port,
+            username="u",
+            sender="a@example.com",
+            recipients=["b@example.com"],
+            retries=0,
+        )
+        with pytest.raises(DeliveryError, match="SMTPNotSupportedError"):
+            send(dest, {"password": "p" * 20}, "test", [{"id": "x", "severity": "alert", "lines": []}])
+    finally:
+        controller.stop()
