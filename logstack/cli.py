@@ -30,6 +30,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "site-restore": ("site_backup", "site_restore"),
     "wheels": ("wheels", "wheels"),
     "alerts": ("alerts", "app"),
+    "backup": ("backup", "backup"),
+    "restore": ("backup", "restore"),
     "ca": ("ca", "app"),
     "certs": ("certs", "app"),
 }

@@ -75,6 +75,16 @@ class AnalyzeSchedule(_Model):
     fail_on: Literal["never", "info", "failure", "alert"] = "alert"
 
 
+class BackupSettings(_Model):
+    """`logstack backup` on a timer on the server: COPY DATABASE into a directory, kept N daily / M weekly."""
+
+    directory: Annotated[str, AfterValidator(validation.backup_directory)] = "/var/backups/logstack"
+    on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "daily"
+    keep_daily: Annotated[int, Field(ge=1, le=366, strict=True)] = 7
+    keep_weekly: Annotated[int, Field(ge=0, le=520, strict=True)] = 4
+    max_age_hours: Annotated[int, Field(ge=1, le=8760, strict=True)] = 26
+
+
 class ServerSpec(_Model):
     """The central receiver: Vector listening for senders, GreptimeDB on loopback."""
 
@@ -96,6 +106,7 @@ class ServerSpec(_Model):
     manage_packages: bool = True
     firewall: bool = False
     alerts: Destinations = []
+    backup: BackupSettings | None = None
 
     @field_validator("greptimedb_version")
     @classmethod

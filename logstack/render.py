@@ -109,6 +109,16 @@ SERVER_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/vector/tls/server.pem", "cert", group="vector", service="vector"),
     FileSpec("/etc/vector/tls/server.key", "key", group="vector", mode=0o640, service="vector", secret=True),
 )
+BACKUP_FILES: tuple[FileSpec, ...] = (
+    FileSpec("/etc/logstack/admin.password", "server/admin.password.j2", mode=0o600, secret=True),
+    FileSpec("/etc/systemd/system/logstack-backup.service", "server/logstack-backup.service.j2", unit=True),
+    FileSpec(
+        "/etc/systemd/system/logstack-backup.timer",
+        "server/logstack-backup.timer.j2",
+        service="logstack-backup.timer",
+        unit=True,
+    ),
+)
 HOST_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/vector/vector.yaml", "host/vector.yaml.j2", group="vector", mode=0o640, service="vector"),
     FileSpec(_DROPIN, "common/vector-dropin.conf.j2", service="vector", unit=True),
@@ -237,6 +247,8 @@ def render_site(
             files.extend(firewall_files(inventory, pki))
         if inventory.server.alerts:
             files.extend(alert_files(inventory, secrets))
+        if inventory.server.backup is not None:
+            files += _render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
     senders = inventory.spec.senders
     shared = {
         **base,

@@ -157,29 +157,33 @@ def ensure_vector(conn: Connection, no_install: bool) -> bool:
 
 _PREPARE_SCRIPT = r"""
 set -eu
-data=$1
-refuse() { echo "logstack: $1; the data directory $data is not created" >&2; exit 4; }
-# Every directory above the data directory must be root's and writable by root alone, and none a link:
-# otherwise a local user could swap a parent and have install -d hand another directory to greptime.
-[ ! -L "$data" ] || refuse "$data is a symbolic link"
-parent=${data%/*}
-while [ -n "$parent" ]; do
-    if [ -e "$parent" ]; then
-        [ ! -L "$parent" ] || refuse "$parent is a symbolic link"
-        [ "$(stat -c %u -- "$parent")" = 0 ] || refuse "$parent is not owned by root"
-        [ $((0$(stat -c %a -- "$parent") & 022)) = 0 ] || refuse "$parent is writable by others than root"
-    fi
-    parent=${parent%/*}
+refuse() { echo "logstack: $1; $2 is not created" >&2; exit 4; }
+# Every directory above the data (and backup) directory must be root's and writable by root alone, and
+# none a link: otherwise a local user could swap a parent and have install -d hand another directory to
+# greptime.
+for dir in "$@"; do
+    [ ! -L "$dir" ] || refuse "$dir is a symbolic link" "$dir"
+    parent=${dir%/*}
+    while [ -n "$parent" ]; do
+        if [ -e "$parent" ]; then
+            [ ! -L "$parent" ] || refuse "$parent is a symbolic link" "$dir"
+            [ "$(stat -c %u -- "$parent")" = 0 ] || refuse "$parent is not owned by root" "$dir"
+            [ $((0$(stat -c %a -- "$parent") & 022)) = 0 ] || refuse "$parent is writable by others than root" "$dir"
+        fi
+        parent=${parent%/*}
+    done
 done
+data=$1
 id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
     --home-dir "$data" --shell /usr/sbin/nologin greptime
 install -d -o greptime -g greptime -m 0750 -- "$data" "$data/wal" "$data/logs"
+[ $# -lt 2 ] || install -d -o greptime -g greptime -m 0750 -- "$2"
 install -d -m 0755 /etc/greptime /etc/logstack
 """
 
 
-def prepare_system(conn: Connection, data_dir: str) -> None:
-    conn.run(shell_command(_PREPARE_SCRIPT, data_dir))
+def prepare_system(conn: Connection, data_dir: str, backup_dir: str | None = None) -> None:
+    conn.run(shell_command(_PREPARE_SCRIPT, data_dir, *([backup_dir] if backup_dir else [])))
 
 
 def schema_statements(schema_sql: str) -> list[str]:
@@ -228,7 +232,7 @@ def init_server(
     def install(conn: Connection) -> None:
         if server.manage_packages and install_greptime(conn, server.greptimedb_version, greptime_tarball):
             result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
-        prepare_system(conn, server.data_dir)
+        prepare_system(conn, server.data_dir, server.backup.directory if server.backup else None)
         if server.manage_packages and ensure_vector(conn, no_install):
             result.steps.append("installed Vector from its apt repository")
         installed = install_logstack(conn, wheels, dry_run=False)

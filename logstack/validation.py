@@ -246,3 +246,16 @@ def identity_names(value: dict[str, str]) -> dict[str, str]:
             # logstack_* columns are logstack's own: signature, key id, configuration digest
             raise ValueError(f"identity field {name!r} is reserved (use the host's own key or rename it)")
     return value
+
+
+_BACKUP_DIR_RE = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)+")
+
+
+def backup_directory(value: str) -> str:
+    """Where GreptimeDB writes backups: an absolute path of plain names, at least two deep, never a system
+    directory itself (it is handed to the greptime user)."""
+    if not _BACKUP_DIR_RE.fullmatch(value) or any(part in (".", "..") for part in value.split("/")):
+        raise ValueError(f"{value[:80]!r} must be an absolute path of [A-Za-z0-9._-] names, at least two deep")
+    if value in ("/var/lib", "/var/backups", "/usr/local", "/var/log", "/var/cache", "/srv/data"):
+        raise ValueError(f"{value} is a system directory; name one of its own below it")
+    return value

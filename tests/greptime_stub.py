@@ -8,6 +8,7 @@ It answers the statements logstack sends as GreptimeDB v1.1.4 does, and nothing 
   (src/sql/src/parsers/alter_parser.rs);
 - information_schema.schemata shows options as `'ttl'='<humantime>'` plus a newline
   (src/common/meta/src/key/schema_name.rs, src/common/time/src/ttl.rs);
+- the statements of backups and restores, as tests/greptime_copy.py describes;
 - DELETE on an append-mode table: 1004 "Invalid request to region, reason: DELETE is not allowed under
   append mode" (src/mito2/src/worker/handle_write.rs; tests/cases/standalone/common/insert/append_mode.result).
 """
@@ -24,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+
+from tests.greptime_copy import copy_answer
 
 # humantime's units and its Display order (years, months, days, h, m, s)
 _UNITS = {
@@ -60,6 +63,8 @@ class FakeGreptime(BaseHTTPRequestHandler):
     tables: ClassVar[set[str]] = set()
     append_tables: ClassVar[set[str]] = set()
     rows: ClassVar[list[str]] = []  # the WHERE-able text of inserted rows
+    table_rows: ClassVar[dict[str, list[str]]] = {}  # `db`.`table` -> its rows' text, in insert order
+    creates: ClassVar[dict[str, str]] = {}  # `db`.`table` -> the CREATE TABLE it was made with
     lock = threading.Lock()
 
     def do_GET(self) -> None:
@@ -83,13 +88,19 @@ class FakeGreptime(BaseHTTPRequestHandler):
         elif m := re.match(r"SELECT options FROM information_schema.schemata WHERE schema_name = '(\w+)'", sql):
             found = [[f"'ttl'='{self.databases[m[1]]}'\n"]] if m[1] in self.databases else []
             return 200, {"output": [{"records": {"rows": found, "total_rows": len(found)}}]}
+        elif m := re.match(r"CREATE DATABASE IF NOT EXISTS `(\w+)`$", sql):
+            self.databases.setdefault(m[1], "forever")
         elif m := re.match(r"CREATE TABLE IF NOT EXISTS (`\w+`\.`\w+`)", sql):
             if m[1] not in self.tables:  # IF NOT EXISTS: an existing table keeps what it was
                 self.tables.add(m[1])
+                self.creates[m[1]] = sql
                 if "append_mode = 'true'" in sql:
                     self.append_tables.add(m[1])
         elif m := re.match(r"INSERT INTO (`\w+`\.`\w+`) \(.*\) VALUES \((.*)\)", sql, re.S):
             self.rows.append(m[2])
+            self.table_rows.setdefault(m[1], []).append(m[2])
+        elif answer := copy_answer(self, sql):
+            return answer
         elif m := re.match(
             r"SELECT count\(\*\) FROM `\w+`\.`\w+` "
             r"WHERE `logstack_host` = '([^']*)' AND `greptime_timestamp` = '([^']*)'",
@@ -116,6 +127,8 @@ def greptime_api():
     FakeGreptime.tables = set()
     FakeGreptime.append_tables = set()
     FakeGreptime.rows = []
+    FakeGreptime.table_rows = {}
+    FakeGreptime.creates = {}
     with _serving(FakeGreptime, 4000, "the GreptimeDB stand-in"):
         yield FakeGreptime.requests
 

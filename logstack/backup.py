@@ -1,0 +1,258 @@
+"""Backups of the store with GreptimeDB's own COPY DATABASE, kept N daily / M weekly, and restores.
+
+Why COPY DATABASE and not `greptime cli data export`: the export tool sends exactly this statement for the
+data (v1.1.4 src/cli/src/data/export.rs:506-515, `COPY DATABASE ... TO '<path>' WITH (format = 'parquet')`)
+and SHOW CREATE TABLE for the schema (export.rs:393-453), but it is marked legacy (src/cli/src/data.rs:39-49)
+and takes the password on its command line (`--auth-basic`), where every local user sees it. logstack sends
+the same statements through the HTTP API with the password from a systemd credential.
+
+Facts relied on (v1.1.4): the location must end with '/' (src/operator/src/statement/copy_database.rs:62-68);
+each base table is written to `<location><table>.parquet` by the GreptimeDB process itself
+(copy_database.rs:114-116, copy_table_to.rs:178-184), so the directory is the greptime user's; the answer is
+the number of rows as `affectedrows` (copy_database.rs:144-146). COPY DATABASE FROM loads every
+`<table>.parquet` of the location into the existing table of that name and fails on a file without a table
+(copy_database.rs:184-230, copy_table_from.rs:372): a restore creates the tables first. COPY counts as a write
+(src/sql/src/statements/statement.rs:207): a read-only user may not run it, so the backup runs as admin.
+Append-mode tables accept COPY FROM (inserts are Puts; src/mito2/src/worker/handle_write.rs:399-407).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from logstack.errors import BadInputError, RuntimeFailure
+
+BACKUP_TABLE = "logstack_backups"
+MANIFEST = "logstack-backup.json"
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_STAMP_RE = re.compile(r"\d{8}T\d{6}Z")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{1,1000}")
+
+
+class SQL(Protocol):
+    def sql(self, statement: str, db: str | None = None) -> Any: ...
+    def rows(self, statement: str) -> list[list[Any]]: ...
+
+
+@dataclass
+class BackupResult:
+    """One backup: where it went, what it holds, what retention removed."""
+
+    location: str
+    rows: int
+    tables: list[str]
+    removed: list[str] = field(default_factory=list)
+
+
+def check_location(path: str) -> str:
+    """An absolute directory path that can sit in a SQL string literal as it is."""
+    if not _PATH_RE.fullmatch(path) or "/../" in f"{path}/" or "//" in path:
+        raise BadInputError(f"{path[:80]!r}: a backup location must be an absolute path of [A-Za-z0-9._/-]")
+    return path.rstrip("/")
+
+
+def _tables(api: SQL, database: str) -> dict[str, str]:
+    names = api.rows(
+        "SELECT table_name FROM information_schema.tables "
+        f"WHERE table_schema = '{database}' AND table_type = 'BASE TABLE' ORDER BY table_name"
+    )
+    tables: dict[str, str] = {}
+    for (name,) in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            raise RuntimeFailure(f"server: table name {str(name)[:60]!r} in {database} cannot be backed up safely")
+        create = api.rows(f"SHOW CREATE TABLE `{database}`.`{name}`")
+        tables[str(name)] = str(create[0][1])
+    return tables
+
+
+def affected_rows(answer: Any) -> int:
+    try:
+        return int(answer["output"][0]["affectedrows"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise RuntimeFailure("server: GreptimeDB answered COPY DATABASE without a row count") from None
+
+
+def run_backup(api: SQL, database: str, directory: Path, now: dt.datetime) -> BackupResult:
+    """Copy the database into `directory/<UTC stamp>/`, then write the manifest (the mark of a complete
+    backup) and record the backup in the store."""
+    stamp = now.strftime(STAMP_FORMAT)
+    target = directory / stamp
+    try:
+        target.mkdir(mode=0o750, parents=False)
+    except OSError as exc:
+        raise RuntimeFailure(f"{target}: cannot create the backup directory: {exc.strerror}") from None
+    tables = _tables(api, database)
+    rows = affected_rows(api.sql(f"COPY DATABASE `{database}` TO '{target}/' WITH (format = 'parquet')"))
+    manifest = {
+        "version": 1,
+        "database": database,
+        "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "format": "parquet",
+        "rows": rows,
+        "tables": tables,
+    }
+    partial = target / f".{MANIFEST}.tmp"
+    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, target / MANIFEST)
+    if BACKUP_TABLE in tables or _has_backup_table(api, database):
+        api.sql(
+            f"INSERT INTO `{database}`.`{BACKUP_TABLE}` (`greptime_timestamp`, `location`, `rows_copied`) "
+            f"VALUES ('{now.strftime('%Y-%m-%d %H:%M:%S')}', '{target}/', {rows})"
+        )
+    return BackupResult(f"{target}/", rows, sorted(tables))
+
+
+def _has_backup_table(api: SQL, database: str) -> bool:
+    found = api.rows(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{database}' "
+        f"AND table_name = '{BACKUP_TABLE}'"
+    )
+    return bool(found)
+
+
+def keep(stamps: list[str], keep_daily: int, keep_weekly: int) -> set[str]:
+    """Which backups retention keeps: the newest of each of the last `keep_daily` days that have one, and
+    the newest of each of the last `keep_weekly` ISO weeks that have one."""
+    kept: set[str] = set()
+    days: dict[str, str] = {}
+    weeks: dict[tuple[int, int], str] = {}
+    for stamp in sorted(stamps, reverse=True):
+        when = dt.datetime.strptime(stamp, STAMP_FORMAT)
+        days.setdefault(stamp[:8], stamp)
+        weeks.setdefault(when.isocalendar()[:2], stamp)
+    kept.update(sorted(days.values(), reverse=True)[:keep_daily])
+    kept.update(sorted(weeks.values(), reverse=True)[:keep_weekly])
+    return kept
+
+
+def prune(directory: Path, keep_daily: int, keep_weekly: int, now: dt.datetime) -> list[str]:
+    """Remove complete backups retention does not keep, and incomplete ones older than a day. Only
+    directories named as logstack names them are ever touched."""
+    complete, incomplete = [], []
+    for entry in directory.iterdir():
+        if not _STAMP_RE.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        (complete if (entry / MANIFEST).is_file() else incomplete).append(entry.name)
+    kept = keep(complete, keep_daily, keep_weekly)
+    cutoff = (now - dt.timedelta(days=1)).strftime(STAMP_FORMAT)
+    doomed = [s for s in complete if s not in kept] + [s for s in incomplete if s < cutoff]
+    for stamp in sorted(doomed):
+        shutil.rmtree(directory / stamp)
+    return sorted(doomed)
+
+
+def read_manifest(text: bytes, where: str) -> dict[str, Any]:
+    """A backup's manifest, checked: database, row count and each table's CREATE statement."""
+    try:
+        manifest = json.loads(text)
+        ok = (
+            manifest.get("version") == 1
+            and isinstance(manifest.get("database"), str)
+            and type(manifest.get("rows")) is int
+            and isinstance(manifest.get("tables"), dict)
+            and all(
+                isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
+                for k, v in manifest["tables"].items()
+            )
+        )
+    except (ValueError, AttributeError, RecursionError):
+        ok = False
+    if not ok:
+        raise BadInputError(f"{where}: not a logstack backup manifest")
+    return manifest
+
+
+@dataclass
+class RestoreResult:
+    """What a restore created and loaded."""
+
+    created: list[str]
+    rows: int
+    expected: int
+
+
+def restore(api: SQL, database: str, location: str, read: Callable[[str], bytes]) -> RestoreResult:
+    """Load a backup into a fresh store: its tables created as they were (SHOW CREATE TABLE), then COPY
+    DATABASE FROM. Refuses a store that holds rows already: a second restore would double them."""
+    location = check_location(location)
+    manifest = read_manifest(read(f"{location}/{MANIFEST}"), f"{location}/{MANIFEST}")
+    if manifest["database"] != database:
+        raise BadInputError(f"{location}: a backup of database {manifest['database']!r}, not {database!r}")
+    existing = set(_tables(api, database)) if _database_exists(api, database) else set()
+    for table in existing & set(manifest["tables"]):
+        count = (
+            api.rows(
+                f"SELECT count(*) FROM `{database}`.`{table}` WHERE `logstack_host` IS NULL OR `logstack_host` <> 'logstack-init-server'"
+            )
+            if table != BACKUP_TABLE
+            else [[0]]
+        )
+        if int(count[0][0]):
+            raise BadInputError(f"{database}.{table} holds {count[0][0]} rows already; restore into a fresh store")
+    created = []
+    api.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    for table, create in sorted(manifest["tables"].items()):
+        if table not in existing:
+            api.sql(create, db=database)
+            created.append(table)
+    rows = affected_rows(api.sql(f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"))
+    if rows != manifest["rows"]:
+        raise RuntimeFailure(f"restore: {rows} rows loaded, the backup holds {manifest['rows']}")
+    return RestoreResult(created, rows, manifest["rows"])
+
+
+def _database_exists(api: SQL, database: str) -> bool:
+    return bool(api.rows(f"SELECT schema_name FROM information_schema.schemata WHERE schema_name = '{database}'"))
+
+
+def last_backup(api: SQL, database: str) -> dt.datetime | None:
+    """When the newest recorded backup ran (None: none recorded, or no backup table)."""
+    if not _has_backup_table(api, database):
+        return None
+    rows = api.rows(f"SELECT max(`greptime_timestamp`) FROM `{database}`.`{BACKUP_TABLE}`")
+    value = rows[0][0] if rows and rows[0] else None
+    if value is None:
+        return None
+    return parse_time(value)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A timestamp as GreptimeDB's HTTP API gives it (epoch milliseconds) or as text."""
+    try:
+        if isinstance(value, int | float):
+            return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+        return dt.datetime.fromisoformat(str(value).replace(" ", "T")).replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -> RestoreResult:
+    """`logstack restore`: a backup lying on the server (copied there, or where backups are written) into
+    that server's fresh store, through its HTTP API as admin, over SSH."""
+    from logstack.greptime import GreptimeHTTP
+    from logstack.secrets_store import load_secrets, secrets_path
+    from logstack.shell import shell_command
+    from logstack.ssh import connect
+    from logstack.targets import known_hosts_path, server_target
+
+    location = check_location(location)
+    secrets = load_secrets(secrets_path(inventory.site_dir))
+    with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
+
+        def read(path: str) -> bytes:
+            status, out, _ = conn.run(shell_command('cat -- "$1"', path), check=False)
+            if status != 0:
+                raise BadInputError(f"server: {path}: no such backup manifest")
+            return out
+
+        api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
+        api.wait_healthy()
+        return restore(api, inventory.server.database, location, read)

@@ -1,0 +1,74 @@
+"""What the GreptimeDB stand-in answers for backups and restores, as v1.1.4 does:
+
+- information_schema.tables lists the base tables of a database (table_type 'BASE TABLE');
+  information_schema.schemata the databases;
+- SHOW CREATE TABLE answers rows of (table, statement);
+- COPY DATABASE <db> TO '<dir>/' writes `<dir><table>.parquet` per base table and answers the rows copied
+  as `affectedrows`; a location without a trailing '/' is refused ("Invalid COPY DATABASE location, must
+  end with '/'": src/operator/src/statement/copy_database.rs:62-68, src/operator/src/error.rs);
+- COPY DATABASE <db> FROM '<dir>/' loads each `*.parquet` of the directory into the table named by the file's
+  stem, which must exist (copy_database.rs:184-270; copy_table_from.rs:372, TableNotFound), and answers the
+  rows loaded.
+The stand-in's files hold its rows as JSON lines, not Parquet: logstack never reads the data files, it
+names, counts and moves them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+
+def _records(rows: list[list[Any]]) -> tuple[int, dict]:
+    return 200, {"output": [{"records": {"rows": rows, "total_rows": len(rows)}}]}
+
+
+def copy_answer(fake: Any, sql: str) -> tuple[int, dict] | None:
+    """The answer to a backup/restore statement, or None for any other."""
+    if m := re.match(
+        r"SELECT table_name FROM information_schema.tables WHERE table_schema = '(\w+)' "
+        r"AND (?:table_type = 'BASE TABLE' ORDER BY table_name|table_name = '(\w+)')$",
+        sql,
+    ):
+        names = sorted(t.split("`.`")[1].rstrip("`") for t in fake.tables if t.startswith(f"`{m[1]}`."))
+        return _records([[n] for n in names if m[2] is None or n == m[2]])
+    if m := re.match(r"SELECT schema_name FROM information_schema.schemata WHERE schema_name = '(\w+)'$", sql):
+        return _records([[m[1]]] if m[1] in fake.databases else [])
+    if m := re.match(r"SHOW CREATE TABLE (`\w+`\.`(\w+)`)$", sql):
+        return _records([[m[2], fake.creates[m[1]]]])
+    if m := re.match(r"SELECT count\(\*\) FROM (`\w+`\.`\w+`) WHERE `logstack_host` IS NULL OR", sql):
+        rows = [r for r in fake.table_rows.get(m[1], []) if "'logstack-init-server'" not in r]
+        return _records([[len(rows)]])
+    if m := re.match(r"SELECT max\(`greptime_timestamp`\) FROM (`\w+`\.`\w+`)$", sql):
+        stamps = [re.match(r"'([^']*)'", r)[1] for r in fake.table_rows.get(m[1], [])]
+        return _records([[max(stamps) if stamps else None]])
+    if m := re.match(r"COPY DATABASE `(\w+)` (TO|FROM) '([^']*)' WITH \(format = 'parquet'\)$", sql):
+        if not m[3].endswith("/"):
+            return 400, {"code": 1004, "error": "Invalid COPY DATABASE location, must end with '/'"}
+        return _copy_to(fake, m[1], Path(m[3])) if m[2] == "TO" else _copy_from(fake, m[1], Path(m[3]))
+    return None
+
+
+def _copy_to(fake: Any, db: str, where: Path) -> tuple[int, dict]:
+    total = 0
+    for table in sorted(t for t in fake.tables if t.startswith(f"`{db}`.")):
+        rows = fake.table_rows.get(table, [])
+        name = table.split("`.`")[1].rstrip("`")
+        (where / f"{name}.parquet").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        total += len(rows)
+    return 200, {"output": [{"affectedrows": total}], "execution_time_ms": 1}
+
+
+def _copy_from(fake: Any, db: str, where: Path) -> tuple[int, dict]:
+    total = 0
+    for path in sorted(where.glob("*.parquet")):
+        table = f"`{db}`.`{path.stem}`"
+        if table not in fake.tables:
+            return 400, {"code": 4001, "error": f"Table not found: greptime.{db}.{path.stem}"}
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        fake.table_rows.setdefault(table, []).extend(rows)
+        fake.rows.extend(rows)
+        total += len(rows)
+    return 200, {"output": [{"affectedrows": total}], "execution_time_ms": 1}
