@@ -187,13 +187,12 @@ def restore(api: SQL, database: str, location: str, read: Callable[[str], bytes]
     if manifest["database"] != database:
         raise BadInputError(f"{location}: a backup of database {manifest['database']!r}, not {database!r}")
     existing = set(_tables(api, database)) if _database_exists(api, database) else set()
-    for table in existing & set(manifest["tables"]):
-        count = (
-            api.rows(
-                f"SELECT count(*) FROM `{database}`.`{table}` WHERE `logstack_host` IS NULL OR `logstack_host` <> 'logstack-init-server'"
-            )
-            if table != BACKUP_TABLE
-            else [[0]]
+    for table in sorted(existing & set(manifest["tables"])):
+        if table == BACKUP_TABLE:
+            continue
+        count = api.rows(
+            f"SELECT count(*) FROM `{database}`.`{table}` "
+            "WHERE `logstack_host` IS NULL OR `logstack_host` <> 'logstack-init-server'"
         )
         if int(count[0][0]):
             raise BadInputError(f"{database}.{table} holds {count[0][0]} rows already; restore into a fresh store")
