@@ -278,7 +278,7 @@ def render_site(
 
 def alert_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
     """The destinations (readable) and their secrets (root's only; placeholders in review)."""
-    from logstack.alerts.delivery import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
+    from logstack.alerts.files import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
 
     destinations = list(inventory.server.alerts)
     if secrets is not None:

@@ -219,11 +219,7 @@ def init_server(
     secrets: Secrets = load_secrets(secrets_path(inventory.site_dir))
     pki = PKI.for_inventory(inventory)
     if not dry_run:
-        _, created = pki.ensure_ca(passphrase)
-        if created:
-            result.steps.append("created the site CA")
-        if ensure_server_certificate(inventory, pki, passphrase):
-            result.steps.append("issued the server certificate")
+        result.steps += _ensure_pki(inventory, pki, passphrase)
     ensure_keys(inventory.site_dir, [], dt.datetime.now(dt.UTC))  # the seal key the analysis timer seals with
     files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
     server = inventory.server
@@ -242,21 +238,15 @@ def init_server(
 
     def check(conn: Connection, deployed: HostResult) -> None:
         assert deployed.plan is not None
-        if dry_run:  # what would change in the database, when it can be read already
-            with contextlib.suppress(LogstackError):
-                result.steps += retention(GreptimeHTTP(conn, "admin", secrets.db_password("admin")), server, False)
-            planned = install_logstack(conn, wheels, dry_run=True)
-            if planned:
-                result.steps.append(planned)
+        if dry_run:
+            result.steps += _planned(conn, secrets, server, wheels)
             return
         if deployed.plan.changed:
             result.steps.append(deployed.plan.summary())
         deployed.reason = deployed.plan.summary()
         result.steps += create_schema(conn, secrets, files, server)
         result.checks.append(self_test(conn, secrets, server))
-        listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
-        conn.open_forward(listen, server.vector_port).close()
-        result.checks.append(f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}")
+        result.checks.append(_vector_listening(conn, server))
         if fresh or deployed.plan.changed:  # a new logstack or new units: the timer's next run is checked now
             result.checks.append(first_run(conn, inventory.spec.service_manager))
 
@@ -265,13 +255,37 @@ def init_server(
         dry_run=dry_run,
         accept_new=accept_new,
         verify_timeout=verify_timeout,
-        secrets=tuple(secrets.db_passwords.values()),
+        secrets=(*secrets.db_passwords.values(), *(v for entry in secrets.alerts.values() for v in entry.values())),
     )
     result.deploy = deploy_machine(server_target(inventory), lambda facts: files, options, before=install, after=check)
     if result.deploy.error is not None:
         raise result.deploy.error
     result.changed = bool(result.steps)
     return result
+
+
+def _vector_listening(conn: Connection, server: ServerSpec) -> str:
+    listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
+    conn.open_forward(listen, server.vector_port).close()
+    return f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}"
+
+
+def _ensure_pki(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> list[str]:
+    steps = []
+    if pki.ensure_ca(passphrase)[1]:
+        steps.append("created the site CA")
+    if ensure_server_certificate(inventory, pki, passphrase):
+        steps.append("issued the server certificate")
+    return steps
+
+
+def _planned(conn: Connection, secrets: Secrets, server: ServerSpec, wheels: Path | None) -> list[str]:
+    """What a run would change in the database (when it can be read already) and in logstack's install."""
+    steps: list[str] = []
+    with contextlib.suppress(LogstackError):
+        steps += retention(GreptimeHTTP(conn, "admin", secrets.db_password("admin")), server, False)
+    planned = install_logstack(conn, wheels, dry_run=True)
+    return [*steps, planned] if planned else steps
 
 
 def create_schema(conn: Connection, secrets: Secrets, files: list[RenderedFile], server: ServerSpec) -> list[str]:

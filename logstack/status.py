@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import socket
@@ -13,6 +14,7 @@ from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
+from logstack.backup import BACKUP_TABLE, last_backup
 from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings, http_over_ssh
@@ -20,10 +22,12 @@ from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
 from logstack.secrets_store import load_secrets, secrets_path
+from logstack.server_install import LINK as LOGSTACK
 from logstack.shell import shell_command
 from logstack.signing import Verifier, heartbeat_time, site_verifier
 from logstack.ssh import Connection, connect
 from logstack.targets import known_hosts_path, server_target
+from logstack.terminal import escape
 
 
 @dataclass
@@ -52,6 +56,8 @@ class ServerStatus:
     sink_discarded: int | None = None  # events the GreptimeDB sink dropped since Vector started
     sink_errors: int | None = None
     buffer_percent: float | None = None  # fill of the receiver's disk buffer
+    last_backup: str | None = None  # the newest backup `logstack backup` recorded in the store
+    alert_backlog: dict[str, int] = field(default_factory=dict)  # destination -> events it has yet to accept
     problems: list[str] = field(default_factory=list)
 
 
@@ -172,6 +178,8 @@ def check_status(
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
         _check_metrics(conn, server)
+        _check_backup(GreptimeHTTP(conn, "analyst", secrets.db_password("analyst")), inventory, server, now)
+        _check_alerts(conn, inventory, server)
         forward = PortForward(conn, "127.0.0.1", db_port)
         try:
             config = database_settings(inventory, forward.local_port, secrets.db_password("analyst"))
@@ -201,6 +209,48 @@ def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, 
         total, available = free
         server.data_dir_free_bytes = available
         server.data_dir_free_percent = round(100 * available / total, 1) if total else None
+
+
+def _check_backup(api: GreptimeHTTP, inventory: Inventory, server: ServerStatus, now: dt.datetime) -> None:
+    """The newest recorded backup, flagged when older than `backup.max_age_hours`."""
+    settings = inventory.server.backup
+    if settings is None:
+        return
+    try:
+        newest = last_backup(api, inventory.server.database)
+    except RuntimeFailure as exc:
+        server.problems.append(f"backups: cannot read {BACKUP_TABLE}: {exc}")
+        return
+    if newest is None:
+        server.problems.append("no backup recorded yet (logstack-backup.timer; run `logstack backup` on the server)")
+        return
+    server.last_backup = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    age = (now - newest).total_seconds() / 3600
+    if age > settings.max_age_hours:
+        server.problems.append(f"the newest backup is {age:.0f} h old (max_age_hours {settings.max_age_hours})")
+
+
+def _check_alerts(conn: Connection, inventory: Inventory, server: ServerStatus) -> None:
+    """What each alert destination has yet to accept, as the server's logstack reads its queues."""
+    if not inventory.server.alerts:
+        return
+    status, out, _ = conn.run(f"{LOGSTACK} alerts backlog --data-dir /var/lib/logstack --json", check=False)
+    if status != 0:
+        server.problems.append(f"{LOGSTACK} cannot read the alert queues (exit {status}): run init-server")
+        return
+    try:
+        states = json.loads(out)
+        rows = [row for queues in states.values() for row in queues]
+        for row in rows:
+            server.alert_backlog[str(row["dest"])] = int(row["queued"]) + server.alert_backlog.get(str(row["dest"]), 0)
+            if row["queued"] or row["overflow"]:
+                error = f" (last error: {escape(str(row['last_error'])[:200])})" if row["last_error"] else ""
+                server.problems.append(
+                    f"alerts: {row['dest']} has {row['queued']} events waiting and {row['overflow']} that did "
+                    f"not fit its queue{error}"
+                )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        server.problems.append("alerts: unreadable answer from the server's logstack alerts backlog")
 
 
 # Vector's internal metrics (namespace `vector`, vector v0.57.0 src/sources/internal_metrics.rs) served by the

@@ -111,8 +111,6 @@ def send_webhook(dest: Webhook, secrets: dict[str, str], site: str, events: list
 
 
 def send_email(dest: Email, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
-    from logstack.analyze.output import RULE
-
     worst = max((str(e.get("severity")) for e in events), key=("info", "failure", "alert").index, default="info")
     message = EmailMessage()
     message["Subject"] = f"[logstack {site}] {len(events)} security event{'s' if len(events) != 1 else ''} ({worst})"
@@ -123,7 +121,7 @@ def send_email(dest: Email, secrets: dict[str, str], site: str, events: list[dic
     blocks = [
         summary(e) + "\n" + "\n".join("    " + escape(str(x["message"])) for x in e.get("lines", [])) for e in events
     ]
-    message.set_content(f"\n{RULE}\n".join(blocks) + "\n")
+    message.set_content(f"\n{'-' * 100}\n".join(blocks) + "\n")
     message.add_attachment(
         "\n".join(json.dumps(e, ensure_ascii=True) for e in events).encode(),
         maintype="application",

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from logstack.alerts.delivery import AlertConfig, backlog, check_secrets, load_config, send_test
+from logstack.alerts.delivery import backlog, load_config, send_test
+from logstack.alerts.files import AlertConfig, check_secrets
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.errors import BadInputError, RuntimeFailure
 

@@ -66,27 +66,19 @@ def analyze(
     alert_secrets: Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")] = None,
 ) -> None:
     """Group journal lines into security events and report each one once."""
-    if output not in FORMATS:
-        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}")
-    if fail_on not in LEVELS:
-        raise BadInputError(f"--fail-on must be one of {', '.join(LEVELS)}")
-    inv = None
-    if inventory is not None:
-        from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
-
-        inv = load_inventory(inventory)
+    _check_choices(output, fail_on)
+    inv = _load_inventory(inventory)
     options = _run_options(
         inv, since, data_dir, journal, db_host, db_port, db_name, table, since_last_run, settle, dedupe_horizon
     )
     window = duration_micros(brute_force_window, "--brute-force-window")
-    settings = Settings(brute_force_count=brute_force_count, brute_force_window=window)
-    options = dataclasses.replace(options, settings=settings)
+    options = dataclasses.replace(
+        options, settings=Settings(brute_force_count=brute_force_count, brute_force_window=window)
+    )
     collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
     report = writer.write if collector is None else _both(writer, collector)
-    # A run allocates millions of short-lived, acyclic objects; frequent cyclic GC passes over the
-    # growing young generations cost more than the analysis itself.
-    gc.set_threshold(200_000, 50, 50)
+    _tune_gc()
     now = time.time_ns() // 1000
 
     def flush() -> None:  # the state commits only once everything reported is out
@@ -102,15 +94,38 @@ def analyze(
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
         flush()
-    if collector is not None and options.state_path is not None:
+    else:
         deliver_alerts(options.state_path, collector)
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
 
 
-def deliver_alerts(state_path: Path, collector: Collector) -> None:
+def _tune_gc() -> None:
+    # A run allocates millions of short-lived, acyclic objects; frequent cyclic GC passes over the
+    # growing young generations cost more than the analysis itself.
+    gc.set_threshold(200_000, 50, 50)
+
+
+def _load_inventory(path: Path | None) -> Inventory | None:
+    if path is None:
+        return None
+    from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
+
+    return load_inventory(path)
+
+
+def _check_choices(output: str, fail_on: str) -> None:
+    if output not in FORMATS:
+        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}")
+    if fail_on not in LEVELS:
+        raise BadInputError(f"--fail-on must be one of {', '.join(LEVELS)}")
+
+
+def deliver_alerts(state_path: Path, collector: Collector | None) -> None:
     """Deliver every queue; a destination that failed keeps its events and fails the run (exit 3), so the
     unit shows it and the next run tries again."""
+    if collector is None:
+        return
     for dest, lost in collector.overflow.items():
         typer.echo(
             f"logstack: alerts: {dest}: queue full, {lost} events not queued (they are in this output)", err=True
