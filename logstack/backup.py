@@ -255,3 +255,16 @@ def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -
         api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
         api.wait_healthy()
         return restore(api, inventory.server.database, location, read)
+
+
+def recorded_backup(db: Any) -> dt.datetime | None:
+    """The newest backup recorded in the store, read through the analysis' MySQL source (None when there is
+    none, or no backup table yet)."""
+    try:
+        rows = db.query(f"SELECT max(`greptime_timestamp`) AS newest FROM `{db.config.database}`.`{BACKUP_TABLE}`", ())
+    except RuntimeFailure:
+        return None
+    value = rows[0]["newest"] if rows else None
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC)
+    return parse_time(value) if value is not None else None

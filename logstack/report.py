@@ -65,6 +65,7 @@ class ReportData:
     events: int = 0
     verified: bool = False  # rows were checked against the site's signing keys
     last_verification: str | None = None  # the newest `logstack verify` outcome, as it recorded it
+    last_backup: str | None = None  # the newest store backup, flagged when older than the site allows
 
     @property
     def days(self) -> list[str]:
@@ -92,6 +93,7 @@ def build_report(
     certificates: list[CertView] | None = None,
     verified: bool = False,
     last_verification: str | None = None,
+    last_backup: str | None = None,
 ) -> ReportData:
     """Aggregate the period: heartbeats give coverage; events give logins, failures and changes."""
     data = ReportData(
@@ -102,6 +104,7 @@ def build_report(
         certificates=certificates or [],
         verified=verified,
         last_verification=last_verification,
+        last_backup=last_backup,
     )
     for host in expected_hosts:
         data.coverage.setdefault(host, HostCoverage())
@@ -311,3 +314,12 @@ def render_html(data: ReportData) -> str:
 def render_markdown(data: ReportData) -> str:
     """The report as Markdown (for tickets and wikis)."""
     return _environment().get_template("report.md.j2").render(d=data)
+
+
+def backup_line(newest: dt.datetime | None, max_age_hours: int, now: dt.datetime) -> str:
+    """The report's line on store backups: the newest, and whether it is older than the schedule allows."""
+    if newest is None:
+        return "none recorded (logstack-backup.timer has not completed a backup)"
+    age = (now - newest).total_seconds() / 3600
+    late = f" — OLDER THAN {max_age_hours} h: check logstack-backup.service" if age > max_age_hours else ""
+    return f"{newest.strftime('%Y-%m-%d %H:%M UTC')} ({age:.0f} h before this report){late}"

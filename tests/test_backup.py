@@ -148,3 +148,53 @@ def test_a_server_with_backups_gets_the_timer_the_table_and_the_directory():
     assert b"CREATE TABLE IF NOT EXISTS `vector`.`logstack_backups`" in files["/etc/logstack/schema.sql"].content
     assert files["/etc/logstack/admin.password"].secret and files["/etc/logstack/admin.password"].mode == 0o600
     assert b"<secret" in files["/etc/logstack/admin.password"].content  # review render: no password
+
+
+@pytest.mark.parametrize(("age_hours", "flagged"), [(3, False), (30, True), (None, True)])
+def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, mariadb, tmp_path, age_hours, flagged):
+    import shutil
+
+    from tests.mariadb import PASSWORD
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(EXAMPLE, site / "inventory.yaml")  # backups every day, max_age_hours 26
+    mariadb.create_logs("backupreport")
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE `backupreport`.`logstack_backups` (`greptime_timestamp` DATETIME(3) NOT NULL, "
+            "`location` TEXT NULL, `rows_copied` BIGINT NULL)"
+        )
+        if age_hours is not None:
+            when = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=age_hours)
+            cur.execute(
+                "INSERT INTO `backupreport`.`logstack_backups` VALUES (%s, '/var/backups/logstack/x/', 10)", (when,)
+            )
+    result = runner.invoke(
+        __import__("logstack.cli", fromlist=["app"]).app,
+        [
+            "report",
+            "-i",
+            str(site / "inventory.yaml"),
+            "--db-port",
+            str(mariadb.port),
+            "--db-name",
+            "backupreport",
+            "--since",
+            "7d",
+            "-o",
+            str(tmp_path / "r.html"),
+            "--markdown",
+            str(tmp_path / "r.md"),
+        ],
+        env={"GREPTIMEDB_PASSWORD": PASSWORD},
+    )
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "r.md").read_text().replace("\\", "")  # unescaped
+    line = next(x for x in markdown.splitlines() if x.startswith("Last store backup:"))
+    if age_hours is None:
+        assert line == "Last store backup: none recorded (logstack-backup.timer has not completed a backup)"
+    else:
+        assert f"({age_hours} h before this report)" in line
+        assert ("OLDER THAN 26 h" in line) is flagged
+    assert "Last store backup:" in (tmp_path / "r.html").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import socket
 import tarfile
@@ -262,3 +263,78 @@ def test_offline_wheels_that_miss_a_dependency_are_a_one_line_error(site, grepti
     assert "from the given wheel directory" in result.output
     assert "Traceback" not in result.output
     assert not site.hosts["server"].path("/opt/logstack").exists()
+
+
+def test_the_scheduled_run_alerts_and_status_shows_what_a_destination_has_yet_to_accept(
+    site, greptime_api, runner, mysql_4002, tmp_path
+):
+    """init-server wires alerts into the analysis unit: its run (through the unit's ExecStart line, with the
+    secrets as a credential) delivers; a failing destination keeps its events, status shows the backlog."""
+    import shutil
+    import tempfile
+    import time as _time
+
+    import yaml
+
+    from logstack.clock import SECOND
+    from logstack.ssh import connect
+    from logstack.status import ServerStatus, _check_alerts
+    from logstack.targets import known_hosts_path, server_target
+    from tests.journal import entry
+    from tests.test_analyze_db import to_row
+
+    outbox = Path(tempfile.mkdtemp(prefix="logstack-delivered-", dir="/tmp"))  # the unit's user writes there
+    outbox.chmod(0o777)
+    request_cleanup = lambda: shutil.rmtree(outbox, ignore_errors=True)  # noqa: E731
+    spec = yaml.safe_load(site.inventory.read_text())
+    spec["server"]["alerts"] = [
+        {
+            "name": "log",
+            "type": "exec",
+            "min_severity": "info",
+            "retries": 0,
+            "command": ["/bin/sh", "-c", f"cat >> {outbox}/log.jsonl"],
+        },
+        {"name": "pager", "type": "exec", "min_severity": "info", "retries": 0, "command": ["/bin/false"]},
+    ]
+    site.inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
+    now = int(_time.time()) * SECOND
+    rows = [
+        entry(
+            now - 3600 * SECOND + n * SECOND,
+            "sshd-session",
+            700 + n,
+            f"Failed password for root from 198.51.100.7 port {700 + n} ssh2",
+        )
+        for n in range(3)
+    ]
+    mysql_4002.insert("vector", [to_row(e, int(e["__REALTIME_TIMESTAMP"])) for e in rows])
+
+    failed = invoke(runner, "init-server", "-i", site.inventory)
+    assert failed.exit_code == 3, failed.output
+    assert "the first run of logstack-analyze.service failed: Result=exit-code, exit status 3" in failed.output
+    unit = site.hosts["server"].path("/etc/systemd/system/logstack-analyze.service").read_text()
+    assert "LoadCredential=alert-secrets:/etc/logstack/alert-secrets.json" in unit
+    delivered = [json.loads(line) for line in (outbox / "log.jsonl").read_text().splitlines()]
+    assert len(delivered) == 3 and {e["user"] for e in delivered} == {"root"}
+    inv = load_inventory(site.inventory)
+    with connect(server_target(inv), known_hosts_path(inv)) as conn:
+        status = ServerStatus()
+        _check_alerts(conn, inv, status)
+    assert status.alert_backlog == {"log": 0, "pager": 3}
+    assert status.problems == [
+        "alerts: pager has 3 events waiting and 0 that did not fit its queue (last error: /bin/false exited 1: )"
+    ]
+
+    # the pager is fixed: its three events arrive once, the log destination gets nothing again
+    spec["server"]["alerts"][1]["command"] = ["/bin/sh", "-c", f"cat >> {outbox}/pager.jsonl"]
+    site.inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
+    fixed = invoke(runner, "init-server", "-i", site.inventory)
+    assert fixed.exit_code == 0, fixed.output
+    assert len((outbox / "pager.jsonl").read_text().splitlines()) == 3
+    assert len((outbox / "log.jsonl").read_text().splitlines()) == 3
+    with connect(server_target(inv), known_hosts_path(inv)) as conn:
+        status = ServerStatus()
+        _check_alerts(conn, load_inventory(site.inventory), status)
+    assert status.alert_backlog == {"log": 0, "pager": 0} and status.problems == []
+    request_cleanup()

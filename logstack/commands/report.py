@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,13 +11,14 @@ import typer
 
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
+from logstack.backup import recorded_backup
 from logstack.clock import HOUR, duration_micros, parse_since
 from logstack.errors import BadInputError
 from logstack.fsutil import atomic_write
 from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.pki.service import list_certificates
-from logstack.report import build_report, render_html, render_markdown
+from logstack.report import backup_line, build_report, render_html, render_markdown
 from logstack.sealing import site_last_verification
 from logstack.signing import site_verifier
 
@@ -73,6 +75,8 @@ def report(
         config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys)
         with DatabaseSource(config, verifier=verifier) as db:
+            if inv is not None and inv.server.backup is not None:
+                common["last_backup"] = backup_line(recorded_backup(db), inv.server.backup.max_age_hours, _utc(now))
             # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
             data = build_report(db.lines(start, end + HOUR), **common, verified=verifier is not None)
     atomic_write(output, render_html(data), mode=0o644)
@@ -80,3 +84,7 @@ def report(
     if markdown is not None:
         atomic_write(markdown, render_markdown(data), mode=0o644)
         typer.echo(f"wrote {markdown}")
+
+
+def _utc(now: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(now / 1_000_000, dt.UTC)
