@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import traceback
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,6 +13,7 @@ import typer.main
 from typer.core import TyperGroup
 
 from logstack.errors import LogstackError
+from logstack.exit_codes import ExitStatus
 from logstack.terminal import escape
 
 # Command name → (module under logstack.commands, attribute). Modules load only when their command
@@ -66,6 +70,16 @@ class _Group(TyperGroup):
             # messages may carry what a remote machine or database said: shown escaped
             typer.echo(f"logstack: error: {escape(str(exc))}", err=True)
             raise typer.Exit(int(exc.exit_status)) from None
+        except Exception as exc:
+            # the command line's own exits and usage errors (typer's, built on its own click) go through
+            if os.environ.get("LOGSTACK_DEBUG") or type(exc).__module__.split(".")[0] in ("typer", "click"):
+                raise
+            # a defect, not an input: its own exit code (a traceback would exit 1, which means findings);
+            # where it happened, never its message (it may quote a secret the code was handling)
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{Path(frame.filename).name}:{frame.lineno}"
+            typer.echo(f"logstack: internal error: {type(exc).__name__} at {where}; please report it", err=True)
+            raise typer.Exit(int(ExitStatus.INTERNAL)) from None
 
 
 app = typer.Typer(

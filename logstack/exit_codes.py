@@ -10,3 +10,4 @@ class ExitStatus(IntEnum):
     FINDINGS = 1  # a check found something: stale render, expiring certificate, alert-level events
     BAD_INPUT = 2  # bad inventory, bad arguments, unusable files
     RUNTIME_FAILURE = 3  # SSH, database, partial fleet failure
+    INTERNAL = 70  # a defect in logstack (EX_SOFTWARE): reported in one line, where it happened

@@ -23,6 +23,7 @@ from logstack.wheelhouse import (
     Platform,
     build_wheel,
     cache_dir,
+    constraints,
     download_dependencies,
     parse_platform,
     wheel_names,
@@ -34,10 +35,13 @@ LINK = "/usr/local/bin/logstack"
 # What the server has: its Python (the probe's line) and the venv the `current` link names.
 _FACTS_SCRIPT = r"""
 set -u
+cd /
 command -v python3 >/dev/null 2>&1 || { echo "no-python"; exit 0; }
-python3 -c "$1" || { echo "python-failed"; exit 0; }
+python3 -I -c "$1" || { echo "python-failed"; exit 0; }
 current=$(readlink -- "$2/current" 2>/dev/null || true)
-if [ -n "$current" ] && [ -f "$2/$current/.complete" ]; then echo "$current"; else echo "-"; fi
+# current only when complete and still able to run (a Python upgrade breaks a venv)
+if [ -n "$current" ] && [ -f "$2/$current/.complete" ] && "$2/$current/bin/logstack" --version >/dev/null 2>&1
+then echo "$current"; else echo "-"; fi
 """
 
 # Run as root. The wheels arrive as a tar on stdin into a fresh private directory; the venv is built at its
@@ -47,6 +51,7 @@ _INSTALL_SCRIPT = r"""
 set -eu
 base=$1 name=$2 wheel=$3 link=$4
 umask 022
+cd /
 [ ! -L "$base" ] || { echo "logstack: $base is a symbolic link; nothing installed" >&2; exit 4; }
 install -d -m 0755 -o root -g root -- "$base"
 [ "$(stat -c %u -- "$base")" = 0 ] || { echo "logstack: $base is not owned by root" >&2; exit 4; }
@@ -55,12 +60,12 @@ trap 'rm -rf -- "$work"' EXIT
 tar -xf - -C "$work" --no-same-owner --no-same-permissions
 venv=$base/$name
 rm -rf -- "$venv"
-python3 -m venv --without-pip -- "$venv"
+python3 -I -m venv --without-pip -- "$venv"
 pip=$(find "$work" -maxdepth 1 -name 'pip-*.whl' | head -n 1)
 [ -n "$pip" ] || { echo "logstack: no pip wheel was uploaded" >&2; exit 4; }
 # pip runs from its own wheel (supported: python pip.whl/pip install ...); no index is ever asked
 "$venv/bin/python" "$pip/pip" install --quiet --no-index --no-cache-dir --disable-pip-version-check \
-    --find-links "$work" -- "$work/$wheel" >"$work/pip.log" 2>&1 || {
+    --find-links "$work" -c "$work/constraints.txt" -- "$work/$wheel" >"$work/pip.log" 2>&1 || {
     tail -n 3 "$work/pip.log" >&2; rm -rf -- "$venv"; exit 5; }
 "$venv/bin/logstack" --version >/dev/null
 touch -- "$venv/.complete"
@@ -94,10 +99,12 @@ class InstallState:
         return f"logstack {self.wanted.removeprefix('venv-')} for the server (installed: {was})"
 
 
-def venv_name(wheel: Path) -> str:
-    """The venv of this exact code: version plus the wheel's digest."""
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:12]
-    return f"venv-{logstack.__version__}-{digest}"
+def venv_name(wheel: Path, platform: Platform) -> str:
+    """The venv of this exact code, dependency versions and server Python: version plus their digest."""
+    digest = hashlib.sha256(wheel.read_bytes())
+    digest.update(constraints().encode())
+    digest.update(platform.describe().encode())
+    return f"venv-{logstack.__version__}-{digest.hexdigest()[:12]}"
 
 
 def server_state(conn: Connection, wheel: Path) -> InstallState:
@@ -112,7 +119,7 @@ def server_state(conn: Connection, wheel: Path) -> InstallState:
     if platform.python < (3, 11):
         raise RuntimeFailure(f"server: {platform.describe()}; logstack needs Python 3.11 or newer there")
     installed = lines[1] if lines[1] != "-" else None
-    return InstallState(platform=platform, installed=installed, wanted=venv_name(wheel))
+    return InstallState(platform=platform, installed=installed, wanted=venv_name(wheel, platform))
 
 
 def install_logstack(conn: Connection, wheels: Path | None, dry_run: bool) -> str | None:
@@ -129,7 +136,9 @@ def install_logstack(conn: Connection, wheels: Path | None, dry_run: bool) -> st
             return "would install " + state.describe()
         source = wheels if wheels is not None else cache_dir(state.platform)
         download_dependencies(wheel, state.platform, source, offline=wheels is not None)
-        archive = _tar([source / name for name in wheel_names(source)] + [wheel])
+        pins = Path(tmp) / "constraints.txt"  # the operator's versions, whatever else the cache holds
+        pins.write_text(constraints())
+        archive = _tar([source / name for name in wheel_names(source)] + [wheel, pins])
         status, _, err = conn.run(
             shell_command(_INSTALL_SCRIPT, BASE, state.wanted, wheel.name, LINK),
             stdin=archive,
@@ -168,6 +177,7 @@ def first_run(conn: Connection, service_manager: str, unit: str = ANALYZE_SERVIC
     )
     shown = dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines() if "=" in line)
     result, status = shown.get("Result", "?"), shown.get("ExecMainStatus", "?")
+    # 1 is analysis finding events at its --fail-on level; a defect exits 70 (logstack/cli.py), never 1
     if result == "success" or status == "1":
         found = " (it reported events at its --fail-on level)" if status == "1" else ""
         return f"{unit}: the first scheduled run succeeded{found}"

@@ -234,7 +234,8 @@ def _check_alerts(conn: Connection, inventory: Inventory, server: ServerStatus) 
     """What each alert destination has yet to accept, as the server's logstack reads its queues."""
     if not inventory.server.alerts:
         return
-    status, out, _ = conn.run(f"{LOGSTACK} alerts backlog --data-dir /var/lib/logstack --json", check=False)
+    backlog = '"$1" alerts backlog --data-dir "$2" --json'
+    status, out, _ = conn.run(shell_command(backlog, LOGSTACK, "/var/lib/logstack"), check=False)
     if status != 0:
         server.problems.append(f"{LOGSTACK} cannot read the alert queues (exit {status}): run init-server")
         return

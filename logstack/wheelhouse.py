@@ -71,9 +71,10 @@ def parse_platform(text: str) -> Platform:
     parts = text.split()
     if (
         len(parts) != 5
-        or not (parts[0].isdigit() and parts[1].isdigit())
+        or not (re.fullmatch(r"[0-9]{1,3}", parts[0]) and re.fullmatch(r"[0-9]{1,3}", parts[1]))
         or not re.fullmatch(r"[a-z0-9_]{1,32}", parts[2])
     ):
+
         raise RuntimeFailure(f"server: unexpected answer from python3 {text[:80]!r}")
     glibc = None
     match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", parts[4])
@@ -109,7 +110,15 @@ def _package_files() -> list[tuple[str, bytes]]:
 
 
 def requirements() -> list[str]:
-    """logstack's runtime requirements, as its metadata states them (extras left out)."""
+    """logstack's runtime requirements: from pyproject.toml when running from a checkout (installed
+    metadata may be older than the code), else as the installed metadata states them (extras left out)."""
+    pyproject = Path(logstack.__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        if project.get("name") == "logstack":
+            return sorted(project.get("dependencies", []))
     try:
         stated = importlib.metadata.requires("logstack") or []
     except importlib.metadata.PackageNotFoundError:
@@ -145,25 +154,38 @@ def build_wheel(out: Path) -> Path:
     return path
 
 
-def _constraints() -> str:
-    """The operator's installed versions: the server gets the same ones."""
-    pins = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name and name.lower() != "logstack":
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
+def constraints() -> str:
+    """The operator's versions of logstack's dependencies and theirs (the closure, markers aside): the
+    server gets the same ones."""
+    pins: dict[str, str] = {}
+    todo = [_name(req) for req in requirements()]
+    while todo:
+        name = todo.pop()
+        if name in pins:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here (a marker excluded it): pip picks it for the server
+        pins[name] = dist.version
+        todo += [_name(req) for req in dist.requires or [] if "extra ==" not in req and "extra==" not in req]
     return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
+
+
+def _name(requirement: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
 
 
 def download_dependencies(wheel: Path, target: Platform, into: Path, offline: bool) -> None:
     """The wheels `wheel` needs on `target`, and pip itself, into `into` (kept there for the next run)."""
     into.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="logstack-wheels-") as tmp:
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text(_constraints())
+        pins = Path(tmp) / "constraints.txt"
+        pins.write_text(constraints())
         pip_version = importlib.metadata.version("pip")
         command = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(into)]
-        command += ["--find-links", str(into), "-c", str(constraints), *target.pip_args()]
+        command += ["--find-links", str(into), "-c", str(pins), *target.pip_args()]
         if offline:
             command.append("--no-index")
         command += [str(wheel), f"pip=={pip_version}"]

@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,6 +62,7 @@ class Webhook:
     def __init__(self, cert: Path, key: Path) -> None:
         self.posts: list[tuple[dict[str, str], dict]] = []
         self.status = 200
+        self.delay = 0.0  # seconds before answering (after taking the body)
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +70,7 @@ class Webhook:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if owner.status == 200:
                     owner.posts.append((dict(self.headers), json.loads(body)))
+                time.sleep(owner.delay)
                 self.send_response(owner.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -19,6 +19,8 @@ EXAMPLE = ROOT / "inventory.example.yaml"
 # init-server uploads logstack's dependencies from here (tests/setup.sh fills it): tests never ask an index
 WHEELS = ROOT / "tests" / ".wheels"
 os.environ["LOGSTACK_WHEELS"] = str(WHEELS)
+# a defect shows as its traceback in the tests, not as the one-line internal error users get
+os.environ["LOGSTACK_DEBUG"] = "1"
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logstack.alerts.spec import DESTINATIONS
 from logstack.analyze.state import StateStore  # noqa: F401  (the state the queues share)
@@ -185,13 +187,18 @@ def test_a_full_queue_counts_what_it_could_not_hold_and_says_so_when_back(receiv
     assert down.exit_code == 3
     reported = [json.loads(line) for line in down.stdout.splitlines()]  # every event is in the output all the same
     assert len(reported) == 15  # 14 failures and the brute-force incident they make
-    assert "alerts: chat: queue full, 5 events not queued (they are in this output)" in down.output
+    assert "alerts: chat: queue full, 5 events dropped (the least severe first; they are in this output)" in (
+        down.output
+    )
     hook.status = 200
     back = _analyze(runner, where, journal)
     assert back.exit_code == 0, back.output
-    assert _ids(hook.events[:10]) == _ids(reported[:10])
+    # the alert-level incident is kept; the five oldest failures went
+    kept = [e for e in reported if e["severity"] == "alert"] + [e for e in reported if e["severity"] != "alert"][5:]
+    assert sorted(_ids(hook.events[:10])) == sorted(_ids(kept))
     notice = hook.events[10]
-    assert notice["type"] == "alerts_dropped" and notice["reason"].startswith("5 events did not fit")
+    assert notice["type"] == "alerts_dropped"
+    assert notice["reason"].startswith("5 events were dropped from this destination's queue while it did not accept")
     assert len(hook.events) == 11
     assert "chat: 0 queued, 0 not queued" in invoke(runner, "alerts", "backlog", "--data-dir", where / "state").stdout
 
@@ -259,3 +266,164 @@ def test_starttls_is_required_before_any_password(tmp_path):
             send(dest, {"password": "p" * 20}, "test", [{"id": "x", "severity": "alert", "lines": []}])
     finally:
         controller.stop()
+
+
+# --- what an attack on the alerts found, each a test ---
+
+
+def test_an_event_with_thousands_of_lines_is_bounded_and_batches_stay_small(tmp_path):
+    import sqlite3
+
+    from logstack.alerts import outbox
+    from logstack.alerts.delivery import MAX_LINES, alert_body
+
+    line = {"ts": "2026-12-01T00:00:00Z", "identifier": "sshd", "pid": "1", "message": "x" * 5000}
+    event = {"id": "e", "type": "ssh_login", "severity": "failure", "lines": [line] * 12_000, "command": "c" * 9000}
+    body = alert_body(event, "test")
+    decoded = json.loads(body)
+    assert len(decoded["lines"]) == MAX_LINES and decoded["lines_omitted"] == 12_000 - MAX_LINES
+    assert len(body) < 60_000
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    outbox.ensure_schema(db)
+    outbox.enqueue(db, "d", [(1, body)] * 30)
+    batch = outbox.next_batch(db, "d")
+    assert len(batch) >= 1 and sum(len(orjson_dumps(e)) for _, e in batch) <= outbox.BATCH_BYTES
+
+
+def orjson_dumps(value) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
+
+
+def test_a_destination_that_is_up_gets_every_event_of_a_flood(receivers, runner):
+    where, hook = receivers["dir"], receivers["hook"]
+    config = json.loads((where / "alerts.json").read_text())
+    config["destinations"] = [{**config["destinations"][0], "queue_limit": 10}]
+    (where / "alerts.json").write_text(json.dumps(config))
+    (where / "alert-secrets.json").write_text(
+        json.dumps({"chat": json.loads((where / "alert-secrets.json").read_text())["chat"]})
+    )
+    journal = where / "journal.jsonl"
+    _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 14)
+    run = _analyze(runner, where, journal)
+    assert run.exit_code == 0, run.output
+    assert len(hook.events) == len(run.stdout.splitlines()) == 15  # the limit is for a backlog, not a run
+
+
+def test_a_batch_that_may_have_arrived_goes_again_exactly_as_it_was(receivers, runner):
+    """The receiver took the batch but answered after the timeout: the next run sends the same events
+    with the same Idempotency-Key, even though a new event came meanwhile."""
+    where, hook = receivers["dir"], receivers["hook"]
+    config = json.loads((where / "alerts.json").read_text())
+    config["destinations"] = [{**config["destinations"][0], "timeout": 1}]
+    (where / "alerts.json").write_text(json.dumps(config))
+    (where / "alert-secrets.json").write_text(
+        json.dumps({"chat": json.loads((where / "alert-secrets.json").read_text())["chat"]})
+    )
+    journal = where / "journal.jsonl"
+    _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 1)
+    hook.delay = 2.5
+    slow = _analyze(runner, where, journal)
+    assert slow.exit_code == 3 and "TimeoutError" in slow.output
+    hook.delay = 0
+    _failures(journal, int(time.time() * 1_000_000) - 300_000_000, 1, user="bob", first_pid=3000)
+    again = _analyze(runner, where, journal)
+    assert again.exit_code == 0, again.output
+    keys = [headers["Idempotency-Key"] for headers, _ in hook.posts]
+    assert len(keys) == 3 and keys[0] == keys[1] != keys[2]  # taken late, sent again unchanged, then the new one
+    assert [len(body["events"]) for _, body in hook.posts] == [1, 1, 1]
+
+
+def test_secrets_a_sender_cannot_use_are_refused_at_load_without_showing_them(tmp_path):
+    from logstack.alerts.delivery import load_config
+    from logstack.errors import SecretsError
+
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(
+        json.dumps(
+            {
+                "site": "test",
+                "destinations": [
+                    {"name": "chat", "type": "webhook"},
+                    {
+                        "name": "mail",
+                        "type": "email",
+                        "host": "127.0.0.1",
+                        "username": "u",
+                        "sender": "a@example.com",
+                        "recipients": ["b@example.com"],
+                    },
+                ],
+            }
+        )
+    )
+    cases = [
+        ({"chat": {"url": "https://chat.example.com/hooks/SECRET-TOKEN "}, "mail": {"password": "pw"}}, "chat.url"),
+        ({"chat": {"url": "https://chat.example.com:99999/SECRET-TOKEN"}, "mail": {"password": "pw"}}, "chat.url"),
+        ({"chat": {"url": "https://[::1/SECRET-TOKEN"}, "mail": {"password": "pw"}}, "chat.url"),
+        ({"chat": {"url": "https://h/x", "token": "SECRET-TOKEN-€"}, "mail": {"password": "pw"}}, "chat.token"),
+        ({"chat": {"url": "https://h/x"}, "mail": {"password": "pässword-SECRET-TOKEN"}}, "mail.password"),
+    ]
+    for secrets, where in cases:
+        (tmp_path / "s.json").write_text(json.dumps(secrets))
+        with pytest.raises(SecretsError, match=where.replace(".", r"\.")) as caught:
+            load_config(alerts, tmp_path / "s.json")
+        assert "SECRET-TOKEN" not in str(caught.value)
+    bad_site = tmp_path / "bad.json"
+    bad_site.write_text(json.dumps({"site": "a\nb", "destinations": []}))
+    with pytest.raises(Exception, match="not a logstack alerts file"):
+        load_config(bad_site, None)
+
+
+def test_one_destination_failing_unexpectedly_never_stops_the_others(receivers, runner, monkeypatch):
+    from logstack.alerts import send as sending
+
+    def broken(*args, **kwargs):
+        raise KeyError("a defect")
+
+    monkeypatch.setitem(sending.SENDERS, "email", broken)
+    where = receivers["dir"]
+    journal = where / "journal.jsonl"
+    _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 2)
+    run = _analyze(runner, where, journal)
+    assert run.exit_code == 3
+    assert "mail: unexpected KeyError while sending (events kept)" in run.output
+    assert len(receivers["hook"].events) == 2 and len(receivers["trapper"].values) == 2
+
+
+@given(st.text(max_size=200), st.text(max_size=60))
+def test_chat_text_keeps_what_hosts_logged_inside_code_spans(user, command):
+    from logstack.alerts.send import chat_text
+
+    text = chat_text(
+        "test",
+        [
+            {
+                "severity": "alert",
+                "type": "sudo",
+                "outcome": "success",
+                "host": "web1",
+                "user": user,
+                "command": command,
+                "start": "2026-12-01T00:00:00Z",
+            }
+        ],
+    )
+    head, *lines = text.split("\n")
+    assert head == "logstack test: 1 security event" and len(lines) == 1
+    assert lines[0].startswith("• `") and lines[0].endswith("`") and lines[0].count("`") == 2
+    assert "<" not in text and ">" not in text
+
+
+def test_an_internal_error_is_one_line_and_its_own_exit_code(monkeypatch, tmp_path, runner):
+    from logstack.commands import alerts
+
+    monkeypatch.delenv("LOGSTACK_DEBUG")
+    monkeypatch.setattr(alerts, "backlog", lambda data_dir: 1 / 0)
+    result = runner.invoke(
+        __import__("logstack.cli", fromlist=["app"]).app, ["alerts", "backlog", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 70
+    assert result.output.startswith("logstack: internal error: ZeroDivisionError at ")
+    assert "Traceback" not in result.output

@@ -240,6 +240,13 @@ def test_logstack_on_the_server_is_planned_upgraded_and_its_first_run_checked(
     resolved = site.ssh("server", "readlink -f /usr/local/bin/logstack; /usr/local/bin/logstack --version")
     assert resolved.stdout.split("\n")[:2] == [f"/opt/logstack/{now}/bin/logstack", "logstack 0.1.0"]
 
+    # the server's Python changed under the venv (an upgrade removed its interpreter): it is built again
+    assert site.ssh("server", "rm -- /opt/logstack/current/bin/python*").returncode == 0
+    rebuilt = invoke(runner, "init-server", "-i", site.inventory)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "installed logstack 0.1.1-" in rebuilt.stdout and "(installed: none)" in rebuilt.stdout
+    assert site.ssh("server", "/usr/local/bin/logstack --version").stdout.strip() == "logstack 0.1.0"
+
     # a scheduled run that cannot read the store is a failure init-server reports, with its exit status
     with mysql_4002.admin() as conn, conn.cursor() as cur:
         cur.execute("DROP DATABASE `vector`")

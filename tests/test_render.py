@@ -5,8 +5,10 @@ import stat
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
+from logstack.errors import SecretsError
 from logstack.inventory import load_inventory
 from logstack.render import render_site
 from logstack.secrets_store import generate_secrets, load_secrets, secrets_path, write_secrets
@@ -28,6 +30,12 @@ SERVER_FILES = {
     "/etc/systemd/system/logstack-seal.service",
     "/etc/logstack/seal.key",
     "/etc/systemd/system/logstack-analyze.timer",
+    # the example has alerts and backups
+    "/etc/logstack/alerts.json",
+    "/etc/logstack/alert-secrets.json",
+    "/etc/logstack/admin.password",
+    "/etc/systemd/system/logstack-backup.service",
+    "/etc/systemd/system/logstack-backup.timer",
 }
 HOST_FILES = {
     "/etc/vector/vector.yaml",
@@ -140,8 +148,20 @@ def test_deploy_render_carries_secrets_in_formats_greptime_accepts(site: Path):
     site_dir = site.parent
     write_secrets(secrets_path(site_dir), generate_secrets())
     inv = load_inventory(site)
+    with pytest.raises(SecretsError, match=r"alerts.security-chat.url: the webhook has no url"):
+        render_site(inv, secrets=load_secrets(secrets_path(site_dir)), include_keys=True)
+    # the example's alert secrets, as an operator adds them to secrets.yaml
+    with secrets_path(site_dir).open("a") as out:
+        out.write(
+            "alerts:\n  security-chat: {url: 'https://chat.example.com/hooks/T0/B0/xyz', token: t0k3n}\n"
+            "  security-team: {password: 'correct horse battery staple'}\n"
+        )
     secrets = load_secrets(secrets_path(site_dir))
     files = {(f.machine, f.path): f for f in render_site(inv, secrets=secrets, include_keys=True)}
+    alert_secrets = json.loads(files[("server", "/etc/logstack/alert-secrets.json")].content)
+    assert alert_secrets["security-team"] == {"password": "correct horse battery staple"}
+    assert files[("server", "/etc/logstack/alert-secrets.json")].mode == 0o600
+    assert b"xyz" not in files[("server", "/etc/logstack/alerts.json")].content
     users = files[("server", "/etc/greptime/users.conf")].content.decode()
     lines = [line for line in users.splitlines() if line and not line.startswith("#")]
     assert lines == [

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from logstack.alerts import outbox
 from logstack.alerts.files import AlertConfig, check_secrets
 from logstack.alerts.send import DeliveryError, send
-from logstack.alerts.spec import DESTINATIONS, Destination
+from logstack.alerts.spec import DESTINATIONS, SEVERITIES, Destination
 from logstack.errors import BadInputError, RuntimeFailure, SecretsError
+from logstack.validation import SITE_RE, full
 
 
 def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
@@ -25,8 +26,8 @@ def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
         raw = orjson.loads(alerts_file.read_bytes())
         destinations = tuple(DESTINATIONS.validate_python(raw["destinations"]))
         site = raw["site"]
-        if not isinstance(site, str):
-            raise TypeError("site is not text")
+        if not isinstance(site, str) or not full(SITE_RE, site):
+            raise TypeError("site is not a site name")
     except OSError as exc:
         raise BadInputError(f"{alerts_file}: cannot read: {exc.strerror}") from None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
@@ -50,28 +51,45 @@ def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
     return config
 
 
+MAX_LINES = 20  # of one event, in what a destination gets (the analysis output keeps them all)
+MAX_TEXT = 2000  # characters of one message, command or reason
+
+
+def alert_body(event: dict[str, Any], site: str) -> bytes:
+    """An event as destinations get it: bounded, however many lines a local user made it hold."""
+    body = {**event, "site": site}
+    lines = event.get("lines") or []
+    body["lines"] = [{**line, "message": str(line.get("message", ""))[:MAX_TEXT]} for line in lines[:MAX_LINES]]
+    if len(lines) > MAX_LINES:
+        body["lines_omitted"] = len(lines) - MAX_LINES
+    for key in ("command", "reason", "user", "target_user"):
+        if isinstance(body.get(key), str):
+            body[key] = body[key][:MAX_TEXT]
+    if isinstance(body.get("tried_users"), list):
+        body["tried_users"] = body["tried_users"][:50]
+    return orjson.dumps(body)
+
+
 class Collector:
     """During a run: the events each destination wants, serialised once; queued with the run's state."""
 
     def __init__(self, config: AlertConfig) -> None:
         self.config = config
-        self.bodies: dict[str, list[bytes]] = {d.name: [] for d in config.destinations}
-        self.overflow: dict[str, int] = {}
+        self.entries: dict[str, list[tuple[int, bytes]]] = {d.name: [] for d in config.destinations}
 
     def add(self, event: dict[str, Any]) -> None:
         body: bytes | None = None
+        severity = str(event.get("severity"))
         for dest in self.config.destinations:
-            if dest.wants(str(event.get("severity")), str(event.get("type"))):
-                body = body or orjson.dumps({**event, "site": self.config.site})
-                self.bodies[dest.name].append(body)
+            if dest.wants(severity, str(event.get("type"))):
+                body = body or alert_body(event, self.config.site)
+                self.entries[dest.name].append((SEVERITIES.index(severity), body))
 
     def queue(self, db: sqlite3.Connection) -> None:
         """Inside the run's transaction, before its commit."""
         outbox.ensure_schema(db)
         for dest in self.config.destinations:
-            lost = outbox.enqueue(db, dest.name, dest.queue_limit, self.bodies[dest.name])
-            if lost:
-                self.overflow[dest.name] = lost
+            outbox.enqueue(db, dest.name, self.entries[dest.name])
 
 
 @dataclass
@@ -81,6 +99,7 @@ class DeliveryResult:
     delivered: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
     forgotten: dict[str, int] = field(default_factory=dict)
 
 
@@ -102,6 +121,14 @@ def deliver(state_path: Path, config: AlertConfig) -> DeliveryResult:
         db.execute("COMMIT")
         for dest in config.destinations:
             _deliver_one(db, dest, config, result)
+            db.execute("BEGIN IMMEDIATE")
+            dropped = outbox.trim(db, dest.name, dest.queue_limit)
+            db.execute("COMMIT")
+            if dropped:
+                result.dropped[dest.name] = dropped
+            result.queued[dest.name] = int(
+                db.execute("SELECT count(*) FROM outbox WHERE dest = ?", (dest.name,)).fetchone()[0]
+            )
     except sqlite3.Error as exc:
         raise RuntimeFailure(f"{state_path}: alert queues: {exc}") from None
     finally:
@@ -121,12 +148,15 @@ def _deliver_one(db: sqlite3.Connection, dest: Destination, config: AlertConfig,
         if not batch and not lost:
             db.execute("COMMIT")
             break
-        events = [body for _, body in batch] or [_overflow_notice(config.site, dest.name, lost)]
-        try:
-            send(dest, secrets, config.site, events)
-        except DeliveryError as exc:
-            outbox.failed(db, dest.name, str(exc), int(time.time()))
-            result.failures[dest.name] = str(exc)
+        if batch:  # recorded before sending: a batch that may have arrived goes again exactly as it was
+            outbox.mark_inflight(db, dest.name, batch[-1][0])
+        db.execute("COMMIT")
+        events = [body for _, body in batch] or [_overflow_notice(config.site, dest, lost)]
+        error = _attempt(dest, secrets, config.site, events)
+        db.execute("BEGIN IMMEDIATE")
+        if error is not None:
+            outbox.failed(db, dest.name, error, int(time.time()))
+            result.failures[dest.name] = error
             db.execute("COMMIT")
             break
         if batch:
@@ -137,13 +167,23 @@ def _deliver_one(db: sqlite3.Connection, dest: Destination, config: AlertConfig,
             outbox.accepted(db, dest.name, 0, int(time.time()))
         db.execute("COMMIT")
     result.delivered[dest.name] = sent
-    result.queued[dest.name] = int(db.execute("SELECT count(*) FROM outbox WHERE dest = ?", (dest.name,)).fetchone()[0])
 
 
-def _overflow_notice(site: str, dest: str, count: int) -> dict[str, Any]:
+def _attempt(dest: Destination, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> str | None:
+    """None when the destination accepted, else why not; one destination's fault never stops the others."""
+    try:
+        send(dest, secrets, site, events)
+    except DeliveryError as exc:
+        return str(exc)
+    except Exception as exc:  # a sender's bug or an input it did not foresee: this destination fails
+        return f"unexpected {type(exc).__name__} while sending (events kept)"
+    return None
+
+
+def _overflow_notice(site: str, dest: Destination, count: int) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
-        "id": f"overflow-{dest}-{now}",
+        "id": f"overflow-{dest.name}-{now}",
         "type": "alerts_dropped",
         "outcome": "dropped",
         "severity": "alert",
@@ -151,8 +191,9 @@ def _overflow_notice(site: str, dest: str, count: int) -> dict[str, Any]:
         "site": site,
         "start": now,
         "end": now,
-        "reason": f"{count} events did not fit this destination's queue while it was unreachable; "
-        "they are in the analysis output (journalctl -u logstack-analyze.service)",
+        "reason": f"{count} events were dropped from this destination's queue while it did not accept them "
+        f"(queue_limit {dest.queue_limit}; the least severe first); they are in the analysis output "
+        "(journalctl -u logstack-analyze.service)",
         "flags": [],
         "lines": [],
     }
@@ -176,11 +217,7 @@ def send_test(config: AlertConfig) -> dict[str, str | None]:
     }
     answers: dict[str, str | None] = {}
     for dest in config.destinations:
-        try:
-            send(dest, config.secrets.get(dest.name, {}), config.site, [event])
-            answers[dest.name] = None
-        except DeliveryError as exc:
-            answers[dest.name] = str(exc)
+        answers[dest.name] = _attempt(dest, config.secrets.get(dest.name, {}), config.site, [event])
     return answers
 
 

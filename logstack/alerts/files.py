@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from logstack.alerts.spec import SECRET_KEYS, Destination
+from logstack.alerts.spec import SECRET_KEYS, Destination, https_url
 from logstack.errors import SecretsError
 
 ALERTS_FILE = "/etc/logstack/alerts.json"
@@ -28,6 +28,14 @@ def check_secrets(config: AlertConfig, where: str) -> None:
         for key in have:
             if key not in SECRET_KEYS[dest.type]:
                 raise SecretsError(f"{where}: alerts.{dest.name}.{key}: a {dest.type} destination takes no {key}")
+        for key, value in have.items():
+            if not (value.isascii() and value.isprintable()) or (key != "password" and " " in value):
+                raise SecretsError(f"{where}: alerts.{dest.name}.{key}: must be printable ASCII (no spaces in {key})")
+        if have.get("url"):
+            try:
+                https_url(have["url"])
+            except ValueError as exc:
+                raise SecretsError(f"{where}: alerts.{dest.name}.url: {exc}") from None
         if dest.type == "webhook" and not (have.get("url") or getattr(dest, "url", None)):
             raise SecretsError(f"{where}: alerts.{dest.name}.url: the webhook has no url (inventory or secrets)")
         if dest.type == "email" and getattr(dest, "username", None) and not have.get("password"):

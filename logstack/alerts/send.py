@@ -45,13 +45,15 @@ def summary(event: dict[str, Any]) -> str:
 
 
 def chat_text(site: str, events: list[dict[str, Any]]) -> str:
-    """A ready message for chat tools' incoming webhooks (Slack's escaping of & < >: no links or mentions)."""
+    """A ready message for chat tools' incoming webhooks. What hosts logged goes in code spans (Slack,
+    Mattermost, Teams and Rocket.Chat render neither links, images nor emphasis there), backticks in it
+    are replaced so it cannot leave the span, and & < > are escaped (Slack's control characters)."""
     lines = [f"logstack {site}: {len(events)} security event{'s' if len(events) != 1 else ''}"]
-    lines += [f"• {summary(e)}" for e in events[:50]]
+    lines += ["• `" + summary(e).replace("`", "\u02cb") + "`" for e in events[:50]]
     if len(events) > 50:
         lines.append(f"… and {len(events) - 50} more")
     text = "\n".join(lines)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("@", "@\u200b")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def batch_id(events: list[dict[str, Any]]) -> str:
@@ -81,9 +83,13 @@ def send_webhook(dest: Webhook, secrets: dict[str, str], site: str, events: list
     url = secrets.get("url") or dest.url
     if not url:
         raise DeliveryError("no url: set it in the inventory or in secrets.yaml alerts.<name>.url")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise DeliveryError("the url must be https://")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or 443
+    except ValueError:
+        raise DeliveryError("the url is not a valid https:// URL") from None
+    if parts.scheme != "https" or not parts.hostname or not url.isascii() or not url.isprintable() or " " in url:
+        raise DeliveryError("the url must be an https:// URL of printable ASCII")
     body = json.dumps(
         {"source": "logstack", "site": site, "id": batch_id(events), "text": chat_text(site, events), "events": events},
         ensure_ascii=True,
@@ -96,12 +102,13 @@ def send_webhook(dest: Webhook, secrets: dict[str, str], site: str, events: list
 
     def post() -> None:
         # http.client, not urllib: no redirects (a POST is never re-sent elsewhere), no proxy variables
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=dest.timeout, context=context)
+        conn = http.client.HTTPSConnection(parts.hostname, port, timeout=dest.timeout, context=context)
         try:
             conn.request("POST", path, body=body, headers=headers)
             status = conn.getresponse().status
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            raise DeliveryError(f"{parts.hostname}: {type(exc).__name__}: {_short(exc)}") from None
+        except (OSError, http.client.HTTPException, ssl.SSLError, ValueError, UnicodeError) as exc:
+            detail = f": {escape(exc.strerror)}" if isinstance(exc, OSError) and exc.strerror else ""
+            raise DeliveryError(f"{parts.hostname}: {type(exc).__name__}{detail}") from None
         finally:
             conn.close()
         if not 200 <= status < 300:
@@ -146,6 +153,8 @@ def send_email(dest: Email, secrets: dict[str, str], site: str, events: list[dic
                 refused = smtp.send_message(message)
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
             raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__}: {_short(exc)}") from None
+        except (ValueError, UnicodeError) as exc:  # what the server said is never echoed with a password
+            raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__}") from None
         if refused:
             raise DeliveryError(f"{dest.host} refused {len(refused)} of {len(dest.recipients)} recipients")
 

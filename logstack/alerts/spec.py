@@ -35,9 +35,19 @@ def _mailbox(value: str) -> str:
     return value
 
 
-def _https_url(value: str) -> str:
+def https_url(value: str) -> str:
+    """An https:// URL of printable ASCII whose host and port parse."""
+    import urllib.parse
+
     if not re.fullmatch(r"https://[A-Za-z0-9.\[\]:-]{1,300}(/[!-~]*)?", value):
-        raise ValueError("must be an https:// URL (TLS is always verified) without spaces or controls")
+        raise ValueError("must be an https:// URL (TLS is always verified) of printable ASCII without spaces")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
     return value
 
 
@@ -80,7 +90,7 @@ class Webhook(_Destination):
     """JSON POST over verified TLS; `url` may instead be in secrets.yaml (a chat webhook's URL is its token)."""
 
     type: Literal["webhook"]
-    url: Annotated[str, AfterValidator(_https_url)] | None = None
+    url: Annotated[str, AfterValidator(https_url)] | None = None
     ca_file: ServerPath | None = None  # a PEM bundle on the server (default: the system's trust store)
 
 

@@ -126,11 +126,13 @@ def deliver_alerts(state_path: Path, collector: Collector | None) -> None:
     unit shows it and the next run tries again."""
     if collector is None:
         return
-    for dest, lost in collector.overflow.items():
-        typer.echo(
-            f"logstack: alerts: {dest}: queue full, {lost} events not queued (they are in this output)", err=True
-        )
     result = deliver(state_path, collector.config)
+    for dest, lost in result.dropped.items():
+        typer.echo(
+            f"logstack: alerts: {dest}: queue full, {lost} events dropped (the least severe first; they are in "
+            "this output)",
+            err=True,
+        )
     for dest, count in result.forgotten.items():
         if count:
             typer.echo(f"logstack: alerts: {dest} is no longer configured: {count} queued events dropped", err=True)
