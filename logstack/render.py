@@ -74,6 +74,11 @@ class FileSpec:
     unit: bool = False
 
 
+def _timer(name: str) -> FileSpec:
+    """A systemd timer: enabled and restarted when it changes."""
+    return FileSpec(f"/etc/systemd/system/{name}.timer", f"server/{name}.timer.j2", service=f"{name}.timer", unit=True)
+
+
 _DROPIN = "/etc/systemd/system/vector.service.d/10-logstack.conf"
 
 # Every file of every machine, in one table: the server's, then each host's.
@@ -99,12 +104,7 @@ SERVER_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/logstack/seal.key", "seal_key", mode=0o600, secret=True),
     FileSpec("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
     FileSpec("/etc/systemd/system/logstack-seal.service", "server/logstack-seal.service.j2", unit=True),
-    FileSpec(
-        "/etc/systemd/system/logstack-analyze.timer",
-        "server/logstack-analyze.timer.j2",
-        service="logstack-analyze.timer",
-        unit=True,
-    ),
+    _timer("logstack-analyze"),
     FileSpec("/etc/vector/tls/ca.pem", "ca", group="vector", service="vector"),
     FileSpec("/etc/vector/tls/server.pem", "cert", group="vector", service="vector"),
     FileSpec("/etc/vector/tls/server.key", "key", group="vector", mode=0o640, service="vector", secret=True),
@@ -112,12 +112,7 @@ SERVER_FILES: tuple[FileSpec, ...] = (
 BACKUP_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/logstack/admin.password", "server/admin.password.j2", mode=0o600, secret=True),
     FileSpec("/etc/systemd/system/logstack-backup.service", "server/logstack-backup.service.j2", unit=True),
-    FileSpec(
-        "/etc/systemd/system/logstack-backup.timer",
-        "server/logstack-backup.timer.j2",
-        service="logstack-backup.timer",
-        unit=True,
-    ),
+    _timer("logstack-backup"),
 )
 HOST_FILES: tuple[FileSpec, ...] = (
     FileSpec("/etc/vector/vector.yaml", "host/vector.yaml.j2", group="vector", mode=0o640, service="vector"),

@@ -17,7 +17,7 @@ from logstack.inventory import Inventory, ServerSpec
 from logstack.pki import PKI, SERVER
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
-from logstack.server_install import first_run, install_logstack
+from logstack.server_install import first_run, install_logstack, run_root_script
 from logstack.shell import shell_command
 from logstack.signing import ensure_keys
 from logstack.ssh import Connection
@@ -133,15 +133,9 @@ def install_greptime(conn: Connection, version: str, tarball: Path | None) -> bo
             )
     else:
         url = f"https://github.com/GreptimeTeam/greptimedb/releases/download/{version}/{asset}.tar.gz"
-    status, _, err = conn.run(
-        shell_command(_INSTALL_SCRIPT, version, asset, expected, url, GREPTIME_BIN),
-        stdin=data,
-        check=False,
-        timeout=900,
+    run_root_script(
+        conn, "installing GreptimeDB", _INSTALL_SCRIPT, version, asset, expected, url, GREPTIME_BIN, stdin=data
     )
-    if status != 0:
-        detail = err.decode(errors="replace").strip().splitlines()
-        raise RuntimeFailure(f"server: installing GreptimeDB failed: {detail[-1] if detail else f'exit {status}'}")
     return True
 
 

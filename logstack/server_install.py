@@ -139,16 +139,18 @@ def install_logstack(conn: Connection, wheels: Path | None, dry_run: bool) -> st
         pins = Path(tmp) / "constraints.txt"  # the operator's versions, whatever else the cache holds
         pins.write_text(constraints())
         archive = _tar([source / name for name in wheel_names(source)] + [wheel, pins])
-        status, _, err = conn.run(
-            shell_command(_INSTALL_SCRIPT, BASE, state.wanted, wheel.name, LINK),
-            stdin=archive,
-            check=False,
-            timeout=900,
+        run_root_script(
+            conn, "installing logstack", _INSTALL_SCRIPT, BASE, state.wanted, wheel.name, LINK, stdin=archive
         )
+    return "installed " + state.describe()
+
+
+def run_root_script(conn: Connection, what: str, script: str, *args: str, stdin: bytes | None = None) -> None:
+    """One install script as root, its arguments never shell text; a failure names its last error line."""
+    status, _, err = conn.run(shell_command(script, *args), stdin=stdin, check=False, timeout=900)
     if status != 0:
         detail = err.decode(errors="replace").strip().splitlines()
-        raise RuntimeFailure(f"server: installing logstack failed: {detail[-1] if detail else f'exit {status}'}")
-    return "installed " + state.describe()
+        raise RuntimeFailure(f"server: {what} failed: {detail[-1] if detail else f'exit {status}'}")
 
 
 def _tar(paths: list[Path]) -> bytes:

@@ -74,7 +74,6 @@ def parse_platform(text: str) -> Platform:
         or not (re.fullmatch(r"[0-9]{1,3}", parts[0]) and re.fullmatch(r"[0-9]{1,3}", parts[1]))
         or not re.fullmatch(r"[a-z0-9_]{1,32}", parts[2])
     ):
-
         raise RuntimeFailure(f"server: unexpected answer from python3 {text[:80]!r}")
     glibc = None
     match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", parts[4])

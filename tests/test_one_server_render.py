@@ -1,0 +1,18 @@
+"""A one-server inventory written before receivers and external stores existed renders byte for byte as it
+did then: tests/data/one-server/manifest.json is that render's manifest (every file's sha256, owner, mode),
+made by logstack at commit f2a5be4 from the inventory beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import invoke
+
+DATA = Path(__file__).parent / "data" / "one-server"
+
+
+def test_a_one_server_inventory_renders_byte_identical(tmp_path, runner):
+    out = tmp_path / "out"
+    result = invoke(runner, "render", "-i", DATA / "inventory.yaml", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").read_text() == (DATA / "manifest.json").read_text()
