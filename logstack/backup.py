@@ -34,6 +34,7 @@ BACKUP_TABLE = "logstack_backups"
 MANIFEST = "logstack-backup.json"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _STAMP_RE = re.compile(r"\d{8}T\d{6}Z")
+_MADE = "WHERE `location` NOT LIKE 'restored:%'"  # backups made, not restores recorded
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{1,1000}")
 
 
@@ -133,20 +134,52 @@ def keep(stamps: list[str], keep_daily: int, keep_weekly: int) -> set[str]:
     return kept
 
 
-def prune(directory: Path, keep_daily: int, keep_weekly: int, now: dt.datetime) -> list[str]:
-    """Remove complete backups retention does not keep, and incomplete ones older than a day. Only
-    directories named as logstack names them are ever touched."""
-    complete, incomplete = [], []
+def _stamp(name: str, now: dt.datetime) -> bool:
+    """A directory name logstack gave a backup, of a time not after now (a later one is left alone)."""
+    if not _STAMP_RE.fullmatch(name):
+        return False
+    try:
+        when = dt.datetime.strptime(name, STAMP_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return False
+    return when <= now
+
+
+def prune(directory: Path, keep_daily: int, keep_weekly: int, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """Remove complete backups retention does not keep, and incomplete ones older than a day; returns what
+    was removed and what could not be. Only directories named as logstack names them, and not after
+    `now`, are ever touched; the backup made at `now` is always kept."""
+    complete, incomplete, problems = [], [], []
     for entry in directory.iterdir():
-        if not _STAMP_RE.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+        if not _stamp(entry.name, now) or entry.is_symlink() or not entry.is_dir():
             continue
-        (complete if (entry / MANIFEST).is_file() else incomplete).append(entry.name)
-    kept = keep(complete, keep_daily, keep_weekly)
+        try:
+            (complete if (entry / MANIFEST).is_file() else incomplete).append(entry.name)
+        except OSError as exc:
+            problems.append(f"{entry}: {exc.strerror}")
+    kept = keep(complete, keep_daily, keep_weekly) | {now.strftime(STAMP_FORMAT)}
     cutoff = (now - dt.timedelta(days=1)).strftime(STAMP_FORMAT)
-    doomed = [s for s in complete if s not in kept] + [s for s in incomplete if s < cutoff]
-    for stamp in sorted(doomed):
-        shutil.rmtree(directory / stamp)
-    return sorted(doomed)
+    removed = []
+    for stamp in sorted([s for s in complete if s not in kept] + [s for s in incomplete if s < cutoff]):
+        try:
+            shutil.rmtree(directory / stamp)
+            removed.append(stamp)
+        except OSError as exc:
+            problems.append(f"{directory / stamp}: cannot remove: {exc.strerror}")
+    return removed, problems
+
+
+_CREATE_RE = re.compile(r'CREATE TABLE IF NOT EXISTS (?:"([A-Za-z_][A-Za-z0-9_]*)"|`([A-Za-z_][A-Za-z0-9_]*)`) \(')
+
+
+def check_create(table: str, statement: str, where: str) -> str:
+    """A saved CREATE TABLE that may be run as admin: one statement creating exactly that table."""
+    match = _CREATE_RE.match(statement)
+    if match is None or (match.group(1) or match.group(2)) != table or ";" in statement:
+        raise BadInputError(
+            f"{where}: the saved statement for table {table!r} is not one CREATE TABLE IF NOT EXISTS of that table"
+        )
+    return statement
 
 
 def read_manifest(text: bytes, where: str) -> dict[str, Any]:
@@ -181,28 +214,34 @@ class RestoreResult:
 
 def restore(api: SQL, database: str, location: str, read: Callable[[str], bytes]) -> RestoreResult:
     """Load a backup into a fresh store: its tables created as they were (SHOW CREATE TABLE), then COPY
-    DATABASE FROM. Refuses a store that holds rows already: a second restore would double them."""
+    DATABASE FROM. The store records each restore; the same backup is never loaded twice (the tables are
+    append-only: a second load would double every row). Senders may deliver into the store meanwhile."""
     location = check_location(location)
-    manifest = read_manifest(read(f"{location}/{MANIFEST}"), f"{location}/{MANIFEST}")
+    where = f"{location}/{MANIFEST}"
+    manifest = read_manifest(read(where), where)
     if manifest["database"] != database:
         raise BadInputError(f"{location}: a backup of database {manifest['database']!r}, not {database!r}")
+    statements = {t: check_create(t, sql, where) for t, sql in manifest["tables"].items()}
     existing = set(_tables(api, database)) if _database_exists(api, database) else set()
-    for table in sorted(existing & set(manifest["tables"])):
-        if table == BACKUP_TABLE:
-            continue
-        count = api.rows(
-            f"SELECT count(*) FROM `{database}`.`{table}` "
-            "WHERE `logstack_host` IS NULL OR `logstack_host` <> 'logstack-init-server'"
-        )
-        if int(count[0][0]):
-            raise BadInputError(f"{database}.{table} holds {count[0][0]} rows already; restore into a fresh store")
+    marker = f"restored:{manifest['created']}"
+    if (
+        BACKUP_TABLE in existing
+        and api.rows(f"SELECT count(*) FROM `{database}`.`{BACKUP_TABLE}` WHERE `location` = '{marker}'")[0][0]
+    ):
+        raise BadInputError(f"the backup of {manifest['created']} was restored into this store already")
     created = []
     api.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    for table, create in sorted(manifest["tables"].items()):
+    for table, create in sorted(statements.items()):
         if table not in existing:
             api.sql(create, db=database)
             created.append(table)
     rows = affected_rows(api.sql(f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"))
+    if BACKUP_TABLE in existing or BACKUP_TABLE in statements:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        api.sql(
+            f"INSERT INTO `{database}`.`{BACKUP_TABLE}` (`greptime_timestamp`, `location`, `rows_copied`) "
+            f"VALUES ('{now}', '{marker}', {rows})"
+        )
     if rows != manifest["rows"]:
         raise RuntimeFailure(f"restore: {rows} rows loaded, the backup holds {manifest['rows']}")
     return RestoreResult(created, rows, manifest["rows"])
@@ -216,7 +255,7 @@ def last_backup(api: SQL, database: str) -> dt.datetime | None:
     """When the newest recorded backup ran (None: none recorded, or no backup table)."""
     if not _has_backup_table(api, database):
         return None
-    rows = api.rows(f"SELECT max(`greptime_timestamp`) FROM `{database}`.`{BACKUP_TABLE}`")
+    rows = api.rows(f"SELECT max(`greptime_timestamp`) FROM `{database}`.`{BACKUP_TABLE}` {_MADE}")
     value = rows[0][0] if rows and rows[0] else None
     if value is None:
         return None
@@ -261,10 +300,41 @@ def recorded_backup(db: Any) -> dt.datetime | None:
     """The newest backup recorded in the store, read through the analysis' MySQL source (None when there is
     none, or no backup table yet)."""
     try:
-        rows = db.query(f"SELECT max(`greptime_timestamp`) AS newest FROM `{db.config.database}`.`{BACKUP_TABLE}`", ())
+        rows = db.query(  # pymysql formats the statement: the pattern goes as a parameter
+            f"SELECT max(`greptime_timestamp`) AS newest FROM `{db.config.database}`.`{BACKUP_TABLE}` "
+            "WHERE `location` NOT LIKE %s",
+            ("restored:%",),
+        )
     except RuntimeFailure:
         return None
     value = rows[0]["newest"] if rows else None
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=dt.UTC)
     return parse_time(value) if value is not None else None
+
+
+def newest_backup_manifest(api: SQL, database: str, conn: Any) -> dict[str, Any] | None:
+    """The manifest of the newest recorded backup, read on the server, when it is there and says the same
+    time as the record; else None."""
+    from logstack.shell import shell_command
+
+    rows = api.rows(
+        f"SELECT `location`, `greptime_timestamp` FROM `{database}`.`{BACKUP_TABLE}` "
+        f"{_MADE} ORDER BY `greptime_timestamp` DESC LIMIT 1"
+    )
+    if not rows:
+        return None
+    location, when = str(rows[0][0]), parse_time(rows[0][1])
+    try:
+        path = check_location(location) + f"/{MANIFEST}"
+    except BadInputError:
+        return None
+    status, out, _ = conn.run(shell_command('cat -- "$1"', path), check=False)
+    if status != 0:
+        return None
+    try:
+        manifest = read_manifest(out, path)
+    except BadInputError:
+        return None
+    recorded = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return manifest if manifest.get("created") == recorded else None

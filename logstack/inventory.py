@@ -122,6 +122,8 @@ class ServerSpec(_Model):
     def _sql_name(cls, value: str) -> str:
         if not full(validation.SQL_NAME_RE, value):
             raise ValueError(f"{value!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if value == "logstack_backups":
+            raise ValueError("logstack_backups is the table of store backups; choose another name")
         return value
 
 

@@ -322,4 +322,6 @@ def backup_line(newest: dt.datetime | None, max_age_hours: int, now: dt.datetime
         return "none recorded (logstack-backup.timer has not completed a backup)"
     age = (now - newest).total_seconds() / 3600
     late = f" — OLDER THAN {max_age_hours} h: check logstack-backup.service" if age > max_age_hours else ""
+    if age < -0.1:
+        late = " — DATED IN THE FUTURE: not a backup logstack made now; check the server's clock and status"
     return f"{newest.strftime('%Y-%m-%d %H:%M UTC')} ({age:.0f} h before this report){late}"

@@ -171,7 +171,13 @@ data=$1
 id -u greptime >/dev/null 2>&1 || useradd --system --user-group --no-create-home \
     --home-dir "$data" --shell /usr/sbin/nologin greptime
 install -d -o greptime -g greptime -m 0750 -- "$data" "$data/wal" "$data/logs"
-[ $# -lt 2 ] || install -d -o greptime -g greptime -m 0750 -- "$2"
+if [ $# -ge 2 ]; then
+    # an existing backup directory must be greptime's already: install -d would hand over anything else
+    if [ -e "$2" ] && [ "$(stat -c %U -- "$2")" != greptime ]; then
+        refuse "$2 exists and is not the greptime user's (chown it, or name a new directory)" "$2"
+    fi
+    install -d -o greptime -g greptime -m 0750 -- "$2"
+fi
 install -d -m 0755 /etc/greptime /etc/logstack
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
-from logstack.backup import BACKUP_TABLE, last_backup
+from logstack.backup import BACKUP_TABLE, last_backup, newest_backup_manifest
 from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings, http_over_ssh
@@ -178,7 +178,9 @@ def check_status(
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
         _check_metrics(conn, server)
-        _check_backup(GreptimeHTTP(conn, "analyst", secrets.db_password("analyst")), inventory, server, now)
+        analyst = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst"))
+        _check_backup(analyst, inventory, server, now)
+        _check_backup_files(conn, analyst, inventory, server)
         _check_alerts(conn, inventory, server)
         forward = PortForward(conn, "127.0.0.1", db_port)
         try:
@@ -226,8 +228,23 @@ def _check_backup(api: GreptimeHTTP, inventory: Inventory, server: ServerStatus,
         return
     server.last_backup = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
     age = (now - newest).total_seconds() / 3600
-    if age > settings.max_age_hours:
+    if age < -0.1:
+        server.problems.append(f"the newest recorded backup is dated in the future ({server.last_backup})")
+    elif age > settings.max_age_hours:
         server.problems.append(f"the newest backup is {age:.0f} h old (max_age_hours {settings.max_age_hours})")
+
+
+def _check_backup_files(conn: Connection, api: GreptimeHTTP, inventory: Inventory, server: ServerStatus) -> None:
+    """The newest recorded backup is on the server with its manifest: a row alone proves nothing (the
+    ingest user may write rows too)."""
+    if inventory.server.backup is None or server.last_backup is None:
+        return
+    found = newest_backup_manifest(api, inventory.server.database, conn)
+    if found is None:
+        server.problems.append(
+            f"the newest recorded backup ({server.last_backup}) has no manifest on the server: removed, or the "
+            "record is not logstack's"
+        )
 
 
 def _check_alerts(conn: Connection, inventory: Inventory, server: ServerStatus) -> None:

@@ -176,7 +176,18 @@ def calendar(value: str) -> str:
         for number in re.findall(r"(?<![/\d])\d+", field):  # repetition steps after '/' are not values
             if not low <= int(number) <= high:
                 raise ValueError(f"{value!r}: {number} is not a {name} ({low}-{high})")
+        for start, end in re.findall(r"(\d+)\.\.(\d+)", field):
+            if int(start) > int(end):  # systemd refuses a range that runs backwards (systemd-analyze calendar)
+                raise ValueError(f"{value!r}: the {name} range {start}..{end} runs backwards")
+    if any(int(n) > 28 for n in re.findall(r"~(\d+)", date or "")):
+        raise ValueError(f"{value!r}: systemd counts at most 28 days back from a month's end (~1 to ~28)")
+    for start, end in re.findall(r"([A-Za-z]+)\.\.([A-Za-z]+)", parts[0] if parts else ""):
+        if _WEEKDAYS.index(start[:3].lower()) > _WEEKDAYS.index(end[:3].lower()):
+            raise ValueError(f"{value!r}: the weekday range {start}..{end} runs backwards (systemd refuses it)")
     return value
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def ttl(value: str) -> str:
@@ -251,11 +262,18 @@ def identity_names(value: dict[str, str]) -> dict[str, str]:
 _BACKUP_DIR_RE = re.compile(r"/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)+")
 
 
+BACKUP_ROOTS = (*DATA_ROOTS, "/var/backups/")
+
+
 def backup_directory(value: str) -> str:
-    """Where GreptimeDB writes backups: an absolute path of plain names, at least two deep, never a system
-    directory itself (it is handed to the greptime user)."""
+    """Where GreptimeDB writes backups: handed to the greptime user, so, like the data directory, below a
+    data root and named for backups (no system or other program's directory can be given away)."""
     if not _BACKUP_DIR_RE.fullmatch(value) or any(part in (".", "..") for part in value.split("/")):
         raise ValueError(f"{value[:80]!r} must be an absolute path of [A-Za-z0-9._-] names, at least two deep")
-    if value in ("/var/lib", "/var/backups", "/usr/local", "/var/log", "/var/cache", "/srv/data"):
-        raise ValueError(f"{value} is a system directory; name one of its own below it")
+    name = value.rsplit("/", 1)[1].lower()
+    if not value.startswith(BACKUP_ROOTS) or not ("backup" in name or "logstack" in name or "greptime" in name):
+        raise ValueError(
+            f"{value!r}: the backup directory must be its own, below {', '.join(BACKUP_ROOTS)} and named for "
+            "it (e.g. /var/backups/logstack, /srv/greptime-backups): it is handed to the greptime user"
+        )
     return value

@@ -15,6 +15,7 @@ names, counts and moves them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -25,7 +26,12 @@ def _records(rows: list[list[Any]]) -> tuple[int, dict]:
     return 200, {"output": [{"records": {"rows": rows, "total_rows": len(rows)}}]}
 
 
-def copy_answer(fake: Any, sql: str) -> tuple[int, dict] | None:
+def _millis(row: str) -> int:
+    stamp = re.match(r"'([^']*)'", row)[1]
+    return int(dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def copy_answer(fake: Any, sql: str, db: str = "public") -> tuple[int, dict] | None:
     """The answer to a backup/restore statement, or None for any other."""
     if m := re.match(
         r"SELECT table_name FROM information_schema.tables WHERE table_schema = '(\w+)' "
@@ -37,13 +43,36 @@ def copy_answer(fake: Any, sql: str) -> tuple[int, dict] | None:
     if m := re.match(r"SELECT schema_name FROM information_schema.schemata WHERE schema_name = '(\w+)'$", sql):
         return _records([[m[1]]] if m[1] in fake.databases else [])
     if m := re.match(r"SHOW CREATE TABLE (`\w+`\.`(\w+)`)$", sql):
-        return _records([[m[2], fake.creates[m[1]]]])
+        # as v1.1.4 shows it: the table's own name, double-quoted, without the database
+        shown = re.sub(
+            r"^CREATE TABLE IF NOT EXISTS `\w+`\.`(\w+)`", r'CREATE TABLE IF NOT EXISTS "\1"', fake.creates[m[1]]
+        )
+        return _records([[m[2], shown]])
+    if m := re.match(r'CREATE TABLE IF NOT EXISTS "(\w+)" \(', sql):
+        table = f"`{db}`.`{m[1]}`"
+        if table not in fake.tables:
+            fake.tables.add(table)
+            fake.creates[table] = re.sub(
+                r'^CREATE TABLE IF NOT EXISTS "\w+"', f"CREATE TABLE IF NOT EXISTS {table}", sql
+            )
+            if "append_mode = 'true'" in sql:
+                fake.append_tables.add(table)
+        return 200, {"output": [{"affectedrows": 0}], "execution_time_ms": 1}
     if m := re.match(r"SELECT count\(\*\) FROM (`\w+`\.`\w+`) WHERE `logstack_host` IS NULL OR", sql):
         rows = [r for r in fake.table_rows.get(m[1], []) if "'logstack-init-server'" not in r]
         return _records([[len(rows)]])
-    if m := re.match(r"SELECT max\(`greptime_timestamp`\) FROM (`\w+`\.`\w+`)$", sql):
-        stamps = [re.match(r"'([^']*)'", r)[1] for r in fake.table_rows.get(m[1], [])]
-        return _records([[max(stamps) if stamps else None]])
+    made = [r for r in fake.table_rows.get("`vector`.`logstack_backups`", []) if "'restored:" not in r]
+    if re.match(
+        r"SELECT max\(`greptime_timestamp`\) FROM `\w+`\.`logstack_backups` WHERE `location` NOT LIKE 'restored:%'$",
+        sql,
+    ):
+        # a timestamp comes as an integer in its column's unit (TIMESTAMP(3): milliseconds)
+        return _records([[max((_millis(r) for r in made), default=None)]])
+    if re.match(r"SELECT `location`, `greptime_timestamp` FROM `\w+`\.`logstack_backups` WHERE", sql):
+        newest = sorted(made, key=_millis)[-1:]
+        return _records([[re.findall(r"'([^']*)'", r)[1], _millis(r)] for r in newest])
+    if m := re.match(r"SELECT count\(\*\) FROM (`\w+`\.`logstack_backups`) WHERE `location` = '([^']*)'$", sql):
+        return _records([[sum(1 for r in fake.table_rows.get(m[1], []) if f"'{m[2]}'" in r)]])
     if m := re.match(r"COPY DATABASE `(\w+)` (TO|FROM) '([^']*)' WITH \(format = 'parquet'\)$", sql):
         if not m[3].endswith("/"):
             return 400, {"code": 1004, "error": "Invalid COPY DATABASE location, must end with '/'"}

@@ -64,7 +64,8 @@ class FakeGreptime(BaseHTTPRequestHandler):
     append_tables: ClassVar[set[str]] = set()
     rows: ClassVar[list[str]] = []  # the WHERE-able text of inserted rows
     table_rows: ClassVar[dict[str, list[str]]] = {}  # `db`.`table` -> its rows' text, in insert order
-    creates: ClassVar[dict[str, str]] = {}  # `db`.`table` -> the CREATE TABLE it was made with
+    creates: ClassVar[dict[str, str]] = {}
+    current_db: ClassVar[str] = "public"  # `db`.`table` -> the CREATE TABLE it was made with
     lock = threading.Lock()
 
     def do_GET(self) -> None:
@@ -75,7 +76,9 @@ class FakeGreptime(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         sql = urllib.parse.parse_qs(body).get("sql", [None])[0]
         self.requests.append(("POST", self.path, self.headers.get("Authorization"), sql))
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         with self.lock:
+            FakeGreptime.current_db = query.get("db", ["public"])[0]  # the statement's default database
             status, answer = self._answer(sql or "")
         self._reply(status, answer)
 
@@ -99,7 +102,7 @@ class FakeGreptime(BaseHTTPRequestHandler):
         elif m := re.match(r"INSERT INTO (`\w+`\.`\w+`) \(.*\) VALUES \((.*)\)", sql, re.S):
             self.rows.append(m[2])
             self.table_rows.setdefault(m[1], []).append(m[2])
-        elif answer := copy_answer(self, sql):
+        elif answer := copy_answer(self, sql, self.current_db):
             return answer
         elif m := re.match(
             r"SELECT count\(\*\) FROM `\w+`\.`\w+` "

@@ -57,16 +57,43 @@ def test_prune_touches_only_backups_logstack_made(tmp_path):
     outside = tmp_path.parent / "outside-backups"
     outside.mkdir(exist_ok=True)
     (tmp_path / "20261101T020000Z").symlink_to(outside)
-    removed = prune(tmp_path, 2, 0, now)
-    assert removed == ["20261120T020000Z", "20261125T020000Z"]
+    (tmp_path / "20270101T000000Z").mkdir()  # a stamp after now (a wrong clock, or planted): left alone
+    (tmp_path / "20261231T246000Z").mkdir()  # not a time: left alone
+    removed, problems = prune(tmp_path, 2, 0, now)
+    assert removed == ["20261120T020000Z", "20261125T020000Z"] and problems == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "20261101T020000Z",
         "20261130T020000Z",
         "20261201T020000Z",
         "20261201T025900Z",
+        "20261231T246000Z",
+        "20270101T000000Z",
         "operator-notes",
     ]
     assert outside.is_dir()
+
+
+def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_path, monkeypatch):
+    import shutil
+
+    from logstack import backup
+
+    now = dt.datetime(2026, 12, 1, 3, tzinfo=dt.UTC)
+    for stamp in ("20261101T020000Z", "20261102T020000Z", "20261201T030000Z"):
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / MANIFEST).write_text("{}")
+    real = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):  # one made by root by hand: the greptime user cannot remove it
+        if path.name == "20261102T020000Z":
+            raise PermissionError(13, "Permission denied")
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(backup.shutil, "rmtree", rmtree)
+    removed, problems = prune(tmp_path, 1, 0, now)
+    assert (tmp_path / "20261201T030000Z").is_dir()  # the one just made, whatever keep_daily says
+    assert removed == ["20261101T020000Z"]
+    assert problems == [f"{tmp_path}/20261102T020000Z: cannot remove: Permission denied"]
 
 
 def _store(fake, rows: int) -> None:  # the example has backups: logs and logstack_backups
@@ -118,18 +145,25 @@ def test_a_backup_sends_what_greptimedb_accepts_and_restores_into_a_fresh_server
     FakeGreptime.creates.clear()
     FakeGreptime.rows.clear()
     fleet = make_fleet(tmp_path / "fleet", ssh_client_key, [], server=True, first_octet=70)
+    # init-server made the tables, and senders delivered their buffers at once: a restore still goes ahead
+    _store(FakeGreptime, 0)
+    FakeGreptime._answer(
+        FakeGreptime,
+        "INSERT INTO `vector`.`logs` (`greptime_timestamp`, `logstack_host`, `message`) "
+        "VALUES ('2026-12-01 08:00:00', 'web1', 'heartbeat')",
+    )
     try:
         restored = invoke(runner, "restore", str(location), "-i", fleet.inventory)
         assert restored.exit_code == 0, restored.output
-        assert restored.stdout.strip() == "restored 12 rows (created logs, logstack_backups; the backup holds 12)"
-        assert FakeGreptime.table_rows["`vector`.`logs`"] == original["`vector`.`logs`"]
-        assert [r[3] for r in greptime_api if r[0] == "POST"][-1] == (
-            f"COPY DATABASE `vector` FROM '{location}/' WITH (format = 'parquet')"
-        )
-        # a second restore would double every row: refused
+        assert restored.stdout.strip() == "restored 12 rows (the backup holds 12)"
+        assert FakeGreptime.table_rows["`vector`.`logs`"][1:] == original["`vector`.`logs`"]
+        sent = [r[3] for r in greptime_api if r[0] == "POST"]
+        assert f"COPY DATABASE `vector` FROM '{location}/' WITH (format = 'parquet')" in sent
+        assert sent[-1].startswith("INSERT INTO `vector`.`logstack_backups`") and "'restored:" in sent[-1]
+        # a second restore would double every row: refused, by the record of the first
         again = invoke(runner, "restore", str(location), "-i", fleet.inventory)
         assert again.exit_code == 2
-        assert "vector.logs holds 12 rows already; restore into a fresh store" in again.output
+        assert f"the backup of {manifest['created']} was restored into this store already" in again.output
         missing = invoke(runner, "restore", str(tmp_path / "nothing-here"), "-i", fleet.inventory)
         assert missing.exit_code == 2 and "no such backup manifest" in missing.output
     finally:
@@ -198,3 +232,99 @@ def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, 
         assert f"({age_hours} h before this report)" in line
         assert ("OLDER THAN 26 h" in line) is flagged
     assert "Last store backup:" in (tmp_path / "r.html").read_text()
+
+
+def test_a_manifest_runs_nothing_but_the_create_table_of_its_own_tables():
+    from logstack.backup import check_create
+    from logstack.errors import BadInputError
+
+    good = 'CREATE TABLE IF NOT EXISTS "logs" (\n  "greptime_timestamp" TIMESTAMP(9) NOT NULL\n) ENGINE=mito'
+    assert check_create("logs", good, "m") == good
+    for bad in (
+        'CREATE TABLE IF NOT EXISTS "zz" (a STRING); DROP TABLE `vector`.`logs`',
+        'CREATE TABLE IF NOT EXISTS "other" (a STRING)',
+        "DROP TABLE logs",
+        'CREATE TABLE "logs" (a STRING)',
+    ):
+        with pytest.raises(BadInputError, match="is not one CREATE TABLE IF NOT EXISTS of that table"):
+            check_create("logs" if "other" in bad or "DROP" in bad or '"logs"' in bad else "zz", bad, "m")
+
+
+@pytest.mark.parametrize(
+    "directory",
+    ["/etc/systemd/system", "/usr/local/bin", "/etc/logstack", "/root/.ssh", "/var/lib", "/var/backups", "/srv/data"],
+)
+def test_a_backup_directory_is_never_a_system_directory(directory, tmp_path):
+    from logstack.errors import InventoryError
+
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(EXAMPLE.read_text().replace("directory: /var/backups/logstack", f"directory: {directory}"))
+    with pytest.raises(InventoryError, match=r"server\.backup\.directory"):
+        load_inventory(inv)
+
+
+def test_greptimedb_may_write_the_backup_directory_and_the_table_name_is_reserved(tmp_path):
+    from logstack.errors import InventoryError
+
+    files = {f.path: f for f in render_site(load_inventory(EXAMPLE), hosts=[])}
+    unit = files["/etc/systemd/system/greptime.service"].content.decode()
+    assert "ReadWritePaths=/var/lib/greptime\n" in unit and "ReadWritePaths=/var/backups/logstack\n" in unit
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(EXAMPLE.read_text().replace("table: logs ", "table: logstack_backups "))
+    with pytest.raises(InventoryError, match="logstack_backups is the table of store backups"):
+        load_inventory(inv)
+
+
+def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(greptime_api, tmp_path, ssh_client_key):
+    from logstack.ssh import connect
+    from logstack.status import ServerStatus, _check_backup, _check_backup_files
+    from logstack.targets import known_hosts_path, server_target
+    from tests.fleet_site import make_fleet
+    from tests.greptime_stub import FakeGreptime
+
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    fleet = make_fleet(tmp_path / "fleet", ssh_client_key, [], server=True, first_octet=75)
+    try:
+        spec = fleet.inventory.read_text()
+        fleet.inventory.write_text(spec.replace("manage_packages: false", "manage_packages: false\n  backup: {}"))
+        inv = load_inventory(fleet.inventory)
+        _store(FakeGreptime, 3)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+        def status_of() -> list[str]:
+            from logstack.greptime import GreptimeHTTP
+
+            with connect(server_target(inv), known_hosts_path(inv)) as conn:
+                server = ServerStatus()
+                api = GreptimeHTTP(conn, "analyst", "x" * 20)
+                _check_backup(api, inv, server, dt.datetime.now(dt.UTC))
+                _check_backup_files(conn, api, inv, server)
+            return server.problems
+
+        assert status_of() == ["no backup recorded yet (logstack-backup.timer; run `logstack backup` on the server)"]
+        # a real backup: recorded, and its manifest on the server says the same time
+        from logstack.backup import run_backup
+        from logstack.greptime import LoopbackGreptimeHTTP
+
+        run_backup(LoopbackGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", backups, now)
+        assert status_of() == []
+        # a row the ingest user wrote, claiming a fresh backup: no manifest behind it
+        later = (now + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+        FakeGreptime._answer(
+            FakeGreptime,
+            "INSERT INTO `vector`.`logstack_backups` (`greptime_timestamp`, `location`, `rows_copied`) "
+            f"VALUES ('{later}', '/var/backups/logstack/forged/', 1)",
+        )
+        (only,) = status_of()
+        assert only.endswith("has no manifest on the server: removed, or the record is not logstack's")
+        future = (now + dt.timedelta(days=300)).strftime("%Y-%m-%d %H:%M:%S")
+        FakeGreptime._answer(
+            FakeGreptime,
+            "INSERT INTO `vector`.`logstack_backups` (`greptime_timestamp`, `location`, `rows_copied`) "
+            f"VALUES ('{future}', '/var/backups/logstack/forged/', 1)",
+        )
+        problems = status_of()
+        assert any("dated in the future" in p for p in problems) and any("no manifest" in p for p in problems)
+    finally:
+        fleet.stop()

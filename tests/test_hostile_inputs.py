@@ -545,15 +545,19 @@ def _timed(ident: str, message: str) -> float:
 
 
 _CAL_PIECES = st.sampled_from(
-    ["*", "0", "7", "15", "23", "59", "60", "99", "1..5", "0/15", "*/2", "3,9", "1970", "2199"]
+    ["*", "0", "7", "15", "23", "59", "60", "99", "1..5", "5..1", "0/15", "*/2", "3,9", "1970", "2199"]
 )
-_CAL_DAYS = st.sampled_from(["", "Mon ", "Mon..Fri ", "Sat,Sun ", "Tue,Thu..Sat "])
+_CAL_DAYS = st.sampled_from(["", "Mon ", "Mon..Fri ", "Fri..Mon ", "Sat,Sun ", "Tue,Thu..Sat "])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     days=_CAL_DAYS,
-    date=st.one_of(st.just(""), st.tuples(_CAL_PIECES, _CAL_PIECES, _CAL_PIECES).map(lambda t: "-".join(t) + " ")),
+    date=st.one_of(
+        st.just(""),
+        st.tuples(_CAL_PIECES, _CAL_PIECES, _CAL_PIECES).map(lambda t: "-".join(t) + " "),
+        st.tuples(_CAL_PIECES, _CAL_PIECES, _CAL_PIECES).map(lambda t: f"{t[0]}-{t[1]}~{t[2]} "),
+    ),
     time=st.lists(_CAL_PIECES, min_size=2, max_size=3).map(":".join),
 )
 def test_a_calendar_the_inventory_accepts_is_one_systemd_accepts(days, date, time):

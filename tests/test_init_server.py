@@ -197,6 +197,22 @@ def test_checksum_mismatch_aborts_before_installing(site, runner):
     assert server.systemctl_calls == []
 
 
+def test_an_existing_backup_directory_that_is_not_greptimes_is_not_handed_over(site, greptime_api, runner):
+    setup = site.ssh("server", "mkdir -p /var/lib/logstack-backups && chmod 0755 /var/lib/logstack-backups")
+    assert setup.returncode == 0, setup.stderr
+    site.inventory.write_text(
+        site.inventory.read_text().replace(
+            "  manage_packages: false\n",
+            "  manage_packages: false\n  backup: {directory: /var/lib/logstack-backups}\n",
+        )
+    )
+    result = invoke(runner, "init-server", "-i", site.inventory)
+    assert result.exit_code == 3, result.output
+    assert "/var/lib/logstack-backups exists and is not the greptime user's" in result.stderr
+    owner = site.ssh("server", "stat -c %U /var/lib/logstack-backups").stdout.strip()
+    assert owner == "root"
+
+
 def test_a_data_directory_below_a_directory_others_control_is_refused(site, greptime_api, runner):
     # a local user who owns a parent could swap it for a link and have install -d hand /etc to greptime
     setup = site.ssh("server", "mkdir -p /var/lib/tenant && chown 65534:65534 /var/lib/tenant")

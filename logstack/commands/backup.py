@@ -10,7 +10,9 @@ import typer
 
 from logstack.backup import check_location, prune, restore_on_server, run_backup
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
+from logstack.errors import BadInputError, RuntimeFailure
 from logstack.greptime import LoopbackGreptimeHTTP, read_password
+from logstack.validation import SQL_NAME_RE, full
 
 
 def backup(
@@ -24,14 +26,18 @@ def backup(
     http_port: Annotated[int, typer.Option("--http-port")] = 4000,
 ) -> None:
     """Back up the store with COPY DATABASE into DIRECTORY/<UTC stamp>/, then apply retention."""
+    if not full(SQL_NAME_RE, database):
+        raise BadInputError(f"--database {database[:40]!r} is not a plain SQL name")
     location = Path(check_location(str(directory)))
     api = LoopbackGreptimeHTTP(http_host, http_port, db_user, read_password(db_password_file))
     now = dt.datetime.now(dt.UTC)
     result = run_backup(api, database, location, now)
-    result.removed = prune(location, keep_daily, keep_weekly, now)
+    result.removed, problems = prune(location, keep_daily, keep_weekly, now)
     typer.echo(f"backed up {result.rows} rows of {len(result.tables)} tables to {result.location}")
     for stamp in result.removed:
         typer.echo(f"removed {location / stamp} (retention)")
+    if problems:  # the backup is made; retention is not, and the unit shows it
+        raise RuntimeFailure(f"retention: {'; '.join(problems[:5])}")
 
 
 def restore(
