@@ -13,6 +13,7 @@ from logstack import validation
 from logstack.alerts.spec import Destinations
 from logstack.errors import InventoryError
 from logstack.identifiers import DEFAULT_IDENTIFIERS
+from logstack.topology import StandaloneStore, Store
 from logstack.validation import full
 from logstack.yamlsource import LocatedDocument, format_loc, load_located_yaml
 
@@ -85,6 +86,18 @@ class BackupSettings(_Model):
     max_age_hours: Annotated[int, Field(ge=1, le=8760, strict=True)] = 26
 
 
+class ReceiverSpec(_Model):
+    """Another machine running the receiving Vector; senders reach it after the server, in this order."""
+
+    name: Hostname
+    fqdn: Hostname
+    dns_names: list[Hostname] = []
+    ip_addresses: list[IPAddress] = []
+    address: Address | None = None
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool = False
+
+
 class ServerSpec(_Model):
     """The central receiver: Vector listening for senders, GreptimeDB on loopback."""
 
@@ -107,6 +120,9 @@ class ServerSpec(_Model):
     firewall: bool = False
     alerts: Destinations = []
     backup: BackupSettings | None = None
+    receivers: list[ReceiverSpec] = []
+    routing: Literal["failover", "failover_primary", "load_balance"] = "failover"
+    store: Store = StandaloneStore()
 
     @field_validator("greptimedb_version")
     @classmethod
@@ -282,6 +298,7 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
+    _check_topology(doc, spec)
     seen: dict[str, int] = {}
     for index, host in enumerate(spec.hosts):
         if host.name in RESERVED_HOST_NAMES:
@@ -307,6 +324,30 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
             if group not in spec.groups:
                 raise InventoryError(f"{doc.where(('hosts', index, 'groups', g_index))}: unknown group {group!r}")
     return Inventory(path=doc.path, spec=spec, hosts=tuple(_resolve_host(spec, h) for h in spec.hosts))
+
+
+def _check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
+    """Receivers and store fit together: several receivers need a store they reach over TLS."""
+    server = spec.server
+    if server.receivers and server.store.type == "standalone":
+        raise InventoryError(
+            f"{doc.where(('server', 'receivers'))}: receivers on other machines need server.store.type: external "
+            "(GreptimeDB v1.1.4 standalone serves its HTTP API without TLS: they would write in clear)"
+        )
+    if server.backup is not None and server.store.type == "external":
+        raise InventoryError(
+            f"{doc.where(('server', 'backup'))}: an external store is backed up by its own tooling "
+            "(logstack backup copies a standalone store on the server)"
+        )
+    names = {h.name for h in spec.hosts} | set(RESERVED_HOST_NAMES)
+    seen: set[str] = set()
+    for index, receiver in enumerate(server.receivers):
+        if receiver.name in names or receiver.name in seen:
+            raise InventoryError(
+                f"{doc.where(('server', 'receivers', index, 'name'))}: {receiver.name!r} is taken "
+                "(a host, another receiver or a name logstack uses)"
+            )
+        seen.add(receiver.name)
 
 
 def _identity_location(loc: tuple[str | int, ...]) -> bool:

@@ -224,6 +224,25 @@ class PKI(PKIStore):
             self.save()
         return record
 
+    def issue_receiver(
+        self, pki_name: str, fqdn: str, dns_names: list[str], ips: list[str], passphrase: bytes | None = None
+    ) -> CertRecord:
+        """Issue (or re-issue) another receiver's certificate: its own names and addresses as SANs."""
+        dns = [fqdn, *(d for d in dns_names if d != fqdn)]
+        ca = next((c for c in self.registry.cas if c.status == "previous"), None) or self._active()
+        record = self._issue(
+            pki_name,
+            dns,
+            ips,
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            self.settings.server_days,
+            passphrase,
+            ca,
+            common_name=fqdn,
+        )
+        self.save()
+        return record
+
     def issue_client(self, host: Host, passphrase: bytes | None = None, save: bool = True) -> CertRecord:
         """Issue (or re-issue) a host's client certificate: CN = host name, fqdn as DNS SAN."""
         if host.name in self.registry.revoked_hosts:

@@ -89,10 +89,15 @@ class PKIStore:
         return self.root / "ca" / ca_id / "ca.key"
 
     def cert_path(self, name: str) -> Path:
-        return self.root / ("server.pem" if name == SERVER else f"hosts/{name}.pem")
+        return self.root / f"{self._stem(name)}.pem"
 
     def key_path(self, name: str) -> Path:
-        return self.root / ("server.key" if name == SERVER else f"hosts/{name}.key")
+        return self.root / f"{self._stem(name)}.key"
+
+    @staticmethod
+    def _stem(name: str) -> str:
+        """server, receivers/<name> (more receivers), or hosts/<name>: host names hold no '/'."""
+        return name if name == SERVER or name.startswith("receivers/") else f"hosts/{name}"
 
     @property
     def registry(self) -> Registry:
