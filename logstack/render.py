@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from typing import Any
 
 from logstack.facts import HostFacts, load_facts
 from logstack.files import SERVER_MACHINE, RenderedFile
@@ -19,7 +20,16 @@ from logstack.render_files import (
     _pem_or_placeholder,
     _render_machine,
 )
-from logstack.render_server import _passwords, alert_files, firewall_files, table_columns
+from logstack.render_server import (
+    RECEIVER_PATHS,
+    STANDALONE_ONLY,
+    _passwords,
+    alert_files,
+    db_args,
+    firewall_files,
+    store_files,
+    table_columns,
+)
 from logstack.secrets_store import Secrets
 from logstack.signing import (
     SECRET_DIR,
@@ -27,6 +37,7 @@ from logstack.signing import (
     load_keyring,
     sign_vrl,
 )
+from logstack.topology import STORE_CA, endpoints, receivers_of
 from logstack.vrl import CONFIG_DIGEST_PLACEHOLDER, HEARTBEAT_VRL, filter_vrl, identity_vrl
 
 
@@ -54,7 +65,6 @@ def journal_identifiers(inventory: Inventory) -> list[str]:
 UNMINTED_KID = "0000000000000000"
 
 
-
 def render_site(
     inventory: Inventory,
     secrets: Secrets | None = None,
@@ -75,24 +85,11 @@ def render_site(
     ca = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
     files: list[RenderedFile] = []
     if server:
-        context = {
-            **base,
-            "passwords": _passwords(secrets),
-            "columns": table_columns(inventory),
-            "journal_reader": False,
-        }
-        material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
-        material["seal_key"] = _key_file(ring.seal_key, include_keys, "seal_key")
-        files += _render_machine(SERVER_MACHINE, SERVER_FILES, context, material)
-        if inventory.server.firewall:
-            files.extend(firewall_files(inventory, pki))
-        if inventory.server.alerts:
-            files.extend(alert_files(inventory, secrets))
-        if inventory.server.backup is not None:
-            files += _render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
+        files += _receiving_machines(inventory, secrets, pki, include_keys, ca, ring.seal_key, base)
     senders = inventory.spec.senders
     shared = {
         **base,
+        "endpoints": endpoints(inventory.server),
         "journal_reader": True,
         "journal_identifiers": journal_identifiers(inventory),
         "filter_vrl": filter_vrl(list(senders.identifiers), senders.forward_suppression_notices),
@@ -116,6 +113,50 @@ def render_site(
         files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
 
+
+def _receiving_machines(
+    inventory: Inventory,
+    secrets: Secrets | None,
+    pki: PKI,
+    include_keys: bool,
+    ca: bytes,
+    seal_key: bytes,
+    base: dict[str, Any],
+) -> list[RenderedFile]:
+    """The server (receiver, timers, and a standalone store), then every other receiving machine."""
+    spec = inventory.server
+    context = {
+        **base,
+        "passwords": _passwords(secrets),
+        "columns": table_columns(inventory),
+        "journal_reader": False,
+        "db_args": db_args(spec),
+        "store_ca": STORE_CA,
+    }
+    material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
+    material["seal_key"] = _key_file(seal_key, include_keys, "seal_key")
+    own = (
+        SERVER_FILES
+        if spec.store.type == "standalone"
+        else tuple(f for f in SERVER_FILES if f.path not in STANDALONE_ONLY)
+    )
+    files = _render_machine(SERVER_MACHINE, own, context, material)
+    files += store_files(inventory, secrets, SERVER_MACHINE, analysis=True)
+    if spec.firewall:
+        files += firewall_files(inventory, pki)
+    if spec.alerts:
+        files += alert_files(inventory, secrets)
+    if spec.backup is not None:
+        files += _render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
+    receiving = tuple(f for f in SERVER_FILES if f.path in RECEIVER_PATHS)
+    for receiver in receivers_of(spec)[1:]:
+        where = f"pki/{receiver.pki_name}.pem (issued by `logstack init-server`)"
+        theirs = _material(pki, receiver.pki_name, where, include_keys, ca)
+        files += _render_machine(receiver.machine, receiving, context, theirs)
+        files += store_files(inventory, secrets, receiver.machine, analysis=False)
+        if spec.firewall:
+            files += firewall_files(inventory, pki, receiver.machine)
+    return files
 
 
 def boot_note(facts: HostFacts) -> str:

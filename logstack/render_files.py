@@ -80,18 +80,15 @@ HOST_FILES: tuple[FileSpec, ...] = (
 )
 
 
-
 def _pem_or_placeholder(pem: bytes | None, what: str) -> bytes:
     if pem is None:
         return f"<pending:{what}>\n".encode()
     return pem
 
 
-
 def _key_file(key: bytes, include_keys: bool, name: str) -> bytes:
     """A key file as Vector's directory secret backend and the seal service read it (hex), or a placeholder."""
     return key.hex().encode() if include_keys and key else (placeholder(f"{KEYRING} {name}") + "\n").encode()
-
 
 
 def _material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from logstack.errors import BadInputError, SecretsError
 from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.inventory import Inventory
 from logstack.secrets_store import DB_USERS, Secrets
 from logstack.signing import SIGNATURE_COLUMNS
 from logstack.templating import _template, placeholder
+from logstack.topology import STORE_CA, STORE_CA_ANALYSIS
 from logstack.validation import without_scope
 
 if TYPE_CHECKING:
@@ -43,7 +46,6 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
 )
 
 
-
 def table_columns(inventory: Inventory) -> list[str]:
     """String columns of the logs table: journald fields, then every identity field in the fleet."""
     columns = [*JOURNAL_COLUMNS, "logstack_config", *SIGNATURE_COLUMNS]
@@ -63,7 +65,6 @@ def _passwords(secrets: Secrets | None) -> dict[str, str]:
     return dict(secrets.db_passwords)
 
 
-
 def alert_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
     """The destinations (readable) and their secrets (root's only; placeholders in review)."""
     from logstack.alerts.files import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
@@ -77,7 +78,6 @@ def alert_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedF
         RenderedFile(SERVER_MACHINE, ALERTS_FILE, public, "root", "root", 0o644, None, False),
         RenderedFile(SERVER_MACHINE, ALERT_SECRETS_FILE, private, "root", "root", 0o600, None, True),
     ]
-
 
 
 def enrolled_addresses(inventory: Inventory, pki: PKI) -> tuple[list[str], list[str]]:
@@ -96,18 +96,16 @@ def enrolled_addresses(inventory: Inventory, pki: PKI) -> tuple[list[str], list[
     return sorted(set(v4), key=ipaddress.ip_address), sorted(set(v6), key=ipaddress.ip_address)
 
 
-def firewall_files(inventory: Inventory, pki: PKI) -> list[RenderedFile]:
-    """The server's sender allowlist and the unit that loads it."""
+def firewall_files(inventory: Inventory, pki: PKI, machine: str = SERVER_MACHINE) -> list[RenderedFile]:
+    """A receiver's sender allowlist and the unit that loads it."""
     v4, v6 = enrolled_addresses(inventory, pki)
     ctx = {"site": inventory.spec.site, "server": inventory.server}
     nft = _template("server/firewall.nft.j2").render(**ctx, v4=v4, v6=v6).encode()
     unit = _template("server/logstack-firewall.service.j2").render(**ctx).encode()
     return [
+        RenderedFile(machine, "/etc/logstack/firewall.nft", nft, "root", "root", 0o644, "logstack-firewall", False),
         RenderedFile(
-            SERVER_MACHINE, "/etc/logstack/firewall.nft", nft, "root", "root", 0o644, "logstack-firewall", False
-        ),
-        RenderedFile(
-            SERVER_MACHINE,
+            machine,
             "/etc/systemd/system/logstack-firewall.service",
             unit,
             "root",
@@ -118,3 +116,67 @@ def firewall_files(inventory: Inventory, pki: PKI) -> list[RenderedFile]:
             unit=True,
         ),
     ]
+
+
+# The server's files that belong to a standalone store: with an external one the server only receives.
+STANDALONE_ONLY = frozenset(
+    {"/etc/greptime/standalone.toml", "/etc/greptime/users.conf", "/etc/systemd/system/greptime.service"}
+)
+# What another receiving machine gets of the server's files.
+RECEIVER_PATHS = frozenset(
+    {
+        "/etc/vector/vector.yaml",
+        "/etc/systemd/system/vector.service.d/10-logstack.conf",
+        "/etc/vector/tls/ca.pem",
+        "/etc/vector/tls/server.pem",
+        "/etc/vector/tls/server.key",
+    }
+)
+
+
+def db_args(server: Any) -> str:
+    """How the server's units reach the store's MySQL port: loopback, or the external store over TLS."""
+    store = server.store
+    if store.type != "external":
+        return "--db-host 127.0.0.1 --db-port 4002"
+    tls = f" --db-tls-ca {STORE_CA_ANALYSIS}" if store.ca_file else ""
+    return f"--db-host {store.mysql_host} --db-port {store.mysql_port} --db-tls{tls}"
+
+
+def store_ca_pem(inventory: Inventory) -> bytes:
+    """The external store's CA file, read from the operator's machine (relative to the site)."""
+    store = inventory.server.store
+    path = Path(store.ca_file).expanduser()
+    path = path if path.is_absolute() else inventory.site_dir / path
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: server.store.ca_file: cannot read: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise BadInputError(f"{path}: server.store.ca_file: not a PEM certificate bundle")
+    return pem
+
+
+def store_files(inventory: Inventory, secrets: Secrets | None, machine: str, analysis: bool) -> list[RenderedFile]:
+    """The store's CA for the receivers' sink (and the analysis units), or the object storage keys."""
+    store = inventory.server.store
+    files: list[RenderedFile] = []
+    if store.type == "external" and store.ca_file:
+        pem = store_ca_pem(inventory)
+        files.append(RenderedFile(machine, STORE_CA, pem, "root", "vector", 0o644, "vector", False))
+        if analysis:
+            files.append(RenderedFile(machine, STORE_CA_ANALYSIS, pem, "root", "root", 0o644, None, False))
+    if store.type == "standalone" and store.object_storage is not None and machine == SERVER_MACHINE:
+        keys = {k: placeholder(f"secrets.yaml store.{k}") for k in ("access_key_id", "secret_access_key")}
+        if secrets is not None:
+            missing = [k for k in keys if k not in secrets.store]
+            if missing:
+                raise SecretsError(
+                    f"{inventory.site_dir / 'secrets.yaml'}: store.{missing[0]}: needed for object storage"
+                )
+            keys = dict(secrets.store)
+        env = "".join(f"GREPTIMEDB_STANDALONE__STORAGE__{k.upper()}={v}\n" for k, v in sorted(keys.items()))
+        files.append(
+            RenderedFile(machine, "/etc/greptime/storage.env", env.encode(), "root", "root", 0o600, "greptime", True)
+        )
+    return files

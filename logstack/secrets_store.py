@@ -26,6 +26,7 @@ class Secrets:
 
     db_passwords: dict[str, str]
     alerts: dict[str, dict[str, str]] = field(default_factory=dict)  # destination -> url/token/password
+    store: dict[str, str] = field(default_factory=dict)  # object storage: access_key_id, secret_access_key
 
     def db_password(self, user: str) -> str:
         return self.db_passwords[user]
@@ -88,7 +89,21 @@ def load_secrets(path: Path) -> Secrets:
                 "(GreptimeDB's users.conf cannot hold '=' or ',', and reads 'name:' as a password format)"
             )
         passwords[user] = value
-    return Secrets(passwords, _alert_secrets(path, data.get("alerts")))
+    return Secrets(passwords, _alert_secrets(path, data.get("alerts")), _store_secrets(path, data.get("store")))
+
+
+def _store_secrets(path: Path, raw: object) -> dict[str, str]:
+    """`store: {access_key_id, secret_access_key}` for a standalone store on object storage."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SecretsError(f"{path}: store: a mapping of access_key_id and secret_access_key is required")
+    for key, value in raw.items():
+        if key not in ("access_key_id", "secret_access_key"):
+            raise SecretsError(f"{path}: store.{str(key)[:40]}: unknown key (access_key_id, secret_access_key)")
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9+/=._~-]{1,256}", value):
+            raise SecretsError(f"{path}: store.{key}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
+    return dict(raw)
 
 
 _ALERT_SECRET_KEYS = ("url", "token", "password")

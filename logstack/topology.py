@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from logstack import validation
 from logstack.alerts.spec import https_url
@@ -84,7 +84,17 @@ class ExternalStore(_Model):
     ca_file: LocalPath | None = None  # PEM the store's certificates chain to (default: the system's store)
 
 
-Store = Annotated[StandaloneStore | ExternalStore, Field(discriminator="type")]
+def _store_type(value: Any) -> str | None:
+    """The store's kind; written without one it is the standalone store."""
+    if isinstance(value, dict):
+        return str(value.get("type", "standalone"))
+    return getattr(value, "type", None)
+
+
+Store = Annotated[
+    Annotated[StandaloneStore, Tag("standalone")] | Annotated[ExternalStore, Tag("external")],
+    Discriminator(_store_type),
+]
 
 
 @dataclass(frozen=True)
