@@ -16,7 +16,7 @@ from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
 from logstack.facts import HostFacts
 from logstack.files import RenderedFile
-from logstack.greptime import PortForward, database_settings
+from logstack.greptime import site_database
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
 from logstack.render import firewall_files, render_site
@@ -186,16 +186,15 @@ def verify_delivery(
         return
     try:
         password = load_secrets(secrets_path(inventory.site_dir)).db_password("analyst")
-        with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
-            forward = PortForward(conn, "127.0.0.1", db_port)
-            try:
-                with DatabaseSource(database_settings(inventory, forward.local_port, password)) as db:
-                    since = _run_start(db, started if started is not None else time.monotonic())
-                    interval = inventory.spec.senders.heartbeat_interval
-                    verifier = site_verifier(inventory.site_dir, None)
-                    _wait_for_heartbeats(db, waiting, timeout, since, interval, verifier)
-            finally:
-                forward.close()
+        with (
+            connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn,
+            site_database(conn, inventory, password, db_port) as config,
+            DatabaseSource(config) as db,
+        ):
+            since = _run_start(db, started if started is not None else time.monotonic())
+            interval = inventory.spec.senders.heartbeat_interval
+            verifier = site_verifier(inventory.site_dir, None)
+            _wait_for_heartbeats(db, waiting, timeout, since, interval, verifier)
     except LogstackError as exc:
         for result, _ in waiting.values():
             result.status, result.delivering = "failed", "unknown"

@@ -13,10 +13,12 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,8 @@ class DatabaseConfig:
     password: str = ""
     database: str = "vector"
     table: str = "logs"
+    tls: bool = False  # verified TLS to the MySQL port (an external store)
+    tls_ca: str | None = None  # the CA to verify with (default: the system's trust store)
 
     def __post_init__(self) -> None:
         for label, value in (("--db-name", self.database), ("--table", self.table)):
@@ -141,16 +145,22 @@ class GreptimeHTTP:
 
 
 class LoopbackGreptimeHTTP(GreptimeHTTP):
-    """The same API, reached directly: for logstack running on the server itself (the backup timer)."""
+    """The same API, reached directly: by logstack on the server itself (the backup timer, on loopback), or
+    an external store's endpoint over verified TLS (`tls`: the context to verify it with)."""
 
-    def __init__(self, host: str, port: int, user: str, password: str) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, tls: ssl.SSLContext | None = None) -> None:
         self.address = (host, port)
+        self.tls = tls
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         import http.client
 
-        conn = http.client.HTTPConnection(*self.address, timeout=3600)  # a large COPY takes its time
+        conn: http.client.HTTPConnection
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection(*self.address, timeout=3600, context=self.tls)
+        else:
+            conn = http.client.HTTPConnection(*self.address, timeout=3600)  # a large COPY takes its time
         try:
             headers = {"Authorization": self.auth}
             if body is not None:
@@ -158,7 +168,7 @@ class LoopbackGreptimeHTTP(GreptimeHTTP):
             conn.request(method, path, body=body, headers=headers)
             answer = conn.getresponse()
             return answer.status, answer.read(64 * 1024 * 1024)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"GreptimeDB at {self.address[0]}:{self.address[1]}: {exc}") from None
         finally:
             conn.close()
@@ -252,22 +262,73 @@ def read_password(password_file: Path | None) -> str:
 
 def database_config(
     inv: Inventory | None,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     user: str | None,
     name: str | None,
     table: str | None,
     password_file: Path | None,
+    tls: bool = False,
+    tls_ca: Path | None = None,
 ) -> DatabaseConfig:
-    """Connection settings from flags, then the inventory, then the defaults (analyst, read-only)."""
+    """Connection settings from flags, then the inventory (an external store: its MySQL endpoint over TLS),
+    then the defaults (127.0.0.1:4002, analyst, read-only)."""
+    external = inv.server.store if inv is not None and inv.server.store.type == "external" else None
+    if external is not None and host is None:
+        host, port = external.mysql_host, port or external.mysql_port
+        tls, tls_ca = True, tls_ca or (store_ca_path(inv) if external.ca_file else None)  # type: ignore[arg-type]
     return DatabaseConfig(
-        host=host,
-        port=port,
+        host=host or "127.0.0.1",
+        port=port or 4002,
         user=user or "analyst",
         password=read_password(password_file),
         database=name or (inv.server.database if inv else "vector"),
         table=table or (inv.server.table if inv else "logs"),
+        tls=tls or tls_ca is not None,
+        tls_ca=str(tls_ca) if tls_ca is not None else None,
     )
+
+
+def store_ca_path(inventory: Inventory) -> Path:
+    """The external store's CA file on this machine (relative paths are the site's)."""
+    path = Path(str(inventory.server.store.ca_file)).expanduser()
+    return path if path.is_absolute() else inventory.site_dir / path
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verified TLS (the system's trust store, or `ca_file`); an unreadable file is a one-line error."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise BadInputError(f"{ca_file}: cannot read the store's CA: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+@contextlib.contextmanager
+def site_database(conn: Connection, inventory: Inventory, password: str, db_port: int) -> Iterator[DatabaseConfig]:
+    """The site's store as `analyst`: a standalone one through the server's SSH forward, an external one
+    directly over TLS."""
+    store = inventory.server.store
+    if store.type == "external":
+        ca = str(store_ca_path(inventory)) if store.ca_file else None
+        yield replace(
+            database_settings(inventory, store.mysql_port, password), host=store.mysql_host, tls=True, tls_ca=ca
+        )
+        return
+    forward = PortForward(conn, "127.0.0.1", db_port)
+    try:
+        yield database_settings(inventory, forward.local_port, password)
+    finally:
+        forward.close()
+
+
+def store_api(conn: Connection, inventory: Inventory, user: str, password: str) -> GreptimeHTTP:
+    """The store's HTTP API as `user`: on the server's loopback through SSH, or the external endpoint."""
+    store = inventory.server.store
+    if store.type != "external":
+        return GreptimeHTTP(conn, user, password)
+    parts = urllib.parse.urlsplit(store.http_endpoint)
+    ca = str(store_ca_path(inventory)) if store.ca_file else None
+    return LoopbackGreptimeHTTP(str(parts.hostname), parts.port or 443, user, password, tls_context(ca))
 
 
 def database_settings(inventory: Inventory, port: int, password: str) -> DatabaseConfig:

@@ -17,7 +17,7 @@ from logstack.analyze.sources import DatabaseSource
 from logstack.backup import BACKUP_TABLE, last_backup, newest_backup_manifest
 from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
-from logstack.greptime import DatabaseConfig, GreptimeHTTP, PortForward, database_settings, http_over_ssh
+from logstack.greptime import DatabaseConfig, GreptimeHTTP, http_over_ssh, site_database, store_api
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
@@ -50,6 +50,7 @@ class ServerStatus:
 
     greptimedb: str = "unknown"
     vector_tls: str = "unknown"
+    receivers: dict[str, str] = field(default_factory=dict)  # the other receivers' Vector TLS ports
     data_dir_free_bytes: int | None = None
     data_dir_free_percent: float | None = None
     certificate_days_left: int | None = None
@@ -135,21 +136,25 @@ def _authentic_heartbeats(db: DatabaseSource, verifier: Verifier, start: int, re
     return newest
 
 
-def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> str:
-    """A mutual-TLS handshake with the receiver, as a sender makes it (hostname verified)."""
+def _vector_handshake(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> dict[str, str]:
+    """A mutual-TLS handshake with every receiver, as a sender makes it (each one's own name verified)."""
     server = inventory.server
     context = ssl.create_default_context(cadata=pki.ca_bundle_pem().decode())
     with monitor_credentials(pki, passphrase) as (cert, key):
         context.load_cert_chain(cert, key)
-    address = server.address or server.fqdn
-    try:
-        with (
-            socket.create_connection((address, server.vector_port), timeout=10) as raw,
-            context.wrap_socket(raw, server_hostname=server.fqdn) as tls,
-        ):
-            return f"ok ({tls.version()})"
-    except (OSError, ssl.SSLError) as exc:
-        return f"failed: {exc}"
+    machines = [("server", server.address or server.fqdn, server.fqdn)]
+    machines += [(r.name, r.address or r.fqdn, r.fqdn) for r in server.receivers]
+    found = {}
+    for name, address, fqdn in machines:
+        try:
+            with (
+                socket.create_connection((address, server.vector_port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=fqdn) as tls,
+            ):
+                found[name] = f"ok ({tls.version()})"
+        except (OSError, ssl.SSLError) as exc:
+            found[name] = f"failed: {exc}"
+    return found
 
 
 def _df_free(output: str) -> tuple[int, int] | None:
@@ -178,32 +183,32 @@ def check_status(
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
         _check_metrics(conn, server)
-        analyst = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst"))
+        analyst = store_api(conn, inventory, "analyst", secrets.db_password("analyst"))
         _check_backup(analyst, inventory, server, now)
         _check_backup_files(conn, analyst, inventory, server)
         _check_alerts(conn, inventory, server)
-        forward = PortForward(conn, "127.0.0.1", db_port)
-        try:
-            config = database_settings(inventory, forward.local_port, secrets.db_password("analyst"))
+        with site_database(conn, inventory, secrets.db_password("analyst"), db_port) as config:
             verifier = site_verifier(inventory.site_dir, None)
             recent = now - max(2 * silence, dt.timedelta(hours=1))
             seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)
-        finally:
-            forward.close()
-    server.vector_tls = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else "no CA"
+    handshakes = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else {"server": "no CA"}
+    server.vector_tls = handshakes.pop("server")
+    server.receivers = handshakes
     server.problems = _server_problems(server, inventory, cert_window)
     hosts = [_host_status(host, pki, now, seen, silence, cert_window) for host in inventory.hosts]
     return StatusReport(checked_at=iso(to_micros(now)), hosts=hosts, server=server)
 
 
 def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, password: str) -> None:
-    """GreptimeDB's /health and the data directory's free space, over the SSH connection."""
-    api = GreptimeHTTP(conn, "analyst", password)
+    """The store's /health (on the server, or the external endpoint) and a standalone store's free space."""
+    api = store_api(conn, inventory, "analyst", password)
     try:
         status, _ = api.request("GET", "/health")
         server.greptimedb = "ok" if status == 200 else f"HTTP {status}"
     except RuntimeFailure as exc:
         server.greptimedb = f"failed: {exc}"
+    if inventory.server.store.type == "external":
+        return
     df = 'df -P -B1 -- "$1" 2>/dev/null || df -P -B1 /'
     _, out, _ = conn.run(shell_command(df, inventory.server.data_dir), check=False)
     free = _df_free(out.decode(errors="replace"))
@@ -337,6 +342,11 @@ def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt
         problems.append(f"GreptimeDB /health {server.greptimedb}")
     if not server.vector_tls.startswith("ok"):
         problems.append(f"Vector TLS port {server.vector_tls}")
+    problems += [
+        f"receiver {name}: Vector TLS port {state}"
+        for name, state in server.receivers.items()
+        if not state.startswith("ok")
+    ]
     if server.data_dir_free_percent is not None and server.data_dir_free_percent < 10:
         problems.append(f"only {server.data_dir_free_percent}% free in {inventory.server.data_dir}")
     if server.certificate_days_left is None or server.certificate_days_left <= cert_window.days:

@@ -13,7 +13,7 @@ from logstack.analyze.records import Line, from_journal, from_row
 from logstack.analyze.selection import Selection
 from logstack.clock import from_micros, to_micros
 from logstack.errors import BadInputError, RuntimeFailure
-from logstack.greptime import DatabaseConfig
+from logstack.greptime import DatabaseConfig, tls_context
 from logstack.signing import Verifier
 
 try:  # orjson parses journal JSON several times faster than the standard library
@@ -134,6 +134,7 @@ class DatabaseSource:
                 charset="utf8mb4",
                 cursorclass=pymysql.cursors.DictCursor,
                 conv=_converters(),
+                ssl=tls_context(self.config.tls_ca) if self.config.tls else None,
             )
         except pymysql.MySQLError as exc:
             raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None

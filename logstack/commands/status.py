@@ -43,6 +43,11 @@ def status(
             f"server: GreptimeDB {s.greptimedb}; Vector TLS {s.vector_tls}; free {free}; "
             f"certificate {s.certificate_days_left} days"
         )
+        for name, state in s.receivers.items():
+            typer.echo(f"receiver {name}: Vector TLS {state}")
+        if s.last_backup or s.alert_backlog:
+            queued = ", ".join(f"{d} {n}" for d, n in s.alert_backlog.items()) or "-"
+            typer.echo(f"last backup: {s.last_backup or '-'}; alerts waiting: {queued}")
         typer.echo(f"{'HOST':<24} {'ENROLLED':<9} {'CERT DAYS':>9}  {'LAST HEARTBEAT':<28} {'LAST EVENT':<28}")
         for h in report.hosts:
             beat = f"{h.last_heartbeat} ({h.heartbeat_age_seconds}s)" if h.last_heartbeat else "-"
