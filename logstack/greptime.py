@@ -289,6 +289,14 @@ def database_config(
     )
 
 
+def store_address(inv: Inventory | None, host: str | None, port: int | None) -> tuple[str, int]:
+    """The MySQL endpoint the options and the inventory name (as database_config resolves it)."""
+    external = inv.server.store if inv is not None and inv.server.store.type == "external" else None
+    if external is not None and host is None:
+        return external.mysql_host, port or external.mysql_port
+    return host or "127.0.0.1", port or 4002
+
+
 def store_ca_path(inventory: Inventory) -> Path:
     """The external store's CA file on this machine (relative paths are the site's)."""
     path = Path(str(inventory.server.store.ca_file)).expanduser()

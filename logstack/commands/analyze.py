@@ -20,9 +20,10 @@ from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.clock import duration_micros, parse_since
+from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
 from logstack.errors import BadInputError, RuntimeFailure
 from logstack.exit_codes import ExitStatus
-from logstack.greptime import database_config
+from logstack.greptime import database_config, store_address
 from logstack.signing import site_verifier
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ LEVELS = ("never", "info", "failure", "alert")
 def analyze(
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Take defaults from this site.")] = None,
-    db_host: Annotated[str, typer.Option("--db-host")] = "127.0.0.1",
-    db_port: Annotated[int, typer.Option("--db-port")] = 4002,
+    db_host: DbHost = None,
+    db_port: DbPort = None,
+    db_tls: DbTls = False,
+    db_tls_ca: DbTlsCa = None,
     db_user: Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")] = None,
     db_name: Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's, else vector.")] = None,
     table: Annotated[str | None, typer.Option("--table", help="Default: the inventory's, else logs.")] = None,
@@ -68,13 +71,11 @@ def analyze(
     """Group journal lines into security events and report each one once."""
     _check_choices(output, fail_on)
     inv = _load_inventory(inventory)
+    where = store_address(inv, db_host, db_port)  # names the analysis state: as before for 127.0.0.1:4002
     options = _run_options(
-        inv, since, data_dir, journal, db_host, db_port, db_name, table, since_last_run, settle, dedupe_horizon
+        inv, since, data_dir, journal, *where, db_name, table, since_last_run, settle, dedupe_horizon
     )
-    window = duration_micros(brute_force_window, "--brute-force-window")
-    options = dataclasses.replace(
-        options, settings=Settings(brute_force_count=brute_force_count, brute_force_window=window)
-    )
+    options = dataclasses.replace(options, settings=_settings(brute_force_count, brute_force_window))
     collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
     report = writer.write if collector is None else _both(writer, collector)
@@ -89,7 +90,7 @@ def analyze(
     if journal is not None:
         result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
     else:
-        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
+        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
         with DatabaseSource(config, verifier=site_verifier(inv.site_dir if inv else None, signing_keys)) as db:
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
@@ -98,6 +99,10 @@ def analyze(
         deliver_alerts(options.state_path, collector)
     if result.fails(fail_on):
         raise typer.Exit(ExitStatus.FINDINGS)
+
+
+def _settings(count: int, window: str) -> Settings:
+    return Settings(brute_force_count=count, brute_force_window=duration_micros(window, "--brute-force-window"))
 
 
 def _tune_gc() -> None:

@@ -13,6 +13,7 @@ from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.backup import recorded_backup
 from logstack.clock import HOUR, duration_micros, parse_since
+from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
 from logstack.errors import BadInputError
 from logstack.fsutil import atomic_write
 from logstack.greptime import database_config
@@ -40,8 +41,10 @@ def report(
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write Markdown here.")] = None,
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Site: hosts, certificates, DB.")] = None,
-    db_host: Annotated[str, typer.Option("--db-host")] = "127.0.0.1",
-    db_port: Annotated[int, typer.Option("--db-port")] = 4002,
+    db_host: DbHost = None,
+    db_port: DbPort = None,
+    db_tls: DbTls = False,
+    db_tls_ca: DbTlsCa = None,
     db_user: Annotated[str | None, typer.Option("--db-user")] = None,
     db_name: Annotated[str | None, typer.Option("--db-name")] = None,
     table: Annotated[str | None, typer.Option("--table")] = None,
@@ -72,7 +75,7 @@ def report(
         selection = Selection.of(inv)
         data = build_report(journal_lines(journal, selection=selection), **common)
     else:
-        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file)
+        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys)
         with DatabaseSource(config, verifier=verifier) as db:
             if inv is not None and inv.server.backup is not None:

@@ -14,6 +14,8 @@ from logstack.commands.store_options import (
     DbHost,
     DbName,
     DbPort,
+    DbTls,
+    DbTlsCa,
     DbUser,
     KeysOpt,
     PasswordFile,
@@ -30,8 +32,10 @@ def seal(
     inventory_path: SiteOpt = None,
     delay: Annotated[str, typer.Option("--delay", help="An hour is sealed this long after it ends.")] = "15m",
     export: Annotated[Path | None, typer.Option("--export", help="Also write the whole chain here.")] = None,
-    db_host: DbHost = "127.0.0.1",
-    db_port: DbPort = 4002,
+    db_host: DbHost = None,
+    db_port: DbPort = None,
+    db_tls: DbTls = False,
+    db_tls_ca: DbTlsCa = None,
     db_user: DbUser = None,
     db_name: DbName = None,
     table: TableOpt = None,
@@ -48,7 +52,18 @@ def seal(
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
     site = open_site(
-        inventory_path, db_host, db_port, db_user, db_name, table, db_password_file, data_dir, signing_keys, seal_key
+        inventory_path,
+        db_host,
+        db_port,
+        db_user,
+        db_name,
+        table,
+        db_password_file,
+        data_dir,
+        signing_keys,
+        seal_key,
+        tls=db_tls,
+        tls_ca=db_tls_ca,
     )
     with DatabaseSource(site.database) as db:
         result = seal_store(

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
+from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
 from logstack.greptime import database_config
 from logstack.inventory import load_inventory
 from logstack.sealing import SealSite, seal_site
 
-DbHost = Annotated[str, typer.Option("--db-host", help="GreptimeDB's MySQL endpoint.")]
-DbPort = Annotated[int, typer.Option("--db-port")]
 DbUser = Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")]
 DbName = Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="Default: the inventory's.")]
@@ -29,8 +28,8 @@ TtlOpt = Annotated[str | None, typer.Option("--ttl", help="The store's retention
 
 def open_site(
     inventory_path: Path | None,
-    db_host: str,
-    db_port: int,
+    db_host: str | None,
+    db_port: int | None,
     db_user: str | None,
     db_name: str | None,
     table: str | None,
@@ -39,10 +38,12 @@ def open_site(
     signing_keys: Path | None,
     seal_key: Path | None = None,
     ttl: str | None = None,
+    tls: bool = False,
+    tls_ca: Path | None = None,
 ) -> SealSite:
     """The seal settings the options name."""
     inv = load_inventory(inventory_path) if inventory_path is not None else None
-    database = database_config(inv, db_host, db_port, db_user, db_name, table, password_file)
+    database = database_config(inv, db_host, db_port, db_user, db_name, table, password_file, tls, tls_ca)
     return seal_site(inv, database, data_dir, signing_keys, seal_key, ttl)
 
 
@@ -51,6 +52,8 @@ __all__ = [
     "DbHost",
     "DbName",
     "DbPort",
+    "DbTls",
+    "DbTlsCa",
     "DbUser",
     "KeysOpt",
     "PasswordFile",

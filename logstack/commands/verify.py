@@ -14,6 +14,8 @@ from logstack.commands.store_options import (
     DbHost,
     DbName,
     DbPort,
+    DbTls,
+    DbTlsCa,
     DbUser,
     KeysOpt,
     PasswordFile,
@@ -31,8 +33,10 @@ from logstack.terminal import escape
 def verify(
     inventory_path: SiteOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="Check hours from this date (UTC).")] = None,
-    db_host: DbHost = "127.0.0.1",
-    db_port: DbPort = 4002,
+    db_host: DbHost = None,
+    db_port: DbPort = None,
+    db_tls: DbTls = False,
+    db_tls_ca: DbTlsCa = None,
     db_user: DbUser = None,
     db_name: DbName = None,
     table: TableOpt = None,
@@ -58,6 +62,8 @@ def verify(
         signing_keys,
         seal_key,
         ttl,
+        tls=db_tls,
+        tls_ca=db_tls_ca,
     )
     with DatabaseSource(site.database) as db:
         result = verify_store(
