@@ -11,35 +11,22 @@ from pathlib import Path
 
 from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
-from logstack.files import RenderedFile
-from logstack.greptime import GreptimeHTTP, ttl_seconds
+from logstack.files import SERVER_MACHINE, RenderedFile
+from logstack.greptime import GreptimeHTTP, store_api
 from logstack.inventory import Inventory, ServerSpec
 from logstack.pki import PKI, SERVER
+from logstack.receivers import ensure_receiver_certificates, ensure_vector, receiver_hooks, receiver_target
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
 from logstack.server_install import first_run, install_logstack, run_root_script
 from logstack.shell import shell_command
 from logstack.signing import ensure_keys
 from logstack.ssh import Connection
+from logstack.store_setup import Api, create_schema, retention, self_test
 from logstack.targets import HostResult, server_target
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)
-VECTOR_APT = (
-    "install -d -m 0755 /usr/share/keyrings && "
-    "curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | "
-    "gpg --dearmor --yes -o /usr/share/keyrings/datadog-archive-keyring.gpg && "
-    "echo 'deb [signed-by=/usr/share/keyrings/datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' "
-    "> /etc/apt/sources.list.d/vector.list && apt-get update -qq && "
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vector"
-)
-VECTOR_INSTRUCTIONS = (
-    "Vector is not installed on the server. Install it from its signed apt repository, then run init-server "
-    "again: curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | gpg --dearmor -o "
-    "/usr/share/keyrings/datadog-archive-keyring.gpg; echo 'deb [signed-by=/usr/share/keyrings/"
-    "datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' > /etc/apt/sources.list.d/vector.list; "
-    "apt-get update && apt-get install vector"
-)
 
 
 @dataclass
@@ -49,6 +36,7 @@ class ServerResult:
     steps: list[str] = field(default_factory=list)  # what was changed
     checks: list[str] = field(default_factory=list)  # what was verified
     deploy: HostResult | None = None
+    receivers: list[HostResult] = field(default_factory=list)  # the other receiving machines
     changed: bool = False
 
 
@@ -139,16 +127,6 @@ def install_greptime(conn: Connection, version: str, tarball: Path | None) -> bo
     return True
 
 
-def ensure_vector(conn: Connection, no_install: bool) -> bool:
-    status, _, _ = conn.run("command -v vector", check=False)
-    if status == 0:
-        return False
-    if no_install:
-        raise RuntimeFailure(f"server: {VECTOR_INSTRUCTIONS}")
-    conn.run(VECTOR_APT, timeout=900)
-    return True
-
-
 _PREPARE_SCRIPT = r"""
 set -eu
 refuse() { echo "logstack: $1; $2 is not created" >&2; exit 4; }
@@ -186,12 +164,6 @@ def prepare_system(conn: Connection, data_dir: str, backup_dir: str | None = Non
     conn.run(shell_command(_PREPARE_SCRIPT, data_dir, *([backup_dir] if backup_dir else [])))
 
 
-def schema_statements(schema_sql: str) -> list[str]:
-    """The rendered schema.sql as single statements (comments dropped)."""
-    body = "\n".join(line for line in schema_sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
-
-
 def ensure_server_certificate(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> bool:
     """Issue the server certificate when it is missing or its names no longer match the inventory."""
     server = inventory.server
@@ -201,6 +173,55 @@ def ensure_server_certificate(inventory: Inventory, pki: PKI, passphrase: bytes 
         pki.issue_server(inventory, passphrase)
         return True
     return False
+
+
+@dataclass
+class _ServerRun:
+    """One init-server run on the server: what it installs before the files, and checks after them."""
+
+    inventory: Inventory
+    secrets: Secrets
+    files: list[RenderedFile]
+    result: ServerResult
+    dry_run: bool
+    no_install: bool
+    greptime_tarball: Path | None
+    wheels: Path | None
+    fresh: list[str] = field(default_factory=list)
+
+    def install(self, conn: Connection) -> None:
+        server, steps = self.inventory.server, self.result.steps
+        if server.store.type == "standalone":
+            if server.manage_packages and install_greptime(conn, server.greptimedb_version, self.greptime_tarball):
+                steps.append(f"installed GreptimeDB {server.greptimedb_version}")
+            prepare_system(conn, server.data_dir, server.backup.directory if server.backup else None)
+        else:
+            conn.run("install -d -m 0755 /etc/logstack")
+        if server.manage_packages and ensure_vector(conn, self.no_install):
+            steps.append("installed Vector from its apt repository")
+        installed = install_logstack(conn, self.wheels, dry_run=False)
+        if installed:
+            steps.append(installed)
+            self.fresh.append(installed)
+
+    def check(self, conn: Connection, deployed: HostResult) -> None:
+        assert deployed.plan is not None
+        server, result = self.inventory.server, self.result
+
+        def api_as(user: str) -> GreptimeHTTP:
+            return store_api(conn, self.inventory, user, self.secrets.db_password(user))
+
+        if self.dry_run:
+            result.steps += _planned(conn, api_as, server, self.wheels)
+            return
+        if deployed.plan.changed:
+            result.steps.append(deployed.plan.summary())
+        deployed.reason = deployed.plan.summary()
+        result.steps += create_schema(api_as, self.files, server)
+        result.checks.append(self_test(api_as, server))
+        result.checks.append(_vector_listening(conn, server))
+        if self.fresh or deployed.plan.changed:  # a new logstack or new units: the timer's next run is checked now
+            result.checks.append(first_run(conn, self.inventory.spec.service_manager))
 
 
 def init_server(
@@ -214,50 +235,32 @@ def init_server(
     verify_timeout: float = 30.0,
     wheels: Path | None = None,
 ) -> ServerResult:
-    """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
+    """Install and configure the store and the receivers; a second run changes nothing."""
     result = ServerResult()
     secrets: Secrets = load_secrets(secrets_path(inventory.site_dir))
     pki = PKI.for_inventory(inventory)
     if not dry_run:
         result.steps += _ensure_pki(inventory, pki, passphrase)
+        result.steps += ensure_receiver_certificates(inventory, pki, passphrase)
     ensure_keys(inventory.site_dir, [], dt.datetime.now(dt.UTC))  # the seal key the analysis timer seals with
-    files = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
-    server = inventory.server
-    fresh: list[str] = []
-
-    def install(conn: Connection) -> None:
-        if server.manage_packages and install_greptime(conn, server.greptimedb_version, greptime_tarball):
-            result.steps.append(f"installed GreptimeDB {server.greptimedb_version}")
-        prepare_system(conn, server.data_dir, server.backup.directory if server.backup else None)
-        if server.manage_packages and ensure_vector(conn, no_install):
-            result.steps.append("installed Vector from its apt repository")
-        installed = install_logstack(conn, wheels, dry_run=False)
-        if installed:
-            result.steps.append(installed)
-            fresh.append(installed)
-
-    def check(conn: Connection, deployed: HostResult) -> None:
-        assert deployed.plan is not None
-        if dry_run:
-            result.steps += _planned(conn, secrets, server, wheels)
-            return
-        if deployed.plan.changed:
-            result.steps.append(deployed.plan.summary())
-        deployed.reason = deployed.plan.summary()
-        result.steps += create_schema(conn, secrets, files, server)
-        result.checks.append(self_test(conn, secrets, server))
-        result.checks.append(_vector_listening(conn, server))
-        if fresh or deployed.plan.changed:  # a new logstack or new units: the timer's next run is checked now
-            result.checks.append(first_run(conn, inventory.spec.service_manager))
-
+    rendered = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
+    files = [f for f in rendered if f.machine == SERVER_MACHINE]
+    run = _ServerRun(inventory, secrets, files, result, dry_run, no_install, greptime_tarball, wheels)
     options = DeployOptions.for_site(
         inventory,
         dry_run=dry_run,
         accept_new=accept_new,
         verify_timeout=verify_timeout,
-        secrets=(*secrets.db_passwords.values(), *(v for entry in secrets.alerts.values() for v in entry.values())),
+        secrets=(
+            *secrets.db_passwords.values(),
+            *(v for entry in secrets.alerts.values() for v in entry.values()),
+            *secrets.store.values(),
+        ),
     )
-    result.deploy = deploy_machine(server_target(inventory), lambda facts: files, options, before=install, after=check)
+    target = server_target(inventory)
+    result.deploy = deploy_machine(target, lambda facts: files, options, before=run.install, after=run.check)
+    # every other receiver, each on its own: one that fails never stops the others
+    result.receivers = deploy_receivers(inventory, rendered, options, no_install)
     if result.deploy.error is not None:
         raise result.deploy.error
     result.changed = bool(result.steps)
@@ -279,75 +282,24 @@ def _ensure_pki(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> lis
     return steps
 
 
-def _planned(conn: Connection, secrets: Secrets, server: ServerSpec, wheels: Path | None) -> list[str]:
+def _planned(conn: Connection, api_as: Api, server: ServerSpec, wheels: Path | None) -> list[str]:
     """What a run would change in the database (when it can be read already) and in logstack's install."""
     steps: list[str] = []
     with contextlib.suppress(LogstackError):
-        steps += retention(GreptimeHTTP(conn, "admin", secrets.db_password("admin")), server, False)
+        steps += retention(api_as("admin"), server, False)
     planned = install_logstack(conn, wheels, dry_run=True)
     return [*steps, planned] if planned else steps
 
 
-def create_schema(conn: Connection, secrets: Secrets, files: list[RenderedFile], server: ServerSpec) -> list[str]:
-    """Wait for GreptimeDB, bring an existing database to the inventory's retention and run the rendered
-    schema.sql through its HTTP API, as `admin`; returns what changed."""
-    api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
-    api.wait_healthy()
-    changed = retention(api, server, apply=True)
-    schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
-    for statement in schema_statements(schema):
-        api.sql(statement)
-    return changed
-
-
-def retention(api: GreptimeHTTP, server: ServerSpec, apply: bool) -> list[str]:
-    """A changed `ttl` reaches an existing database: CREATE DATABASE IF NOT EXISTS ignores its options when
-    the database exists (v1.1.4 src/operator/src/statement/ddl.rs), ALTER DATABASE ... SET 'ttl' does not
-    (src/sql/src/parsers/alter_parser.rs). The current TTL is read from information_schema.schemata."""
-    rows = api.rows(f"SELECT options FROM information_schema.schemata WHERE schema_name = '{server.database}'")
-    if not rows:
-        return []  # created with the inventory's TTL by schema.sql
-    current = re.search(r"'ttl'='([^']*)'", str(rows[0][0] or ""))
-    shown = current.group(1) if current else "forever"
-    if ttl_seconds(shown) == ttl_seconds(server.ttl):
-        return []
-    if apply:
-        api.sql(f"ALTER DATABASE `{server.database}` SET 'ttl'='{server.ttl}'")
-    verb = "changed" if apply else "would change"
-    return [f"{verb} the retention of database {server.database}: {shown} -> {server.ttl}"]
-
-
-SELF_TEST_HOST = "logstack-init-server"
-
-
-def self_test(conn: Connection, secrets: Secrets, server: ServerSpec) -> str:
-    """A row written as `vector` is read as `analyst`, and the table refuses DELETE (append mode:
-    v1.1.4 src/mito2/src/worker/handle_write.rs, "DELETE is not allowed under append mode").
-
-    The row is a heartbeat of a machine no inventory holds: analysis and status pass over it."""
-    table = f"`{server.database}`.`{server.table}`"
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    where = f"`logstack_host` = '{SELF_TEST_HOST}' AND `greptime_timestamp` = '{stamp}'"
-    GreptimeHTTP(conn, "vector", secrets.db_password("vector")).sql(
-        f"INSERT INTO {table} (`greptime_timestamp`, `SYSLOG_IDENTIFIER`, `logstack_host`, `message`) "
-        f"VALUES ('{stamp}', 'logstack-heartbeat', '{SELF_TEST_HOST}', 'init-server self-test')"
-    )
-    count = GreptimeHTTP(conn, "analyst", secrets.db_password("analyst")).rows(
-        f"SELECT count(*) FROM {table} WHERE {where}"
-    )
-    try:
-        readable = int(count[0][0]) > 0
-    except (IndexError, KeyError, TypeError, ValueError):
-        readable = False
-    if not readable:
-        raise RuntimeFailure("server: a row written as vector is not readable as analyst: check users.conf")
-    status, answer = GreptimeHTTP(conn, "admin", secrets.db_password("admin")).try_sql(
-        f"DELETE FROM {table} WHERE {where}"
-    )
-    error = answer.get("error", "") if isinstance(answer, dict) else ""
-    if status == 200 or "append mode" not in str(error):
-        raise RuntimeFailure(
-            f"server: table {server.database}.{server.table} accepts DELETE: it is not append-only "
-            "(recreate it from /etc/logstack/schema.sql)"
+def deploy_receivers(
+    inventory: Inventory, rendered: list[RenderedFile], options: DeployOptions, no_install: bool
+) -> list[HostResult]:
+    """Each receiver: Vector present, its files deployed, Vector restarted and checked, as on the server."""
+    results = []
+    for spec in inventory.server.receivers:
+        files = [f for f in rendered if f.machine == f"receivers/{spec.name}"]
+        install, listening = receiver_hooks(inventory, spec.name, options.dry_run, no_install)
+        results.append(
+            deploy_machine(receiver_target(spec), lambda facts, f=files: f, options, before=install, after=listening)
         )
-    return "GreptimeDB: a row written as vector is read as analyst; DELETE is refused (append-only)"
+    return results

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from logstack import validation
-from logstack.alerts.spec import https_url
+from logstack.validation import https_url
 
 Address = Annotated[str, AfterValidator(validation.address)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]

@@ -12,6 +12,7 @@ import datetime as _dt
 import ipaddress
 import posixpath
 import re
+import urllib.parse
 from typing import Any
 
 # C0, DEL, C1, U+2028/U+2029 and the Unicode noncharacters (U+FDD0-U+FDEF, U+xFFFE/U+xFFFF in every plane)
@@ -276,4 +277,18 @@ def backup_directory(value: str) -> str:
             f"{value!r}: the backup directory must be its own, below {', '.join(BACKUP_ROOTS)} and named for "
             "it (e.g. /var/backups/logstack, /srv/greptime-backups): it is handed to the greptime user"
         )
+    return value
+
+
+def https_url(value: str) -> str:
+    """An https:// URL of printable ASCII whose host and port parse."""
+    if not re.fullmatch(r"https://[A-Za-z0-9.\[\]:-]{1,300}(/[!-~]*)?", value):
+        raise ValueError("must be an https:// URL (TLS is always verified) of printable ASCII without spaces")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
     return value

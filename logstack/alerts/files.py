@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from logstack.alerts.spec import SECRET_KEYS, Destination, https_url
+from logstack.alerts.spec import SECRET_KEYS, Destination
 from logstack.errors import SecretsError
+from logstack.validation import https_url
 
 ALERTS_FILE = "/etc/logstack/alerts.json"
 ALERT_SECRETS_FILE = "/etc/logstack/alert-secrets.json"

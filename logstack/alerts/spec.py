@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from logstack import validation
 from logstack.analyze.kinds import EventType
+from logstack.validation import https_url
 
 SEVERITIES = ("info", "failure", "alert")
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -32,22 +33,6 @@ def _name(value: str) -> str:
 def _mailbox(value: str) -> str:
     if not _MAILBOX_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a plain e-mail address like logstack@example.com")
-    return value
-
-
-def https_url(value: str) -> str:
-    """An https:// URL of printable ASCII whose host and port parse."""
-    import urllib.parse
-
-    if not re.fullmatch(r"https://[A-Za-z0-9.\[\]:-]{1,300}(/[!-~]*)?", value):
-        raise ValueError("must be an https:// URL (TLS is always verified) of printable ASCII without spaces")
-    try:
-        parts = urllib.parse.urlsplit(value)
-        _ = parts.port
-    except ValueError as exc:
-        raise ValueError(f"not a valid URL ({exc})") from None
-    if not parts.hostname:
-        raise ValueError("the URL names no host")
     return value
 
 

@@ -9,6 +9,7 @@ import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
+from logstack.errors import RuntimeFailure
 from logstack.server import init_server as run_init_server
 
 
@@ -47,7 +48,12 @@ def init_server(
     )
     for step in [*result.steps, *result.checks]:
         typer.echo(step)
-    if result.deploy is not None:
-        if dry_run:
-            print_plan(result.deploy)
-        print_results([result.deploy])
+    machines = [result.deploy] if result.deploy is not None else []
+    machines += result.receivers
+    if dry_run:
+        for machine in machines:
+            print_plan(machine)
+    print_results(machines)
+    failed = [m.name for m in result.receivers if m.status in ("failed", "unreachable")]
+    if failed:
+        raise RuntimeFailure(f"{len(failed)} of {len(result.receivers)} receivers were not set up: {', '.join(failed)}")

@@ -1,0 +1,93 @@
+"""The receiving machines beyond the server: their certificates, and each one set up on its own."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from logstack.errors import RuntimeFailure
+from logstack.inventory import Inventory, ReceiverSpec
+from logstack.pki import PKI
+from logstack.shell import shell_command
+from logstack.ssh import Connection, Target
+from logstack.topology import receiver_pki_name
+
+if TYPE_CHECKING:
+    from logstack.targets import HostResult
+
+VECTOR_APT = (
+    "install -d -m 0755 /usr/share/keyrings && "
+    "curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | "
+    "gpg --dearmor --yes -o /usr/share/keyrings/datadog-archive-keyring.gpg && "
+    "echo 'deb [signed-by=/usr/share/keyrings/datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' "
+    "> /etc/apt/sources.list.d/vector.list && apt-get update -qq && "
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vector"
+)
+VECTOR_INSTRUCTIONS = (
+    "Vector is not installed on the server. Install it from its signed apt repository, then run init-server "
+    "again: curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | gpg --dearmor -o "
+    "/usr/share/keyrings/datadog-archive-keyring.gpg; echo 'deb [signed-by=/usr/share/keyrings/"
+    "datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' > /etc/apt/sources.list.d/vector.list; "
+    "apt-get update && apt-get install vector"
+)
+
+
+def ensure_vector(conn: Connection, no_install: bool) -> bool:
+    status, _, _ = conn.run("command -v vector", check=False)
+    if status == 0:
+        return False
+    if no_install:
+        raise RuntimeFailure(f"server: {VECTOR_INSTRUCTIONS}")
+    conn.run(VECTOR_APT, timeout=900)
+    return True
+
+
+VECTOR_MISSING = (
+    "Vector is not installed on receiver {name}: install it from its signed apt repository (apt.vector.dev), "
+    "or set server.manage_packages: true"
+)
+
+
+def receiver_target(spec: ReceiverSpec) -> Target:
+    """How to reach a receiver over SSH (its ssh settings; the fqdn when no address is given)."""
+    return Target(
+        name=spec.name,
+        address=spec.address or spec.fqdn,
+        port=spec.ssh.port,
+        user=spec.ssh.user,
+        key=spec.ssh.key,
+        proxy_jump=spec.ssh.proxy_jump,
+        sudo=spec.sudo,
+    )
+
+
+def ensure_receiver_certificates(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> list[str]:
+    """Issue each receiver's certificate when it is missing or its names no longer match the inventory."""
+    steps = []
+    for spec in inventory.server.receivers:
+        name = receiver_pki_name(spec.name)
+        wanted = [spec.fqdn, *(d for d in spec.dns_names if d != spec.fqdn), *spec.ip_addresses]
+        current = pki.registry.current(name)
+        if current is None or current.sans != wanted or pki.cert_pem(name) is None or pki.key_pem(name) is None:
+            pki.issue_receiver(name, spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase)
+            steps.append(f"issued the certificate of receiver {spec.name}")
+    return steps
+
+
+def receiver_hooks(inventory: Inventory, name: str, dry_run: bool, no_install: bool) -> tuple[Any, Any]:
+    """What deployment does on a receiver before its files (Vector present) and after (its port listens)."""
+
+    def install(conn: Connection) -> None:
+        if inventory.server.manage_packages:
+            ensure_vector(conn, no_install)
+        elif conn.run("command -v vector", check=False)[0] != 0:
+            raise RuntimeFailure(VECTOR_MISSING.format(name=name))
+        conn.run(shell_command('install -d -m 0755 -- "$1"', "/etc/logstack"))
+
+    def listening(conn: Connection, deployed: HostResult) -> None:
+        if not dry_run:
+            listen = inventory.server.listen_address
+            conn.open_forward(
+                listen if listen not in ("0.0.0.0", "::") else "127.0.0.1", inventory.server.vector_port
+            ).close()
+
+    return install, listening
