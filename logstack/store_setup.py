@@ -61,11 +61,25 @@ def self_test(api_as: Api, server: ServerSpec) -> str:
     table = f"`{server.database}`.`{server.table}`"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     where = f"`logstack_host` = '{SELF_TEST_HOST}' AND `greptime_timestamp` = '{stamp}'"
-    api_as("vector").sql(
+    status, answer = api_as("vector").try_sql(
         f"INSERT INTO {table} (`greptime_timestamp`, `SYSLOG_IDENTIFIER`, `logstack_host`, `message`) "
         f"VALUES ('{stamp}', 'logstack-heartbeat', '{SELF_TEST_HOST}', 'init-server self-test')"
     )
-    count = api_as("analyst").rows(f"SELECT count(*) FROM {table} WHERE {where}")
+    if status != 200:  # an external store's users are the operator's own: say what is missing
+        raise RuntimeFailure(
+            f"store: the store refused the user vector a write to {server.database}.{server.table} "
+            f"({status}: {_said(answer)}): the receivers ingest as vector, give it write access"
+        )
+    status, answer = api_as("analyst").try_sql(f"SELECT count(*) FROM {table} WHERE {where}")
+    if status != 200:
+        raise RuntimeFailure(
+            f"store: the store refused the user analyst a read of {server.database}.{server.table} "
+            f"({status}: {_said(answer)}): analysis and status read as analyst, give it read access"
+        )
+    try:
+        count = answer["output"][0]["records"]["rows"]
+    except (KeyError, IndexError, TypeError):
+        count = []
     try:
         readable = int(count[0][0]) > 0
     except (IndexError, KeyError, TypeError, ValueError):
@@ -80,3 +94,8 @@ def self_test(api_as: Api, server: ServerSpec) -> str:
             "(recreate it from /etc/logstack/schema.sql)"
         )
     return "GreptimeDB: a row written as vector is read as analyst; DELETE is refused (append-only)"
+
+
+def _said(answer: object) -> str:
+    """What GreptimeDB said about a refused statement, short."""
+    return str(answer.get("error", answer) if isinstance(answer, dict) else answer)[:200]

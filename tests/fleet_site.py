@@ -62,12 +62,15 @@ def make_fleet(
     extra: dict | None = None,
     machine_state: str = "",
     versions: dict[str, tuple[int, str | None]] | None = None,
+    receivers: tuple[str, ...] = (),
 ) -> FleetSite:
     """Hosts on 127.0.0.x; `machine_state` is a shell command run on each first (state a machine may have);
     `versions` gives a host's (systemd, Vector) versions (default: systemd 252, Vector 0.57.0)."""
     hosts: dict[str, SSHHost] = {}
     try:
-        return _make_fleet(base, key, names, server, first_octet, extra or {}, hosts, machine_state, versions or {})
+        return _make_fleet(
+            base, key, names, server, first_octet, extra or {}, hosts, machine_state, versions or {}, receivers
+        )
     except BaseException:  # hosts started before the failure must not outlive it
         for host in hosts.values():
             host.stop()
@@ -84,16 +87,27 @@ def _make_fleet(
     hosts: dict[str, SSHHost],
     machine_state: str,
     versions: dict[str, tuple[int, str | None]],
+    receivers: tuple[str, ...] = (),
 ) -> FleetSite:
     octet = first_octet
     spec_hosts = []
-    all_names = (["server"] if server else []) + names
+    spec_receivers = []
+    all_names = (["server"] if server else []) + list(receivers) + names
     for name in all_names:
         address = f"127.0.0.{octet}"
         octet += 1
         systemd, vector = versions.get(name, (252, "0.57.0"))
         hosts[name] = make_host(base / name, name, address, key, systemd=systemd, vector=vector)
-        if name != "server":
+        if name in receivers:  # more receivers: machines of their own, not senders
+            spec_receivers.append(
+                {
+                    "name": name,
+                    "fqdn": f"{name}.example.com",
+                    "address": address,
+                    "ssh": {"user": "root", "key": str(key)},
+                }
+            )
+        elif name != "server":
             spec_hosts.append(
                 {"name": name, "address": address, "fqdn": f"{name}.example.com", "cmdb_id": 1000 + len(spec_hosts)}
             )
@@ -111,6 +125,8 @@ def _make_fleet(
         "defaults": {"ssh": {"user": "root", "key": str(key)}},
         "hosts": spec_hosts,
     }
+    if spec_receivers:
+        spec["server"]["receivers"] = spec_receivers
     for key_path, value in extra.items():
         node = spec
         *parents, last = key_path.split(".")

@@ -15,6 +15,7 @@ It answers the statements logstack sends as GreptimeDB v1.1.4 does, and nothing 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -65,7 +66,8 @@ class FakeGreptime(BaseHTTPRequestHandler):
     rows: ClassVar[list[str]] = []  # the WHERE-able text of inserted rows
     table_rows: ClassVar[dict[str, list[str]]] = {}  # `db`.`table` -> its rows' text, in insert order
     creates: ClassVar[dict[str, str]] = {}
-    current_db: ClassVar[str] = "public"  # `db`.`table` -> the CREATE TABLE it was made with
+    current_db: ClassVar[str] = "public"
+    denied: ClassVar[set[str]] = set()  # users who may only read  # `db`.`table` -> the CREATE TABLE it was made with
     lock = threading.Lock()
 
     def do_GET(self) -> None:
@@ -77,8 +79,17 @@ class FakeGreptime(BaseHTTPRequestHandler):
         sql = urllib.parse.parse_qs(body).get("sql", [None])[0]
         self.requests.append(("POST", self.path, self.headers.get("Authorization"), sql))
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        user = ""
+        with contextlib.suppress(ValueError, IndexError):
+            user = base64.b64decode(self.headers.get("Authorization", "").split()[1]).decode().split(":")[0]
         with self.lock:
             FakeGreptime.current_db = query.get("db", ["public"])[0]  # the statement's default database
+            if user in self.denied and not (sql or "").lstrip().upper().startswith(("SELECT", "SHOW")):
+                # a user without write rights: 403, StatusCode::PermissionDenied (v1.1.4 src/auth/src/error.rs,
+                # src/servers/src/error.rs status_code_to_http_status)
+                answer = {"code": 7006, "error": "User is not authorized to perform this action"}
+                self._reply(403, answer)
+                return
             status, answer = self._answer(sql or "")
         self._reply(status, answer)
 
@@ -134,6 +145,31 @@ def greptime_api():
     FakeGreptime.creates = {}
     with _serving(FakeGreptime, 4000, "the GreptimeDB stand-in"):
         yield FakeGreptime.requests
+
+
+@contextlib.contextmanager
+def external_greptime(cert: str, key: str) -> Iterator[tuple[int, list]]:
+    """The same stand-in as an external store's frontend: HTTPS on a free port of 127.0.0.1 (a cluster's
+    frontend answers as standalone does: v1.1.4 builds both with frontend::server::Services)."""
+    import ssl
+
+    FakeGreptime.requests = []
+    FakeGreptime.databases = {}
+    FakeGreptime.tables = set()
+    FakeGreptime.append_tables = set()
+    FakeGreptime.rows = []
+    FakeGreptime.table_rows = {}
+    FakeGreptime.creates = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGreptime)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], FakeGreptime.requests
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class FakeExporter(BaseHTTPRequestHandler):

@@ -47,6 +47,8 @@ class MariaDB:
     socket: Path
     datadir: Path
     process: subprocess.Popen[bytes]
+    tls_cert: Path | None = None  # the server's certificate, its own CA (for 127.0.0.1)
+    tls_key: Path | None = None
 
     def admin(self) -> pymysql.connections.Connection:
         return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True, charset="utf8mb4")
@@ -115,10 +117,17 @@ def start_mariadb(base: Path) -> MariaDB:
         timeout=180,
     )
     port = _free_port()
+    # TLS offered, not required: an external store's MySQL endpoint is reached over verified TLS (a
+    # certificate for 127.0.0.1 that is its own CA); the other tests connect as before
+    from tests.alert_receivers import self_signed
+
+    tls_cert, tls_key = self_signed(base)
     process = spawn(
         [
             "/usr/sbin/mariadbd",
-            "--no-defaults",
+            "--no-defaults",  # first, or mariadbd refuses it
+            f"--ssl-cert={tls_cert}",
+            f"--ssl-key={tls_key}",
             f"--datadir={datadir}",
             f"--socket={sock}",
             f"--port={port}",
@@ -137,7 +146,7 @@ def start_mariadb(base: Path) -> MariaDB:
     deadline = time.monotonic() + 60
     while True:
         try:
-            db = MariaDB(port, sock, datadir, process)
+            db = MariaDB(port, sock, datadir, process, tls_cert, tls_key)
             with db.admin() as conn, conn.cursor() as cur:
                 cur.execute("CREATE USER IF NOT EXISTS 'analyst'@'%%' IDENTIFIED BY %s", (PASSWORD,))
             return db

@@ -100,7 +100,7 @@ def _store(fake, rows: int) -> None:  # the example has backups: logs and logsta
     """A store as init-server leaves it, with `rows` rows logged."""
     inv = load_inventory(EXAMPLE)
     (schema,) = [f for f in render_site(inv, hosts=[]) if f.path == "/etc/logstack/schema.sql"]
-    from logstack.server import schema_statements
+    from logstack.store_setup import schema_statements
 
     for statement in schema_statements(schema.content.decode()):
         fake._answer(fake, statement)

@@ -16,7 +16,7 @@ import pytest
 from logstack.inventory import load_inventory
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path, write_secrets
-from logstack.server import schema_statements
+from logstack.store_setup import schema_statements
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
