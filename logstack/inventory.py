@@ -74,6 +74,11 @@ class AnalyzeSchedule(_Model):
 
     on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "*:0/15"
     fail_on: Literal["never", "info", "failure", "alert"] = "alert"
+    # rows younger than this may not be visible yet: an external store's frontends stamp ingest time with
+    # their own clocks, so give it their largest clock difference plus the store's commit delay
+    safety_lag: Annotated[str, AfterValidator(validation.pattern_check(validation.LAG_RE, "a lag like 10s or 2m"))] = (
+        "10s"
+    )
 
 
 class BackupSettings(_Model):

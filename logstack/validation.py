@@ -83,6 +83,7 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+LAG_RE = re.compile(r"(?:[1-9][0-9]?s|[1-5]?[0-9]m|1h)")  # up to an hour: longer would hold reports back
 SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TTL_UNIT = (
     r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"

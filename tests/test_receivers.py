@@ -81,10 +81,11 @@ def test_each_receiver_is_a_machine_of_its_own_writing_to_the_store_over_tls(sca
 def test_object_storage_keys_reach_greptimedb_as_environment_never_in_its_config(tmp_path):
     inv = tmp_path / "inventory.yaml"
     text = EXAMPLE.read_text().replace(
-        "  manage_packages: true\n",
-        "  manage_packages: true\n  store:\n    object_storage: {bucket: audit-logs, root: site1, region: eu-central-1,"
-        " endpoint: 'https://s3.eu-central-1.amazonaws.com'}\n",
+        "    object_storage: null ",
+        "    object_storage: {bucket: audit-logs, root: site1, region: eu-central-1,"
+        " endpoint: 'https://s3.eu-central-1.amazonaws.com'} ",
     )
+    assert text != EXAMPLE.read_text()
     inv.write_text(text)
     files = _files(inv)
     toml = tomllib.loads(files[("server", "/etc/greptime/standalone.toml")].decode())
@@ -123,3 +124,39 @@ def test_the_inventory_refuses_what_would_not_work(tmp_path, extra, message):
     path = scaled_inventory(tmp_path / "site", cert.read_bytes(), extra)
     with pytest.raises(InventoryError, match=message):
         load_inventory(path)
+
+
+def test_receivers_certificates_are_renewed_and_follow_a_ca_rotation(scaled):
+    from logstack.pki import PKI
+    from logstack.pki.service import renew, retire_old_ca, rotate_ca
+    from logstack.receivers import ensure_receiver_certificates
+
+    inv = load_inventory(scaled)
+    pki = PKI.for_inventory(inv)
+    pki.init_ca()
+    pki.issue_server(inv)
+    assert ensure_receiver_certificates(inv, pki, None) == [
+        "issued the certificate of receiver logs2",
+        "issued the certificate of receiver logs3",
+    ]
+    assert ensure_receiver_certificates(inv, PKI.for_inventory(inv), None) == []  # names unchanged: kept
+    record = PKI.for_inventory(inv).registry.current("receivers/logs3")
+    assert record.sans == ["logs3.example.com", "logs3-alt.example.com"]
+    renewed = {r.name for r in renew(inv, [], True, None, None)}
+    assert {"server", "receivers/logs2", "receivers/logs3"} <= renewed
+    new_ca = rotate_ca(inv, None)
+    retire_old_ca(inv, None, force=True)
+    after = PKI.for_inventory(inv).registry
+    assert after.current("receivers/logs2").ca == new_ca.id and after.current("server").ca == new_ca.id
+
+
+def test_a_safety_lag_for_several_frontends_reaches_the_scheduled_run(tmp_path, runner):
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(EXAMPLE.read_text().replace("safety_lag: 10s ", "safety_lag: 2m  "))
+    files = _files(inv)
+    assert b" --safety-lag 2m" in files[("server", "/etc/systemd/system/logstack-analyze.service")]
+    plain = _files(EXAMPLE)
+    assert b"--safety-lag" not in plain[("server", "/etc/systemd/system/logstack-analyze.service")]
+    inv.write_text(EXAMPLE.read_text().replace("safety_lag: 10s ", "safety_lag: 3h  "))
+    with pytest.raises(InventoryError, match="safety_lag"):
+        load_inventory(inv)

@@ -59,6 +59,9 @@ def analyze(
     brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
     dedupe_horizon: HorizonOpt = "14d",
+    safety_lag: Annotated[
+        str, typer.Option("--safety-lag", help="Rows younger than this may not be visible yet (store clocks differ).")
+    ] = "10s",
     signing_keys: Annotated[
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
@@ -75,7 +78,7 @@ def analyze(
     options = _run_options(
         inv, since, data_dir, journal, *where, db_name, table, since_last_run, settle, dedupe_horizon
     )
-    options = dataclasses.replace(options, settings=_settings(brute_force_count, brute_force_window))
+    options = _tuned(options, brute_force_count, brute_force_window, safety_lag)
     collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
     report = writer.write if collector is None else _both(writer, collector)
@@ -101,8 +104,9 @@ def analyze(
         raise typer.Exit(ExitStatus.FINDINGS)
 
 
-def _settings(count: int, window: str) -> Settings:
-    return Settings(brute_force_count=count, brute_force_window=duration_micros(window, "--brute-force-window"))
+def _tuned(options: RunOptions, count: int, window: str, lag: str) -> RunOptions:
+    settings = Settings(brute_force_count=count, brute_force_window=duration_micros(window, "--brute-force-window"))
+    return dataclasses.replace(options, settings=settings, safety_lag=duration_micros(lag, "--safety-lag"))
 
 
 def _tune_gc() -> None:

@@ -122,7 +122,7 @@ class PKI(PKIStore):
         return behind
 
     def retire_old_ca(self, inventory: Inventory, passphrase: bytes | None = None, force: bool = False) -> str:
-        """End a rotation: stop trusting the previous CA and re-issue the server certificate."""
+        """End a rotation: stop trusting the previous CA and re-issue the receivers' certificates."""
         previous = [ca for ca in self.registry.cas if ca.status == "previous"]
         if not previous:
             raise PKIError("no rotation in progress (run `logstack ca rotate` first)")
@@ -136,6 +136,10 @@ class PKI(PKIStore):
         for ca in previous:
             ca.status = "retired"
         self.issue_server(inventory, passphrase, save=False)
+        for spec in inventory.server.receivers:  # every receiver moves to the new CA with the server
+            self.issue_receiver(
+                f"receivers/{spec.name}", spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase
+            )
         self.save()
         return previous[0].id
 

@@ -126,8 +126,10 @@ def renew(
 ) -> list[CertRecord]:
     """Re-issue certificates (new key, same names); with `within`, only those expiring by then."""
     pki = PKI.for_inventory(inventory)
+    receivers = {f"receivers/{r.name}": r for r in inventory.server.receivers}
     if renew_all:
-        targets = [SERVER, *(h.name for h in inventory.hosts if h.name not in pki.registry.revoked_hosts)]
+        targets = [SERVER, *receivers]
+        targets += [h.name for h in inventory.hosts if h.name not in pki.registry.revoked_hosts]
     elif names:
         targets = names
     else:
@@ -140,9 +142,15 @@ def renew(
             continue
         if name == SERVER:
             issued.append(pki.issue_server(inventory, passphrase, save=False))
+        elif name in receivers:
+            spec = receivers[name]
+            issued.append(
+                pki.issue_receiver(name, spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase)
+            )
         else:
             issued.append(pki.issue_client(inventory.host(name), passphrase, save=False))
     pki.save()
     # a renewed host signs with a new key too; the old one stays to verify what it signed
-    ensure_keys(inventory.site_dir, [r.name for r in issued if r.name != SERVER], dt.datetime.now(dt.UTC), True)
+    hosts = [r.name for r in issued if r.name != SERVER and r.name not in receivers]
+    ensure_keys(inventory.site_dir, hosts, dt.datetime.now(dt.UTC), True)
     return issued
