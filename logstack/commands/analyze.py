@@ -37,6 +37,11 @@ HorizonOpt = Annotated[
     str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
 ]
 LEVELS = ("never", "info", "failure", "alert")
+SafetyLagOpt = Annotated[
+    str, typer.Option("--safety-lag", help="Rows younger than this may not be visible yet (store clocks differ).")
+]
+AlertsOpt = Annotated[Path | None, typer.Option("--alerts", help="Deliver events to these destinations (alerts.json).")]
+AlertSecretsOpt = Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")]
 
 
 def analyze(
@@ -59,17 +64,13 @@ def analyze(
     brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
     dedupe_horizon: HorizonOpt = "14d",
-    safety_lag: Annotated[
-        str, typer.Option("--safety-lag", help="Rows younger than this may not be visible yet (store clocks differ).")
-    ] = "10s",
+    safety_lag: SafetyLagOpt = "10s",
     signing_keys: Annotated[
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
     ] = None,
-    alerts: Annotated[
-        Path | None, typer.Option("--alerts", help="Deliver events to these destinations (alerts.json).")
-    ] = None,
-    alert_secrets: Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")] = None,
+    alerts: AlertsOpt = None,
+    alert_secrets: AlertSecretsOpt = None,
 ) -> None:
     """Group journal lines into security events and report each one once."""
     _check_choices(output, fail_on)
