@@ -281,6 +281,11 @@ def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -
     from logstack.ssh import connect
     from logstack.targets import known_hosts_path, server_target
 
+    if inventory.server.store.type != "standalone":
+        raise BadInputError(
+            "restore loads a backup into the standalone store on the server; an external store restores with "
+            "its own tooling (COPY DATABASE ... FROM on it)"
+        )
     location = check_location(location)
     secrets = load_secrets(secrets_path(inventory.site_dir))
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
@@ -15,10 +16,11 @@ from logstack.clock import DAY, to_micros
 from logstack.deploy import DeployOptions, deploy_machine
 from logstack.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
 from logstack.facts import HostFacts
-from logstack.files import RenderedFile
+from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.greptime import site_database
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
+from logstack.receivers import receiver_target
 from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.signing import (
@@ -95,14 +97,23 @@ def enroll(
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
-        # Newly enrolled senders join the server's allowlist for Vector's port.
-        wall = deploy_machine(
-            server_target(inventory), lambda facts: firewall_files(inventory, pki), replace(options, needs_vector=False)
-        )
-        wall.name = "server (firewall)"
-        report(wall)
-        ordered.append(wall)
+        ordered += _update_allowlists(inventory, pki, options, report)
     return ordered
+
+
+def _update_allowlists(inventory: Inventory, pki: PKI, options: DeployOptions, report: Any) -> list[HostResult]:
+    """Newly enrolled senders join the allowlist for Vector's port on the server and every receiver."""
+    machines = [(server_target(inventory), SERVER_MACHINE, "server")]
+    machines += [(receiver_target(r), f"receivers/{r.name}", r.name) for r in inventory.server.receivers]
+    results = []
+    for target, machine, name in machines:
+        wall = deploy_machine(
+            target, lambda facts, m=machine: firewall_files(inventory, pki, m), replace(options, needs_vector=False)
+        )
+        wall.name = f"{name} (firewall)"
+        report(wall)
+        results.append(wall)
+    return results
 
 
 def _now() -> dt.datetime:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from logstack.cabundle import read_bundle, resolve
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
 
 if TYPE_CHECKING:
@@ -148,9 +149,12 @@ class LoopbackGreptimeHTTP(GreptimeHTTP):
     """The same API, reached directly: by logstack on the server itself (the backup timer, on loopback), or
     an external store's endpoint over verified TLS (`tls`: the context to verify it with)."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, user: str, password: str, tls: ssl.SSLContext | None = None, timeout: float = 30
+    ) -> None:
         self.address = (host, port)
         self.tls = tls
+        self.timeout = timeout  # a store that accepts and never answers cannot hold a command for ever
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -158,9 +162,9 @@ class LoopbackGreptimeHTTP(GreptimeHTTP):
 
         conn: http.client.HTTPConnection
         if self.tls is not None:
-            conn = http.client.HTTPSConnection(*self.address, timeout=3600, context=self.tls)
+            conn = http.client.HTTPSConnection(*self.address, timeout=self.timeout, context=self.tls)
         else:
-            conn = http.client.HTTPConnection(*self.address, timeout=3600)  # a large COPY takes its time
+            conn = http.client.HTTPConnection(*self.address, timeout=self.timeout)
         try:
             headers = {"Authorization": self.auth}
             if body is not None:
@@ -299,16 +303,19 @@ def store_address(inv: Inventory | None, host: str | None, port: int | None) -> 
 
 def store_ca_path(inventory: Inventory) -> Path:
     """The external store's CA file on this machine (relative paths are the site's)."""
-    path = Path(str(inventory.server.store.ca_file)).expanduser()
-    return path if path.is_absolute() else inventory.site_dir / path
+    return resolve(str(inventory.server.store.ca_file), inventory.site_dir)
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """Verified TLS (the system's trust store, or `ca_file`); an unreadable file is a one-line error."""
+    """Verified TLS (the system's trust store, or the certificates of `ca_file`); a file that is not a CA
+    bundle is a one-line error."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    bundle = read_bundle(Path(ca_file), "the store's CA")
     try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise BadInputError(f"{ca_file}: cannot read the store's CA: {getattr(exc, 'strerror', None) or exc}") from None
+        return ssl.create_default_context(cadata=bundle.decode("ascii"))
+    except ssl.SSLError as exc:
+        raise BadInputError(f"{ca_file}: cannot use the store's CA: {exc}") from None
 
 
 @contextlib.contextmanager

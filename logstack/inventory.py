@@ -99,6 +99,7 @@ class ReceiverSpec(_Model):
     dns_names: list[Hostname] = []
     ip_addresses: list[IPAddress] = []
     address: Address | None = None
+    listen_address: IPAddress = "0.0.0.0"  # what its Vector binds (the server's own is server.listen_address)
     ssh: SSHSettings = SSHSettings()
     sudo: bool = False
 
@@ -344,15 +345,22 @@ def _check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
             f"{doc.where(('server', 'backup'))}: an external store is backed up by its own tooling "
             "(logstack backup copies a standalone store on the server)"
         )
-    names = {h.name for h in spec.hosts} | set(RESERVED_HOST_NAMES)
-    seen: set[str] = set()
+    names = {h.name.lower() for h in spec.hosts} | set(RESERVED_HOST_NAMES)
+    fqdns = {server.fqdn.lower()}
+    addresses = {(server.address or server.fqdn).lower()}
     for index, receiver in enumerate(server.receivers):
-        if receiver.name in names or receiver.name in seen:
-            raise InventoryError(
-                f"{doc.where(('server', 'receivers', index, 'name'))}: {receiver.name!r} is taken "
-                "(a host, another receiver or a name logstack uses)"
-            )
-        seen.add(receiver.name)
+        where = ("server", "receivers", index)
+        for field, value, taken in (
+            ("name", receiver.name.lower(), names),
+            ("fqdn", receiver.fqdn.lower(), fqdns),
+            ("address", (receiver.address or receiver.fqdn).lower(), addresses),
+        ):
+            if value in taken:
+                raise InventoryError(
+                    f"{doc.where((*where, field))}: {value!r} is taken (the server, another receiver, a host, "
+                    "or a name logstack uses): each receiver is a machine of its own"
+                )
+            taken.add(value)
 
 
 def _identity_location(loc: tuple[str | int, ...]) -> bool:

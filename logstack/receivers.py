@@ -85,7 +85,7 @@ def receiver_hooks(inventory: Inventory, name: str, dry_run: bool, no_install: b
 
     def listening(conn: Connection, deployed: HostResult) -> None:
         if not dry_run:
-            listen = inventory.server.listen_address
+            listen = next(r.listen_address for r in inventory.server.receivers if r.name == name)
             conn.open_forward(
                 listen if listen not in ("0.0.0.0", "::") else "127.0.0.1", inventory.server.vector_port
             ).close()

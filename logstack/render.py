@@ -132,6 +132,7 @@ def _receiving_machines(
         "journal_reader": False,
         "db_args": db_args(spec),
         "store_ca": STORE_CA,
+        "listen_address": spec.listen_address,
     }
     material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
     material["seal_key"] = _key_file(seal_key, include_keys, "seal_key")
@@ -152,7 +153,8 @@ def _receiving_machines(
     for receiver in receivers_of(spec)[1:]:
         where = f"pki/{receiver.pki_name}.pem (issued by `logstack init-server`)"
         theirs = _material(pki, receiver.pki_name, where, include_keys, ca)
-        files += _render_machine(receiver.machine, receiving, context, theirs)
+        listen = next(r.listen_address for r in spec.receivers if r.name == receiver.name)
+        files += _render_machine(receiver.machine, receiving, {**context, "listen_address": listen}, theirs)
         files += store_files(inventory, secrets, receiver.machine, analysis=False)
         if spec.firewall:
             files += firewall_files(inventory, pki, receiver.machine)

@@ -94,7 +94,7 @@ def _key_file(key: bytes, include_keys: bool, name: str) -> bytes:
 def _material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:
     """The PKI pieces of one machine: CA bundle, certificate, key (or placeholders in review mode)."""
     key = pki.key_pem(name) if include_keys else None
-    key_where = "pki/server.key" if name == SERVER_MACHINE else f"pki/hosts/{name}.key"
+    key_where = "pki/server.key" if name == SERVER_MACHINE else f"pki/{name if '/' in name else 'hosts/' + name}.key"
     return {
         "ca": ca,
         "cert": _pem_or_placeholder(pki.cert_pem(name) if pki.exists() else None, where),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from logstack.errors import BadInputError, SecretsError
+from logstack.cabundle import read_bundle, resolve
+from logstack.errors import SecretsError
 from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.inventory import Inventory
 from logstack.secrets_store import DB_USERS, Secrets
@@ -144,17 +144,9 @@ def db_args(server: Any) -> str:
 
 
 def store_ca_pem(inventory: Inventory) -> bytes:
-    """The external store's CA file, read from the operator's machine (relative to the site)."""
-    store = inventory.server.store
-    path = Path(store.ca_file).expanduser()
-    path = path if path.is_absolute() else inventory.site_dir / path
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise BadInputError(f"{path}: server.store.ca_file: cannot read: {exc.strerror}") from None
-    if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise BadInputError(f"{path}: server.store.ca_file: not a PEM certificate bundle")
-    return pem
+    """The external store's CA certificates, read on the operator's machine (relative to the site)."""
+    path = resolve(str(inventory.server.store.ca_file), inventory.site_dir)
+    return read_bundle(path, "server.store.ca_file")
 
 
 def store_files(inventory: Inventory, secrets: Secrets | None, machine: str, analysis: bool) -> list[RenderedFile]:

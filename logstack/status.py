@@ -51,6 +51,7 @@ class ServerStatus:
     greptimedb: str = "unknown"
     vector_tls: str = "unknown"
     receivers: dict[str, str] = field(default_factory=dict)  # the other receivers' Vector TLS ports
+    receiver_certificates: dict[str, int | None] = field(default_factory=dict)  # their certificates' days left
     data_dir_free_bytes: int | None = None
     data_dir_free_percent: float | None = None
     certificate_days_left: int | None = None
@@ -180,6 +181,9 @@ def check_status(
     pki = PKI.for_inventory(inventory)
     secrets = load_secrets(secrets_path(inventory.site_dir))
     server = ServerStatus(certificate_days_left=_days_left(pki, SERVER, now))
+    server.receiver_certificates = {
+        r.name: _days_left(pki, f"receivers/{r.name}", now) for r in inventory.server.receivers
+    }
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
         _check_metrics(conn, server)
@@ -347,6 +351,9 @@ def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt
         for name, state in server.receivers.items()
         if not state.startswith("ok")
     ]
+    for name, days in server.receiver_certificates.items():
+        if days is None or days <= cert_window.days:
+            problems.append(f"receiver {name}: certificate: {days} days left")
     if server.data_dir_free_percent is not None and server.data_dir_free_percent < 10:
         problems.append(f"only {server.data_dir_free_percent}% free in {inventory.server.data_dir}")
     if server.certificate_days_left is None or server.certificate_days_left <= cert_window.days:

@@ -290,6 +290,10 @@ def https_url(value: str) -> str:
         _ = parts.port
     except ValueError as exc:
         raise ValueError(f"not a valid URL ({exc})") from None
-    if not parts.hostname:
-        raise ValueError("the URL names no host")
+    if not parts.hostname or parts.netloc.endswith(":") or (parts.port is not None and not 1 <= parts.port <= 65535):
+        raise ValueError("the URL names no host, or a port outside 1-65535")
+    try:
+        ip(parts.hostname)
+    except ValueError:
+        hostname(parts.hostname)  # a name, as a certificate would hold it
     return value

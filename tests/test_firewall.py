@@ -75,3 +75,40 @@ def test_enroll_adds_the_host_to_the_servers_allowlist(tmp_path, ssh_client_key,
         assert server.systemctl_calls == ["daemon-reload", "enable logstack-firewall", "restart logstack-firewall"]
     finally:
         fleet.stop()
+
+
+def test_enroll_adds_the_host_to_every_receivers_allowlist(tmp_path, ssh_client_key, runner):
+    import yaml
+
+    fleet = make_fleet(
+        tmp_path,
+        ssh_client_key,
+        ["web1"],
+        server=True,
+        first_octet=90,
+        extra={"server.firewall": True},
+        receivers=("logs2",),
+    )
+    try:
+        spec = yaml.safe_load(fleet.inventory.read_text())
+        spec["server"]["store"] = {
+            "type": "external",
+            "http_endpoint": "https://greptime.example.com",
+            "mysql_host": "greptime.example.com",
+        }
+        fleet.inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
+        PKI.for_inventory(load_inventory(fleet.inventory)).init_ca()
+        result = invoke(runner, "enroll-host", "--no-verify", "web1", "-i", fleet.inventory)
+        assert result.exit_code == 0, result.output
+        web1 = fleet.hosts["web1"].address
+        for name in ("server", "logs2"):
+            nft = fleet.hosts[name].path("/etc/logstack/firewall.nft").read_text()
+            assert f"elements = {{ {web1} }}" in nft, name
+            assert fleet.hosts[name].systemctl_calls == [
+                "daemon-reload",
+                "enable logstack-firewall",
+                "restart logstack-firewall",
+            ]
+        assert "logs2 (firewall)" in result.stdout
+    finally:
+        fleet.stop()

@@ -160,3 +160,104 @@ def test_a_safety_lag_for_several_frontends_reaches_the_scheduled_run(tmp_path, 
     inv.write_text(EXAMPLE.read_text().replace("safety_lag: 10s ", "safety_lag: 3h  "))
     with pytest.raises(InventoryError, match="safety_lag"):
         load_inventory(inv)
+
+
+def test_each_receiver_binds_its_own_listen_address(tmp_path):
+    cert, _ = self_signed(tmp_path)
+    path = scaled_inventory(
+        tmp_path / "site",
+        cert.read_bytes(),
+        {
+            "server.listen_address": "192.0.2.10",
+            "server.receivers": [{"name": "logs2", "fqdn": "logs2.example.com", "listen_address": "192.0.2.11"}],
+        },
+    )
+    files = _files(path)
+    server = yaml.safe_load(files[("server", "/etc/vector/vector.yaml")])["sources"]["senders"]["address"]
+    logs2 = yaml.safe_load(files[("receivers/logs2", "/etc/vector/vector.yaml")])["sources"]["senders"]["address"]
+    assert (server, logs2) == ("192.0.2.10:3003", "192.0.2.11:3003")
+
+
+@pytest.mark.parametrize(
+    ("receivers", "message"),
+    [
+        ([{"name": "logs2", "fqdn": "logs.example.com"}], "'logs.example.com' is taken"),
+        ([{"name": "logs2", "fqdn": "a.example.com"}, {"name": "logs3", "fqdn": "A.example.com"}], "is taken"),
+        ([{"name": "logs2", "fqdn": "a.example.com", "address": "192.0.2.10"}], "'192.0.2.10' is taken"),
+        ([{"name": "Logs2", "fqdn": "a.example.com"}, {"name": "logs2", "fqdn": "b.example.com"}], "'logs2' is taken"),
+        ([{"name": "WEB1", "fqdn": "a.example.com"}], "'web1' is taken"),
+    ],
+)
+def test_receivers_are_machines_of_their_own(tmp_path, receivers, message):
+    cert, _ = self_signed(tmp_path)
+    path = scaled_inventory(tmp_path / "site", cert.read_bytes(), {"server.receivers": receivers})
+    with pytest.raises(InventoryError, match=message):
+        load_inventory(path)
+
+
+@pytest.mark.parametrize("endpoint", ["https://h.example.com:0", "https://h.example.com:", "https://..:4000"])
+def test_a_store_endpoint_names_a_host_and_a_port(tmp_path, endpoint):
+    cert, _ = self_signed(tmp_path)
+    path = scaled_inventory(tmp_path / "site", cert.read_bytes(), {"server.store.http_endpoint": endpoint})
+    with pytest.raises(InventoryError, match="http_endpoint"):
+        load_inventory(path)
+
+
+def test_the_store_ca_file_is_certificates_and_nothing_else(tmp_path):
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from logstack.errors import BadInputError
+
+    cert, _ = self_signed(tmp_path)
+    path = scaled_inventory(tmp_path / "site", cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    (path.parent / "store-ca.pem").write_bytes(cert.read_bytes() + key)  # a key pasted in by mistake
+    files = _files(path)
+    assert files[("receivers/logs2", "/etc/vector/tls/store-ca.pem")] == cert.read_bytes()
+    assert all(b"PRIVATE KEY" not in content for content in files.values())
+    os.mkfifo(tmp_path / "fifo.pem")
+    for ca_file, message in (
+        (str(tmp_path / "fifo.pem"), "not a regular file"),
+        ("/dev/zero", "not a regular file"),
+        ("~no-such-user-here/ca.pem", "cannot expand ~"),
+        (str(tmp_path / "missing.pem"), "cannot read"),
+    ):
+        odd = scaled_inventory(tmp_path / "odd", cert.read_bytes(), {"server.store.ca_file": ca_file})
+        with pytest.raises(BadInputError, match=message):
+            _files(odd)
+    (tmp_path / "huge.pem").write_bytes(b"x" * (2 << 20))
+    odd = scaled_inventory(tmp_path / "odd", cert.read_bytes(), {"server.store.ca_file": str(tmp_path / "huge.pem")})
+    with pytest.raises(BadInputError, match="larger than 1 MiB"):
+        _files(odd)
+
+
+def test_units_of_a_server_without_a_store_of_its_own_want_no_greptimedb(scaled):
+    files = _files(scaled)
+    for unit in ("logstack-analyze.service", "logstack-seal.service"):
+        text = files[("server", f"/etc/systemd/system/{unit}")].decode()
+        assert "greptime.service" not in text, unit
+
+
+def test_restore_is_for_the_standalone_store(scaled, runner):
+    from tests.conftest import invoke
+
+    result = invoke(runner, "restore", "/var/backups/logstack/20261201T020000Z", "-i", scaled)
+    assert result.exit_code == 2 and "an external store restores with its own tooling" in result.output
+
+
+def test_status_names_a_receiver_whose_certificate_expires():
+    import datetime as dt
+
+    from logstack.status import ServerStatus, _server_problems
+
+    server = ServerStatus(greptimedb="ok", vector_tls="ok (TLSv1.3)", certificate_days_left=300)
+    server.receivers = {"logs2": "ok (TLSv1.3)", "logs3": "failed: connection refused"}
+    server.receiver_certificates = {"logs2": 12, "logs3": 300}
+    problems = _server_problems(server, load_inventory(EXAMPLE), dt.timedelta(days=30))
+    assert problems == [
+        "receiver logs3: Vector TLS port failed: connection refused",
+        "receiver logs2: certificate: 12 days left",
+    ]

@@ -51,9 +51,8 @@ def test_a_store_offering_no_tls_gets_no_password(tmp_path):
     config = DatabaseConfig(
         host="127.0.0.1", port=listener.getsockname()[1], password="analyst-secret-123456", tls=True, tls_ca=str(cert)
     )
-    with pytest.raises(RuntimeFailure, match="SSL is required"):
-        with DatabaseSource(config):
-            pass
+    with pytest.raises(RuntimeFailure, match="SSL is required"), DatabaseSource(config):
+        pass
     thread.join(10)
     listener.close()
     assert b"analyst-secret" not in seen.get("received", b"")

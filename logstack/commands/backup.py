@@ -29,7 +29,8 @@ def backup(
     if not full(SQL_NAME_RE, database):
         raise BadInputError(f"--database {database[:40]!r} is not a plain SQL name")
     location = Path(check_location(str(directory)))
-    api = LoopbackGreptimeHTTP(http_host, http_port, db_user, read_password(db_password_file))
+    # a large COPY takes its time: an hour per statement
+    api = LoopbackGreptimeHTTP(http_host, http_port, db_user, read_password(db_password_file), timeout=3600)
     now = dt.datetime.now(dt.UTC)
     result = run_backup(api, database, location, now)
     result.removed, problems = prune(location, keep_daily, keep_weekly, now)
