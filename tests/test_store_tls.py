@@ -31,9 +31,17 @@ def test_a_store_offering_no_tls_gets_no_password(tmp_path):
         with conn:
             caps = 0x0200 | 0x8000 | 0x80000 | 0x8  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, CONNECT_WITH_DB
             greeting = (
-                b"\x0a8.0.0-stand-in\0" + struct.pack("<I", 1) + b"abcdefgh\0" + struct.pack("<H", caps & 0xFFFF)
-                + b"\x21" + struct.pack("<H", 2) + struct.pack("<H", caps >> 16) + bytes([21]) + b"\0" * 10
-                + b"ijklmnopqrst\0" + b"mysql_native_password\0"
+                b"\x0a8.0.0-stand-in\0"
+                + struct.pack("<I", 1)
+                + b"abcdefgh\0"
+                + struct.pack("<H", caps & 0xFFFF)
+                + b"\x21"
+                + struct.pack("<H", 2)
+                + struct.pack("<H", caps >> 16)
+                + bytes([21])
+                + b"\0" * 10
+                + b"ijklmnopqrst\0"
+                + b"mysql_native_password\0"
             )
             conn.sendall(_packet(0, greeting))
             conn.settimeout(5)
