@@ -41,6 +41,16 @@ def invoke(runner: CliRunner, *args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.fixture
+def vector_port():
+    """Vector's port on the receivers: the stand-in Vector does not listen, so the test does (one network)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    yield listener.getsockname()[1]
+    listener.close()
+
+
 @pytest.fixture(scope="session")
 def mysql_4002(mariadb):
     """GreptimeDB's MySQL port on the server's loopback, served by the MariaDB stand-in."""

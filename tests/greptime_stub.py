@@ -134,8 +134,8 @@ class FakeGreptime(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def greptime_api():
+def _reset() -> None:
+    """A fresh stand-in: no databases, tables, rows or requests."""
     FakeGreptime.requests = []
     FakeGreptime.databases = {}
     FakeGreptime.tables = set()
@@ -143,6 +143,11 @@ def greptime_api():
     FakeGreptime.rows = []
     FakeGreptime.table_rows = {}
     FakeGreptime.creates = {}
+
+
+@pytest.fixture
+def greptime_api():
+    _reset()
     with _serving(FakeGreptime, 4000, "the GreptimeDB stand-in"):
         yield FakeGreptime.requests
 
@@ -153,13 +158,7 @@ def external_greptime(cert: str, key: str) -> Iterator[tuple[int, list]]:
     frontend answers as standalone does: v1.1.4 builds both with frontend::server::Services)."""
     import ssl
 
-    FakeGreptime.requests = []
-    FakeGreptime.databases = {}
-    FakeGreptime.tables = set()
-    FakeGreptime.append_tables = set()
-    FakeGreptime.rows = []
-    FakeGreptime.table_rows = {}
-    FakeGreptime.creates = {}
+    _reset()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGreptime)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import tarfile
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
-
-
-@pytest.fixture
-def vector_port():
-    listener = socket.create_server(("127.0.0.1", 0))
-    yield listener.getsockname()[1]
-    listener.close()
 
 
 @pytest.fixture

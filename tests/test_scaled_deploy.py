@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 
 import pytest
 import yaml
@@ -19,17 +16,9 @@ from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.greptime_stub import external_greptime
 from tests.mariadb import PASSWORD
-from tests.processes import spawn, stop_group
+from tests.tlsutil import openssl_handshake, openssl_server
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
-
-
-@pytest.fixture
-def vector_port():
-    """Vector's port on every receiver: the stand-in Vector does not listen, so the test does (one network)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    yield listener.getsockname()[1]
-    listener.close()
 
 
 @pytest.fixture
@@ -100,10 +89,12 @@ def test_two_receivers_and_an_external_store_are_set_up_each_with_its_own_certif
     bundle = fleet.inventory.parent / "ca-bundle.pem"
     bundle.write_bytes(pki.ca_bundle_pem())
     for name in ("logs2", "logs3"):
-        ok = _handshake(pki, f"receivers/{name}", client, bundle, f"{name}.example.com")
-        assert "Verification: OK" in ok, ok
-    wrong = _handshake(pki, "receivers/logs3", client, bundle, "logs2.example.com")
-    assert "Verification: OK" not in wrong and "hostname mismatch" in wrong
+        receiver = (pki.cert_path(f"receivers/{name}"), pki.key_path(f"receivers/{name}"))
+        ok, transcript = openssl_handshake(bundle, *receiver, *client, bundle, f"{name}.example.com")
+        assert ok, transcript
+    logs3 = (pki.cert_path("receivers/logs3"), pki.key_path("receivers/logs3"))
+    wrong, transcript = openssl_handshake(bundle, *logs3, *client, bundle, "logs2.example.com")
+    assert not wrong and "hostname mismatch" in transcript
     # again: nothing to change anywhere, the table not made twice
     again = invoke(runner, "init-server", "-i", fleet.inventory)
     assert again.exit_code == 0, again.output
@@ -140,67 +131,6 @@ def mariadb_cert(inv) -> bytes:
     return open(inv.server.store.ca_file, "rb").read()
 
 
-def _handshake(pki: PKI, receiver: str, client: tuple, bundle, name: str) -> str:
-    """openssl s_server with the receiver's certificate (client certificate required), s_client as the
-    sender with its certificate and the name it dials verified."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = spawn(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            f"127.0.0.1:{port}",
-            "-cert",
-            str(pki.cert_path(receiver)),
-            "-key",
-            str(pki.key_path(receiver)),
-            "-CAfile",
-            str(bundle),
-            "-Verify",
-            "2",
-            "-verify_return_error",
-            "-quiet",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        done = subprocess.run(
-            [
-                "openssl",
-                "s_client",
-                "-connect",
-                f"127.0.0.1:{port}",
-                "-cert",
-                str(client[0]),
-                "-key",
-                str(client[1]),
-                "-CAfile",
-                str(bundle),
-                "-verify_hostname",
-                name,
-                "-verify_return_error",
-                "-brief",
-            ],
-            input=b"",
-            capture_output=True,
-            timeout=20,
-        )
-        return (done.stdout + done.stderr).decode(errors="replace")
-    finally:
-        stop_group(server)
-
-
 def test_status_checks_every_receivers_port_and_the_external_stores_health(scaled, runner):
     from logstack.status import ServerStatus, _check_server, _vector_handshake
 
@@ -212,38 +142,9 @@ def test_status_checks_every_receivers_port_and_the_external_stores_health(scale
     bundle.write_bytes(pki.ca_bundle_pem())
     logs2 = fleet.hosts["logs2"]
     # logs2's Vector port: its certificate, a client certificate required; logs3's: nothing listens
-    tls = spawn(
-        [
-            "openssl",
-            "s_server",
-            "-accept",
-            f"{logs2.address}:{inv.server.vector_port}",
-            "-cert",
-            str(pki.cert_path("receivers/logs2")),
-            "-key",
-            str(pki.key_path("receivers/logs2")),
-            "-CAfile",
-            str(bundle),
-            "-Verify",
-            "2",
-            "-verify_return_error",
-            "-quiet",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((logs2.address, inv.server.vector_port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    receiver = (pki.cert_path("receivers/logs2"), pki.key_path("receivers/logs2"))
+    with openssl_server(logs2.address, inv.server.vector_port, *receiver, bundle):
         found = _vector_handshake(inv, pki, None)
-    finally:
-        stop_group(tls)
     assert found["logs2"].startswith("ok (TLS")
     assert found["logs3"].startswith("failed:")
     from logstack.ssh import connect

@@ -3,12 +3,12 @@ Vector's TLS port."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
 import socket
-import subprocess
 import time
 
 import pytest
@@ -20,7 +20,7 @@ from logstack.signing import sign_row
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
-from tests.processes import spawn, stop_group
+from tests.tlsutil import openssl_server
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 
@@ -69,40 +69,14 @@ def test_status_finds_silent_hosts_and_checks_the_server(
     fleet = make_fleet(
         tmp_path, ssh_client_key, ["web1", "web2"], server=True, first_octet=50, extra={"server.vector_port": port}
     )
-    tls = None
+    stack = contextlib.ExitStack()  # the receiver's TLS port, once the certificates exist
     try:
         pki = _prepare(fleet)
         assert invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory).exit_code == 0
         bundle = tmp_path / "ca.pem"
         bundle.write_bytes(pki.ca_bundle_pem())
-        tls = spawn(
-            [
-                "openssl",
-                "s_server",
-                "-accept",
-                f"{fleet.hosts['server'].address}:{port}",
-                "-cert",
-                str(pki.cert_path("server")),
-                "-key",
-                str(pki.key_path("server")),
-                "-CAfile",
-                str(bundle),
-                "-Verify",
-                "2",
-                "-verify_return_error",
-                "-quiet",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # s_server is up once it accepts a connection
-            try:
-                socket.create_connection((fleet.hosts["server"].address, port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        server_tls = (pki.cert_path("server"), pki.key_path("server"))
+        stack.enter_context(openssl_server(fleet.hosts["server"].address, port, *server_tls, bundle))
         mariadb.create_logs("vector")
         mariadb.insert(
             "vector",
@@ -168,8 +142,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(
         assert "the GreptimeDB sink discarded 1500 events since Vector started" in found
         assert "disk buffer is 95.0% full" in found
     finally:
-        if tls is not None:
-            stop_group(tls)
+        stack.close()
         fleet.stop()
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +176,41 @@ def openssl_handshake(
     transcript = "".join(seen) + out + client_out + client_err
     # -rev echoes the line reversed, which happens only after a completed, verified handshake.
     return "olleh" in client_out, transcript
+
+
+@contextlib.contextmanager
+def openssl_server(address: str, port: int, cert: Path, key: Path, bundle: Path) -> Iterator[None]:
+    """A receiver's TLS port as Vector serves it: openssl s_server with its certificate, a client certificate
+    of the site CA required; up once it accepts a connection, ended with the block."""
+    server = spawn(
+        [
+            "openssl",
+            "s_server",
+            "-accept",
+            f"{address}:{port}",
+            "-cert",
+            str(cert),
+            "-key",
+            str(key),
+            "-CAfile",
+            str(bundle),
+            "-Verify",
+            "2",
+            "-verify_return_error",
+            "-quiet",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((address, port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield
+    finally:
+        stop_group(server)
