@@ -20,7 +20,6 @@ from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.greptime import site_database
 from logstack.inventory import Host, Inventory
 from logstack.pki import PKI
-from logstack.receivers import receiver_target
 from logstack.render import firewall_files, render_site
 from logstack.secrets_store import load_secrets, secrets_path
 from logstack.signing import (
@@ -34,7 +33,7 @@ from logstack.signing import (
     site_verifier,
 )
 from logstack.ssh import connect
-from logstack.targets import HostResult, host_target, known_hosts_path, server_target
+from logstack.targets import HostResult, host_target, known_hosts_path, receiver_target, server_target
 from logstack.vrl import digest_in
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from logstack.errors import RuntimeFailure
-from logstack.inventory import Inventory, ReceiverSpec
+from logstack.inventory import Inventory
 from logstack.pki import PKI
 from logstack.shell import shell_command
-from logstack.ssh import Connection, Target
+from logstack.ssh import Connection
 from logstack.topology import receiver_pki_name
 
 if TYPE_CHECKING:
@@ -45,19 +45,6 @@ VECTOR_MISSING = (
     "Vector is not installed on receiver {name}: install it from its signed apt repository (apt.vector.dev), "
     "or set server.manage_packages: true"
 )
-
-
-def receiver_target(spec: ReceiverSpec) -> Target:
-    """How to reach a receiver over SSH (its ssh settings; the fqdn when no address is given)."""
-    return Target(
-        name=spec.name,
-        address=spec.address or spec.fqdn,
-        port=spec.ssh.port,
-        user=spec.ssh.user,
-        key=spec.ssh.key,
-        proxy_jump=spec.ssh.proxy_jump,
-        sudo=spec.sudo,
-    )
 
 
 def ensure_receiver_certificates(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> list[str]:

@@ -15,7 +15,7 @@ from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.greptime import GreptimeHTTP, store_api
 from logstack.inventory import Inventory, ServerSpec
 from logstack.pki import PKI, SERVER
-from logstack.receivers import ensure_receiver_certificates, ensure_vector, receiver_hooks, receiver_target
+from logstack.receivers import ensure_receiver_certificates, ensure_vector, receiver_hooks
 from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path
 from logstack.server_install import first_run, install_logstack, run_root_script
@@ -23,7 +23,7 @@ from logstack.shell import shell_command
 from logstack.signing import ensure_keys
 from logstack.ssh import Connection
 from logstack.store_setup import Api, create_schema, retention, self_test
-from logstack.targets import HostResult, server_target
+from logstack.targets import HostResult, receiver_target, server_target
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from logstack.errors import LogstackError
 from logstack.facts import HostFacts
-from logstack.inventory import Host, Inventory
+from logstack.inventory import Host, Inventory, ReceiverSpec, ServerSpec
 from logstack.plan import Plan
 from logstack.ssh import Target
 
@@ -52,13 +52,17 @@ def host_target(host: Host) -> Target:
 
 
 def server_target(inventory: Inventory) -> Target:
-    server = inventory.server
+    return receiver_target(inventory.server, "server")
+
+
+def receiver_target(spec: ServerSpec | ReceiverSpec, name: str | None = None) -> Target:
+    """A receiving machine over SSH: its own ssh settings; its fqdn when no address is given."""
     return Target(
-        name="server",
-        address=server.address or server.fqdn,
-        port=server.ssh.port,
-        user=server.ssh.user,
-        key=server.ssh.key,
-        proxy_jump=server.ssh.proxy_jump,
-        sudo=server.sudo,
+        name=name or getattr(spec, "name", "server"),
+        address=spec.address or spec.fqdn,
+        port=spec.ssh.port,
+        user=spec.ssh.user,
+        key=spec.ssh.key,
+        proxy_jump=spec.ssh.proxy_jump,
+        sudo=spec.sudo,
     )

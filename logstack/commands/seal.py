@@ -51,20 +51,8 @@ def seal(
     ] = False,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
-    site = open_site(
-        inventory_path,
-        db_host,
-        db_port,
-        db_user,
-        db_name,
-        table,
-        db_password_file,
-        data_dir,
-        signing_keys,
-        seal_key,
-        tls=db_tls,
-        tls_ca=db_tls_ca,
-    )
+    store = (db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
+    site = open_site(inventory_path, store, data_dir, signing_keys, seal_key)
     with DatabaseSource(site.database) as db:
         result = seal_store(
             db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl, accept_chain

@@ -26,25 +26,21 @@ SealKeyOpt = Annotated[Path | None, typer.Option("--seal-key", help="The server'
 TtlOpt = Annotated[str | None, typer.Option("--ttl", help="The store's retention (default: the inventory's).")]
 
 
+# Where the store is, as the options give it: host, port, user, database, table, password file, TLS, TLS CA.
+Store = tuple[str | None, int | None, str | None, str | None, str | None, Path | None, bool, Path | None]
+
+
 def open_site(
     inventory_path: Path | None,
-    db_host: str | None,
-    db_port: int | None,
-    db_user: str | None,
-    db_name: str | None,
-    table: str | None,
-    password_file: Path | None,
+    store: Store,
     data_dir: Path | None,
     signing_keys: Path | None,
     seal_key: Path | None = None,
     ttl: str | None = None,
-    tls: bool = False,
-    tls_ca: Path | None = None,
 ) -> SealSite:
     """The seal settings the options name."""
     inv = load_inventory(inventory_path) if inventory_path is not None else None
-    database = database_config(inv, db_host, db_port, db_user, db_name, table, password_file, tls, tls_ca)
-    return seal_site(inv, database, data_dir, signing_keys, seal_key, ttl)
+    return seal_site(inv, database_config(inv, *store), data_dir, signing_keys, seal_key, ttl)
 
 
 __all__ = [

@@ -50,21 +50,8 @@ def verify(
     ] = None,
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
-    site = open_site(
-        inventory_path,
-        db_host,
-        db_port,
-        db_user,
-        db_name,
-        table,
-        db_password_file,
-        data_dir,
-        signing_keys,
-        seal_key,
-        ttl,
-        tls=db_tls,
-        tls_ca=db_tls_ca,
-    )
+    store = (db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
+    site = open_site(inventory_path, store, data_dir, signing_keys, seal_key, ttl)
     with DatabaseSource(site.database) as db:
         result = verify_store(
             db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor
