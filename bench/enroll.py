@@ -65,11 +65,26 @@ def _senders(fleet, names, mariadb, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+def _scaled(inventory: Path, count: int) -> None:
+    """Receivers logs2.. in the senders' endpoints (not deployed: enrolment does not touch them)."""
+    spec = yaml.safe_load(inventory.read_text())
+    spec["server"]["receivers"] = [{"name": f"logs{i + 2}", "fqdn": f"logs{i + 2}.example.com"} for i in range(count)]
+    spec["server"]["store"] = {
+        "type": "external",
+        "http_endpoint": "https://greptime.example.com",
+        "mysql_host": "greptime.example.com",
+    }
+    inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--delivery", action="store_true", help="also wait for each host's heartbeat")
+    parser.add_argument(
+        "--receivers", type=int, default=0, help="the site's scaled form: this many more receivers, an external store"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -86,6 +101,8 @@ def main() -> None:
                 secrets["greptimedb"]["analyst"] = PASSWORD
                 (fleet.inventory.parent / "secrets.yaml").write_text(yaml.safe_dump(secrets))
                 threading.Thread(target=_senders, args=(fleet, names, mariadb, stop), daemon=True).start()
+            if args.receivers:
+                _scaled(fleet.inventory, args.receivers)
             inv = load_inventory(fleet.inventory)
             PKI.for_inventory(inv).init_ca()
             timings = []
