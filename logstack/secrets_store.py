@@ -100,9 +100,9 @@ def _store_secrets(path: Path, raw: object) -> dict[str, str]:
         raise SecretsError(f"{path}: store: a mapping of access_key_id and secret_access_key is required")
     for key, value in raw.items():
         if key not in ("access_key_id", "secret_access_key"):
-            raise SecretsError(f"{path}: store.{str(key)[:40]}: unknown key (access_key_id, secret_access_key)")
+            raise SecretsError(f"{path}: store.{str(key)[:40]!r}: unknown key (access_key_id, secret_access_key)")
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9+/=._~-]{1,256}", value):
-            raise SecretsError(f"{path}: store.{key}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
+            raise SecretsError(f"{path}: store.{key!r}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
     return dict(raw)
 
 
@@ -118,12 +118,12 @@ def _alert_secrets(path: Path, raw: object) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for name, entry in raw.items():
         if not isinstance(name, str) or not isinstance(entry, dict):
-            raise SecretsError(f"{path}: alerts.{str(name)[:40]}: a mapping of url, token or password is required")
+            raise SecretsError(f"{path}: alerts.{str(name)[:40]!r}: a mapping of url, token or password is required")
         for key, value in entry.items():
             if key not in _ALERT_SECRET_KEYS:
-                raise SecretsError(f"{path}: alerts.{name}.{str(key)[:40]}: unknown key (url, token or password)")
+                raise SecretsError(f"{path}: alerts.{name!r}.{str(key)[:40]!r}: unknown key (url, token or password)")
             if not isinstance(value, str) or not value or len(value) > 4096 or not value.isprintable():
-                raise SecretsError(f"{path}: alerts.{name}.{key}: must be printable text of 1-4096 characters")
+                raise SecretsError(f"{path}: alerts.{name!r}.{key}: must be printable text of 1-4096 characters")
         found[name] = dict(entry)
     return found
 
