@@ -20,20 +20,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from logstack.errors import BadInputError, RuntimeFailure
+from logstack.backup_storage import MANIFEST, STAMP_FORMAT, DirectoryStorage, S3Storage, Storage, s3_storage
+from logstack.errors import BadInputError, LogstackError, RuntimeFailure, SecretsError
 
 BACKUP_TABLE = "logstack_backups"
-MANIFEST = "logstack-backup.json"
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-_STAMP_RE = re.compile(r"\d{8}T\d{6}Z")
 _MADE = "WHERE `location` NOT LIKE 'restored:%'"  # backups made, not restores recorded
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{1,1000}")
 
@@ -81,17 +77,18 @@ def affected_rows(answer: Any) -> int:
         raise RuntimeFailure("server: GreptimeDB answered COPY DATABASE without a row count") from None
 
 
-def run_backup(api: SQL, database: str, directory: Path, now: dt.datetime) -> BackupResult:
-    """Copy the database into `directory/<UTC stamp>/`, then write the manifest (the mark of a complete
-    backup) and record the backup in the store."""
+def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> BackupResult:
+    """Copy the database to `<storage>/<UTC stamp>/`, then write the manifest (the mark of a complete backup)
+    and record the backup in the store (its location, never the keys)."""
     stamp = now.strftime(STAMP_FORMAT)
-    target = directory / stamp
+    target = storage.location(stamp)
     try:
-        target.mkdir(mode=0o750, parents=False)
+        storage.begin(stamp)
     except OSError as exc:
         raise RuntimeFailure(f"{target}: cannot create the backup directory: {exc.strerror}") from None
     tables = _tables(api, database)
-    rows = affected_rows(api.sql(f"COPY DATABASE `{database}` TO '{target}/' WITH (format = 'parquet')"))
+    copy = f"COPY DATABASE `{database}` TO '{target}' WITH (format = 'parquet')"
+    rows = affected_rows(_without(storage.secrets(), lambda: api.sql(copy + storage.connection())))
     manifest = {
         "version": 1,
         "database": database,
@@ -100,15 +97,24 @@ def run_backup(api: SQL, database: str, directory: Path, now: dt.datetime) -> Ba
         "rows": rows,
         "tables": tables,
     }
-    partial = target / f".{MANIFEST}.tmp"
-    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, target / MANIFEST)
+    storage.write_manifest(stamp, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     if BACKUP_TABLE in tables or _has_backup_table(api, database):
         api.sql(
             f"INSERT INTO `{database}`.`{BACKUP_TABLE}` (`greptime_timestamp`, `location`, `rows_copied`) "
-            f"VALUES ('{now.strftime('%Y-%m-%d %H:%M:%S')}', '{target}/', {rows})"
+            f"VALUES ('{now.strftime('%Y-%m-%d %H:%M:%S')}', '{target}', {rows})"
         )
-    return BackupResult(f"{target}/", rows, sorted(tables))
+    return BackupResult(target, rows, sorted(tables))
+
+
+def _without(secrets: tuple[str, ...], call: Callable[[], Any]) -> Any:
+    """Run a statement that carries keys; what GreptimeDB says back never shows them."""
+    try:
+        return call()
+    except RuntimeFailure as exc:
+        message = str(exc)
+        for secret in secrets:
+            message = message.replace(secret, "***")
+        raise RuntimeFailure(message) from None
 
 
 def _has_backup_table(api: SQL, database: str) -> bool:
@@ -134,38 +140,23 @@ def keep(stamps: list[str], keep_daily: int, keep_weekly: int) -> set[str]:
     return kept
 
 
-def _stamp(name: str, now: dt.datetime) -> bool:
-    """A directory name logstack gave a backup, of a time not after now (a later one is left alone)."""
-    if not _STAMP_RE.fullmatch(name):
-        return False
-    try:
-        when = dt.datetime.strptime(name, STAMP_FORMAT).replace(tzinfo=dt.UTC)
-    except ValueError:
-        return False
-    return when <= now
-
-
-def prune(directory: Path, keep_daily: int, keep_weekly: int, now: dt.datetime) -> tuple[list[str], list[str]]:
+def prune(storage: Storage, keep_daily: int, keep_weekly: int, now: dt.datetime) -> tuple[list[str], list[str]]:
     """Remove complete backups retention does not keep, and incomplete ones older than a day; returns what
-    was removed and what could not be. Only directories named as logstack names them, and not after
-    `now`, are ever touched; the backup made at `now` is always kept."""
-    complete, incomplete, problems = [], [], []
-    for entry in directory.iterdir():
-        if not _stamp(entry.name, now) or entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            (complete if (entry / MANIFEST).is_file() else incomplete).append(entry.name)
-        except OSError as exc:
-            problems.append(f"{entry}: {exc.strerror}")
+    was removed and what could not be. Only backups named as logstack names them, and not after `now`,
+    are ever touched; the backup made at `now` is always kept."""
+    try:
+        complete, incomplete = storage.listing(now)
+    except (OSError, LogstackError) as exc:
+        return [], [f"cannot list the backups: {getattr(exc, 'strerror', None) or exc}"]
     kept = keep(complete, keep_daily, keep_weekly) | {now.strftime(STAMP_FORMAT)}
     cutoff = (now - dt.timedelta(days=1)).strftime(STAMP_FORMAT)
-    removed = []
+    removed, problems = [], []
     for stamp in sorted([s for s in complete if s not in kept] + [s for s in incomplete if s < cutoff]):
         try:
-            shutil.rmtree(directory / stamp)
+            storage.remove(stamp)
             removed.append(stamp)
-        except OSError as exc:
-            problems.append(f"{directory / stamp}: cannot remove: {exc.strerror}")
+        except (OSError, LogstackError) as exc:
+            problems.append(f"{storage.location(stamp)}: cannot remove: {getattr(exc, 'strerror', None) or exc}")
     return removed, problems
 
 
@@ -212,11 +203,18 @@ class RestoreResult:
     expected: int
 
 
-def restore(api: SQL, database: str, location: str, read: Callable[[str], bytes]) -> RestoreResult:
+def restore(
+    api: SQL,
+    database: str,
+    location: str,
+    read: Callable[[str], bytes],
+    connection: str = "",
+    secrets: tuple[str, ...] = (),
+) -> RestoreResult:
     """Load a backup into a fresh store: its tables created as they were (SHOW CREATE TABLE), then COPY
     DATABASE FROM. The store records each restore; the same backup is never loaded twice (the tables are
     append-only: a second load would double every row). Senders may deliver into the store meanwhile."""
-    location = check_location(location)
+    location = location.rstrip("/")
     where = f"{location}/{MANIFEST}"
     manifest = read_manifest(read(where), where)
     if manifest["database"] != database:
@@ -235,7 +233,8 @@ def restore(api: SQL, database: str, location: str, read: Callable[[str], bytes]
         if table not in existing:
             api.sql(create, db=database)
             created.append(table)
-    rows = affected_rows(api.sql(f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"))
+    copy = f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"
+    rows = affected_rows(_without(secrets, lambda: api.sql(copy + connection)))
     if BACKUP_TABLE in existing or BACKUP_TABLE in statements:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         api.sql(
@@ -272,33 +271,66 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
 
 
-def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -> RestoreResult:
-    """`logstack restore`: a backup lying on the server (copied there, or where backups are written) into
-    that server's fresh store, through its HTTP API as admin, over SSH."""
-    from logstack.greptime import GreptimeHTTP
-    from logstack.secrets_store import load_secrets, secrets_path
+def site_s3(inventory: Any, secrets: Any) -> S3Storage | None:
+    """The site's S3 backup storage (inventory's `backup.s3`, keys from secrets.yaml `backup:`), if any."""
+    settings = inventory.server.backup
+    if settings is None or settings.s3 is None:
+        return None
+    keys = secrets.backup
+    if not keys.get("access_key_id") or not keys.get("secret_access_key"):
+        raise SecretsError("secrets.yaml: backup.access_key_id and backup.secret_access_key are needed for backup.s3")
+    s3 = settings.s3
+    return s3_storage(
+        f"s3://{s3.bucket}/{s3.root}", s3.endpoint, s3.region, keys["access_key_id"], keys["secret_access_key"]
+    )
+
+
+def manifest_reader(conn: Any, storage: S3Storage | None) -> Callable[[str], bytes]:
+    """Reads a manifest where its backup lies: S3 (`s3://...`, from here) or the server's disk (over SSH)."""
     from logstack.shell import shell_command
+
+    def read(path: str) -> bytes:
+        if path.startswith("s3://"):
+            if storage is None:
+                raise BadInputError(f"{path[:120]}: an S3 backup, but the inventory has no backup.s3")
+            bucket, _, key = path.removeprefix("s3://").partition("/")
+            if bucket != storage.bucket.bucket:
+                raise BadInputError(f"{path[:120]}: not in the site's backup bucket {storage.bucket.bucket}")
+            return storage.bucket.get(key)
+        status, out, _ = conn.run(
+            shell_command('cat -- "$1"', check_location(path.removesuffix("/" + MANIFEST)) + "/" + MANIFEST),
+            check=False,
+        )
+        if status != 0:
+            raise BadInputError(f"server: {path}: no such backup manifest")
+        return out
+
+    return read
+
+
+def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -> RestoreResult:
+    """`logstack restore`: a backup into the site's fresh store, through its HTTP API as admin: a backup on
+    the server's disk into its standalone store, or one on S3 into either store (a move to an external
+    store goes this way)."""
+    from logstack.greptime import store_api
+    from logstack.secrets_store import load_secrets, secrets_path
     from logstack.ssh import connect
     from logstack.targets import known_hosts_path, server_target
 
-    if inventory.server.store.type != "standalone":
-        raise BadInputError(
-            "restore loads a backup into the standalone store on the server; an external store restores with "
-            "its own tooling (COPY DATABASE ... FROM on it)"
-        )
-    location = check_location(location)
     secrets = load_secrets(secrets_path(inventory.site_dir))
+    storage = site_s3(inventory, secrets) if location.startswith("s3://") else None
+    if storage is None:
+        location = check_location(location)
+        if inventory.server.store.type != "standalone":
+            raise BadInputError(
+                "an external store cannot read the server's disk: restore it from a backup on S3 (backup.s3)"
+            )
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
-
-        def read(path: str) -> bytes:
-            status, out, _ = conn.run(shell_command('cat -- "$1"', path), check=False)
-            if status != 0:
-                raise BadInputError(f"server: {path}: no such backup manifest")
-            return out
-
-        api = GreptimeHTTP(conn, "admin", secrets.db_password("admin"))
+        api = store_api(conn, inventory, "admin", secrets.db_password("admin"))
         api.wait_healthy()
-        return restore(api, inventory.server.database, location, read)
+        connection, keys = (storage.connection(), storage.secrets()) if storage else ("", ())
+        read = manifest_reader(conn, storage)
+        return restore(api, inventory.server.database, location, read, connection, keys)
 
 
 def recorded_backup(db: Any) -> dt.datetime | None:
@@ -318,28 +350,39 @@ def recorded_backup(db: Any) -> dt.datetime | None:
     return parse_time(value) if value is not None else None
 
 
-def newest_backup_manifest(api: SQL, database: str, conn: Any) -> dict[str, Any] | None:
-    """The manifest of the newest recorded backup, read on the server, when it is there and says the same
-    time as the record; else None."""
-    from logstack.shell import shell_command
-
+def newest_backup_manifest(api: SQL, database: str, read: Callable[[str], bytes]) -> dict[str, Any] | None:
+    """The manifest of the newest recorded backup, where it lies, when it is there and says the same time
+    as the record; else None."""
     rows = api.rows(
         f"SELECT `location`, `greptime_timestamp` FROM `{database}`.`{BACKUP_TABLE}` "
         f"{_MADE} ORDER BY `greptime_timestamp` DESC LIMIT 1"
     )
     if not rows:
         return None
-    location, when = str(rows[0][0]), parse_time(rows[0][1])
+    location, when = str(rows[0][0]).rstrip("/"), parse_time(rows[0][1])
     try:
-        path = check_location(location) + f"/{MANIFEST}"
-    except BadInputError:
-        return None
-    status, out, _ = conn.run(shell_command('cat -- "$1"', path), check=False)
-    if status != 0:
-        return None
-    try:
-        manifest = read_manifest(out, path)
-    except BadInputError:
+        manifest = read_manifest(read(f"{location}/{MANIFEST}"), location)
+    except LogstackError:
         return None
     recorded = when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
     return manifest if manifest.get("created") == recorded else None
+
+
+def backup_storage(
+    directory: Path | None, s3: str | None, endpoint: str | None, region: str, credentials: Path | None
+) -> Storage:
+    """The storage the backup command's options name: a directory, or an S3 prefix with its keys."""
+    if (directory is None) == (s3 is None):
+        raise BadInputError("name exactly one of --directory and --s3")
+    if directory is not None:
+        return DirectoryStorage(Path(check_location(str(directory))))
+    if credentials is None:
+        raise BadInputError("--s3 needs --s3-credentials")
+    try:
+        keys = json.loads(credentials.read_bytes())
+        access, secret = str(keys["access_key_id"]), str(keys["secret_access_key"])
+    except OSError as exc:
+        raise SecretsError(f"{credentials}: cannot read: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise SecretsError(f"{credentials}: not JSON with access_key_id and secret_access_key") from None
+    return s3_storage(str(s3), endpoint, region, access, secret)

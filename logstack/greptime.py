@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from logstack.cabundle import read_bundle, resolve
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure
+from logstack.validation import https_url
 
 if TYPE_CHECKING:
     from logstack.inventory import Inventory
@@ -356,3 +357,19 @@ def database_settings(inventory: Inventory, port: int, password: str) -> Databas
         database=inventory.server.database,
         table=inventory.server.table,
     )
+
+
+def store_http(
+    endpoint: str | None, ca_file: Path | None, host: str, port: int, user: str, password: str
+) -> LoopbackGreptimeHTTP:
+    """The store's API for a long statement (a COPY: an hour): an external store's https endpoint, verified,
+    or GreptimeDB on this machine."""
+    if endpoint is None:
+        return LoopbackGreptimeHTTP(host, port, user, password, timeout=3600)
+    try:
+        https_url(endpoint)
+    except ValueError as exc:
+        raise BadInputError(f"--store-endpoint: {exc}") from None
+    parts = urllib.parse.urlsplit(endpoint)
+    tls = tls_context(str(ca_file) if ca_file else None)
+    return LoopbackGreptimeHTTP(str(parts.hostname), parts.port or 443, user, password, tls, timeout=3600)

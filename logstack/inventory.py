@@ -81,10 +81,21 @@ class AnalyzeSchedule(_Model):
     )
 
 
+class BackupS3(_Model):
+    """Backups in an S3 bucket (keys: secrets.yaml `backup: {access_key_id, secret_access_key}`)."""
+
+    bucket: Annotated[str, AfterValidator(validation.pattern_check(validation.BUCKET_RE, "an S3 bucket name"))]
+    root: Annotated[str, AfterValidator(validation.pattern_check(validation.KEY_PREFIX_RE, "a key prefix"))] = ""
+    region: Annotated[str, AfterValidator(validation.pattern_check(validation.REGION_RE, "a region"))] = "us-east-1"
+    endpoint: Annotated[str, AfterValidator(validation.s3_endpoint)] | None = None  # default: AWS in the region
+
+
 class BackupSettings(_Model):
-    """`logstack backup` on a timer on the server: COPY DATABASE into a directory, kept N daily / M weekly."""
+    """`logstack backup` on a timer on the server: COPY DATABASE into a directory or an S3 bucket, kept N
+    daily / M weekly."""
 
     directory: Annotated[str, AfterValidator(validation.backup_directory)] = "/var/backups/logstack"
+    s3: BackupS3 | None = None  # set: backups go to S3 instead of the directory
     on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "daily"
     keep_daily: Annotated[int, Field(ge=1, le=366, strict=True)] = 7
     keep_weekly: Annotated[int, Field(ge=0, le=520, strict=True)] = 4
@@ -340,10 +351,10 @@ def _check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
             f"{doc.where(('server', 'receivers'))}: receivers on other machines need server.store.type: external "
             "(GreptimeDB v1.1.4 standalone serves its HTTP API without TLS: they would write in clear)"
         )
-    if server.backup is not None and server.store.type == "external":
+    if server.backup is not None and server.store.type == "external" and server.backup.s3 is None:
         raise InventoryError(
-            f"{doc.where(('server', 'backup'))}: an external store is backed up by its own tooling "
-            "(logstack backup copies a standalone store on the server)"
+            f"{doc.where(('server', 'backup'))}: an external store writes its backups itself, to a place it can "
+            "reach: set backup.s3 (the server's disk is not one)"
         )
     names = {h.name.lower() for h in spec.hosts} | set(RESERVED_HOST_NAMES)
     fqdns = {server.fqdn.lower()}

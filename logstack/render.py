@@ -25,6 +25,7 @@ from logstack.render_server import (
     STANDALONE_ONLY,
     _passwords,
     alert_files,
+    backup_s3_files,
     db_args,
     firewall_files,
     store_files,
@@ -149,6 +150,7 @@ def _receiving_machines(
         files += alert_files(inventory, secrets)
     if spec.backup is not None:
         files += _render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
+        files += backup_s3_files(inventory, secrets)
     receiving = tuple(f for f in SERVER_FILES if f.path in RECEIVER_PATHS)
     for receiver in receivers_of(spec)[1:]:
         where = f"pki/{receiver.pki_name}.pem (issued by `logstack init-server`)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import TYPE_CHECKING, Any
 
 from logstack.cabundle import read_bundle, resolve
@@ -172,3 +173,18 @@ def store_files(inventory: Inventory, secrets: Secrets | None, machine: str, ana
             RenderedFile(machine, "/etc/greptime/storage.env", env.encode(), "root", "root", 0o600, "greptime", True)
         )
     return files
+
+
+def backup_s3_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
+    """The backup bucket's keys for the backup unit (root's only; placeholders in review)."""
+    backup = inventory.server.backup
+    if backup is None or backup.s3 is None:
+        return []
+    keys = {k: placeholder(f"secrets.yaml backup.{k}") for k in ("access_key_id", "secret_access_key")}
+    if secrets is not None:
+        missing = [k for k in keys if k not in secrets.backup]
+        if missing:
+            raise SecretsError(f"{inventory.site_dir / 'secrets.yaml'}: backup.{missing[0]}: needed for backup.s3")
+        keys = dict(secrets.backup)
+    content = (json.dumps(keys, indent=2, sort_keys=True) + "\n").encode()
+    return [RenderedFile(SERVER_MACHINE, "/etc/logstack/backup-s3.json", content, "root", "root", 0o600, None, True)]

@@ -27,6 +27,7 @@ class Secrets:
     db_passwords: dict[str, str]
     alerts: dict[str, dict[str, str]] = field(default_factory=dict)  # destination -> url/token/password
     store: dict[str, str] = field(default_factory=dict)  # object storage: access_key_id, secret_access_key
+    backup: dict[str, str] = field(default_factory=dict)  # S3 for backups: access_key_id, secret_access_key
 
     def db_password(self, user: str) -> str:
         return self.db_passwords[user]
@@ -89,20 +90,25 @@ def load_secrets(path: Path) -> Secrets:
                 "(GreptimeDB's users.conf cannot hold '=' or ',', and reads 'name:' as a password format)"
             )
         passwords[user] = value
-    return Secrets(passwords, _alert_secrets(path, data.get("alerts")), _store_secrets(path, data.get("store")))
+    return Secrets(
+        passwords,
+        _alert_secrets(path, data.get("alerts")),
+        _store_secrets(path, data.get("store"), "store"),
+        _store_secrets(path, data.get("backup"), "backup"),
+    )
 
 
-def _store_secrets(path: Path, raw: object) -> dict[str, str]:
-    """`store: {access_key_id, secret_access_key}` for a standalone store on object storage."""
+def _store_secrets(path: Path, raw: object, section: str) -> dict[str, str]:
+    """`store:` (the standalone store on object storage) or `backup:` (backups on S3): an S3 key pair."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise SecretsError(f"{path}: store: a mapping of access_key_id and secret_access_key is required")
+        raise SecretsError(f"{path}: {section}: a mapping of access_key_id and secret_access_key is required")
     for key, value in raw.items():
         if key not in ("access_key_id", "secret_access_key"):
-            raise SecretsError(f"{path}: store.{str(key)[:40]!r}: unknown key (access_key_id, secret_access_key)")
+            raise SecretsError(f"{path}: {section}.{str(key)[:40]!r}: unknown key (access_key_id, secret_access_key)")
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9+/=._~-]{1,256}", value):
-            raise SecretsError(f"{path}: store.{key!r}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
+            raise SecretsError(f"{path}: {section}.{key!r}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
     return dict(raw)
 
 

@@ -194,7 +194,8 @@ class _ServerRun:
         if server.store.type == "standalone":
             if server.manage_packages and install_greptime(conn, server.greptimedb_version, self.greptime_tarball):
                 steps.append(f"installed GreptimeDB {server.greptimedb_version}")
-            prepare_system(conn, server.data_dir, server.backup.directory if server.backup else None)
+            backups = server.backup.directory if server.backup and not server.backup.s3 else None
+            prepare_system(conn, server.data_dir, backups)
         else:
             conn.run("install -d -m 0755 /etc/logstack")
         if server.manage_packages and ensure_vector(conn, self.no_install):
@@ -255,6 +256,7 @@ def init_server(
             *secrets.db_passwords.values(),
             *(v for entry in secrets.alerts.values() for v in entry.values()),
             *secrets.store.values(),
+            *secrets.backup.values(),
         ),
     )
     target = server_target(inventory)

@@ -14,7 +14,7 @@ from typing import Any
 
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
-from logstack.backup import BACKUP_TABLE, last_backup, newest_backup_manifest
+from logstack.backup import BACKUP_TABLE, last_backup, manifest_reader, newest_backup_manifest, site_s3
 from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, http_over_ssh, site_database, store_api
@@ -248,7 +248,8 @@ def _check_backup_files(conn: Connection, api: GreptimeHTTP, inventory: Inventor
     ingest user may write rows too)."""
     if inventory.server.backup is None or server.last_backup is None:
         return
-    found = newest_backup_manifest(api, inventory.server.database, conn)
+    storage = site_s3(inventory, load_secrets(secrets_path(inventory.site_dir)))
+    found = newest_backup_manifest(api, inventory.server.database, manifest_reader(conn, storage))
     if found is None:
         server.problems.append(
             f"the newest recorded backup ({server.last_backup}) has no manifest on the server: removed, or the "

@@ -83,6 +83,9 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+KEY_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?")  # no leading, trailing or double '/'
+REGION_RE = re.compile(r"[a-z0-9-]{1,40}")
 LAG_RE = re.compile(r"(?:[1-9][0-9]?s|[1-5]?[0-9]m|1h)")  # up to an hour: longer would hold reports back
 SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TTL_UNIT = (
@@ -297,3 +300,12 @@ def https_url(value: str) -> str:
     except ValueError:
         hostname(parts.hostname)  # a name, as a certificate would hold it
     return value
+
+
+def s3_endpoint(value: str) -> str:
+    """An S3 endpoint: https://host[:port], or http:// on loopback (an S3-compatible service on the machine)."""
+    parts = urllib.parse.urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if not (parts.scheme == "https" or (parts.scheme == "http" and loopback)) or parts.path not in ("", "/"):
+        raise ValueError("must be https://host[:port] (http:// only on loopback), without a path")
+    return https_url("https://" + value.split("://", 1)[1].rstrip("/")).replace("https://", f"{parts.scheme}://", 1)

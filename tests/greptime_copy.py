@@ -73,30 +73,76 @@ def copy_answer(fake: Any, sql: str, db: str = "public") -> tuple[int, dict] | N
         return _records([[re.findall(r"'([^']*)'", r)[1], _millis(r)] for r in newest])
     if m := re.match(r"SELECT count\(\*\) FROM (`\w+`\.`logstack_backups`) WHERE `location` = '([^']*)'$", sql):
         return _records([[sum(1 for r in fake.table_rows.get(m[1], []) if f"'{m[2]}'" in r)]])
-    if m := re.match(r"COPY DATABASE `(\w+)` (TO|FROM) '([^']*)' WITH \(format = 'parquet'\)$", sql):
+    if m := re.match(
+        r"COPY DATABASE `(\w+)` (TO|FROM) '([^']*)' WITH \(format = 'parquet'\)( CONNECTION \((.*)\))?$", sql
+    ):
         if not m[3].endswith("/"):
             return 400, {"code": 1004, "error": "Invalid COPY DATABASE location, must end with '/'"}
-        return _copy_to(fake, m[1], Path(m[3])) if m[2] == "TO" else _copy_from(fake, m[1], Path(m[3]))
+        files = _files(m[3], m[5])
+        if isinstance(files, tuple):
+            return files
+        return _copy_to(fake, m[1], files) if m[2] == "TO" else _copy_from(fake, m[1], files)
     return None
 
 
-def _copy_to(fake: Any, db: str, where: Path) -> tuple[int, dict]:
+class _Bucket:
+    """An s3:// location in the S3 stand-in's objects, as GreptimeDB's S3 backend reaches it with the
+    CONNECTION keys (v1.1.4 src/common/datasource/src/object_store/s3.rs: bucket = the URL's host, root =
+    its path; keys access_key_id, secret_access_key, region, endpoint)."""
+
+    def __init__(self, bucket: str, root: str) -> None:
+        self.bucket, self.root = bucket, root.strip("/")
+
+    def write(self, name: str, data: str) -> None:
+        from tests.s3_standin import FakeS3
+
+        FakeS3.objects[(self.bucket, f"{self.root}/{name}")] = data.encode()
+
+    def parquet(self) -> list[tuple[str, str]]:
+        from tests.s3_standin import FakeS3
+
+        found = [(k, v) for (b, k), v in FakeS3.objects.items() if b == self.bucket and k.startswith(self.root + "/")]
+        return sorted((k.rsplit("/", 1)[1], v.decode()) for k, v in found if k.endswith(".parquet"))
+
+
+def _files(location: str, connection: str | None) -> Any:
+    if not location.startswith("s3://"):
+        return Path(location)
+    from tests.s3_standin import ACCESS, SECRET
+
+    given = dict(re.findall(r"(\w+) = '([^']*)'", connection or ""))
+    if given.get("ACCESS_KEY_ID") != ACCESS or given.get("SECRET_ACCESS_KEY") != SECRET:
+        return 400, {"code": 1004, "error": "Failed to build backend: access denied"}
+    bucket, _, root = location.removeprefix("s3://").partition("/")
+    return _Bucket(bucket, root)
+
+
+def _copy_to(fake: Any, db: str, where: Any) -> tuple[int, dict]:
     total = 0
     for table in sorted(t for t in fake.tables if t.startswith(f"`{db}`.")):
         rows = fake.table_rows.get(table, [])
         name = table.split("`.`")[1].rstrip("`")
-        (where / f"{name}.parquet").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if isinstance(where, _Bucket):
+            where.write(f"{name}.parquet", text)
+        else:
+            (where / f"{name}.parquet").write_text(text)
         total += len(rows)
     return 200, {"output": [{"affectedrows": total}], "execution_time_ms": 1}
 
 
-def _copy_from(fake: Any, db: str, where: Path) -> tuple[int, dict]:
+def _copy_from(fake: Any, db: str, where: Any) -> tuple[int, dict]:
     total = 0
-    for path in sorted(where.glob("*.parquet")):
-        table = f"`{db}`.`{path.stem}`"
+    if isinstance(where, _Bucket):
+        files = where.parquet()
+    else:
+        files = [(p.name, p.read_text()) for p in sorted(where.glob("*.parquet"))]
+    for name, text in files:
+        stem = name.removesuffix(".parquet")
+        table = f"`{db}`.`{stem}`"
         if table not in fake.tables:
-            return 400, {"code": 4001, "error": f"Table not found: greptime.{db}.{path.stem}"}
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
+            return 400, {"code": 4001, "error": f"Table not found: greptime.{db}.{stem}"}
+        rows = [json.loads(line) for line in text.splitlines()]
         fake.table_rows.setdefault(table, []).extend(rows)
         fake.rows.extend(rows)
         total += len(rows)

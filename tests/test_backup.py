@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logstack.backup import MANIFEST, STAMP_FORMAT, keep, prune
+from logstack.backup_storage import DirectoryStorage
 from logstack.inventory import load_inventory
 from logstack.render import render_site
 from tests.conftest import EXAMPLE, invoke
@@ -59,7 +60,7 @@ def test_prune_touches_only_backups_logstack_made(tmp_path):
     (tmp_path / "20261101T020000Z").symlink_to(outside)
     (tmp_path / "20270101T000000Z").mkdir()  # a stamp after now (a wrong clock, or planted): left alone
     (tmp_path / "20261231T246000Z").mkdir()  # not a time: left alone
-    removed, problems = prune(tmp_path, 2, 0, now)
+    removed, problems = prune(DirectoryStorage(tmp_path), 2, 0, now)
     assert removed == ["20261120T020000Z", "20261125T020000Z"] and problems == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "20261101T020000Z",
@@ -76,7 +77,7 @@ def test_prune_touches_only_backups_logstack_made(tmp_path):
 def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_path, monkeypatch):
     import shutil
 
-    from logstack import backup
+    from logstack import backup_storage
 
     now = dt.datetime(2026, 12, 1, 3, tzinfo=dt.UTC)
     for stamp in ("20261101T020000Z", "20261102T020000Z", "20261201T030000Z"):
@@ -89,11 +90,11 @@ def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_pat
             raise PermissionError(13, "Permission denied")
         real(path, *args, **kwargs)
 
-    monkeypatch.setattr(backup.shutil, "rmtree", rmtree)
-    removed, problems = prune(tmp_path, 1, 0, now)
+    monkeypatch.setattr(backup_storage.shutil, "rmtree", rmtree)
+    removed, problems = prune(DirectoryStorage(tmp_path), 1, 0, now)
     assert (tmp_path / "20261201T030000Z").is_dir()  # the one just made, whatever keep_daily says
     assert removed == ["20261101T020000Z"]
-    assert problems == [f"{tmp_path}/20261102T020000Z: cannot remove: Permission denied"]
+    assert problems == [f"{tmp_path}/20261102T020000Z/: cannot remove: Permission denied"]
 
 
 def _store(fake, rows: int) -> None:  # the example has backups: logs and logstack_backups
@@ -307,7 +308,7 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
         from logstack.backup import run_backup
         from logstack.greptime import LoopbackGreptimeHTTP
 
-        run_backup(LoopbackGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", backups, now)
+        run_backup(LoopbackGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", DirectoryStorage(backups), now)
         assert status_of() == []
         # a row the ingest user wrote, claiming a fresh backup: no manifest behind it
         later = (now + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
@@ -328,3 +329,89 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
         assert any("dated in the future" in p for p in problems) and any("no manifest" in p for p in problems)
     finally:
         fleet.stop()
+
+
+def test_a_backup_to_s3_keeps_its_keys_out_and_retention_stays_in_its_prefix(greptime_api, runner, tmp_path):
+    from tests.greptime_stub import FakeGreptime
+    from tests.s3_standin import ACCESS, REGION, SECRET, FakeS3, fake_s3
+
+    _store(FakeGreptime, 5)
+    password = tmp_path / "admin.password"
+    password.write_text("admin-password-for-tests\n")
+    keys = tmp_path / "s3.json"
+    keys.write_text(json.dumps({"access_key_id": ACCESS, "secret_access_key": SECRET}))
+    with fake_s3() as endpoint:
+        for stamp in ("20261101T020000Z", "20261102T020000Z"):
+            FakeS3.objects[("audit", f"site1/{stamp}/{MANIFEST}")] = b"{}"
+            FakeS3.objects[("audit", f"site1/{stamp}/logs.parquet")] = b""
+        FakeS3.objects[("audit", "site1/20261103T020000Z/logs.parquet")] = b""  # incomplete, days old
+        FakeS3.objects[("audit", "elsewhere/20261101T020000Z/logs.parquet")] = b""  # another prefix
+        done = invoke(
+            runner,
+            "backup",
+            "--s3",
+            "s3://audit/site1",
+            "--s3-endpoint",
+            endpoint,
+            "--s3-region",
+            REGION,
+            "--s3-credentials",
+            keys,
+            "--db-password-file",
+            password,
+            "--keep-daily",
+            "2",
+            "--keep-weekly",
+            "0",
+        )
+        assert done.exit_code == 0, done.output
+        stamp = done.stdout.split("s3://audit/site1/")[1][:16]
+        assert sorted(k for b, k in FakeS3.objects if b == "audit") == sorted(
+            [
+                "elsewhere/20261101T020000Z/logs.parquet",
+                f"site1/20261102T020000Z/{MANIFEST}",
+                "site1/20261102T020000Z/logs.parquet",
+                f"site1/{stamp}/{MANIFEST}",
+                f"site1/{stamp}/logs.parquet",
+                f"site1/{stamp}/logstack_backups.parquet",
+            ]
+        )
+        assert "removed s3://audit/site1/20261101T020000Z/ (retention)" in done.stdout
+        manifest = json.loads(FakeS3.objects[("audit", f"site1/{stamp}/{MANIFEST}")])
+        assert manifest["rows"] == 5
+    sent = [r[3] for r in greptime_api if r[0] == "POST"]
+    copy = next(s for s in sent if s.startswith("COPY DATABASE"))
+    assert copy.startswith(
+        f"COPY DATABASE `vector` TO 's3://audit/site1/{stamp}/' WITH (format = 'parquet') CONNECTION ("
+    )
+    record = sent[-1]
+    assert record.startswith("INSERT INTO `vector`.`logstack_backups`") and SECRET not in record
+    assert SECRET not in done.output and ACCESS not in done.output
+
+
+def test_a_bad_key_never_shows_in_the_error(greptime_api, runner, tmp_path):
+    from tests.greptime_stub import FakeGreptime
+    from tests.s3_standin import REGION, fake_s3
+
+    _store(FakeGreptime, 1)
+    password = tmp_path / "admin.password"
+    password.write_text("admin-password-for-tests\n")
+    keys = tmp_path / "s3.json"
+    keys.write_text(json.dumps({"access_key_id": "AKIDWRONG", "secret_access_key": "wrong-secret-value"}))
+    with fake_s3() as endpoint:
+        done = invoke(
+            runner,
+            "backup",
+            "--s3",
+            "s3://audit/site1",
+            "--s3-endpoint",
+            endpoint,
+            "--s3-region",
+            REGION,
+            "--s3-credentials",
+            keys,
+            "--db-password-file",
+            password,
+        )
+    assert done.exit_code == 3
+    assert "wrong-secret-value" not in done.output and "AKIDWRONG" not in done.output

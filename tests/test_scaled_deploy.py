@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -11,6 +12,7 @@ from cryptography import x509
 
 from logstack.inventory import load_inventory
 from logstack.pki import PKI
+from logstack.render import render_site
 from logstack.secrets_store import Secrets, load_secrets, secrets_path, write_secrets
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
@@ -155,3 +157,64 @@ def test_status_checks_every_receivers_port_and_the_external_stores_health(scale
         _check_server(conn, inv, server, PASSWORD)
     assert server.greptimedb == "ok"  # the external store's /health, over TLS
     assert server.data_dir_free_bytes is None  # no store on the server to measure
+
+
+def test_an_external_store_is_backed_up_to_s3_and_a_fresh_one_restored_from_it(scaled, runner, mariadb, tmp_path):
+    """The way to an external store and back: the store writes the backup to S3 itself; a fresh store is
+    restored from there with `logstack restore s3://...`."""
+    from tests.greptime_stub import FakeGreptime, _reset
+    from tests.s3_standin import ACCESS, REGION, SECRET, fake_s3
+    from tests.test_backup import _store
+
+    fleet, _ = scaled
+    with fake_s3() as endpoint:
+        spec = yaml.safe_load(fleet.inventory.read_text())
+        spec["server"]["backup"] = {"s3": {"bucket": "audit", "root": "site1", "region": REGION, "endpoint": endpoint}}
+        fleet.inventory.write_text(yaml.safe_dump(spec, sort_keys=False))
+        with secrets_path(fleet.inventory.parent).open("a") as out:
+            out.write(f"backup: {{access_key_id: {ACCESS}, secret_access_key: '{SECRET}'}}\n")
+        files = {
+            f.path: f
+            for f in render_site(
+                load_inventory(fleet.inventory),
+                secrets=load_secrets(secrets_path(fleet.inventory.parent)),
+                include_keys=True,
+                hosts=[],
+            )
+        }
+        unit = files["/etc/systemd/system/logstack-backup.service"].content.decode()
+        assert "DynamicUser=yes" in unit and "--store-endpoint https://127.0.0.1:" in unit
+        assert "--store-ca /etc/logstack/store-ca.pem" in unit and "greptime.service" not in unit
+        _store(FakeGreptime, 7)
+        password = tmp_path / "admin.password"
+        password.write_text(load_secrets(secrets_path(fleet.inventory.parent)).db_password("admin"))
+        keys = tmp_path / "s3.json"
+        keys.write_text(json.dumps({"access_key_id": ACCESS, "secret_access_key": SECRET}))
+        store = load_inventory(fleet.inventory).server.store
+        done = invoke(
+            runner,
+            "backup",
+            "--s3",
+            "s3://audit/site1",
+            "--s3-endpoint",
+            endpoint,
+            "--s3-region",
+            REGION,
+            "--s3-credentials",
+            keys,
+            "--db-password-file",
+            password,
+            "--store-endpoint",
+            store.http_endpoint,
+            "--store-ca",
+            store.ca_file,
+        )
+        assert done.exit_code == 0, done.output
+        location = done.stdout.split(" to ")[1].strip()
+        original = list(FakeGreptime.table_rows["`vector`.`logs`"])
+        _reset()  # a fresh store
+        restored = invoke(runner, "restore", location, "-i", fleet.inventory)
+        assert restored.exit_code == 0, restored.output
+        assert restored.stdout.strip() == "restored 7 rows (created logs, logstack_backups; the backup holds 7)"
+        assert FakeGreptime.table_rows["`vector`.`logs`"] == original
+        assert SECRET not in restored.output

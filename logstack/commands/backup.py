@@ -8,15 +8,29 @@ from typing import Annotated
 
 import typer
 
-from logstack.backup import check_location, prune, restore_on_server, run_backup
+from logstack.backup import backup_storage, prune, restore_on_server, run_backup
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.errors import BadInputError, RuntimeFailure
-from logstack.greptime import LoopbackGreptimeHTTP, read_password
+from logstack.greptime import read_password, store_http
 from logstack.validation import SQL_NAME_RE, full
+
+StoreOpt = Annotated[
+    str | None, typer.Option("--store-endpoint", help="An external store's https endpoint (else --http-host:port).")
+]
+S3Opt = Annotated[str | None, typer.Option("--s3", help="s3://bucket/prefix: back up there, not to --directory.")]
+S3KeysOpt = Annotated[
+    Path | None, typer.Option("--s3-credentials", help="JSON {access_key_id, secret_access_key} (a credential).")
+]
 
 
 def backup(
-    directory: Annotated[Path, typer.Option("--directory", help="Where backups go (the greptime user's).")],
+    directory: Annotated[
+        Path | None, typer.Option("--directory", help="Where backups go (the greptime user's).")
+    ] = None,
+    s3: S3Opt = None,
+    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint", help="Default: AWS in --s3-region.")] = None,
+    s3_region: Annotated[str, typer.Option("--s3-region")] = "us-east-1",
+    s3_credentials: S3KeysOpt = None,
     database: Annotated[str, typer.Option("--database")] = "vector",
     keep_daily: Annotated[int, typer.Option("--keep-daily", min=1)] = 7,
     keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0)] = 4,
@@ -24,25 +38,29 @@ def backup(
     db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
     http_host: Annotated[str, typer.Option("--http-host")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option("--http-port")] = 4000,
+    store_endpoint: StoreOpt = None,
+    store_ca: Annotated[Path | None, typer.Option("--store-ca", help="CA of --store-endpoint's certificate.")] = None,
 ) -> None:
-    """Back up the store with COPY DATABASE into DIRECTORY/<UTC stamp>/, then apply retention."""
+    """Back up the store with COPY DATABASE to <directory or S3 prefix>/<UTC stamp>/, then apply retention."""
     if not full(SQL_NAME_RE, database):
         raise BadInputError(f"--database {database[:40]!r} is not a plain SQL name")
-    location = Path(check_location(str(directory)))
+    storage = backup_storage(directory, s3, s3_endpoint, s3_region, s3_credentials)
     # a large COPY takes its time: an hour per statement
-    api = LoopbackGreptimeHTTP(http_host, http_port, db_user, read_password(db_password_file), timeout=3600)
+    api = store_http(store_endpoint, store_ca, http_host, http_port, db_user, read_password(db_password_file))
     now = dt.datetime.now(dt.UTC)
-    result = run_backup(api, database, location, now)
-    result.removed, problems = prune(location, keep_daily, keep_weekly, now)
+    result = run_backup(api, database, storage, now)
+    result.removed, problems = prune(storage, keep_daily, keep_weekly, now)
     typer.echo(f"backed up {result.rows} rows of {len(result.tables)} tables to {result.location}")
     for stamp in result.removed:
-        typer.echo(f"removed {location / stamp} (retention)")
+        typer.echo(f"removed {storage.location(stamp)} (retention)")
     if problems:  # the backup is made; retention is not, and the unit shows it
         raise RuntimeFailure(f"retention: {'; '.join(problems[:5])}")
 
 
 def restore(
-    location: Annotated[str, typer.Argument(help="The backup's directory on the server.")],
+    location: Annotated[
+        str, typer.Argument(help="The backup: its directory on the server, or s3://bucket/prefix/STAMP.")
+    ],
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
     accept_new: Annotated[bool, typer.Option("--accept-new", help="Pin an unknown host key.")] = False,
 ) -> None:
