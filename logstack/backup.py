@@ -317,14 +317,14 @@ def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -
     from logstack.ssh import connect
     from logstack.targets import known_hosts_path, server_target
 
-    secrets = load_secrets(secrets_path(inventory.site_dir))
-    storage = site_s3(inventory, secrets) if location.startswith("s3://") else None
-    if storage is None:
+    if not location.startswith("s3://"):
         location = check_location(location)
         if inventory.server.store.type != "standalone":
             raise BadInputError(
                 "an external store cannot read the server's disk: restore it from a backup on S3 (backup.s3)"
             )
+    secrets = load_secrets(secrets_path(inventory.site_dir))
+    storage = site_s3(inventory, secrets) if location.startswith("s3://") else None
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         api = store_api(conn, inventory, "admin", secrets.db_password("admin"))
         api.wait_healthy()

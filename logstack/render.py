@@ -25,6 +25,7 @@ from logstack.render_server import (
     STANDALONE_ONLY,
     _passwords,
     alert_files,
+    analysis_state,
     backup_s3_files,
     db_args,
     firewall_files,
@@ -132,6 +133,7 @@ def _receiving_machines(
         "columns": table_columns(inventory),
         "journal_reader": False,
         "db_args": db_args(spec),
+        "analysis_state": analysis_state(spec),
         "store_ca": STORE_CA,
         "listen_address": spec.listen_address,
     }

@@ -6,6 +6,7 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
+from logstack.analyze.state import source_id
 from logstack.cabundle import read_bundle, resolve
 from logstack.errors import SecretsError
 from logstack.files import SERVER_MACHINE, RenderedFile
@@ -142,6 +143,14 @@ def db_args(server: Any) -> str:
         return "--db-host 127.0.0.1 --db-port 4002"
     tls = f" --db-tls-ca {STORE_CA_ANALYSIS}" if store.ca_file else ""
     return f"--db-host {store.mysql_host} --db-port {store.mysql_port} --db-tls{tls}"
+
+
+def analysis_state(server: Any) -> str:
+    """The analysis keeps the state it had with the standalone store when the store moves (the rows were
+    carried over, and what was reported stays reported): named as for 127.0.0.1:4002."""
+    if server.store.type != "external":
+        return ""
+    return f" --state-id {source_id(None, '127.0.0.1', 4002, server.database, server.table)}"
 
 
 def store_ca_pem(inventory: Inventory) -> bytes:

@@ -111,7 +111,7 @@ def test_object_storage_keys_reach_greptimedb_as_environment_never_in_its_config
     ("extra", "message"),
     [
         ({"server.store": {"type": "standalone"}}, "server.receivers: receivers on other machines need"),
-        ({"server.backup": {}}, "server.backup: an external store is backed up by its own tooling"),
+        ({"server.backup": {}}, "server.backup: an external store writes its backups itself"),
         ({"server.receivers": [{"name": "web1", "fqdn": "x.example.com"}]}, "'web1' is taken"),
         ({"server.receivers": [{"name": "server", "fqdn": "x.example.com"}]}, "'server' is taken"),
         ({"server.store.http_endpoint": "http://greptime.example.com:4000"}, "must be an https:// URL"),
@@ -245,7 +245,10 @@ def test_restore_is_for_the_standalone_store(scaled, runner):
     from tests.conftest import invoke
 
     result = invoke(runner, "restore", "/var/backups/logstack/20261201T020000Z", "-i", scaled)
-    assert result.exit_code == 2 and "an external store restores with its own tooling" in result.output
+    assert (
+        result.exit_code == 2
+        and "an external store cannot read the server's disk: restore it from a backup on S3" in result.output
+    )
 
 
 def test_status_names_a_receiver_whose_certificate_expires():
@@ -261,3 +264,28 @@ def test_status_names_a_receiver_whose_certificate_expires():
         "receiver logs3: Vector TLS port failed: connection refused",
         "receiver logs2: certificate: 12 days left",
     ]
+
+
+def test_an_analysis_moved_to_an_external_store_keeps_its_state(scaled, tmp_path):
+    """The analysis state is named for the store it read; moved to an external store, the server's analysis
+    goes on with the state it had (what was reported stays reported, alert queues included)."""
+    import re
+
+    from logstack.analyze.state import source_id
+
+    unit = _files(scaled)[("server", "/etc/systemd/system/logstack-analyze.service")].decode()
+    state = re.search(r"--state-id ([0-9a-f]{12})", unit).group(1)
+    assert state == source_id(None, "127.0.0.1", 4002, "vector", "logs")  # the standalone store's name
+    standalone = _files(EXAMPLE)[("server", "/etc/systemd/system/logstack-analyze.service")].decode()
+    assert "--state-id" not in standalone
+
+
+def test_a_state_id_names_the_analysis_state(tmp_path, runner):
+    from tests.conftest import ROOT, invoke
+
+    sample = ROOT / "examples" / "journal-sample.json"
+    args = ["analyze", "--journal", sample, "--since-last-run", "--data-dir", tmp_path, "--format", "jsonl"]
+    assert invoke(runner, *args, "--state-id", "0123456789ab").exit_code == 0
+    assert [p.name for p in tmp_path.glob("analyze-*.sqlite")] == ["analyze-0123456789ab.sqlite"]
+    bad = invoke(runner, *args, "--state-id", "../../etc")
+    assert bad.exit_code == 2 and "is not 12 hex digits" in bad.output

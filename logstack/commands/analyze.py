@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +19,7 @@ from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
+from logstack.analyze.state import source_id
 from logstack.clock import duration_micros, parse_since
 from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
 from logstack.errors import BadInputError, RuntimeFailure
@@ -37,6 +38,9 @@ HorizonOpt = Annotated[
     str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
 ]
 LEVELS = ("never", "info", "failure", "alert")
+StateIdOpt = Annotated[
+    str | None, typer.Option("--state-id", help="Name the --since-last-run state (a store reached anew).")
+]
 SafetyLagOpt = Annotated[
     str, typer.Option("--safety-lag", help="Rows younger than this may not be visible yet (store clocks differ).")
 ]
@@ -65,6 +69,7 @@ def analyze(
     brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
     dedupe_horizon: HorizonOpt = "14d",
     safety_lag: SafetyLagOpt = "10s",
+    state_id: StateIdOpt = None,
     signing_keys: Annotated[
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
@@ -75,10 +80,8 @@ def analyze(
     """Group journal lines into security events and report each one once."""
     _check_choices(output, fail_on)
     inv = _load_inventory(inventory)
-    where = store_address(inv, db_host, db_port)  # names the analysis state: as before for 127.0.0.1:4002
-    options = _run_options(
-        inv, since, data_dir, journal, *where, db_name, table, since_last_run, settle, dedupe_horizon
-    )
+    source = (journal, *store_address(inv, db_host, db_port), db_name, table, state_id)  # names the state
+    options = _run_options(inv, since, data_dir, source, since_last_run, settle, dedupe_horizon)
     options = _tuned(options, brute_force_count, brute_force_window, safety_lag)
     collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
@@ -176,18 +179,14 @@ def _run_options(
     inv: Inventory | None,
     since: str | None,
     data_dir: Path | None,
-    journal: str | None,
-    db_host: str,
-    db_port: int,
-    db_name: str | None,
-    table: str | None,
+    source: tuple[str | None, str, int, str | None, str | None, str | None],
     since_last_run: bool,
     settle: str,
     dedupe_horizon: str,
 ) -> RunOptions:
     return RunOptions(
         since=parse_since(since) if since else None,
-        state_path=_state_path(inv, data_dir, journal, db_host, db_port, db_name, table) if since_last_run else None,
+        state_path=_state_path(inv, data_dir, source) if since_last_run else None,
         settle=duration_micros(settle, "--settle"),
         horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
     )
@@ -209,19 +208,12 @@ def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Sour
 def _state_path(
     inv: Inventory | None,
     data_dir: Path | None,
-    journal: str | None,
-    host: str,
-    port: int,
-    db: str | None,
-    table: str | None,
+    source: tuple[str | None, str, int, str | None, str | None, str | None],
 ) -> Path:
+    journal, host, port, db, table, state_id = source
     base = data_dir or (inv.site_dir / "state" if inv else Path("/var/lib/logstack"))
-    return base / f"analyze-{_source_id(journal, host, port, db, table)}.sqlite"
-
-
-def _source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:
-    if journal is not None:
-        ident = f"journal:{Path(journal).resolve() if journal != '-' else '-'}"
-    else:
-        ident = f"db:{host}:{port}:{db}:{table}"
-    return hashlib.sha256(ident.encode()).hexdigest()[:12]
+    if state_id is not None:  # a state carried over from another endpoint of the same store (a move)
+        if not re.fullmatch(r"[0-9a-f]{12}", state_id):
+            raise BadInputError(f"--state-id {state_id[:20]!r} is not 12 hex digits")
+        return base / f"analyze-{state_id}.sqlite"
+    return base / f"analyze-{source_id(journal, host, port, db, table)}.sqlite"
