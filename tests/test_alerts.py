@@ -427,3 +427,62 @@ def test_an_internal_error_is_one_line_and_its_own_exit_code(monkeypatch, tmp_pa
     assert result.exit_code == 70
     assert result.output.startswith("logstack: internal error: ZeroDivisionError at ")
     assert "Traceback" not in result.output
+
+
+def test_email_over_implicit_tls_with_auth(tmp_path):
+    """Port 465 style: TLS from the first byte, the certificate verified, then AUTH and the message."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from logstack.alerts.send import send
+    from logstack.alerts.spec import Email
+
+    cert, key = self_signed(tmp_path)
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(envelope)
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=context,
+        authenticator=authenticator,
+        auth_require_tls=False,
+        server_hostname="127.0.0.1",
+    )
+    controller.start()
+    try:
+        dest = Email(
+            type="email",
+            name="m",
+            host="127.0.0.1",
+            port=port,
+            tls="implicit",
+            username=SMTP_USER,
+            sender="a@example.com",
+            recipients=["b@example.com"],
+            ca_file=str(cert),
+            retries=0,
+            timeout=5,
+        )
+        send(
+            dest, {"password": SMTP_PASSWORD}, "test", [{"id": "e1", "severity": "alert", "type": "sudo", "lines": []}]
+        )
+    finally:
+        controller.stop()
+    assert len(received) == 1 and received[0].rcpt_tos == ["b@example.com"]
