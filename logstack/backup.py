@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from logstack.backup_storage import MANIFEST, STAMP_FORMAT, DirectoryStorage, S3Storage, Storage, s3_storage
+from logstack.backup_storage import (
+    MANIFEST,
+    STAMP_FORMAT,
+    DirectoryStorage,
+    S3Storage,
+    Storage,
+    s3_storage,
+)
 from logstack.errors import BadInputError, LogstackError, RuntimeFailure, SecretsError
 
 BACKUP_TABLE = "logstack_backups"
@@ -36,6 +43,7 @@ _PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{1,1000}")
 
 class SQL(Protocol):
     def sql(self, statement: str, db: str | None = None) -> Any: ...
+    def try_sql(self, statement: str, db: str | None = None) -> tuple[int, Any]: ...
     def rows(self, statement: str) -> list[list[Any]]: ...
 
 
@@ -88,7 +96,7 @@ def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> B
         raise RuntimeFailure(f"{target}: cannot create the backup directory: {exc.strerror}") from None
     tables = _tables(api, database)
     copy = f"COPY DATABASE `{database}` TO '{target}' WITH (format = 'parquet')"
-    rows = affected_rows(_without(storage.secrets(), lambda: api.sql(copy + storage.connection())))
+    rows = affected_rows(_without(storage.secrets(), api, copy + storage.connection()))
     manifest = {
         "version": 1,
         "database": database,
@@ -106,15 +114,18 @@ def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> B
     return BackupResult(target, rows, sorted(tables))
 
 
-def _without(secrets: tuple[str, ...], call: Callable[[], Any]) -> Any:
-    """Run a statement that carries keys; what GreptimeDB says back never shows them."""
-    try:
-        return call()
-    except RuntimeFailure as exc:
-        message = str(exc)
-        for secret in secrets:
-            message = message.replace(secret, "***")
-        raise RuntimeFailure(message) from None
+def _without(secrets: tuple[str, ...], api: SQL, statement: str) -> Any:
+    """Run a statement that carries keys; what GreptimeDB says back never shows them (masked before it is
+    shortened, so no part of a key survives)."""
+    if not secrets:
+        return api.sql(statement)
+    status, answer = api.try_sql(statement)
+    if status == 200:
+        return answer
+    message = str(answer.get("error", answer) if isinstance(answer, dict) else answer)
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    raise RuntimeFailure(f"server: GreptimeDB rejected SQL ({status}): {message[:300]}")
 
 
 def _has_backup_table(api: SQL, database: str) -> bool:
@@ -160,19 +171,6 @@ def prune(storage: Storage, keep_daily: int, keep_weekly: int, now: dt.datetime)
     return removed, problems
 
 
-_CREATE_RE = re.compile(r'CREATE TABLE IF NOT EXISTS (?:"([A-Za-z_][A-Za-z0-9_]*)"|`([A-Za-z_][A-Za-z0-9_]*)`) \(')
-
-
-def check_create(table: str, statement: str, where: str) -> str:
-    """A saved CREATE TABLE that may be run as admin: one statement creating exactly that table."""
-    match = _CREATE_RE.match(statement)
-    if match is None or (match.group(1) or match.group(2)) != table or ";" in statement:
-        raise BadInputError(
-            f"{where}: the saved statement for table {table!r} is not one CREATE TABLE IF NOT EXISTS of that table"
-        )
-    return statement
-
-
 def read_manifest(text: bytes, where: str) -> dict[str, Any]:
     """A backup's manifest, checked: database, row count and each table's CREATE statement."""
     try:
@@ -192,58 +190,6 @@ def read_manifest(text: bytes, where: str) -> dict[str, Any]:
     if not ok:
         raise BadInputError(f"{where}: not a logstack backup manifest")
     return manifest
-
-
-@dataclass
-class RestoreResult:
-    """What a restore created and loaded."""
-
-    created: list[str]
-    rows: int
-    expected: int
-
-
-def restore(
-    api: SQL,
-    database: str,
-    location: str,
-    read: Callable[[str], bytes],
-    connection: str = "",
-    secrets: tuple[str, ...] = (),
-) -> RestoreResult:
-    """Load a backup into a fresh store: its tables created as they were (SHOW CREATE TABLE), then COPY
-    DATABASE FROM. The store records each restore; the same backup is never loaded twice (the tables are
-    append-only: a second load would double every row). Senders may deliver into the store meanwhile."""
-    location = location.rstrip("/")
-    where = f"{location}/{MANIFEST}"
-    manifest = read_manifest(read(where), where)
-    if manifest["database"] != database:
-        raise BadInputError(f"{location}: a backup of database {manifest['database']!r}, not {database!r}")
-    statements = {t: check_create(t, sql, where) for t, sql in manifest["tables"].items()}
-    existing = set(_tables(api, database)) if _database_exists(api, database) else set()
-    marker = f"restored:{manifest['created']}"
-    if (
-        BACKUP_TABLE in existing
-        and api.rows(f"SELECT count(*) FROM `{database}`.`{BACKUP_TABLE}` WHERE `location` = '{marker}'")[0][0]
-    ):
-        raise BadInputError(f"the backup of {manifest['created']} was restored into this store already")
-    created = []
-    api.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    for table, create in sorted(statements.items()):
-        if table not in existing:
-            api.sql(create, db=database)
-            created.append(table)
-    copy = f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"
-    rows = affected_rows(_without(secrets, lambda: api.sql(copy + connection)))
-    if BACKUP_TABLE in existing or BACKUP_TABLE in statements:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        api.sql(
-            f"INSERT INTO `{database}`.`{BACKUP_TABLE}` (`greptime_timestamp`, `location`, `rows_copied`) "
-            f"VALUES ('{now}', '{marker}', {rows})"
-        )
-    if rows != manifest["rows"]:
-        raise RuntimeFailure(f"restore: {rows} rows loaded, the backup holds {manifest['rows']}")
-    return RestoreResult(created, rows, manifest["rows"])
 
 
 def _database_exists(api: SQL, database: str) -> bool:
@@ -306,31 +252,6 @@ def manifest_reader(conn: Any, storage: S3Storage | None) -> Callable[[str], byt
         return out
 
     return read
-
-
-def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -> RestoreResult:
-    """`logstack restore`: a backup into the site's fresh store, through its HTTP API as admin: a backup on
-    the server's disk into its standalone store, or one on S3 into either store (a move to an external
-    store goes this way)."""
-    from logstack.greptime import store_api
-    from logstack.secrets_store import load_secrets, secrets_path
-    from logstack.ssh import connect
-    from logstack.targets import known_hosts_path, server_target
-
-    if not location.startswith("s3://"):
-        location = check_location(location)
-        if inventory.server.store.type != "standalone":
-            raise BadInputError(
-                "an external store cannot read the server's disk: restore it from a backup on S3 (backup.s3)"
-            )
-    secrets = load_secrets(secrets_path(inventory.site_dir))
-    storage = site_s3(inventory, secrets) if location.startswith("s3://") else None
-    with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
-        api = store_api(conn, inventory, "admin", secrets.db_password("admin"))
-        api.wait_healthy()
-        connection, keys = (storage.connection(), storage.secrets()) if storage else ("", ())
-        read = manifest_reader(conn, storage)
-        return restore(api, inventory.server.database, location, read, connection, keys)
 
 
 def recorded_backup(db: Any) -> dt.datetime | None:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from logstack.errors import BadInputError
 from logstack.s3 import S3Bucket
+from logstack.validation import KEY_PREFIX_RE, s3_endpoint
 
 MANIFEST = "logstack-backup.json"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -95,7 +96,7 @@ class S3Storage:
                 raise BadInputError("the S3 keys and region must be 1-256 characters of [A-Za-z0-9+/=._~-]")
 
     def _prefix(self, stamp: str = "") -> str:
-        return "/".join(p for p in (self.root, stamp) if p) + "/"
+        return "".join(p + "/" for p in (self.root, stamp) if p)
 
     def location(self, stamp: str) -> str:
         return f"s3://{self.bucket.bucket}/{self._prefix(stamp)}"
@@ -129,16 +130,28 @@ class S3Storage:
         return [s for s, done in found.items() if done], [s for s, done in found.items() if not done]
 
     def remove(self, stamp: str) -> None:
-        keys, _ = self.bucket.list(self._prefix(stamp))
-        for key in sorted(keys, key=lambda k: k.endswith(MANIFEST)):  # the manifest last: complete until gone
-            self.bucket.delete(key)
+        mine = self._prefix(stamp)
+        keys, _ = self.bucket.list(mine)
+        for key in sorted((k for k in keys if k.startswith(mine)), key=lambda k: k.endswith(MANIFEST)):
+            self.bucket.delete(key)  # the manifest last: the backup counts as complete until it is gone
 
 
 def s3_storage(url: str, endpoint: str | None, region: str, access_key: str, secret_key: str) -> S3Storage:
     """An `s3://bucket/prefix` location with its endpoint (default: AWS in `region`) and keys."""
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/([A-Za-z0-9._/-]{0,200}))?", url.rstrip("/"))
-    if match is None:
-        raise BadInputError(f"{url[:80]!r} is not an s3://bucket/prefix location")
-    root = (match.group(2) or "").strip("/")
-    bucket = S3Bucket(endpoint or f"https://s3.{region}.amazonaws.com", region, match.group(1), access_key, secret_key)
-    return S3Storage(bucket, root)
+    bucket, root = parse_s3(url)
+    if endpoint is not None:
+        try:
+            endpoint = s3_endpoint(endpoint)
+        except ValueError as exc:
+            raise BadInputError(f"--s3-endpoint: {exc}") from None
+    storage = S3Bucket(endpoint or f"https://s3.{region}.amazonaws.com", region, bucket, access_key, secret_key)
+    return S3Storage(storage, root)
+
+
+def parse_s3(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of an s3://bucket/prefix location: plain names, no '.', '..' or empty segments."""
+    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.{0,200}))?", url.rstrip("/"))
+    root = (match.group(2) or "") if match else ""
+    if match is None or not KEY_PREFIX_RE.fullmatch(root):
+        raise BadInputError(f"{url[:80]!r} is not an s3://bucket/prefix location of plain names")
+    return match.group(1), root

@@ -17,11 +17,12 @@ import ipaddress
 import re
 import ssl
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from logstack.errors import BadInputError, RuntimeFailure
 
 MAX_OBJECT = 16 * 1024 * 1024  # what logstack reads of one object (a manifest)
+MAX_PAGES = 10_000  # of one listing: ten million keys
 _UNRESERVED = "-_.~"
 
 
@@ -78,7 +79,7 @@ class S3Bucket:
     region: str
     bucket: str
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     timeout: float = 60.0
 
     def __post_init__(self) -> None:
@@ -102,7 +103,9 @@ class S3Bucket:
         headers["Authorization"] = authorization(
             method, path, query, dict(headers), digest, self.access_key, self.secret_key, self.region, now
         )
-        target = _quote(path, slash=True) + ("?" + urllib.parse.urlencode(sorted(query.items())) if query else "")
+        # the query as it was signed (%20, never +)
+        encoded = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(query.items()))
+        target = _quote(path, slash=True) + ("?" + encoded if encoded else "")
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
             conn = http.client.HTTPSConnection(parts.netloc, timeout=self.timeout, context=ssl.create_default_context())
@@ -136,23 +139,32 @@ class S3Bucket:
         self.request("DELETE", key)
 
     def list(self, prefix: str, delimiter: str = "") -> tuple[list[str], list[str]]:
-        """Keys and common prefixes below `prefix` (ListObjectsV2, every page)."""
+        """Keys and common prefixes below `prefix` (ListObjectsV2, every page; keys URL-encoded by S3 and
+        decoded here). A key outside the prefix is never returned, whatever the server answers."""
         keys: list[str] = []
         prefixes: list[str] = []
         token = ""
-        while True:
-            query = {"list-type": "2", "prefix": prefix}
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
             if delimiter:
                 query["delimiter"] = delimiter
             if token:
                 query["continuation-token"] = token
             page = self.request("GET", "", query).decode("utf-8", "replace")
-            keys += [_unescape(k) for k in re.findall(r"<Key>([^<]*)</Key>", page)]
-            prefixes += [_unescape(p) for p in re.findall(r"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>", page)]
+            keys += [urllib.parse.unquote(k) for k in re.findall(r"<Key>([^<]*)</Key>", page)]
+            prefixes += [
+                urllib.parse.unquote(p) for p in re.findall(r"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>", page)
+            ]
             more = re.search(r"<NextContinuationToken>([^<]*)</NextContinuationToken>", page)
             if "<IsTruncated>true</IsTruncated>" not in page or more is None:
-                return keys, prefixes
+                inside = [k for k in keys if k.startswith(prefix)]
+                return inside, [p for p in prefixes if p.startswith(prefix)]
             token = _unescape(more.group(1))
+            if token in seen:
+                raise RuntimeFailure(f"S3: the listing of {self.bucket}/{prefix[:100]} repeats itself")
+            seen.add(token)
+        raise RuntimeFailure(f"S3: the listing of {self.bucket}/{prefix[:100]} has more than {MAX_PAGES} pages")
 
 
 def _unescape(text: str) -> str:

@@ -84,7 +84,8 @@ _HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-KEY_PREFIX_RE = re.compile(r"(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?")  # no leading, trailing or double '/'
+# no leading, trailing or double '/', no '.' or '..' segment: S3 keys as written, never normalised
+KEY_PREFIX_RE = re.compile(r"(?:(?!\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/(?!\.{1,2}(?:/|$))[A-Za-z0-9._-]+)*)?")
 REGION_RE = re.compile(r"[a-z0-9-]{1,40}")
 LAG_RE = re.compile(r"(?:[1-9][0-9]?s|[1-5]?[0-9]m|1h)")  # up to an hour: longer would hold reports back
 SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

@@ -66,7 +66,9 @@ class FakeS3(BaseHTTPRequestHandler):
         prefix, start = query.get("prefix", ""), query.get("continuation-token", "")
         keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix) and k > start)
         page, truncated = keys[:PAGE], len(keys) > PAGE
-        xml = "".join(f"<Contents><Key>{escape(k)}</Key></Contents>" for k in page)
+        # encoding-type=url: keys come URL-encoded (S3 API Reference, ListObjectsV2 EncodingType)
+        shown = (lambda k: urllib.parse.quote(k, safe="/")) if query.get("encoding-type") == "url" else escape
+        xml = "".join(f"<Contents><Key>{shown(k)}</Key></Contents>" for k in page)
         more = f"<NextContinuationToken>{escape(page[-1])}</NextContinuationToken>" if truncated else ""
         text = (
             f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>{bucket}</Name>'

@@ -236,8 +236,8 @@ def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, 
 
 
 def test_a_manifest_runs_nothing_but_the_create_table_of_its_own_tables():
-    from logstack.backup import check_create
     from logstack.errors import BadInputError
+    from logstack.restore import check_create
 
     good = 'CREATE TABLE IF NOT EXISTS "logs" (\n  "greptime_timestamp" TIMESTAMP(9) NOT NULL\n) ENGINE=mito'
     assert check_create("logs", good, "m") == good

@@ -218,3 +218,6 @@ def test_an_external_store_is_backed_up_to_s3_and_a_fresh_one_restored_from_it(s
         assert restored.stdout.strip() == "restored 7 rows (created logs, logstack_backups; the backup holds 7)"
         assert FakeGreptime.table_rows["`vector`.`logs`"] == original
         assert SECRET not in restored.output
+        for elsewhere in ("s3://audit/other-site/20261201T020000Z", "s3://elsewhere/site1/20261201T020000Z"):
+            refused = invoke(runner, "restore", elsewhere, "-i", fleet.inventory)
+            assert refused.exit_code == 2 and "not a backup of this site" in refused.output

@@ -11,9 +11,10 @@ import yaml
 from hypothesis import strategies as st
 
 from logstack.alerts.delivery import load_config
-from logstack.backup import check_create, read_manifest
+from logstack.backup import read_manifest
 from logstack.cabundle import read_bundle
 from logstack.errors import LogstackError
+from logstack.restore import check_create
 from logstack.secrets_store import load_secrets
 from logstack.validation import https_url
 

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from logstack.backup import backup_storage, prune, restore_on_server, run_backup
+from logstack.backup import backup_storage, prune, run_backup
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
 from logstack.errors import BadInputError, RuntimeFailure
 from logstack.greptime import read_password, store_http
+from logstack.restore import restore_on_server
 from logstack.validation import SQL_NAME_RE, full
 
 StoreOpt = Annotated[
