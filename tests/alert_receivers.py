@@ -138,8 +138,9 @@ def _read(conn: socket.socket, size: int) -> bytes:
 
 
 @contextlib.contextmanager
-def smtp_server(cert: Path, key: Path, user: str, password: str) -> Iterator[tuple[int, list]]:
-    """aiosmtpd with STARTTLS required before AUTH and mail; yields (port, accepted messages)."""
+def smtp_server(cert: Path, key: Path, user: str, password: str, implicit: bool = False) -> Iterator[tuple[int, list]]:
+    """aiosmtpd with STARTTLS required before AUTH and mail (or, `implicit`, TLS from the first byte);
+    yields (port, accepted messages)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -162,14 +163,15 @@ def smtp_server(cert: Path, key: Path, user: str, password: str) -> Iterator[tup
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    tls = {"ssl_context": context, "server_hostname": "127.0.0.1"} if implicit else {"tls_context": context}
     controller = Controller(
         Handler(),
         hostname="127.0.0.1",
         port=port,
-        tls_context=context,
-        require_starttls=True,
+        require_starttls=not implicit,
         authenticator=authenticator,
-        auth_require_tls=True,
+        auth_require_tls=not implicit,
+        **tls,
     )
     controller.start()
     try:

@@ -298,12 +298,7 @@ def orjson_dumps(value) -> bytes:
 
 def test_a_destination_that_is_up_gets_every_event_of_a_flood(receivers, runner):
     where, hook = receivers["dir"], receivers["hook"]
-    config = json.loads((where / "alerts.json").read_text())
-    config["destinations"] = [{**config["destinations"][0], "queue_limit": 10}]
-    (where / "alerts.json").write_text(json.dumps(config))
-    (where / "alert-secrets.json").write_text(
-        json.dumps({"chat": json.loads((where / "alert-secrets.json").read_text())["chat"]})
-    )
+    _only_chat(where, queue_limit=10)
     journal = where / "journal.jsonl"
     _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 14)
     run = _analyze(runner, where, journal)
@@ -315,12 +310,7 @@ def test_a_batch_that_may_have_arrived_goes_again_exactly_as_it_was(receivers, r
     """The receiver took the batch but answered after the timeout: the next run sends the same events
     with the same Idempotency-Key, even though a new event came meanwhile."""
     where, hook = receivers["dir"], receivers["hook"]
-    config = json.loads((where / "alerts.json").read_text())
-    config["destinations"] = [{**config["destinations"][0], "timeout": 1}]
-    (where / "alerts.json").write_text(json.dumps(config))
-    (where / "alert-secrets.json").write_text(
-        json.dumps({"chat": json.loads((where / "alert-secrets.json").read_text())["chat"]})
-    )
+    _only_chat(where, timeout=1)
     journal = where / "journal.jsonl"
     _failures(journal, int(time.time() * 1_000_000) - 2 * HOUR, 1)
     hook.delay = 2.5
@@ -431,42 +421,11 @@ def test_an_internal_error_is_one_line_and_its_own_exit_code(monkeypatch, tmp_pa
 
 def test_email_over_implicit_tls_with_auth(tmp_path):
     """Port 465 style: TLS from the first byte, the certificate verified, then AUTH and the message."""
-    import ssl
-
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
     from logstack.alerts.send import send
     from logstack.alerts.spec import Email
 
     cert, key = self_signed(tmp_path)
-    received = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope)
-            return "250 OK"
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.password == SMTP_PASSWORD.encode()
-        return AuthResult(success=ok)
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(
-        Handler(),
-        hostname="127.0.0.1",
-        port=port,
-        ssl_context=context,
-        authenticator=authenticator,
-        auth_require_tls=False,
-        server_hostname="127.0.0.1",
-    )
-    controller.start()
-    try:
+    with smtp_server(cert, key, SMTP_USER, SMTP_PASSWORD, implicit=True) as (port, received):
         dest = Email(
             type="email",
             name="m",
@@ -483,6 +442,13 @@ def test_email_over_implicit_tls_with_auth(tmp_path):
         send(
             dest, {"password": SMTP_PASSWORD}, "test", [{"id": "e1", "severity": "alert", "type": "sudo", "lines": []}]
         )
-    finally:
-        controller.stop()
     assert len(received) == 1 and received[0].rcpt_tos == ["b@example.com"]
+
+
+def _only_chat(where, **changes) -> None:
+    """The webhook alone, with `changes` to its settings."""
+    config = json.loads((where / "alerts.json").read_text())
+    config["destinations"] = [{**config["destinations"][0], **changes}]
+    (where / "alerts.json").write_text(json.dumps(config))
+    secrets = json.loads((where / "alert-secrets.json").read_text())
+    (where / "alert-secrets.json").write_text(json.dumps({"chat": secrets["chat"]}))

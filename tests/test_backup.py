@@ -333,32 +333,21 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
 
 def test_a_backup_to_s3_keeps_its_keys_out_and_retention_stays_in_its_prefix(greptime_api, runner, tmp_path):
     from tests.greptime_stub import FakeGreptime
-    from tests.s3_standin import ACCESS, REGION, SECRET, FakeS3, fake_s3
+    from tests.s3_standin import ACCESS, SECRET, FakeS3, fake_s3
 
     _store(FakeGreptime, 5)
-    password = tmp_path / "admin.password"
-    password.write_text("admin-password-for-tests\n")
-    keys = tmp_path / "s3.json"
-    keys.write_text(json.dumps({"access_key_id": ACCESS, "secret_access_key": SECRET}))
     with fake_s3() as endpoint:
         for stamp in ("20261101T020000Z", "20261102T020000Z"):
             FakeS3.objects[("audit", f"site1/{stamp}/{MANIFEST}")] = b"{}"
             FakeS3.objects[("audit", f"site1/{stamp}/logs.parquet")] = b""
         FakeS3.objects[("audit", "site1/20261103T020000Z/logs.parquet")] = b""  # incomplete, days old
         FakeS3.objects[("audit", "elsewhere/20261101T020000Z/logs.parquet")] = b""  # another prefix
-        done = invoke(
+        done = backup_to_s3(
             runner,
-            "backup",
-            "--s3",
-            "s3://audit/site1",
-            "--s3-endpoint",
             endpoint,
-            "--s3-region",
-            REGION,
-            "--s3-credentials",
-            keys,
-            "--db-password-file",
-            password,
+            tmp_path,
+            "admin-password-for-tests",
+            (ACCESS, SECRET),
             "--keep-daily",
             "2",
             "--keep-weekly",
@@ -391,27 +380,34 @@ def test_a_backup_to_s3_keeps_its_keys_out_and_retention_stays_in_its_prefix(gre
 
 def test_a_bad_key_never_shows_in_the_error(greptime_api, runner, tmp_path):
     from tests.greptime_stub import FakeGreptime
-    from tests.s3_standin import REGION, fake_s3
+    from tests.s3_standin import fake_s3
 
     _store(FakeGreptime, 1)
-    password = tmp_path / "admin.password"
-    password.write_text("admin-password-for-tests\n")
-    keys = tmp_path / "s3.json"
-    keys.write_text(json.dumps({"access_key_id": "AKIDWRONG", "secret_access_key": "wrong-secret-value"}))
     with fake_s3() as endpoint:
-        done = invoke(
-            runner,
-            "backup",
-            "--s3",
-            "s3://audit/site1",
-            "--s3-endpoint",
-            endpoint,
-            "--s3-region",
-            REGION,
-            "--s3-credentials",
-            keys,
-            "--db-password-file",
-            password,
-        )
+        done = backup_to_s3(runner, endpoint, tmp_path, "admin-password-for-tests", ("AKIDWRONG", "wrong-secret-value"))
     assert done.exit_code == 3
     assert "wrong-secret-value" not in done.output and "AKIDWRONG" not in done.output
+
+
+def backup_to_s3(runner, endpoint: str, tmp_path, password: str, keys: tuple[str, str], *more: object):
+    """`logstack backup --s3 s3://audit/site1` against the S3 stand-in, as the backup unit runs it."""
+    from tests.s3_standin import REGION
+
+    password_file, keys_file = tmp_path / "admin.password", tmp_path / "s3.json"
+    password_file.write_text(password + "\n")
+    keys_file.write_text(json.dumps({"access_key_id": keys[0], "secret_access_key": keys[1]}))
+    return invoke(
+        runner,
+        "backup",
+        "--s3",
+        "s3://audit/site1",
+        "--s3-endpoint",
+        endpoint,
+        "--s3-region",
+        REGION,
+        "--s3-credentials",
+        keys_file,
+        "--db-password-file",
+        password_file,
+        *more,
+    )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -164,7 +163,7 @@ def test_an_external_store_is_backed_up_to_s3_and_a_fresh_one_restored_from_it(s
     restored from there with `logstack restore s3://...`."""
     from tests.greptime_stub import FakeGreptime, _reset
     from tests.s3_standin import ACCESS, REGION, SECRET, fake_s3
-    from tests.test_backup import _store
+    from tests.test_backup import _store, backup_to_s3
 
     fleet, _ = scaled
     with fake_s3() as endpoint:
@@ -186,24 +185,14 @@ def test_an_external_store_is_backed_up_to_s3_and_a_fresh_one_restored_from_it(s
         assert "DynamicUser=yes" in unit and "--store-endpoint https://127.0.0.1:" in unit
         assert "--store-ca /etc/logstack/store-ca.pem" in unit and "greptime.service" not in unit
         _store(FakeGreptime, 7)
-        password = tmp_path / "admin.password"
-        password.write_text(load_secrets(secrets_path(fleet.inventory.parent)).db_password("admin"))
-        keys = tmp_path / "s3.json"
-        keys.write_text(json.dumps({"access_key_id": ACCESS, "secret_access_key": SECRET}))
         store = load_inventory(fleet.inventory).server.store
-        done = invoke(
+        admin = load_secrets(secrets_path(fleet.inventory.parent)).db_password("admin")
+        done = backup_to_s3(
             runner,
-            "backup",
-            "--s3",
-            "s3://audit/site1",
-            "--s3-endpoint",
             endpoint,
-            "--s3-region",
-            REGION,
-            "--s3-credentials",
-            keys,
-            "--db-password-file",
-            password,
+            tmp_path,
+            admin,
+            (ACCESS, SECRET),
             "--store-endpoint",
             store.http_endpoint,
             "--store-ca",
