@@ -34,6 +34,7 @@ from logstack.signing import (
 )
 from logstack.ssh import connect
 from logstack.targets import HostResult, host_target, known_hosts_path, receiver_target, server_target
+from logstack.topology import receiver_key
 from logstack.vrl import digest_in
 
 
@@ -103,7 +104,7 @@ def enroll(
 def _update_allowlists(inventory: Inventory, pki: PKI, options: DeployOptions, report: Any) -> list[HostResult]:
     """Newly enrolled senders join the allowlist for Vector's port on the server and every receiver."""
     machines = [(server_target(inventory), SERVER_MACHINE, "server")]
-    machines += [(receiver_target(r), f"receivers/{r.name}", r.name) for r in inventory.server.receivers]
+    machines += [(receiver_target(r), receiver_key(r.name), r.name) for r in inventory.server.receivers]
     results = []
     for target, machine, name in machines:
         wall = deploy_machine(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from logstack.errors import RuntimeFailure
-from logstack.inventory import Inventory
+from logstack.inventory import Inventory, ReceiverSpec
 from logstack.pki import PKI
 from logstack.shell import shell_command
 from logstack.ssh import Connection
-from logstack.topology import receiver_pki_name
+from logstack.topology import probe_address, receiver_key
 
 if TYPE_CHECKING:
     from logstack.targets import HostResult
@@ -51,30 +51,24 @@ def ensure_receiver_certificates(inventory: Inventory, pki: PKI, passphrase: byt
     """Issue each receiver's certificate when it is missing or its names no longer match the inventory."""
     steps = []
     for spec in inventory.server.receivers:
-        name = receiver_pki_name(spec.name)
-        wanted = [spec.fqdn, *(d for d in spec.dns_names if d != spec.fqdn), *spec.ip_addresses]
-        current = pki.registry.current(name)
-        if current is None or current.sans != wanted or pki.cert_pem(name) is None or pki.key_pem(name) is None:
-            pki.issue_receiver(name, spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase)
+        if not pki.holds_current(receiver_key(spec.name), spec):
+            pki.issue_receiver(spec, passphrase)
             steps.append(f"issued the certificate of receiver {spec.name}")
     return steps
 
 
-def receiver_hooks(inventory: Inventory, name: str, dry_run: bool, no_install: bool) -> tuple[Any, Any]:
+def receiver_hooks(inventory: Inventory, spec: ReceiverSpec, dry_run: bool, no_install: bool) -> tuple[Any, Any]:
     """What deployment does on a receiver before its files (Vector present) and after (its port listens)."""
 
     def install(conn: Connection) -> None:
         if inventory.server.manage_packages:
             ensure_vector(conn, no_install)
         elif conn.run("command -v vector", check=False)[0] != 0:
-            raise RuntimeFailure(VECTOR_MISSING.format(name=name))
+            raise RuntimeFailure(VECTOR_MISSING.format(name=spec.name))
         conn.run(shell_command('install -d -m 0755 -- "$1"', "/etc/logstack"))
 
     def listening(conn: Connection, deployed: HostResult) -> None:
         if not dry_run:
-            listen = next(r.listen_address for r in inventory.server.receivers if r.name == name)
-            conn.open_forward(
-                listen if listen not in ("0.0.0.0", "::") else "127.0.0.1", inventory.server.vector_port
-            ).close()
+            conn.open_forward(probe_address(spec.listen_address), inventory.server.vector_port).close()
 
     return install, listening

@@ -155,13 +155,13 @@ def _receiving_machines(
         files += backup_s3_files(inventory, secrets)
     receiving = tuple(f for f in SERVER_FILES if f.path in RECEIVER_PATHS)
     for receiver in receivers_of(spec)[1:]:
-        where = f"pki/{receiver.pki_name}.pem (issued by `logstack init-server`)"
-        theirs = _material(pki, receiver.pki_name, where, include_keys, ca)
-        listen = next(r.listen_address for r in spec.receivers if r.name == receiver.name)
-        files += _render_machine(receiver.machine, receiving, {**context, "listen_address": listen}, theirs)
-        files += store_files(inventory, secrets, receiver.machine, analysis=False)
+        where = f"pki/{receiver.key}.pem (issued by `logstack init-server`)"
+        theirs = _material(pki, receiver.key, where, include_keys, ca)
+        own = {**context, "listen_address": receiver.listen_address}
+        files += _render_machine(receiver.key, receiving, own, theirs)
+        files += store_files(inventory, secrets, receiver.key, analysis=False)
         if spec.firewall:
-            files += firewall_files(inventory, pki, receiver.machine)
+            files += firewall_files(inventory, pki, receiver.key)
     return files
 
 

@@ -24,6 +24,7 @@ from logstack.signing import ensure_keys
 from logstack.ssh import Connection
 from logstack.store_setup import Api, create_schema, retention, self_test
 from logstack.targets import HostResult, receiver_target, server_target
+from logstack.topology import probe_address, receiver_key
 
 GREPTIME_BIN = "/usr/local/bin/greptime"
 GREPTIME_HTTP = ("127.0.0.1", 4000)
@@ -166,13 +167,10 @@ def prepare_system(conn: Connection, data_dir: str, backup_dir: str | None = Non
 
 def ensure_server_certificate(inventory: Inventory, pki: PKI, passphrase: bytes | None) -> bool:
     """Issue the server certificate when it is missing or its names no longer match the inventory."""
-    server = inventory.server
-    wanted = [server.fqdn, *(d for d in server.dns_names if d != server.fqdn), *server.ip_addresses]
-    current = pki.registry.current(SERVER)
-    if current is None or current.sans != wanted or pki.cert_pem(SERVER) is None or pki.key_pem(SERVER) is None:
-        pki.issue_server(inventory, passphrase)
-        return True
-    return False
+    if pki.holds_current(SERVER, inventory.server):
+        return False
+    pki.issue_server(inventory, passphrase)
+    return True
 
 
 @dataclass
@@ -270,7 +268,7 @@ def init_server(
 
 
 def _vector_listening(conn: Connection, server: ServerSpec) -> str:
-    listen = server.listen_address if server.listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
+    listen = probe_address(server.listen_address)
     conn.open_forward(listen, server.vector_port).close()
     return f"GreptimeDB healthy; Vector listening on {listen}:{server.vector_port}"
 
@@ -299,8 +297,8 @@ def deploy_receivers(
     """Each receiver: Vector present, its files deployed, Vector restarted and checked, as on the server."""
     results = []
     for spec in inventory.server.receivers:
-        files = [f for f in rendered if f.machine == f"receivers/{spec.name}"]
-        install, listening = receiver_hooks(inventory, spec.name, options.dry_run, no_install)
+        files = [f for f in rendered if f.machine == receiver_key(spec.name)]
+        install, listening = receiver_hooks(inventory, spec, options.dry_run, no_install)
         results.append(
             deploy_machine(receiver_target(spec), lambda facts, f=files: f, options, before=install, after=listening)
         )

@@ -28,6 +28,7 @@ from logstack.signing import Verifier, heartbeat_time, site_verifier
 from logstack.ssh import Connection, connect
 from logstack.targets import known_hosts_path, server_target
 from logstack.terminal import escape
+from logstack.topology import receiver_key
 
 
 @dataclass
@@ -182,7 +183,7 @@ def check_status(
     secrets = load_secrets(secrets_path(inventory.site_dir))
     server = ServerStatus(certificate_days_left=_days_left(pki, SERVER, now))
     server.receiver_certificates = {
-        r.name: _days_left(pki, f"receivers/{r.name}", now) for r in inventory.server.receivers
+        r.name: _days_left(pki, receiver_key(r.name), now) for r in inventory.server.receivers
     }
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))

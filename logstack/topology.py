@@ -103,13 +103,18 @@ class Receiver:
 
     name: str  # "server", or the receiver's name
     fqdn: str
-    machine: str  # "server" or "receivers/<name>"
-    pki_name: str  # "server" or "receivers/<name>"
-    sans: tuple[str, ...]
+    key: str  # its machine in a render and its name in the PKI: "server" or "receivers/<name>"
+    listen_address: str
 
 
-def receiver_pki_name(name: str) -> str:
+def receiver_key(name: str) -> str:
+    """A receiver's machine in a render and its certificate's name in the PKI."""
     return f"receivers/{name}"
+
+
+def probe_address(listen_address: str) -> str:
+    """Where a receiver's port is checked from its own machine: its listen address, or loopback for any."""
+    return listen_address if listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
 
 
 STORE_CA = "/etc/vector/tls/store-ca.pem"  # what receivers verify the store with (ca_file, deployed)
@@ -118,26 +123,10 @@ STORE_CA_ANALYSIS = "/etc/logstack/store-ca.pem"  # the same, for the server's a
 
 def receivers_of(server: Any) -> list[Receiver]:
     """Every receiving Vector in the senders' order: the server first, then `server.receivers`."""
-    found = [
-        Receiver(
-            "server",
-            server.fqdn,
-            "server",
-            "server",
-            (server.fqdn, *(d for d in server.dns_names if d != server.fqdn), *server.ip_addresses),
-        )
-    ]
-    for spec in server.receivers:
-        sans = (spec.fqdn, *(d for d in spec.dns_names if d != spec.fqdn), *spec.ip_addresses)
-        found.append(Receiver(spec.name, spec.fqdn, f"receivers/{spec.name}", receiver_pki_name(spec.name), sans))
-    return found
+    first = Receiver("server", server.fqdn, "server", server.listen_address)
+    return [first, *(Receiver(r.name, r.fqdn, receiver_key(r.name), r.listen_address) for r in server.receivers)]
 
 
 def endpoints(server: Any) -> list[str]:
     """What senders dial, in order."""
     return [f"{r.fqdn}:{server.vector_port}" for r in receivers_of(server)]
-
-
-def greptime_endpoint(server: Any) -> str:
-    """Where the receivers' greptimedb_logs sink writes."""
-    return server.store.http_endpoint if server.store.type == "external" else "http://127.0.0.1:4000"

@@ -20,9 +20,10 @@ from logstack.clock import now as _now
 from logstack.clock import parse_registry_time, registry_time
 from logstack.errors import PKIError, RevokedHostError
 from logstack.pki.registry import SERVER, CARecord, CertRecord, PKIStore
+from logstack.topology import receiver_key
 
 if TYPE_CHECKING:
-    from logstack.inventory import Host, Inventory, PKISettings
+    from logstack.inventory import Host, Inventory, PKISettings, ReceiverSpec, ServerSpec
 
 
 class PKI(PKIStore):
@@ -137,9 +138,7 @@ class PKI(PKIStore):
             ca.status = "retired"
         self.issue_server(inventory, passphrase, save=False)
         for spec in inventory.server.receivers:  # every receiver moves to the new CA with the server
-            self.issue_receiver(
-                f"receivers/{spec.name}", spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase
-            )
+            self.issue_receiver(spec, passphrase, save=False)
         self.save()
         return previous[0].id
 
@@ -208,44 +207,45 @@ class PKI(PKIStore):
         self.registry.certs.append(record)
         return record
 
-    def issue_server(self, inventory: Inventory, passphrase: bytes | None = None, save: bool = True) -> CertRecord:
-        """Issue (or re-issue) the receiver's certificate: SANs = fqdn + dns_names + ip_addresses."""
-        server = inventory.server
-        dns = [server.fqdn, *(d for d in server.dns_names if d != server.fqdn)]
-        # During a rotation senders not yet re-enrolled trust only the old CA: keep the server on it.
+    def issue_receiving(
+        self, name: str, spec: ServerSpec | ReceiverSpec, passphrase: bytes | None = None, save: bool = True
+    ) -> CertRecord:
+        """Issue (or re-issue) a receiving machine's certificate: SANs = fqdn + dns_names + ip_addresses."""
+        dns = [spec.fqdn, *(d for d in spec.dns_names if d != spec.fqdn)]
+        # During a rotation senders not yet re-enrolled trust only the old CA: keep the receivers on it.
         ca = next((c for c in self.registry.cas if c.status == "previous"), None) or self._active()
         record = self._issue(
-            SERVER,
+            name,
             dns,
-            list(server.ip_addresses),
+            list(spec.ip_addresses),
             ExtendedKeyUsageOID.SERVER_AUTH,
             self.settings.server_days,
             passphrase,
             ca,
-            common_name=server.fqdn,
+            common_name=spec.fqdn,
         )
         if save:
             self.save()
         return record
 
-    def issue_receiver(
-        self, pki_name: str, fqdn: str, dns_names: list[str], ips: list[str], passphrase: bytes | None = None
-    ) -> CertRecord:
+    def issue_server(self, inventory: Inventory, passphrase: bytes | None = None, save: bool = True) -> CertRecord:
+        """Issue (or re-issue) the server's certificate."""
+        return self.issue_receiving(SERVER, inventory.server, passphrase, save)
+
+    def issue_receiver(self, spec: ReceiverSpec, passphrase: bytes | None = None, save: bool = True) -> CertRecord:
         """Issue (or re-issue) another receiver's certificate: its own names and addresses as SANs."""
-        dns = [fqdn, *(d for d in dns_names if d != fqdn)]
-        ca = next((c for c in self.registry.cas if c.status == "previous"), None) or self._active()
-        record = self._issue(
-            pki_name,
-            dns,
-            ips,
-            ExtendedKeyUsageOID.SERVER_AUTH,
-            self.settings.server_days,
-            passphrase,
-            ca,
-            common_name=fqdn,
+        return self.issue_receiving(receiver_key(spec.name), spec, passphrase, save)
+
+    def holds_current(self, name: str, spec: ServerSpec | ReceiverSpec) -> bool:
+        """Whether `name` has its certificate and key, for the names the inventory gives it now."""
+        wanted = [spec.fqdn, *(d for d in spec.dns_names if d != spec.fqdn), *spec.ip_addresses]
+        current = self.registry.current(name)
+        return (
+            current is not None
+            and current.sans == wanted
+            and self.cert_pem(name) is not None
+            and self.key_pem(name) is not None
         )
-        self.save()
-        return record
 
     def issue_client(self, host: Host, passphrase: bytes | None = None, save: bool = True) -> CertRecord:
         """Issue (or re-issue) a host's client certificate: CN = host name, fqdn as DNS SAN."""

@@ -18,6 +18,7 @@ from logstack.inventory import Inventory
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
 from logstack.signing import ensure_keys, retire_keys
+from logstack.topology import receiver_key
 
 MONITOR = "logstack-monitor"
 
@@ -126,7 +127,7 @@ def renew(
 ) -> list[CertRecord]:
     """Re-issue certificates (new key, same names); with `within`, only those expiring by then."""
     pki = PKI.for_inventory(inventory)
-    receivers = {f"receivers/{r.name}": r for r in inventory.server.receivers}
+    receivers = {receiver_key(r.name): r for r in inventory.server.receivers}
     if renew_all:
         targets = [SERVER, *receivers]
         targets += [h.name for h in inventory.hosts if h.name not in pki.registry.revoked_hosts]
@@ -143,10 +144,7 @@ def renew(
         if name == SERVER:
             issued.append(pki.issue_server(inventory, passphrase, save=False))
         elif name in receivers:
-            spec = receivers[name]
-            issued.append(
-                pki.issue_receiver(name, spec.fqdn, list(spec.dns_names), list(spec.ip_addresses), passphrase)
-            )
+            issued.append(pki.issue_receiver(receivers[name], passphrase, save=False))
         else:
             issued.append(pki.issue_client(inventory.host(name), passphrase, save=False))
     pki.save()
