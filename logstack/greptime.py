@@ -146,7 +146,7 @@ class GreptimeHTTP:
             raise RuntimeFailure("server: GreptimeDB answered a query without rows") from None
 
 
-class LoopbackGreptimeHTTP(GreptimeHTTP):
+class DirectGreptimeHTTP(GreptimeHTTP):
     """The same API, reached directly: by logstack on the server itself (the backup timer, on loopback), or
     an external store's endpoint over verified TLS (`tls`: the context to verify it with)."""
 
@@ -278,19 +278,20 @@ def database_config(
 ) -> DatabaseConfig:
     """Connection settings from flags, then the inventory (an external store: its MySQL endpoint over TLS),
     then the defaults (127.0.0.1:4002, analyst, read-only)."""
-    external = inv.server.store if inv is not None and inv.server.store.type == "external" else None
-    if external is not None and host is None:
-        host, port = external.mysql_host, port or external.mysql_port
-        tls, tls_ca = True, tls_ca or (store_ca_path(inv) if external.ca_file else None)  # type: ignore[arg-type]
+    if inv is not None and inv.server.store.type == "external" and host is None:
+        tls, ca = True, str(tls_ca) if tls_ca is not None else store_ca(inv)
+    else:
+        ca = str(tls_ca) if tls_ca is not None else None
+    host, port = store_address(inv, host, port)
     return DatabaseConfig(
-        host=host or "127.0.0.1",
-        port=port or 4002,
+        host=host,
+        port=port,
         user=user or "analyst",
         password=read_password(password_file),
         database=name or (inv.server.database if inv else "vector"),
         table=table or (inv.server.table if inv else "logs"),
-        tls=tls or tls_ca is not None,
-        tls_ca=str(tls_ca) if tls_ca is not None else None,
+        tls=tls or ca is not None,
+        tls_ca=ca,
     )
 
 
@@ -302,9 +303,10 @@ def store_address(inv: Inventory | None, host: str | None, port: int | None) -> 
     return host or "127.0.0.1", port or 4002
 
 
-def store_ca_path(inventory: Inventory) -> Path:
-    """The external store's CA file on this machine (relative paths are the site's)."""
-    return resolve(str(inventory.server.store.ca_file), inventory.site_dir)
+def store_ca(inventory: Inventory) -> str | None:
+    """The external store's CA file on this machine (relative paths are the site's), if one is named."""
+    ca_file = inventory.server.store.ca_file
+    return str(resolve(str(ca_file), inventory.site_dir)) if ca_file else None
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -325,10 +327,8 @@ def site_database(conn: Connection, inventory: Inventory, password: str, db_port
     directly over TLS."""
     store = inventory.server.store
     if store.type == "external":
-        ca = str(store_ca_path(inventory)) if store.ca_file else None
-        yield replace(
-            database_settings(inventory, store.mysql_port, password), host=store.mysql_host, tls=True, tls_ca=ca
-        )
+        settings = database_settings(inventory, store.mysql_port, password)
+        yield replace(settings, host=store.mysql_host, tls=True, tls_ca=store_ca(inventory))
         return
     forward = PortForward(conn, "127.0.0.1", db_port)
     try:
@@ -342,9 +342,7 @@ def store_api(conn: Connection, inventory: Inventory, user: str, password: str) 
     store = inventory.server.store
     if store.type != "external":
         return GreptimeHTTP(conn, user, password)
-    parts = urllib.parse.urlsplit(store.http_endpoint)
-    ca = str(store_ca_path(inventory)) if store.ca_file else None
-    return LoopbackGreptimeHTTP(str(parts.hostname), parts.port or 443, user, password, tls_context(ca))
+    return endpoint_api(store.http_endpoint, store_ca(inventory), user, password, timeout=30)
 
 
 def database_settings(inventory: Inventory, port: int, password: str) -> DatabaseConfig:
@@ -361,15 +359,19 @@ def database_settings(inventory: Inventory, port: int, password: str) -> Databas
 
 def store_http(
     endpoint: str | None, ca_file: Path | None, host: str, port: int, user: str, password: str
-) -> LoopbackGreptimeHTTP:
+) -> DirectGreptimeHTTP:
     """The store's API for a long statement (a COPY: an hour): an external store's https endpoint, verified,
     or GreptimeDB on this machine."""
     if endpoint is None:
-        return LoopbackGreptimeHTTP(host, port, user, password, timeout=3600)
+        return DirectGreptimeHTTP(host, port, user, password, timeout=3600)
     try:
         https_url(endpoint)
     except ValueError as exc:
         raise BadInputError(f"--store-endpoint: {exc}") from None
+    return endpoint_api(endpoint, str(ca_file) if ca_file else None, user, password, timeout=3600)
+
+
+def endpoint_api(endpoint: str, ca_file: str | None, user: str, password: str, timeout: float) -> DirectGreptimeHTTP:
+    """An external store's https API, its certificate verified (`ca_file`, else the system's trust store)."""
     parts = urllib.parse.urlsplit(endpoint)
-    tls = tls_context(str(ca_file) if ca_file else None)
-    return LoopbackGreptimeHTTP(str(parts.hostname), parts.port or 443, user, password, tls, timeout=3600)
+    return DirectGreptimeHTTP(str(parts.hostname), parts.port or 443, user, password, tls_context(ca_file), timeout)

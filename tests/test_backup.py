@@ -306,9 +306,9 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
         assert status_of() == ["no backup recorded yet (logstack-backup.timer; run `logstack backup` on the server)"]
         # a real backup: recorded, and its manifest on the server says the same time
         from logstack.backup import run_backup
-        from logstack.greptime import LoopbackGreptimeHTTP
+        from logstack.greptime import DirectGreptimeHTTP
 
-        run_backup(LoopbackGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", DirectoryStorage(backups), now)
+        run_backup(DirectGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", DirectoryStorage(backups), now)
         assert status_of() == []
         # a row the ingest user wrote, claiming a fresh backup: no manifest behind it
         later = (now + dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
