@@ -222,9 +222,7 @@ def site_s3(inventory: Any, secrets: Any) -> S3Storage | None:
     settings = inventory.server.backup
     if settings is None or settings.s3 is None:
         return None
-    keys = secrets.backup
-    if not keys.get("access_key_id") or not keys.get("secret_access_key"):
-        raise SecretsError("secrets.yaml: backup.access_key_id and backup.secret_access_key are needed for backup.s3")
+    keys = secrets.s3_keys("backup", "backup.s3", inventory.site_dir / "secrets.yaml")
     s3 = settings.s3
     return s3_storage(
         f"s3://{s3.bucket}/{s3.root}", s3.endpoint, s3.region, keys["access_key_id"], keys["secret_access_key"]

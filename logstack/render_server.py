@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from logstack.analyze.state import source_id
 from logstack.cabundle import read_bundle, resolve
-from logstack.errors import SecretsError
 from logstack.files import SERVER_MACHINE, RenderedFile
 from logstack.inventory import Inventory
-from logstack.secrets_store import DB_USERS, Secrets
+from logstack.secrets_store import DB_USERS, S3_KEYS, Secrets
 from logstack.signing import SIGNATURE_COLUMNS
 from logstack.templating import _template, placeholder
 from logstack.topology import STORE_CA, STORE_CA_ANALYSIS
@@ -169,14 +168,7 @@ def store_files(inventory: Inventory, secrets: Secrets | None, machine: str, ana
         if analysis:
             files.append(RenderedFile(machine, STORE_CA_ANALYSIS, pem, "root", "root", 0o644, None, False))
     if store.type == "standalone" and store.object_storage is not None and machine == SERVER_MACHINE:
-        keys = {k: placeholder(f"secrets.yaml store.{k}") for k in ("access_key_id", "secret_access_key")}
-        if secrets is not None:
-            missing = [k for k in keys if k not in secrets.store]
-            if missing:
-                raise SecretsError(
-                    f"{inventory.site_dir / 'secrets.yaml'}: store.{missing[0]}: needed for object storage"
-                )
-            keys = dict(secrets.store)
+        keys = _s3_keys(inventory, secrets, "store", "object storage")
         env = "".join(f"GREPTIMEDB_STANDALONE__STORAGE__{k.upper()}={v}\n" for k, v in sorted(keys.items()))
         files.append(
             RenderedFile(machine, "/etc/greptime/storage.env", env.encode(), "root", "root", 0o600, "greptime", True)
@@ -189,11 +181,13 @@ def backup_s3_files(inventory: Inventory, secrets: Secrets | None) -> list[Rende
     backup = inventory.server.backup
     if backup is None or backup.s3 is None:
         return []
-    keys = {k: placeholder(f"secrets.yaml backup.{k}") for k in ("access_key_id", "secret_access_key")}
-    if secrets is not None:
-        missing = [k for k in keys if k not in secrets.backup]
-        if missing:
-            raise SecretsError(f"{inventory.site_dir / 'secrets.yaml'}: backup.{missing[0]}: needed for backup.s3")
-        keys = dict(secrets.backup)
+    keys = _s3_keys(inventory, secrets, "backup", "backup.s3")
     content = (json.dumps(keys, indent=2, sort_keys=True) + "\n").encode()
     return [RenderedFile(SERVER_MACHINE, "/etc/logstack/backup-s3.json", content, "root", "root", 0o600, None, True)]
+
+
+def _s3_keys(inventory: Inventory, secrets: Secrets | None, section: str, needed_for: str) -> dict[str, str]:
+    """An S3 key pair from secrets.yaml for deployment, or placeholders for review."""
+    if secrets is None:
+        return {k: placeholder(f"secrets.yaml {section}.{k}") for k in S3_KEYS}
+    return secrets.s3_keys(section, needed_for, inventory.site_dir / "secrets.yaml")

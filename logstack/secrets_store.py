@@ -14,6 +14,7 @@ from logstack.errors import LogstackError, SecretsError
 from logstack.fsutil import atomic_write
 
 DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
+S3_KEYS: tuple[str, ...] = ("access_key_id", "secret_access_key")
 # users.conf splits on '=' and the user list on ','; GreptimeDB skips a line whose password has '='.
 # A password beginning with a verifier name followed by ':' would be read as that verifier's hash
 # (GreptimeDB v1.1.4 src/auth/src/user_provider.rs: `plain:`, `pbkdf2_sha256:`, `mysql_native_password:`).
@@ -31,6 +32,14 @@ class Secrets:
 
     def db_password(self, user: str) -> str:
         return self.db_passwords[user]
+
+    def s3_keys(self, section: str, needed_for: str, where: Path) -> dict[str, str]:
+        """The S3 key pair of `section` (store, backup); a missing key is a one-line error naming it."""
+        pair: dict[str, str] = getattr(self, section)
+        for key in S3_KEYS:
+            if not pair.get(key):
+                raise SecretsError(f"{where}: {section}.{key}: needed for {needed_for}")
+        return {key: pair[key] for key in S3_KEYS}
 
 
 def secrets_path(site_dir: Path) -> Path:

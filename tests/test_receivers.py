@@ -289,3 +289,28 @@ def test_a_state_id_names_the_analysis_state(tmp_path, runner):
     assert [p.name for p in tmp_path.glob("analyze-*.sqlite")] == ["analyze-0123456789ab.sqlite"]
     bad = invoke(runner, *args, "--state-id", "../../etc")
     assert bad.exit_code == 2 and "is not 12 hex digits" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            ("    object_storage: null ", "    object_storage: {bucket: audit-logs} "),
+            r"store\.access_key_id: needed for object storage",
+        ),
+        (("    s3: null ", "    s3: {bucket: audit-logs} "), r"backup\.access_key_id: needed for backup\.s3"),
+    ],
+)
+def test_an_s3_key_pair_missing_from_secrets_is_named(tmp_path, edit, message):
+    from logstack.errors import SecretsError
+    from logstack.secrets_store import generate_secrets, load_secrets, secrets_path, write_secrets
+
+    inv = tmp_path / "inventory.yaml"
+    text = EXAMPLE.read_text().replace(*edit)
+    assert text != EXAMPLE.read_text()
+    inv.write_text(text)
+    write_secrets(secrets_path(tmp_path), generate_secrets())
+    with secrets_path(tmp_path).open("a") as out:  # the example's alert destinations have theirs
+        out.write("alerts:\n  security-chat: {url: 'https://chat.example.com/x'}\n  security-team: {password: pw}\n")
+    with pytest.raises(SecretsError, match=message):
+        render_site(load_inventory(inv), secrets=load_secrets(secrets_path(tmp_path)), include_keys=True)
