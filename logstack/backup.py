@@ -64,18 +64,24 @@ def check_location(path: str) -> str:
     return path.rstrip("/")
 
 
-def _tables(api: SQL, database: str) -> dict[str, str]:
-    names = api.rows(
+def table_names(api: SQL, database: str) -> list[str]:
+    """The database's base tables; a name that could not stand in SQL as it is is refused."""
+    rows = api.rows(
         "SELECT table_name FROM information_schema.tables "
         f"WHERE table_schema = '{database}' AND table_type = 'BASE TABLE' ORDER BY table_name"
     )
-    tables: dict[str, str] = {}
-    for (name,) in names:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
-            raise RuntimeFailure(f"server: table name {str(name)[:60]!r} in {database} cannot be backed up safely")
-        create = api.rows(f"SHOW CREATE TABLE `{database}`.`{name}`")
-        tables[str(name)] = str(create[0][1])
-    return tables
+    names = [str(name) for (name,) in rows]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise RuntimeFailure(f"server: table name {name[:60]!r} in {database} cannot be backed up safely")
+    return names
+
+
+def table_statements(api: SQL, database: str) -> dict[str, str]:
+    """Each base table's CREATE statement, as SHOW CREATE TABLE gives it."""
+    return {
+        name: str(api.rows(f"SHOW CREATE TABLE `{database}`.`{name}`")[0][1]) for name in table_names(api, database)
+    }
 
 
 def affected_rows(answer: Any) -> int:
@@ -94,9 +100,9 @@ def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> B
         storage.begin(stamp)
     except OSError as exc:
         raise RuntimeFailure(f"{target}: cannot create the backup directory: {exc.strerror}") from None
-    tables = _tables(api, database)
+    tables = table_statements(api, database)
     copy = f"COPY DATABASE `{database}` TO '{target}' WITH (format = 'parquet')"
-    rows = affected_rows(_without(storage.secrets(), api, copy + storage.connection()))
+    rows = affected_rows(keys_hidden(storage.secrets(), api, copy + storage.connection()))
     manifest = {
         "version": 1,
         "database": database,
@@ -106,7 +112,7 @@ def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> B
         "tables": tables,
     }
     storage.write_manifest(stamp, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
-    if BACKUP_TABLE in tables or _has_backup_table(api, database):
+    if BACKUP_TABLE in tables:
         api.sql(
             f"INSERT INTO `{database}`.`{BACKUP_TABLE}` (`greptime_timestamp`, `location`, `rows_copied`) "
             f"VALUES ('{now.strftime('%Y-%m-%d %H:%M:%S')}', '{target}', {rows})"
@@ -114,7 +120,7 @@ def run_backup(api: SQL, database: str, storage: Storage, now: dt.datetime) -> B
     return BackupResult(target, rows, sorted(tables))
 
 
-def _without(secrets: tuple[str, ...], api: SQL, statement: str) -> Any:
+def keys_hidden(secrets: tuple[str, ...], api: SQL, statement: str) -> Any:
     """Run a statement that carries keys; what GreptimeDB says back never shows them (masked before it is
     shortened, so no part of a key survives)."""
     if not secrets:
@@ -192,7 +198,7 @@ def read_manifest(text: bytes, where: str) -> dict[str, Any]:
     return manifest
 
 
-def _database_exists(api: SQL, database: str) -> bool:
+def database_exists(api: SQL, database: str) -> bool:
     return bool(api.rows(f"SELECT schema_name FROM information_schema.schemata WHERE schema_name = '{database}'"))
 
 

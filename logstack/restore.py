@@ -11,14 +11,14 @@ from typing import Any
 from logstack.backup import (
     BACKUP_TABLE,
     SQL,
-    _database_exists,
-    _tables,
-    _without,
     affected_rows,
     check_location,
+    database_exists,
+    keys_hidden,
     manifest_reader,
     read_manifest,
     site_s3,
+    table_names,
 )
 from logstack.backup_storage import MANIFEST, S3Storage, is_stamp, parse_s3
 from logstack.errors import BadInputError, RuntimeFailure
@@ -62,7 +62,7 @@ def restore(
     if manifest["database"] != database:
         raise BadInputError(f"{location}: a backup of database {manifest['database']!r}, not {database!r}")
     statements = {t: check_create(t, sql, where) for t, sql in manifest["tables"].items()}
-    existing = set(_tables(api, database)) if _database_exists(api, database) else set()
+    existing = set(table_names(api, database)) if database_exists(api, database) else set()
     marker = f"restored:{manifest['created']}"
     if (
         BACKUP_TABLE in existing
@@ -76,7 +76,7 @@ def restore(
             api.sql(create, db=database)
             created.append(table)
     copy = f"COPY DATABASE `{database}` FROM '{location}/' WITH (format = 'parquet')"
-    rows = affected_rows(_without(secrets, api, copy + connection))
+    rows = affected_rows(keys_hidden(secrets, api, copy + connection))
     if BACKUP_TABLE in existing or BACKUP_TABLE in statements:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         api.sql(
