@@ -75,11 +75,7 @@ def parse_platform(text: str) -> Platform:
         or not re.fullmatch(r"[a-z0-9_]{1,32}", parts[2])
     ):
         raise RuntimeFailure(f"server: unexpected answer from python3 {text[:80]!r}")
-    glibc = None
-    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", parts[4])
-    if parts[3] == "glibc" and match:
-        glibc = (int(match.group(1)), int(match.group(2)))
-    return Platform(python=(int(parts[0]), int(parts[1])), machine=parts[2], glibc=glibc)
+    return Platform(python=(int(parts[0]), int(parts[1])), machine=parts[2], glibc=_glibc(parts[3], parts[4]))
 
 
 def local_platform() -> Platform:
@@ -87,9 +83,13 @@ def local_platform() -> Platform:
     import platform
 
     libc, version = platform.libc_ver()
-    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)?", version or "")
-    glibc = (int(match.group(1)), int(match.group(2))) if libc == "glibc" and match else None
-    return Platform(python=sys.version_info[:2], machine=platform.machine(), glibc=glibc)
+    return Platform(python=sys.version_info[:2], machine=platform.machine(), glibc=_glibc(libc, version))
+
+
+def _glibc(libc: str, version: str) -> tuple[int, int] | None:
+    """(major, minor) of a glibc as platform.libc_ver() names it; None for another C library."""
+    match = re.fullmatch(r"([0-9]{1,3})\.([0-9]{1,3})(?:\.[0-9]+)?", version or "")
+    return (int(match.group(1)), int(match.group(2))) if libc == "glibc" and match else None
 
 
 def _package_files() -> list[tuple[str, bytes]]:
