@@ -180,45 +180,37 @@ def _attempt(dest: Destination, secrets: dict[str, str], site: str, events: list
     return None
 
 
-def _overflow_notice(site: str, dest: Destination, count: int) -> dict[str, Any]:
+def _notice(site: str, ident: str, kind: str, outcome: str, severity: str, reason: str) -> dict[str, Any]:
+    """An event of logstack's own (not from a journal), shaped as analysis reports events."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
-        "id": f"overflow-{dest.name}-{now}",
-        "type": "alerts_dropped",
-        "outcome": "dropped",
-        "severity": "alert",
+        "id": f"{ident}-{now}",
+        "type": kind,
+        "outcome": outcome,
+        "severity": severity,
         "host": "logstack",
         "site": site,
         "start": now,
         "end": now,
-        "reason": f"{count} events were dropped from this destination's queue while it did not accept them "
-        f"(queue_limit {dest.queue_limit}; the least severe first); they are in the analysis output "
-        "(journalctl -u logstack-analyze.service)",
+        "reason": reason,
         "flags": [],
         "lines": [],
     }
+
+
+def _overflow_notice(site: str, dest: Destination, count: int) -> dict[str, Any]:
+    reason = (
+        f"{count} events were dropped from this destination's queue while it did not accept them "
+        f"(queue_limit {dest.queue_limit}; the least severe first); they are in the analysis output "
+        "(journalctl -u logstack-analyze.service)"
+    )
+    return _notice(site, f"overflow-{dest.name}", "alerts_dropped", "dropped", "alert", reason)
 
 
 def send_test(config: AlertConfig) -> dict[str, str | None]:
     """One test message to every destination: None where it was accepted, else why not."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    event = {
-        "id": f"test-{now}",
-        "type": "test",
-        "outcome": "test",
-        "severity": "info",
-        "host": "logstack",
-        "site": config.site,
-        "start": now,
-        "end": now,
-        "reason": "a test message from `logstack alerts test`",
-        "flags": [],
-        "lines": [],
-    }
-    answers: dict[str, str | None] = {}
-    for dest in config.destinations:
-        answers[dest.name] = _attempt(dest, config.secrets.get(dest.name, {}), config.site, [event])
-    return answers
+    event = _notice(config.site, "test", "test", "test", "info", "a test message from `logstack alerts test`")
+    return {d.name: _attempt(d, config.secrets.get(d.name, {}), config.site, [event]) for d in config.destinations}
 
 
 def backlog(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
