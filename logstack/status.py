@@ -15,6 +15,7 @@ from typing import Any
 from logstack.analyze.classify import HEARTBEAT_IDENTIFIER
 from logstack.analyze.sources import DatabaseSource
 from logstack.backup import BACKUP_TABLE, last_backup, manifest_reader, newest_backup_manifest, site_s3
+from logstack.backup_storage import S3Storage
 from logstack.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.errors import RuntimeFailure
 from logstack.greptime import DatabaseConfig, GreptimeHTTP, http_over_ssh, site_database, store_api
@@ -190,7 +191,7 @@ def check_status(
         _check_metrics(conn, server)
         analyst = store_api(conn, inventory, "analyst", secrets.db_password("analyst"))
         _check_backup(analyst, inventory, server, now)
-        _check_backup_files(conn, analyst, inventory, server)
+        _check_backup_files(conn, analyst, inventory, server, site_s3(inventory, secrets))
         _check_alerts(conn, inventory, server)
         with site_database(conn, inventory, secrets.db_password("analyst"), db_port) as config:
             verifier = site_verifier(inventory.site_dir, None)
@@ -244,12 +245,13 @@ def _check_backup(api: GreptimeHTTP, inventory: Inventory, server: ServerStatus,
         server.problems.append(f"the newest backup is {age:.0f} h old (max_age_hours {settings.max_age_hours})")
 
 
-def _check_backup_files(conn: Connection, api: GreptimeHTTP, inventory: Inventory, server: ServerStatus) -> None:
+def _check_backup_files(
+    conn: Connection, api: GreptimeHTTP, inventory: Inventory, server: ServerStatus, storage: S3Storage | None
+) -> None:
     """The newest recorded backup is on the server with its manifest: a row alone proves nothing (the
     ingest user may write rows too)."""
     if inventory.server.backup is None or server.last_backup is None:
         return
-    storage = site_s3(inventory, load_secrets(secrets_path(inventory.site_dir)))
     found = newest_backup_manifest(api, inventory.server.database, manifest_reader(conn, storage))
     if found is None:
         server.problems.append(

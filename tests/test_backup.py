@@ -300,7 +300,7 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
                 server = ServerStatus()
                 api = GreptimeHTTP(conn, "analyst", "x" * 20)
                 _check_backup(api, inv, server, dt.datetime.now(dt.UTC))
-                _check_backup_files(conn, api, inv, server)
+                _check_backup_files(conn, api, inv, server, None)
             return server.problems
 
         assert status_of() == ["no backup recorded yet (logstack-backup.timer; run `logstack backup` on the server)"]
