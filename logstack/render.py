@@ -29,7 +29,9 @@ from logstack.render_server import (
     backup_s3_files,
     db_args,
     firewall_files,
-    store_files,
+    storage_env_files,
+    store_ca_files,
+    store_ca_pem,
     table_columns,
 )
 from logstack.secrets_store import Secrets
@@ -145,7 +147,9 @@ def _receiving_machines(
         else tuple(f for f in SERVER_FILES if f.path not in STANDALONE_ONLY)
     )
     files = _render_machine(SERVER_MACHINE, own, context, material)
-    files += store_files(inventory, secrets, SERVER_MACHINE, analysis=True)
+    store = spec.store
+    ca_pem = store_ca_pem(inventory) if store.type == "external" and store.ca_file else None  # read once
+    files += store_ca_files(SERVER_MACHINE, ca_pem, analysis=True) + storage_env_files(inventory, secrets)
     if spec.firewall:
         files += firewall_files(inventory, pki)
     if spec.alerts:
@@ -159,7 +163,7 @@ def _receiving_machines(
         theirs = _material(pki, receiver.key, where, include_keys, ca)
         own = {**context, "listen_address": receiver.listen_address}
         files += _render_machine(receiver.key, receiving, own, theirs)
-        files += store_files(inventory, secrets, receiver.key, analysis=False)
+        files += store_ca_files(receiver.key, ca_pem, analysis=False)
         if spec.firewall:
             files += firewall_files(inventory, pki, receiver.key)
     return files

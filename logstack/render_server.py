@@ -158,22 +158,26 @@ def store_ca_pem(inventory: Inventory) -> bytes:
     return read_bundle(path, "server.store.ca_file")
 
 
-def store_files(inventory: Inventory, secrets: Secrets | None, machine: str, analysis: bool) -> list[RenderedFile]:
-    """The store's CA for the receivers' sink (and the analysis units), or the object storage keys."""
-    store = inventory.server.store
-    files: list[RenderedFile] = []
-    if store.type == "external" and store.ca_file:
-        pem = store_ca_pem(inventory)
-        files.append(RenderedFile(machine, STORE_CA, pem, "root", "vector", 0o644, "vector", False))
-        if analysis:
-            files.append(RenderedFile(machine, STORE_CA_ANALYSIS, pem, "root", "root", 0o644, None, False))
-    if store.type == "standalone" and store.object_storage is not None and machine == SERVER_MACHINE:
-        keys = _s3_keys(inventory, secrets, "store", "object storage")
-        env = "".join(f"GREPTIMEDB_STANDALONE__STORAGE__{k.upper()}={v}\n" for k, v in sorted(keys.items()))
-        files.append(
-            RenderedFile(machine, "/etc/greptime/storage.env", env.encode(), "root", "root", 0o600, "greptime", True)
-        )
+def store_ca_files(machine: str, pem: bytes | None, analysis: bool) -> list[RenderedFile]:
+    """The external store's CA for a receiver's sink (and, on the server, its analysis units)."""
+    if pem is None:
+        return []
+    files = [RenderedFile(machine, STORE_CA, pem, "root", "vector", 0o644, "vector", False)]
+    if analysis:
+        files.append(RenderedFile(machine, STORE_CA_ANALYSIS, pem, "root", "root", 0o644, None, False))
     return files
+
+
+def storage_env_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
+    """The object storage keys of a standalone store, as GreptimeDB's environment (root's only)."""
+    store = inventory.server.store
+    if store.type != "standalone" or store.object_storage is None:
+        return []
+    keys = _s3_keys(inventory, secrets, "store", "object storage")
+    env = "".join(f"GREPTIMEDB_STANDALONE__STORAGE__{k.upper()}={v}\n" for k, v in sorted(keys.items()))
+    return [
+        RenderedFile(SERVER_MACHINE, "/etc/greptime/storage.env", env.encode(), "root", "root", 0o600, "greptime", True)
+    ]
 
 
 def backup_s3_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
