@@ -19,12 +19,11 @@ from typing import Protocol
 
 from logstack.errors import BadInputError
 from logstack.s3 import S3Bucket
-from logstack.validation import KEY_PREFIX_RE, s3_endpoint
+from logstack.validation import KEY_PREFIX_RE, S3_KEY_RE, s3_endpoint
 
 MANIFEST = "logstack-backup.json"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _STAMP_RE = re.compile(r"\d{8}T\d{6}Z")
-_KEY_RE = re.compile(r"[A-Za-z0-9+/=._~-]{1,256}")  # what may stand in a SQL string literal as it is
 
 
 def is_stamp(name: str, now: dt.datetime) -> bool:
@@ -92,7 +91,7 @@ class S3Storage:
 
     def __post_init__(self) -> None:
         for value in (self.bucket.access_key, self.bucket.secret_key, self.bucket.region):
-            if not _KEY_RE.fullmatch(value):
+            if not S3_KEY_RE.fullmatch(value):
                 raise BadInputError("the S3 keys and region must be 1-256 characters of [A-Za-z0-9+/=._~-]")
 
     def _prefix(self, stamp: str = "") -> str:

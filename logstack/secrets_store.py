@@ -12,6 +12,7 @@ import yaml
 
 from logstack.errors import LogstackError, SecretsError
 from logstack.fsutil import atomic_write
+from logstack.validation import S3_KEY_RE
 
 DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
 S3_KEYS: tuple[str, ...] = ("access_key_id", "secret_access_key")
@@ -116,7 +117,7 @@ def _store_secrets(path: Path, raw: object, section: str) -> dict[str, str]:
     for key, value in raw.items():
         if key not in ("access_key_id", "secret_access_key"):
             raise SecretsError(f"{path}: {section}.{str(key)[:40]!r}: unknown key (access_key_id, secret_access_key)")
-        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9+/=._~-]{1,256}", value):
+        if not isinstance(value, str) or not S3_KEY_RE.fullmatch(value):
             raise SecretsError(f"{path}: {section}.{key!r}: must be 1-256 characters of [A-Za-z0-9+/=._~-]")
     return dict(raw)
 

@@ -83,6 +83,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _FIELD_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+# an S3 key (and a region): what may stand in a SQL string literal (COPY ... CONNECTION) as it is
+S3_KEY_RE = re.compile(r"[A-Za-z0-9+/=._~-]{1,256}")
 BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # no leading, trailing or double '/', no '.' or '..' segment: S3 keys as written, never normalised
 KEY_PREFIX_RE = re.compile(r"(?:(?!\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/(?!\.{1,2}(?:/|$))[A-Za-z0-9._-]+)*)?")
