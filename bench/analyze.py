@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from logstack.signing import KeyRing, canonical, save_keyring  # noqa: E402
+from logstack.integrity.signatures import KeyRing, canonical, save_keyring  # noqa: E402
 from tests.journal import entry  # noqa: E402
 from tests.mariadb import COLUMNS, PASSWORD, start_mariadb  # noqa: E402
 

@@ -22,10 +22,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logstack.enroll import enroll
-from logstack.inventory import load_inventory
+from logstack.deploy.enroll import enroll
+from logstack.integrity.signatures import sign_row
 from logstack.pki import PKI
-from logstack.signing import sign_row
+from logstack.site.inventory import load_inventory
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD, start_mariadb
 from tests.sshd import make_client_key

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logstack.inventory import Host, InventorySpec, SSHSettings
 from logstack.pki import PKI
+from logstack.site.inventory import Host, InventorySpec, SSHSettings
 
 
 def mint_logstack(tmp: Path, count: int) -> float:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logstack.files import write_tree
-from logstack.inventory import load_inventory
-from logstack.render import render_site
+from logstack.render.rendered import write_tree
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 
 
 def generate(path: Path, hosts: int) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logstack.analyze.records import from_journal
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.state import StateStore, group_key
-from logstack.clock import DAY, MINUTE, SECOND
+from logstack.base.clock import DAY, MINUTE, SECOND
+from logstack.journal.line import from_journal
 from tests.journal import entry
 
 T0 = 1_780_000_000 * SECOND

@@ -12,9 +12,9 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from logstack.errors import LogstackError
-from logstack.exit_codes import ExitStatus
-from logstack.terminal import escape
+from logstack.base.errors import LogstackError
+from logstack.base.exit_codes import ExitStatus
+from logstack.base.terminal import escape
 
 # Command name → (module under logstack.commands, attribute). Modules load only when their command
 # runs, so `logstack analyze` does not pay for SSH and certificate libraries at every start.

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logstack.cli import app
-from logstack.inventory import Inventory
 from logstack.pki import PKI
+from logstack.site.inventory import Inventory
 
 # Fixtures shared by several test modules
 pytest_plugins = ["tests.greptime_stub", "tests.processes", "pytester"]

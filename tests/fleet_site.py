@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from logstack.secrets_store import generate_secrets, secrets_path, write_secrets
+from logstack.site.secrets import generate_secrets, secrets_path, write_secrets
 from tests.sshd import SSHHost, make_host
 
 

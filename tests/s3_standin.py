@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from xml.sax.saxutils import escape
 
-from logstack.s3 import authorization
+from logstack.store.s3 import authorization
 
 ACCESS, SECRET, REGION = "AKIDLOGSTACKTEST", "c2VjcmV0LWtleS1mb3ItdGVzdHM=", "eu-central-1"
 PAGE = 2

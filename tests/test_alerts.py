@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logstack.alerts.spec import DESTINATIONS
 from logstack.analyze.state import StateStore  # noqa: F401  (the state the queues share)
+from logstack.site.alerts import DESTINATIONS
 from tests.alert_receivers import Trapper, Webhook, self_signed, smtp_server
 from tests.conftest import invoke
 from tests.journal import entry
@@ -240,7 +240,7 @@ def test_starttls_is_required_before_any_password(tmp_path):
     from aiosmtpd.controller import Controller
 
     from logstack.alerts.send import DeliveryError, send
-    from logstack.alerts.spec import Email
+    from logstack.site.alerts import Email
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
@@ -327,7 +327,7 @@ def test_a_batch_that_may_have_arrived_goes_again_exactly_as_it_was(receivers, r
 
 def test_secrets_a_sender_cannot_use_are_refused_at_load_without_showing_them(tmp_path):
     from logstack.alerts.delivery import load_config
-    from logstack.errors import SecretsError
+    from logstack.base.errors import SecretsError
 
     alerts = tmp_path / "alerts.json"
     alerts.write_text(
@@ -422,7 +422,7 @@ def test_an_internal_error_is_one_line_and_its_own_exit_code(monkeypatch, tmp_pa
 def test_email_over_implicit_tls_with_auth(tmp_path):
     """Port 465 style: TLS from the first byte, the certificate verified, then AUTH and the message."""
     from logstack.alerts.send import send
-    from logstack.alerts.spec import Email
+    from logstack.site.alerts import Email
 
     cert, key = self_signed(tmp_path)
     with smtp_server(cert, key, SMTP_USER, SMTP_PASSWORD, implicit=True) as (port, received):

@@ -237,7 +237,7 @@ def test_analyze_loads_no_ssh_or_inventory_code(tmp_path: Path):
         "from logstack.cli import main\n"
         f"sys.argv = ['logstack', 'analyze', '--journal', {str(SAMPLE)!r}, '--format', 'jsonl']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "loaded = sorted(m for m in ('paramiko', 'cryptography', 'logstack.inventory', 'logstack.deploy') "
+        "loaded = sorted(m for m in ('paramiko', 'cryptography', 'logstack.site.inventory', 'logstack.deploy.apply') "
         "if m in sys.modules)\n"
         "print('LOADED', loaded, file=sys.stderr)\n"
     )

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logstack.analyze.records import from_journal, text
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.sources import DatabaseSource
-from logstack.clock import SECOND, from_micros
-from logstack.greptime import DatabaseConfig
+from logstack.base.clock import SECOND, from_micros
+from logstack.journal.line import from_journal, text
+from logstack.store.greptime import DatabaseConfig
 from tests.conftest import ROOT, invoke
 from tests.journal import entry
 from tests.mariadb import PASSWORD
@@ -208,7 +208,7 @@ def test_random_interleavings_report_every_event_exactly_once(mariadb, tmp_path_
     expected = {}
     for batch in all_entries.values():
         lines = [from_journal(e) for e in batch]
-        from logstack.analyze.events import build_events
+        from logstack.analyze.grouping import build_events
 
         (event,) = [ev for ev in build_events(lines) if ev.type != "brute_force"]
         expected[event.id] = len(event.lines)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from logstack.analyze.events import Event, Settings, build_events
-from logstack.analyze.records import from_journal
+from logstack.analyze.grouping import Event, Settings, build_events
+from logstack.journal.line import from_journal
 from tests.journal import at, entry
 
 T0 = at("2025-07-16 10:00:00")

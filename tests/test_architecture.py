@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logstack.analyze.kinds import EventType, FactKind
+from logstack.classify.kinds import EventType, FactKind
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "logstack"
@@ -98,9 +98,9 @@ def test_no_function_over_60_lines():
 
 def test_deployment_loads_no_renderer_no_pki():
     code = (
-        "import sys, logstack.plan; assert not {'jinja2', 'cryptography', 'paramiko'} & set(sys.modules), "
+        "import sys, logstack.deploy.plan; assert not {'jinja2', 'cryptography', 'paramiko'} & set(sys.modules), "
         "sorted({'jinja2', 'cryptography', 'paramiko'} & set(sys.modules)); "
-        "import logstack.deploy; bad = {'jinja2', 'logstack.render', 'logstack.pki'} & set(sys.modules); "
+        "import logstack.deploy.apply; bad = {'jinja2', 'logstack.render.site_files'," "'logstack.pki'} & set(sys.modules); "
         "assert not bad, sorted(bad)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -117,9 +117,9 @@ def _string_args(path: Path, call: str) -> set[str]:
 
 
 def test_every_fact_kind_the_classifier_states_is_a_fact_kind():
-    from logstack.analyze.messages import load_table
+    from logstack.classify.messages import load_table
 
-    stated = _string_args(PACKAGE / "analyze/classify.py", "Fact") | {
+    stated = _string_args(PACKAGE / "classify/classifier.py", "Fact") | {
         kind for row in load_table() for kind in (row.kind, row.kind_preauth) if kind
     }
     assert len(stated) > 20
@@ -131,7 +131,7 @@ def test_every_event_type_is_an_event_type():
 
     assert {rule.type for rule in TYPE_RULES} <= set(EventType)
     typed = set()
-    for path in (PACKAGE / "analyze/event.py", PACKAGE / "analyze/events.py"):
+    for path in (PACKAGE / "analyze/event.py", PACKAGE / "analyze/grouping.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.keyword) and node.arg == "type" and isinstance(node.value, ast.Constant):
                 typed.add(node.value.value)

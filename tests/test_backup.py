@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logstack.backup import MANIFEST, STAMP_FORMAT, keep, prune
-from logstack.backup_storage import DirectoryStorage
-from logstack.inventory import load_inventory
-from logstack.render import render_site
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
+from logstack.store.backup import MANIFEST, STAMP_FORMAT, keep, prune
+from logstack.store.backup_targets import DirectoryStorage
 from tests.conftest import EXAMPLE, invoke
 
 # (stamps present, keep_daily, keep_weekly) -> kept
@@ -77,7 +77,7 @@ def test_prune_touches_only_backups_logstack_made(tmp_path):
 def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_path, monkeypatch):
     import shutil
 
-    from logstack import backup_storage
+    from logstack.store import backup_targets as backup_storage
 
     now = dt.datetime(2026, 12, 1, 3, tzinfo=dt.UTC)
     for stamp in ("20261101T020000Z", "20261102T020000Z", "20261201T030000Z"):
@@ -101,7 +101,7 @@ def _store(fake, rows: int) -> None:  # the example has backups: logs and logsta
     """A store as init-server leaves it, with `rows` rows logged."""
     inv = load_inventory(EXAMPLE)
     (schema,) = [f for f in render_site(inv, hosts=[]) if f.path == "/etc/logstack/schema.sql"]
-    from logstack.store_setup import schema_statements
+    from logstack.provision.store_schema import schema_statements
 
     for statement in schema_statements(schema.content.decode()):
         fake._answer(fake, statement)
@@ -236,8 +236,8 @@ def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, 
 
 
 def test_a_manifest_runs_nothing_but_the_create_table_of_its_own_tables():
-    from logstack.errors import BadInputError
-    from logstack.restore import check_create
+    from logstack.base.errors import BadInputError
+    from logstack.store.restore import check_create
 
     good = 'CREATE TABLE IF NOT EXISTS "logs" (\n  "greptime_timestamp" TIMESTAMP(9) NOT NULL\n) ENGINE=mito'
     assert check_create("logs", good, "m") == good
@@ -256,7 +256,7 @@ def test_a_manifest_runs_nothing_but_the_create_table_of_its_own_tables():
     ["/etc/systemd/system", "/usr/local/bin", "/etc/logstack", "/root/.ssh", "/var/lib", "/var/backups", "/srv/data"],
 )
 def test_a_backup_directory_is_never_a_system_directory(directory, tmp_path):
-    from logstack.errors import InventoryError
+    from logstack.base.errors import InventoryError
 
     inv = tmp_path / "inventory.yaml"
     inv.write_text(EXAMPLE.read_text().replace("directory: /var/backups/logstack", f"directory: {directory}"))
@@ -265,7 +265,7 @@ def test_a_backup_directory_is_never_a_system_directory(directory, tmp_path):
 
 
 def test_greptimedb_may_write_the_backup_directory_and_the_table_name_is_reserved(tmp_path):
-    from logstack.errors import InventoryError
+    from logstack.base.errors import InventoryError
 
     files = {f.path: f for f in render_site(load_inventory(EXAMPLE), hosts=[])}
     unit = files["/etc/systemd/system/greptime.service"].content.decode()
@@ -277,9 +277,9 @@ def test_greptimedb_may_write_the_backup_directory_and_the_table_name_is_reserve
 
 
 def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(greptime_api, tmp_path, ssh_client_key):
-    from logstack.ssh import connect
-    from logstack.status import ServerStatus, _check_backup, _check_backup_files
-    from logstack.targets import known_hosts_path, server_target
+    from logstack.connection.ssh import connect
+    from logstack.connection.targets import known_hosts_path, server_target
+    from logstack.evidence.status import ServerStatus, _check_backup, _check_backup_files
     from tests.fleet_site import make_fleet
     from tests.greptime_stub import FakeGreptime
 
@@ -294,7 +294,7 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
         def status_of() -> list[str]:
-            from logstack.greptime import GreptimeHTTP
+            from logstack.store.greptime import GreptimeHTTP
 
             with connect(server_target(inv), known_hosts_path(inv)) as conn:
                 server = ServerStatus()
@@ -305,8 +305,8 @@ def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(
 
         assert status_of() == ["no backup recorded yet (logstack-backup.timer; run `logstack backup` on the server)"]
         # a real backup: recorded, and its manifest on the server says the same time
-        from logstack.backup import run_backup
-        from logstack.greptime import DirectGreptimeHTTP
+        from logstack.store.backup import run_backup
+        from logstack.store.greptime import DirectGreptimeHTTP
 
         run_backup(DirectGreptimeHTTP("127.0.0.1", 4000, "admin", "x" * 20), "vector", DirectoryStorage(backups), now)
         assert status_of() == []

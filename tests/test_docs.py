@@ -35,7 +35,7 @@ def test_readme_render_command_works(tmp_path: Path, runner, monkeypatch):
 
 
 def test_readme_exit_codes_match_status_module():
-    from logstack.exit_codes import ExitStatus
+    from logstack.base.exit_codes import ExitStatus
 
     readme = (ROOT / "README.md").read_text()
     for status in ExitStatus:

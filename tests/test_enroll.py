@@ -12,9 +12,9 @@ import time
 import pytest
 import yaml
 
-from logstack.inventory import load_inventory
 from logstack.pki import PKI
-from logstack.render import render_site
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 
@@ -219,9 +219,9 @@ def test_non_root_user_goes_through_sudo(fleet, runner):
 
 
 def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
-    from logstack.deploy import DeployOptions, deploy_machine
-    from logstack.files import RenderedFile
-    from logstack.targets import host_target, known_hosts_path
+    from logstack.connection.targets import host_target, known_hosts_path
+    from logstack.deploy.apply import DeployOptions, deploy_machine
+    from logstack.render.rendered import RenderedFile
 
     inv = load_inventory(fleet.inventory)
     good = RenderedFile("hosts/web1", "/etc/logstack/note.txt", b"hello\n", "root", "root", 0o644, None, False)
@@ -252,7 +252,7 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
 
 
 def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
-    from logstack.ssh import Target, resolve
+    from logstack.connection.ssh import Target, resolve
 
     web2 = fleet.hosts["web2"]
     config = tmp_path / "ssh_config"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logstack.analyze.records import from_journal
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.state import StateStore
-from logstack.clock import DAY, MINUTE, SECOND
-from logstack.errors import BadInputError, RuntimeFailure
+from logstack.base.clock import DAY, MINUTE, SECOND
+from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.journal.line import from_journal
 from tests.journal import entry
 
 T0 = 1_780_000_000 * SECOND

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from logstack.analyze.events import Event, build_events
-from logstack.analyze.records import from_journal
+from logstack.analyze.grouping import Event, build_events
+from logstack.journal.line import from_journal
 from tests.journal import at, entry
 
 T0 = at("2026-11-20 10:00:00")
@@ -215,7 +215,7 @@ def test_a_login_refused_by_pam_account_checks_after_accepted_is_a_failure():
     ],
 )
 def test_forged_lines_are_told_by_the_kernel_s_exe_path(comm, exe, forged):
-    from logstack.analyze.classify import is_forged
+    from logstack.classify.classifier import is_forged
 
     assert is_forged("sshd-session", comm, exe) is forged
 
@@ -246,7 +246,7 @@ def test_a_sudo_line_whose_directory_carries_fields_is_flagged():
 def test_a_long_sudo_line_with_a_newline_is_classified_quickly():
     import time
 
-    from logstack.analyze.classify import classify
+    from logstack.classify.classifier import classify
 
     line = "a" * 1000 + "\n" + "b : " * 250
     classify("sudo", "warm up : the rules compile on first use")
@@ -304,7 +304,7 @@ def test_a_fido_key_s_signature_count_keeps_the_line_a_failure():
 
 
 def test_a_line_without_comm_or_exe_is_forged():
-    from logstack.analyze.classify import is_forged
+    from logstack.classify.classifier import is_forged
 
     assert is_forged("sshd-session", None, None) is True
     assert is_forged("kernel", None, None) is False  # not a program logstack expects
@@ -328,7 +328,7 @@ def test_a_user_name_with_a_colon_cannot_frame_an_address_in_a_disconnect_line()
 
 
 def test_after_failures_while_streaming_with_the_failing_connection_open():
-    from logstack.analyze.events import EventBuilder, Settings
+    from logstack.analyze.grouping import EventBuilder, Settings
 
     builder = EventBuilder(Settings(gap=10 * S))
     released = []
@@ -363,7 +363,7 @@ def test_failures_from_one_ipv6_64_count_together():
     assert incident.source_ip == "2001:db8:1:2::/64"
     assert "10 failed login attempts from 2001:db8:1:2::/64" in incident.reason
     # another /64, and IPv4 (mapped or not), stay apart
-    from logstack.analyze.events import source_key
+    from logstack.analyze.grouping import source_key
 
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
     assert source_key("::ffff:203.0.113.9") == source_key("203.0.113.9") == "203.0.113.9"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from logstack.errors import InventoryError
-from logstack.inventory import load_inventory
+from logstack.base.errors import InventoryError
 from logstack.pki import PKI
-from logstack.render import firewall_files, render_site
+from logstack.render.site_files import firewall_files, render_site
+from logstack.site.inventory import load_inventory
 from tests.conftest import EXAMPLE, invoke
 from tests.fleet_site import make_fleet
 

@@ -9,10 +9,10 @@ import os
 import pytest
 import yaml
 
-from logstack.facts import HostFacts, parse_facts
-from logstack.inventory import load_inventory
 from logstack.pki import PKI
-from logstack.render import render_site
+from logstack.render.site_files import render_site
+from logstack.site.host_facts import HostFacts, parse_facts
+from logstack.site.inventory import load_inventory
 from tests.conftest import EXAMPLE, invoke
 from tests.fleet_site import make_fleet
 
@@ -108,8 +108,8 @@ def test_enroll_renders_for_each_hosts_facts_and_refuses_an_old_vector(fleet, ru
 
 @root_only
 def test_a_configuration_that_does_not_build_is_never_swapped_in(fleet, runner):
-    from logstack.deploy import DeployOptions, deploy_machine
-    from logstack.targets import host_target, known_hosts_path
+    from logstack.connection.targets import host_target, known_hosts_path
+    from logstack.deploy.apply import DeployOptions, deploy_machine
 
     assert invoke(runner, "enroll-host", "--no-verify", "deb12", "-i", fleet.inventory).exit_code == 0
     host = fleet.hosts["deb12"]

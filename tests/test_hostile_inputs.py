@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logstack.analyze.classify import _DISPATCH, MAX_RULE_INPUT, classify
+from logstack.classify.classifier import _DISPATCH, MAX_RULE_INPUT, classify
 from logstack.cli import app
 from tests.conftest import invoke
 from tests.journal import entry, write
@@ -211,7 +211,7 @@ def test_yaml_traps_are_one_line_errors(runner, tmp_path, text, message):
 
 
 def test_identity_values_are_stamped_as_written(tmp_path):
-    from logstack.inventory import load_inventory
+    from logstack.site.inventory import load_inventory
 
     inv = tmp_path / "inventory.yaml"
     inv.write_text(
@@ -564,7 +564,7 @@ def test_a_calendar_the_inventory_accepts_is_one_systemd_accepts(days, date, tim
     import shutil
     import subprocess
 
-    from logstack.validation import calendar
+    from logstack.base.validation import calendar
 
     value = f"{days}{date}{time}"
     try:
@@ -580,7 +580,7 @@ def test_every_control_and_format_character_is_escaped_in_text():
     import sys
     import unicodedata
 
-    from logstack.terminal import escape
+    from logstack.base.terminal import escape
 
     hidden = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")]
     assert len(hidden) > 150

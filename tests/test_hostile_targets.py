@@ -10,16 +10,16 @@ import time
 
 import pytest
 
+from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.cli import app
-from logstack.deploy import _id_names, _stat_lines
-from logstack.errors import BadInputError, RuntimeFailure
-from logstack.facts import load_facts
-from logstack.files import RenderedFile
-from logstack.greptime import ttl_seconds
-from logstack.inventory import load_inventory
+from logstack.deploy.apply import _id_names, _stat_lines
+from logstack.deploy.plan import apply_script, make_plan
+from logstack.evidence.status import sink_metrics
 from logstack.pki import PKI
-from logstack.plan import apply_script, make_plan
-from logstack.status import sink_metrics
+from logstack.render.rendered import RenderedFile
+from logstack.site.host_facts import load_facts
+from logstack.site.inventory import load_inventory
+from logstack.store.greptime import ttl_seconds
 from tests.conftest import EXAMPLE, invoke
 from tests.fleet_site import make_fleet
 
@@ -126,8 +126,8 @@ def host(tmp_path, ssh_client_key):
 
 @root_only
 def test_a_remote_command_cannot_make_logstack_read_for_ever(host, monkeypatch):
-    from logstack import ssh
-    from logstack.targets import host_target, known_hosts_path
+    from logstack.connection import ssh
+    from logstack.connection.targets import host_target, known_hosts_path
 
     monkeypatch.setattr(ssh, "MAX_OUTPUT", 1000)
     inv = load_inventory(host.inventory)

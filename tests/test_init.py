@@ -3,8 +3,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from logstack.inventory import load_inventory
-from logstack.secrets_store import load_secrets
+from logstack.site.inventory import load_inventory
+from logstack.site.secrets import load_secrets
 from tests.conftest import EXAMPLE, invoke
 
 

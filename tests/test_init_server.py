@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from logstack.inventory import load_inventory
-from logstack.render import render_site
-from logstack.secrets_store import Secrets, load_secrets, secrets_path, write_secrets
-from logstack.store_setup import schema_statements
+from logstack.provision.store_schema import schema_statements
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
+from logstack.site.secrets import Secrets, load_secrets, secrets_path, write_secrets
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
@@ -291,10 +291,10 @@ def test_the_scheduled_run_alerts_and_status_shows_what_a_destination_has_yet_to
 
     import yaml
 
-    from logstack.clock import SECOND
-    from logstack.ssh import connect
-    from logstack.status import ServerStatus, _check_alerts
-    from logstack.targets import known_hosts_path, server_target
+    from logstack.base.clock import SECOND
+    from logstack.connection.ssh import connect
+    from logstack.connection.targets import known_hosts_path, server_target
+    from logstack.evidence.status import ServerStatus, _check_alerts
     from tests.journal import entry
     from tests.test_analyze_db import to_row
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from logstack.errors import InventoryError
-from logstack.inventory import DEFAULT_IDENTIFIERS, load_inventory
+from logstack.base.errors import InventoryError
+from logstack.site.inventory import DEFAULT_IDENTIFIERS, load_inventory
 from tests.conftest import EXAMPLE, invoke
 
 BASE = """\

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logstack.analyze import sources
-from logstack.analyze.records import from_journal
-from logstack.analyze.selection import Selection
-from logstack.errors import BadInputError
+from logstack.base.errors import BadInputError
+from logstack.journal.line import from_journal
+from logstack.journal.selection import Selection
 from tests.journal import entry
 
 SELECTION = Selection(frozenset({"sshd-session", "sudo"}))

@@ -10,8 +10,8 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from logstack.analyze.classify import classify
-from logstack.analyze.messages import CLASSES, Message, compile_format, load_table
+from logstack.classify.classifier import classify
+from logstack.classify.messages import CLASSES, Message, compile_format, load_table
 
 TABLE = load_table()
 _C_CONVERSION = re.compile(r"%([-+ #0]*\d*(?:\.\d+)?)(?:hh|h|ll|l|z|j|t)?([sdiuxcfm])")

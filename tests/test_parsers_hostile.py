@@ -10,10 +10,10 @@ import string
 import hypothesis
 from hypothesis import strategies as st
 
-from logstack.errors import LogstackError
-from logstack.seal import last_verification, read_chain, read_head
-from logstack.signing import KeyRing, load_keyring, save_keyring
-from logstack.site_backup import MAGIC, restore_site
+from logstack.base.errors import LogstackError
+from logstack.integrity.seal_chain import last_verification, read_chain, read_head
+from logstack.integrity.signatures import KeyRing, load_keyring, save_keyring
+from logstack.site.archive import MAGIC, restore_site
 
 KEY = b"k" * 32
 

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from logstack.errors import PKIError
-from logstack.inventory import load_inventory
+from logstack.base.errors import PKIError
 from logstack.pki import PKI
-from logstack.render import render_site
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 from tests.conftest import invoke, mint_site
 from tests.tlsutil import openssl_handshake, python_handshake
 
@@ -96,7 +96,7 @@ def test_file_modes(pki_site):
 
 def test_key_gets_mode_before_it_has_a_name(tmp_path, monkeypatch):
     # With a permissive umask a naive write would leave a 0644 key for a moment.
-    from logstack.fsutil import atomic_write
+    from logstack.base.fsutil import atomic_write
 
     seen = []
     real_replace = os.replace

@@ -7,9 +7,9 @@ import tomllib
 import pytest
 import yaml
 
-from logstack.errors import InventoryError
-from logstack.inventory import load_inventory
-from logstack.render import render_site
+from logstack.base.errors import InventoryError
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 from tests.alert_receivers import self_signed
 from tests.conftest import EXAMPLE
 from tests.reference import check_vector_config, flatten_toml, greptime_reference
@@ -129,7 +129,7 @@ def test_the_inventory_refuses_what_would_not_work(tmp_path, extra, message):
 def test_receivers_certificates_are_renewed_and_follow_a_ca_rotation(scaled):
     from logstack.pki import PKI
     from logstack.pki.service import renew, retire_old_ca, rotate_ca
-    from logstack.receivers import ensure_receiver_certificates
+    from logstack.provision.receivers import ensure_receiver_certificates
 
     inv = load_inventory(scaled)
     pki = PKI.for_inventory(inv)
@@ -209,7 +209,7 @@ def test_the_store_ca_file_is_certificates_and_nothing_else(tmp_path):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-    from logstack.errors import BadInputError
+    from logstack.base.errors import BadInputError
 
     cert, _ = self_signed(tmp_path)
     path = scaled_inventory(tmp_path / "site", cert.read_bytes())
@@ -254,7 +254,7 @@ def test_restore_is_for_the_standalone_store(scaled, runner):
 def test_status_names_a_receiver_whose_certificate_expires():
     import datetime as dt
 
-    from logstack.status import ServerStatus, _server_problems
+    from logstack.evidence.status import ServerStatus, _server_problems
 
     server = ServerStatus(greptimedb="ok", vector_tls="ok (TLSv1.3)", certificate_days_left=300)
     server.receivers = {"logs2": "ok (TLSv1.3)", "logs3": "failed: connection refused"}
@@ -302,8 +302,8 @@ def test_a_state_id_names_the_analysis_state(tmp_path, runner):
     ],
 )
 def test_an_s3_key_pair_missing_from_secrets_is_named(tmp_path, edit, message):
-    from logstack.errors import SecretsError
-    from logstack.secrets_store import generate_secrets, load_secrets, secrets_path, write_secrets
+    from logstack.base.errors import SecretsError
+    from logstack.site.secrets import generate_secrets, load_secrets, secrets_path, write_secrets
 
     inv = tmp_path / "inventory.yaml"
     text = EXAMPLE.read_text().replace(*edit)

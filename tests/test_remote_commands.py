@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from logstack.shell import shell_command
+from logstack.base.shell import shell_command
 
 PACKAGE = Path(__file__).resolve().parents[1] / "logstack"
 

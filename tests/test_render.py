@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from logstack.errors import SecretsError
-from logstack.inventory import load_inventory
-from logstack.render import render_site
-from logstack.secrets_store import generate_secrets, load_secrets, secrets_path, write_secrets
+from logstack.base.errors import SecretsError
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
+from logstack.site.secrets import generate_secrets, load_secrets, secrets_path, write_secrets
 from tests.conftest import EXAMPLE, invoke, mint_site
 from tests.reference import check_vector_config, flatten_toml, greptime_reference
 
@@ -186,7 +186,7 @@ def test_secrets_file_is_private_and_checked(site: Path, runner):
     path.chmod(0o644)
     import pytest
 
-    from logstack.errors import SecretsError
+    from logstack.base.errors import SecretsError
 
     with pytest.raises(SecretsError, match="too open"):
         load_secrets(path)

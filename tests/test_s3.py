@@ -9,8 +9,8 @@ import hashlib
 
 import pytest
 
-from logstack.errors import BadInputError
-from logstack.s3 import S3Bucket, authorization
+from logstack.base.errors import BadInputError
+from logstack.store.s3 import S3Bucket, authorization
 
 KEY, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 WHEN = dt.datetime(2013, 5, 24, tzinfo=dt.UTC)
@@ -61,8 +61,8 @@ def test_retention_with_no_prefix_and_keys_of_any_characters(tmp_path):
     removed exactly; nothing outside a backup's own prefix is touched."""
     import datetime as _dt
 
-    from logstack.backup import prune
-    from logstack.backup_storage import MANIFEST, s3_storage
+    from logstack.store.backup import prune
+    from logstack.store.backup_targets import MANIFEST, s3_storage
     from tests.s3_standin import ACCESS, REGION, SECRET, FakeS3, fake_s3
 
     with fake_s3() as endpoint:
@@ -91,7 +91,7 @@ def test_a_listing_that_never_ends_or_strays_outside_its_prefix():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from logstack.errors import RuntimeFailure
+    from logstack.base.errors import RuntimeFailure
 
     class Looping(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -124,14 +124,14 @@ def test_a_listing_that_never_ends_or_strays_outside_its_prefix():
     ["s3://bkt/a/../b", "s3://bkt/a//b", "s3://bkt/x', PATTERN = '.*') --", "s3://Bkt/x", "s3://bkt/./x"],
 )
 def test_an_s3_location_is_plain_names(location):
-    from logstack.backup_storage import parse_s3
+    from logstack.store.backup_targets import parse_s3
 
     with pytest.raises(BadInputError, match="not an s3://bucket/prefix location"):
         parse_s3(location)
 
 
 def test_an_endpoint_from_the_command_line_is_checked_too():
-    from logstack.backup_storage import s3_storage
+    from logstack.store.backup_targets import s3_storage
 
     with pytest.raises(BadInputError, match="--s3-endpoint"):
         s3_storage("s3://bkt/x", "https://x.example/'), ENABLE_VIRTUAL_HOST_STYLE = ('true", "us-east-1", "a", "b")

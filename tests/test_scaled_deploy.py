@@ -9,10 +9,10 @@ import pytest
 import yaml
 from cryptography import x509
 
-from logstack.inventory import load_inventory
 from logstack.pki import PKI
-from logstack.render import render_site
-from logstack.secrets_store import Secrets, load_secrets, secrets_path, write_secrets
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
+from logstack.site.secrets import Secrets, load_secrets, secrets_path, write_secrets
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.greptime_stub import external_greptime
@@ -133,7 +133,7 @@ def mariadb_cert(inv) -> bytes:
 
 
 def test_status_checks_every_receivers_port_and_the_external_stores_health(scaled, runner):
-    from logstack.status import ServerStatus, _check_server, _vector_handshake
+    from logstack.evidence.status import ServerStatus, _check_server, _vector_handshake
 
     fleet, _ = scaled
     assert invoke(runner, "init-server", "-i", fleet.inventory).exit_code == 0
@@ -148,8 +148,8 @@ def test_status_checks_every_receivers_port_and_the_external_stores_health(scale
         found = _vector_handshake(inv, pki, None)
     assert found["logs2"].startswith("ok (TLS")
     assert found["logs3"].startswith("failed:")
-    from logstack.ssh import connect
-    from logstack.targets import known_hosts_path, server_target
+    from logstack.connection.ssh import connect
+    from logstack.connection.targets import known_hosts_path, server_target
 
     server = ServerStatus()
     with connect(server_target(inv), known_hosts_path(inv)) as conn:

@@ -11,12 +11,12 @@ import yaml
 from hypothesis import strategies as st
 
 from logstack.alerts.delivery import load_config
-from logstack.backup import read_manifest
-from logstack.cabundle import read_bundle
-from logstack.errors import LogstackError
-from logstack.restore import check_create
-from logstack.secrets_store import load_secrets
-from logstack.validation import https_url
+from logstack.base.ca_bundle import read_bundle
+from logstack.base.errors import LogstackError
+from logstack.base.validation import https_url
+from logstack.site.secrets import load_secrets
+from logstack.store.backup import read_manifest
+from logstack.store.restore import check_create
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -18,12 +18,9 @@ import pytest
 import yaml
 from hypothesis import strategies as st
 
-from logstack.analyze.events import build_events
-from logstack.analyze.records import from_row
-from logstack.files import example_inventory_path, write_tree
-from logstack.inventory import load_inventory
-from logstack.render import render_site
-from logstack.signing import (
+from logstack.analyze.grouping import build_events
+from logstack.base.package_data import example_inventory_path
+from logstack.integrity.signatures import (
     SECRET_REFERENCE,
     SIGNED_FIELDS,
     HostKey,
@@ -34,6 +31,10 @@ from logstack.signing import (
     keys_deployed,
     load_keyring,
 )
+from logstack.journal.line import from_row
+from logstack.render.rendered import write_tree
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 
 pyvrl = pytest.importorskip("pyvrl", reason="pyvrl is a test dependency: pip install .[test]")
 
@@ -217,7 +218,7 @@ def test_key_ring_is_private_and_checked(site):
 
 
 def test_signature_remap_names_only_plain_fields():
-    from logstack.signing import sign_vrl
+    from logstack.integrity.signatures import sign_vrl
 
     source = sign_vrl("0123456789abcdef", ["cmdb_id", "role"])
     assert re.search(r'"cmdb_id": \.cmdb_id', source)
@@ -312,7 +313,7 @@ def test_unsigned_columns_of_journald_names_are_never_read_from_the_store(site, 
 def test_a_message_column_beside_the_signed_message_is_not_selected():
     """GreptimeDB's column names are case-sensitive (MariaDB's are not): the selection itself leaves it out."""
     from logstack.analyze.sources import DatabaseSource
-    from logstack.greptime import DatabaseConfig
+    from logstack.store.greptime import DatabaseConfig
 
     class Store(DatabaseSource):
         def query(self, sql, params):
@@ -348,7 +349,7 @@ def test_a_short_seal_key_or_a_nested_ring_is_refused(site):
 
 
 def test_an_old_heartbeat_stored_again_counts_as_old_but_a_lagging_clock_is_tolerated():
-    from logstack.signing import heartbeat_time
+    from logstack.integrity.signatures import heartbeat_time
 
     stored = dt.datetime(2026, 12, 1, 6, 0)
     ingest = int(stored.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)

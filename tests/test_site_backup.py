@@ -8,10 +8,10 @@ import tarfile
 
 import pytest
 
-from logstack.errors import BadInputError, SecretsError
-from logstack.inventory import load_inventory
+from logstack.base.errors import BadInputError, SecretsError
 from logstack.pki import PKI
-from logstack.site_backup import MAGIC, backup_site, restore_site
+from logstack.site.archive import MAGIC, backup_site, restore_site
+from logstack.site.inventory import load_inventory
 from tests.conftest import invoke
 
 PASS = b"correct horse battery staple"
@@ -76,7 +76,7 @@ def test_restore_never_overwrites_and_never_leaves_its_directory(site, tmp_path)
     # an archive (made with the key, as by whoever has the passphrase) holding a member outside its root
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from logstack.site_backup import _key
+    from logstack.site.archive import _key
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

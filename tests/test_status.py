@@ -14,9 +14,9 @@ import time
 import pytest
 import yaml
 
-from logstack.inventory import load_inventory
+from logstack.integrity.signatures import sign_row
 from logstack.pki import PKI
-from logstack.signing import sign_row
+from logstack.site.inventory import load_inventory
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
 from tests.mariadb import PASSWORD
@@ -211,7 +211,7 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
 
 
 def test_sink_metrics_read_only_the_greptimedb_sinks_unintentional_losses():
-    from logstack.status import sink_metrics
+    from logstack.evidence.status import sink_metrics
 
     text = (
         "# HELP vector_component_discarded_events_total x\n"

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from logstack.analyze.sources import DatabaseSource
-from logstack.errors import RuntimeFailure
-from logstack.greptime import DatabaseConfig
+from logstack.base.errors import RuntimeFailure
+from logstack.store.greptime import DatabaseConfig
 
 
 def _packet(seq: int, payload: bytes) -> bytes:

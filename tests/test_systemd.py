@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from logstack.inventory import load_inventory
-from logstack.render import render_site
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
 from tests.conftest import EXAMPLE
 
 DATA = Path(__file__).parent / "data"

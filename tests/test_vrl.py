@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 pyvrl = pytest.importorskip("pyvrl", reason="pyvrl is a test dependency: pip install .[test]")
 
-from logstack.inventory import load_inventory  # noqa: E402
-from logstack.render import render_site  # noqa: E402
+from logstack.render.site_files import render_site  # noqa: E402
+from logstack.site.inventory import load_inventory  # noqa: E402
 from tests.conftest import EXAMPLE  # noqa: E402
 
 

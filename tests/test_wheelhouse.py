@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logstack.errors import RuntimeFailure
-from logstack.server_install import venv_name
-from logstack.wheelhouse import Platform, build_wheel, constraints, parse_platform, requirements
+from logstack.base.errors import RuntimeFailure
+from logstack.provision.logstack_install import venv_name
+from logstack.provision.wheelhouse import Platform, build_wheel, constraints, parse_platform, requirements
 
 
 def test_the_wheel_is_the_running_code_byte_for_byte_and_deterministic(tmp_path):

@@ -13,11 +13,11 @@ import orjson
 from pydantic import ValidationError
 
 from logstack.alerts import outbox
-from logstack.alerts.files import AlertConfig, check_secrets
 from logstack.alerts.send import DeliveryError, send
-from logstack.alerts.spec import DESTINATIONS, SEVERITIES, Destination
-from logstack.errors import BadInputError, RuntimeFailure, SecretsError
-from logstack.validation import SITE_RE, full
+from logstack.base.errors import BadInputError, RuntimeFailure, SecretsError
+from logstack.base.validation import SITE_RE, full
+from logstack.site.alert_files import AlertConfig, check_secrets
+from logstack.site.alerts import DESTINATIONS, SEVERITIES, Destination
 
 
 def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:

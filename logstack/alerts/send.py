@@ -20,8 +20,8 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
-from logstack.alerts.spec import Destination, Email, Exec, Webhook, Zabbix
-from logstack.terminal import escape
+from logstack.base.terminal import escape
+from logstack.site.alerts import Destination, Email, Exec, Webhook, Zabbix
 
 
 class DeliveryError(Exception):

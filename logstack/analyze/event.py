@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
-from logstack.analyze.classify import SSH_IDENTIFIERS, Fact, is_forged
-from logstack.analyze.kinds import EventType, FactKind, Subject
-from logstack.analyze.records import Line
-from logstack.clock import SECOND, iso
+from logstack.base.clock import SECOND, iso
+from logstack.classify.classifier import SSH_IDENTIFIERS, Fact, is_forged
+from logstack.classify.kinds import EventType, FactKind, Subject
+from logstack.journal.line import Line
 
 # Lines of one host repeat the same (identifier, _COMM, _EXE) triple.
 _forged = lru_cache(maxsize=4096)(is_forged)

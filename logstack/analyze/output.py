@@ -7,8 +7,8 @@ from typing import BinaryIO, TextIO
 import orjson
 
 from logstack.analyze.event import Event
-from logstack.clock import iso
-from logstack.terminal import UNSAFE, escape
+from logstack.base.clock import iso
+from logstack.base.terminal import UNSAFE, escape
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 RULE = "-" * 100

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from logstack.analyze.classify import SSH_IDENTIFIERS
-from logstack.analyze.events import SEVERITY, Event, EventBuilder, Settings
-from logstack.analyze.records import Line
+from logstack.analyze.grouping import SEVERITY, Event, EventBuilder, Settings
 from logstack.analyze.state import StateStore, group_key
-from logstack.clock import DAY, HOUR, SECOND, iso
-from logstack.errors import RuntimeFailure
+from logstack.base.clock import DAY, HOUR, SECOND, iso
+from logstack.base.errors import RuntimeFailure
+from logstack.classify.classifier import SSH_IDENTIFIERS
+from logstack.journal.line import Line
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]
 

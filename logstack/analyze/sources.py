@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from logstack.analyze.records import Line, from_journal, from_row
-from logstack.analyze.selection import Selection
-from logstack.clock import from_micros, to_micros
-from logstack.errors import BadInputError, RuntimeFailure
-from logstack.greptime import DatabaseConfig, tls_context
-from logstack.signing import Verifier
+from logstack.base.clock import from_micros, to_micros
+from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.integrity.signatures import Verifier
+from logstack.journal.line import Line, from_journal, from_row
+from logstack.journal.selection import Selection
+from logstack.store.greptime import DatabaseConfig, tls_context
 
 try:  # orjson parses journal JSON several times faster than the standard library
     from orjson import JSONDecodeError as _JSONError

@@ -16,8 +16,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from logstack.clock import SECOND
-from logstack.errors import BadInputError, RuntimeFailure
+from logstack.base.clock import SECOND
+from logstack.base.errors import BadInputError, RuntimeFailure
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;

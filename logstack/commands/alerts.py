@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from logstack.alerts.delivery import backlog, load_config, send_test
-from logstack.alerts.files import AlertConfig, check_secrets
+from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.errors import BadInputError, RuntimeFailure
+from logstack.site.alert_files import AlertConfig, check_secrets
 
 app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, no_args_is_help=True)
 
@@ -57,7 +57,7 @@ def show_backlog(
 def _config(inventory_path: Path, alerts: Path | None, secrets: Path | None) -> AlertConfig:
     if alerts is not None:
         return load_config(alerts, secrets)
-    from logstack.secrets_store import load_secrets, secrets_path
+    from logstack.site.secrets import load_secrets, secrets_path
 
     inv = inventory(inventory_path)
     site_secrets = load_secrets(secrets_path(inv.site_dir))

@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.events import Event, Settings
+from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
-from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
 from logstack.analyze.state import source_id
-from logstack.clock import duration_micros, parse_since
+from logstack.base.clock import duration_micros, parse_since
+from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.base.exit_codes import ExitStatus
 from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
-from logstack.errors import BadInputError, RuntimeFailure
-from logstack.exit_codes import ExitStatus
-from logstack.greptime import database_config, store_address
-from logstack.signing import site_verifier
+from logstack.integrity.signatures import site_verifier
+from logstack.journal.selection import Selection
+from logstack.store.greptime import database_config, store_address
 
 if TYPE_CHECKING:
-    from logstack.analyze.records import Line
-    from logstack.inventory import Inventory
+    from logstack.journal.line import Line
+    from logstack.site.inventory import Inventory
 
     Source = Callable[[int | None, int | None], Iterator[Line]]
 
@@ -122,7 +122,7 @@ def _tune_gc() -> None:
 def _load_inventory(path: Path | None) -> Inventory | None:
     if path is None:
         return None
-    from logstack.inventory import load_inventory  # pydantic: loaded only when an inventory is read
+    from logstack.site.inventory import load_inventory  # pydantic: loaded only when an inventory is read
 
     return load_inventory(path)
 

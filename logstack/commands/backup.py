@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from logstack.backup import backup_storage, prune, run_backup
+from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.base.validation import SQL_NAME_RE, full
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.errors import BadInputError, RuntimeFailure
-from logstack.greptime import read_password, store_http
-from logstack.restore import restore_on_server
-from logstack.validation import SQL_NAME_RE, full
+from logstack.store.backup import backup_storage, prune, run_backup
+from logstack.store.greptime import read_password, store_http
+from logstack.store.restore import restore_on_server
 
 StoreOpt = Annotated[
     str | None, typer.Option("--store-endpoint", help="An external store's https endpoint (else --http-host:port).")

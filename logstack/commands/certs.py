@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from logstack.clock import parse_duration
+from logstack.base.clock import parse_duration
+from logstack.base.exit_codes import ExitStatus
 from logstack.commands.options import (
     DEFAULT_INVENTORY,
     InventoryOpt,
@@ -15,7 +16,6 @@ from logstack.commands.options import (
     inventory,
     passphrase,
 )
-from logstack.exit_codes import ExitStatus
 from logstack.pki import service
 
 app = typer.Typer(help="Server and per-host client certificates.", no_args_is_help=True)

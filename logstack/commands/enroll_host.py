@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from logstack.base.exit_codes import ExitStatus
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
-from logstack.enroll import enroll, select_hosts
-from logstack.exit_codes import ExitStatus
+from logstack.deploy.enroll import enroll, select_hosts
 
 
 def enroll_host(

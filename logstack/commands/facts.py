@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from logstack.base.errors import BadInputError
+from logstack.base.exit_codes import ExitStatus
+from logstack.base.terminal import escape
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.errors import BadInputError
-from logstack.exit_codes import ExitStatus
-from logstack.host_facts import machine_facts
-from logstack.terminal import escape
+from logstack.deploy.machine_facts import machine_facts
 
 
 def facts(

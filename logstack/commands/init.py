@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from logstack.commands.options import PassphraseFileOpt, passphrase
-from logstack.init_site import init_site
+from logstack.provision.scaffold import init_site
 
 
 def init(

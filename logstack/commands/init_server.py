@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from logstack.base.errors import RuntimeFailure
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
-from logstack.errors import RuntimeFailure
-from logstack.server import init_server as run_init_server
+from logstack.provision.server import init_server as run_init_server
 
 
 def init_server(

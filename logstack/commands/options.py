@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from logstack.inventory import Inventory, load_inventory
 from logstack.pki import read_passphrase
+from logstack.site.inventory import Inventory, load_inventory
 
 InventoryOpt = Annotated[
     Path,

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from logstack.targets import HostResult
-from logstack.terminal import escape
+from logstack.base.terminal import escape
+from logstack.connection.targets import HostResult
 
 
 def print_plan(result: HostResult) -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from logstack.base.errors import BadInputError
+from logstack.base.exit_codes import ExitStatus
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.errors import BadInputError
-from logstack.exit_codes import ExitStatus
-from logstack.files import check_tree, write_tree
-from logstack.render import render_site
+from logstack.render.rendered import check_tree, write_tree
+from logstack.render.site_files import render_site
 
 
 def render(

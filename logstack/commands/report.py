@@ -9,19 +9,19 @@ from typing import Annotated
 
 import typer
 
-from logstack.analyze.selection import Selection
 from logstack.analyze.sources import DatabaseSource, journal_lines
-from logstack.backup import recorded_backup
-from logstack.clock import HOUR, duration_micros, parse_since
+from logstack.base.clock import HOUR, duration_micros, parse_since
+from logstack.base.errors import BadInputError
+from logstack.base.fsutil import atomic_write
 from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
-from logstack.errors import BadInputError
-from logstack.fsutil import atomic_write
-from logstack.greptime import database_config
-from logstack.inventory import load_inventory
+from logstack.evidence.report import backup_line, build_report, render_html, render_markdown
+from logstack.evidence.sealing import site_last_verification
+from logstack.integrity.signatures import site_verifier
+from logstack.journal.selection import Selection
 from logstack.pki.service import list_certificates
-from logstack.report import backup_line, build_report, render_html, render_markdown
-from logstack.sealing import site_last_verification
-from logstack.signing import site_verifier
+from logstack.site.inventory import load_inventory
+from logstack.store.backup import recorded_backup
+from logstack.store.greptime import database_config
 
 
 def _moment(value: str, now: int, label: str) -> int:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from logstack.analyze.sources import DatabaseSource
-from logstack.clock import duration_micros
+from logstack.base.clock import duration_micros
 from logstack.commands.store_options import (
     DataDir,
     DbHost,
@@ -24,8 +24,8 @@ from logstack.commands.store_options import (
     TableOpt,
     open_site,
 )
-from logstack.seal import SEALS, export_chain
-from logstack.sealing import seal_store
+from logstack.evidence.sealing import seal_store
+from logstack.integrity.seal_chain import SEALS, export_chain
 
 
 def seal(

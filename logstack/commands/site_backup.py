@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.secrets_store import read_passphrase
-from logstack.site_backup import backup_site, restore_site
+from logstack.site.archive import backup_site, restore_site
+from logstack.site.secrets import read_passphrase
 
 PassphraseOpt = Annotated[
     Path | None,

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from logstack.clock import parse_duration
+from logstack.base.clock import parse_duration
+from logstack.base.errors import BadInputError
+from logstack.base.exit_codes import ExitStatus
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
-from logstack.errors import BadInputError
-from logstack.exit_codes import ExitStatus
-from logstack.status import check_status
+from logstack.evidence.status import check_status
 
 
 def status(

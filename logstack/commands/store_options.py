@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
-from logstack.greptime import database_config
-from logstack.inventory import load_inventory
-from logstack.sealing import SealSite, seal_site
+from logstack.evidence.sealing import SealSite, seal_site
+from logstack.site.inventory import load_inventory
+from logstack.store.greptime import database_config
 
 DbUser = Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")]
 DbName = Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's.")]

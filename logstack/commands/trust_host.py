@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.ssh import fingerprint, pin_host_key, scan_host_key
-from logstack.targets import host_target, known_hosts_path, server_target
+from logstack.connection.ssh import fingerprint, pin_host_key, scan_host_key
+from logstack.connection.targets import host_target, known_hosts_path, server_target
 
 
 def trust_host(

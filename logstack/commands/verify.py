@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from logstack.analyze.sources import DatabaseSource
-from logstack.clock import parse_since
+from logstack.base.clock import parse_since
+from logstack.base.exit_codes import ExitStatus
+from logstack.base.terminal import escape
 from logstack.commands.store_options import (
     DataDir,
     DbHost,
@@ -25,9 +27,7 @@ from logstack.commands.store_options import (
     TtlOpt,
     open_site,
 )
-from logstack.exit_codes import ExitStatus
-from logstack.sealing import verify_store
-from logstack.terminal import escape
+from logstack.evidence.sealing import verify_store
 
 
 def verify(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from logstack.wheelhouse import Platform, build_wheel, download_dependencies, local_platform, wheel_names
+from logstack.provision.wheelhouse import Platform, build_wheel, download_dependencies, local_platform, wheel_names
 
 
 def wheels(
@@ -36,7 +36,7 @@ def wheels(
 
 
 def _pair(text: str, option: str) -> tuple[int, int]:
-    from logstack.errors import BadInputError
+    from logstack.base.errors import BadInputError
 
     parts = text.split(".")
     if len(parts) != 2 or not all(p.isdigit() and len(p) <= 3 for p in parts):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logstack import secrets_store
-from logstack.errors import PKIError
+from logstack.base.errors import PKIError
 from logstack.pki.lifecycle import PKI
 from logstack.pki.mint import fingerprint
 from logstack.pki.registry import SERVER, CARecord, CertRecord, Registry
+from logstack.site import secrets as secrets_store
 
 __all__ = ["PKI", "SERVER", "CARecord", "CertRecord", "Registry", "fingerprint", "read_passphrase"]
 

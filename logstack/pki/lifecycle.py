@@ -16,14 +16,14 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import logstack.pki.mint as mint
-from logstack.clock import now as _now
-from logstack.clock import parse_registry_time, registry_time
-from logstack.errors import PKIError, RevokedHostError
+from logstack.base.clock import now as _now
+from logstack.base.clock import parse_registry_time, registry_time
+from logstack.base.errors import PKIError, RevokedHostError
 from logstack.pki.registry import SERVER, CARecord, CertRecord, PKIStore
-from logstack.topology import receiver_key
+from logstack.site.topology import receiver_key
 
 if TYPE_CHECKING:
-    from logstack.inventory import Host, Inventory, PKISettings, ReceiverSpec, ServerSpec
+    from logstack.site.inventory import Host, Inventory, PKISettings, ReceiverSpec, ServerSpec
 
 
 class PKI(PKIStore):

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from logstack.errors import PKIError
+from logstack.base.errors import PKIError
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 SKEW = dt.timedelta(minutes=5)  # tolerate clocks a little behind the operator's

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from logstack.errors import PKIError
-from logstack.fsutil import atomic_write, ensure_private_dir
+from logstack.base.errors import PKIError
+from logstack.base.fsutil import atomic_write, ensure_private_dir
 
 CertStatus = Literal["valid", "revoked", "superseded"]
 CAStatus = Literal["active", "previous", "retired"]

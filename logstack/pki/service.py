@@ -12,13 +12,13 @@ from pathlib import Path
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import logstack.pki.mint as mint
-from logstack.clock import parse_registry_time as parse_time
-from logstack.errors import PKIError
-from logstack.inventory import Inventory
+from logstack.base.clock import parse_registry_time as parse_time
+from logstack.base.errors import PKIError
+from logstack.integrity.signatures import ensure_keys, retire_keys
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
-from logstack.signing import ensure_keys, retire_keys
-from logstack.topology import receiver_key
+from logstack.site.inventory import Inventory
+from logstack.site.topology import receiver_key
 
 MONITOR = "logstack-monitor"
 

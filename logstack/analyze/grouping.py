@@ -1,0 +1,279 @@
+"""Group journal lines into security events, streaming, in bounded memory.
+
+Lines group by (machine, boot, PID, program) while they stay within `gap` of each other: PIDs are
+reused within a boot, and two hosts use the same PID at the same moment. An SSH connection's monitor
+and user-child processes are joined by source address and port. Events are released once nothing can
+join them any more; brute-force incidents and `after_failures` flags look back over a time window.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from collections.abc import Container, Iterable, Iterator, Sequence
+from dataclasses import fields
+from functools import lru_cache
+
+from logstack.analyze.event import (
+    ADDRESS_KINDS,
+    FAILED_TRY_KINDS,
+    SEVERITY,
+    Event,
+    Group,
+    Settings,
+    build_event,
+    event_id,
+)
+from logstack.classify.classifier import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
+from logstack.journal.line import Line
+
+__all__ = ["SEVERITY", "Event", "EventBuilder", "Settings", "build_events"]
+
+_EVENT_FIELDS = tuple(f.name for f in fields(Event))
+
+
+class EventBuilder:
+    """Feed lines (in arrival order); take finished events as they are released."""
+
+    def __init__(self, settings: Settings | None = None, known: Container[str] = frozenset()) -> None:
+        self.settings = settings or Settings()
+        self.known = known
+        self._open: dict[tuple[str, ...], Group] = {}
+        # (arrival when queued, key): open groups roughly in arrival order, so a sweep looks only at
+        # the oldest instead of every open group
+        self._expiry: deque[tuple[int, tuple[str, ...]]] = deque()
+        self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
+        self._conn_index: dict[tuple[str, str, str, int], Event] = {}
+        self._failures: dict[str, deque[Event]] = {}
+        # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
+        # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
+        self._failed_at: dict[str, deque[tuple[int, int]]] = {}
+        self._incidents: dict[str, Event] = {}
+        self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
+        self._seen: set[str] = set()  # de-duplication keys of recent lines
+        self._seen_order: deque[tuple[int, str]] = deque()
+        self.clock = 0
+        self._since_sweep = 0
+        self.duplicates = 0
+
+    # -- input ---------------------------------------------------------------------------------------
+    def feed(self, line: Line) -> Sequence[Event]:
+        """Add one line; returns the events that can no longer change (mostly none)."""
+        if line.ident == HEARTBEAT_IDENTIFIER:
+            return ()
+        key = line.key
+        seen = self._seen
+        if key in seen:
+            self.duplicates += 1
+            return ()
+        seen.add(key)
+        arrival = line.arrival
+        self._seen_order.append((arrival, key))
+        if arrival > self.clock:
+            self.clock = arrival
+        fact = classify(line.ident, line.message)
+        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
+            self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts))
+        if fact.own_event:
+            group_key: tuple[str, ...] = ("own", key)
+        else:
+            ident = line.ident
+            family = "ssh" if ident in SSH_IDENTIFIERS else ident
+            # Lines an earlier run reported never group with new ones: a new event stays new.
+            marker = "known" if self.known and key in self.known else ""
+            group_key = (line.machine or line.host, line.boot, line.pid, family, marker)
+        group = self._open.get(group_key)
+        if (
+            group is not None
+            and not group.own
+            and abs(line.ts - group.last_ts) <= self.settings.gap
+            # a daemon's line naming another peer than the group's starts a new connection's event
+            and (group.address is None or fact.source_ip in (None, group.address) or fact.kind not in ADDRESS_KINDS)
+        ):
+            group.add(line, fact)
+        else:
+            if group is not None:
+                self._close(group)
+            self._open[group_key] = Group(line, fact)
+            self._expiry.append((arrival, group_key))
+        self._since_sweep += 1
+        if self._since_sweep >= 2048:
+            self._since_sweep = 0
+            return self._sweep(final=False)
+        return ()
+
+    def finish(self) -> list[Event]:
+        """End of input: release everything."""
+        return self._sweep(final=True)
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _close(self, group: Group) -> None:
+        event = build_event(group)
+        known = self.known
+        event.known = bool(known) and all(line.key in known for line in event.lines)
+        if event.source_ip and event.source_port and event.ssh:
+            conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+            partner = self._conn_index.get(conn)
+            if (
+                partner is not None
+                and partner.known == event.known
+                and abs(event.start - partner.end) <= self.settings.gap
+                # one connection's lines come from its monitor and its user child: a third PID at the same
+                # address and port is a new connection (a client reusing its source port), not this one
+                and len({*partner.pids, *event.pids}) <= 2
+            ):
+                self._merge(partner, event)
+                return
+            self._conn_index[conn] = event
+        self._closed.append(event)
+
+    def _merge(self, into: Event, other: Event) -> None:
+        group = Group(into.lines[0], classify(into.lines[0].ident, into.lines[0].message))
+        for line in into.lines[1:] + other.lines:
+            group.add(line, classify(line.ident, line.message))
+        group.first_arrival = min(into.first_arrival, other.first_arrival)
+        group.last_arrival = max(into.last_arrival, other.last_arrival)
+        merged = build_event(group)
+        merged.known = into.known
+        for name in _EVENT_FIELDS:  # in place: the connection index and the closed queue hold `into`
+            setattr(into, name, getattr(merged, name))
+
+    def _sweep(self, final: bool) -> list[Event]:
+        out: list[Event] = []
+        horizon = self.clock - self.settings.gap
+        if final:
+            for group in self._open.values():
+                self._close(group)
+            self._open.clear()
+            self._expiry.clear()
+        expiry = self._expiry
+        while expiry and expiry[0][0] < horizon:
+            _, key = expiry.popleft()
+            group = self._open.get(key)
+            if group is None:
+                continue
+            if group.last_arrival < horizon:
+                del self._open[key]
+                self._close(group)
+            else:
+                expiry.append((group.last_arrival, key))  # still growing: look again later
+        release = self.clock - 2 * self.settings.gap
+        closed = self._closed
+        while closed and (final or closed[0].last_arrival < release):
+            event = closed.popleft()
+            if event.source_ip and event.source_port:
+                conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+                if self._conn_index.get(conn) is event:
+                    del self._conn_index[conn]
+            self._finalise(event, out)
+        self._end_incidents(final, out)
+        if not final:
+            # Forget what can no longer meet a duplicate or a failure window: memory stays bounded.
+            keep_after = self.clock - 4 * self.settings.gap
+            order = self._seen_order
+            while order and order[0][0] < keep_after:
+                self._seen.discard(order.popleft()[1])
+            stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
+            for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
+                if ip not in self._incidents:
+                    del self._failures[ip]
+            for ip, tries in list(self._failed_at.items()):
+                while tries and tries[0][0] < stale:  # by arrival: a sender's clock cannot keep them
+                    tries.popleft()
+                if not tries:
+                    del self._failed_at[ip]
+        return out
+
+    def _finalise(self, event: Event, out: list[Event]) -> None:
+        window = self.settings.brute_force_window
+        ip = source_key(event.source_ip) if event.source_ip else None
+        if event.type == "ssh_login" and ip:
+            recent = self._failures.setdefault(ip, deque())
+            while recent and recent[0].end < event.start - window:
+                recent.popleft()
+            if event.outcome == "success":
+                tries = self._failed_at.get(ip, ())
+                if recent or any(event.start - window <= at <= event.end for _, at in tries):
+                    event.flags = sorted({*event.flags, "after_failures"})
+            else:
+                recent.append(event)
+                incident = self._incidents.get(ip)
+                if incident is not None:
+                    if event.start - incident.end <= window:
+                        self._extend(incident, event)
+                    else:
+                        out.append(self._release_incident(ip))
+                        incident = None
+                if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
+                    self._incidents[ip] = self._incident(ip, list(recent))
+        out.append(event)
+
+    def _incident(self, ip: str, failures: list[Event]) -> Event:
+        first = failures[0]
+        incident = Event(
+            id=event_id("brute_force", ip, first.id),
+            type="brute_force",
+            outcome="failure",
+            host=first.host,
+            machine_id=None,
+            boot_id=None,
+            pids=[],
+            start=first.start,
+            end=first.end,
+            source_ip=ip,
+            first_arrival=first.first_arrival,
+            last_arrival=first.last_arrival,
+        )
+        self._members[incident.id] = []
+        for failure in failures:
+            self._extend(incident, failure)
+        return incident
+
+    def _extend(self, incident: Event, failure: Event) -> None:
+        members = self._members[incident.id]
+        members.append(failure)
+        incident.end = max(incident.end, failure.end)
+        incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
+        users = sorted({m.user for m in members if m.user})
+        hosts = sorted({m.host for m in members})
+        incident.user = ", ".join(users) or None
+        incident.host = ", ".join(hosts)
+        tries = sum(m.attempts for m in members)
+        incident.reason = f"{tries} failed login attempts from {incident.source_ip}"
+        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
+        incident.lines = [line for m in members for line in m.lines[:1]]
+
+    def _end_incidents(self, final: bool, out: list[Event]) -> None:
+        horizon = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
+        for ip, incident in list(self._incidents.items()):
+            if final or incident.last_arrival < horizon:
+                out.append(self._release_incident(ip))
+
+    def _release_incident(self, ip: str) -> Event:
+        incident = self._incidents.pop(ip)
+        # an incident of failures an earlier run reported was reported by it too
+        incident.known = all(member.known for member in self._members.pop(incident.id))
+        return incident
+
+
+@lru_cache(maxsize=65536)
+def source_key(address: str) -> str:
+    """Where failed tries are counted together: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+    network: an attacker holding it has 2^64 addresses to rotate through); a host name as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
+
+
+def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
+    """All events of `lines`, released in order of completion."""
+    builder = EventBuilder(settings)
+    for line in lines:
+        yield from builder.feed(line)
+    yield from builder.finish()

@@ -1,0 +1,1 @@
+"""Foundations every stage shares: errors and exit codes, time, safe files, text, shell, validation, YAML."""

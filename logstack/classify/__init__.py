@@ -1,0 +1,1 @@
+"""Journal line to fact: the vocabulary, the message table, its compiled rules and the programs that write them."""

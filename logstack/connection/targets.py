@@ -1,0 +1,68 @@
+"""Machines as SSH targets: where and how to reach each, the known_hosts file, and one machine's result."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from logstack.base.errors import LogstackError
+from logstack.connection.ssh import Target
+from logstack.deploy.plan import Plan
+from logstack.site.host_facts import HostFacts
+from logstack.site.inventory import Host, Inventory, ReceiverSpec, ServerSpec
+
+Status = Literal["ok", "changed", "failed", "unreachable"]
+
+
+@dataclass
+class HostResult:
+    """The outcome for one machine."""
+
+    name: str
+    status: Status
+    reason: str = ""
+    plan: Plan | None = None
+    diff: list[str] = field(default_factory=list)
+    error: LogstackError | None = field(default=None, repr=False)  # what failed, for callers that re-raise
+    facts: HostFacts | None = None
+    warnings: list[str] = field(default_factory=list)  # what the configuration gives up on this machine
+    delivering: str | None = None  # yes | no | unknown, once delivery was checked
+
+
+def known_hosts_path(inventory: Inventory) -> Path:
+    """The inventory's known_hosts file (relative to the site), else ~/.ssh/known_hosts."""
+    if inventory.spec.known_hosts:
+        path = Path(inventory.spec.known_hosts).expanduser()
+        return path if path.is_absolute() else inventory.site_dir / path
+    return Path(os.path.expanduser("~/.ssh/known_hosts"))
+
+
+def host_target(host: Host) -> Target:
+    return Target(
+        name=host.name,
+        address=host.address,
+        port=host.ssh.port,
+        user=host.ssh.user,
+        key=host.ssh.key,
+        proxy_jump=host.ssh.proxy_jump,
+        sudo=host.sudo,
+    )
+
+
+def server_target(inventory: Inventory) -> Target:
+    return receiver_target(inventory.server, "server")
+
+
+def receiver_target(spec: ServerSpec | ReceiverSpec, name: str | None = None) -> Target:
+    """A receiving machine over SSH: its own ssh settings; its fqdn when no address is given."""
+    return Target(
+        name=name or getattr(spec, "name", "server"),
+        address=spec.address or spec.fqdn,
+        port=spec.ssh.port,
+        user=spec.ssh.user,
+        key=spec.ssh.key,
+        proxy_jump=spec.ssh.proxy_jump,
+        sudo=spec.sudo,
+    )

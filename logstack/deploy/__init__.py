@@ -1,0 +1,1 @@
+"""Plan and apply rendered files on machines: inspect, plan, apply, verify; enrolment of hosts."""

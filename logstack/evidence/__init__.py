@@ -1,0 +1,1 @@
+"""What an auditor reads: status of the fleet, the periodic report, sealing and verification."""

@@ -1,0 +1,1 @@
+"""Every file each machine needs, rendered deterministically from the site."""

@@ -1,0 +1,400 @@
+"""The site model: a validated inventory, with vars merged all → group → host."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from logstack.base import validation
+from logstack.base.errors import InventoryError
+from logstack.base.validation import full
+from logstack.base.yamlsource import LocatedDocument, format_loc, load_located_yaml
+from logstack.journal.identifiers import DEFAULT_IDENTIFIERS
+from logstack.site.alerts import Destinations
+from logstack.site.topology import StandaloneStore, Store
+
+Hostname = Annotated[str, AfterValidator(validation.hostname)]
+Address = Annotated[str, AfterValidator(validation.address)]
+IPAddress = Annotated[str, AfterValidator(validation.ip)]
+TTL = Annotated[str, AfterValidator(validation.ttl)]
+ManagedPath = Annotated[str, AfterValidator(validation.data_directory)]
+LocalPath = Annotated[str, AfterValidator(validation.local_path)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+IdentityValue = Annotated[Any, AfterValidator(validation.identity_text)]
+Identity = Annotated[dict[str, IdentityValue], AfterValidator(validation.identity_names)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SSHSettings(_Model):
+    """How to reach a machine; unset fields fall back to ~/.ssh/config and ssh defaults."""
+
+    user: Annotated[str, AfterValidator(validation.ssh_user)] | None = None
+    port: Port | None = None
+    key: LocalPath | None = None
+    proxy_jump: Annotated[str, AfterValidator(validation.proxy_jump)] | None = None
+
+
+class HostVars(_Model):
+    """Vars that merge all → group → host."""
+
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool | None = None
+    identity: Identity = {}
+
+
+class GroupSpec(_Model):
+    """A named set of vars hosts can opt into."""
+
+    description: str | None = None
+    vars: HostVars = HostVars()
+
+
+class HostSpec(_Model):
+    """One sending machine as written in the inventory."""
+
+    name: Hostname
+    address: Address
+    fqdn: Hostname | None = None
+    cmdb_id: IdentityValue | None = None
+    groups: list[str] = []
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool | None = None
+    identity: Identity = {}
+
+
+class AnalyzeSchedule(_Model):
+    """The server-side timer that runs `logstack analyze --since-last-run`."""
+
+    on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "*:0/15"
+    fail_on: Literal["never", "info", "failure", "alert"] = "alert"
+    # rows younger than this may not be visible yet: an external store's frontends stamp ingest time with
+    # their own clocks, so give it their largest clock difference plus the store's commit delay
+    safety_lag: Annotated[str, AfterValidator(validation.pattern_check(validation.LAG_RE, "a lag like 10s or 2m"))] = (
+        "10s"
+    )
+
+
+class BackupS3(_Model):
+    """Backups in an S3 bucket (keys: secrets.yaml `backup: {access_key_id, secret_access_key}`)."""
+
+    bucket: Annotated[str, AfterValidator(validation.pattern_check(validation.BUCKET_RE, "an S3 bucket name"))]
+    root: Annotated[str, AfterValidator(validation.pattern_check(validation.KEY_PREFIX_RE, "a key prefix"))] = ""
+    region: Annotated[str, AfterValidator(validation.pattern_check(validation.REGION_RE, "a region"))] = "us-east-1"
+    endpoint: Annotated[str, AfterValidator(validation.s3_endpoint)] | None = None  # default: AWS in the region
+
+
+class BackupSettings(_Model):
+    """`logstack backup` on a timer on the server: COPY DATABASE into a directory or an S3 bucket, kept N
+    daily / M weekly."""
+
+    directory: Annotated[str, AfterValidator(validation.backup_directory)] = "/var/backups/logstack"
+    s3: BackupS3 | None = None  # set: backups go to S3 instead of the directory
+    on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "daily"
+    keep_daily: Annotated[int, Field(ge=1, le=366, strict=True)] = 7
+    keep_weekly: Annotated[int, Field(ge=0, le=520, strict=True)] = 4
+    max_age_hours: Annotated[int, Field(ge=1, le=8760, strict=True)] = 26
+
+
+class ReceiverSpec(_Model):
+    """Another machine running the receiving Vector; senders reach it after the server, in this order."""
+
+    name: Hostname
+    fqdn: Hostname
+    dns_names: list[Hostname] = []
+    ip_addresses: list[IPAddress] = []
+    address: Address | None = None
+    listen_address: IPAddress = "0.0.0.0"  # what its Vector binds (the server's own is server.listen_address)
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool = False
+
+
+class ServerSpec(_Model):
+    """The central receiver: Vector listening for senders, GreptimeDB on loopback."""
+
+    fqdn: Hostname
+    dns_names: list[Hostname] = []
+    ip_addresses: list[IPAddress] = []
+    address: Address | None = None
+    ssh: SSHSettings = SSHSettings()
+    sudo: bool = False
+    vector_port: Port = 3003
+    listen_address: IPAddress = "0.0.0.0"
+    greptimedb_version: str = "v1.1.4"
+    database: str = "vector"
+    table: str = "logs"
+    ttl: TTL = "90d"
+    data_dir: ManagedPath = "/var/lib/greptime"
+    buffer_max_bytes: Annotated[int, Field(ge=268435488, le=1 << 50, strict=True)] = 1073741824
+    analyze: AnalyzeSchedule = AnalyzeSchedule()
+    manage_packages: bool = True
+    firewall: bool = False
+    alerts: Destinations = []
+    backup: BackupSettings | None = None
+    receivers: list[ReceiverSpec] = []
+    routing: Literal["failover", "failover_primary", "load_balance"] = "failover"
+    store: Store = StandaloneStore()
+
+    @field_validator("greptimedb_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not full(validation.VERSION_RE, value):
+            raise ValueError(f"{value!r} is not a release tag like v1.1.4")
+        if int(value[1:].split(".")[0]) < 1:
+            raise ValueError(f"{value}: Vector's greptimedb_logs sink needs GreptimeDB 1.x or newer")
+        return value
+
+    @field_validator("database", "table")
+    @classmethod
+    def _sql_name(cls, value: str) -> str:
+        if not full(validation.SQL_NAME_RE, value):
+            raise ValueError(f"{value!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if value == "logstack_backups":
+            raise ValueError("logstack_backups is the table of store backups; choose another name")
+        return value
+
+
+class PKISettings(_Model):
+    """Key types and validity periods of the private CA and what it issues."""
+
+    key_type: Literal["ecdsa-p256", "rsa-3072", "rsa-4096"] = "ecdsa-p256"
+    ca_days: Annotated[int, Field(ge=30, le=36500)] = 3650
+    server_days: Annotated[int, Field(ge=1, le=825)] = 397
+    client_days: Annotated[int, Field(ge=1, le=825)] = 397
+
+
+class SenderSettings(_Model):
+    """What every sender forwards and how it buffers."""
+
+    identifiers: list[str] = list(DEFAULT_IDENTIFIERS)
+    forward_suppression_notices: bool = True
+    heartbeat_interval: Annotated[int, Field(ge=5, le=3600, strict=True)] = 60
+    buffer_max_bytes: Annotated[int, Field(ge=268435488, le=1 << 50, strict=True)] = 536870912
+
+    @field_validator("identifiers")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one identifier is needed")
+        for ident in value:
+            if not full(validation.IDENTIFIER_RE, ident):
+                raise ValueError(f"{ident!r} is not a journal SYSLOG_IDENTIFIER")
+        if len(set(value)) != len(value):
+            raise ValueError("identifiers are listed twice")
+        return value
+
+
+class InventorySpec(_Model):
+    """The whole inventory file."""
+
+    site: Annotated[
+        str, AfterValidator(validation.pattern_check(validation.SITE_RE, "a site name ([A-Za-z0-9][A-Za-z0-9_.-]*)"))
+    ]
+    server: ServerSpec
+    pki: PKISettings = PKISettings()
+    senders: SenderSettings = SenderSettings()
+    known_hosts: LocalPath | None = None
+    service_manager: Annotated[
+        str, AfterValidator(validation.pattern_check(validation.SERVICE_MANAGER_RE, "a command name"))
+    ] = "systemctl"
+    defaults: HostVars = HostVars()
+    groups: dict[Hostname, GroupSpec] = {}
+    hosts: list[HostSpec] = []
+
+
+@dataclass(frozen=True)
+class Host:
+    """A sending machine with its vars merged all → groups → host."""
+
+    name: str
+    address: str
+    fqdn: str | None
+    groups: tuple[str, ...]
+    ssh: SSHSettings
+    sudo: bool
+    identity: dict[str, str]
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Identity columns the sender stamps on every event, in a fixed order."""
+        cols = {"logstack_host": self.name}
+        if self.fqdn:
+            cols["fqdn"] = self.fqdn
+        cols.update(self.identity)
+        return cols
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A loaded, validated site; all site state lives in `site_dir`."""
+
+    path: Path
+    spec: InventorySpec
+    hosts: tuple[Host, ...]
+
+    @property
+    def site_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def server(self) -> ServerSpec:
+        return self.spec.server
+
+    def host(self, name: str) -> Host:
+        """The host called `name`, or a BadInput error naming the inventory."""
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise InventoryError(f"{self.path}: no host named {name!r} in the inventory")
+
+
+def _merge_ssh(*layers: SSHSettings) -> SSHSettings:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+    return SSHSettings(**merged)
+
+
+def _resolve_host(spec: InventorySpec, host: HostSpec) -> Host:
+    layers: list[HostVars] = [spec.defaults] + [spec.groups[g].vars for g in host.groups]
+    identity: dict[str, str] = {}
+    sudo = False
+    for layer in layers:
+        identity.update(layer.identity)
+        if layer.sudo is not None:
+            sudo = layer.sudo
+    identity.update(host.identity)
+    if host.cmdb_id is not None:
+        identity = {"cmdb_id": host.cmdb_id, **identity}
+    if host.sudo is not None:
+        sudo = host.sudo
+    return Host(
+        name=host.name,
+        address=host.address,
+        fqdn=host.fqdn,
+        groups=tuple(host.groups),
+        ssh=_merge_ssh(*(layer.ssh for layer in layers), host.ssh),
+        sudo=sudo,
+        identity=identity,
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        msg = f"{msg} (got {error['input']!r})"
+    return msg
+
+
+# Names logstack uses for machines of its own: a host called so would share their facts or rows.
+RESERVED_HOST_NAMES = frozenset({"server", "logstack-init-server", "logstack-monitor"})
+
+
+def validate_inventory(doc: LocatedDocument) -> Inventory:
+    """Validate parsed inventory data; the first problem becomes a one-line located error."""
+    if not isinstance(doc.data, dict):
+        raise InventoryError(f"{doc.path}:1: the inventory must be a mapping with site, server and hosts")
+    try:
+        spec = InventorySpec.model_validate(doc.data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(first["loc"])
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
+    _check_topology(doc, spec)
+    seen: dict[str, int] = {}
+    for index, host in enumerate(spec.hosts):
+        if host.name in RESERVED_HOST_NAMES:
+            raise InventoryError(
+                f"{doc.where(('hosts', index, 'name'))}: {host.name!r} is reserved "
+                "(the server's facts, the server's self-test rows and status' handshake use it)"
+            )
+        if host.name in seen:
+            raise InventoryError(
+                f"{doc.where(('hosts', index, 'name'))}: duplicate host {host.name!r} "
+                f"(first at hosts[{seen[host.name]}])"
+            )
+        seen[host.name] = index
+        if spec.server.firewall:
+            try:
+                ipaddress.ip_address(host.address)
+            except ValueError:
+                raise InventoryError(
+                    f"{doc.where(('hosts', index, 'address'))}: must be an IP address while server.firewall is on "
+                    "(the allowlist holds addresses)"
+                ) from None
+        for g_index, group in enumerate(host.groups):
+            if group not in spec.groups:
+                raise InventoryError(f"{doc.where(('hosts', index, 'groups', g_index))}: unknown group {group!r}")
+    return Inventory(path=doc.path, spec=spec, hosts=tuple(_resolve_host(spec, h) for h in spec.hosts))
+
+
+def _check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
+    """Receivers and store fit together: several receivers need a store they reach over TLS."""
+    server = spec.server
+    if server.receivers and server.store.type == "standalone":
+        raise InventoryError(
+            f"{doc.where(('server', 'receivers'))}: receivers on other machines need server.store.type: external "
+            "(GreptimeDB v1.1.4 standalone serves its HTTP API without TLS: they would write in clear)"
+        )
+    if server.backup is not None and server.store.type == "external" and server.backup.s3 is None:
+        raise InventoryError(
+            f"{doc.where(('server', 'backup'))}: an external store writes its backups itself, to a place it can "
+            "reach: set backup.s3 (the server's disk is not one)"
+        )
+    names = {h.name.lower() for h in spec.hosts} | set(RESERVED_HOST_NAMES)
+    fqdns = {server.fqdn.lower()}
+    addresses = {(server.address or server.fqdn).lower()}
+    for index, receiver in enumerate(server.receivers):
+        where = ("server", "receivers", index)
+        for field, value, taken in (
+            ("name", receiver.name.lower(), names),
+            ("fqdn", receiver.fqdn.lower(), fqdns),
+            ("address", (receiver.address or receiver.fqdn).lower(), addresses),
+        ):
+            if value in taken:
+                raise InventoryError(
+                    f"{doc.where((*where, field))}: {value!r} is taken (the server, another receiver, a host, "
+                    "or a name logstack uses): each receiver is a machine of its own"
+                )
+            taken.add(value)
+
+
+def _identity_location(loc: tuple[str | int, ...]) -> bool:
+    """Where identity values live: they are stamped as the text written, whatever YAML 1.1 makes of it."""
+    match loc:
+        case ("hosts", int(), "cmdb_id") | ("hosts", int(), "identity", str()) | ("defaults", "identity", str()):
+            return True
+        case ("groups", str(), "vars", "identity", str()):
+            return True
+    return False
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    """Load and validate an inventory file."""
+    return validate_inventory(load_located_yaml(Path(path), keep_text=_identity_location))
+
+
+__all__ = [
+    "DEFAULT_IDENTIFIERS",
+    "Host",
+    "Inventory",
+    "InventorySpec",
+    "format_loc",
+    "load_inventory",
+    "validate_inventory",
+]

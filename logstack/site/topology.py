@@ -1,0 +1,132 @@
+"""Beyond one server: the receivers senders reach, and the store they write to.
+
+The inventory's `server` is the first receiver (and, with the default standalone store, the store's
+machine: today's one-server site, rendered byte for byte as before). `server.receivers` adds receiving
+Vectors on machines of their own; `server.store` is either GreptimeDB standalone on the server (optionally
+keeping its data on object storage) or an external GreptimeDB (a cluster's frontend, GreptimeCloud) the
+user runs.
+
+Facts relied on: Vector 0.57's `vector` sink takes `routing.endpoints` (strings, host:port) with
+`routing.strategy` load_balance (its default), failover (keeps the last endpoint that worked, moving on
+when it fails) or failover_primary (src/sinks/vector/config.rs:171-346); one `tls` block serves every
+endpoint and each endpoint's certificate is verified against that endpoint's own host (src/http.rs:240,
+lib/vector-core/src/tls/settings.rs:351). GreptimeDB v1.1.4 serves its HTTP API without TLS
+(src/servers/src/http.rs HttpOptions has no tls), so receivers on other machines than a standalone store
+could only write to it in clear: several receivers need an external store behind TLS.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from logstack.base import validation
+from logstack.base.validation import https_url
+
+Address = Annotated[str, AfterValidator(validation.address)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+LocalPath = Annotated[str, AfterValidator(validation.local_path)]
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_ROOT_RE = re.compile(r"[A-Za-z0-9._/-]{0,200}")
+_REGION_RE = re.compile(r"[a-z0-9-]{1,40}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _endpoint(value: str) -> str:
+    https_url(value)
+    if re.sub(r"^https://[^/]+", "", value) not in ("", "/"):
+        raise ValueError(
+            "the store's HTTP endpoint is scheme, host and port only (e.g. https://greptime.example.com:4000)"
+        )
+    return value.rstrip("/")
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"{value[:60]!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+class ObjectStorage(_Model):
+    """GreptimeDB standalone's data on S3 (or an S3-compatible service). The keys are secrets.yaml's
+    `store.access_key_id` / `store.secret_access_key`, given to GreptimeDB as environment variables."""
+
+    type: Literal["S3"] = "S3"
+    bucket: Annotated[str, _pattern(_BUCKET_RE, "an S3 bucket name")]
+    root: Annotated[str, _pattern(_ROOT_RE, "a key prefix of [A-Za-z0-9._/-]")] = ""
+    endpoint: Annotated[str, AfterValidator(_endpoint)] | None = None
+    region: Annotated[str, _pattern(_REGION_RE, "a region like eu-central-1")] | None = None
+
+
+class StandaloneStore(_Model):
+    """GreptimeDB standalone on the server (the default)."""
+
+    type: Literal["standalone"] = "standalone"
+    object_storage: ObjectStorage | None = None
+
+
+class ExternalStore(_Model):
+    """A GreptimeDB the user runs (a cluster's frontend, GreptimeCloud), reached over TLS."""
+
+    type: Literal["external"]
+    http_endpoint: Annotated[str, AfterValidator(_endpoint)]
+    mysql_host: Address
+    mysql_port: Port = 4002
+    ca_file: LocalPath | None = None  # PEM the store's certificates chain to (default: the system's store)
+
+
+def _store_type(value: Any) -> str | None:
+    """The store's kind; written without one it is the standalone store."""
+    if isinstance(value, dict):
+        return str(value.get("type", "standalone"))
+    return getattr(value, "type", None)
+
+
+Store = Annotated[
+    Annotated[StandaloneStore, Tag("standalone")] | Annotated[ExternalStore, Tag("external")],
+    Discriminator(_store_type),
+]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """A receiving Vector as deployment and rendering see it."""
+
+    name: str  # "server", or the receiver's name
+    fqdn: str
+    key: str  # its machine in a render and its name in the PKI: "server" or "receivers/<name>"
+    listen_address: str
+
+
+def receiver_key(name: str) -> str:
+    """A receiver's machine in a render and its certificate's name in the PKI."""
+    return f"receivers/{name}"
+
+
+def probe_address(listen_address: str) -> str:
+    """Where a receiver's port is checked from its own machine: its listen address, or loopback for any."""
+    return listen_address if listen_address not in ("0.0.0.0", "::") else "127.0.0.1"
+
+
+STORE_CA = "/etc/vector/tls/store-ca.pem"  # what receivers verify the store with (ca_file, deployed)
+STORE_CA_ANALYSIS = "/etc/logstack/store-ca.pem"  # the same, for the server's analysis and seal units
+
+
+def receivers_of(server: Any) -> list[Receiver]:
+    """Every receiving Vector in the senders' order: the server first, then `server.receivers`."""
+    first = Receiver("server", server.fqdn, "server", server.listen_address)
+    return [first, *(Receiver(r.name, r.fqdn, receiver_key(r.name), r.listen_address) for r in server.receivers)]
+
+
+def endpoints(server: Any) -> list[str]:
+    """What senders dial, in order."""
+    return [f"{r.fqdn}:{server.vector_port}" for r in receivers_of(server)]
