@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logstack.analyze.run import RunOptions, run_analysis
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.clock import SECOND, from_micros
 from logstack.journal.line import from_journal, text
 from logstack.store.greptime import DatabaseConfig
+from logstack.store.reader import DatabaseSource
 from tests.conftest import ROOT, invoke
 from tests.journal import entry
 from tests.mariadb import PASSWORD

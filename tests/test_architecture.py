@@ -1,4 +1,5 @@
-"""The shape of the code, checked: modules stack at most 8 floors with no import loops, no module is over
+"""The shape of the code, checked: packages by stage that import only downward, at most 6 floors inside a
+package and no import loops, no private name imported from another module, no module is over
 400 lines, no function over 60, deployment loads no renderer or PKI, and every fact kind and event type the
 code names is one of the vocabulary's."""
 
@@ -59,19 +60,75 @@ def _longest_chain(graph: dict[str, set[str]]) -> tuple[str, ...]:
     return max((chain(m) for m in graph), key=len)
 
 
-def test_at_most_eight_floors_and_no_loops():
-    longest = _longest_chain(_graph())
-    assert len(longest) <= 8, " -> ".join(longest)
+# The stages, lowest first: a package may import only itself and the packages before it.
+PACKAGE_ORDER = (
+    "base",
+    "classify",
+    "journal",
+    "site",
+    "integrity",
+    "pki",
+    "connection",
+    "render",
+    "store",
+    "deploy",
+    "provision",
+    "analyze",
+    "alerts",
+    "evidence",
+    "commands",
+    "cli",
+)
 
 
-def test_the_floor_count_sees_a_loop():
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}}
-    try:
-        _longest_chain(graph)
-    except AssertionError as exc:
-        assert "import loop" in str(exc)
-    else:
-        raise AssertionError("a loop went unnoticed")
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "base"  # `logstack` itself holds only the version
+
+
+def test_no_import_loops_and_at_most_six_floors_inside_a_package():
+    graph = _graph()
+    _longest_chain(graph)  # asserts there is no loop
+    for package in PACKAGE_ORDER:
+        inside = {m: {d for d in deps if _package(d) == package} for m, deps in graph.items() if _package(m) == package}
+        if inside:
+            longest = _longest_chain(inside)
+            assert len(longest) <= 6, " -> ".join(longest)
+
+
+def test_every_module_is_in_a_package_of_the_order():
+    assert {_package(m) for m in _modules()} <= set(PACKAGE_ORDER) | {"__main__"}
+
+
+def test_packages_depend_only_downward():
+    rank = {name: i for i, name in enumerate(PACKAGE_ORDER)}
+    rank["__main__"] = len(PACKAGE_ORDER)
+    upward = sorted(
+        f"{module} imports {dep}"
+        for module, deps in _graph().items()
+        for dep in deps
+        if rank[_package(dep)] > rank[_package(module)]
+    )
+    assert upward == []
+
+
+def test_no_module_imports_another_modules_private_name():
+    found = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("logstack"):
+                found += [
+                    f"{name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert found == []
+
+
+def test_every_package_says_what_it_holds():
+    for package in PACKAGE_ORDER[:-1]:
+        doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text()))
+        assert doc and (len(doc.splitlines()) == 1 or doc.splitlines()[1] == ""), package  # a one-line summary
 
 
 def test_no_module_over_400_lines():
@@ -100,7 +157,8 @@ def test_deployment_loads_no_renderer_no_pki():
     code = (
         "import sys, logstack.deploy.plan; assert not {'jinja2', 'cryptography', 'paramiko'} & set(sys.modules), "
         "sorted({'jinja2', 'cryptography', 'paramiko'} & set(sys.modules)); "
-        "import logstack.deploy.apply; bad = {'jinja2', 'logstack.render.site_files'," "'logstack.pki'} & set(sys.modules); "
+        "import logstack.deploy.apply; bad = {'jinja2', 'logstack.render.site_files', 'logstack.pki'} "
+        "& set(sys.modules); "
         "assert not bad, sorted(bad)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -77,7 +77,7 @@ def test_prune_touches_only_backups_logstack_made(tmp_path):
 def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_path, monkeypatch):
     import shutil
 
-    from logstack.store import backup_targets as backup_storage
+    from logstack.store import backup_targets
 
     now = dt.datetime(2026, 12, 1, 3, tzinfo=dt.UTC)
     for stamp in ("20261101T020000Z", "20261102T020000Z", "20261201T030000Z"):
@@ -90,7 +90,7 @@ def test_the_backup_just_made_is_kept_and_what_cannot_be_removed_is_said(tmp_pat
             raise PermissionError(13, "Permission denied")
         real(path, *args, **kwargs)
 
-    monkeypatch.setattr(backup_storage.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(backup_targets.shutil, "rmtree", rmtree)
     removed, problems = prune(DirectoryStorage(tmp_path), 1, 0, now)
     assert (tmp_path / "20261201T030000Z").is_dir()  # the one just made, whatever keep_daily says
     assert removed == ["20261101T020000Z"]
@@ -277,7 +277,7 @@ def test_greptimedb_may_write_the_backup_directory_and_the_table_name_is_reserve
 
 
 def test_status_believes_a_recorded_backup_only_with_its_manifest_on_the_server(greptime_api, tmp_path, ssh_client_key):
-    from logstack.connection.ssh import connect
+    from logstack.connection.registry import connect
     from logstack.connection.targets import known_hosts_path, server_target
     from logstack.evidence.status import ServerStatus, _check_backup, _check_backup_files
     from tests.fleet_site import make_fleet

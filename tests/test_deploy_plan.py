@@ -120,7 +120,7 @@ def test_owed_restarts_are_only_those_the_plan_could_owe():
 
 def test_text_from_the_target_is_printed_escaped(capsys):
     from logstack.commands.plan_output import print_plan, print_results
-    from logstack.connection.targets import HostResult
+    from logstack.deploy.result import HostResult
 
     plan = make_plan(
         "a",

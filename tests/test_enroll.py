@@ -252,7 +252,8 @@ def test_invalid_unit_is_rejected_before_anything_is_swapped(fleet):
 
 
 def test_ssh_config_alias_and_proxy_jump(fleet, runner, tmp_path, monkeypatch):
-    from logstack.connection.ssh import Target, resolve
+    from logstack.connection.base import Target
+    from logstack.connection.ssh import resolve
 
     web2 = fleet.hosts["web2"]
     config = tmp_path / "ssh_config"

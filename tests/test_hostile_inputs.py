@@ -20,7 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from logstack.classify.classifier import _DISPATCH, MAX_RULE_INPUT, classify
+from logstack.classify.classifier import MAX_RULE_INPUT, classify
+from logstack.classify.programs import BY_IDENTIFIER
 from logstack.cli import app
 from tests.conftest import invoke
 from tests.journal import entry, write
@@ -310,7 +311,7 @@ def _journal_variants() -> list[tuple[str, dict[str, Any]]]:
     add("comm list", {**entry(base, "sshd", 17, "m"), "_COMM": ["a", "b"]})
     add("hostname nested", {**entry(base, "sshd", 18, "m"), "_HOSTNAME": [[1, 2]]})
     add("cursor number", {**entry(base, "sshd", 19, "m"), "__CURSOR": 5})
-    for ident in sorted(_DISPATCH):
+    for ident in sorted(BY_IDENTIFIER):
         add(
             f"{ident} over-long",
             entry(base, ident, 100, "Failed password for " + "a" * 50_000 + " from 192.0.2.1 port 2 ssh2"),
@@ -437,7 +438,7 @@ _JSON_VALUES = st.recursive(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    ident=st.sampled_from(sorted(_DISPATCH)),
+    ident=st.sampled_from(sorted(BY_IDENTIFIER)),
     field=st.sampled_from(
         ["MESSAGE", "_PID", "_COMM", "_EXE", "_HOSTNAME", "_BOOT_ID", "_MACHINE_ID", "__CURSOR", "_AUDIT_LOGINUID"]
     ),
@@ -526,7 +527,7 @@ _PREFIXES = [
 
 @settings(max_examples=300, deadline=None)
 @given(
-    ident=st.sampled_from(sorted(_DISPATCH)),
+    ident=st.sampled_from(sorted(BY_IDENTIFIER)),
     prefix=st.sampled_from(_PREFIXES),
     unit=st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=4),
     tail=st.text(max_size=8),

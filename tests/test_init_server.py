@@ -292,7 +292,7 @@ def test_the_scheduled_run_alerts_and_status_shows_what_a_destination_has_yet_to
     import yaml
 
     from logstack.base.clock import SECOND
-    from logstack.connection.ssh import connect
+    from logstack.connection.registry import connect
     from logstack.connection.targets import known_hosts_path, server_target
     from logstack.evidence.status import ServerStatus, _check_alerts
     from tests.journal import entry

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logstack.analyze import sources
+from logstack.analyze import export as sources
 from logstack.base.errors import BadInputError
 from logstack.journal.line import from_journal
 from logstack.journal.selection import Selection

@@ -271,7 +271,7 @@ def test_an_analysis_moved_to_an_external_store_keeps_its_state(scaled, tmp_path
     goes on with the state it had (what was reported stays reported, alert queues included)."""
     import re
 
-    from logstack.analyze.state import source_id
+    from logstack.base.paths import source_id
 
     unit = _files(scaled)[("server", "/etc/systemd/system/logstack-analyze.service")].decode()
     state = re.search(r"--state-id ([0-9a-f]{12})", unit).group(1)

@@ -148,7 +148,7 @@ def test_status_checks_every_receivers_port_and_the_external_stores_health(scale
         found = _vector_handshake(inv, pki, None)
     assert found["logs2"].startswith("ok (TLS")
     assert found["logs3"].startswith("failed:")
-    from logstack.connection.ssh import connect
+    from logstack.connection.registry import connect
     from logstack.connection.targets import known_hosts_path, server_target
 
     server = ServerStatus()

@@ -312,8 +312,8 @@ def test_unsigned_columns_of_journald_names_are_never_read_from_the_store(site, 
 
 def test_a_message_column_beside_the_signed_message_is_not_selected():
     """GreptimeDB's column names are case-sensitive (MariaDB's are not): the selection itself leaves it out."""
-    from logstack.analyze.sources import DatabaseSource
     from logstack.store.greptime import DatabaseConfig
+    from logstack.store.reader import DatabaseSource
 
     class Store(DatabaseSource):
         def query(self, sql, params):

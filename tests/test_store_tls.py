@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.errors import RuntimeFailure
 from logstack.store.greptime import DatabaseConfig
+from logstack.store.reader import DatabaseSource
 
 
 def _packet(seq: int, payload: bytes) -> bytes:

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from logstack.alerts import outbox
 from logstack.alerts.send import DeliveryError, send
 from logstack.base.errors import BadInputError, RuntimeFailure, SecretsError
+from logstack.base.paths import STATE_GLOB
 from logstack.base.validation import SITE_RE, full
-from logstack.site.alert_files import AlertConfig, check_secrets
-from logstack.site.alerts import DESTINATIONS, SEVERITIES, Destination
+from logstack.site.alerts import DESTINATIONS, SEVERITIES, AlertConfig, Destination, check_secrets
 
 
 def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
@@ -216,7 +216,7 @@ def send_test(config: AlertConfig) -> dict[str, str | None]:
 def backlog(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Each analysis state's queues (read only; a running analysis does not block it)."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(data_dir.glob("analyze-*.sqlite")):
+    for path in sorted(data_dir.glob(STATE_GLOB)):
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
             try:

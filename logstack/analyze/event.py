@@ -8,8 +8,10 @@ from functools import lru_cache
 from typing import Any
 
 from logstack.base.clock import SECOND, iso
-from logstack.classify.classifier import SSH_IDENTIFIERS, Fact, is_forged
+from logstack.classify.classifier import is_forged
+from logstack.classify.fact import Fact
 from logstack.classify.kinds import EventType, FactKind, Subject
+from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 
 # Lines of one host repeat the same (identifier, _COMM, _EXE) triple.

@@ -24,8 +24,10 @@ from logstack.analyze.event import (
     build_event,
     event_id,
 )
-from logstack.classify.classifier import HEARTBEAT_IDENTIFIER, SSH_IDENTIFIERS, classify
+from logstack.classify.classifier import classify
+from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
 __all__ = ["SEVERITY", "Event", "EventBuilder", "Settings", "build_events"]
 

@@ -12,7 +12,7 @@ from logstack.analyze.grouping import SEVERITY, Event, EventBuilder, Settings
 from logstack.analyze.state import StateStore, group_key
 from logstack.base.clock import DAY, HOUR, SECOND, iso
 from logstack.base.errors import RuntimeFailure
-from logstack.classify.classifier import SSH_IDENTIFIERS
+from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]

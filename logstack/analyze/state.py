@@ -189,12 +189,3 @@ class StateStore:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume,))
         self._nothing_written = self._nothing_written and not keys
         return True
-
-
-def source_id(journal: str | None, host: str, port: int, db: str | None, table: str | None) -> str:
-    """What names an analysis state: the export, or the store's endpoint, database and table."""
-    if journal is not None:
-        ident = f"journal:{Path(journal).resolve() if journal != '-' else '-'}"
-    else:
-        ident = f"db:{host}:{port}:{db}:{table}"
-    return hashlib.sha256(ident.encode()).hexdigest()[:12]

@@ -10,8 +10,9 @@ import typer
 
 from logstack.alerts.delivery import backlog, load_config, send_test
 from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.base.paths import DATA_ROOT
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.site.alert_files import AlertConfig, check_secrets
+from logstack.site.alerts import AlertConfig, check_secrets
 
 app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, no_args_is_help=True)
 
@@ -36,9 +37,7 @@ def test(
 
 @app.command("backlog")
 def show_backlog(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The analysis state directory.")] = Path(
-        "/var/lib/logstack"
-    ),
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The analysis state directory.")] = DATA_ROOT,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for status.")] = False,
 ) -> None:
     """What each destination has yet to accept, per analysis state."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,18 +13,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
+from logstack.analyze.export import journal_lines
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
-from logstack.analyze.sources import DatabaseSource, journal_lines
-from logstack.analyze.state import source_id
 from logstack.base.clock import duration_micros, parse_since
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
+from logstack.base.paths import DATA_ROOT, source_id, state_file
 from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import database_config, store_address
+from logstack.store.reader import DatabaseSource
 
 if TYPE_CHECKING:
     from logstack.journal.line import Line
@@ -211,9 +211,6 @@ def _state_path(
     source: tuple[str | None, str, int, str | None, str | None, str | None],
 ) -> Path:
     journal, host, port, db, table, state_id = source
-    base = data_dir or (inv.site_dir / "state" if inv else Path("/var/lib/logstack"))
-    if state_id is not None:  # a state carried over from another endpoint of the same store (a move)
-        if not re.fullmatch(r"[0-9a-f]{12}", state_id):
-            raise BadInputError(f"--state-id {state_id[:20]!r} is not 12 hex digits")
-        return base / f"analyze-{state_id}.sqlite"
-    return base / f"analyze-{source_id(journal, host, port, db, table)}.sqlite"
+    base = data_dir or (inv.site_dir / "state" if inv else DATA_ROOT)
+    # a state id given is one carried over from another endpoint of the same store (a move)
+    return state_file(base, state_id if state_id is not None else source_id(journal, host, port, db, table))

@@ -11,7 +11,7 @@ import typer
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.validation import SQL_NAME_RE, full
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.store.backup import backup_storage, prune, run_backup
+from logstack.store.backup import prune, run_backup, storage_from_options
 from logstack.store.greptime import read_password, store_http
 from logstack.store.restore import restore_on_server
 
@@ -45,7 +45,7 @@ def backup(
     """Back up the store with COPY DATABASE to <directory or S3 prefix>/<UTC stamp>/, then apply retention."""
     if not full(SQL_NAME_RE, database):
         raise BadInputError(f"--database {database[:40]!r} is not a plain SQL name")
-    storage = backup_storage(directory, s3, s3_endpoint, s3_region, s3_credentials)
+    storage = storage_from_options(directory, s3, s3_endpoint, s3_region, s3_credentials)
     # a large COPY takes its time: an hour per statement
     api = store_http(store_endpoint, store_ca, http_host, http_port, db_user, read_password(db_password_file))
     now = dt.datetime.now(dt.UTC)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from logstack.base.terminal import escape
-from logstack.connection.targets import HostResult
+from logstack.deploy.result import HostResult
 
 
 def print_plan(result: HostResult) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from logstack.analyze.sources import DatabaseSource, journal_lines
+from logstack.analyze.export import journal_lines
 from logstack.base.clock import HOUR, duration_micros, parse_since
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
@@ -22,6 +22,7 @@ from logstack.pki.service import list_certificates
 from logstack.site.inventory import load_inventory
 from logstack.store.backup import recorded_backup
 from logstack.store.greptime import database_config
+from logstack.store.reader import DatabaseSource
 
 
 def _moment(value: str, now: int, label: str) -> int:

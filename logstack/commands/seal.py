@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.clock import duration_micros
 from logstack.commands.store_options import (
     DataDir,
@@ -26,6 +25,7 @@ from logstack.commands.store_options import (
 )
 from logstack.evidence.sealing import seal_store
 from logstack.integrity.seal_chain import SEALS, export_chain
+from logstack.store.reader import DatabaseSource
 
 
 def seal(

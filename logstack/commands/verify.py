@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.clock import parse_since
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
@@ -28,6 +27,7 @@ from logstack.commands.store_options import (
     open_site,
 )
 from logstack.evidence.sealing import verify_store
+from logstack.store.reader import DatabaseSource
 
 
 def verify(

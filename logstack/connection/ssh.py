@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shlex
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +17,11 @@ import paramiko
 
 from logstack.base import validation
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
+from logstack.connection.base import MAX_OUTPUT, Connection, HostKeyError, Target, UnreachableError
 
 CONNECT_TIMEOUT = 10.0
 RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
-MAX_OUTPUT = 64 * 1024 * 1024  # what logstack reads of one remote command's output
 _known_hosts_lock = threading.Lock()
-
-
-class HostKeyError(RuntimeFailure):
-    """The target's host key is unknown or has changed."""
-
-
-class UnreachableError(RuntimeFailure):
-    """No SSH session could be opened (TCP refused, timed out, no SSH banner)."""
-
-
-class SudoError(RuntimeFailure):
-    """sudo -n could not run a command without a password."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to reach one machine."""
-
-    name: str
-    address: str
-    port: int | None = None
-    user: str | None = None
-    key: str | None = None
-    proxy_jump: str | None = None
-    sudo: bool = False
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -116,7 +91,7 @@ def resolve(target: Target) -> dict[str, Any]:
     }
 
 
-class Connection:
+class SSHConnection(Connection):
     """An open SSH connection to one target; `run` executes as root (through `sudo -n` when needed)."""
 
     def __init__(
@@ -125,34 +100,44 @@ class Connection:
         self.target = target
         self.client = client
         self.jump = jump
-        self.username = username
+        self._username = username
+
+    @property
+    def username(self) -> str:
+        return self._username
 
     @property
     def needs_sudo(self) -> bool:
-        return self.username != "root"
+        return self._username != "root"
 
     def close(self) -> None:
         self.client.close()
         if self.jump is not None:
             self.jump.close()
 
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    @contextmanager
+    def file_reader(self) -> Iterator[paramiko.SFTPClient | None]:
+        """SFTP as root (it starts no process on the target); None through sudo or without an SFTP subsystem."""
+        if self.needs_sudo:
+            yield None
+            return
+        try:
+            sftp = self.client.open_sftp()
+        except (OSError, paramiko.SSHException):
+            yield None
+            return
+        try:
+            yield sftp
+        except paramiko.SSHException as exc:  # a channel that broke mid-read: callers know OSError only
+            raise OSError(str(exc)) from None
+        finally:
+            sftp.close()
 
     def run(
         self, command: str, stdin: bytes | None = None, check: bool = True, timeout: float = 120.0
     ) -> tuple[int, bytes, bytes]:
         """Run a shell command as root; returns (exit status, stdout, stderr)."""
-        if self.needs_sudo:
-            if not self.target.sudo:
-                raise RuntimeFailure(
-                    f"{self.target.name}: user {self.username} is not root and sudo is off "
-                    "in the inventory (set sudo: true)"
-                )
-            command = "sudo -n sh -c " + shlex.quote(command)
+        command = self.sudo_command(command)
         try:
             stdin_f, stdout_f, stderr_f = self.client.exec_command(command, timeout=timeout)
             if stdin is not None:
@@ -167,17 +152,7 @@ class Connection:
             status = stdout_f.channel.recv_exit_status()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise RuntimeFailure(f"{self.target.name}: SSH command failed: {exc}") from None
-        if self.needs_sudo and status == 1 and b"a password is required" in err:
-            raise SudoError(
-                f"{self.target.name}: sudo asks for a password; allow {self.username} NOPASSWD "
-                "for logstack's commands or connect as root"
-            )
-        if check and status != 0:
-            message = err.decode(errors="replace").strip().splitlines()
-            raise RuntimeFailure(
-                f"{self.target.name}: remote command failed ({status}): "
-                f"{message[-1] if message else command.split()[0]}"
-            )
+        self.checked(command, status, err, check)
         return status, out, err
 
     def open_forward(self, host: str, port: int, timeout: float = 10.0) -> paramiko.Channel:
@@ -200,7 +175,7 @@ def _load_host_keys(client: paramiko.SSHClient, known_hosts: Path) -> None:
 
 def _connect_jump(
     target: Target, params: dict[str, Any], known_hosts: Path, accept_new: bool, timeout: float, retries: int
-) -> Connection:
+) -> SSHConnection:
     """The connection to the first ProxyJump hop."""
     user, host, port = parse_jump(str(params["proxy_jump"]), target.name)
     # The bastion gets the target's identity unless ~/.ssh/config names one for it.
@@ -228,7 +203,7 @@ def connect(
     accept_new: bool = False,
     timeout: float = CONNECT_TIMEOUT,
     retries: int = RETRIES,
-) -> Connection:
+) -> SSHConnection:
     """Open a connection with strict host-key checking; unknown and changed keys are refused."""
     params = resolve(target)
     jump_client: paramiko.SSHClient | None = None
@@ -255,7 +230,7 @@ def connect(
                 allow_agent=True,
                 look_for_keys=not params["key_filenames"],
             )
-            return Connection(target, client, jump_client, params["username"])
+            return SSHConnection(target, client, jump_client, params["username"])
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise _changed_key(target, exc, known_hosts) from None

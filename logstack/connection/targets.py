@@ -1,34 +1,12 @@
-"""Machines as SSH targets: where and how to reach each, the known_hosts file, and one machine's result."""
+"""The site's machines as targets: where and how to reach each (SSH settings or this machine), the known_hosts file."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from logstack.base.errors import LogstackError
-from logstack.connection.ssh import Target
-from logstack.deploy.plan import Plan
-from logstack.site.host_facts import HostFacts
+from logstack.connection.base import Target
 from logstack.site.inventory import Host, Inventory, ReceiverSpec, ServerSpec
-
-Status = Literal["ok", "changed", "failed", "unreachable"]
-
-
-@dataclass
-class HostResult:
-    """The outcome for one machine."""
-
-    name: str
-    status: Status
-    reason: str = ""
-    plan: Plan | None = None
-    diff: list[str] = field(default_factory=list)
-    error: LogstackError | None = field(default=None, repr=False)  # what failed, for callers that re-raise
-    facts: HostFacts | None = None
-    warnings: list[str] = field(default_factory=list)  # what the configuration gives up on this machine
-    delivering: str | None = None  # yes | no | unknown, once delivery was checked
 
 
 def known_hosts_path(inventory: Inventory) -> Path:
@@ -48,6 +26,7 @@ def host_target(host: Host) -> Target:
         key=host.ssh.key,
         proxy_jump=host.ssh.proxy_jump,
         sudo=host.sudo,
+        transport=host.connection,
     )
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import paramiko
-
 from logstack.base.errors import LogstackError, RuntimeFailure
 from logstack.base.shell import shell_command
-from logstack.connection.ssh import Connection, UnreachableError, connect
-from logstack.connection.targets import HostResult, Target, known_hosts_path
+from logstack.connection.base import Connection, FileReader, FileStat, Target, UnreachableError
+from logstack.connection.registry import connect
+from logstack.connection.targets import known_hosts_path
 from logstack.deploy.plan import PENDING, PREV_SUFFIX, Plan, RemoteFile, apply_script, make_plan, rollback_script
+from logstack.deploy.result import HostResult
 from logstack.render.rendered import RenderedFile
 from logstack.site.host_facts import HostFacts, gather, save_facts, vector_problem
 
@@ -44,30 +44,31 @@ exit 0
 
 
 @dataclass(frozen=True)
-class TargetFacts:
-    """What inspection found on the target."""
+class RemoteState:
+    """The managed files, their directories and owed restarts as inspection found them on the target."""
 
     files: dict[str, RemoteFile]
     owed: list[str]
     dirs: dict[str, RemoteFile] = field(default_factory=dict)  # existing directories of managed files
 
 
-def inspect(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
+def inspect(conn: Connection, files: list[RenderedFile]) -> RemoteState:
     """Hash, mode and owner of every managed file, plus owed restarts.
 
-    As root this reads over SFTP, which starts no process on the target (a remote command costs
-    several times more); through sudo it falls back to one remote command.
+    As root this reads through the connection's file reader (SFTP starts no process on the target, and a
+    remote command costs several times more); through sudo it falls back to one remote command.
     """
-    if not conn.needs_sudo:
-        try:
-            return _inspect_sftp(conn, files)
-        except (OSError, paramiko.SSHException):
-            pass  # no SFTP subsystem: the shell way works everywhere
+    try:
+        with conn.file_reader() as reader:
+            if reader is not None:
+                return _inspect_files(reader, files)
+    except OSError:
+        pass  # the reader failed part-way: the shell way works everywhere
     return _inspect_exec(conn, files)
 
 
-def _id_names(sftp: paramiko.SFTPClient, path: str) -> dict[int, str]:
-    with sftp.open(path) as handle:
+def _id_names(files: FileReader, path: str) -> dict[int, str]:
+    with files.open(path) as handle:
         table = handle.read().decode(errors="replace")
     names: dict[int, str] = {}
     for line in table.splitlines():
@@ -77,48 +78,42 @@ def _id_names(sftp: paramiko.SFTPClient, path: str) -> dict[int, str]:
     return names
 
 
-def _inspect_sftp(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
-    sftp = conn.client.open_sftp()
-    try:
-        users, groups = _id_names(sftp, "/etc/passwd"), _id_names(sftp, "/etc/group")
-        found: dict[str, RemoteFile] = {}
-        for f in files:
-            try:
-                handle = sftp.open(f.path)
-            except FileNotFoundError:
-                continue
-            with handle:
-                attrs = handle.stat()
-                if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode):
-                    continue
-                # a size that differs already decides (no digest equals this marker): no read needed
-                same_size = attrs.st_size == len(f.content)
-                digest = hashlib.sha256(handle.read()).hexdigest() if same_size else f"size:{attrs.st_size}"
-            found[f.path] = _remote(attrs, digest, users, groups)
-        dirs: dict[str, RemoteFile] = {}
-        for directory in sorted({posixpath.dirname(f.path) for f in files}):
-            try:
-                attrs = sftp.stat(directory)
-            except FileNotFoundError:
-                continue
-            if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
-                dirs[directory] = _remote(attrs, None, users, groups)
-        owed: list[str] = []
+def _inspect_files(reader: FileReader, files: list[RenderedFile]) -> RemoteState:
+    users, groups = _id_names(reader, "/etc/passwd"), _id_names(reader, "/etc/group")
+    found: dict[str, RemoteFile] = {}
+    for f in files:
         try:
-            with sftp.open(PENDING) as handle:
-                for line in handle.read().decode(errors="replace").splitlines():
-                    if line.strip() and line.strip() not in owed:
-                        owed.append(line.strip())
+            handle = reader.open(f.path)
         except FileNotFoundError:
-            pass
-        return TargetFacts(found, owed, dirs)
-    finally:
-        sftp.close()
+            continue
+        with handle:
+            attrs = handle.stat()
+            if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode):
+                continue
+            # a size that differs already decides (no digest equals this marker): no read needed
+            same_size = attrs.st_size == len(f.content)
+            digest = hashlib.sha256(handle.read()).hexdigest() if same_size else f"size:{attrs.st_size}"
+        found[f.path] = _remote(attrs, digest, users, groups)
+    dirs: dict[str, RemoteFile] = {}
+    for directory in sorted({posixpath.dirname(f.path) for f in files}):
+        try:
+            attrs = reader.stat(directory)
+        except FileNotFoundError:
+            continue
+        if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
+            dirs[directory] = _remote(attrs, None, users, groups)
+    owed: list[str] = []
+    try:
+        with reader.open(PENDING) as handle:
+            for line in handle.read().decode(errors="replace").splitlines():
+                if line.strip() and line.strip() not in owed:
+                    owed.append(line.strip())
+    except FileNotFoundError:
+        pass
+    return RemoteState(found, owed, dirs)
 
 
-def _remote(
-    attrs: paramiko.SFTPAttributes, digest: str | None, users: dict[int, str], groups: dict[int, str]
-) -> RemoteFile:
+def _remote(attrs: FileStat, digest: str | None, users: dict[int, str], groups: dict[int, str]) -> RemoteFile:
     """A file or directory as SFTP shows it, owner and group by name (an unknown id stays a number)."""
     return RemoteFile(
         digest,
@@ -128,7 +123,7 @@ def _remote(
     )
 
 
-def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
+def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> RemoteState:
     """One remote command: hash, mode and owner of every managed file, plus owed restarts."""
     paths = [f.path for f in files]
     _, out, _ = conn.run(shell_command(_INSPECT, *paths))
@@ -147,7 +142,7 @@ def _inspect_exec(conn: Connection, files: list[RenderedFile]) -> TargetFacts:
     for line in lines:
         if line.startswith("P ") and line[2:].strip() and line[2:].strip() not in owed:
             owed.append(line[2:].strip())
-    return TargetFacts(found, owed, dirs)
+    return RemoteState(found, owed, dirs)
 
 
 def _stat_lines(text: str) -> list[tuple[int, str, str, str]]:

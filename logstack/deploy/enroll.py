@@ -10,13 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.clock import DAY, to_micros
 from logstack.base.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
-from logstack.classify.classifier import HEARTBEAT_IDENTIFIER
-from logstack.connection.ssh import connect
-from logstack.connection.targets import HostResult, host_target, known_hosts_path, receiver_target, server_target
+from logstack.connection.registry import connect
+from logstack.connection.targets import host_target, known_hosts_path, receiver_target, server_target
 from logstack.deploy.apply import DeployOptions, deploy_machine
+from logstack.deploy.result import HostResult
 from logstack.integrity.signatures import (
     Verifier,
     ensure_keys,
@@ -27,6 +26,7 @@ from logstack.integrity.signatures import (
     load_keyring,
     site_verifier,
 )
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
 from logstack.render.site_files import firewall_files, render_site
@@ -36,6 +36,7 @@ from logstack.site.inventory import Host, Inventory
 from logstack.site.secrets import load_secrets, secrets_path
 from logstack.site.topology import receiver_key
 from logstack.store.greptime import site_database
+from logstack.store.reader import DatabaseSource
 
 
 def select_hosts(inventory: Inventory, names: list[str], all_hosts: bool) -> list[Host]:

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from logstack.base.errors import LogstackError
-from logstack.connection.ssh import connect
+from logstack.connection.registry import connect
 from logstack.connection.targets import host_target, known_hosts_path, server_target
 from logstack.site.host_facts import HostFacts, gather, load_facts, save_facts
 from logstack.site.inventory import Inventory

@@ -18,8 +18,8 @@ from logstack.analyze.grouping import Event, EventBuilder, Settings
 from logstack.base.clock import iso
 from logstack.base.package_data import templates_dir
 from logstack.base.terminal import escape
-from logstack.classify.classifier import HEARTBEAT_IDENTIFIER
 from logstack.journal.line import Line
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki.service import CertView
 
 DAY = 86_400_000_000

@@ -12,15 +12,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from logstack.analyze.sources import DatabaseSource
 from logstack.base.clock import DAY, SECOND, iso, parse_registry_time, to_micros
 from logstack.base.errors import RuntimeFailure
+from logstack.base.paths import DATA_ROOT
 from logstack.base.shell import shell_command
 from logstack.base.terminal import escape
-from logstack.classify.classifier import HEARTBEAT_IDENTIFIER
-from logstack.connection.ssh import Connection, connect
+from logstack.connection.base import Connection
+from logstack.connection.registry import connect
 from logstack.connection.targets import known_hosts_path, server_target
 from logstack.integrity.signatures import Verifier, heartbeat_time, site_verifier
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
 from logstack.provision.logstack_install import LINK as LOGSTACK
@@ -30,6 +31,7 @@ from logstack.site.topology import receiver_key
 from logstack.store.backup import BACKUP_TABLE, last_backup, manifest_reader, newest_backup_manifest, site_s3
 from logstack.store.backup_targets import S3Storage
 from logstack.store.greptime import DatabaseConfig, GreptimeHTTP, http_over_ssh, site_database, store_api
+from logstack.store.reader import DatabaseSource
 
 
 @dataclass
@@ -265,7 +267,7 @@ def _check_alerts(conn: Connection, inventory: Inventory, server: ServerStatus) 
     if not inventory.server.alerts:
         return
     backlog = '"$1" alerts backlog --data-dir "$2" --json'
-    status, out, _ = conn.run(shell_command(backlog, LOGSTACK, "/var/lib/logstack"), check=False)
+    status, out, _ = conn.run(shell_command(backlog, LOGSTACK, str(DATA_ROOT)), check=False)
     if status != 0:
         server.problems.append(f"{LOGSTACK} cannot read the alert queues (exit {status}): run init-server")
         return

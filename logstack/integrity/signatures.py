@@ -30,29 +30,8 @@ import orjson
 from logstack.base.clock import DAY, to_micros
 from logstack.base.errors import SecretsError
 from logstack.base.fsutil import atomic_write
+from logstack.journal.record import SIGNED_FIELDS
 
-# Journald fields as the receiving store keeps them (Vector's journald source renames MESSAGE to
-# `message` and _HOSTNAME to `host`, v0.57.0 src/sources/journald.rs), then logstack's own.
-SIGNED_FIELDS: tuple[str, ...] = (
-    "message",
-    "host",
-    "SYSLOG_IDENTIFIER",
-    "SYSLOG_PID",
-    "_PID",
-    "_UID",
-    "_COMM",
-    "_EXE",
-    "_AUDIT_LOGINUID",
-    "__REALTIME_TIMESTAMP",
-    "__CURSOR",
-    "_BOOT_ID",
-    "_MACHINE_ID",
-    "logstack_host",
-    "logstack_config",
-    "logstack_kid",
-    "logstack_signed",
-)
-SIGNATURE_COLUMNS: tuple[str, ...] = ("logstack_kid", "logstack_signed", "logstack_sig")
 SECRET_DIR = "/etc/vector/secrets"
 SECRET_NAME = "signing_key"
 SECRET_REFERENCE = f"SECRET[logstack.{SECRET_NAME}]"

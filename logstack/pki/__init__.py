@@ -12,11 +12,11 @@ from logstack.base.errors import PKIError
 from logstack.pki.lifecycle import PKI
 from logstack.pki.mint import fingerprint
 from logstack.pki.registry import SERVER, CARecord, CertRecord, Registry
-from logstack.site import secrets as secrets_store
+from logstack.site import secrets
 
 __all__ = ["PKI", "SERVER", "CARecord", "CertRecord", "Registry", "fingerprint", "read_passphrase"]
 
 
 def read_passphrase(env_value: str | None, passphrase_file: Path | None) -> bytes | None:
     """The CA passphrase from --passphrase-file or LOGSTACK_CA_PASSPHRASE (file wins)."""
-    return secrets_store.read_passphrase(env_value, passphrase_file, PKIError)
+    return secrets.read_passphrase(env_value, passphrase_file, PKIError)

@@ -17,7 +17,7 @@ from pathlib import Path
 import logstack
 from logstack.base.errors import RuntimeFailure
 from logstack.base.shell import shell_command
-from logstack.connection.ssh import Connection
+from logstack.connection.base import Connection
 from logstack.provision.wheelhouse import (
     PROBE,
     Platform,

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from logstack.base.errors import RuntimeFailure
 from logstack.base.shell import shell_command
-from logstack.connection.ssh import Connection
+from logstack.connection.base import Connection
 from logstack.pki import PKI
 from logstack.site.inventory import Inventory, ReceiverSpec
 from logstack.site.topology import probe_address, receiver_key
 
 if TYPE_CHECKING:
-    from logstack.connection.targets import HostResult
+    from logstack.deploy.result import HostResult
 
 VECTOR_APT = (
     "install -d -m 0755 /usr/share/keyrings && "

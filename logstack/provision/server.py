@@ -11,9 +11,10 @@ from pathlib import Path
 
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
 from logstack.base.shell import shell_command
-from logstack.connection.ssh import Connection
-from logstack.connection.targets import HostResult, receiver_target, server_target
+from logstack.connection.base import Connection
+from logstack.connection.targets import receiver_target, server_target
 from logstack.deploy.apply import DeployOptions, deploy_machine
+from logstack.deploy.result import HostResult
 from logstack.integrity.signatures import ensure_keys
 from logstack.pki import PKI, SERVER
 from logstack.provision.logstack_install import first_run, install_logstack, run_root_script

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from logstack.integrity.signatures import KEYRING, SECRET_DIR, SECRET_NAME
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
-from logstack.render.templating import _template, placeholder
+from logstack.render.templating import placeholder, template
 
 if TYPE_CHECKING:
     from logstack.pki import PKI
@@ -80,29 +80,29 @@ HOST_FILES: tuple[FileSpec, ...] = (
 )
 
 
-def _pem_or_placeholder(pem: bytes | None, what: str) -> bytes:
+def pem_or_placeholder(pem: bytes | None, what: str) -> bytes:
     if pem is None:
         return f"<pending:{what}>\n".encode()
     return pem
 
 
-def _key_file(key: bytes, include_keys: bool, name: str) -> bytes:
+def key_file(key: bytes, include_keys: bool, name: str) -> bytes:
     """A key file as Vector's directory secret backend and the seal service read it (hex), or a placeholder."""
     return key.hex().encode() if include_keys and key else (placeholder(f"{KEYRING} {name}") + "\n").encode()
 
 
-def _material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:
+def machine_material(pki: PKI, name: str, where: str, include_keys: bool, ca: bytes) -> dict[str, bytes]:
     """The PKI pieces of one machine: CA bundle, certificate, key (or placeholders in review mode)."""
     key = pki.key_pem(name) if include_keys else None
     key_where = "pki/server.key" if name == SERVER_MACHINE else f"pki/{name if '/' in name else 'hosts/' + name}.key"
     return {
         "ca": ca,
-        "cert": _pem_or_placeholder(pki.cert_pem(name) if pki.exists() else None, where),
+        "cert": pem_or_placeholder(pki.cert_pem(name) if pki.exists() else None, where),
         "key": key if key is not None else (placeholder(key_where) + "\n").encode(),
     }
 
 
-def _render_machine(
+def render_machine(
     machine: str, specs: tuple[FileSpec, ...], context: dict[str, Any], material: dict[str, bytes]
 ) -> list[RenderedFile]:
     """Every file of one machine, from its table."""
@@ -122,5 +122,5 @@ def _render_machine(
     ]
 
 
-def _render(template: str, context: dict[str, Any]) -> bytes:
-    return _template(template).render(**context).encode("utf-8")
+def _render(name: str, context: dict[str, Any]) -> bytes:
+    return template(name).render(**context).encode("utf-8")

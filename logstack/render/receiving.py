@@ -6,12 +6,12 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
-from logstack.analyze.state import source_id
 from logstack.base.ca_bundle import read_bundle, resolve
+from logstack.base.paths import source_id
 from logstack.base.validation import without_scope
-from logstack.integrity.signatures import SIGNATURE_COLUMNS
+from logstack.journal.record import SIGNATURE_COLUMNS, STORE_COLUMNS
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
-from logstack.render.templating import _template, placeholder
+from logstack.render.templating import placeholder, template
 from logstack.site.inventory import Inventory
 from logstack.site.secrets import DB_USERS, S3_KEYS, Secrets
 from logstack.site.topology import STORE_CA, STORE_CA_ANALYSIS
@@ -19,37 +19,10 @@ from logstack.site.topology import STORE_CA, STORE_CA_ANALYSIS
 if TYPE_CHECKING:
     from logstack.pki import PKI
 
-# journald columns every event carries, created up front so the first batch cannot race table creation.
-JOURNAL_COLUMNS: tuple[str, ...] = (
-    "host",
-    "message",
-    "timestamp",
-    "source_type",
-    "SYSLOG_IDENTIFIER",
-    "SYSLOG_FACILITY",
-    "SYSLOG_PID",
-    "PRIORITY",
-    "_PID",
-    "_UID",
-    "_GID",
-    "_COMM",
-    "_EXE",
-    "_CMDLINE",
-    "_AUDIT_LOGINUID",
-    "_AUDIT_SESSION",
-    "_SYSTEMD_UNIT",
-    "_BOOT_ID",
-    "_MACHINE_ID",
-    "_TRANSPORT",
-    "__CURSOR",
-    "__MONOTONIC_TIMESTAMP",
-    "__REALTIME_TIMESTAMP",
-)
-
 
 def table_columns(inventory: Inventory) -> list[str]:
     """String columns of the logs table: journald fields, then every identity field in the fleet."""
-    columns = [*JOURNAL_COLUMNS, "logstack_config", *SIGNATURE_COLUMNS]
+    columns = [*STORE_COLUMNS, "logstack_config", *SIGNATURE_COLUMNS]
     seen = set(columns)
     for host in inventory.hosts:
         for name in host.columns:
@@ -59,7 +32,7 @@ def table_columns(inventory: Inventory) -> list[str]:
     return columns
 
 
-def _passwords(secrets: Secrets | None) -> dict[str, str]:
+def db_passwords(secrets: Secrets | None) -> dict[str, str]:
     """Database passwords for deployment, or placeholders for review."""
     if secrets is None:
         return {user: placeholder(f"greptimedb/{user}") for user in DB_USERS}
@@ -68,7 +41,7 @@ def _passwords(secrets: Secrets | None) -> dict[str, str]:
 
 def alert_files(inventory: Inventory, secrets: Secrets | None) -> list[RenderedFile]:
     """The destinations (readable) and their secrets (root's only; placeholders in review)."""
-    from logstack.site.alert_files import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
+    from logstack.site.alerts import ALERT_SECRETS_FILE, ALERTS_FILE, AlertConfig, check_secrets, server_files
 
     destinations = list(inventory.server.alerts)
     if secrets is not None:
@@ -101,8 +74,8 @@ def firewall_files(inventory: Inventory, pki: PKI, machine: str = SERVER_MACHINE
     """A receiver's sender allowlist and the unit that loads it."""
     v4, v6 = enrolled_addresses(inventory, pki)
     ctx = {"site": inventory.spec.site, "server": inventory.server}
-    nft = _template("server/firewall.nft.j2").render(**ctx, v4=v4, v6=v6).encode()
-    unit = _template("server/logstack-firewall.service.j2").render(**ctx).encode()
+    nft = template("server/firewall.nft.j2").render(**ctx, v4=v4, v6=v6).encode()
+    unit = template("server/logstack-firewall.service.j2").render(**ctx).encode()
     return [
         RenderedFile(machine, "/etc/logstack/firewall.nft", nft, "root", "root", 0o644, "logstack-firewall", False),
         RenderedFile(

@@ -6,31 +6,32 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from logstack.base.paths import DATA_ROOT
 from logstack.integrity.signatures import (
     SECRET_DIR,
     keyring_path,
     load_keyring,
     sign_vrl,
 )
-from logstack.journal.identifiers import forwarded_identifiers
+from logstack.journal.selection import Selection
 from logstack.pki import PKI, SERVER
 from logstack.render.file_table import (
     BACKUP_FILES,
     HOST_FILES,
     SERVER_FILES,
-    _key_file,
-    _material,
-    _pem_or_placeholder,
-    _render_machine,
+    key_file,
+    machine_material,
+    pem_or_placeholder,
+    render_machine,
 )
 from logstack.render.receiving import (
     RECEIVER_PATHS,
     STANDALONE_ONLY,
-    _passwords,
     alert_files,
     analysis_state,
     backup_s3_files,
     db_args,
+    db_passwords,
     firewall_files,
     storage_env_files,
     store_ca_files,
@@ -38,7 +39,7 @@ from logstack.render.receiving import (
     table_columns,
 )
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
-from logstack.render.vrl import CONFIG_DIGEST_PLACEHOLDER, HEARTBEAT_VRL, filter_vrl, identity_vrl
+from logstack.render.vrl import CONFIG_DIGEST_PLACEHOLDER, HEARTBEAT_VRL, identity_vrl
 from logstack.site.host_facts import HostFacts, load_facts
 from logstack.site.inventory import Host, Inventory
 from logstack.site.secrets import Secrets
@@ -58,11 +59,6 @@ def _stamp_digest(files: list[RenderedFile], material: dict[str, bytes]) -> list
             f = replace(f, content=f.content.replace(CONFIG_DIGEST_PLACEHOLDER.encode(), digest.encode()))
         stamped.append(f)
     return stamped
-
-
-def journal_identifiers(inventory: Inventory) -> list[str]:
-    senders = inventory.spec.senders
-    return forwarded_identifiers(senders.identifiers, senders.forward_suppression_notices)
 
 
 # The key id of a host whose key `enroll-host` has not minted yet (review renders only).
@@ -86,17 +82,17 @@ def render_site(
     ring = load_keyring(keyring_path(inventory.site_dir))
     base = {"site": inventory.spec.site, "server": inventory.server, "senders": inventory.spec.senders}
     ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
-    ca = _pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
+    ca = pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")
     files: list[RenderedFile] = []
     if server:
         files += _receiving_machines(inventory, secrets, pki, include_keys, ca, ring.seal_key, base)
-    senders = inventory.spec.senders
+    selection = Selection.of(inventory)
     shared = {
         **base,
         "endpoints": endpoints(inventory.server),
         "journal_reader": True,
-        "journal_identifiers": journal_identifiers(inventory),
-        "filter_vrl": filter_vrl(list(senders.identifiers), senders.forward_suppression_notices),
+        "journal_identifiers": selection.journal_identifiers(),
+        "filter_vrl": selection.vrl(),
         "heartbeat_vrl": HEARTBEAT_VRL,
     }
     for host in inventory.hosts if hosts is None else hosts:
@@ -112,9 +108,9 @@ def render_site(
             "boot_note": boot_note(known),
         }
         where = f"pki/hosts/{host.name}.pem (minted by `logstack enroll-host`)"
-        material = _material(pki, host.name, where, include_keys, ca)
-        material["signing_key"] = _key_file(signing.key if signing else b"", include_keys, host.name)
-        files += _stamp_digest(_render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
+        material = machine_material(pki, host.name, where, include_keys, ca)
+        material["signing_key"] = key_file(signing.key if signing else b"", include_keys, host.name)
+        files += _stamp_digest(render_machine(f"hosts/{host.name}", HOST_FILES, context, material), material)
     return files
 
 
@@ -131,22 +127,23 @@ def _receiving_machines(
     spec = inventory.server
     context = {
         **base,
-        "passwords": _passwords(secrets),
+        "passwords": db_passwords(secrets),
         "columns": table_columns(inventory),
         "journal_reader": False,
         "db_args": db_args(spec),
         "analysis_state": analysis_state(spec),
+        "data_root": str(DATA_ROOT),
         "store_ca": STORE_CA,
         "listen_address": spec.listen_address,
     }
-    material = _material(pki, SERVER, "pki/server.pem", include_keys, ca)
-    material["seal_key"] = _key_file(seal_key, include_keys, "seal_key")
+    material = machine_material(pki, SERVER, "pki/server.pem", include_keys, ca)
+    material["seal_key"] = key_file(seal_key, include_keys, "seal_key")
     own = (
         SERVER_FILES
         if spec.store.type == "standalone"
         else tuple(f for f in SERVER_FILES if f.path not in STANDALONE_ONLY)
     )
-    files = _render_machine(SERVER_MACHINE, own, context, material)
+    files = render_machine(SERVER_MACHINE, own, context, material)
     store = spec.store
     ca_pem = store_ca_pem(inventory) if store.type == "external" and store.ca_file else None  # read once
     files += store_ca_files(SERVER_MACHINE, ca_pem, analysis=True) + storage_env_files(inventory, secrets)
@@ -155,14 +152,14 @@ def _receiving_machines(
     if spec.alerts:
         files += alert_files(inventory, secrets)
     if spec.backup is not None:
-        files += _render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
+        files += render_machine(SERVER_MACHINE, BACKUP_FILES, context, material)
         files += backup_s3_files(inventory, secrets)
     receiving = tuple(f for f in SERVER_FILES if f.path in RECEIVER_PATHS)
     for receiver in receivers_of(spec)[1:]:
         where = f"pki/{receiver.key}.pem (issued by `logstack init-server`)"
-        theirs = _material(pki, receiver.key, where, include_keys, ca)
+        theirs = machine_material(pki, receiver.key, where, include_keys, ca)
         own = {**context, "listen_address": receiver.listen_address}
-        files += _render_machine(receiver.key, receiving, own, theirs)
+        files += render_machine(receiver.key, receiving, own, theirs)
         files += store_ca_files(receiver.key, ca_pem, analysis=False)
         if spec.firewall:
             files += firewall_files(inventory, pki, receiver.key)

@@ -39,7 +39,8 @@ def _environment(root: str) -> jinja2.Environment:
     return env
 
 
-def _template(name: str) -> jinja2.Template:
+def template(name: str) -> jinja2.Template:
+    """The named template, compiled once."""
     return _environment(str(templates_dir())).get_template(name)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-from logstack.journal.identifiers import JOURNALD_IDENTIFIER, SUPPRESSION_PREFIX
 from logstack.site.inventory import Host
 
 
@@ -31,14 +30,6 @@ def _cut_after(value: str, marker: str) -> list[str]:
     if len(parts) == 1:
         return parts
     return [part + marker for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
-def filter_vrl(identifiers: list[str], suppression_notices: bool) -> str:
-    """The filter condition: configured identifiers, plus journald's suppression notices."""
-    condition = f"includes({json.dumps(identifiers)}, ident)"
-    if suppression_notices:
-        condition += f' || (ident == "{JOURNALD_IDENTIFIER}" && starts_with(msg, "{SUPPRESSION_PREFIX}"))'
-    return f'ident = string(.SYSLOG_IDENTIFIER) ?? ""\nmsg = string(.message) ?? ""\n{condition}\n'
 
 
 # Heartbeats name the configuration that sends them: a digest of the sender's vector.yaml (with this

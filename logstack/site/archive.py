@@ -31,7 +31,7 @@ MIN_PASSPHRASE = 12
 
 
 @dataclass(frozen=True)
-class BackupResult:
+class ArchiveResult:
     """What an archive holds."""
 
     files: int
@@ -50,7 +50,7 @@ def _check_passphrase(passphrase: bytes | None) -> bytes:
     return passphrase
 
 
-def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> BackupResult:
+def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> ArchiveResult:
     """Write the encrypted archive of `site_dir` to `output` (mode 0600); links and special files are refused."""
     key_material = _check_passphrase(passphrase)
     buffer = io.BytesIO()
@@ -75,10 +75,10 @@ def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> Backu
     sealed = AESGCM(_key(key_material, salt)).encrypt(nonce, buffer.getvalue(), MAGIC)
     data = MAGIC + salt + nonce + sealed
     atomic_write(output, data, mode=0o600)
-    return BackupResult(files, len(data))
+    return ArchiveResult(files, len(data))
 
 
-def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> BackupResult:
+def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> ArchiveResult:
     """Decrypt `archive` into the new directory `target` (it must not exist, or be empty)."""
     key_material = _check_passphrase(passphrase)
     try:
@@ -115,4 +115,4 @@ def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> Backu
             atomic_write(path, source.read() if source is not None else b"", mode=member.mode & 0o777)
             os.utime(path, (member.mtime, member.mtime))
             files += 1
-    return BackupResult(files, len(data))
+    return ArchiveResult(files, len(data))

@@ -17,7 +17,7 @@ from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 
 if TYPE_CHECKING:
-    from logstack.connection.ssh import Connection
+    from logstack.connection.base import Connection
 
 # Vector's journald source refuses `current_boot_only: false` on these systemd versions
 # (vector v0.57.0 src/sources/journald.rs, upstream issue 18068): journalctl's --boot=all is broken there.

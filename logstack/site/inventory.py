@@ -7,32 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from logstack.base import validation
 from logstack.base.errors import InventoryError
 from logstack.base.validation import full
 from logstack.base.yamlsource import LocatedDocument, format_loc, load_located_yaml
-from logstack.journal.identifiers import DEFAULT_IDENTIFIERS
+from logstack.classify.programs import DEFAULT_IDENTIFIERS
 from logstack.site.alerts import Destinations
+from logstack.site.field_types import Address, Hostname, IPAddress, KeyPrefix, LocalPath, Model, Port
 from logstack.site.topology import StandaloneStore, Store
 
-Hostname = Annotated[str, AfterValidator(validation.hostname)]
-Address = Annotated[str, AfterValidator(validation.address)]
-IPAddress = Annotated[str, AfterValidator(validation.ip)]
 TTL = Annotated[str, AfterValidator(validation.ttl)]
 ManagedPath = Annotated[str, AfterValidator(validation.data_directory)]
-LocalPath = Annotated[str, AfterValidator(validation.local_path)]
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 IdentityValue = Annotated[Any, AfterValidator(validation.identity_text)]
 Identity = Annotated[dict[str, IdentityValue], AfterValidator(validation.identity_names)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SSHSettings(_Model):
+class SSHSettings(Model):
     """How to reach a machine; unset fields fall back to ~/.ssh/config and ssh defaults."""
 
     user: Annotated[str, AfterValidator(validation.ssh_user)] | None = None
@@ -41,7 +33,7 @@ class SSHSettings(_Model):
     proxy_jump: Annotated[str, AfterValidator(validation.proxy_jump)] | None = None
 
 
-class HostVars(_Model):
+class HostVars(Model):
     """Vars that merge all → group → host."""
 
     ssh: SSHSettings = SSHSettings()
@@ -49,14 +41,14 @@ class HostVars(_Model):
     identity: Identity = {}
 
 
-class GroupSpec(_Model):
+class GroupSpec(Model):
     """A named set of vars hosts can opt into."""
 
     description: str | None = None
     vars: HostVars = HostVars()
 
 
-class HostSpec(_Model):
+class HostSpec(Model):
     """One sending machine as written in the inventory."""
 
     name: Hostname
@@ -67,9 +59,10 @@ class HostSpec(_Model):
     ssh: SSHSettings = SSHSettings()
     sudo: bool | None = None
     identity: Identity = {}
+    connection: Literal["ssh", "local"] = "ssh"  # local: the machine logstack runs on, without SSH
 
 
-class AnalyzeSchedule(_Model):
+class AnalyzeSchedule(Model):
     """The server-side timer that runs `logstack analyze --since-last-run`."""
 
     on_calendar: Annotated[str, AfterValidator(validation.calendar)] = "*:0/15"
@@ -81,16 +74,16 @@ class AnalyzeSchedule(_Model):
     )
 
 
-class BackupS3(_Model):
+class BackupS3(Model):
     """Backups in an S3 bucket (keys: secrets.yaml `backup: {access_key_id, secret_access_key}`)."""
 
     bucket: Annotated[str, AfterValidator(validation.pattern_check(validation.BUCKET_RE, "an S3 bucket name"))]
-    root: Annotated[str, AfterValidator(validation.pattern_check(validation.KEY_PREFIX_RE, "a key prefix"))] = ""
+    root: KeyPrefix = ""
     region: Annotated[str, AfterValidator(validation.pattern_check(validation.REGION_RE, "a region"))] = "us-east-1"
     endpoint: Annotated[str, AfterValidator(validation.s3_endpoint)] | None = None  # default: AWS in the region
 
 
-class BackupSettings(_Model):
+class BackupSettings(Model):
     """`logstack backup` on a timer on the server: COPY DATABASE into a directory or an S3 bucket, kept N
     daily / M weekly."""
 
@@ -102,7 +95,7 @@ class BackupSettings(_Model):
     max_age_hours: Annotated[int, Field(ge=1, le=8760, strict=True)] = 26
 
 
-class ReceiverSpec(_Model):
+class ReceiverSpec(Model):
     """Another machine running the receiving Vector; senders reach it after the server, in this order."""
 
     name: Hostname
@@ -115,7 +108,7 @@ class ReceiverSpec(_Model):
     sudo: bool = False
 
 
-class ServerSpec(_Model):
+class ServerSpec(Model):
     """The central receiver: Vector listening for senders, GreptimeDB on loopback."""
 
     fqdn: Hostname
@@ -160,7 +153,7 @@ class ServerSpec(_Model):
         return value
 
 
-class PKISettings(_Model):
+class PKISettings(Model):
     """Key types and validity periods of the private CA and what it issues."""
 
     key_type: Literal["ecdsa-p256", "rsa-3072", "rsa-4096"] = "ecdsa-p256"
@@ -169,7 +162,7 @@ class PKISettings(_Model):
     client_days: Annotated[int, Field(ge=1, le=825)] = 397
 
 
-class SenderSettings(_Model):
+class SenderSettings(Model):
     """What every sender forwards and how it buffers."""
 
     identifiers: list[str] = list(DEFAULT_IDENTIFIERS)
@@ -190,7 +183,7 @@ class SenderSettings(_Model):
         return value
 
 
-class InventorySpec(_Model):
+class InventorySpec(Model):
     """The whole inventory file."""
 
     site: Annotated[
@@ -219,6 +212,7 @@ class Host:
     ssh: SSHSettings
     sudo: bool
     identity: dict[str, str]
+    connection: Literal["ssh", "local"] = "ssh"
 
     @property
     def columns(self) -> dict[str, str]:
@@ -282,6 +276,7 @@ def _resolve_host(spec: InventorySpec, host: HostSpec) -> Host:
         ssh=_merge_ssh(*(layer.ssh for layer in layers), host.ssh),
         sudo=sudo,
         identity=identity,
+        connection=host.connection,
     )
 
 

@@ -13,6 +13,7 @@ import yaml
 from logstack.base.errors import LogstackError, SecretsError
 from logstack.base.fsutil import atomic_write
 from logstack.base.validation import S3_KEY_RE
+from logstack.site.alerts import ALL_SECRET_KEYS
 
 DB_USERS: tuple[str, ...] = ("admin", "vector", "analyst")
 S3_KEYS: tuple[str, ...] = ("access_key_id", "secret_access_key")
@@ -122,7 +123,7 @@ def _store_secrets(path: Path, raw: object, section: str) -> dict[str, str]:
     return dict(raw)
 
 
-_ALERT_SECRET_KEYS = ("url", "token", "password")
+_KEY_LIST = ", ".join(ALL_SECRET_KEYS[:-1]) + " or " + ALL_SECRET_KEYS[-1]
 
 
 def _alert_secrets(path: Path, raw: object) -> dict[str, dict[str, str]]:
@@ -136,8 +137,8 @@ def _alert_secrets(path: Path, raw: object) -> dict[str, dict[str, str]]:
         if not isinstance(name, str) or not isinstance(entry, dict):
             raise SecretsError(f"{path}: alerts.{str(name)[:40]!r}: a mapping of url, token or password is required")
         for key, value in entry.items():
-            if key not in _ALERT_SECRET_KEYS:
-                raise SecretsError(f"{path}: alerts.{name!r}.{str(key)[:40]!r}: unknown key (url, token or password)")
+            if key not in ALL_SECRET_KEYS:
+                raise SecretsError(f"{path}: alerts.{name!r}.{str(key)[:40]!r}: unknown key ({_KEY_LIST})")
             if not isinstance(value, str) or not value or len(value) > 4096 or not value.isprintable():
                 raise SecretsError(f"{path}: alerts.{name!r}.{key}: must be printable text of 1-4096 characters")
         found[name] = dict(entry)

@@ -21,21 +21,13 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Tag
 
-from logstack.base import validation
 from logstack.base.validation import https_url
+from logstack.site.field_types import Address, KeyPrefix, LocalPath, Model, Port, pattern
 
-Address = Annotated[str, AfterValidator(validation.address)]
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-LocalPath = Annotated[str, AfterValidator(validation.local_path)]
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_ROOT_RE = re.compile(r"[A-Za-z0-9._/-]{0,200}")
 _REGION_RE = re.compile(r"[a-z0-9-]{1,40}")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _endpoint(value: str) -> str:
@@ -47,34 +39,25 @@ def _endpoint(value: str) -> str:
     return value.rstrip("/")
 
 
-def _pattern(regex: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not regex.fullmatch(value):
-            raise ValueError(f"{value[:60]!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-class ObjectStorage(_Model):
+class ObjectStorage(Model):
     """GreptimeDB standalone's data on S3 (or an S3-compatible service). The keys are secrets.yaml's
     `store.access_key_id` / `store.secret_access_key`, given to GreptimeDB as environment variables."""
 
     type: Literal["S3"] = "S3"
-    bucket: Annotated[str, _pattern(_BUCKET_RE, "an S3 bucket name")]
-    root: Annotated[str, _pattern(_ROOT_RE, "a key prefix of [A-Za-z0-9._/-]")] = ""
+    bucket: Annotated[str, pattern(_BUCKET_RE, "an S3 bucket name")]
+    root: KeyPrefix = ""
     endpoint: Annotated[str, AfterValidator(_endpoint)] | None = None
-    region: Annotated[str, _pattern(_REGION_RE, "a region like eu-central-1")] | None = None
+    region: Annotated[str, pattern(_REGION_RE, "a region like eu-central-1")] | None = None
 
 
-class StandaloneStore(_Model):
+class StandaloneStore(Model):
     """GreptimeDB standalone on the server (the default)."""
 
     type: Literal["standalone"] = "standalone"
     object_storage: ObjectStorage | None = None
 
 
-class ExternalStore(_Model):
+class ExternalStore(Model):
     """A GreptimeDB the user runs (a cluster's frontend, GreptimeCloud), reached over TLS."""
 
     type: Literal["external"]

@@ -293,7 +293,7 @@ def newest_backup_manifest(api: SQL, database: str, read: Callable[[str], bytes]
     return manifest if manifest.get("created") == recorded else None
 
 
-def backup_storage(
+def storage_from_options(
     directory: Path | None, s3: str | None, endpoint: str | None, region: str, credentials: Path | None
 ) -> Storage:
     """The storage the backup command's options name: a directory, or an S3 prefix with its keys."""

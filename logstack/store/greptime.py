@@ -27,7 +27,7 @@ from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
 from logstack.base.validation import https_url
 
 if TYPE_CHECKING:
-    from logstack.connection.ssh import Connection
+    from logstack.connection.base import Connection
     from logstack.site.inventory import Inventory
 
 GREPTIME_HTTP = ("127.0.0.1", 4000)

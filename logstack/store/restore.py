@@ -103,7 +103,7 @@ def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -
     """`logstack restore`: a backup into the site's fresh store, through its HTTP API as admin: a backup on
     the server's disk into its standalone store, or one on S3 into either store (a move to an external
     store goes this way)."""
-    from logstack.connection.ssh import connect
+    from logstack.connection.registry import connect
     from logstack.connection.targets import known_hosts_path, server_target
     from logstack.site.secrets import load_secrets, secrets_path
     from logstack.store.greptime import store_api

@@ -1,0 +1,28 @@
+"""su and runuser: a switch of user, or a failed one."""
+
+from __future__ import annotations
+
+from logstack.classify import rules
+from logstack.classify.fact import Fact
+from logstack.classify.programs.base import Program, named_as_logged
+
+
+def _su(message: str) -> Fact:
+    fail = rules.SU_FAIL.match(message) or rules.SU_LEGACY.match(message)
+    if fail:
+        return Fact("su_fail", user=fail["user"], target_user=fail["target"], tty=fail.groupdict().get("tty"))
+    ok = rules.SU_OK.match(message)
+    if ok:
+        return Fact("su_ok", user=ok["user"], target_user=ok["target"], tty=ok["tty"])
+    if message.startswith("pam_authenticate: "):
+        return Fact("su_fail", reason=message[len("pam_authenticate: ") :])
+    return Fact("su_other", reason=message)
+
+
+PROGRAM = Program(
+    "su",
+    named_as_logged("su", "runuser"),
+    parse=_su,
+    pam=True,
+    pam_services=frozenset({"su", "su-l", "runuser", "runuser-l"}),
+)
