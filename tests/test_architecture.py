@@ -194,3 +194,10 @@ def test_every_event_type_is_an_event_type():
             if isinstance(node, ast.keyword) and node.arg == "type" and isinstance(node.value, ast.Constant):
                 typed.add(node.value.value)
     assert typed <= {t.value for t in EventType}
+
+
+def test_readme_layout_is_made_from_the_docstrings():
+    from tests.layout import layout, readme_with
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme_with(layout(PACKAGE_ORDER), readme) == readme, "run `python3 -m tests.layout`"

@@ -1,5 +1,5 @@
 """The message table against the classifier: every format, rendered with sample or random values, gives
-the fact kind its row states (rows in logstack/analyze/messages/*.yaml, read from the programs' source)."""
+the fact kind its row states (rows in logstack/classify/messages/*.yaml, read from the programs' source)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from logstack.base.clock import SECOND, iso
 from logstack.classify.classifier import is_forged
 from logstack.classify.fact import Fact
 from logstack.classify.kinds import EventType, FactKind, Subject
-from logstack.classify.programs import SSH_IDENTIFIERS
+from logstack.classify.programs import SSH_IDENTIFIERS, pam_services
 from logstack.journal.line import Line
 
 # Lines of one host repeat the same (identifier, _COMM, _EXE) triple.
@@ -169,6 +169,13 @@ class TypeRule:
 K = FactKind
 _PAM_SESSION = _kinds(K.SESSION_OPEN, K.SESSION_CLOSE)
 
+
+def _by_program(etype: EventType, done: FactKind, failed: FactKind) -> TypeRule:
+    """A program's own lines or a PAM line of one of its services make an event of its type; a failure
+    of its own or of PAM's authentication makes it a failure."""
+    return TypeRule(etype, _kinds(done, failed), pam_services(etype), failure_kinds=_kinds(failed, K.AUTH_FAILURE))
+
+
 # First match wins: the order is the precedence of what a group of lines is.
 TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(EventType.LOG_GAP, _kinds(K.LOG_GAP)),
@@ -185,24 +192,10 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         ssh=True,
         outcome="failure",
     ),
-    TypeRule(
-        EventType.SUDO,
-        _kinds(K.SUDO_CMD, K.SUDO_FAIL),
-        frozenset({"sudo", "sudo-i"}),
-        failure_kinds=_kinds(K.SUDO_FAIL, K.AUTH_FAILURE),
-    ),
-    TypeRule(
-        EventType.SU,
-        _kinds(K.SU_OK, K.SU_FAIL),
-        frozenset({"su", "su-l", "runuser", "runuser-l"}),
-        failure_kinds=_kinds(K.SU_FAIL, K.AUTH_FAILURE),
-    ),
-    TypeRule(
-        EventType.CONSOLE_LOGIN,
-        _kinds(K.CONSOLE_OK, K.CONSOLE_FAIL),
-        frozenset({"login"}),
-        failure_kinds=_kinds(K.CONSOLE_FAIL, K.AUTH_FAILURE),
-    ),
+    _by_program(EventType.SUDO, K.SUDO_CMD, K.SUDO_FAIL),
+    _by_program(EventType.SU, K.SU_OK, K.SU_FAIL),
+    _by_program(EventType.CONSOLE_LOGIN, K.CONSOLE_OK, K.CONSOLE_FAIL),
+    _by_program(EventType.PRIVILEGE, K.PRIVILEGE_CMD, K.PRIVILEGE_FAIL),
     TypeRule(
         EventType.SSH_PREAUTH, _kinds(K.SSH_PREAUTH, K.SSH_DISCONNECT, K.SSH_CONNECT), ssh=True, unless=_PAM_SESSION
     ),
@@ -224,9 +217,11 @@ def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str
 _SECONDARY_KINDS = _kinds(K.AUTH_FAILURE, K.SSH_PAM_FAIL, K.SESSION_OPEN, K.SESSION_CLOSE, K.PAM_INFO)
 _REASON_KINDS = _kinds(
     K.SSH_REFUSED, K.SSH_ABANDON, K.SUDO_FAIL, K.SU_FAIL, K.POLKIT_FAIL, K.LOCKOUT, K.ACCOUNT, K.LOG_GAP, K.LOGIND
-) | _kinds(K.AUTH_FAILURE)  # a PAM module's refusal says which (pam_access, pam_listfile, …)
+) | _kinds(K.AUTH_FAILURE, K.PRIVILEGE_FAIL)  # a PAM module's refusal says which (pam_access, pam_listfile, …)
 _PAM_USER_TYPES = frozenset({EventType.SSH_LOGIN.value, EventType.SESSION.value, EventType.CONSOLE_LOGIN.value})
 _PAM_NAMES_USER = _kinds(K.SESSION_OPEN, K.AUTH_FAILURE)
+# Types whose user, when the program's own line names none, is any line's (a PAM line's invoking user).
+_USER_FROM_FACTS = frozenset({EventType.CONSOLE_LOGIN, EventType.SU, EventType.SUDO, EventType.PRIVILEGE})
 
 
 def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fact:
@@ -240,7 +235,7 @@ def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fact:
         kind = fact.kind
         if fact.invalid_user:
             out.invalid_user = True
-        if pam_names_user and kind in _PAM_NAMES_USER:
+        if (pam_names_user and kind in _PAM_NAMES_USER) or (etype == "privilege" and kind == "auth_failure"):
             out.user = out.user or fact.target_user
         elif kind == "account":
             out.target_user = out.target_user or fact.target_user
@@ -253,7 +248,7 @@ def merge_fields(etype: str, facts: list[Fact], lines: list[Line]) -> Fact:
         out.method = out.method or fact.method
         if kind in _REASON_KINDS or (kind == "ssh_preauth" and etype == "ssh_preauth"):
             out.reason = out.reason or fact.reason
-    if etype in ("console_login", "su", "sudo") and out.user is None:
+    if etype in _USER_FROM_FACTS and out.user is None:
         out.user = next((f.user for f in facts if f.user), None)
     if etype == "console_login":
         out.user = out.user or next((f.target_user for f in facts if f.target_user), None)

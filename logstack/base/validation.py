@@ -111,7 +111,8 @@ CALENDAR_RE = re.compile(
 )
 SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-SERVICE_MANAGER_RE = re.compile(r"[A-Za-z0-9_./-]{1,200}")
+# a command name found on PATH, or an absolute path: never one relative to the directory logstack runs in
+SERVICE_MANAGER_RE = re.compile(r"[A-Za-z0-9_.-]{1,200}|/[A-Za-z0-9_./-]{1,199}")
 
 # Columns the pipeline itself produces; an identity field with one of these names would clobber it.
 RESERVED_FIELDS = frozenset(

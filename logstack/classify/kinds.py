@@ -42,6 +42,10 @@ class FactKind(StrEnum):
     POLKIT_OK = "polkit_ok"
     POLKIT_FAIL = "polkit_fail"
     POLKIT_OTHER = "polkit_other"
+    # privilege programs beyond sudo, su and pkexec (doas, run0, …): one vocabulary for all of them
+    PRIVILEGE_CMD = "privilege_cmd"
+    PRIVILEGE_FAIL = "privilege_fail"
+    PRIVILEGE_OTHER = "privilege_other"
     LOG_GAP = "log_gap"
     JOURNALD_OTHER = "journald_other"
     OTHER = "other"
@@ -59,6 +63,7 @@ class EventType(StrEnum):
     ACCOUNT_CHANGE = "account_change"
     ACCOUNT_LOCKOUT = "account_lockout"
     POLKIT = "polkit"
+    PRIVILEGE = "privilege"  # a command run as another user through a program of the registry beyond sudo/su
     BRUTE_FORCE = "brute_force"
     LOG_GAP = "log_gap"
     OTHER = "other"

@@ -25,6 +25,7 @@ from logstack.classify.messages import Message, literal_weight, programs, rows_o
 # a format that begins with a text value (pam_ldap's `%s; user=%s`) from taking a line it does not describe.
 UNREAD_KINDS = frozenset(
     {"ssh_other", "sudo_other", "su_other", "login_other", "logind_other", "account_other", "polkit_other"}
+    | {"privilege_other"}
     | {"pam_info", "other"}
 )
 _GROUP = re.compile(r"\(\?P<(\w+)>")
@@ -132,7 +133,8 @@ def match_buckets(buckets: dict[str, Bucket], text: str) -> tuple[Message, tuple
     bucket = buckets.get(text[:second] if second >= 0 else text)
     if bucket is not None and (found := bucket.match(text)) is not None:
         return found
-    for key in (text[:first] if first >= 0 else text, "0" if text[:1].isdigit() else ""):
+    # a line beginning with a digit may be a number's format or a text value's (a name like `0day`)
+    for key in (text[:first] if first >= 0 else text, *(("0", "") if text[:1].isdigit() else ("",))):
         bucket = buckets.get(key)
         if bucket is not None and (found := bucket.match(text)) is not None:
             return found

@@ -21,10 +21,10 @@ from logstack.base.clock import duration_micros, parse_since
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
-from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
+from logstack.commands.db_options import StoreOptions, store_options
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
-from logstack.store.greptime import database_config, store_address
+from logstack.store.greptime import store_address
 from logstack.store.reader import DatabaseSource
 
 if TYPE_CHECKING:
@@ -48,17 +48,11 @@ AlertsOpt = Annotated[Path | None, typer.Option("--alerts", help="Deliver events
 AlertSecretsOpt = Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")]
 
 
+@store_options
 def analyze(
+    store: StoreOptions,
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Take defaults from this site.")] = None,
-    db_host: DbHost = None,
-    db_port: DbPort = None,
-    db_tls: DbTls = False,
-    db_tls_ca: DbTlsCa = None,
-    db_user: Annotated[str | None, typer.Option("--db-user", help="Default: analyst.")] = None,
-    db_name: Annotated[str | None, typer.Option("--db-name", help="Default: the inventory's, else vector.")] = None,
-    table: Annotated[str | None, typer.Option("--table", help="Default: the inventory's, else logs.")] = None,
-    db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Start at this date or datetime (UTC).")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State directory for --since-last-run.")] = None,
     since_last_run: Annotated[bool, typer.Option("--since-last-run", help="Report only what is new.")] = False,
@@ -80,7 +74,13 @@ def analyze(
     """Group journal lines into security events and report each one once."""
     _check_choices(output, fail_on)
     inv = _load_inventory(inventory)
-    source = (journal, *store_address(inv, db_host, db_port), db_name, table, state_id)  # names the state
+    source = (
+        journal,
+        *store_address(inv, store.host, store.port),
+        store.name,
+        store.table,
+        state_id,
+    )  # names the state
     options = _run_options(inv, since, data_dir, source, since_last_run, settle, dedupe_horizon)
     options = _tuned(options, brute_force_count, brute_force_window, safety_lag)
     collector = _alert_collector(alerts, alert_secrets, options)
@@ -97,8 +97,9 @@ def analyze(
     if journal is not None:
         result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
     else:
-        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
-        with DatabaseSource(config, verifier=site_verifier(inv.site_dir if inv else None, signing_keys)) as db:
+        with DatabaseSource(
+            store.config(inv), verifier=site_verifier(inv.site_dir if inv else None, signing_keys)
+        ) as db:
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
         flush()

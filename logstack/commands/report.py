@@ -13,7 +13,7 @@ from logstack.analyze.export import journal_lines
 from logstack.base.clock import HOUR, duration_micros, parse_since
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
-from logstack.commands.db_options import DbHost, DbPort, DbTls, DbTlsCa
+from logstack.commands.db_options import StoreOptions, store_options
 from logstack.evidence.report import backup_line, build_report, render_html, render_markdown
 from logstack.evidence.sealing import site_last_verification
 from logstack.integrity.signatures import site_verifier
@@ -21,7 +21,6 @@ from logstack.journal.selection import Selection
 from logstack.pki.service import list_certificates
 from logstack.site.inventory import load_inventory
 from logstack.store.backup import recorded_backup
-from logstack.store.greptime import database_config
 from logstack.store.reader import DatabaseSource
 
 
@@ -35,21 +34,15 @@ def _moment(value: str, now: int, label: str) -> int:
         raise BadInputError(f"{label}: {value!r} is neither a duration like 7d nor a date like 2025-07-15") from None
 
 
+@store_options
 def report(
+    store: StoreOptions,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
     since: Annotated[str, typer.Option("--since", help="Start: a duration back from now (7d) or a date.")] = "7d",
     until: Annotated[str | None, typer.Option("--until", help="End (default: now).")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write Markdown here.")] = None,
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Site: hosts, certificates, DB.")] = None,
-    db_host: DbHost = None,
-    db_port: DbPort = None,
-    db_tls: DbTls = False,
-    db_tls_ca: DbTlsCa = None,
-    db_user: Annotated[str | None, typer.Option("--db-user")] = None,
-    db_name: Annotated[str | None, typer.Option("--db-name")] = None,
-    table: Annotated[str | None, typer.Option("--table")] = None,
-    db_password_file: Annotated[Path | None, typer.Option("--db-password-file")] = None,
     silence: Annotated[str, typer.Option("--silence", help="Heartbeat gap that counts as silence.")] = "10m",
     signing_keys: Annotated[
         Path | None, typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the site's.")
@@ -76,7 +69,7 @@ def report(
         selection = Selection.of(inv)
         data = build_report(journal_lines(journal, selection=selection), **common)
     else:
-        config = database_config(inv, db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
+        config = store.config(inv)
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys)
         with DatabaseSource(config, verifier=verifier) as db:
             if inv is not None and inv.server.backup is not None:

@@ -10,36 +10,24 @@ import typer
 from logstack.base.clock import duration_micros
 from logstack.commands.store_options import (
     DataDir,
-    DbHost,
-    DbName,
-    DbPort,
-    DbTls,
-    DbTlsCa,
-    DbUser,
     KeysOpt,
-    PasswordFile,
     SealKeyOpt,
     SiteOpt,
-    TableOpt,
-    open_site,
+    StoreOptions,
+    store_options,
 )
-from logstack.evidence.sealing import seal_store
+from logstack.evidence.sealing import seal_site, seal_store
 from logstack.integrity.seal_chain import SEALS, export_chain
+from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
 
 
+@store_options
 def seal(
+    store: StoreOptions,
     inventory_path: SiteOpt = None,
     delay: Annotated[str, typer.Option("--delay", help="An hour is sealed this long after it ends.")] = "15m",
     export: Annotated[Path | None, typer.Option("--export", help="Also write the whole chain here.")] = None,
-    db_host: DbHost = None,
-    db_port: DbPort = None,
-    db_tls: DbTls = False,
-    db_tls_ca: DbTlsCa = None,
-    db_user: DbUser = None,
-    db_name: DbName = None,
-    table: TableOpt = None,
-    db_password_file: PasswordFile = None,
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
     seal_key: SealKeyOpt = None,
@@ -51,8 +39,8 @@ def seal(
     ] = False,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
-    store = (db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
-    site = open_site(inventory_path, store, data_dir, signing_keys, seal_key)
+    inv = load_inventory(inventory_path) if inventory_path is not None else None
+    site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key)
     with DatabaseSource(site.database) as db:
         result = seal_store(
             db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl, accept_chain

@@ -18,6 +18,9 @@ def trust_host(
     """Fetch the host key NAME presents, print its fingerprint and pin it in the known_hosts file."""
     inv = inventory(inventory_path)
     target = server_target(inv) if name == "server" else host_target(inv.host(name))
+    if target.transport == "local":
+        typer.echo(f"{name} is this machine (connection: local): it has no SSH host key to pin")
+        return
     known_name, key = scan_host_key(target)
     path = known_hosts_path(inv)
     added = pin_host_key(path, known_name, key)

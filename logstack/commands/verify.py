@@ -12,35 +12,23 @@ from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
 from logstack.commands.store_options import (
     DataDir,
-    DbHost,
-    DbName,
-    DbPort,
-    DbTls,
-    DbTlsCa,
-    DbUser,
     KeysOpt,
-    PasswordFile,
     SealKeyOpt,
     SiteOpt,
-    TableOpt,
+    StoreOptions,
     TtlOpt,
-    open_site,
+    store_options,
 )
-from logstack.evidence.sealing import verify_store
+from logstack.evidence.sealing import seal_site, verify_store
+from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
 
 
+@store_options
 def verify(
+    store: StoreOptions,
     inventory_path: SiteOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="Check hours from this date (UTC).")] = None,
-    db_host: DbHost = None,
-    db_port: DbPort = None,
-    db_tls: DbTls = False,
-    db_tls_ca: DbTlsCa = None,
-    db_user: DbUser = None,
-    db_name: DbName = None,
-    table: TableOpt = None,
-    db_password_file: PasswordFile = None,
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
     seal_key: SealKeyOpt = None,
@@ -50,8 +38,8 @@ def verify(
     ] = None,
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
-    store = (db_host, db_port, db_user, db_name, table, db_password_file, db_tls, db_tls_ca)
-    site = open_site(inventory_path, store, data_dir, signing_keys, seal_key, ttl)
+    inv = load_inventory(inventory_path) if inventory_path is not None else None
+    site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key, ttl)
     with DatabaseSource(site.database) as db:
         result = verify_store(
             db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor

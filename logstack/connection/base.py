@@ -16,6 +16,8 @@ from logstack.base.errors import RuntimeFailure
 
 Transport = Literal["ssh", "local"]
 MAX_OUTPUT = 64 * 1024 * 1024  # what logstack reads of one remote command's output
+CONNECT_TIMEOUT = 10.0
+RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
 
 
 class HostKeyError(RuntimeFailure):

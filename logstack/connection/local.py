@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -35,11 +37,35 @@ class _Handle:
         self._handle.close()
 
 
-class _Files:
-    """This machine's files, read as SFTP reads them (a FIFO does not block: callers keep regular files only)."""
+class _NotAFile:
+    """A directory, FIFO or device where a file was looked for: its status, and nothing to read."""
 
-    def open(self, path: str) -> _Handle:
+    def __init__(self, info: os.stat_result) -> None:
+        self._info = info
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def stat(self) -> FileStat:
+        return self._info  # type: ignore[return-value]
+
+    def __enter__(self) -> _NotAFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Files:
+    """This machine's files, read as SFTP reads them; a FIFO or device is never read (it could block or
+    never end): callers see its status and keep regular files only."""
+
+    def open(self, path: str) -> _Handle | _NotAFile:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            return _NotAFile(info)
         return _Handle(os.fdopen(fd, "rb"))
 
     def stat(self, path: str) -> FileStat:
@@ -68,15 +94,13 @@ class LocalConnection(Connection):
         """Run a shell command as root; returns (exit status, stdout, stderr)."""
         command = self.sudo_command(command)
         try:
-            done = subprocess.run(
-                ["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout, check=False
-            )
+            status, out, err = _bounded_run(command, stdin or b"", timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise RuntimeFailure(f"{self.target.name}: local command failed: {exc}") from None
-        if len(done.stdout) > MAX_OUTPUT or len(done.stderr) > MAX_OUTPUT:
+        if len(out) > MAX_OUTPUT or len(err) > MAX_OUTPUT:
             raise RuntimeFailure(f"{self.target.name}: a command printed more than {MAX_OUTPUT} bytes")
-        self.checked(command, done.returncode, done.stderr, check)
-        return done.returncode, done.stdout, done.stderr
+        self.checked(command, status, err, check)
+        return status, out, err
 
     def open_forward(self, host: str, port: int, timeout: float = 10.0) -> Any:
         """A TCP connection to host:port from this machine (what a forward would reach)."""
@@ -89,3 +113,37 @@ class LocalConnection(Connection):
     def file_reader(self) -> Iterator[_Files | None]:
         """This machine's files, read directly when logstack runs as root."""
         yield None if self.needs_sudo else _Files()
+
+
+def _bounded_run(command: str, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    """Run `sh -c command`, reading at most MAX_OUTPUT + 1 bytes of each stream (as SSH's channel read does)."""
+    proc = subprocess.Popen(
+        ["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    streams: dict[str, bytes] = {}
+
+    def drain(name: str, pipe: Any) -> None:
+        streams[name] = pipe.read(MAX_OUTPUT + 1)
+        pipe.close()  # a command still writing gets SIGPIPE, not an unbounded buffer
+
+    readers = [
+        threading.Thread(target=drain, args=(n, p), daemon=True)
+        for n, p in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.stdin.write(stdin)  # type: ignore[union-attr]
+    except BrokenPipeError:
+        pass
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+    try:
+        status = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    for reader in readers:
+        reader.join()
+    return status, streams.get("out", b""), streams.get("err", b"")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from logstack.connection.base import Connection, Target
-
-CONNECT_TIMEOUT = 10.0
-RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
+from logstack.connection.base import CONNECT_TIMEOUT, RETRIES, Connection, Target
 
 
 def connect(
@@ -24,4 +21,4 @@ def connect(
         return LocalConnection(target)
     from logstack.connection import ssh  # paramiko loads only for machines reached over SSH
 
-    return ssh.connect(target, known_hosts, accept_new, timeout, retries)
+    return ssh.open_ssh(target, known_hosts, accept_new, timeout, retries)

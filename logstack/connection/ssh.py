@@ -17,10 +17,8 @@ import paramiko
 
 from logstack.base import validation
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
-from logstack.connection.base import MAX_OUTPUT, Connection, HostKeyError, Target, UnreachableError
+from logstack.connection.base import CONNECT_TIMEOUT, MAX_OUTPUT, Connection, HostKeyError, Target, UnreachableError
 
-CONNECT_TIMEOUT = 10.0
-RETRIES = 2  # extra attempts after a refused or timed-out TCP connection
 _known_hosts_lock = threading.Lock()
 
 
@@ -186,7 +184,7 @@ def _connect_jump(
         user=user,
         key=target.key or (params["key_filenames"][0] if params["key_filenames"] else None),
     )
-    return connect(jump, known_hosts, accept_new, timeout, retries)
+    return open_ssh(jump, known_hosts, accept_new, timeout, retries)
 
 
 def _changed_key(target: Target, exc: paramiko.BadHostKeyException, known_hosts: Path) -> HostKeyError:
@@ -197,13 +195,7 @@ def _changed_key(target: Target, exc: paramiko.BadHostKeyException, known_hosts:
     )
 
 
-def connect(
-    target: Target,
-    known_hosts: Path,
-    accept_new: bool = False,
-    timeout: float = CONNECT_TIMEOUT,
-    retries: int = RETRIES,
-) -> SSHConnection:
+def open_ssh(target: Target, known_hosts: Path, accept_new: bool, timeout: float, retries: int) -> SSHConnection:
     """Open a connection with strict host-key checking; unknown and changed keys are refused."""
     params = resolve(target)
     jump_client: paramiko.SSHClient | None = None

@@ -170,6 +170,7 @@ _LISTS = {
     "sudo": "privilege",
     "su": "privilege",
     "polkit": "privilege",
+    "privilege": "privilege",
     "account_change": "account_changes",
     "account_lockout": "lockouts",
 }

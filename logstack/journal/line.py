@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +152,7 @@ def _from_journal_any(entry: dict[str, Any]) -> Line | None:
     machine = _text(get("_MACHINE_ID"))
     pid = _text(get("_PID") or get("SYSLOG_PID"))
     boot = _text(get("_BOOT_ID"))
-    ident = _text(get("SYSLOG_IDENTIFIER"))
+    ident = _identifier(get("SYSLOG_IDENTIFIER"))
     cursor = _optional(get("__CURSOR"))
     key = _key(machine, host, cursor, ts, pid, message)
     comm, exe, loginuid = _optional(get("_COMM")), _optional(get("_EXE")), _optional(get("_AUDIT_LOGINUID"))
@@ -177,3 +178,14 @@ def from_row(row: dict[str, Any]) -> Line | None:
     if isinstance(arrival, dt.datetime):
         line.arrival = to_micros(arrival)
     return line
+
+
+def _identifier(value: object) -> str | None:
+    """SYSLOG_IDENTIFIER as the senders' journald source sees it (vector v0.57.0 src/sources/journald.rs
+    956-992, decode_array): bytes (an array of numbers) as lossy UTF-8, any other array as its JSON text (an
+    identifier logged twice is then `["sshd","x"]`, which no filter lists)."""
+    if not isinstance(value, list):
+        return _text(value)
+    if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
+        return bytes(value).decode("utf-8", errors="replace")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

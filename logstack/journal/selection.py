@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from logstack.base.errors import BadInputError
+from logstack.base.validation import IDENTIFIER_RE
 from logstack.classify.programs import DEFAULT_IDENTIFIERS
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
@@ -40,6 +42,9 @@ class Selection:
     _prefixed: tuple[Clause, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        bad = [ident for ident in self.listed if not IDENTIFIER_RE.fullmatch(ident)]
+        if bad:  # written into VRL: a quote, brace or non-ASCII character would change or break the program
+            raise BadInputError(f"senders.identifiers: {bad[0][:40]!r} is not a journal identifier")
         object.__setattr__(self, "_lookup", frozenset(self.listed))
         object.__setattr__(self, "_prefixed", tuple(c for c in self.clauses() if c.prefix is not None))
 

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Tag
 
+if TYPE_CHECKING:
+    from logstack.base.yamlsource import LocatedDocument
+    from logstack.site.inventory import InventorySpec
+
+from logstack.base.errors import InventoryError
 from logstack.base.validation import https_url
 from logstack.site.field_types import Address, KeyPrefix, LocalPath, Model, Port, pattern
 
@@ -113,3 +118,46 @@ def receivers_of(server: Any) -> list[Receiver]:
 def endpoints(server: Any) -> list[str]:
     """What senders dial, in order."""
     return [f"{r.fqdn}:{server.vector_port}" for r in receivers_of(server)]
+
+
+# Names logstack uses for machines of its own: a host called so would share their facts or rows.
+RESERVED_HOST_NAMES = frozenset({"server", "logstack-init-server", "logstack-monitor"})
+
+
+def check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
+    """The machines fit together: several receivers need a store they reach over TLS, every machine has a
+    name, fqdn and address of its own, and at most one host is the machine logstack runs on."""
+    local = [i for i, h in enumerate(spec.hosts) if h.connection == "local"]
+    for index in local:
+        if index != local[0] or spec.hosts[index].ssh.model_fields_set:
+            raise InventoryError(
+                f"{doc.where(('hosts', index, 'connection'))}: `local` is the machine logstack runs on: one host "
+                "at most, and it takes no ssh settings"
+            )
+    server = spec.server
+    if server.receivers and server.store.type == "standalone":
+        raise InventoryError(
+            f"{doc.where(('server', 'receivers'))}: receivers on other machines need server.store.type: external "
+            "(GreptimeDB v1.1.4 standalone serves its HTTP API without TLS: they would write in clear)"
+        )
+    if server.backup is not None and server.store.type == "external" and server.backup.s3 is None:
+        raise InventoryError(
+            f"{doc.where(('server', 'backup'))}: an external store writes its backups itself, to a place it can "
+            "reach: set backup.s3 (the server's disk is not one)"
+        )
+    names = {h.name.lower() for h in spec.hosts} | set(RESERVED_HOST_NAMES)
+    fqdns = {server.fqdn.lower()}
+    addresses = {(server.address or server.fqdn).lower()}
+    for index, receiver in enumerate(server.receivers):
+        where = ("server", "receivers", index)
+        for field, value, taken in (
+            ("name", receiver.name.lower(), names),
+            ("fqdn", receiver.fqdn.lower(), fqdns),
+            ("address", (receiver.address or receiver.fqdn).lower(), addresses),
+        ):
+            if value in taken:
+                raise InventoryError(
+                    f"{doc.where((*where, field))}: {value!r} is taken (the server, another receiver, a host, "
+                    "or a name logstack uses): each receiver is a machine of its own"
+                )
+            taken.add(value)

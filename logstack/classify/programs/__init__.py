@@ -6,7 +6,7 @@ parser), its line in `PROGRAMS`, and its rows in the message table (`classify/me
 
 from __future__ import annotations
 
-from logstack.classify.programs import journald, login, logind, openssh, polkit, shadow, su, sudo
+from logstack.classify.programs import doas, journald, login, logind, openssh, polkit, run0, shadow, su, sudo
 from logstack.classify.programs.base import Program
 
 PROGRAMS: tuple[Program, ...] = (
@@ -19,6 +19,8 @@ PROGRAMS: tuple[Program, ...] = (
     polkit.PKEXEC,
     polkit.POLKITD,
     journald.PROGRAM,
+    doas.PROGRAM,
+    run0.PROGRAM,
 )
 
 BY_IDENTIFIER: dict[str, Program] = {ident: p for p in PROGRAMS for ident in p.identifiers}
@@ -27,6 +29,6 @@ DEFAULT_IDENTIFIERS: tuple[str, ...] = tuple(ident for p in PROGRAMS if p.forwar
 SSH_IDENTIFIERS = frozenset(openssh.PROGRAM.identifiers)
 
 
-def pam_services(name: str) -> frozenset[str]:
-    """The PAM services a program's sessions run under."""
-    return next(p.pam_services for p in PROGRAMS if p.name == name)
+def pam_services(event_type: str) -> frozenset[str]:
+    """The PAM services whose lines make events of this type (`sudo-i` a sudo event, `doas` a privilege one)."""
+    return frozenset().union(*(p.pam_services for p in PROGRAMS if p.event_type == event_type))

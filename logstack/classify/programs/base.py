@@ -23,7 +23,8 @@ class Program:
     parse: Callable[[str], Fact] | None = None
     unread_kind: str = "other"  # what a line no rule reads is, for a program read by its table rows
     pam: bool = False  # its pam_*(service:type) lines are read as PAM's
-    pam_services: frozenset[str] = frozenset()  # PAM services its sessions run under (a group of them is its event)
+    pam_services: frozenset[str] = frozenset()  # PAM services its sessions run under
+    event_type: str | None = None  # what a group of its PAM lines (by those services) is
     forwarded: bool = True  # senders forward its identifiers unless the inventory lists others
     table_fallback: bool = True  # a line its parser leaves unread is read by its rows of the message table
 
@@ -35,3 +36,17 @@ class Program:
 def named_as_logged(*identifiers: str) -> dict[str, frozenset[str]]:
     """Identifiers written only by a binary of the same name."""
     return {ident: frozenset({ident}) for ident in identifiers}
+
+
+def pam_program(
+    name: str,
+    binaries: Mapping[str, frozenset[str]],
+    parse: Callable[[str], Fact],
+    services: set[str],
+    event_type: str,
+    **more: bool,
+) -> Program:
+    """A program that logs through PAM, whose sessions run under `services` and make `event_type` events."""
+    return Program(
+        name, binaries, parse=parse, pam=True, pam_services=frozenset(services), event_type=event_type, **more
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logstack.classify import rules
 from logstack.classify.fact import Fact
-from logstack.classify.programs.base import Program, named_as_logged
+from logstack.classify.programs.base import named_as_logged, pam_program
 
 
 def _login(message: str) -> Fact:
@@ -20,4 +20,4 @@ def _login(message: str) -> Fact:
     return Fact("login_other", reason=message)
 
 
-PROGRAM = Program("login", named_as_logged("login"), parse=_login, pam=True, pam_services=frozenset({"login"}))
+PROGRAM = pam_program("login", named_as_logged("login"), _login, {"login"}, "console_login")

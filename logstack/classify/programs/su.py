@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logstack.classify import rules
 from logstack.classify.fact import Fact
-from logstack.classify.programs.base import Program, named_as_logged
+from logstack.classify.programs.base import named_as_logged, pam_program
 
 
 def _su(message: str) -> Fact:
@@ -19,10 +19,4 @@ def _su(message: str) -> Fact:
     return Fact("su_other", reason=message)
 
 
-PROGRAM = Program(
-    "su",
-    named_as_logged("su", "runuser"),
-    parse=_su,
-    pam=True,
-    pam_services=frozenset({"su", "su-l", "runuser", "runuser-l"}),
-)
+PROGRAM = pam_program("su", named_as_logged("su", "runuser"), _su, {"su", "su-l", "runuser", "runuser-l"}, "su")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logstack.classify import rules
 from logstack.classify.fact import Fact
-from logstack.classify.programs.base import Program
+from logstack.classify.programs.base import pam_program
 
 
 def _sudo(message: str) -> Fact:
@@ -49,6 +49,4 @@ def _sudo(message: str) -> Fact:
     )
 
 
-PROGRAM = Program(
-    "sudo", {"sudo": frozenset({"sudo", "sudoedit"})}, parse=_sudo, pam=True, pam_services=frozenset({"sudo", "sudo-i"})
-)
+PROGRAM = pam_program("sudo", {"sudo": frozenset({"sudo", "sudoedit"})}, _sudo, {"sudo", "sudo-i"}, "sudo")
