@@ -235,20 +235,84 @@ def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, 
     assert "Last store backup:" in (tmp_path / "r.html").read_text()
 
 
-def test_a_manifest_runs_nothing_but_the_create_table_of_its_own_tables():
-    from logstack.base.errors import BadInputError
-    from logstack.store.restore import check_create
+SHOWN = (  # SHOW CREATE TABLE as GreptimeDB v1.1.4 prints it (src/sql/src/statements/create.rs:492-516)
+    'CREATE TABLE IF NOT EXISTS "logs" (\n  "greptime_timestamp" TIMESTAMP(9) NOT NULL,\n  "host" STRING NULL,\n'
+    '  "cmdb_id" STRING NULL,\n  TIME INDEX ("greptime_timestamp")\n)\n\nENGINE=mito\nWITH(\n'
+    "  append_mode = 'true',\n  ttl = '90days'\n)"
+)
 
-    good = 'CREATE TABLE IF NOT EXISTS "logs" (\n  "greptime_timestamp" TIMESTAMP(9) NOT NULL\n) ENGINE=mito'
-    assert check_create("logs", good, "m") == good
-    for bad in (
-        'CREATE TABLE IF NOT EXISTS "zz" (a STRING); DROP TABLE `vector`.`logs`',
-        'CREATE TABLE IF NOT EXISTS "other" (a STRING)',
-        "DROP TABLE logs",
-        'CREATE TABLE "logs" (a STRING)',
-    ):
-        with pytest.raises(BadInputError, match="is not one CREATE TABLE IF NOT EXISTS of that table"):
-            check_create("logs" if "other" in bad or "DROP" in bad or '"logs"' in bad else "zz", bad, "m")
+
+def test_a_backed_up_table_is_created_by_logstack_s_own_statement_with_its_columns():
+    from logstack.store.restore import table_statement
+
+    statement = table_statement("vector", "logs", SHOWN, "m")
+    assert statement == (
+        "CREATE TABLE IF NOT EXISTS `vector`.`logs` (\n  `greptime_timestamp` TIMESTAMP(9) NOT NULL,\n"
+        "  `host` STRING NULL,\n  `cmdb_id` STRING NULL,\n  TIME INDEX (`greptime_timestamp`)\n)"
+        " ENGINE = mito WITH (append_mode = 'true')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("shown", "why"),
+    [
+        (SHOWN.replace('"logs" (', '"zz" ('), "not a CREATE TABLE IF NOT EXISTS of that table"),
+        (SHOWN + "; DROP TABLE `vector`.`logs`", "does not end as GreptimeDB shows"),
+        (SHOWN.replace("append_mode = 'true'", "append_mode = 'false'"), "not one logstack sets"),
+        (SHOWN.replace("ttl = '90days'", "ttl = '1s'\n  'compaction.type' = 'twcs'"), "not one logstack sets"),
+        (SHOWN.replace('"host" STRING NULL', "\"host\" STRING DEFAULT 'x'"), "is not a column"),
+        (SHOWN.replace('"host" STRING NULL', '"host`; DROP TABLE x; --" STRING NULL'), "is not a column"),
+        (SHOWN.replace('  TIME INDEX ("greptime_timestamp")', '  PRIMARY KEY ("host")'), "is not a column"),
+        (SHOWN.replace('TIME INDEX ("greptime_timestamp")', 'TIME INDEX ("nope")'), "not those of a logstack"),
+        ("DROP TABLE logs", "not a CREATE TABLE"),
+    ],
+)
+def test_a_manifest_statement_with_anything_else_is_refused(shown, why):
+    from logstack.base.errors import BadInputError
+    from logstack.store.restore import table_statement
+
+    with pytest.raises(BadInputError, match=why):
+        table_statement("vector", "logs", shown, "m")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"created": "2026-01-01T00:00:00Z'; DROP TABLE `vector`.`logs`; --"},
+        {"created": 20260101},
+        {"database": "vector`; DROP DATABASE x; --"},
+        {"rows": -1},
+        {"rows": 2**64},
+        {"tables": {}},
+        {"tables": {f"t{i}": "x" for i in range(17)}},
+        {"tables": {"logs": "x" * (256 * 1024 + 1)}},
+    ],
+)
+def test_a_manifest_is_checked_whole_before_any_value_is_used(change):
+    from logstack.base.errors import BadInputError
+    from logstack.store.backup import read_manifest
+
+    manifest = {"version": 1, "database": "vector", "created": "2026-01-01T00:00:00Z", "rows": 3}
+    manifest |= {"tables": {"logs": SHOWN}} | change
+    with pytest.raises(BadInputError, match="not a logstack backup manifest"):
+        read_manifest(json.dumps(manifest).encode(), "m")
+
+
+def test_a_restore_refuses_a_table_logstack_does_not_make():
+    from logstack.base.errors import BadInputError
+    from logstack.store.restore import restore
+
+    manifest = {"version": 1, "database": "vector", "created": "2026-01-01T00:00:00Z", "rows": 0}
+    manifest["tables"] = {"logs": SHOWN, "evil": SHOWN.replace('"logs"', '"evil"')}
+
+    class NoStore:
+        def sql(self, *a, **k):
+            raise AssertionError("nothing may reach the store")
+
+        rows = sql
+
+    with pytest.raises(BadInputError, match="tables logstack does not make: evil"):
+        restore(NoStore(), "vector", "/b", lambda _: json.dumps(manifest).encode(), known_tables=("logs",))
 
 
 @pytest.mark.parametrize(

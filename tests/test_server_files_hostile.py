@@ -16,7 +16,7 @@ from logstack.base.errors import LogstackError
 from logstack.base.validation import https_url
 from logstack.site.secrets import load_secrets
 from logstack.store.backup import read_manifest
-from logstack.store.restore import check_create
+from logstack.store.restore import table_statement
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -91,7 +91,7 @@ def test_backup_manifests(manifest):
     found = _quietly(read_manifest, json.dumps(manifest).encode(), "m")
     if found is not None:
         for table, statement in found["tables"].items():
-            _quietly(check_create, table, statement, "m")
+            _quietly(table_statement, "vector", table, statement, "m")
 
 
 @hypothesis.settings(max_examples=300, deadline=None)

@@ -16,6 +16,7 @@ from logstack.alerts import outbox
 from logstack.alerts.send import DeliveryError, send
 from logstack.base.errors import BadInputError, RuntimeFailure, SecretsError
 from logstack.base.paths import STATE_GLOB
+from logstack.base.safe_read import MiB, read_file
 from logstack.base.validation import SITE_RE, full
 from logstack.site.alerts import DESTINATIONS, SEVERITIES, AlertConfig, Destination, check_secrets
 
@@ -23,7 +24,7 @@ from logstack.site.alerts import DESTINATIONS, SEVERITIES, AlertConfig, Destinat
 def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
     """The server's alerts.json and the secrets credential, checked."""
     try:
-        raw = orjson.loads(alerts_file.read_bytes())
+        raw = orjson.loads(read_file(alerts_file, "alerts file", 4 * MiB, follow_links=True))
         destinations = tuple(DESTINATIONS.validate_python(raw["destinations"]))
         site = raw["site"]
         if not isinstance(site, str) or not full(SITE_RE, site):
@@ -36,7 +37,9 @@ def load_config(alerts_file: Path, secrets_file: Path | None) -> AlertConfig:
     secrets: dict[str, dict[str, str]] = {}
     if secrets_file is not None:
         try:
-            loaded = orjson.loads(secrets_file.read_bytes())
+            loaded = orjson.loads(
+                read_file(secrets_file, "alert secrets", 4 * MiB, follow_links=True, error=SecretsError)
+            )
         except OSError as exc:
             raise SecretsError(f"{secrets_file}: cannot read: {exc.strerror}") from None
         except orjson.JSONDecodeError:

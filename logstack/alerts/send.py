@@ -6,6 +6,8 @@ out with controls removed and chat markup escaped; nothing of it reaches a shell
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -18,8 +20,12 @@ import urllib.parse
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
+from logstack.base.deadline import DeadlineExceeded, within
+from logstack.base.errors import LogstackError
+from logstack.base.safe_read import MiB, read_file
 from logstack.base.terminal import escape
 from logstack.site.alerts import Destination, Email, Exec, Webhook, Zabbix
 
@@ -61,10 +67,19 @@ def batch_id(events: list[dict[str, Any]]) -> str:
     return hashlib.sha256("\n".join(str(e.get("id")) for e in events).encode()).hexdigest()[:32]
 
 
-def _retrying(attempts: int, send: Callable[[], None]) -> None:
+# An attempt may take its timeout and this much more: a peer that answers nothing runs into the socket's own
+# timeout first (and is named by it); one that answers a byte at a time runs into the attempt's deadline.
+GRACE = 1.0
+
+
+def _retrying(attempts: int, send: Callable[[], None], deadline: float) -> None:
+    """Up to `attempts` tries, each bounded as a whole by `deadline` seconds (not per socket read)."""
     for attempt in range(attempts):
         try:
-            send()
+            try:
+                within(deadline, send)
+            except DeadlineExceeded as exc:
+                raise DeliveryError(str(exc)) from None
             return
         except DeliveryError:
             if attempt == attempts - 1:
@@ -73,9 +88,10 @@ def _retrying(attempts: int, send: Callable[[], None]) -> None:
 
 
 def _tls(ca_file: str | None) -> ssl.SSLContext:
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
+    try:  # read as any file logstack reads (a FIFO would hang it outside every deadline)
+        cadata = read_file(Path(ca_file), "ca_file", MiB, follow_links=True).decode("ascii") if ca_file else None
+        return ssl.create_default_context(cadata=cadata)
+    except (OSError, ssl.SSLError, UnicodeDecodeError, LogstackError) as exc:
         raise DeliveryError(f"cannot read ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
@@ -114,7 +130,7 @@ def send_webhook(dest: Webhook, secrets: dict[str, str], site: str, events: list
         if not 200 <= status < 300:
             raise DeliveryError(f"{parts.hostname} answered HTTP {status}")
 
-    _retrying(dest.retries + 1, post)
+    _retrying(dest.retries + 1, post, dest.timeout + GRACE)
 
 
 def send_email(dest: Email, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
@@ -140,25 +156,37 @@ def send_email(dest: Email, secrets: dict[str, str], site: str, events: list[dic
     context = _tls(dest.ca_file)
 
     def deliver() -> None:
+        authenticating = False
         try:
             if dest.tls == "implicit":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(dest.host, dest.port, timeout=dest.timeout, context=context)
             else:
                 smtp = smtplib.SMTP(dest.host, dest.port, timeout=dest.timeout)
-            with smtp:
+            try:  # not `with smtp`: its QUIT on the way out would replace the error that ended the exchange
                 if dest.tls == "starttls":
                     smtp.starttls(context=context)  # refuses to go on in clear: SMTPNotSupportedError
                 if dest.username:
+                    authenticating = True
                     smtp.login(dest.username, secrets["password"])
                 refused = smtp.send_message(message)
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.quit()
+            finally:
+                smtp.close()
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-            raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__}: {_short(exc)}") from None
+            # from AUTH on, a server may echo the credentials in any encoding (base64 over continuation lines,
+            # hex, percent-encoded): only the reply code is kept; before it, what it said, scrubbed
+            code = getattr(exc, "smtp_code", None)
+            if authenticating:
+                raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__} {code or ''}".rstrip()) from None
+            said = scrub(str(exc), (dest.username, secrets.get("password")))
+            raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__}: {_short(said)}") from None
         except (ValueError, UnicodeError) as exc:  # what the server said is never echoed with a password
             raise DeliveryError(f"{dest.host}:{dest.port}: {type(exc).__name__}") from None
         if refused:
             raise DeliveryError(f"{dest.host} refused {len(refused)} of {len(dest.recipients)} recipients")
 
-    _retrying(dest.retries + 1, deliver)
+    _retrying(dest.retries + 1, deliver, dest.timeout + GRACE)
 
 
 def send_zabbix(dest: Zabbix, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
@@ -182,7 +210,7 @@ def send_zabbix(dest: Zabbix, secrets: dict[str, str], site: str, events: list[d
                 f"host {dest.host}?)"
             )
 
-    _retrying(dest.retries + 1, send)
+    _retrying(dest.retries + 1, send, dest.timeout + GRACE)
 
 
 def send_exec(dest: Exec, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
@@ -204,7 +232,7 @@ def send_exec(dest: Exec, secrets: dict[str, str], site: str, events: list[dict[
             last = done.stderr.decode(errors="replace").strip().splitlines()
             raise DeliveryError(f"{dest.command[0]} exited {done.returncode}: {escape(last[-1][:200]) if last else ''}")
 
-    _retrying(dest.retries + 1, run)
+    _retrying(dest.retries + 1, run, dest.timeout + 5)  # subprocess.run's own timeout ends the program first
 
 
 SENDERS: dict[str, Callable[[Any, dict[str, str], str, list[dict[str, Any]]], None]] = {
@@ -216,8 +244,36 @@ SENDERS: dict[str, Callable[[Any, dict[str, str], str, list[dict[str, Any]]], No
 
 
 def send(dest: Destination, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
-    """Deliver one batch with the destination's retries; DeliveryError when it was not accepted."""
-    SENDERS[dest.type](dest, secrets, site, events)
+    """Deliver one batch with the destination's retries; DeliveryError when it was not accepted (its text
+    holds no secret of the destination's, whatever the peer said)."""
+    try:
+        SENDERS[dest.type](dest, secrets, site, events)
+    except DeliveryError as exc:
+        raise DeliveryError(scrub(str(exc), tuple(secrets.values()))) from None
+
+
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]{6,}={0,2}")
+
+
+def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
+    """`text` without any of `secrets`, as they are or base64-encoded (SMTP AUTH carries them so)."""
+    known = [s for s in secrets if s and len(s) >= 4]
+    for secret in known:
+        text = text.replace(secret, "<secret>")
+
+    def hide(match: re.Match[str]) -> str:
+        token = match.group(0).rstrip("=")
+        for start in range(4):  # glued to a letter before it (`\\nAGFs…` in a repr) the run is misaligned
+            part = token[start:]
+            try:
+                decoded = base64.b64decode(part[: len(part) - len(part) % 4] or "")
+            except ValueError:
+                continue
+            if any(s.encode() in decoded for s in known):
+                return "<secret>"
+        return match.group(0)
+
+    return _BASE64_RE.sub(hide, text) if known else text
 
 
 def _clock(event: dict[str, Any]) -> int:
@@ -235,4 +291,4 @@ def _short(exc: BaseException) -> str:
     return escape(text[:200])
 
 
-__all__ = ["SENDERS", "DeliveryError", "batch_id", "chat_text", "send", "summary"]
+__all__ = ["SENDERS", "DeliveryError", "batch_id", "chat_text", "scrub", "send", "summary"]

@@ -92,9 +92,16 @@ def load_located_yaml(path: Path, keep_text: Callable[[Path_], bool] | None = No
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise InventoryError(f"{path}:{line}: YAML syntax error: {exc.problem or exc}") from None
+        problem = str(exc.problem or exc)
+        rows = text.splitlines()
+        if mark and mark.line < len(rows) and "\t" in rows[mark.line][: mark.column + 1]:
+            problem = "a tab character (YAML indents with spaces only)"
+        raise InventoryError(f"{path}:{line}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as exc:  # a control character or other byte YAML does not allow
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        raise InventoryError(f"{path}: not YAML text: character {char!r} at position {exc.position}") from None
     except yaml.YAMLError as exc:
-        raise InventoryError(f"{path}: YAML error: {exc}") from None
+        raise InventoryError(f"{path}: YAML error: {type(exc).__name__}") from None
     except RecursionError:
         raise InventoryError(f"{path}: nested more than YAML can read") from None
     doc = LocatedDocument(path=path, data=None)
@@ -119,7 +126,7 @@ def _check_depth(path: Path, text: str) -> None:
                     raise InventoryError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.MarkedYAMLError:
+    except yaml.YAMLError:
         return  # reported, with its line, by the composer
 
 

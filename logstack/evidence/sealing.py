@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from logstack.base.clock import SECOND, iso
 from logstack.base.errors import BadInputError, SecretsError
 from logstack.base.fsutil import ensure_private_dir
+from logstack.base.safe_read import KiB, read_file
 from logstack.integrity.seal_chain import (
     SEALS,
     STARTED,
@@ -129,7 +130,7 @@ def seal_site(
 
 def _read_seal_key(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_file(path, "seal key", 4 * KiB, follow_links=True, error=SecretsError).decode("ascii").strip()
         key = bytes.fromhex(text)
     except FileNotFoundError:
         raise SecretsError(f"{path}: seal key not found") from None

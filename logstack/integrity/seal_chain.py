@@ -24,6 +24,7 @@ from logstack.base.clock import HOUR, iso, to_micros
 from logstack.base.errors import LogstackError
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.fsutil import atomic_write
+from logstack.base.safe_read import KiB, MiB, read_file
 
 SEALS = "seals.jsonl"
 STARTED = "seals.head"  # where the chain ended when last sealed, under the seal key
@@ -99,7 +100,7 @@ def read_chain(path: Path, key: bytes) -> list[Seal]:
     """Every seal, checked: each line's hash, its link to the one before, and the site key's MAC."""
     seals: list[Seal] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_file(path, "seal chain", 1024 * MiB, error=SealChainError).decode("utf-8")
     except FileNotFoundError:
         return seals
     except (OSError, UnicodeDecodeError) as exc:
@@ -177,7 +178,7 @@ def seal_hours(
         hour += HOUR
     result.first_open_hour = hour
     if lines:
-        old = path.read_bytes() if path.exists() else b""
+        old = read_file(path, "seal chain", 1024 * MiB, error=SealChainError) if path.exists() else b""
         _write(path, old + "".join(lines).encode())
     return result
 
@@ -193,7 +194,7 @@ def write_head(path: Path, key: bytes, chain: list[Seal]) -> None:
 def read_head(path: Path, key: bytes) -> tuple[int, str] | None:
     """The recorded end of the chain (None: no record); a record the seal key did not write is an error."""
     try:
-        raw = path.read_bytes()[: 1 << 16]
+        raw = read_file(path, "chain head", 64 * KiB, error=SealChainError)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -341,8 +342,8 @@ def last_verification(state_dir: Path, key: bytes, now: int) -> str | None:
     """`at: N hours checked, clean` or `at: N findings`, from the last recorded run (None: none recorded)."""
     path = state_dir / LAST_VERIFICATION
     try:
-        raw = path.read_bytes()
-    except OSError:
+        raw = read_file(path, "last verification", MiB, error=SealChainError)
+    except (OSError, SealChainError):
         return None
     try:
         data = orjson.loads(raw[: 1 << 20])
@@ -364,5 +365,5 @@ def export_chain(path: Path, key: bytes, target: Path) -> int:
     seals = read_chain(path, key)
     if target.is_dir():
         raise SealChainError(f"{target}: is a directory; name the file to export the chain to")
-    _write(target, path.read_bytes() if seals else b"")
+    _write(target, read_file(path, "seal chain", 1024 * MiB, error=SealChainError) if seals else b"")
     return len(seals)

@@ -30,6 +30,7 @@ import orjson
 from logstack.base.clock import DAY, to_micros
 from logstack.base.errors import SecretsError
 from logstack.base.fsutil import atomic_write
+from logstack.base.safe_read import MiB, read_file
 from logstack.journal.record import SIGNED_FIELDS
 
 SECRET_DIR = "/etc/vector/secrets"
@@ -119,7 +120,8 @@ def load_keyring(path: Path) -> KeyRing:
     if st.st_mode & 0o077:
         raise SecretsError(f"{path}: readable by others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
     try:
-        data = orjson.loads(path.read_bytes())  # depth-limited: a nested file is an error, not a crash
+        # depth-limited: a nested file is an error, not a crash
+        data = orjson.loads(read_file(path, "key ring", 16 * MiB, follow_links=True, error=SecretsError))
         seal_key = data.get("seal_key", "")
         if not isinstance(seal_key, str) or (seal_key and not _KEY_RE.fullmatch(seal_key)):
             raise ValueError("seal key is not 64 hexadecimal digits")

@@ -19,6 +19,7 @@ import logstack.pki.mint as mint
 from logstack.base.clock import now as _now
 from logstack.base.clock import parse_registry_time, registry_time
 from logstack.base.errors import PKIError, RevokedHostError
+from logstack.base.safe_read import MiB, read_file
 from logstack.pki.registry import SERVER, CARecord, CertRecord, PKIStore
 from logstack.site.topology import receiver_key
 
@@ -86,7 +87,7 @@ class PKI(PKIStore):
         cert = self.ca_certificate(ca_id)
         key_path = self.ca_key_path(ca_id)
         try:
-            data = key_path.read_bytes()
+            data = read_file(key_path, "CA key", MiB, error=PKIError)
         except OSError as exc:
             raise PKIError(f"{key_path}: cannot read CA key: {exc.strerror}") from None
         key = mint.load_key(data, passphrase, str(key_path))
@@ -96,7 +97,7 @@ class PKI(PKIStore):
     def ca_certificate(self, ca_id: str) -> x509.Certificate:
         path = self.ca_cert_path(ca_id)
         try:
-            return x509.load_pem_x509_certificate(path.read_bytes())
+            return x509.load_pem_x509_certificate(read_file(path, "CA certificate", MiB, error=PKIError))
         except (OSError, ValueError) as exc:
             raise PKIError(f"{path}: cannot read CA certificate: {exc}") from None
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from logstack.base.errors import PKIError
 from logstack.base.fsutil import atomic_write, ensure_private_dir
+from logstack.base.safe_read import MiB, read_file
 
 CertStatus = Literal["valid", "revoked", "superseded"]
 CAStatus = Literal["active", "previous", "retired"]
@@ -112,7 +113,7 @@ class PKIStore:
         if not self.index_path.exists():
             return Registry()
         try:
-            raw = json.loads(self.index_path.read_text(encoding="utf-8"))
+            raw = json.loads(read_file(self.index_path, "PKI index", 16 * MiB, error=PKIError))
             return Registry(
                 cas=[CARecord(**ca) for ca in raw["cas"]],
                 certs=[CertRecord(**c) for c in raw["certs"]],
@@ -146,12 +147,12 @@ class PKIStore:
     def ca_bundle_pem(self) -> bytes:
         """PEM of every CA the receiver trusts now, active first."""
         cas = sorted(self.registry.trusted_cas, key=lambda ca: ca.status != "active")
-        return b"".join(self.ca_cert_path(ca.id).read_bytes() for ca in cas)
+        return b"".join(read_file(self.ca_cert_path(ca.id), "CA certificate", MiB, error=PKIError) for ca in cas)
 
     def cert_pem(self, name: str) -> bytes | None:
         path = self.cert_path(name)
-        return path.read_bytes() if path.exists() else None
+        return read_file(path, "certificate", MiB, error=PKIError) if path.exists() else None
 
     def key_pem(self, name: str) -> bytes | None:
         path = self.key_path(name)
-        return path.read_bytes() if path.exists() else None
+        return read_file(path, "private key", MiB, error=PKIError) if path.exists() else None

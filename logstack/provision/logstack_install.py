@@ -16,6 +16,7 @@ from pathlib import Path
 
 import logstack
 from logstack.base.errors import RuntimeFailure
+from logstack.base.safe_read import MiB, read_file
 from logstack.base.shell import shell_command
 from logstack.connection.base import Connection
 from logstack.provision.wheelhouse import (
@@ -157,12 +158,13 @@ def _tar(paths: list[Path]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for path in paths:
-            info = archive.gettarinfo(str(path), arcname=path.name)
+            # a link is read through and sent as the file it names: the server gets regular files only
+            data = read_file(path, "wheel", 512 * MiB, follow_links=True)
+            info = tarfile.TarInfo(path.name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
-            info.mode = 0o644
-            with path.open("rb") as handle:
-                archive.addfile(info, handle)
+            archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

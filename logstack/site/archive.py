@@ -9,8 +9,10 @@ that are not plain files or directories or that would land outside it.
 from __future__ import annotations
 
 import io
+import math
 import os
 import secrets
+import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from logstack.base.errors import BadInputError, SecretsError
 from logstack.base.fsutil import atomic_write
+from logstack.base.safe_read import read_file
 
 MAGIC = b"logstack-site-backup-1\n"
 # scrypt at 2^15 × 8: about 0.1 s and 32 MiB per attempt, so guessing a passphrase is slow
@@ -82,9 +85,7 @@ def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> Archi
     """Decrypt `archive` into the new directory `target` (it must not exist, or be empty)."""
     key_material = _check_passphrase(passphrase)
     try:
-        if archive.stat().st_size > MAX_ARCHIVE:
-            raise BadInputError(f"{archive}: larger than any site backup")
-        data = archive.read_bytes()
+        data = read_file(archive, "site backup", MAX_ARCHIVE, follow_links=True)
     except OSError as exc:
         raise BadInputError(f"{archive}: cannot read: {exc.strerror}") from None
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 28 + 16:
@@ -97,22 +98,89 @@ def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> Archi
         raise SecretsError(f"{archive}: wrong passphrase, or the archive was changed") from None
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BadInputError(f"{target}: exists and is not an empty directory; restore into a new one")
+    members = _checked_members(archive, plain)
+    created = not target.exists()
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        try:
+            files = _extract(plain, members, target)
+        except OSError as exc:  # what the checks could not foresee on this file system
+            raise BadInputError(f"{archive}: cannot restore it here: {exc.strerror or exc}") from None
+    except BaseException:
+        # a restore that fails leaves nothing half-written: the directory was new or empty
+        for child in target.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if created:
+            target.rmdir()
+        raise
+    return ArchiveResult(files, len(data))
+
+
+# What a site holds: a few thousand small files (facts, certificates, state); far less than these.
+MAX_MEMBERS = 100_000
+MAX_MEMBER = 256 * 1024 * 1024
+MAX_TOTAL = 1024 * 1024 * 1024
+
+
+def _checked_members(archive: Path, plain: bytes) -> list[tarfile.TarInfo]:
+    """Every member, checked before anything is written: count, kind, name and size (sparse ones refused)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(plain), mode="r") as tar:
+            members = []
+            for member in tar:
+                members.append(member)
+                if len(members) > MAX_MEMBERS:
+                    raise BadInputError(f"{archive}: more than {MAX_MEMBERS} members; not a site backup")
+    except (tarfile.TarError, OSError, EOFError, ValueError, OverflowError, UnicodeError) as exc:
+        raise BadInputError(f"{archive}: not a readable site archive ({type(exc).__name__})") from None
+    seen: set[str] = set()
+    files: set[str] = set()
+    total = 0
+    for member in members:
+        name = Path(member.name)
+        plain_file = member.isreg() and not member.issparse()
+        if (
+            not member.name
+            or "\0" in member.name
+            or name.is_absolute()
+            or ".." in name.parts
+            or name.as_posix() in (".", "")
+            or any(len(part.encode()) > 255 for part in name.parts)
+            or not (plain_file or member.isdir())
+            or name.as_posix() in seen
+            or not math.isfinite(member.mtime)
+            # a file where a directory must be, for this member or one before it
+            or any(parent.as_posix() in files for parent in name.parents)
+            # a file where a directory was, for a member before it
+            or (plain_file and any(s.startswith(name.as_posix() + "/") for s in seen))
+        ):
+            raise BadInputError(f"{archive}: member {member.name[:80]!r} is not a plain file below the site")
+        seen.add(name.as_posix())
+        if plain_file:
+            files.add(name.as_posix())
+        if member.size > MAX_MEMBER or member.size < 0:
+            raise BadInputError(f"{archive}: member {member.name[:80]!r} is larger than any site file")
+        total += member.size
+        if total > MAX_TOTAL:
+            raise BadInputError(f"{archive}: holds more than any site ({MAX_TOTAL >> 30} GiB)")
+    return members
+
+
+def _extract(plain: bytes, members: list[tarfile.TarInfo], target: Path) -> int:
     files = 0
     with tarfile.open(fileobj=io.BytesIO(plain), mode="r") as tar:
-        members = tar.getmembers()
-        for member in members:
-            name = Path(member.name)
-            if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
-                raise BadInputError(f"{archive}: member {member.name!r} is not a plain file below the site")
         for member in members:
             path = target / member.name
             if member.isdir():
-                path.mkdir(mode=member.mode & 0o777 | 0o700, parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
                 continue
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             source = tar.extractfile(member)
-            atomic_write(path, source.read() if source is not None else b"", mode=member.mode & 0o777)
+            content = source.read(member.size + 1) if source is not None else b""
+            if len(content) != member.size:
+                raise BadInputError(f"member {member.name[:80]!r}: its data is not its stated size")
+            # never more than the owner's read and write and others' read: no set-id, execute or shared write
+            atomic_write(path, content, mode=member.mode & 0o644)
             os.utime(path, (member.mtime, member.mtime))
             files += 1
-    return ArchiveResult(files, len(data))
+    return files

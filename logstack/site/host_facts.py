@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
+from logstack.base.safe_read import KiB, read_file
 
 if TYPE_CHECKING:
     from logstack.connection.base import Connection
@@ -36,6 +37,7 @@ line=$(vector --version 2>/dev/null); echo "vector=${line%%
 *}"
 echo "arch=$(uname -m)"
 if [ -d /var/log/journal ]; then echo "journal=persistent"; else echo "journal=volatile"; fi
+if command -v apt-get >/dev/null 2>&1; then echo "pkg=apt"; elif command -v dnf >/dev/null 2>&1; then echo "pkg=dnf"; fi
 """
 
 _WORD_RE = re.compile(r"[A-Za-z0-9._+~-]{1,64}")
@@ -53,6 +55,7 @@ class HostFacts:
     vector: str | None = None  # "0.57.0"; None: not installed, or unknown
     arch: str | None = None
     journal: str | None = None  # persistent | volatile
+    packages: str | None = None  # the package manager: apt | dnf
 
     @property
     def current_boot_only(self) -> bool:
@@ -87,7 +90,7 @@ def parse_facts(output: str) -> HostFacts:
     raw: dict[str, str] = {}
     for line in output.splitlines()[:20]:
         key, sep, value = line.partition("=")
-        if sep and key in {"os_id", "os_version", "systemd", "vector", "arch", "journal"}:
+        if sep and key in {"os_id", "os_version", "systemd", "vector", "arch", "journal", "pkg"}:
             raw[key] = value.strip()
     systemd = _SYSTEMD_RE.fullmatch(raw.get("systemd", ""))
     vector = _VECTOR_RE.fullmatch(raw.get("vector", ""))
@@ -98,6 +101,7 @@ def parse_facts(output: str) -> HostFacts:
         vector=".".join(str(int(g)) for g in vector.groups()) if vector else None,
         arch=_word(raw.get("arch")),
         journal=raw.get("journal") if raw.get("journal") in ("persistent", "volatile") else None,
+        packages=raw.get("pkg") if raw.get("pkg") in ("apt", "dnf") else None,
     )
 
 
@@ -121,8 +125,11 @@ def save_facts(site_dir: Path, name: str, facts: HostFacts) -> None:
     """Cache a machine's facts in the site (deterministic JSON, so unchanged facts rewrite nothing)."""
     path = facts_path(site_dir, name)
     text = json.dumps(facts.as_dict(), indent=2, sort_keys=True) + "\n"
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return
+    try:  # a FIFO, a device or a link in its place is replaced, never read
+        if read_file(path, "facts cache", 64 * KiB) == text.encode():
+            return
+    except (FileNotFoundError, BadInputError):
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text, mode=0o644)
 
@@ -131,7 +138,7 @@ def load_facts(site_dir: Path, name: str) -> HostFacts | None:
     """The cached facts of a machine, or None when it was never read."""
     path = facts_path(site_dir, name)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_file(path, "facts cache", 64 * KiB))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -148,7 +155,11 @@ def load_facts(site_dir: Path, name: str) -> HostFacts | None:
     ):
         raise BadInputError(f"{path}: not a facts cache; delete it to read the facts again")
     # the cache goes through the same checks as a live read
-    return parse_facts("\n".join(f"{k}={_as_script_value(k, v)}" for k, v in data.items() if v is not None))
+    lines = (f"{_SCRIPT_KEYS.get(k, k)}={_as_script_value(k, v)}" for k, v in data.items() if v is not None)
+    return parse_facts("\n".join(lines))
+
+
+_SCRIPT_KEYS = {"packages": "pkg"}  # the cache's field names where the facts script prints another
 
 
 def _as_script_value(key: str, value: object) -> str:

@@ -12,6 +12,7 @@ import yaml
 
 from logstack.base.errors import LogstackError, SecretsError
 from logstack.base.fsutil import atomic_write
+from logstack.base.safe_read import KiB, MiB, read_file
 from logstack.base.validation import S3_KEY_RE
 from logstack.site.alerts import ALL_SECRET_KEYS
 
@@ -76,7 +77,7 @@ def load_secrets(path: Path) -> Secrets:
     if stat.S_IMODE(st.st_mode) & 0o077:
         raise SecretsError(f"{path}: mode {stat.S_IMODE(st.st_mode):04o} is too open; run chmod 600 {path}")
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_file(path, "secrets", 16 * MiB, follow_links=True, error=SecretsError).decode("utf-8")
     except OSError as exc:
         raise SecretsError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -151,7 +152,8 @@ def read_passphrase(
     """A passphrase from its file (which wins) or an environment variable's value; problems are `error`s."""
     if passphrase_file is not None:
         try:
-            value = passphrase_file.read_text(encoding="utf-8").rstrip("\n")
+            raw = read_file(passphrase_file, "passphrase file", 64 * KiB, follow_links=True, error=error)
+            value = raw.decode("utf-8").rstrip("\n")
         except OSError as exc:
             raise error(f"{passphrase_file}: cannot read passphrase file: {exc.strerror}") from None
         except UnicodeDecodeError:

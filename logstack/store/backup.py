@@ -1,4 +1,4 @@
-"""Backups of the store with GreptimeDB's own COPY DATABASE, kept N daily / M weekly, and restores.
+"""Backups of the store with GreptimeDB's own COPY DATABASE, kept N daily / M weekly (restores: `restore`).
 
 Why COPY DATABASE and not `greptime cli data export`: the export tool sends exactly this statement for the
 data (v1.1.4 src/cli/src/data/export.rs:506-515, `COPY DATABASE ... TO '<path>' WITH (format = 'parquet')`)
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure, SecretsError
+from logstack.base.safe_read import KiB, read_file
+from logstack.base.validation import SQL_NAME_RE
 from logstack.store.backup_targets import (
     MANIFEST,
     STAMP_FORMAT,
@@ -37,7 +39,7 @@ from logstack.store.backup_targets import (
 )
 
 BACKUP_TABLE = "logstack_backups"
-_MADE = "WHERE `location` NOT LIKE 'restored:%'"  # backups made, not restores recorded
+_MADE = "WHERE `location` NOT LIKE 'restor%'"  # backups made, not restores recorded (restoring:, restored:)
 _PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{1,1000}")
 
 
@@ -177,18 +179,31 @@ def prune(storage: Storage, keep_daily: int, keep_weekly: int, now: dt.datetime)
     return removed, problems
 
 
+MAX_MANIFEST = 1024 * 1024  # a manifest of logstack's own tables is a few KiB
+_STAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def read_manifest(text: bytes, where: str) -> dict[str, Any]:
-    """A backup's manifest, checked: database, row count and each table's CREATE statement."""
+    """A backup's manifest, checked whole before any value is used: version, database and table names,
+    the stamp, the row count and each table's statement, each of its type and within its bounds."""
     try:
-        manifest = json.loads(text)
+        manifest = json.loads(text) if len(text) <= MAX_MANIFEST else None
+        tables = manifest.get("tables") if isinstance(manifest, dict) else None
         ok = (
-            manifest.get("version") == 1
+            isinstance(manifest, dict)
+            and manifest.get("version") == 1
             and isinstance(manifest.get("database"), str)
+            and bool(SQL_NAME_RE.fullmatch(manifest["database"]))
+            and isinstance(manifest.get("created"), str)
+            and bool(_STAMP_RE.fullmatch(manifest["created"]))
             and type(manifest.get("rows")) is int
-            and isinstance(manifest.get("tables"), dict)
+            and 0 <= manifest["rows"] < 2**63
+            and isinstance(tables, dict)
+            and 0 < len(tables) <= 16
             and all(
-                isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, str)
-                for k, v in manifest["tables"].items()
+                isinstance(k, str) and _TABLE_RE.fullmatch(k) and isinstance(v, str) and len(v) <= 256 * 1024
+                for k, v in tables.items()
             )
         )
     except (ValueError, AttributeError, RecursionError):
@@ -265,7 +280,7 @@ def recorded_backup(db: Any) -> dt.datetime | None:
         rows = db.query(  # pymysql formats the statement: the pattern goes as a parameter
             f"SELECT max(`greptime_timestamp`) AS newest FROM `{db.config.database}`.`{BACKUP_TABLE}` "
             "WHERE `location` NOT LIKE %s",
-            ("restored:%",),
+            ("restor%",),
         )
     except RuntimeFailure:
         return None
@@ -304,7 +319,7 @@ def storage_from_options(
     if credentials is None:
         raise BadInputError("--s3 needs --s3-credentials")
     try:
-        keys = json.loads(credentials.read_bytes())
+        keys = json.loads(read_file(credentials, "S3 credentials", 64 * KiB, follow_links=True, error=SecretsError))
         access, secret = str(keys["access_key_id"]), str(keys["secret_access_key"])
     except OSError as exc:
         raise SecretsError(f"{credentials}: cannot read: {exc.strerror}") from None

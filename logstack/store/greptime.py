@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logstack.base.ca_bundle import read_bundle, resolve
+from logstack.base.deadline import within_exchange
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
+from logstack.base.safe_read import KiB, read_file
 from logstack.base.validation import https_url
 
 if TYPE_CHECKING:
@@ -166,17 +168,19 @@ class DirectGreptimeHTTP(GreptimeHTTP):
             conn = http.client.HTTPSConnection(*self.address, timeout=self.timeout, context=self.tls)
         else:
             conn = http.client.HTTPConnection(*self.address, timeout=self.timeout)
-        try:
-            headers = {"Authorization": self.auth}
-            if body is not None:
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers = {"Authorization": self.auth}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+        def exchange() -> tuple[int, bytes]:
             conn.request(method, path, body=body, headers=headers)
             answer = conn.getresponse()
             return answer.status, answer.read(64 * 1024 * 1024)
+
+        try:  # the timeout bounds the whole request, not each read
+            return within_exchange(self.timeout, conn, exchange)
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"GreptimeDB at {self.address[0]}:{self.address[1]}: {exc}") from None
-        finally:
-            conn.close()
 
 
 # humantime's units (GreptimeDB formats and parses TTLs with it: v1.1.4 src/common/time/src/ttl.rs)
@@ -256,7 +260,10 @@ class PortForward:
 def read_password(password_file: Path | None) -> str:
     if password_file is not None:
         try:
-            return password_file.read_text(encoding="utf-8").strip()
+            raw = read_file(password_file, "password file", 64 * KiB, follow_links=True)
+            return raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise BadInputError(f"{password_file}: password file: not UTF-8 text") from None
         except OSError as exc:
             raise BadInputError(f"{password_file}: cannot read password file: {exc.strerror}") from None
     value = os.environ.get("GREPTIMEDB_PASSWORD")

@@ -19,10 +19,13 @@ import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 
+from logstack.base.deadline import within_exchange
 from logstack.base.errors import BadInputError, RuntimeFailure
 
 MAX_OBJECT = 16 * 1024 * 1024  # what logstack reads of one object (a manifest)
-MAX_PAGES = 10_000  # of one listing: ten million keys
+MAX_PAGES = 200  # of one listing: a site's backups are a few thousand keys
+MAX_KEYS = 100_000
+MAX_LISTING = 64 * 1024 * 1024  # bytes of all its pages
 _UNRESERVED = "-_.~"
 
 
@@ -111,14 +114,16 @@ class S3Bucket:
             conn = http.client.HTTPSConnection(parts.netloc, timeout=self.timeout, context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(parts.netloc, timeout=self.timeout)
-        try:
+
+        def exchange() -> tuple[http.client.HTTPResponse, bytes]:
             conn.request(method, target, body=body or None, headers=headers)
             answer = conn.getresponse()
-            data = answer.read(MAX_OBJECT + 1)
+            return answer, answer.read(MAX_OBJECT + 1)
+
+        try:  # the timeout bounds the whole request, not each read (a slow peer cannot hold a backup)
+            answer, data = within_exchange(self.timeout, conn, exchange)
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"S3 {parts.hostname}: {type(exc).__name__}") from None
-        finally:
-            conn.close()
         if answer.status >= 300:
             code = re.search(rb"<Code>([A-Za-z]{1,60})</Code>", data)
             detail = f" {code.group(1).decode()}" if code else ""
@@ -145,26 +150,39 @@ class S3Bucket:
         prefixes: list[str] = []
         token = ""
         seen: set[str] = set()
+        size = 0
         for _ in range(MAX_PAGES):
             query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
             if delimiter:
                 query["delimiter"] = delimiter
             if token:
                 query["continuation-token"] = token
-            page = self.request("GET", "", query).decode("utf-8", "replace")
+            raw = self.request("GET", "", query)
+            size += len(raw)
+            page = raw.decode("utf-8", "replace")
             keys += [urllib.parse.unquote(k) for k in re.findall(r"<Key>([^<]*)</Key>", page)]
+            if len(keys) + len(prefixes) > MAX_KEYS or size > MAX_LISTING:
+                raise RuntimeFailure(f"S3: the listing of {self.bucket}/{prefix[:100]} is larger than any site's")
             prefixes += [
                 urllib.parse.unquote(p) for p in re.findall(r"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>", page)
             ]
             more = re.search(r"<NextContinuationToken>([^<]*)</NextContinuationToken>", page)
             if "<IsTruncated>true</IsTruncated>" not in page or more is None:
-                inside = [k for k in keys if k.startswith(prefix)]
-                return inside, [p for p in prefixes if p.startswith(prefix)]
+                return [k for k in keys if below(k, prefix)], [p for p in prefixes if below(p, prefix)]
             token = _unescape(more.group(1))
             if token in seen:
                 raise RuntimeFailure(f"S3: the listing of {self.bucket}/{prefix[:100]} repeats itself")
             seen.add(token)
         raise RuntimeFailure(f"S3: the listing of {self.bucket}/{prefix[:100]} has more than {MAX_PAGES} pages")
+
+
+def below(key: str, prefix: str) -> bool:
+    """Whether a listed key (decoded) lies below `prefix` as it reads: no `.`, `..` or empty segment after it
+    (`…/20200101T000000Z/../../victim` is not below the backups), printable, at most S3's 1024 bytes."""
+    if not key.startswith(prefix) or len(key.encode()) > 1024 or not key.isprintable():
+        return False
+    rest = key[len(prefix) :].rstrip("/")
+    return all(part not in ("", ".", "..") for part in rest.split("/")) if rest else True
 
 
 def _unescape(text: str) -> str:
