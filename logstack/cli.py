@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "site-backup": ("site_backup", "site_backup"),
     "site-restore": ("site_backup", "site_restore"),
     "wheels": ("wheels", "wheels"),
+    "packages": ("packages", "packages"),
     "alerts": ("alerts", "app"),
     "backup": ("backup", "backup"),
     "restore": ("backup", "restore"),
@@ -66,6 +69,8 @@ class _Group(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _quiet_pipe()
         except LogstackError as exc:
             # messages may carry what a remote machine or database said: shown escaped
             typer.echo(f"logstack: error: {escape(str(exc))}", err=True)
@@ -109,6 +114,16 @@ def _root(
     pass
 
 
+def _quiet_pipe() -> None:
+    """The reader of standard output went away (`| head`): end quietly, as coreutils do (128 + SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, without a second error
+    raise SystemExit(128 + signal.SIGPIPE)
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        _quiet_pipe()

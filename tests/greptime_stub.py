@@ -23,9 +23,11 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from tests.greptime_copy import copy_answer
 
@@ -185,12 +187,52 @@ class FakeExporter(BaseHTTPRequestHandler):
         pass
 
 
+def rendered_exporter(inventory: Path, machine: str = "server") -> tuple[str, int]:
+    """The address the receiving machine's rendered Vector config serves its metrics at: a config without a
+    prometheus_exporter sink fed by an internal_metrics source fails here."""
+    from logstack.render.site_files import render_site
+    from logstack.site.inventory import load_inventory
+
+    (config,) = [
+        yaml.safe_load(f.content)
+        for f in render_site(load_inventory(inventory), hosts=[])
+        if f.machine == machine and f.path == "/etc/vector/vector.yaml"
+    ]
+    exporters = [s for s in config["sinks"].values() if s["type"] == "prometheus_exporter"]
+    assert len(exporters) == 1, f"{machine}: the receiver config renders no metrics exporter"
+    (source,) = exporters[0]["inputs"]
+    assert config["sources"][source]["type"] == "internal_metrics", "the exporter is not fed Vector's own metrics"
+    host, _, port = exporters[0]["address"].rpartition(":")
+    return host, int(port)
+
+
+class MetricsStandIn:
+    """Vector's exporter as the rendered receiver config places it: `start(inventory)` serves there."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.stack = stack
+
+    @property
+    def text(self) -> str:
+        return FakeExporter.text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        FakeExporter.text = value
+
+    def start(self, inventory: Path) -> tuple[str, int]:
+        host, port = rendered_exporter(inventory)
+        assert host == "127.0.0.1", f"the exporter listens on {host}, not on loopback only"
+        self.stack.enter_context(_serving(FakeExporter, port, "the Vector metrics stand-in"))
+        return host, port
+
+
 @pytest.fixture
 def vector_metrics():
-    """Set `.text` on the yielded class to what the receiver's exporter serves."""
+    """A stand-in for the receiver's exporter; set `.text` to what it serves, `start(inventory)` it."""
     FakeExporter.text = ""
-    with _serving(FakeExporter, 9598, "the Vector metrics stand-in"):
-        yield FakeExporter
+    with contextlib.ExitStack() as stack:
+        yield MetricsStandIn(stack)
 
 
 def _send(handler: BaseHTTPRequestHandler, status: int, kind: str, body: bytes) -> None:

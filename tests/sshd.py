@@ -1,8 +1,9 @@
 """Real sshd test hosts: one sshd per 127.0.0.x address, each in its own mount namespace.
 
-Inside a host's namespace /etc, /var/lib, /usr/local/bin, /usr/bin and /opt are overlays whose upper layers live
-in the host's temp directory, so the files logstack writes are private to that host and visible to the
-test from outside. `systemctl` is a recording shim: the only stand-in, since the hosts run no systemd.
+Inside a host's namespace /etc, /var/lib, /var/cache, /var/log, /usr/local/bin, /usr/bin and /opt are
+overlays whose upper layers live in the host's temp directory, so the files logstack writes (and apt and
+dpkg) are private to that host and visible to the test from outside. `systemctl` is a recording shim: the
+only stand-in, since the hosts run no systemd.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class SSHHost:
 
     def start(self) -> None:
         Path("/opt").mkdir(exist_ok=True)
-        for layer in ("etc", "var_lib", "usr_local_bin", "usr_bin", "opt"):
+        for layer in ("etc", "var_lib", "var_cache", "var_log", "usr_local_bin", "usr_bin", "opt"):
             (self.upper / layer).mkdir(parents=True, exist_ok=True)
             (self.base / "work" / layer).mkdir(parents=True, exist_ok=True)
         mounts = [
             ("/etc", "etc"),
             ("/var/lib", "var_lib"),
+            ("/var/cache", "var_cache"),  # apt's caches, logstack's package and install work directories
+            ("/var/log", "var_log"),  # apt's and dpkg's logs
             ("/usr/local/bin", "usr_local_bin"),
             ("/usr/bin", "usr_bin"),
             ("/opt", "opt"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, invoke
@@ -119,13 +121,23 @@ def test_null_and_binary_fields(tmp_path: Path, runner):
                 list(b"Failed password for root from 192.0.2.1 port 2 ssh2"),
                 _COMM=None,
             ),
-            # a field logged twice is printed as a list of its values (strings or byte arrays)
+            # a field logged twice is printed as a list of its values (strings or byte arrays): the first is read
             entry(
                 "2025-01-01 00:00:02",
-                ["sudo", "sudo"],
+                "sudo",
                 11,
                 [list(b"bob : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id"), "second value"],
                 comm="sudo",
+                # an identifier as bytes is the identifier (vector v0.57.0 journald.rs decode_array)
+                SYSLOG_IDENTIFIER=list(b"sudo"),
+            ),
+            # an identifier logged twice reaches the senders' filter as the JSON text of its values: not forwarded
+            entry(
+                "2025-01-01 00:00:03",
+                "sudo",
+                12,
+                "eve : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/id",
+                SYSLOG_IDENTIFIER=["sudo", "sudo"],
             ),
         ],
     )
@@ -244,3 +256,30 @@ def test_analyze_loads_no_ssh_or_inventory_code(tmp_path: Path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert len(result.stdout.splitlines()) > 10  # it did analyse the sample
     assert "LOADED []" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, fmt):
+    import subprocess
+    import sys
+
+    lines = [
+        entry(
+            f"2025-01-01 00:{i // 60:02d}:{i % 60:02d}",
+            "sshd-session",
+            1000 + i,
+            f"Failed password for u{i} from 192.0.2.{i % 250 + 1} port {1000 + i} ssh2",
+        )
+        for i in range(3000)
+    ]
+    path = write(tmp_path / "j.json", lines)
+    done = subprocess.run(
+        f"{sys.executable} -m logstack analyze --journal {path} --format {fmt} | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+        env={**os.environ, "LOGSTACK_DEBUG": ""},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.stderr == "" and len(done.stdout.splitlines()) == 1

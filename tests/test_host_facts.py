@@ -74,6 +74,7 @@ def fleet(tmp_path, ssh_client_key):
         ["old", "new", "deb12", "vec055"],
         first_octet=80,
         versions={"old": (249, "0.57.0"), "new": (258, "0.57.1"), "deb12": (252, "0.57.0"), "vec055": (252, "0.55.0")},
+        extra={"vector.manage_packages": False},  # an old Vector is the operator's to upgrade: it is refused
     )
     PKI.for_inventory(load_inventory(site.inventory)).init_ca()
     yield site

@@ -14,7 +14,7 @@ from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.cli import app
 from logstack.deploy.apply import _id_names, _stat_lines
 from logstack.deploy.plan import apply_script, make_plan
-from logstack.evidence.status import sink_metrics
+from logstack.evidence.receiver_metrics import sink_metrics
 from logstack.pki import PKI
 from logstack.render.rendered import RenderedFile
 from logstack.site.host_facts import load_facts
@@ -127,12 +127,13 @@ def host(tmp_path, ssh_client_key):
 @root_only
 def test_a_remote_command_cannot_make_logstack_read_for_ever(host, monkeypatch):
     from logstack.connection import ssh
+    from logstack.connection.registry import connect
     from logstack.connection.targets import host_target, known_hosts_path
 
     monkeypatch.setattr(ssh, "MAX_OUTPUT", 1000)
     inv = load_inventory(host.inventory)
     with (
-        ssh.connect(host_target(inv.host("web1")), known_hosts_path(inv)) as conn,
+        connect(host_target(inv.host("web1")), known_hosts_path(inv)) as conn,
         pytest.raises(RuntimeFailure, match="printed more than 1000 bytes"),
     ):
         conn.run("head -c 5000 /dev/zero", check=False)

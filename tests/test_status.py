@@ -71,6 +71,7 @@ def test_status_finds_silent_hosts_and_checks_the_server(
     )
     stack = contextlib.ExitStack()  # the receiver's TLS port, once the certificates exist
     try:
+        vector_metrics.start(fleet.inventory)
         pki = _prepare(fleet)
         assert invoke(runner, "enroll-host", "--no-verify", "--all", "-i", fleet.inventory).exit_code == 0
         bundle = tmp_path / "ca.pem"
@@ -158,6 +159,7 @@ def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, g
         tmp_path, ssh_client_key, ["web1"], server=True, first_octet=55, extra={"server.vector_port": _free_port()}
     )
     try:
+        vector_metrics.start(fleet.inventory)
         _prepare(fleet)
         mariadb.create_logs("vector")
         result = invoke(runner, "status", "-i", fleet.inventory, "--db-port", str(mariadb.port))
@@ -211,7 +213,7 @@ def test_enroll_waits_for_heartbeats_of_the_new_configuration(tmp_path, ssh_clie
 
 
 def test_sink_metrics_read_only_the_greptimedb_sinks_unintentional_losses():
-    from logstack.evidence.status import sink_metrics
+    from logstack.evidence.receiver_metrics import sink_metrics
 
     text = (
         "# HELP vector_component_discarded_events_total x\n"

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from logstack.base.exit_codes import ExitStatus
+from logstack.commands import options
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
 from logstack.deploy.enroll import enroll, select_hosts
@@ -27,6 +28,7 @@ def enroll_host(
         float, typer.Option("--verify-timeout", min=0, help="Seconds a restarted Vector has to come up (0: skip).")
     ] = 30.0,
     db_port: Annotated[int, typer.Option("--db-port", help="GreptimeDB's MySQL port on the server.")] = 4002,
+    packages: options.PackagesOpt = None,
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
     passphrase_file: PassphraseFileOpt = None,
 ) -> None:
@@ -55,6 +57,7 @@ def enroll_host(
             # a restarted sender's first heartbeat leaves at once; an unchanged one's within an interval
             delivery_timeout=None if no_verify else verify_timeout + inv.spec.senders.heartbeat_interval,
             db_port=db_port,
+            packages_dir=packages,
         )
     if dry_run:
         for result in results:

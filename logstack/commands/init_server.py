@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from logstack.base.errors import RuntimeFailure
+from logstack.commands import options
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
 from logstack.commands.plan_output import print_plan, print_results
 from logstack.provision.server import init_server as run_init_server
@@ -33,6 +34,7 @@ def init_server(
     verify_timeout: Annotated[
         float, typer.Option("--verify-timeout", min=0, help="Seconds a restarted service has to come up (0: skip).")
     ] = 30.0,
+    packages: options.PackagesOpt = None,
 ) -> None:
     """Install and configure GreptimeDB and the receiving Vector; a second run changes nothing."""
     inv = inventory(inventory_path)
@@ -45,6 +47,7 @@ def init_server(
         passphrase=passphrase(passphrase_file),
         verify_timeout=verify_timeout,
         wheels=wheels,
+        packages=packages,
     )
     for step in [*result.steps, *result.checks]:
         typer.echo(step)

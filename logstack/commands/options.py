@@ -28,3 +28,9 @@ def inventory(path: Path) -> Inventory:
 
 def passphrase(passphrase_file: Path | None) -> bytes | None:
     return read_passphrase(os.environ.get("LOGSTACK_CA_PASSPHRASE"), passphrase_file)
+
+
+PackagesOpt = Annotated[
+    Path | None,
+    typer.Option("--packages", help="Vector package files from `logstack packages` (no repository needed)."),
+]

@@ -22,10 +22,12 @@ from logstack.base.shell import shell_command
 from logstack.connection.base import Connection, FileReader, FileStat, Target, UnreachableError
 from logstack.connection.registry import connect
 from logstack.connection.targets import known_hosts_path
+from logstack.deploy.packages import converge_vector
 from logstack.deploy.plan import PENDING, PREV_SUFFIX, Plan, RemoteFile, apply_script, make_plan, rollback_script
 from logstack.deploy.result import HostResult
 from logstack.render.rendered import RenderedFile
 from logstack.site.host_facts import HostFacts, gather, save_facts, vector_problem
+from logstack.site.vector_source import VectorSource
 
 if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
@@ -233,6 +235,8 @@ class DeployOptions:
     needs_vector: bool = True  # the files configure Vector: its version must run them
     slots: threading.Semaphore | None = None  # bounds the machines worked on at once (--forks)
     secrets: tuple[str, ...] = ()  # scrubbed from any log shown
+    vector: VectorSource | None = None  # set: Vector is installed or upgraded to its pinned version first
+    packages_dir: Path | None = None  # package files uploaded instead of the repository (air-gapped sites)
 
     @classmethod
     def for_site(cls, inventory: Inventory, **choices: Any) -> DeployOptions:
@@ -266,7 +270,18 @@ def deploy_machine(
             if before is not None and not options.dry_run:
                 before(conn)
             facts = gather(conn)
-            save_facts(options.site_dir, target.name, facts)
+            save_facts(options.site_dir, target.name, facts)  # what the machine has (a dry run changes nothing)
+            package_note = None
+            if options.vector is not None and options.needs_vector and not options.dry_run:
+                facts, package_note = converge_vector(
+                    conn, target.name, facts, options.vector, options.service_manager,
+                    dry_run=options.dry_run, packages_dir=options.packages_dir,
+                )  # fmt: skip
+                save_facts(options.site_dir, target.name, facts)
+            elif options.vector is not None and options.needs_vector:  # what the machine would then have
+                facts, package_note = converge_vector(
+                    conn, target.name, facts, options.vector, options.service_manager, dry_run=True
+                )
             problem = vector_problem(target.name, facts) if options.needs_vector else None
             if problem is not None:
                 return HostResult(target.name, "failed", problem, facts=facts)
@@ -274,6 +289,7 @@ def deploy_machine(
             found = inspect(conn, files)
             plan = make_plan(target.name, files, found.files, found.owed, found.dirs)
             warnings = facts.warnings() if any(f.path == "/etc/vector/vector.yaml" for f in files) else []
+            warnings += [package_note] if package_note else []
             state = "changed" if plan.changed else "ok"
             if options.dry_run:
                 result = HostResult(

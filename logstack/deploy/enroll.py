@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from logstack.base.clock import DAY, to_micros
@@ -61,9 +62,11 @@ def enroll(
     verify_timeout: float = 30.0,
     delivery_timeout: float | None = None,
     db_port: int = 4002,
+    packages_dir: Path | None = None,
 ) -> list[HostResult]:
-    """Mint missing client certificates, then deploy each host's files in parallel; then (unless
-    `delivery_timeout` is None) wait until each host's new configuration delivers heartbeats."""
+    """Mint missing client certificates, then deploy each host's files in parallel (Vector installed or
+    upgraded to the pinned version first, when the site manages packages); then (unless `delivery_timeout`
+    is None) wait until each host's new configuration delivers heartbeats."""
     if forks < 1:
         raise BadInputError("--forks must be at least 1")
     pki = PKI.for_inventory(inventory)
@@ -86,6 +89,8 @@ def enroll(
         verify_timeout=verify_timeout,
         slots=threading.Semaphore(forks),
         secrets=signing_keys,
+        vector=inventory.spec.vector,
+        packages_dir=packages_dir,
     )
 
     results = {r.name: r for r in refused}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import re
 import socket
 import ssl
 from collections import Counter
@@ -19,7 +17,8 @@ from logstack.base.shell import shell_command
 from logstack.base.terminal import escape
 from logstack.connection.base import Connection
 from logstack.connection.registry import connect
-from logstack.connection.targets import known_hosts_path, server_target
+from logstack.connection.targets import known_hosts_path, receiver_target, server_target
+from logstack.evidence.receiver_metrics import ReceiverMetrics, exporter_addresses, read_metrics
 from logstack.integrity.signatures import Verifier, heartbeat_time, site_verifier
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI, SERVER
@@ -30,7 +29,7 @@ from logstack.site.secrets import load_secrets, secrets_path
 from logstack.site.topology import receiver_key
 from logstack.store.backup import BACKUP_TABLE, last_backup, manifest_reader, newest_backup_manifest, site_s3
 from logstack.store.backup_targets import S3Storage
-from logstack.store.greptime import DatabaseConfig, GreptimeHTTP, http_over_ssh, site_database, store_api
+from logstack.store.greptime import DatabaseConfig, GreptimeHTTP, site_database, store_api
 from logstack.store.reader import DatabaseSource
 
 
@@ -62,6 +61,7 @@ class ServerStatus:
     sink_discarded: int | None = None  # events the GreptimeDB sink dropped since Vector started
     sink_errors: int | None = None
     buffer_percent: float | None = None  # fill of the receiver's disk buffer
+    receiver_metrics: dict[str, ReceiverMetrics] = field(default_factory=dict)  # the other receivers' metrics
     last_backup: str | None = None  # the newest backup `logstack backup` recorded in the store
     alert_backlog: dict[str, int] = field(default_factory=dict)  # destination -> events it has yet to accept
     problems: list[str] = field(default_factory=list)
@@ -190,7 +190,16 @@ def check_status(
     }
     with connect(server_target(inventory), known_hosts_path(inventory), accept_new=accept_new) as conn:
         _check_server(conn, inventory, server, secrets.db_password("analyst"))
-        _check_metrics(conn, server)
+        exporters = exporter_addresses(inventory)
+        metrics = read_metrics(conn, exporters.get("server"))
+        if metrics.problem:
+            server.problems.append(metrics.problem)
+        else:
+            server.sink_discarded, server.sink_errors, server.buffer_percent = (
+                metrics.discarded,
+                metrics.errors,
+                metrics.buffer_percent,
+            )
         analyst = store_api(conn, inventory, "analyst", secrets.db_password("analyst"))
         _check_backup(analyst, inventory, server, now)
         _check_backup_files(conn, analyst, inventory, server, site_s3(inventory, secrets))
@@ -199,12 +208,27 @@ def check_status(
             verifier = site_verifier(inventory.site_dir, None)
             recent = now - max(2 * silence, dt.timedelta(hours=1))
             seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)
+    server.receiver_metrics = _receivers_metrics(inventory, exporters, accept_new)
     handshakes = _vector_handshake(inventory, pki, passphrase) if pki.registry.active_ca else {"server": "no CA"}
     server.vector_tls = handshakes.pop("server")
     server.receivers = handshakes
     server.problems = _server_problems(server, inventory, cert_window)
     hosts = [_host_status(host, pki, now, seen, silence, cert_window) for host in inventory.hosts]
     return StatusReport(checked_at=iso(to_micros(now)), hosts=hosts, server=server)
+
+
+def _receivers_metrics(
+    inventory: Inventory, exporters: dict[str, tuple[str, int] | None], accept_new: bool
+) -> dict[str, ReceiverMetrics]:
+    """Each other receiving machine's Vector metrics, read over its own SSH connection."""
+    found: dict[str, ReceiverMetrics] = {}
+    for spec in inventory.server.receivers:
+        try:
+            with connect(receiver_target(spec), known_hosts_path(inventory), accept_new=accept_new) as conn:
+                found[spec.name] = read_metrics(conn, exporters.get(spec.name))
+        except RuntimeFailure as exc:
+            found[spec.name] = ReceiverMetrics(problem=f"unreachable: {exc}")
+    return found
 
 
 def _check_server(conn: Connection, inventory: Inventory, server: ServerStatus, password: str) -> None:
@@ -286,57 +310,6 @@ def _check_alerts(conn: Connection, inventory: Inventory, server: ServerStatus) 
         server.problems.append("alerts: unreadable answer from the server's logstack alerts backlog")
 
 
-# Vector's internal metrics (namespace `vector`, vector v0.57.0 src/sources/internal_metrics.rs) served by the
-# receiver's prometheus_exporter: a request the sink gave up on counts in component_errors_total and its
-# events in component_discarded_events_total (lib/vector-common/src/internal_event/service.rs, CallError);
-# the disk buffer reports buffer_size_bytes against buffer_max_size_bytes (lib/vector-buffers).
-METRICS = ("127.0.0.1", 9598)
-MAX_METRICS = 4 * 1024 * 1024
-SINK = "greptimedb"
-_SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([-+0-9.eEna]+)(?:\s+\d+)?$")
-_LABEL_RE = re.compile(r'(?<!\w)(\w++)="((?:[^"\\]|\\.)*+)"')
-
-
-def sink_metrics(text: str, sink: str = SINK) -> tuple[int, int, float | None]:
-    """(events discarded, errors, buffer fill %) of one sink, from Prometheus exposition text."""
-    totals: dict[str, float] = {}
-    for line in text[:MAX_METRICS].splitlines():
-        if len(line) > 4096:  # no series of Vector's is this long
-            continue
-        match = _SAMPLE_RE.match(line.strip())
-        if match is None:
-            continue
-        name, labels, value = match.groups()
-        found = dict(_LABEL_RE.findall(labels or ""))
-        if sink not in (found.get("component_id"), found.get("buffer_id")):
-            continue
-        if name == "vector_component_discarded_events_total" and found.get("intentional") == "true":
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        if math.isfinite(number) and 0 <= number < 1e15:  # counters and sizes; anything else is not Vector's
-            totals[name] = totals.get(name, 0.0) + number
-    size = totals.get("vector_buffer_size_bytes", totals.get("vector_buffer_byte_size"))
-    limit = totals.get("vector_buffer_max_size_bytes", totals.get("vector_buffer_max_byte_size"))
-    fill = round(100 * size / limit, 1) if size is not None and limit else None
-    discarded = int(totals.get("vector_component_discarded_events_total", 0))
-    return discarded, int(totals.get("vector_component_errors_total", 0)), fill
-
-
-def _check_metrics(conn: Connection, server: ServerStatus) -> None:
-    try:
-        status, body = http_over_ssh(conn, METRICS, "GET", "/metrics")
-    except RuntimeFailure as exc:
-        server.problems.append(f"Vector's metrics at 127.0.0.1:{METRICS[1]} unreadable: {exc}")
-        return
-    if status != 200:
-        server.problems.append(f"Vector's metrics at 127.0.0.1:{METRICS[1]}: HTTP {status}")
-        return
-    server.sink_discarded, server.sink_errors, server.buffer_percent = sink_metrics(body.decode(errors="replace"))
-
-
 def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt.timedelta) -> list[str]:
     problems = list(server.problems)
     if server.sink_discarded:
@@ -357,6 +330,14 @@ def _server_problems(server: ServerStatus, inventory: Inventory, cert_window: dt
         for name, state in server.receivers.items()
         if not state.startswith("ok")
     ]
+    for name, metrics in server.receiver_metrics.items():
+        if metrics.problem:
+            problems.append(f"receiver {name}: {metrics.problem}")
+        elif metrics.discarded or metrics.errors or (metrics.buffer_percent or 0) >= 80:
+            problems.append(
+                f"receiver {name}: the GreptimeDB sink discarded {metrics.discarded} events, had {metrics.errors} "
+                f"failed requests; disk buffer {metrics.buffer_percent}% full"
+            )
     for name, days in server.receiver_certificates.items():
         if days is None or days <= cert_window.days:
             problems.append(f"receiver {name}: certificate: {days} days left")

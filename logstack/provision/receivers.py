@@ -2,48 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logstack.base.errors import RuntimeFailure
 from logstack.base.shell import shell_command
 from logstack.connection.base import Connection
+from logstack.deploy.packages import install_vector, package_for, plan_vector
 from logstack.pki import PKI
+from logstack.site.host_facts import gather
 from logstack.site.inventory import Inventory, ReceiverSpec
 from logstack.site.topology import probe_address, receiver_key
 
 if TYPE_CHECKING:
     from logstack.deploy.result import HostResult
 
-VECTOR_APT = (
-    "install -d -m 0755 /usr/share/keyrings && "
-    "curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | "
-    "gpg --dearmor --yes -o /usr/share/keyrings/datadog-archive-keyring.gpg && "
-    "echo 'deb [signed-by=/usr/share/keyrings/datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' "
-    "> /etc/apt/sources.list.d/vector.list && apt-get update -qq && "
-    "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vector"
-)
-VECTOR_INSTRUCTIONS = (
-    "Vector is not installed on the server. Install it from its signed apt repository, then run init-server "
-    "again: curl -fsSL https://keys.datadoghq.com/DATADOG_APT_KEY_CURRENT.public | gpg --dearmor -o "
-    "/usr/share/keyrings/datadog-archive-keyring.gpg; echo 'deb [signed-by=/usr/share/keyrings/"
-    "datadog-archive-keyring.gpg] https://apt.vector.dev/ stable vector-0' > /etc/apt/sources.list.d/vector.list; "
-    "apt-get update && apt-get install vector"
-)
 
-
-def ensure_vector(conn: Connection, no_install: bool) -> bool:
-    status, _, _ = conn.run("command -v vector", check=False)
-    if status == 0:
-        return False
+def ensure_vector(
+    conn: Connection, name: str, inventory: Inventory, no_install: bool, packages: Path | None = None
+) -> str | None:
+    """Vector at the site's pinned version on a receiving machine, from its signed repository (the key
+    checked against the pinned fingerprints); what was done, or None. With --no-install, a missing or older
+    Vector is an error that says what to install."""
+    facts = gather(conn)
+    step = plan_vector(name, facts, inventory.spec.vector)
+    if step is None:
+        if facts.vector is None:
+            raise RuntimeFailure(VECTOR_MISSING.format(name=name))
+        return None
     if no_install:
-        raise RuntimeFailure(f"server: {VECTOR_INSTRUCTIONS}")
-    conn.run(VECTOR_APT, timeout=900)
-    return True
+        raise RuntimeFailure(
+            f"{name}: Vector {inventory.spec.vector.version} is needed ({step.describe()}); run without "
+            "--no-install, or install it yourself from its signed repository (apt.vector.dev / yum.vector.dev)"
+        )
+    package = package_for(packages, step.manager, step.wanted, facts.arch) if packages else None
+    install_vector(conn, step, inventory.spec.vector, inventory.spec.service_manager, package)
+    return step.describe(done=True)
 
 
 VECTOR_MISSING = (
-    "Vector is not installed on receiver {name}: install it from its signed apt repository (apt.vector.dev), "
-    "or set server.manage_packages: true"
+    "Vector is not installed on {name}: install it from its signed repository (apt.vector.dev / yum.vector.dev), "
+    "or set vector.manage_packages: true"
 )
 
 
@@ -57,12 +56,14 @@ def ensure_receiver_certificates(inventory: Inventory, pki: PKI, passphrase: byt
     return steps
 
 
-def receiver_hooks(inventory: Inventory, spec: ReceiverSpec, dry_run: bool, no_install: bool) -> tuple[Any, Any]:
+def receiver_hooks(
+    inventory: Inventory, spec: ReceiverSpec, dry_run: bool, no_install: bool, packages: Path | None = None
+) -> tuple[Any, Any]:
     """What deployment does on a receiver before its files (Vector present) and after (its port listens)."""
 
     def install(conn: Connection) -> None:
         if inventory.server.manage_packages:
-            ensure_vector(conn, no_install)
+            ensure_vector(conn, spec.name, inventory, no_install, packages)
         elif conn.run("command -v vector", check=False)[0] != 0:
             raise RuntimeFailure(VECTOR_MISSING.format(name=spec.name))
         conn.run(shell_command('install -d -m 0755 -- "$1"', "/etc/logstack"))

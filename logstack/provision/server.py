@@ -187,6 +187,7 @@ class _ServerRun:
     greptime_tarball: Path | None
     wheels: Path | None
     fresh: list[str] = field(default_factory=list)
+    packages: Path | None = None  # Vector package files (`logstack packages`) instead of the repository
 
     def install(self, conn: Connection) -> None:
         server, steps = self.inventory.server, self.result.steps
@@ -197,8 +198,11 @@ class _ServerRun:
             prepare_system(conn, server.data_dir, backups)
         else:
             conn.run("install -d -m 0755 /etc/logstack")
-        if server.manage_packages and ensure_vector(conn, self.no_install):
-            steps.append("installed Vector from its apt repository")
+        packages = self.packages
+        if server.manage_packages and (
+            done := ensure_vector(conn, "server", self.inventory, self.no_install, packages)
+        ):
+            steps.append(done)
         installed = install_logstack(conn, self.wheels, dry_run=False)
         if installed:
             steps.append(installed)
@@ -234,6 +238,7 @@ def init_server(
     passphrase: bytes | None = None,
     verify_timeout: float = 30.0,
     wheels: Path | None = None,
+    packages: Path | None = None,
 ) -> ServerResult:
     """Install and configure the store and the receivers; a second run changes nothing."""
     result = ServerResult()
@@ -245,7 +250,9 @@ def init_server(
     ensure_keys(inventory.site_dir, [], dt.datetime.now(dt.UTC))  # the seal key the analysis timer seals with
     rendered = render_site(inventory, secrets=secrets, pki=pki, include_keys=True, hosts=[], server=True)
     files = [f for f in rendered if f.machine == SERVER_MACHINE]
-    run = _ServerRun(inventory, secrets, files, result, dry_run, no_install, greptime_tarball, wheels)
+    run = _ServerRun(
+        inventory, secrets, files, result, dry_run, no_install, greptime_tarball, wheels, packages=packages
+    )
     options = DeployOptions.for_site(
         inventory,
         dry_run=dry_run,
@@ -257,6 +264,7 @@ def init_server(
             *secrets.store.values(),
             *secrets.backup.values(),
         ),
+        packages_dir=packages,
     )
     target = server_target(inventory)
     result.deploy = deploy_machine(target, lambda facts: files, options, before=run.install, after=run.check)
@@ -299,7 +307,7 @@ def deploy_receivers(
     results = []
     for spec in inventory.server.receivers:
         files = [f for f in rendered if f.machine == receiver_key(spec.name)]
-        install, listening = receiver_hooks(inventory, spec, options.dry_run, no_install)
+        install, listening = receiver_hooks(inventory, spec, options.dry_run, no_install, options.packages_dir)
         results.append(
             deploy_machine(receiver_target(spec), lambda facts, f=files: f, options, before=install, after=listening)
         )

@@ -92,6 +92,10 @@ def firewall_files(inventory: Inventory, pki: PKI, machine: str = SERVER_MACHINE
     ]
 
 
+# Where every receiving machine's Vector serves its own metrics (prometheus_exporter; its default is
+# 0.0.0.0:9598, vector v0.57.0 src/sinks/prometheus/exporter.rs:169-170): loopback only.
+METRICS_ADDRESS = "127.0.0.1:9598"
+
 # The server's files that belong to a standalone store: with an external one the server only receives.
 STANDALONE_ONLY = frozenset(
     {"/etc/greptime/standalone.toml", "/etc/greptime/users.conf", "/etc/systemd/system/greptime.service"}
@@ -168,3 +172,17 @@ def _s3_keys(inventory: Inventory, secrets: Secrets | None, section: str, needed
     if secrets is None:
         return {k: placeholder(f"secrets.yaml {section}.{k}") for k in S3_KEYS}
     return secrets.s3_keys(section, needed_for, inventory.site_dir / "secrets.yaml")
+
+
+# How long one run of each scheduled unit may take (TimeoutStartSec= of a oneshot service: systemd stops a run
+# that overruns, and the next scheduled one starts on time). Analysis: its own work, then every destination's
+# tries, each bounded as a whole by its timeout, with the back-off between them (at most 8 s).
+ANALYSIS_BUDGET = 30 * 60
+SEAL_BUDGET = 30 * 60
+BACKUP_BUDGET = 6 * 3600  # COPY DATABASE of a large store
+
+
+def run_limits(server: Any) -> dict[str, int]:
+    """Seconds each scheduled unit's run may take, sized from the inventory's alert destinations."""
+    alerts = sum((dest.retries + 1) * (dest.timeout + 5 + 8) for dest in server.alerts)
+    return {"analyze": ANALYSIS_BUDGET + alerts, "seal": SEAL_BUDGET, "backup": BACKUP_BUDGET}

@@ -1,4 +1,4 @@
-"""Rendered files and the package data they come from: what deployment and review share.
+"""Rendered files, the manifest and the review tree: what deployment and review share.
 
 Deployment imports this, not the renderer, so planning and applying load neither Jinja2 nor cryptography.
 """

@@ -25,6 +25,7 @@ from logstack.render.file_table import (
     render_machine,
 )
 from logstack.render.receiving import (
+    METRICS_ADDRESS,
     RECEIVER_PATHS,
     STANDALONE_ONLY,
     alert_files,
@@ -33,6 +34,7 @@ from logstack.render.receiving import (
     db_args,
     db_passwords,
     firewall_files,
+    run_limits,
     storage_env_files,
     store_ca_files,
     store_ca_pem,
@@ -133,6 +135,8 @@ def _receiving_machines(
         "db_args": db_args(spec),
         "analysis_state": analysis_state(spec),
         "data_root": str(DATA_ROOT),
+        "run_limits": run_limits(spec),
+        "metrics_address": METRICS_ADDRESS,
         "store_ca": STORE_CA,
         "listen_address": spec.listen_address,
     }

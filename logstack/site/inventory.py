@@ -16,7 +16,8 @@ from logstack.base.yamlsource import LocatedDocument, format_loc, load_located_y
 from logstack.classify.programs import DEFAULT_IDENTIFIERS
 from logstack.site.alerts import Destinations
 from logstack.site.field_types import Address, Hostname, IPAddress, KeyPrefix, LocalPath, Model, Port
-from logstack.site.topology import StandaloneStore, Store
+from logstack.site.topology import RESERVED_HOST_NAMES, StandaloneStore, Store, check_topology
+from logstack.site.vector_source import VectorSource
 
 TTL = Annotated[str, AfterValidator(validation.ttl)]
 ManagedPath = Annotated[str, AfterValidator(validation.data_directory)]
@@ -196,6 +197,7 @@ class InventorySpec(Model):
     service_manager: Annotated[
         str, AfterValidator(validation.pattern_check(validation.SERVICE_MANAGER_RE, "a command name"))
     ] = "systemctl"
+    vector: VectorSource = VectorSource()
     defaults: HostVars = HostVars()
     groups: dict[Hostname, GroupSpec] = {}
     hosts: list[HostSpec] = []
@@ -294,10 +296,6 @@ def _describe(error: dict[str, Any]) -> str:
     return msg
 
 
-# Names logstack uses for machines of its own: a host called so would share their facts or rows.
-RESERVED_HOST_NAMES = frozenset({"server", "logstack-init-server", "logstack-monitor"})
-
-
 def validate_inventory(doc: LocatedDocument) -> Inventory:
     """Validate parsed inventory data; the first problem becomes a one-line located error."""
     if not isinstance(doc.data, dict):
@@ -310,7 +308,7 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
-    _check_topology(doc, spec)
+    check_topology(doc, spec)
     seen: dict[str, int] = {}
     for index, host in enumerate(spec.hosts):
         if host.name in RESERVED_HOST_NAMES:
@@ -336,37 +334,6 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
             if group not in spec.groups:
                 raise InventoryError(f"{doc.where(('hosts', index, 'groups', g_index))}: unknown group {group!r}")
     return Inventory(path=doc.path, spec=spec, hosts=tuple(_resolve_host(spec, h) for h in spec.hosts))
-
-
-def _check_topology(doc: LocatedDocument, spec: InventorySpec) -> None:
-    """Receivers and store fit together: several receivers need a store they reach over TLS."""
-    server = spec.server
-    if server.receivers and server.store.type == "standalone":
-        raise InventoryError(
-            f"{doc.where(('server', 'receivers'))}: receivers on other machines need server.store.type: external "
-            "(GreptimeDB v1.1.4 standalone serves its HTTP API without TLS: they would write in clear)"
-        )
-    if server.backup is not None and server.store.type == "external" and server.backup.s3 is None:
-        raise InventoryError(
-            f"{doc.where(('server', 'backup'))}: an external store writes its backups itself, to a place it can "
-            "reach: set backup.s3 (the server's disk is not one)"
-        )
-    names = {h.name.lower() for h in spec.hosts} | set(RESERVED_HOST_NAMES)
-    fqdns = {server.fqdn.lower()}
-    addresses = {(server.address or server.fqdn).lower()}
-    for index, receiver in enumerate(server.receivers):
-        where = ("server", "receivers", index)
-        for field, value, taken in (
-            ("name", receiver.name.lower(), names),
-            ("fqdn", receiver.fqdn.lower(), fqdns),
-            ("address", (receiver.address or receiver.fqdn).lower(), addresses),
-        ):
-            if value in taken:
-                raise InventoryError(
-                    f"{doc.where((*where, field))}: {value!r} is taken (the server, another receiver, a host, "
-                    "or a name logstack uses): each receiver is a machine of its own"
-                )
-            taken.add(value)
 
 
 def _identity_location(loc: tuple[str | int, ...]) -> bool:
