@@ -1,4 +1,5 @@
-"""Checks rendered configs against the upstream option references in ../shared/reference/."""
+"""Checks rendered configs against the upstream option references vendored in tests/reference/ (their
+sources: tests/reference/README.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def reference_dir() -> Path:
     override = os.environ.get("LOGSTACK_REFERENCE_DIR")
-    path = Path(override) if override else ROOT.parent / "shared" / "reference"
+    path = Path(override) if override else ROOT / "tests" / "reference"
     if not (path / "vector-options.json").is_file():
         raise AssertionError(f"upstream references not found at {path} (set LOGSTACK_REFERENCE_DIR)")
     return path

@@ -340,7 +340,8 @@ def test_a_machine_that_already_has_a_vector_user(tmp_path, ssh_client_key, runn
         ssh_client_key,
         ["web1"],
         first_octet=30,
-        machine_state="groupadd --system vector && useradd --system -g vector -M -s /usr/sbin/nologin vector",
+        machine_state="{ getent group vector >/dev/null || groupadd --system vector; } && "
+        "{ id -u vector >/dev/null 2>&1 || useradd --system -g vector -M -s /usr/sbin/nologin vector; }",
     )
     try:
         PKI.for_inventory(load_inventory(fleet.inventory)).init_ca()

@@ -191,3 +191,29 @@ def test_report_from_the_database_matches_the_export(runner, export, mariadb, tm
     (tmp_path / "file").mkdir()
     _, from_file = _report(runner, export, tmp_path / "file")
     assert (tmp_path / "db.md").read_text() == from_file
+
+
+def test_coverage_believes_only_heartbeats_their_host_signed():
+    from dataclasses import replace
+
+    from logstack.evidence.report import build_report
+    from logstack.journal.line import from_journal
+    from tests.journal import at, entry
+
+    start = at("2026-11-20 00:00:00")
+    hour = 3600 * 1_000_000
+    beats = [
+        from_journal(
+            {
+                **entry(start + i * 600_000_000, "logstack-heartbeat", 1, "heartbeat", host="beta"),
+                "logstack_host": "beta",
+            }
+        )
+        for i in range(18)  # every 10 minutes for 3 hours
+    ]
+    # another host's key signed beta's heartbeats for those hours: the store marks them, coverage ignores them
+    forged = [replace(line, auth="forged_host:alpha") for line in beats]
+    data = build_report(forged, start, start + 3 * hour, expected_hosts=["beta"], verified=True)
+    assert data.coverage["beta"].heartbeats == 0 and data.coverage["beta"].last_heartbeat is None
+    genuine = build_report(beats, start, start + 3 * hour, expected_hosts=["beta"], verified=True)
+    assert genuine.coverage["beta"].heartbeats == 18

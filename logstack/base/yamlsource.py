@@ -126,7 +126,9 @@ def _check_depth(path: Path, text: str) -> None:
                     raise InventoryError(f"{path}:{line}: nested deeper than {MAX_DEPTH} levels")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(exc):  # libyaml >= 0.2.5 stops deep nesting itself (PyYAML 6.0.4's wheels)
+            raise InventoryError(f"{path}:1: nested deeper than {MAX_DEPTH} levels") from None
         return  # reported, with its line, by the composer
 
 

@@ -269,19 +269,7 @@ def deploy_machine(
         with connect(target, options.known_hosts, accept_new=options.accept_new) as conn:
             if before is not None and not options.dry_run:
                 before(conn)
-            facts = gather(conn)
-            save_facts(options.site_dir, target.name, facts)  # what the machine has (a dry run changes nothing)
-            package_note = None
-            if options.vector is not None and options.needs_vector and not options.dry_run:
-                facts, package_note = converge_vector(
-                    conn, target.name, facts, options.vector, options.service_manager,
-                    dry_run=options.dry_run, packages_dir=options.packages_dir,
-                )  # fmt: skip
-                save_facts(options.site_dir, target.name, facts)
-            elif options.vector is not None and options.needs_vector:  # what the machine would then have
-                facts, package_note = converge_vector(
-                    conn, target.name, facts, options.vector, options.service_manager, dry_run=True
-                )
+            facts, package_note = _vector_package(conn, target.name, options)
             problem = vector_problem(target.name, facts) if options.needs_vector else None
             if problem is not None:
                 return HostResult(target.name, "failed", problem, facts=facts)
@@ -313,6 +301,22 @@ def deploy_machine(
         return HostResult(target.name, "failed", reason, error=RuntimeFailure(reason))
     finally:
         slot.release()
+
+
+def _vector_package(conn: Connection, name: str, options: DeployOptions) -> tuple[HostFacts, str | None]:
+    """The machine's facts, cached as they are, once Vector is the pinned version (a dry run: the facts it
+    would then have, cached as they are now), and what was or would be done."""
+    facts = gather(conn)
+    save_facts(options.site_dir, name, facts)
+    if options.vector is None or not options.needs_vector:
+        return facts, None
+    after, note = converge_vector(
+        conn, name, facts, options.vector, options.service_manager,
+        dry_run=options.dry_run, packages_dir=options.packages_dir,
+    )  # fmt: skip
+    if note is not None and not options.dry_run:
+        save_facts(options.site_dir, name, after)
+    return after, note
 
 
 class _Slot:

@@ -117,7 +117,9 @@ def build_report(
         if line.auth is not None and since <= line.arrival < until:
             data.unauthenticated[(host, line.auth)] += 1
         if line.ident == HEARTBEAT_IDENTIFIER:
-            if since <= line.ts < until:
+            # only a heartbeat its host's own key signed proves the host was there (status's rule too): one
+            # that failed authentication is listed under "Records that failed authentication" above
+            if since <= line.ts < until and line.auth is None:
                 heartbeats[host].append(line.ts)
             continue
         if since <= line.ts < until:
