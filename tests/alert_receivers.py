@@ -178,3 +178,11 @@ def smtp_server(cert: Path, key: Path, user: str, password: str, implicit: bool 
         yield port, received
     finally:
         controller.stop()
+
+
+def email_destination(port: int, **settings: object):
+    """An email destination on 127.0.0.1:`port` from a@example.com to b@example.com, with `settings`."""
+    from logstack.site.alerts import Email
+
+    fields = {"type": "email", "name": "m", "host": "127.0.0.1", "port": port, "sender": "a@example.com"}
+    return Email(**{**fields, "recipients": ["b@example.com"], **settings})

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from logstack.analyze.state import StateStore  # noqa: F401  (the state the queues share)
 from logstack.site.alerts import DESTINATIONS
-from tests.alert_receivers import Trapper, Webhook, self_signed, smtp_server
+from tests.alert_receivers import Trapper, Webhook, email_destination, self_signed, smtp_server
 from tests.conftest import invoke
 from tests.journal import entry
 
@@ -240,7 +240,6 @@ def test_starttls_is_required_before_any_password(tmp_path):
     from aiosmtpd.controller import Controller
 
     from logstack.alerts.send import DeliveryError, send
-    from logstack.site.alerts import Email
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
@@ -252,16 +251,7 @@ def test_starttls_is_required_before_any_password(tmp_path):
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        dest = Email(
-            type="email",
-            name="m",
-            host="127.0.0.1",
-            port=port,
-            username="u",
-            sender="a@example.com",
-            recipients=["b@example.com"],
-            retries=0,
-        )
+        dest = email_destination(port, username="u", retries=0)
         with pytest.raises(DeliveryError, match="SMTPNotSupportedError"):
             send(dest, {"password": "p" * 20}, "test", [{"id": "x", "severity": "alert", "lines": []}])
     finally:

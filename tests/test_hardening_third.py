@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from logstack.base.errors import LogstackError
-from tests.alert_receivers import self_signed
+from tests.alert_receivers import email_destination, self_signed
 from tests.conftest import EXAMPLE, invoke
 
 EVENT = [{"id": "e1", "severity": "alert", "type": "sudo", "lines": []}]
@@ -89,22 +89,10 @@ def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up_in_its_timeout(tmp_
 
 def test_an_smtp_server_that_answers_a_byte_at_a_time_is_given_up(tmp_path):
     from logstack.alerts.send import DeliveryError, send
-    from logstack.site.alerts import Email
 
     cert, key = self_signed(tmp_path)
     with dribbling(b"220-", tls=(cert, key)) as port:
-        dest = Email(
-            type="email",
-            name="m",
-            host="127.0.0.1",
-            port=port,
-            tls="implicit",
-            sender="a@example.com",
-            recipients=["b@example.com"],
-            ca_file=str(cert),
-            retries=1,
-            timeout=1,
-        )
+        dest = email_destination(port, tls="implicit", ca_file=str(cert), retries=1, timeout=1)
         start = time.monotonic()
         with pytest.raises(DeliveryError, match="no answer within 2 s"):
             send(dest, {}, "site", EVENT)
@@ -189,24 +177,11 @@ def test_scrub_finds_base64_credentials_however_aligned():
 
 def test_an_smtp_server_echoing_the_auth_line_puts_no_credential_in_the_error(tmp_path):
     from logstack.alerts.send import DeliveryError, send
-    from logstack.site.alerts import Email
 
     password = "S3cret-Passw0rd-123"
     cert, key = self_signed(tmp_path)
     with echoing_smtp(cert, key) as port:
-        dest = Email(
-            type="email",
-            name="m",
-            host="127.0.0.1",
-            port=port,
-            tls="implicit",
-            username="alerts",
-            sender="a@example.com",
-            recipients=["b@example.com"],
-            ca_file=str(cert),
-            retries=0,
-            timeout=5,
-        )
+        dest = email_destination(port, tls="implicit", username="alerts", ca_file=str(cert), retries=0, timeout=5)
         with pytest.raises(DeliveryError) as failed:
             send(dest, {"password": password}, "site", EVENT)
     text = str(failed.value)

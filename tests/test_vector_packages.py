@@ -18,7 +18,7 @@ from logstack.pki import PKI
 from logstack.site.inventory import load_inventory
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
-from tests.vector_repo import build_deb, signed_repository
+from tests.vector_repo import build_deb, new_key, signed_repository
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 
@@ -236,19 +236,7 @@ def test_a_release_signed_by_a_revoked_pinned_key_is_refused(tmp_path):
     from logstack.provision.vector_download import verified_release
 
     home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    gpg = ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run(
-        [*gpg, "--quick-gen-key", "old <old@example.invalid>", "ed25519", "sign", "never"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    listing = subprocess.run(
-        ["gpg", "--batch", "--with-colons", "--list-keys"], env=env, check=True, capture_output=True, text=True
-    ).stdout
-    fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    env, gpg, fpr = new_key(home, "old <old@example.invalid>")
     release = tmp_path / "Release"
     release.write_text("Suite: stable\n")
     subprocess.run(

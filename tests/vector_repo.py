@@ -62,22 +62,22 @@ def build_deb(out: Path, version: str, broken: bool = False) -> Path:
     return deb
 
 
-def signed_repository(root: Path, debs: list[Path]) -> Repository:
-    """An apt repository below `root` (suite `stable`, component `main`) signed by a new test key."""
-    home = root / "gnupg"
+def new_key(home: Path, uid: str) -> tuple[dict[str, str], list[str], str]:
+    """A signing key made in a GnuPG home of its own: the environment and gpg command that use it, and its
+    fingerprint."""
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
     gpg = ["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run(
-        [*gpg, "--quick-gen-key", "logstack test <test@example.invalid>", "ed25519", "sign", "never"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    subprocess.run([*gpg, "--quick-gen-key", uid, "ed25519", "sign", "never"], env=env, check=True, capture_output=True)
     listing = subprocess.run(
         ["gpg", "--batch", "--with-colons", "--list-keys"], env=env, check=True, capture_output=True, text=True
     ).stdout
-    fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    return env, gpg, next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+def signed_repository(root: Path, debs: list[Path]) -> Repository:
+    """An apt repository below `root` (suite `stable`, component `main`) signed by a new test key."""
+    env, gpg, fingerprint = new_key(root / "gnupg", "logstack test <test@example.invalid>")
     key = root / "key.asc"
     key.write_bytes(
         subprocess.run(
