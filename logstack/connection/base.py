@@ -10,11 +10,11 @@ import abc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from logstack.base.errors import RuntimeFailure
+from logstack.site.field_types import Transport
 
-Transport = Literal["ssh", "local"]
 MAX_OUTPUT = 64 * 1024 * 1024  # what logstack reads of one remote command's output
 CONNECT_TIMEOUT = 10.0
 RETRIES = 2  # extra attempts after a refused or timed-out TCP connection

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -14,6 +14,8 @@ Address = Annotated[str, AfterValidator(validation.address)]
 IPAddress = Annotated[str, AfterValidator(validation.ip)]
 LocalPath = Annotated[str, AfterValidator(validation.local_path)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+# The ways to reach a machine (logstack/connection/: one module each, chosen by connection.registry)
+Transport = Literal["ssh", "local"]
 # An S3 key prefix (backups' and the store's object storage alike): no `.` or `..` segment, no leading `/`.
 KeyPrefix = Annotated[str, AfterValidator(validation.pattern_check(validation.KEY_PREFIX_RE, "a key prefix"))]
 

@@ -15,7 +15,7 @@ from logstack.base.validation import full
 from logstack.base.yamlsource import LocatedDocument, format_loc, load_located_yaml
 from logstack.classify.programs import DEFAULT_IDENTIFIERS
 from logstack.site.alerts import Destinations
-from logstack.site.field_types import Address, Hostname, IPAddress, KeyPrefix, LocalPath, Model, Port
+from logstack.site.field_types import Address, Hostname, IPAddress, KeyPrefix, LocalPath, Model, Port, Transport
 from logstack.site.topology import RESERVED_HOST_NAMES, StandaloneStore, Store, check_topology
 from logstack.site.vector_source import VectorSource
 
@@ -60,7 +60,7 @@ class HostSpec(Model):
     ssh: SSHSettings = SSHSettings()
     sudo: bool | None = None
     identity: Identity = {}
-    connection: Literal["ssh", "local"] = "ssh"  # local: the machine logstack runs on, without SSH
+    connection: Transport = "ssh"  # local: the machine logstack runs on, without SSH
 
 
 class AnalyzeSchedule(Model):
@@ -214,7 +214,7 @@ class Host:
     ssh: SSHSettings
     sudo: bool
     identity: dict[str, str]
-    connection: Literal["ssh", "local"] = "ssh"
+    connection: Transport = "ssh"
 
     @property
     def columns(self) -> dict[str, str]:
