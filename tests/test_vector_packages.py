@@ -18,7 +18,7 @@ from logstack.pki import PKI
 from logstack.site.inventory import load_inventory
 from tests.conftest import invoke
 from tests.fleet_site import make_fleet
-from tests.vector_repo import build_deb, new_key, signed_repository
+from tests.vector_repo import build_deb, new_key, signed_repository, stop_agent
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root (mount namespaces, sshd)")
 
@@ -33,6 +33,7 @@ def repo():
         debs = [build_deb(base, "0.55.1"), build_deb(base, "0.57.0"), build_deb(base, "0.57.1", broken=True)]
         yield signed_repository(base, debs)
     finally:
+        stop_agent(base / "gnupg")
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -237,21 +238,27 @@ def test_a_release_signed_by_a_revoked_pinned_key_is_refused(tmp_path):
 
     home = tmp_path / "gnupg"
     env, gpg, fpr = new_key(home, "old <old@example.invalid>")
-    release = tmp_path / "Release"
-    release.write_text("Suite: stable\n")
-    subprocess.run(
-        [*gpg, "--clearsign", "-o", str(tmp_path / "InRelease"), str(release)], env=env, check=True, capture_output=True
-    )
-    revocation = home / "openpgp-revocs.d" / f"{fpr}.rev"
-    text = revocation.read_text().replace(
-        ":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----"
-    )
-    subprocess.run([*gpg, "--import"], input=text.encode(), env=env, check=True, capture_output=True)
-    key = subprocess.run(
-        ["gpg", "--batch", "--armor", "--export", fpr], env=env, check=True, capture_output=True
-    ).stdout
-    with pytest.raises(RuntimeFailure, match="not signed by a pinned key"):
-        verified_release((tmp_path / "InRelease").read_bytes(), key, (fpr,))
+    try:
+        release = tmp_path / "Release"
+        release.write_text("Suite: stable\n")
+        subprocess.run(
+            [*gpg, "--clearsign", "-o", str(tmp_path / "InRelease"), str(release)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        revocation = home / "openpgp-revocs.d" / f"{fpr}.rev"
+        text = revocation.read_text().replace(
+            ":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+        )
+        subprocess.run([*gpg, "--import"], input=text.encode(), env=env, check=True, capture_output=True)
+        key = subprocess.run(
+            ["gpg", "--batch", "--armor", "--export", fpr], env=env, check=True, capture_output=True
+        ).stdout
+        with pytest.raises(RuntimeFailure, match="not signed by a pinned key"):
+            verified_release((tmp_path / "InRelease").read_bytes(), key, (fpr,))
+    finally:
+        stop_agent(home)
 
 
 @root_only
@@ -261,3 +268,36 @@ def test_a_dry_run_keeps_the_facts_the_machine_has(fleet, runner):
     dry = invoke(runner, "enroll-host", "fresh", "--no-verify", "--dry-run", "-i", fleet.inventory)
     assert "would install vector 0.57.0" in dry.stdout
     assert load_facts(fleet.inventory.parent, "fresh").vector is None  # not what it would have
+
+
+@root_only
+def test_a_host_without_vector_is_installed_and_then_delivers(tmp_path, ssh_client_key, repo, mariadb, runner):
+    """The whole enrolment of a bare host: Vector installed from the repository, the configuration deployed,
+    and delivery proven by a heartbeat of the new configuration in the store (MariaDB, as GreptimeDB's MySQL
+    port; the stand-in Vector sends none itself, so the test plays the heartbeat the host's config stamps)."""
+    import datetime as dt
+    import re
+
+    from tests.test_status import _heartbeat, _prepare, _signed
+
+    source = {"apt_repository": repo.line, "apt_key": repo.key, "apt_fingerprints": [repo.fingerprint]}
+    fleet = make_fleet(
+        tmp_path, ssh_client_key, ["bare"], server=True, first_octet=140, versions={"bare": (252, None)},
+        extra={"vector": source},
+    )  # fmt: skip
+    try:
+        _prepare(fleet)
+        mariadb.create_logs("vector")
+        first = invoke(runner, "enroll-host", "bare", "--no-verify", "-i", fleet.inventory)
+        assert first.exit_code == 0 and "vector 0.57.0 installed (was: none)" in first.stdout, first.output
+        config = fleet.hosts["bare"].path("/etc/vector/vector.yaml").read_text()
+        digest = re.search(r'\.logstack_config = "([0-9a-f]{16})"', config)[1]
+        beat = {**_heartbeat("bare", dt.timedelta(seconds=1)), "logstack_config": digest}
+        mariadb.insert("vector", [_signed(fleet, beat)])
+        verified = invoke(runner, "enroll-host", "bare", "--verify-timeout", "1", "--db-port", str(mariadb.port),
+                          "-i", fleet.inventory)  # fmt: skip
+        assert verified.exit_code == 0, verified.output
+        assert re.search(r"bare .* ok .* yes", verified.stdout), verified.stdout
+        assert _installed(fleet, "bare") == ("0.57.0-1", "vector", "0.57.0")
+    finally:
+        fleet.stop()

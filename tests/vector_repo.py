@@ -110,3 +110,8 @@ def signed_repository(root: Path, debs: list[Path]) -> Repository:
         capture_output=True,
     )
     return Repository(f"file:{root} stable main", f"file://{key}", fingerprint, root)
+
+
+def stop_agent(home: Path) -> None:
+    """End the gpg-agent gpg started for a test's home (the suite leaves no process behind)."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)

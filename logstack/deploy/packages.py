@@ -61,7 +61,7 @@ _COMMON = r"""
 set -u
 manager=$1 version=$2 repo=$3 key=$4 pins=$5 package=$6 service=$7
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
+trap 'GNUPGHOME="$tmp/gnupg" gpgconf --kill gpg-agent >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 say() { printf '%s\n' "$*" >&2; }
 pinned_key() {  # the key file, reduced to the keys whose fingerprints are pinned, into $tmp/keys.gpg
     for tool in gpg curl; do

@@ -54,6 +54,8 @@ def verified_release(in_release: bytes, key: bytes, pins: tuple[str, ...]) -> st
             capture_output=True,
             check=False,
         )
+        # an agent gpg may have started for this home ends with it
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], env=env, capture_output=True, check=False)
     status = done.stderr
     signers = re.findall(rb"^\[GNUPG:\] VALIDSIG ([0-9A-F]{40}) .* ([0-9A-F]{40})$", status, re.M)
     # a good signature, by a key neither revoked nor expired, of a signature that has not expired either
