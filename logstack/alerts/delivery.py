@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from logstack.alerts import outbox
 from logstack.alerts.send import DeliveryError, send
 from logstack.base.errors import BadInputError, RuntimeFailure, SecretsError
+from logstack.base.fsutil import exclusive
 from logstack.base.paths import STATE_GLOB
 from logstack.base.safe_read import MiB, read_file
 from logstack.base.validation import SITE_RE, full
@@ -108,7 +109,13 @@ class DeliveryResult:
 
 def deliver(state_path: Path, config: AlertConfig) -> DeliveryResult:
     """Send every destination its queue, oldest first, in batches; each accepted batch leaves the queue at
-    once. Holds the state's write lock throughout, so two runs never send the same entries."""
+    once. One delivery at a time per state, from reading a queue to recording what was accepted (a lock file
+    beside the state, held throughout): two overlapping runs never send the same entries."""
+    with exclusive(state_path.with_name(state_path.name + ".delivery.lock")):
+        return _deliver(state_path, config)
+
+
+def _deliver(state_path: Path, config: AlertConfig) -> DeliveryResult:
     result = DeliveryResult()
     try:
         db = sqlite3.connect(state_path, timeout=30, isolation_level=None)

@@ -214,7 +214,9 @@ def send_zabbix(dest: Zabbix, secrets: dict[str, str], site: str, events: list[d
 
 
 def send_exec(dest: Exec, secrets: dict[str, str], site: str, events: list[dict[str, Any]]) -> None:
-    data = "".join(json.dumps(e, ensure_ascii=True) + "\n" for e in events).encode()
+    # the batch's id, as webhooks get it in Idempotency-Key: a program can drop a batch sent again after a crash
+    batch = batch_id(events)
+    data = "".join(json.dumps({**e, "batch_id": batch}, ensure_ascii=True) + "\n" for e in events).encode()
 
     def run() -> None:
         try:
@@ -223,7 +225,7 @@ def send_exec(dest: Exec, secrets: dict[str, str], site: str, events: list[dict[
                 input=data,
                 capture_output=True,
                 timeout=dest.timeout,
-                env={**_EXEC_ENV, "LOGSTACK_SITE": site},
+                env={**_EXEC_ENV, "LOGSTACK_SITE": site, "LOGSTACK_BATCH_ID": batch},
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:

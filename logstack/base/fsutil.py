@@ -1,10 +1,13 @@
-"""Atomic, permission-safe file writes: a file is visible under its name only complete and with its mode."""
+"""Atomic, permission-safe file writes (a file is visible under its name only complete and with its mode), and
+one writer at a time across processes."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -44,3 +47,20 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, durable: bool
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, wait: bool = True, what: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` (made 0600 when missing) for the block: one writer at a
+    time across processes. Without `wait`, a lock another process holds is a RuntimeFailure naming `what`."""
+    from logstack.base.errors import RuntimeFailure
+
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise RuntimeFailure(f"{lock}: {what or 'another run'} holds it; try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from logstack.base.clock import SECOND, iso
 from logstack.base.errors import BadInputError, SecretsError
-from logstack.base.fsutil import ensure_private_dir
+from logstack.base.fsutil import ensure_private_dir, exclusive
 from logstack.base.safe_read import KiB, read_file
 from logstack.integrity.seal_chain import (
     SEALS,
@@ -51,7 +51,18 @@ def seal_store(
 ) -> SealResult:
     """Seal the store's settled hours into `state_dir`'s chain. A chain shorter than where it ended when last
     sealed (cut, replaced, deleted) is an error: re-sealing would seal whatever the store holds now. Only
-    `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit."""
+    `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit.
+    One seal at a time: a second one while another runs is refused (two would both extend the chain)."""
+    with exclusive(state_dir / SEAL_LOCK, wait=False, what="another `logstack seal`"):
+        return _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain)
+
+
+SEAL_LOCK = "seal.lock"
+
+
+def _seal(
+    store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool, ttl: int | None, accept_chain: bool
+) -> SealResult:
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
     if start_anew and chain_path.exists():  # aside unread: a chain that cannot be read is replaced too
