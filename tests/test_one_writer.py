@@ -60,3 +60,28 @@ def test_a_second_seal_is_refused_while_one_runs(tmp_path):
 
     with exclusive(tmp_path / SEAL_LOCK), pytest.raises(RuntimeFailure, match="another `logstack seal`"):
         seal_store(Untouched(), tmp_path, b"k" * 32, 0)
+
+
+def test_a_site_backup_takes_an_analysis_state_as_of_its_last_commit(tmp_path):
+    from logstack.site.archive import backup_site, restore_site
+
+    site = tmp_path / "site"
+    (site / "state").mkdir(parents=True)
+    (site / "inventory.yaml").write_text("site: x\n")
+    state = site / "state" / "analyze-0123456789ab.sqlite"
+    db = sqlite3.connect(state, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")  # committed pages may still be in the WAL file beside it
+    db.execute("CREATE TABLE lines (key TEXT)")
+    db.execute("INSERT INTO lines VALUES ('committed')")
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO lines VALUES ('not yet')")  # an analysis in the middle of its run
+    passphrase = b"a long enough passphrase"
+    backup_site(site, tmp_path / "site.backup", passphrase)
+    db.execute("ROLLBACK")
+    db.close()
+    restore_site(tmp_path / "site.backup", tmp_path / "restored", passphrase)
+    # one consistent file, not a database and side files copied at different moments
+    assert sorted(p.name for p in (tmp_path / "restored" / "state").iterdir()) == [state.name]
+    copy = sqlite3.connect(tmp_path / "restored" / "state" / state.name)
+    assert copy.execute("SELECT key FROM lines").fetchall() == [("committed",)]
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -357,3 +357,16 @@ def test_an_old_heartbeat_stored_again_counts_as_old_but_a_lagging_clock_is_tole
     assert heartbeat_time({"greptime_timestamp": stored, "__REALTIME_TIMESTAMP": sent}) == int(sent)
     behind = str(ingest - 5 * 60 * 1_000_000)  # a sender whose clock is 5 minutes behind the store's
     assert heartbeat_time({"greptime_timestamp": stored, "__REALTIME_TIMESTAMP": behind}) == ingest
+
+
+def test_a_retired_key_proves_no_line_written_after_its_retirement_whatever_the_store_time_says(site):
+    inventory, ring = _site(site)
+    retired_at = NOW + dt.timedelta(days=2)
+    after = {**dict(JOURNAL), "__REALTIME_TIMESTAMP": str(int((retired_at + dt.timedelta(hours=1)).timestamp() * 1e6))}
+    forged = _stored(_signer(inventory, ring, "web1").remap(after))  # signed with the key that will be retired
+    ensure_keys(site.parent, ["web1"], NOW + dt.timedelta(days=1), rotate=True)
+    keys_deployed(site.parent, {"web1": load_keyring(keyring_path(site.parent)).current("web1").kid}, retired_at)
+    verifier = Verifier(load_keyring(keyring_path(site.parent)))
+    # the store's time is not signed: backdated into the grace, it proves nothing of a line written later
+    backdated = {**forged, "greptime_timestamp": retired_at.replace(tzinfo=None) - dt.timedelta(days=1)}
+    assert verifier.check(backdated).problem == "retired_key"

@@ -272,7 +272,7 @@ class Verifier:
         # a key set-up, the larger part of a check's cost. A retired key proves rows the store received up to
         # `grace` after its retirement (what senders had buffered); later rows it signed prove nothing.
         self._keys = {
-            kid: (host, *_pads(key), _stamp(retired) + grace if retired else None)
+            kid: (host, *_pads(key), (_stamp(retired), _stamp(retired) + grace) if retired else None)
             for kid, (host, key, retired) in ring.by_kid().items()
         }
 
@@ -287,11 +287,9 @@ class Verifier:
         known = self._keys.get(kid) if isinstance(kid, str) else None
         if known is None:
             return Verdict("unknown_key")
-        signer, inner, outer, valid_until = known
-        if valid_until is not None:
-            stored = row.get("greptime_timestamp")
-            if not isinstance(stored, dt.datetime) or to_micros(stored) > valid_until:
-                return Verdict("retired_key", signer)
+        signer, inner, outer, retirement = known
+        if retirement is not None and not _before_retirement(row, *retirement):
+            return Verdict("retired_key", signer)
         message = canonical(row)
         if message is None or sig.__class__ is not str or len(sig) != 64:
             return Verdict("bad_signature", signer)
@@ -308,6 +306,19 @@ class Verifier:
 
 # A sender's clock may lag the store's by this much before its heartbeats count by the time it signed.
 HEARTBEAT_SKEW = 10 * 60 * 1_000_000
+
+
+def _before_retirement(row: Mapping[str, Any], retired: int, valid_until: int) -> bool:
+    """Whether a retired key may prove this row: the line was written before the key was retired (its signed
+    journal time, with a sender's clock skew) and reached the store within the grace that buffered lines
+    take. The store's own timestamp is not signed: backdating it alone proves nothing."""
+    stored = row.get("greptime_timestamp")
+    signed = row.get("__REALTIME_TIMESTAMP")
+    if not isinstance(stored, dt.datetime) or to_micros(stored) > valid_until:
+        return False
+    if signed.__class__ is not str or not (0 < len(signed) <= 18 and signed.isdigit() and signed.isascii()):
+        return False
+    return int(signed) <= retired + HEARTBEAT_SKEW
 
 
 def heartbeat_time(row: Mapping[str, Any]) -> int | None:

@@ -13,8 +13,10 @@ import math
 import os
 import secrets
 import shutil
+import sqlite3
 import stat
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,8 @@ def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> Archi
         for path in sorted(site_dir.rglob("*")):
             if output.resolve() == path.resolve():
                 continue
+            if path.name.endswith((".sqlite-wal", ".sqlite-shm", ".sqlite-journal")):
+                continue  # a state's own side files: its snapshot below holds what they had committed
             mode = path.lstat().st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise BadInputError(f"{path}: not a regular file or directory; not archived")
@@ -69,8 +73,13 @@ def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> Archi
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             if stat.S_ISREG(mode):
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
+                data = _consistent(path) if path.suffix == ".sqlite" else None
+                if data is not None:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                else:
+                    with path.open("rb") as handle:
+                        tar.addfile(info, handle)
                 files += 1
             else:
                 tar.addfile(info)
@@ -79,6 +88,24 @@ def backup_site(site_dir: Path, output: Path, passphrase: bytes | None) -> Archi
     data = MAGIC + salt + nonce + sealed
     atomic_write(output, data, mode=0o600)
     return ArchiveResult(files, len(data))
+
+
+def _consistent(path: Path) -> bytes | None:
+    """An SQLite state as of its last commit, through SQLite's backup API: an analysis committing while the
+    archive is made cannot leave a torn copy. None when the file is not a database SQLite reads."""
+    with tempfile.TemporaryDirectory(prefix="logstack-archive-") as tmp:
+        copy = Path(tmp) / "copy.sqlite"
+        try:
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            try:
+                with sqlite3.connect(copy) as target:
+                    source.backup(target)
+                target.close()
+            finally:
+                source.close()
+        except sqlite3.Error:
+            return None
+        return copy.read_bytes()
 
 
 def restore_site(archive: Path, target: Path, passphrase: bytes | None) -> ArchiveResult:
