@@ -83,7 +83,7 @@ class EventBuilder:
             family = "ssh" if ident in SSH_IDENTIFIERS else ident
             # Lines an earlier run reported never group with new ones: a new event stays new.
             marker = "known" if self.known and key in self.known else ""
-            group_key = (line.machine or line.host, line.boot, line.pid, family, marker)
+            group_key = (line.machine or line.host, line.boot, line.pid, family, marker, line.auth or "")
         group = self._open.get(group_key)
         if (
             group is not None
@@ -114,7 +114,7 @@ class EventBuilder:
         known = self.known
         event.known = bool(known) and all(line.key in known for line in event.lines)
         if event.source_ip and event.source_port and event.ssh:
-            conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+            conn = _connection(event)
             partner = self._conn_index.get(conn)
             if (
                 partner is not None
@@ -164,7 +164,7 @@ class EventBuilder:
         while closed and (final or closed[0].last_arrival < release):
             event = closed.popleft()
             if event.source_ip and event.source_port:
-                conn = (event.machine_id or event.host, event.boot_id or "", event.source_ip, event.source_port)
+                conn = _connection(event)
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out)
@@ -271,6 +271,13 @@ def source_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return address
+
+
+def _connection(event: Event) -> tuple[str, ...]:
+    """One SSH connection's events (its monitor's and its child's) by machine, boot, peer and who vouches
+    for the lines: an unproven event never merges with a proven one."""
+    auth = event.lines[0].auth or ""
+    return (event.machine_id or event.host, event.boot_id or "", event.source_ip or "", str(event.source_port), auth)
 
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:

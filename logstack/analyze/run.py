@@ -66,6 +66,8 @@ def _groups(event: Event) -> list[bytes]:
         return [group_key("brute_force", "", event.source_ip or "", "")]
     first = event.lines[0]
     family = "ssh" if first.ident in SSH_IDENTIFIERS else first.ident
+    if first.auth:  # an unproven event never continues a proven one
+        family = f"{family}|{first.auth}"
     return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
 
 

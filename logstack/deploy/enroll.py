@@ -25,6 +25,7 @@ from logstack.integrity.signatures import (
     keys_deployed,
     kid_in,
     load_keyring,
+    machines_enrolled,
     site_verifier,
 )
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
@@ -99,6 +100,13 @@ def enroll(
     if not dry_run:  # the keys the hosts now sign with: the ones minted before are retired
         deployed = {n: kid for n, r in results.items() if r.status in ("ok", "changed") and (kid := _deployed_kid(r))}
         keys_deployed(inventory.site_dir, deployed, _now())
+        # the machine each host was enrolled on: its rows must name it (a re-imaged host is enrolled again)
+        machines = {
+            n: r.facts.machine_id
+            for n, r in results.items()
+            if r.status in ("ok", "changed") and r.facts is not None and r.facts.machine_id
+        }
+        machines_enrolled(inventory.site_dir, machines)
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)

@@ -42,6 +42,7 @@ _KID_RE = re.compile(r"[0-9a-f]{16}")
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _SIG_RE = re.compile(r"[0-9a-f]{64}")
+_MACHINE_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def key_id(key: bytes) -> str:
@@ -65,6 +66,9 @@ class KeyRing:
 
     hosts: dict[str, list[HostKey]] = field(default_factory=dict)
     seal_key: bytes = b""
+    # each host's machine ids, learned when it was enrolled: a row a host's key signed naming another
+    # machine is not that host's (a re-imaged host gets its new id by being enrolled again)
+    machines: dict[str, list[str]] = field(default_factory=dict)
 
     def current(self, host: str) -> HostKey | None:
         live = [k for k in self.hosts.get(host, []) if k.retired is None]
@@ -128,6 +132,10 @@ def load_keyring(path: Path) -> KeyRing:
         ring = KeyRing(seal_key=bytes.fromhex(seal_key))
         for host, keys in data["hosts"].items():
             ring.hosts[str(host)] = [_host_key(k) for k in keys]
+        for host, ids in (data.get("machines") or {}).items():
+            if not all(isinstance(i, str) and _MACHINE_RE.fullmatch(i) for i in ids):
+                raise ValueError("a machine id is not 32 hexadecimal digits")
+            ring.machines[str(host)] = list(ids)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SecretsError(f"{path}: not a logstack signing key ring") from None
     return ring
@@ -163,6 +171,8 @@ def save_keyring(path: Path, ring: KeyRing) -> None:
             for host, keys in sorted(ring.hosts.items())
         },
     }
+    if ring.machines:
+        data["machines"] = {host: list(ids) for host, ids in sorted(ring.machines.items())}
     atomic_write(path, json.dumps(data, indent=1) + "\n", mode=0o600)
 
 
@@ -171,6 +181,20 @@ def keys_deployed(site_dir: Path, deployed: Mapping[str, str], now: dt.datetime)
     path = keyring_path(site_dir)
     ring = load_keyring(path)
     if any([ring.retire_older(host, kid, now) for host, kid in deployed.items()]):
+        save_keyring(path, ring)
+
+
+def machines_enrolled(site_dir: Path, machines: Mapping[str, str]) -> None:
+    """These hosts (name → machine id) were enrolled on those machines: their rows must name them."""
+    path = keyring_path(site_dir)
+    ring = load_keyring(path)
+    changed = False
+    for host, machine in machines.items():
+        known = ring.machines.setdefault(host, [])
+        if _MACHINE_RE.fullmatch(machine) and machine not in known:
+            known.append(machine)
+            changed = True
+    if changed:
         save_keyring(path, ring)
 
 
@@ -275,6 +299,7 @@ class Verifier:
             kid: (host, *_pads(key), (_stamp(retired), _stamp(retired) + grace) if retired else None)
             for kid, (host, key, retired) in ring.by_kid().items()
         }
+        self._machines = {host: frozenset(ids) for host, ids in ring.machines.items() if ids}
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -301,6 +326,9 @@ class Verifier:
             return Verdict("bad_signature", signer)
         if row.get("logstack_host") != signer:
             return Verdict("forged_host", signer)
+        machines = self._machines.get(signer)
+        if machines is not None and row.get("_MACHINE_ID") not in machines:
+            return Verdict("forged_host", signer)  # signed by the host's key, about another machine
         return OK
 
 

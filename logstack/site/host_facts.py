@@ -38,10 +38,12 @@ line=$(vector --version 2>/dev/null); echo "vector=${line%%
 echo "arch=$(uname -m)"
 if [ -d /var/log/journal ]; then echo "journal=persistent"; else echo "journal=volatile"; fi
 if command -v apt-get >/dev/null 2>&1; then echo "pkg=apt"; elif command -v dnf >/dev/null 2>&1; then echo "pkg=dnf"; fi
+echo "machine_id=$(cat /etc/machine-id 2>/dev/null)"
 """
 
 _WORD_RE = re.compile(r"[A-Za-z0-9._+~-]{1,64}")
 _SYSTEMD_RE = re.compile(r"systemd (\d{2,4})\b.*")
+_MACHINE_ID_RE = re.compile(r"[0-9a-f]{32}")
 _VECTOR_RE = re.compile(r"vector (\d{1,4})\.(\d{1,4})\.(\d{1,4})\b.*")
 
 
@@ -56,6 +58,7 @@ class HostFacts:
     arch: str | None = None
     journal: str | None = None  # persistent | volatile
     packages: str | None = None  # the package manager: apt | dnf
+    machine_id: str | None = None  # /etc/machine-id: what the journal stamps as _MACHINE_ID
 
     @property
     def current_boot_only(self) -> bool:
@@ -90,7 +93,7 @@ def parse_facts(output: str) -> HostFacts:
     raw: dict[str, str] = {}
     for line in output.splitlines()[:20]:
         key, sep, value = line.partition("=")
-        if sep and key in {"os_id", "os_version", "systemd", "vector", "arch", "journal", "pkg"}:
+        if sep and key in {"os_id", "os_version", "systemd", "vector", "arch", "journal", "pkg", "machine_id"}:
             raw[key] = value.strip()
     systemd = _SYSTEMD_RE.fullmatch(raw.get("systemd", ""))
     vector = _VECTOR_RE.fullmatch(raw.get("vector", ""))
@@ -102,6 +105,7 @@ def parse_facts(output: str) -> HostFacts:
         arch=_word(raw.get("arch")),
         journal=raw.get("journal") if raw.get("journal") in ("persistent", "volatile") else None,
         packages=raw.get("pkg") if raw.get("pkg") in ("apt", "dnf") else None,
+        machine_id=raw["machine_id"] if _MACHINE_ID_RE.fullmatch(raw.get("machine_id", "")) else None,
     )
 
 

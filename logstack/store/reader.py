@@ -140,6 +140,9 @@ class DatabaseSource:
                     if verdict.problem is not None:
                         self.unverified += 1
                         line.auth = verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}"
+                        # who vouches for a line is part of its identity: an unproven one never stands for,
+                        # suppresses or joins a proven one with the same machine, cursor, boot and PID
+                        line.key = f"{line.key}|{line.auth}"
                 stamp = row["greptime_timestamp"]
                 if stamp == newest:
                     keys.add(line.key)
