@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from logstack.integrity.signatures import KeyRing, canonical, save_keyring  # noqa: E402
+from logstack.integrity.keyring import KeyRing, save_keyring  # noqa: E402
+from logstack.integrity.signatures import canonical  # noqa: E402
 from tests.journal import entry  # noqa: E402
 from tests.mariadb import COLUMNS, PASSWORD, start_mariadb  # noqa: E402
 

@@ -11,8 +11,8 @@ import hypothesis
 from hypothesis import strategies as st
 
 from logstack.base.errors import LogstackError
+from logstack.integrity.keyring import KeyRing, load_keyring, save_keyring
 from logstack.integrity.seal_chain import last_verification, read_chain, read_head
-from logstack.integrity.signatures import KeyRing, load_keyring, save_keyring
 from logstack.site.archive import MAGIC, restore_site
 
 KEY = b"k" * 32

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
+from logstack.integrity.keyring import ensure_keys
 from logstack.integrity.seal_chain import SEALS
-from logstack.integrity.signatures import ensure_keys
 from logstack.site.inventory import load_inventory
 from tests.mariadb import PASSWORD
 
@@ -159,7 +159,7 @@ def test_sealing_again_adds_no_hour_twice_and_exports(sealed_site, tmp_path):
 def test_the_server_seals_without_an_inventory(sealed_site, tmp_path, mariadb, runner):
     """What logstack-seal.service runs: the deployed seal key file and the service's state directory."""
     from logstack.cli import app
-    from logstack.integrity.signatures import keyring_path, load_keyring
+    from logstack.integrity.keyring import keyring_path, load_keyring
 
     cli, _, _, chain = sealed_site
     key_file = tmp_path / "seal.key"
@@ -299,8 +299,8 @@ def test_hostile_state_files_are_one_line_errors(sealed_site, tmp_path):
 
 def test_a_record_dated_in_the_future_or_a_short_seal_key_is_refused(sealed_site, tmp_path, mariadb, runner):
     from logstack.cli import app
+    from logstack.integrity.keyring import keyring_path, load_keyring
     from logstack.integrity.seal_chain import LAST_VERIFICATION, last_verification
-    from logstack.integrity.signatures import keyring_path, load_keyring
 
     cli, _, _, chain = sealed_site
     assert cli("verify").exit_code == 0

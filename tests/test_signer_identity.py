@@ -7,17 +7,16 @@ from __future__ import annotations
 import secrets
 
 from logstack.analyze.grouping import build_events
-from logstack.integrity.signatures import (
+from logstack.integrity.keyring import (
     HostKey,
     KeyRing,
-    Verifier,
     key_id,
     keyring_path,
     load_keyring,
     machines_enrolled,
     save_keyring,
-    sign_row,
 )
+from logstack.integrity.signatures import Verifier, sign_row
 from logstack.site.host_facts import parse_facts
 from logstack.store.greptime import DatabaseConfig
 from logstack.store.reader import DatabaseSource

@@ -20,17 +20,8 @@ from hypothesis import strategies as st
 
 from logstack.analyze.grouping import build_events
 from logstack.base.package_data import example_inventory_path
-from logstack.integrity.signatures import (
-    SECRET_REFERENCE,
-    SIGNED_FIELDS,
-    HostKey,
-    KeyRing,
-    Verifier,
-    ensure_keys,
-    keyring_path,
-    keys_deployed,
-    load_keyring,
-)
+from logstack.integrity.keyring import HostKey, KeyRing, ensure_keys, keyring_path, keys_deployed, load_keyring
+from logstack.integrity.signatures import SECRET_REFERENCE, SIGNED_FIELDS, Verifier
 from logstack.journal.line import from_row
 from logstack.render.rendered import write_tree
 from logstack.render.site_files import render_site
@@ -289,6 +280,48 @@ def test_analyze_and_report_over_the_store_flag_what_fails_authentication(site, 
     )
     assert plain.exit_code == 0, plain.output
     assert "not checked" in md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
+
+
+def test_a_site_without_its_key_ring_fails_closed_unless_told(site, mariadb, runner, tmp_path):
+    """A lost signing-keys.json must not turn into a run where nothing is checked and nothing flagged."""
+    from logstack.cli import app
+    from tests.mariadb import PASSWORD
+
+    inventory, ring = _site(site)
+    name = "ring_lost"
+    mariadb.create_logs(name)
+    base = dt.datetime(2026, 11, 30, 10, 0, 0)
+    event = {
+        **JOURNAL,
+        "message": "Accepted publickey for alice from 203.0.113.9 port 40000 ssh2",
+        "__REALTIME_TIMESTAMP": str(int((base.replace(tzinfo=dt.UTC).timestamp()) * 1e6)),
+    }
+    signed = _stored(_signer(inventory, ring, "web1").remap(event))
+    mariadb.insert(name, [{**signed, "greptime_timestamp": base + dt.timedelta(seconds=1)}])
+    keyring_path(load_inventory(inventory).site_dir).unlink()
+    args = ["--db-port", str(mariadb.port), "--db-name", name, "-i", str(inventory)]
+    env = {"GREPTIMEDB_PASSWORD": PASSWORD}
+    refused = runner.invoke(app, ["analyze", *args, "--since", "2026-11-30", "--format", "json"], env=env)
+    assert refused.exit_code == 2, refused.output
+    assert "signing-keys.json" in refused.output and "--no-verify-signatures" in refused.output
+    assert "Traceback" not in refused.output and refused.stdout.strip().count("\n") <= 1
+    md = tmp_path / "r.md"
+    period = ["--since", "2026-11-30", "--until", "2026-12-01"]
+    report = runner.invoke(
+        app, ["report", "-o", str(tmp_path / "r.html"), "--markdown", str(md), *period, *args], env=env
+    )
+    assert report.exit_code == 2 and "signing-keys.json" in report.output and not md.exists()
+    told = [*args, "--no-verify-signatures"]
+    read = runner.invoke(app, ["analyze", *told, "--since", "2026-11-30", "--format", "json"], env=env)
+    assert read.exit_code == 0, read.output
+    (alice,) = json.loads(read.stdout)
+    assert "unauthenticated" in alice["flags"] and alice["authentication"] == ["not_verified"]
+    report = runner.invoke(
+        app, ["report", "-o", str(tmp_path / "r.html"), "--markdown", str(md), *period, *told], env=env
+    )
+    assert report.exit_code == 0, report.output
+    section = md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
+    assert "web1: 1 not\\_verified" in section
 
 
 def test_unsigned_columns_of_journald_names_are_never_read_from_the_store(site, mariadb, runner):

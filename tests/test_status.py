@@ -14,6 +14,7 @@ import time
 import pytest
 import yaml
 
+from logstack.integrity.keyring import keyring_path, load_keyring
 from logstack.integrity.signatures import sign_row
 from logstack.pki import PKI
 from logstack.site.inventory import load_inventory
@@ -46,7 +47,10 @@ def _signed(fleet, row: dict, signer: str | None = None) -> dict:
     test_signing proves with the real VRL engine)."""
     host = fleet.hosts[signer or row["logstack_host"]]
     key = bytes.fromhex(host.path("/etc/vector/secrets/signing_key").read_text().strip())
-    return sign_row(row, key)
+    # journald stamps the machine the line was written on: the id enrolment bound to the host's key
+    machines = load_keyring(keyring_path(load_inventory(fleet.inventory).site_dir)).machines
+    name = signer or row["logstack_host"]
+    return sign_row({"_MACHINE_ID": machines[name][0], **row} if machines.get(name) else row, key)
 
 
 def _prepare(fleet):
@@ -166,6 +170,8 @@ def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, g
         assert result.exit_code == 1
         assert "PROBLEM server: Vector TLS port failed" in result.stdout
         assert "PROBLEM web1: not enrolled" in result.stdout
+        # no init-server ran here: the key ring is missing, which fails closed as a finding, not a crash
+        assert "signing-keys.json: no signing key ring, so no heartbeat is proven" in result.stdout
     finally:
         fleet.stop()
 

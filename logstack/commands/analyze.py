@@ -22,6 +22,7 @@ from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
 from logstack.commands.db_options import StoreOptions, store_options
+from logstack.commands.options import VerifyOpt
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
@@ -68,6 +69,7 @@ def analyze(
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
     ] = None,
+    verify_signatures: VerifyOpt = True,
     alerts: AlertsOpt = None,
     alert_secrets: AlertSecretsOpt = None,
 ) -> None:
@@ -98,7 +100,7 @@ def analyze(
         result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
     else:
         with DatabaseSource(
-            store.config(inv), verifier=site_verifier(inv.site_dir if inv else None, signing_keys)
+            store.config(inv), verifier=site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         ) as db:
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:

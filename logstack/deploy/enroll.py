@@ -17,17 +17,8 @@ from logstack.connection.registry import connect
 from logstack.connection.targets import host_target, known_hosts_path, receiver_target, server_target
 from logstack.deploy.apply import DeployOptions, deploy_machine
 from logstack.deploy.result import HostResult
-from logstack.integrity.signatures import (
-    Verifier,
-    ensure_keys,
-    heartbeat_time,
-    keyring_path,
-    keys_deployed,
-    kid_in,
-    load_keyring,
-    machines_enrolled,
-    site_verifier,
-)
+from logstack.integrity.keyring import ensure_keys, keyring_path, keys_deployed, load_keyring, machines_enrolled
+from logstack.integrity.signatures import Verifier, heartbeat_time, kid_in, site_verifier
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
@@ -97,22 +88,23 @@ def enroll(
     results = {r.name: r for r in refused}
     for result in _deploy_hosts(inventory, pki, ready, options, forks, report):
         results[result.name] = result
-    if not dry_run:  # the keys the hosts now sign with: the ones minted before are retired
-        deployed = {n: kid for n, r in results.items() if r.status in ("ok", "changed") and (kid := _deployed_kid(r))}
-        keys_deployed(inventory.site_dir, deployed, _now())
-        # the machine each host was enrolled on: its rows must name it (a re-imaged host is enrolled again)
-        machines = {
-            n: r.facts.machine_id
-            for n, r in results.items()
-            if r.status in ("ok", "changed") and r.facts is not None and r.facts.machine_id
-        }
-        machines_enrolled(inventory.site_dir, machines)
+    if not dry_run:
+        _record_deployed_keys(inventory, results)
     ordered = [results[h.name] for h in hosts if h.name in results]
     if delivery_timeout is not None and not dry_run:
         verify_delivery(inventory, ordered, delivery_timeout, db_port, accept_new, started)
     if inventory.server.firewall and not all(r.status in ("failed", "unreachable") for r in ordered):
         ordered += _update_allowlists(inventory, pki, options, report)
     return ordered
+
+
+def _record_deployed_keys(inventory: Inventory, results: dict[str, HostResult]) -> None:
+    """The keys the hosts now sign with (the ones minted before are retired) and the machine each host was
+    enrolled on: its rows must name it (a re-imaged host is enrolled again)."""
+    done = {n: r for n, r in results.items() if r.status in ("ok", "changed")}
+    keys_deployed(inventory.site_dir, {n: kid for n, r in done.items() if (kid := _deployed_kid(r))}, _now())
+    machines = {n: r.facts.machine_id for n, r in done.items() if r.facts is not None and r.facts.machine_id}
+    machines_enrolled(inventory.site_dir, machines)
 
 
 def _update_allowlists(inventory: Inventory, pki: PKI, options: DeployOptions, report: Any) -> list[HostResult]:

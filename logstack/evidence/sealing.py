@@ -12,6 +12,7 @@ from logstack.base.clock import SECOND, iso
 from logstack.base.errors import BadInputError, SecretsError
 from logstack.base.fsutil import ensure_private_dir, exclusive
 from logstack.base.safe_read import KiB, read_file
+from logstack.integrity.keyring import keyring_path, load_keyring
 from logstack.integrity.seal_chain import (
     SEALS,
     STARTED,
@@ -27,7 +28,6 @@ from logstack.integrity.seal_chain import (
     verify_hours,
     write_head,
 )
-from logstack.integrity.signatures import keyring_path, load_keyring
 from logstack.site.inventory import Inventory
 from logstack.store.greptime import DatabaseConfig, ttl_seconds
 

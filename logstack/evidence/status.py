@@ -19,6 +19,7 @@ from logstack.connection.base import Connection
 from logstack.connection.registry import connect
 from logstack.connection.targets import known_hosts_path, receiver_target, server_target
 from logstack.evidence.receiver_metrics import ReceiverMetrics, exporter_addresses, read_metrics
+from logstack.integrity.keyring import keyring_path
 from logstack.integrity.signatures import Verifier, heartbeat_time, site_verifier
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI, SERVER
@@ -205,7 +206,11 @@ def check_status(
         _check_backup_files(conn, analyst, inventory, server, site_s3(inventory, secrets))
         _check_alerts(conn, inventory, server)
         with site_database(conn, inventory, secrets.db_password("analyst"), db_port) as config:
-            verifier = site_verifier(inventory.site_dir, None)
+            # fail closed: without the key ring no heartbeat is proven, and that is itself a finding
+            ring = keyring_path(inventory.site_dir)
+            verifier = site_verifier(inventory.site_dir, None, verify=ring.exists())
+            if not ring.exists():
+                server.problems.append(f"{ring}: no signing key ring, so no heartbeat is proven (run init-server)")
             recent = now - max(2 * silence, dt.timedelta(hours=1))
             seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)
     server.receiver_metrics = _receivers_metrics(inventory, exporters, accept_new)

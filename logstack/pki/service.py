@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 import logstack.pki.mint as mint
 from logstack.base.clock import parse_registry_time as parse_time
 from logstack.base.errors import PKIError
-from logstack.integrity.signatures import ensure_keys, retire_keys
+from logstack.integrity.keyring import ensure_keys, retire_keys
 from logstack.pki.lifecycle import PKI
 from logstack.pki.registry import SERVER, CARecord, CertRecord
 from logstack.site.inventory import Inventory

@@ -15,7 +15,7 @@ from logstack.connection.base import Connection
 from logstack.connection.targets import receiver_target, server_target
 from logstack.deploy.apply import DeployOptions, deploy_machine
 from logstack.deploy.result import HostResult
-from logstack.integrity.signatures import ensure_keys
+from logstack.integrity.keyring import ensure_keys
 from logstack.pki import PKI, SERVER
 from logstack.provision.logstack_install import first_run, install_logstack, run_root_script
 from logstack.provision.receivers import ensure_receiver_certificates, ensure_vector, receiver_hooks

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from logstack.integrity.signatures import KEYRING, SECRET_DIR, SECRET_NAME
+from logstack.integrity.keyring import KEYRING
+from logstack.integrity.signatures import SECRET_DIR, SECRET_NAME
 from logstack.render.rendered import SERVER_MACHINE, RenderedFile
 from logstack.render.templating import placeholder, template
 

@@ -7,12 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from logstack.base.paths import DATA_ROOT
-from logstack.integrity.signatures import (
-    SECRET_DIR,
-    keyring_path,
-    load_keyring,
-    sign_vrl,
-)
+from logstack.integrity.keyring import keyring_path, load_keyring
+from logstack.integrity.signatures import SECRET_DIR, sign_vrl
 from logstack.journal.selection import Selection
 from logstack.pki import PKI, SERVER
 from logstack.render.file_table import (
