@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(openssh-server mariadb-server mariadb-client openssl systemd util-linux iproute2 procps sudo curl nftables chromium fonts-dejavu-core)
+packages=(openssh-server mariadb-server mariadb-client openssl systemd util-linux iproute2 procps sudo curl nftables chromium fonts-dejavu-core faketime)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +220,42 @@ def test_random_interleavings_report_every_event_exactly_once(mariadb, tmp_path_
     got = {i: n for i, n in reported if i in expected}
     assert len(ids) == len(set(ids)), "an event was reported twice"
     assert got == expected, "an event was missed or reported incomplete"
+
+
+def _analyze_at(offset: str | None, mariadb, name: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`analyze --since-last-run` in a process whose clock libfaketime moves by `offset` (the store's is real)."""
+    command = [sys.executable, "-m", "logstack", "analyze", "--db-port", str(mariadb.port), "--db-user", "analyst"]
+    command += ["--db-name", name, "--since-last-run", "--data-dir", str(data_dir), "--format", "jsonl"]
+    if offset is not None:
+        command = ["faketime", "-f", offset, *command]
+    env = {**os.environ, "GREPTIMEDB_PASSWORD": PASSWORD}
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
+
+
+def test_the_resume_point_goes_by_the_store_s_clock_and_a_skew_is_refused(db, tmp_path: Path):
+    """A clock 15 minutes off either way used to lose lines for good, exit 0; now it is refused, the skew named."""
+    mariadb, name = db
+    mariadb.insert(name, [to_row(e, int(e["__REALTIME_TIMESTAMP"]) + SECOND) for e in sample_entries()])
+    for offset, side in (("+15m", r"(899|900|901) s ahead of"), ("-15m", r"(899|900|901) s behind")):
+        refused = _analyze_at(offset, mariadb, name, tmp_path)
+        assert refused.returncode == 3, refused.stderr
+        # the store's clock is read to the second (MariaDB's CURRENT_TIMESTAMP)
+        assert re.search(side, refused.stderr) and "store's" in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.stdout == "" and not list(tmp_path.rglob("*.sqlite*"))  # no resume point written
+    first = _analyze_at(None, mariadb, name, tmp_path)
+    assert first.returncode == 0 and len(first.stdout.splitlines()) == 22, first.stderr
+    # within the window the run goes by the store's clock: a line the store took 20 s ago is not settled yet
+    # (the default settle is 2 minutes) though this machine's clock, 5 minutes ahead, would call it settled
+    now = dt.datetime.now(dt.UTC)
+    settled = int((now - dt.timedelta(minutes=4)).timestamp() * 1e6)
+    fresh = int((now - dt.timedelta(seconds=20)).timestamp() * 1e6)
+    later = [
+        entry(settled - n * SECOND, "sudo", 900 + n, f"u{n} : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/id")
+        for n in range(7)
+    ]
+    waiting = entry(fresh, "sudo", 999, "late : TTY=pts/2 ; PWD=/ ; USER=root ; COMMAND=/bin/id")
+    mariadb.insert(name, [to_row(e, settled) for e in later] + [to_row(waiting, fresh)])
+    ahead = _analyze_at("+5m", mariadb, name, tmp_path)
+    assert ahead.returncode == 0, ahead.stderr
+    users = sorted(json.loads(x)["user"] for x in ahead.stdout.splitlines())
+    assert users == sorted(f"u{n}" for n in range(7)), users

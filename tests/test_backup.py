@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logstack.integrity.keyring import ensure_keys
 from logstack.render.site_files import render_site
 from logstack.site.inventory import load_inventory
 from logstack.store.backup import MANIFEST, STAMP_FORMAT, keep, prune
@@ -194,6 +195,7 @@ def test_the_weekly_report_shows_the_newest_backup_and_flags_a_late_one(runner, 
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(EXAMPLE, site / "inventory.yaml")  # backups every day, max_age_hours 26
+    ensure_keys(site, [], dt.datetime.now(dt.UTC))  # the key ring init-server writes: report refuses a site without
     mariadb.create_logs("backupreport")
     with mariadb.admin() as conn, conn.cursor() as cur:
         cur.execute(

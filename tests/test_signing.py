@@ -322,6 +322,14 @@ def test_a_site_without_its_key_ring_fails_closed_unless_told(site, mariadb, run
     assert report.exit_code == 0, report.output
     section = md.read_text().split("## Records that failed authentication", 1)[1].split("##", 1)[0]
     assert "web1: 1 not\\_verified" in section
+    # a ring put back empty (or one written before any host was enrolled) proves nothing: every row is flagged
+    ring_file = keyring_path(load_inventory(inventory).site_dir)
+    ring_file.write_text('{"hosts": {}}')
+    ring_file.chmod(0o600)
+    empty = runner.invoke(app, ["analyze", *args, "--since", "2026-11-30", "--format", "json"], env=env)
+    assert empty.exit_code == 0, empty.output
+    (alice,) = json.loads(empty.stdout)
+    assert "unauthenticated" in alice["flags"] and alice["authentication"] == ["unknown_key"]
 
 
 def test_unsigned_columns_of_journald_names_are_never_read_from_the_store(site, mariadb, runner):
@@ -403,3 +411,19 @@ def test_a_retired_key_proves_no_line_written_after_its_retirement_whatever_the_
     # the store's time is not signed: backdated into the grace, it proves nothing of a line written later
     backdated = {**forged, "greptime_timestamp": retired_at.replace(tzinfo=None) - dt.timedelta(days=1)}
     assert verifier.check(backdated).problem == "retired_key"
+
+
+def test_verification_options_that_cannot_both_hold_are_refused(tmp_path, runner):
+    from logstack.cli import app
+
+    ring = tmp_path / "ring.json"
+    env = {"GREPTIMEDB_PASSWORD": "unused"}  # refused before any connection (port 1 answers nothing)
+    both = runner.invoke(
+        app, ["analyze", "--signing-keys", str(ring), "--no-verify-signatures", "--db-port", "1"], env=env
+    )
+    assert both.exit_code == 2 and "contradict" in both.output, both.output
+    nothing = runner.invoke(
+        app, ["report", "-o", str(tmp_path / "r.html"), "--verify-signatures", "--db-port", "1"], env=env
+    )
+    assert nothing.exit_code == 2 and "--verify-signatures needs a key ring" in nothing.output, nothing.output
+    assert not (tmp_path / "r.html").exists()

@@ -171,7 +171,14 @@ def test_status_with_the_vector_port_closed(tmp_path, ssh_client_key, mariadb, g
         assert "PROBLEM server: Vector TLS port failed" in result.stdout
         assert "PROBLEM web1: not enrolled" in result.stdout
         # no init-server ran here: the key ring is missing, which fails closed as a finding, not a crash
-        assert "signing-keys.json: no signing key ring, so no heartbeat is proven" in result.stdout
+        assert "signing-keys.json: no signing key ring, so no row can be proven" in result.stdout
+        # a ring that is there but unusable is a finding too, and every other check still runs
+        ring = load_inventory(fleet.inventory).site_dir / "signing-keys.json"
+        ring.mkdir()
+        broken = invoke(runner, "status", "-i", fleet.inventory, "--db-port", str(mariadb.port))
+        assert broken.exit_code == 1, broken.output
+        assert "signing-keys.json: not a regular file" in broken.stdout
+        assert "PROBLEM web1: not enrolled" in broken.stdout
     finally:
         fleet.stop()
 

@@ -71,6 +71,26 @@ def _groups(event: Event) -> list[bytes]:
     return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
 
 
+def resume_clock(local: int, store: int, window: int) -> int:
+    """The time a resumable run over the store goes by: the store's own (`now` of the rows' timestamps), so the
+    resume point and the rows are on one clock. Clocks apart by more than the re-read `window` are refused,
+    the skew named: whichever is wrong, a run now could skip what arrives meanwhile."""
+    if store <= 0:
+        raise RuntimeFailure("the store did not tell its time (SELECT CURRENT_TIMESTAMP)")
+    skew = local - store
+    if abs(skew) > window:
+        side = "ahead of" if skew > 0 else "behind"
+        raise RuntimeFailure(
+            f"this machine's clock is {_seconds(abs(skew))} {side} the store's ({iso(store)}), more than the "
+            f"{_seconds(window)} a run re-reads: fix the clock (NTP) on whichever is wrong"
+        )
+    return store
+
+
+def _seconds(micros: int) -> str:
+    return f"{micros // SECOND} s"
+
+
 def run_analysis(
     source: LineSource,
     options: RunOptions,

@@ -16,13 +16,12 @@ from logstack.alerts.delivery import Collector, deliver, load_config
 from logstack.analyze.export import journal_lines
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
-from logstack.analyze.run import RunOptions, run_analysis
+from logstack.analyze.run import RunOptions, resume_clock, run_analysis
 from logstack.base.clock import duration_micros, parse_since
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
-from logstack.commands.db_options import StoreOptions, store_options
-from logstack.commands.options import VerifyOpt
+from logstack.commands.db_options import StoreOptions, VerifyOpt, store_options
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
@@ -69,7 +68,7 @@ def analyze(
         Path | None,
         typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the inventory's site's."),
     ] = None,
-    verify_signatures: VerifyOpt = True,
+    verify_signatures: VerifyOpt = None,
     alerts: AlertsOpt = None,
     alert_secrets: AlertSecretsOpt = None,
 ) -> None:
@@ -99,9 +98,10 @@ def analyze(
     if journal is not None:
         result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
     else:
-        with DatabaseSource(
-            store.config(inv), verifier=site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
-        ) as db:
+        verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
+        with DatabaseSource(store.config(inv), verifier=verifier) as db:
+            if options.state_path is not None:  # one clock: the one the rows are stamped with
+                now = resume_clock(now, db.store_now(), options.overlap)
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
         flush()

@@ -94,3 +94,14 @@ def store_options(command: F) -> F:
 def typing_hints(command: Callable[..., Any]) -> dict[str, Any]:
     """A command's parameter annotations resolved (its module uses postponed annotations)."""
     return typing.get_type_hints(command, include_extras=True)
+
+
+VerifyOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--verify-signatures/--no-verify-signatures",
+        help="Check each row's signature (default: whenever there is a key ring: -i or --signing-keys; a site's "
+        "must be there). Off: every row is flagged not_verified.",
+        show_default=False,
+    ),
+]

@@ -34,11 +34,3 @@ PackagesOpt = Annotated[
     Path | None,
     typer.Option("--packages", help="Vector package files from `logstack packages` (no repository needed)."),
 ]
-VerifyOpt = Annotated[
-    bool,
-    typer.Option(
-        "--verify-signatures/--no-verify-signatures",
-        help="Check each row's signature against the site's key ring (required unless turned off; "
-        "off: every row is flagged not_verified).",
-    ),
-]

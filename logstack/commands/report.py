@@ -13,8 +13,7 @@ from logstack.analyze.export import journal_lines
 from logstack.base.clock import HOUR, duration_micros, parse_since
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
-from logstack.commands.db_options import StoreOptions, store_options
-from logstack.commands.options import VerifyOpt
+from logstack.commands.db_options import StoreOptions, VerifyOpt, store_options
 from logstack.evidence.report import backup_line, build_report, render_html, render_markdown
 from logstack.evidence.sealing import site_last_verification
 from logstack.integrity.signatures import Unverified, site_verifier
@@ -48,7 +47,7 @@ def report(
     signing_keys: Annotated[
         Path | None, typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the site's.")
     ] = None,
-    verify_signatures: VerifyOpt = True,
+    verify_signatures: VerifyOpt = None,
 ) -> None:
     """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
     now = time.time_ns() // 1000
@@ -77,7 +76,7 @@ def report(
             if inv is not None and inv.server.backup is not None:
                 common["last_backup"] = backup_line(recorded_backup(db), inv.server.backup.max_age_hours, _utc(now))
             # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
-            verified = bool(verifier) and not isinstance(verifier, Unverified)
+            verified = verifier is not None and not isinstance(verifier, Unverified)
             data = build_report(db.lines(start, end + HOUR), **common, verified=verified)
     atomic_write(output, render_html(data), mode=0o644)
     typer.echo(f"wrote {output}: {data.events} events on {len(data.hosts)} hosts")

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from logstack.base.clock import DAY, to_micros
+from logstack.base.clock import DAY, from_micros, to_micros
 from logstack.base.errors import BadInputError, LogstackError, PKIError, RevokedHostError, RuntimeFailure
 from logstack.connection.registry import connect
 from logstack.connection.targets import host_target, known_hosts_path, receiver_target, server_target
@@ -227,11 +227,10 @@ def verify_delivery(
 
 def _run_start(db: DatabaseSource, started: float) -> dt.datetime:
     """When this run started, on the store's clock (ingest times are the store's: no clock skew)."""
-    rows = db.query("SELECT CURRENT_TIMESTAMP(6) AS now", ())
-    now = rows[0]["now"] if rows else None
-    if not isinstance(now, dt.datetime):
+    now = db.store_now()
+    if now <= 0:
         raise RuntimeFailure("server: GreptimeDB did not say what time it is")
-    return now.replace(tzinfo=None) - dt.timedelta(seconds=time.monotonic() - started + 2)
+    return from_micros(now).replace(tzinfo=None) - dt.timedelta(seconds=time.monotonic() - started + 2)
 
 
 def _wait_for_heartbeats(

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from logstack.base.clock import DAY, SECOND, iso, parse_registry_time, to_micros
-from logstack.base.errors import RuntimeFailure
+from logstack.base.errors import RuntimeFailure, SecretsError
 from logstack.base.paths import DATA_ROOT
 from logstack.base.shell import shell_command
 from logstack.base.terminal import escape
@@ -19,7 +19,6 @@ from logstack.connection.base import Connection
 from logstack.connection.registry import connect
 from logstack.connection.targets import known_hosts_path, receiver_target, server_target
 from logstack.evidence.receiver_metrics import ReceiverMetrics, exporter_addresses, read_metrics
-from logstack.integrity.keyring import keyring_path
 from logstack.integrity.signatures import Verifier, heartbeat_time, site_verifier
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI, SERVER
@@ -206,11 +205,12 @@ def check_status(
         _check_backup_files(conn, analyst, inventory, server, site_s3(inventory, secrets))
         _check_alerts(conn, inventory, server)
         with site_database(conn, inventory, secrets.db_password("analyst"), db_port) as config:
-            # fail closed: without the key ring no heartbeat is proven, and that is itself a finding
-            ring = keyring_path(inventory.site_dir)
-            verifier = site_verifier(inventory.site_dir, None, verify=ring.exists())
-            if not ring.exists():
-                server.problems.append(f"{ring}: no signing key ring, so no heartbeat is proven (run init-server)")
+            # fail closed: a key ring missing or unusable proves no heartbeat, and that is itself a finding
+            try:
+                verifier = site_verifier(inventory.site_dir, None)
+            except SecretsError as exc:
+                verifier = site_verifier(inventory.site_dir, None, verify=False)
+                server.problems.append(f"{exc}; no heartbeat is proven")
             recent = now - max(2 * silence, dt.timedelta(hours=1))
             seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)
     server.receiver_metrics = _receivers_metrics(inventory, exporters, accept_new)

@@ -99,11 +99,14 @@ def keyring_path(site_dir: Path) -> Path:
     return site_dir / KEYRING
 
 
-def load_keyring(path: Path) -> KeyRing:
-    """The key ring at `path` (empty when absent); problems are one-line SecretsErrors naming the file."""
+def load_keyring(path: Path, missing: str | None = None) -> KeyRing:
+    """The key ring at `path`: empty when absent, or, given `missing`, a SecretsError naming the file and saying
+    that; other problems are one-line SecretsErrors naming the file."""
     try:
         st = path.lstat()
     except FileNotFoundError:
+        if missing is not None:
+            raise SecretsError(f"{path}: {missing}") from None
         return KeyRing()
     except OSError as exc:
         raise SecretsError(f"{path}: cannot read: {exc.strerror}") from None

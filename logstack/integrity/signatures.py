@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from logstack.base.clock import DAY, to_micros
-from logstack.base.errors import SecretsError
+from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 from logstack.integrity.keyring import HostKey, KeyRing, key_id, keyring_path, load_keyring, stamp_micros
 from logstack.journal.record import SIGNED_FIELDS
@@ -115,9 +115,6 @@ class Verifier:
         }
         self._machines = {host: frozenset(ids) for host, ids in ring.machines.items() if ids}
 
-    def __bool__(self) -> bool:
-        return bool(self._keys)
-
     def check(self, row: Mapping[str, Any]) -> Verdict:
         """The verdict on one row of the logs table."""
         sig, kid = row.get("logstack_sig"), row.get("logstack_kid")
@@ -195,30 +192,30 @@ class Unverified(Verifier):
     def __init__(self) -> None:
         super().__init__(KeyRing())
 
-    def __bool__(self) -> bool:
-        return True
-
     def check(self, row: Mapping[str, Any]) -> Verdict:
         return Verdict("not_verified")
 
 
-def site_verifier(site_dir: Path | None, signing_keys: Path | None, verify: bool = True) -> Verifier | None:
-    """The row check for a site (or an explicit key ring). A site's key ring must be there: without it no
-    row would be proven and none flagged, so its absence is an error naming the file, unless `verify` is off,
-    and then every row is flagged. None only where there is no site and no key ring to check with."""
-    if not verify:
-        return Unverified()
-    path = signing_keys or (keyring_path(site_dir) if site_dir is not None else None)
-    if path is None:
-        return None
-    if not path.exists():
+def site_verifier(site_dir: Path | None, signing_keys: Path | None, verify: bool | None = None) -> Verifier | None:
+    """The row check for a site (or an explicit key ring). It fails closed: a site's key ring must be there
+    (without it no row would be proven and none flagged), so its absence is an error naming the file, unless
+    `verify` is off, and then every row is flagged; a ring with no host keys flags every row. None only where
+    there is no site and no key ring to check with, and checking was not asked for (`verify` None: the default)."""
+    if verify is False:
         if signing_keys is not None:
-            raise SecretsError(f"{signing_keys}: no such key ring")
-        raise SecretsError(
-            f"{path}: no signing key ring, so no row can be proven: restore it (logstack site-restore), or pass "
-            "--no-verify-signatures to read every row as unauthenticated"
-        )
-    return Verifier(load_keyring(path))
+            raise BadInputError("--signing-keys and --no-verify-signatures contradict each other: give one")
+        return Unverified()
+    if signing_keys is not None:
+        return Verifier(load_keyring(signing_keys, missing="no such key ring"))
+    if site_dir is None:
+        if verify:
+            raise BadInputError("--verify-signatures needs a key ring: -i INVENTORY or --signing-keys FILE")
+        return None
+    missing = (
+        "no signing key ring, so no row can be proven: restore it (logstack site-restore), or give analyze and "
+        "report --no-verify-signatures to read every row as unauthenticated"
+    )
+    return Verifier(load_keyring(keyring_path(site_dir), missing=missing))
 
 
 def write_host_secret(directory: Path, key: HostKey) -> Path:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from logstack.base.paths import DATA_ROOT
-from logstack.integrity.keyring import keyring_path, load_keyring
+from logstack.integrity.keyring import KeyRing, keyring_path, load_keyring
 from logstack.integrity.signatures import SECRET_DIR, sign_vrl
 from logstack.journal.selection import Selection
 from logstack.pki import PKI, SERVER
@@ -63,6 +63,12 @@ def _stamp_digest(files: list[RenderedFile], material: dict[str, bytes]) -> list
 UNMINTED_KID = "0000000000000000"
 
 
+def _ring_for(inventory: Inventory, include_keys: bool, hosts: list[Host]) -> KeyRing:
+    """The ring gives host configs their key id and deployments the seal key; the server's review files need
+    neither (status renders them for addresses only, and must not stop at an unusable ring)."""
+    return load_keyring(keyring_path(inventory.site_dir)) if include_keys or hosts else KeyRing()
+
+
 def render_site(
     inventory: Inventory,
     secrets: Secrets | None = None,
@@ -77,7 +83,7 @@ def render_site(
     Host configurations follow each host's facts: those given, else the site's cache, else unknown."""
     if pki is None:
         pki = PKI.for_inventory(inventory)
-    ring = load_keyring(keyring_path(inventory.site_dir))
+    ring = _ring_for(inventory, include_keys, inventory.hosts if hosts is None else hosts)
     base = {"site": inventory.spec.site, "server": inventory.server, "senders": inventory.spec.senders}
     ca_bundle = pki.ca_bundle_pem() if pki.exists() and pki.registry.trusted_cas else None
     ca = pem_or_placeholder(ca_bundle, "pki/ca (run `logstack ca init`)")

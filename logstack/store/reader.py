@@ -64,13 +64,17 @@ class DatabaseSource:
                 f"database {self.config.label}: table has no greptime_timestamp column (or is missing)"
             )
         wanted = [c for c in READ_COLUMNS if c in present and c not in NOT_IN_STORE]
-        if self.verifier:  # a signature covers identity columns of any name: read them all
+        if self.verifier is not None:  # a signature covers identity columns of any name: read them all
             wanted += sorted(c for c in present if c not in wanted and c not in NOT_IN_STORE and _NAME_RE.fullmatch(c))
         return wanted
 
     def store_now(self) -> int:
-        """The store's clock (µs): seals and checks go by the time the store stamps rows with."""
-        value = self.query("SELECT CURRENT_TIMESTAMP(6) AS now", ())[0]["now"]
+        """The store's clock (µs; 0 when it gives none): seals, resume points and delivery checks go by the time
+        the store stamps rows with. Bare CURRENT_TIMESTAMP: in GreptimeDB it is DataFusion's `now()` (v1.1.4
+        src/query/src/dist_plan/analyzer/test.rs:2441), whose signature takes no argument, so a precision
+        would be refused; MariaDB gives whole seconds, enough for a clock."""
+        rows = self.query("SELECT CURRENT_TIMESTAMP AS now", ())
+        value = rows[0]["now"] if rows else None
         return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else 0
 
     def oldest(self) -> int | None:
@@ -135,7 +139,7 @@ class DatabaseSource:
                 line = from_row(row)
                 if line is None:
                     continue
-                if verifier:
+                if verifier is not None:
                     verdict = verifier.check(row)
                     if verdict.problem is not None:
                         self.unverified += 1
