@@ -259,3 +259,19 @@ def test_the_resume_point_goes_by_the_store_s_clock_and_a_skew_is_refused(db, tm
     assert ahead.returncode == 0, ahead.stderr
     users = sorted(json.loads(x)["user"] for x in ahead.stdout.splitlines())
     assert users == sorted(f"u{n}" for n in range(7)), users
+
+
+def test_the_store_s_time_is_read_as_utc_whatever_the_server_s_time_zone(db):
+    """Times come back in the session's zone with no offset: the session is set to UTC on connecting."""
+    import time
+
+    mariadb, name = db
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL time_zone = '+08:00'")
+    try:
+        with DatabaseSource(DatabaseConfig(port=mariadb.port, password=PASSWORD, database=name)) as source:
+            skew = source.store_now() - time.time_ns() // 1000
+    finally:
+        with mariadb.admin() as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL time_zone = '+00:00'")
+    assert abs(skew) < 5 * SECOND, skew

@@ -227,6 +227,15 @@ def test_a_clock_behind_the_state_is_refused(tmp_path):
         _run(store, path, T0)
 
 
+def test_a_clock_stepped_back_further_than_a_run_re_reads_is_refused_a_smaller_step_is_not(tmp_path):
+    """A 15-minute step back (less than the hour once tolerated) would skip the rows stamped in the gap."""
+    store, path = Store(), tmp_path / "state.sqlite"
+    _run(store, path, T0 + DAY)
+    with pytest.raises(RuntimeFailure, match="clock is behind"):
+        _run(store, path, T0 + DAY - 15 * MINUTE)
+    _run(store, path, T0 + DAY - 5 * MINUTE)  # within the 10-minute re-read: nothing can be skipped
+
+
 @pytest.mark.parametrize(
     "legacy",
     ['{"resume_from": Infinity}', '{"resume_from": 1e23}', '{"reported_lines": "abc"}',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -71,12 +72,13 @@ def _groups(event: Event) -> list[bytes]:
     return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
 
 
-def resume_clock(local: int, store: int, window: int) -> int:
+def resume_clock(store: int, window: int, local: int | None = None) -> int:
     """The time a resumable run over the store goes by: the store's own (`now` of the rows' timestamps), so the
     resume point and the rows are on one clock. Clocks apart by more than the re-read `window` are refused,
-    the skew named: whichever is wrong, a run now could skip what arrives meanwhile."""
-    if store <= 0:
-        raise RuntimeFailure("the store did not tell its time (SELECT CURRENT_TIMESTAMP)")
+    the skew named: whichever is wrong, a run now could skip what arrives meanwhile. This machine's clock is
+    read after the store's answer, so the time the query took does not count as skew."""
+    if local is None:
+        local = time.time_ns() // 1000
     skew = local - store
     if abs(skew) > window:
         side = "ahead of" if skew > 0 else "behind"
@@ -112,7 +114,8 @@ def run_analysis(
     try:
         state.migrate(options.state_path.with_suffix(".json"), now)
         resume = state.resume_from
-        if resume is not None and now < resume - HOUR:
+        # a clock stepped back by more than a run re-reads would skip rows: refused (a smaller step is re-read)
+        if resume is not None and now < resume - (options.overlap - options.safety_lag):
             raise RuntimeFailure(
                 f"{options.state_path}: this machine's clock is behind the last run's ({iso(resume)}); "
                 "fix the clock (a run now would read nothing and skip what arrived meanwhile)"

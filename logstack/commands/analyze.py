@@ -101,7 +101,7 @@ def analyze(
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
             if options.state_path is not None:  # one clock: the one the rows are stamped with
-                now = resume_clock(now, db.store_now(), options.overlap)
+                now = resume_clock(db.store_now(), options.overlap)
             result = run_analysis(db.lines, options, report, now, flush, queue)
     if options.state_path is None:
         flush()

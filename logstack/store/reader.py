@@ -46,6 +46,9 @@ class DatabaseSource:
                 cursorclass=pymysql.cursors.DictCursor,
                 conv=_converters(),
                 ssl=tls_context(self.config.tls_ca) if self.config.tls else None,
+                # times come back in the session's zone without an offset: make it UTC, whatever the server's
+                # default (GreptimeDB v1.1.4 src/operator/src/statement.rs:479, statement/set.rs:79 accept this)
+                init_command="SET time_zone = '+00:00'",
             )
         except pymysql.MySQLError as exc:
             raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None
@@ -69,19 +72,22 @@ class DatabaseSource:
         return wanted
 
     def store_now(self) -> int:
-        """The store's clock (µs; 0 when it gives none): seals, resume points and delivery checks go by the time
-        the store stamps rows with. Bare CURRENT_TIMESTAMP: in GreptimeDB it is DataFusion's `now()` (v1.1.4
+        """The store's clock (µs): seals, resume points and delivery checks go by the time the store stamps rows
+        with. Bare CURRENT_TIMESTAMP: in GreptimeDB it is DataFusion's `now()` (v1.1.4
         src/query/src/dist_plan/analyzer/test.rs:2441), whose signature takes no argument, so a precision
-        would be refused; MariaDB gives whole seconds, enough for a clock."""
+        would be refused; MariaDB gives whole seconds, enough for a clock. A store that gives no time is an
+        error: a seal or a resume point at 1970 would be worse than none."""
         rows = self.query("SELECT CURRENT_TIMESTAMP AS now", ())
-        value = rows[0]["now"] if rows else None
-        return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else 0
+        value = next(iter(rows[0].values()), None) if rows else None
+        if not isinstance(value, dt.datetime):
+            raise RuntimeFailure(f"database {self.config.label}: SELECT CURRENT_TIMESTAMP gave no time ({value!r:.40})")
+        return _micros(value)
 
     def oldest(self) -> int | None:
         """Ingest time of the oldest row, or None for an empty table."""
         self._columns()
         value = self.query(f"SELECT MIN(`greptime_timestamp`) AS oldest FROM `{self.config.table}`", ())[0]["oldest"]
-        return to_micros(value.replace(tzinfo=dt.UTC)) if isinstance(value, dt.datetime) else None
+        return _micros(value) if isinstance(value, dt.datetime) else None
 
     def rows(self, start: int, end: int, identifier: str | None = None) -> Iterator[dict[str, Any]]:
         """Every column of the rows with start <= greptime_timestamp < end (of one program), as stored."""
@@ -183,3 +189,8 @@ def _mysql_message(exc: Exception) -> str:
     if len(args) >= 2:
         return f"{args[1]} (error {args[0]})"
     return str(exc) or type(exc).__name__
+
+
+def _micros(value: dt.datetime) -> int:
+    """A time the store gave: naive ones are UTC (the session's time zone is set to UTC), an offset is kept."""
+    return to_micros(value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC))
