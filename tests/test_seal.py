@@ -333,3 +333,15 @@ def test_a_restored_shorter_chain_is_taken_on_purpose_and_a_broken_one_set_aside
     chain.write_text("not a chain\n")
     assert cli("seal", "--delay", "0s").exit_code == 1
     assert cli("seal", "--delay", "0s", "--start-anew").exit_code == 0
+
+
+def test_a_missing_key_ring_given_to_seal_or_verify_is_named(tmp_path, runner):
+    from logstack.cli import app
+
+    missing = tmp_path / "nowhere" / "signing-keys.json"
+    for command in ("seal", "verify"):
+        args = [command, "--signing-keys", str(missing), "--data-dir", str(tmp_path / "state"), "--db-port", "1"]
+        result = runner.invoke(app, args, env={"GREPTIMEDB_PASSWORD": "unused"})
+        assert result.exit_code == 2, result.output
+        assert f"{missing}: no such key ring" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "state").exists()

@@ -123,7 +123,7 @@ def seal_site(
         key = _read_seal_key(seal_key)
     elif inv is not None or signing_keys is not None:
         ring_path = signing_keys or keyring_path(inv.site_dir)  # type: ignore[union-attr]
-        key = load_keyring(ring_path).seal_key
+        key = load_keyring(ring_path, missing="no such key ring (the seal key is kept in it)").seal_key
         if not key:
             raise SecretsError(f"{ring_path}: no seal key yet (run `logstack init-server` or enroll a host)")
     else:
