@@ -19,7 +19,7 @@ from logstack.connection.base import Connection
 from logstack.connection.registry import connect
 from logstack.connection.targets import known_hosts_path, receiver_target, server_target
 from logstack.evidence.receiver_metrics import ReceiverMetrics, exporter_addresses, read_metrics
-from logstack.integrity.signatures import Verifier, heartbeat_time, site_verifier
+from logstack.integrity.signatures import Unverified, Verifier, heartbeat_time, site_verifier
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki import PKI, SERVER
 from logstack.pki.service import monitor_credentials
@@ -209,7 +209,7 @@ def check_status(
             try:
                 verifier = site_verifier(inventory.site_dir, None)
             except SecretsError as exc:
-                verifier = site_verifier(inventory.site_dir, None, verify=False)
+                verifier = Unverified()
                 server.problems.append(f"{exc}; no heartbeat is proven")
             recent = now - max(2 * silence, dt.timedelta(hours=1))
             seen = _last_seen(config, now - dt.timedelta(days=1), verifier, recent)

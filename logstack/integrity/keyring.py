@@ -22,14 +22,8 @@ from logstack.base.fsutil import atomic_write
 from logstack.base.safe_read import MiB, read_file
 
 KEYRING = "signing-keys.json"
-
-
 _KID_RE = re.compile(r"[0-9a-f]{16}")
-
-
 _KEY_RE = re.compile(r"[0-9a-f]{64}")
-
-
 _MACHINE_RE = re.compile(r"[0-9a-f]{32}")
 
 
