@@ -64,3 +64,25 @@ def test_a_store_offering_no_tls_gets_no_password(tmp_path):
     thread.join(10)
     listener.close()
     assert b"analyst-secret" not in seen.get("received", b"")
+
+
+def test_a_tunnel_pump_ends_quietly_when_the_ssh_transport_has_gone():
+    """paramiko raises EOFError (not OSError) from a channel whose transport ended: no thread traceback."""
+    import socket
+
+    from logstack.store.greptime import PortForward
+
+    class EndedChannel:
+        def recv(self, size: int) -> bytes:
+            raise EOFError
+
+        def close(self) -> None:
+            raise EOFError
+
+    mine, theirs = socket.socketpair()
+    try:
+        PortForward._pump(EndedChannel(), mine)  # raises on the old code
+        PortForward._pump(theirs, EndedChannel())  # peer closed below: recv gives b"", then close raises
+    finally:
+        mine.close()
+        theirs.close()

@@ -246,11 +246,11 @@ class PortForward:
                 if not data:
                     break
                 dst.sendall(data)
-        except OSError:
+        except (OSError, EOFError):  # paramiko raises EOFError once its transport has ended
             pass
         finally:
             for end in (src, dst):
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, EOFError):
                     end.close()
 
     def close(self) -> None:
