@@ -26,6 +26,7 @@ SERVER_FILES = {
     "/etc/vector/tls/server.key",
     "/etc/logstack/schema.sql",
     "/etc/logstack/analyst.password",
+    "/etc/logstack/ingest.password",
     "/etc/systemd/system/logstack-analyze.service",
     "/etc/systemd/system/logstack-seal.service",
     "/etc/logstack/seal.key",

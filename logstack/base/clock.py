@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from logstack.base.errors import BadInputError
 
+MILLISECOND = 1_000
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE

@@ -16,10 +16,11 @@ from logstack.commands.store_options import (
     StoreOptions,
     store_options,
 )
-from logstack.evidence.sealing import seal_site, seal_store
+from logstack.evidence.sealing import ingest_password, seal_site, seal_store
 from logstack.integrity.seal_chain import SEALS, export_chain
 from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
+from logstack.store.seal_heads import StoreHeadLog
 
 
 @store_options
@@ -37,15 +38,35 @@ def seal(
     accept_chain: Annotated[
         bool, typer.Option("--accept-chain", help="Go on from a restored chain shorter than the recorded one.")
     ] = False,
+    ingest_user: Annotated[
+        str, typer.Option("--ingest-user", help="The store's write-only user that records the chain's end.")
+    ] = "vector",
+    ingest_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ingest-password-file",
+            help="Its password (default with -i: the site's secrets.yaml). Without one the end is not recorded.",
+        ),
+    ] = None,
 ) -> None:
     """Seal every hour of ingest time that has settled (per host: row count and digest)."""
     inv = load_inventory(inventory_path) if inventory_path is not None else None
     site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key)
+    password = ingest_password(inv, ingest_user, ingest_password_file)
     with DatabaseSource(site.database) as db:
         result = seal_store(
-            db, site.state_dir, site.seal_key, duration_micros(delay, "--delay"), start_anew, site.ttl, accept_chain
+            db,
+            site.state_dir,
+            site.seal_key,
+            duration_micros(delay, "--delay"),
+            start_anew,
+            site.ttl,
+            accept_chain,
+            StoreHeadLog(db, ingest_user, password),
         )
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
+    if password is None:
+        typer.echo("the chain's end is not recorded in the store (no --ingest-password-file)", err=True)
     if export is not None:
         count = export_chain(site.state_dir / SEALS, site.seal_key, export)
         typer.echo(f"exported {count} seals to {export}")

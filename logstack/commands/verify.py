@@ -22,6 +22,7 @@ from logstack.commands.store_options import (
 from logstack.evidence.sealing import seal_site, verify_store
 from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
+from logstack.store.seal_heads import StoreHeadLog
 
 
 @store_options
@@ -42,10 +43,12 @@ def verify(
     site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key, ttl)
     with DatabaseSource(site.database) as db:
         result = verify_store(
-            db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor
+            db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor, StoreHeadLog(db)
         )
     for finding in result.findings:
         typer.echo(escape(str(finding)))
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"{result.checked} sealed hours checked, {result.expired} past retention skipped, "
         f"{len(result.findings)} host-hours changed"

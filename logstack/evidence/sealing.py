@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from logstack.base.clock import SECOND, iso
+from logstack.base.clock import MILLISECOND, SECOND, iso
 from logstack.base.errors import BadInputError, SecretsError
 from logstack.base.fsutil import ensure_private_dir, exclusive
 from logstack.base.safe_read import KiB, read_file
@@ -16,6 +16,8 @@ from logstack.integrity.keyring import keyring_path, load_keyring
 from logstack.integrity.seal_chain import (
     SEALS,
     STARTED,
+    Finding,
+    Seal,
     SealChainError,
     SealResult,
     VerifyResult,
@@ -28,8 +30,10 @@ from logstack.integrity.seal_chain import (
     verify_hours,
     write_head,
 )
+from logstack.integrity.store_head import HEAD_TABLE, StoreHead, StoreHeads, head_of, newest_head, rolled_back
 from logstack.site.inventory import Inventory
-from logstack.store.greptime import DatabaseConfig, ttl_seconds
+from logstack.site.secrets import load_secrets, secrets_path
+from logstack.store.greptime import DatabaseConfig, read_password, ttl_seconds
 
 
 class Store(Protocol):
@@ -40,6 +44,16 @@ class Store(Protocol):
     def store_now(self) -> int: ...
 
 
+class HeadLog(Protocol):
+    """The store's records of where the chain ended (logstack.store.seal_heads)."""
+
+    writable: bool
+
+    def read(self) -> list[tuple[StoreHead, str]] | None: ...
+    def append(self, head: StoreHead, mac: str) -> None: ...
+    def stamp(self, micros: int) -> int: ...
+
+
 def seal_store(
     store: Store,
     state_dir: Path,
@@ -48,20 +62,41 @@ def seal_store(
     start_anew: bool = False,
     ttl: int | None = None,
     accept_chain: bool = False,
+    heads: HeadLog | None = None,
 ) -> SealResult:
     """Seal the store's settled hours into `state_dir`'s chain. A chain shorter than where it ended when last
     sealed (cut, replaced, deleted) is an error: re-sealing would seal whatever the store holds now. Only
     `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit.
-    One seal at a time: a second one while another runs is refused (two would both extend the chain)."""
+    One seal at a time: a second one while another runs is refused (two would both extend the chain). With
+    `heads`, a chain that does not reach where the store last saw it end is refused the same way, and the new
+    end is recorded in the store."""
     with exclusive(state_dir / SEAL_LOCK, wait=False, what="another `logstack seal`"):
-        return _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain)
+        recorded = newest_head(heads.read() or [], key) if heads is not None else StoreHeads(None)
+        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded.newest)
+        if heads is not None and heads.writable:
+            newest = recorded.newest
+            at = heads.stamp(store.store_now())
+            # later than any record believed: the newest record is this run's, even within one clock tick
+            at = max(at, newest.at + MILLISECOND) if newest is not None else at
+            head = head_of(read_chain(state_dir / SEALS, key), at)
+            if newest is None or (newest.chain, newest.seq, newest.hash) != (head.chain, head.seq, head.hash):
+                heads.append(head, head.mac(key))
+                result.recorded = True
+        return result
 
 
 SEAL_LOCK = "seal.lock"
 
 
 def _seal(
-    store: Store, state_dir: Path, key: bytes, delay: int, start_anew: bool, ttl: int | None, accept_chain: bool
+    store: Store,
+    state_dir: Path,
+    key: bytes,
+    delay: int,
+    start_anew: bool,
+    ttl: int | None,
+    accept_chain: bool,
+    recorded: StoreHead | None,
 ) -> SealResult:
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
@@ -69,6 +104,7 @@ def _seal(
         chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     chain = read_chain(chain_path, key)
     cut = None if start_anew or accept_chain else cut_short(chain, read_head(head_path, key))
+    cut = cut or (None if start_anew or accept_chain else rolled_back(chain, recorded))
     if cut:
         raise SealChainError(
             f"{chain_path}: the seal chain {cut}; restore the chain (an exported copy shorter than it was is "
@@ -86,17 +122,46 @@ def _seal(
 
 
 def verify_store(
-    store: Store, state_dir: Path, key: bytes, since: int | None, ttl: int | None, anchor: Path | None = None
+    store: Store,
+    state_dir: Path,
+    key: bytes,
+    since: int | None,
+    ttl: int | None,
+    anchor: Path | None = None,
+    heads: HeadLog | None = None,
 ) -> VerifyResult:
-    """Check the chain and every sealed hour against the store; the outcome is kept for the report."""
+    """Check the chain (against the exported `anchor` and the store's record of its end) and every sealed hour
+    against the store; the outcome is kept for the report."""
     now = store.store_now()
     marks = read_chain(anchor, key) if anchor is not None else None
     if anchor is not None and not marks:
         raise SealChainError(f"{anchor}: no exported chain to check against")
     head = read_head(state_dir / STARTED, key)
     result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks, head=head)
+    if heads is not None:
+        _check_recorded_end(result, read_chain(state_dir / SEALS, key), heads.read(), key)
     record_verification(state_dir, result, now, key)
     return result
+
+
+def _check_recorded_end(
+    result: VerifyResult, chain: list[Seal], rows: list[tuple[StoreHead, str]] | None, key: bytes
+) -> None:
+    if rows is None:
+        result.notes.append(f"the store keeps no record of the chain's end (no {HEAD_TABLE} table: run init-server)")
+        return
+    recorded = newest_head(rows, key)
+    if recorded.forged:
+        result.findings.append(
+            Finding(None, "", f"{recorded.forged} records of its end in the store were not made with the seal key")
+        )
+    if recorded.newest is None:
+        if chain:
+            result.notes.append("the store holds no record of the chain's end yet (seal runs with the ingest user)")
+        return
+    back = rolled_back(chain, recorded.newest)
+    if back:
+        result.findings.append(Finding(None, "", back))
 
 
 @dataclass(frozen=True)
@@ -156,3 +221,18 @@ def site_last_verification(site_dir: Path, now: int) -> str | None:
     """The last verification recorded in the site's state directory, checked with the site's seal key."""
     key = load_keyring(keyring_path(site_dir)).seal_key
     return last_verification(site_dir / "state", key, now) if key else None
+
+
+def ingest_password(inv: Inventory | None, user: str, password_file: Path | None) -> str | None:
+    """The ingest user's password: from its file, else (with a site) from the site's secrets; None: neither."""
+    if password_file is not None:
+        return read_password(password_file)
+    if inv is None:
+        return None
+    path = secrets_path(inv.site_dir)
+    if not path.exists():
+        return None
+    passwords = load_secrets(path).db_passwords
+    if user not in passwords:
+        raise BadInputError(f"{path}: no password for the ingest user {user!r}")
+    return passwords[user]

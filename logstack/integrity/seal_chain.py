@@ -142,6 +142,7 @@ class SealResult:
 
     sealed: list[Seal] = field(default_factory=list)
     first_open_hour: int | None = None  # the oldest hour not settled yet
+    recorded: bool = False  # the chain's new end was recorded in the store
 
 
 def seal_hours(
@@ -247,6 +248,7 @@ class VerifyResult:
     checked: int = 0
     expired: int = 0
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be checked
 
 
 def chain_findings(

@@ -58,6 +58,8 @@ SERVER_FILES: tuple[FileSpec, ...] = (
     FileSpec(_DROPIN, "common/vector-dropin.conf.j2", service="vector", unit=True),
     FileSpec("/etc/logstack/schema.sql", "server/schema.sql.j2"),
     FileSpec("/etc/logstack/analyst.password", "server/analyst.password.j2", mode=0o600, secret=True),
+    # the seal records the chain's end in the store as the write-only ingest user
+    FileSpec("/etc/logstack/ingest.password", "server/ingest.password.j2", mode=0o600, secret=True),
     FileSpec("/etc/logstack/seal.key", "seal_key", mode=0o600, secret=True),
     FileSpec("/etc/systemd/system/logstack-analyze.service", "server/logstack-analyze.service.j2", unit=True),
     FileSpec("/etc/systemd/system/logstack-seal.service", "server/logstack-seal.service.j2", unit=True),

@@ -51,7 +51,7 @@ class DatabaseSource:
                 init_command="SET time_zone = '+00:00'",
             )
         except pymysql.MySQLError as exc:
-            raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None
+            raise RuntimeFailure(f"database {self.config.label}: {mysql_message(exc)}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,13 +81,13 @@ class DatabaseSource:
         value = next(iter(rows[0].values()), None) if rows else None
         if not isinstance(value, dt.datetime):
             raise RuntimeFailure(f"database {self.config.label}: SELECT CURRENT_TIMESTAMP gave no time ({value!r:.40})")
-        return _micros(value)
+        return micros_of(value)
 
     def oldest(self) -> int | None:
         """Ingest time of the oldest row, or None for an empty table."""
         self._columns()
         value = self.query(f"SELECT MIN(`greptime_timestamp`) AS oldest FROM `{self.config.table}`", ())[0]["oldest"]
-        return _micros(value) if isinstance(value, dt.datetime) else None
+        return micros_of(value) if isinstance(value, dt.datetime) else None
 
     def rows(self, start: int, end: int, identifier: str | None = None) -> Iterator[dict[str, Any]]:
         """Every column of the rows with start <= greptime_timestamp < end (of one program), as stored."""
@@ -121,7 +121,7 @@ class DatabaseSource:
                 cursor.execute(sql, params)
                 return list(cursor.fetchall())
         except pymysql.MySQLError as exc:
-            raise RuntimeFailure(f"database {self.config.label}: {_mysql_message(exc)}") from None
+            raise RuntimeFailure(f"database {self.config.label}: {mysql_message(exc)}") from None
 
     def lines(self, start: int | None, end: int | None) -> Iterator[Line]:
         """Rows with start <= greptime_timestamp <= end (microseconds; None = open)."""
@@ -184,13 +184,13 @@ def _converters() -> dict[Any, Any]:
     return {**conversions, FIELD_TYPE.DATETIME: to_datetime, FIELD_TYPE.TIMESTAMP: to_datetime}
 
 
-def _mysql_message(exc: Exception) -> str:
+def mysql_message(exc: Exception) -> str:
     args = getattr(exc, "args", ())
     if len(args) >= 2:
         return f"{args[1]} (error {args[0]})"
     return str(exc) or type(exc).__name__
 
 
-def _micros(value: dt.datetime) -> int:
+def micros_of(value: dt.datetime) -> int:
     """A time the store gave: naive ones are UTC (the session's time zone is set to UTC), an offset is kept."""
     return to_micros(value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC))

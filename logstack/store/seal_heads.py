@@ -1,0 +1,99 @@
+"""The store's table of seal chain ends (`logstack_seal_heads`): read as the analyst, written as the ingest user.
+
+The ingest user (`vector`, write-only in users.conf) may INSERT over the MySQL protocol: GreptimeDB v1.1.4
+src/auth/src/permission.rs `is_readonly()` lets a write-only user run any statement that is not read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from logstack.base.clock import MILLISECOND, from_micros
+from logstack.base.errors import RuntimeFailure
+from logstack.integrity.store_head import HEAD_TABLE, StoreHead, head_from_row
+from logstack.store.greptime import DatabaseConfig, tls_context
+from logstack.store.reader import DatabaseSource, micros_of, mysql_message
+
+READ_LIMIT = 1000  # the newest records are all a check needs; an ingest user's flood cannot make it read more
+
+
+def read_heads(db: DatabaseSource) -> list[tuple[StoreHead, str]] | None:
+    """The newest records of the chain's end (None: the store has no such table, as before logstack made it)."""
+    present = db.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (db.config.database, HEAD_TABLE),
+    )
+    if not present:
+        return None
+    rows = db.query(
+        f"SELECT `greptime_timestamp`, `chain`, `seq`, `hash`, `mac` FROM `{HEAD_TABLE}` "
+        "ORDER BY `greptime_timestamp` DESC LIMIT %s",
+        (READ_LIMIT,),
+    )
+    out = []
+    for row in rows:
+        stamp = row.get("greptime_timestamp")
+        out.append(head_from_row(row, micros_of(stamp) if isinstance(stamp, dt.datetime) else -1))
+    return out
+
+
+def store_time(micros: int) -> int:
+    """A time as the heads table keeps it (milliseconds): the record's MAC covers what is read back."""
+    return micros - micros % MILLISECOND
+
+
+def write_head(config: DatabaseConfig, user: str, password: str, head: StoreHead, mac: str) -> None:
+    """Append one record as the ingest user (its own connection: the reading user may not write)."""
+    import pymysql
+
+    stamp = from_micros(head.at).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+    label = f"{user}@{config.host}:{config.port}/{config.database}.{HEAD_TABLE}"
+    try:
+        conn: Any = pymysql.connect(
+            host=config.host,
+            port=config.port,
+            user=user,
+            password=password,
+            database=config.database,
+            connect_timeout=10,
+            read_timeout=60,
+            write_timeout=60,
+            charset="utf8mb4",
+            autocommit=True,
+            ssl=tls_context(config.tls_ca) if config.tls else None,
+            init_command="SET time_zone = '+00:00'",
+        )
+        with conn, conn.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO `{HEAD_TABLE}` (`greptime_timestamp`, `chain`, `seq`, `hash`, `mac`) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (stamp, head.chain, head.seq, head.hash, mac),
+            )
+    except pymysql.MySQLError as exc:
+        raise RuntimeFailure(
+            f"database {label}: {mysql_message(exc)} (the seal chain is saved; the next `logstack seal` records "
+            "its end; after --start-anew, give it --accept-chain)"
+        ) from None
+
+
+class StoreHeadLog:
+    """The heads table of one store: read over the reading connection, appended to as the ingest user
+    (no ingest password: read only)."""
+
+    def __init__(self, db: DatabaseSource, user: str | None = None, password: str | None = None) -> None:
+        self.db = db
+        self.user = user
+        self.password = password
+        self.writable = bool(user and password)
+
+    def read(self) -> list[tuple[StoreHead, str]] | None:
+        return read_heads(self.db)
+
+    def stamp(self, micros: int) -> int:
+        return store_time(micros)
+
+    def append(self, head: StoreHead, mac: str) -> None:
+        if not (self.user and self.password):
+            raise RuntimeFailure("no ingest user to record the seal chain's end with")
+        write_head(self.db.config, self.user, self.password, head, mac)

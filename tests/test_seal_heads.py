@@ -1,0 +1,147 @@
+"""The seal chain's end recorded in the store (MariaDB standing in for GreptimeDB): a state directory put back
+is found by `seal` and `verify` without an exported copy (--anchor)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from logstack.integrity.keyring import keyring_path, load_keyring
+from logstack.integrity.seal_chain import STARTED, read_chain, write_head
+from logstack.integrity.store_head import HEAD_TABLE
+from tests.test_seal import sealed_site  # noqa: F401  (the fixture)
+
+INGEST_PASSWORD = "ingest-test-password"
+
+
+@pytest.fixture
+def recorded(sealed_site, mariadb, tmp_path):  # noqa: F811
+    cli, sql, _hour, chain = sealed_site
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE `{cli.database}`.`{HEAD_TABLE}` (`greptime_timestamp` DATETIME(3) NOT NULL, "
+            "`chain` TEXT NULL, `seq` BIGINT NULL, `hash` TEXT NULL, `mac` TEXT NULL)"
+        )
+        cur.execute("CREATE USER IF NOT EXISTS 'ingest'@'%%' IDENTIFIED BY %s", (INGEST_PASSWORD,))
+        # write-only, as the vector user is in users.conf: it may add records, never read or change them
+        cur.execute(f"GRANT INSERT ON `{cli.database}`.`{HEAD_TABLE}` TO 'ingest'@'%'")
+    password = tmp_path / "ingest.password"
+    password.write_text(INGEST_PASSWORD + "\n")
+
+    def seal(*args: str):
+        return cli("seal", "--delay", "0s", "--ingest-user", "ingest", "--ingest-password-file", str(password), *args)
+
+    result = seal()
+    assert result.exit_code == 0, result.output
+    key = load_keyring(keyring_path(chain.parent.parent)).seal_key
+    return cli, seal, sql, chain, key
+
+
+def _put_back_older(chain, key, seals: int) -> None:
+    """The state directory as an earlier seal run left it (chain and its head, both genuine)."""
+    lines = chain.read_text().splitlines(keepends=True)
+    chain.write_text("".join(lines[:seals]))
+    write_head(chain.parent / STARTED, key, read_chain(chain, key))
+
+
+def _records(sql_cli, mariadb) -> list[tuple]:
+    with mariadb.admin() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT `seq`, `chain` FROM `{sql_cli.database}`.`{HEAD_TABLE}` ORDER BY `greptime_timestamp`")
+        return list(cur.fetchall())
+
+
+def test_each_seal_run_that_moves_the_end_records_it_once(recorded, mariadb):
+    cli, seal, _sql, chain, key = recorded
+    first = read_chain(chain, key)[0].hash
+    assert _records(cli, mariadb) == [(3, first)]
+    assert seal().exit_code == 0  # nothing new sealed: nothing new recorded
+    assert _records(cli, mariadb) == [(3, first)]
+    assert cli("verify").exit_code == 0
+
+
+def test_an_older_state_directory_put_back_is_found_without_an_anchor(recorded, mariadb):
+    cli, seal, sql, chain, key = recorded
+    third = read_chain(chain, key)[2].hour
+    planted = dt.datetime.fromtimestamp(third / 1e6 + 600, dt.UTC).replace(tzinfo=None)
+    sql("INSERT INTO LOGS (greptime_timestamp, logstack_host, message) VALUES (%s, 'web1', 'planted')", planted)
+    _put_back_older(chain, key, 2)  # hides the third hour's seal: the planted row would be sealed as genuine
+    result = cli("verify")
+    assert result.exit_code == 1, result.output
+    assert "ends before where the store recorded seal 3" in result.output
+    result = seal()
+    assert result.exit_code == 1 and "rolled back" in result.output  # not re-sealed as the store is now
+    assert len(read_chain(chain, key)) == 2
+    # the same put-back on a store that keeps no record passes: the record is what finds it
+    sql(f"DROP TABLE `{cli.database}`.`{HEAD_TABLE}`")
+    result = cli("verify")
+    assert result.exit_code == 0, result.output
+    assert "keeps no record of the chain's end" in result.output
+
+
+def test_records_not_made_with_the_seal_key_are_reported_and_not_believed(recorded, mariadb):
+    cli, seal, _sql, chain, key = recorded
+    import pymysql
+
+    from tests.mariadb import MariaDB
+
+    assert isinstance(mariadb, MariaDB)
+    conn = pymysql.connect(
+        host="127.0.0.1", port=mariadb.port, user="ingest", password=INGEST_PASSWORD, database=cli.database
+    )
+    with conn, conn.cursor() as cur:  # the ingest password alone: a newer "end" far beyond the chain
+        cur.execute(
+            f"INSERT INTO `{HEAD_TABLE}` VALUES ('2999-01-01 00:00:00', %s, 99, 'x', 'forged')",
+            (read_chain(chain, key)[0].hash,),
+        )
+        conn.commit()
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert "1 records of its end in the store were not made with the seal key" in result.output
+    assert "rolled back" not in result.output and "seal 99" not in result.output
+    assert seal().exit_code == 0  # sealing goes on from the genuine record
+
+
+def test_a_new_chain_is_recorded_and_the_old_one_put_back_is_found(recorded, mariadb):
+    cli, seal, sql, chain, _key = recorded
+    old = chain.read_bytes(), (chain.parent / STARTED).read_bytes()
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")  # a new chain seals the store as it is now
+    result = seal("--start-anew")
+    assert result.exit_code == 0, result.output
+    assert [seq for seq, _ in _records(cli, mariadb)] == [3, 3]  # the old chain's end, then the new one's
+    assert cli("verify").exit_code == 0
+    chain.write_bytes(old[0])
+    (chain.parent / STARTED).write_bytes(old[1])
+    result = cli("verify")
+    assert result.exit_code == 1
+    assert "is not the chain the store saw last" in result.output
+
+
+def test_seal_says_when_it_cannot_record_the_end(sealed_site):  # noqa: F811
+    cli, _sql, _hour, _chain = sealed_site
+    result = cli("seal", "--delay", "0s")
+    assert result.exit_code == 0
+    assert "the chain's end is not recorded in the store (no --ingest-password-file)" in result.output
+
+
+def test_a_store_refusing_the_record_keeps_the_chain_and_names_the_table(recorded, tmp_path):
+    cli, _seal, sql, chain, key = recorded
+    sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")  # so that the new chain differs from the old
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password-at-all")
+    before = chain.read_bytes()
+    result = cli(
+        "seal", "--delay", "0s", "--start-anew", "--ingest-user", "ingest", "--ingest-password-file", str(wrong)
+    )
+    assert result.exit_code == 3, result.output
+    assert "ingest@127.0.0.1:" in result.output and HEAD_TABLE in result.output
+    assert "Traceback" not in result.output
+    assert read_chain(chain, key) and chain.read_bytes() != before  # the new chain itself was saved
+    assert _seal_with(cli, wrong.with_name("ingest.password")).exit_code == 1  # the store saw the old chain last
+    result = _seal_with(cli, wrong.with_name("ingest.password"), "--accept-chain")  # as the error said
+    assert result.exit_code == 0, result.output
+    assert cli("verify").exit_code == 0
+
+
+def _seal_with(cli, password, *args: str):
+    return cli("seal", "--delay", "0s", "--ingest-user", "ingest", "--ingest-password-file", str(password), *args)
