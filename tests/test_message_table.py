@@ -10,8 +10,10 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from logstack.classify import rules
 from logstack.classify.classifier import classify
 from logstack.classify.messages import CLASSES, Message, compile_format, load_table
+from logstack.classify.rules import buckets_of, match_buckets
 
 TABLE = load_table()
 _C_CONVERSION = re.compile(r"%([-+ #0]*\d*(?:\.\d+)?)(?:hh|h|ll|l|z|j|t)?([sdiuxcfm])")
@@ -165,3 +167,48 @@ def test_compiled_patterns_read_one_free_value_at_most():
     for m in _SSH_ROWS:
         pattern = compile_format(m.format, m.fields)
         assert pattern.count(".*)") + pattern.count(".*?)") <= 1, m.format
+
+
+def _first_tag(row: Message) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", row.versions.split("..")[0]))
+
+
+_OLD_ROWS = [m for m in _SSH_ROWS if _first_tag(m) < (7, 4, 1)]
+_CURRENT_BUCKETS = buckets_of(tuple(m for m in TABLE if m.program == "sshd" and _first_tag(m) >= (7, 4, 1)))
+
+
+def test_rows_before_7_4p1_are_there_and_cite_their_tags():
+    assert len(_OLD_ROWS) >= 40
+    for row in _OLD_ROWS:
+        assert re.match(r"openssh-portable V_(5_3|5_9|6_6|6_7|7_2)_P\d \S+\.c:\d+ \w+\(\)$", row.source), row.source
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    row=st.sampled_from([m for m in _SSH_ROWS if _first_tag(m) >= (7, 4, 1)]),
+    user=_names.filter(lambda n: n.strip() == n and n),
+    account=_ACCOUNTS,
+    ip=_addresses,
+    port=_ports,
+    reason=_names,
+)
+def test_lines_of_7_4p1_and_later_read_as_before_the_older_rows(row, user, account, ip, port, reason):
+    """Differential: the rows for 5.3p1-7.2p2 change nothing a 7.4p1+ line yields (row and values)."""
+    user = account if "login" in row.fields else user
+    values = {**SAMPLES, "user": user, "login": user, "ip": ip, "host": ip, "port": port, "reason": reason}
+    line = render(row, values)
+    assert match_buckets(rules.TABLE_RULES["sshd"], line) == match_buckets(_CURRENT_BUCKETS, line), line
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(row=st.sampled_from([m for m in _OLD_ROWS if "ip" in m.fields]), user=_names, ip=_addresses)
+def test_older_lines_read_the_address_sshd_wrote_whatever_the_name(row, user, ip):
+    """Where a 5.3p1-7.2p2 line has no port, the address is its last word or is followed by fixed text: a
+    client's name holding `from A port N` (a newer shape) cannot stand in for it."""
+    forged = f"{user} from 10.0.0.1 port 22 ssh2 from 10.0.0.1 port 22"
+    line = render(row, {**SAMPLES, "user": forged, "ip": ip})
+    start = time.perf_counter()
+    fact = classify("sshd", line)
+    assert time.perf_counter() - start < 0.01
+    assert fact.kind == row.kind, line
+    assert fact.source_ip == ip, line

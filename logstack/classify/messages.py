@@ -74,6 +74,10 @@ class Message:
     invalid_user: bool = False
     note: str | None = None  # how an expanded shape arises, or a version detail
     pam_type: str | None = None  # a PAM module's row: the management group it logs under (auth, session, …)
+    # the line ends where the format does: a shape whose last value is an address with nothing after it
+    # (before 7.4p1 sshd wrote no port) is read only from a whole line, so a longer line of another shape
+    # cannot match it, and a name a client chose cannot stand in for the address
+    ends_line: bool = False
 
     # read on every sshd line: set once from the format and fields (see __post_init__)
     one_address: bool = field(init=False, default=False)
@@ -98,25 +102,25 @@ class Message:
 
     def pattern(self) -> str:
         """The anchored regular expression this format compiles to."""
-        return compile_format(self.format, self.fields)
+        return compile_format(self.format, self.fields, self.ends_line)
 
 
 def _compiles(message: Message) -> bool:
     try:
-        _compile(message.format, message.fields)
+        _compile(message.format, message.fields, message.ends_line)
     except MessageTableError:
         return False
     return True
 
 
-def compile_format(fmt: str, names: tuple[str, ...]) -> str:
+def compile_format(fmt: str, names: tuple[str, ...], ends_line: bool = False) -> str:
     """`fmt` as a regex: literal text escaped, conversions as the runs their names give them."""
-    return _compile(fmt, names)[0]
+    return _compile(fmt, names, ends_line)[0]
 
 
-def literal_weight(fmt: str, names: tuple[str, ...]) -> int:
+def literal_weight(fmt: str, names: tuple[str, ...], ends_line: bool = False) -> int:
     """How much fixed text the compiled pattern checks: the more, the more specific the rule."""
-    return _compile(fmt, names)[1]
+    return _compile(fmt, names, ends_line)[1]
 
 
 def _conversion(conversion: str, name: str, following: str, final: bool) -> tuple[str, str]:
@@ -132,6 +136,10 @@ def _conversion(conversion: str, name: str, following: str, final: bool) -> tupl
     if name in _RUNS:
         body = _RUNS[name]
         follower = following[:1]
+        if name == "ip" and follower == ":":
+            # `from ADDR: CODE: …` (sshd before 7.2p1): an IPv6 address holds colons too, so the run gives back
+            # to the colon that ends it; it holds no space, so what it gives back is bounded by its length
+            return name, r"[0-9A-Fa-f:.]+(?:%[\w.-]++)?"
         if body.startswith("[^") and follower and not follower.isspace():
             # a possessive run never gives back: it must stop before the text that ends it (`alice,`)
             body = "[^" + re.escape(follower) + body[2:]
@@ -144,7 +152,7 @@ def _conversion(conversion: str, name: str, following: str, final: bool) -> tupl
 
 
 @cache
-def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
+def _compile(fmt: str, names: tuple[str, ...], ends_line: bool = False) -> tuple[str, int]:
     """A format is read up to the last value a rule uses and the words after it, up to the next text value;
     what follows is not matched (versions differ in it). A format whose rest holds only numbers and tokens
     (`ssh2: %s %s`, key type and fingerprint) is matched to the end of the line instead."""
@@ -164,6 +172,8 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
     # sshd's auth_log lines end in `ssh2` unless a longer shape (with client-chosen text) follows: those are
     # rows of their own, so the short shape must not match them
     to_end = to_end or (last_read == len(names) - 1 and fmt.endswith(" ssh2"))
+    if ends_line and (last_read != len(names) - 1 or parts[-1] != ""):
+        raise MessageTableError(f"{fmt!r}: ends_line is for a format that ends in a value it reads")
     for i, literal in enumerate(parts):
         if not to_end and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
             # after the last value read, up to a text value: the literal's words, not what joins them to it
@@ -190,7 +200,10 @@ def _compile(fmt: str, names: tuple[str, ...]) -> tuple[str, int]:
             out.append(f"(?P<{name}>{body})")
     if free > 1:
         raise MessageTableError(f"{fmt!r}: more than one free-text value before the last read one (backtracking)")
-    if to_end:
+    if ends_line:
+        out.append(r"\Z")
+        weight += 1
+    elif to_end:
         # FIDO keys add `, signature count = N` (OpenSSH >= 8.2, auth2-pubkey.c format_method_key)
         out.append(r"(?:, signature count = \d++)?\Z")
         weight += 1
@@ -213,6 +226,7 @@ def _row(program: str, item: dict[str, object], where: str) -> Message:
             invalid_user=bool(item.get("invalid_user", False)),
             note=str(item["note"]) if item.get("note") else None,
             pam_type=str(item["pam_type"]) if item.get("pam_type") else None,
+            ends_line=bool(item.get("ends_line", False)),
         )
     except KeyError as missing:
         raise MessageTableError(f"{where}: missing {missing}") from None

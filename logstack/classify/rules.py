@@ -56,7 +56,7 @@ class Bucket:
 
     @classmethod
     def of(cls, messages: list[Message]) -> Bucket:
-        messages = sorted(messages, key=lambda m: -literal_weight(m.format, m.fields))
+        messages = sorted(messages, key=lambda m: -literal_weight(m.format, m.fields, m.ends_line))
         alternatives, rows, group = [], {}, 1
         for index, message in enumerate(messages):
             body = message.pattern().removeprefix("^")
@@ -84,8 +84,13 @@ class Bucket:
 
 
 def _buckets(program: str) -> dict[str, Bucket]:
+    return buckets_of(rows_of(program))
+
+
+def buckets_of(table_rows: tuple[Message, ...]) -> dict[str, Bucket]:
+    """One program's rows as buckets by first words (what `match_buckets` looks up)."""
     grouped: dict[str, list[Message]] = {}
-    rows = [m for m in rows_of(program) if m.compiled]
+    rows = [m for m in table_rows if m.compiled]
     catch_all = any(m.format.startswith(("%s", "%.")) and m.kind not in UNREAD_KINDS for m in rows)
     for message in rows:
         if message.kind in UNREAD_KINDS and not catch_all:
