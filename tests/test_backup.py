@@ -129,7 +129,7 @@ def test_a_backup_sends_what_greptimedb_accepts_and_restores_into_a_fresh_server
     done = invoke(runner, "backup", "--directory", backups, "--db-password-file", password)
     assert done.exit_code == 0, done.output
     (location,) = list(backups.iterdir())
-    assert done.stdout.startswith(f"backed up 12 rows of 2 tables to {location}/")
+    assert done.stdout.startswith(f"backed up 12 rows of 3 tables to {location}/")
     copy = f"COPY DATABASE `vector` TO '{location}/' WITH (format = 'parquet')"
     sent = [r[3] for r in greptime_api if r[0] == "POST"]
     assert copy in sent
@@ -137,8 +137,9 @@ def test_a_backup_sends_what_greptimedb_accepts_and_restores_into_a_fresh_server
         "INSERT INTO `vector`.`logstack_backups` (`greptime_timestamp`, `location`, `rows_copied`)"
     )
     manifest = json.loads((location / MANIFEST).read_text())
-    assert manifest["rows"] == 12 and sorted(manifest["tables"]) == ["logs", "logstack_backups"]
-    assert sorted(p.name for p in location.iterdir()) == sorted([MANIFEST, "logs.parquet", "logstack_backups.parquet"])
+    assert manifest["rows"] == 12 and sorted(manifest["tables"]) == ["logs", "logstack_backups", "logstack_seal_heads"]
+    parquet = ["logs.parquet", "logstack_backups.parquet", "logstack_seal_heads.parquet"]
+    assert sorted(p.name for p in location.iterdir()) == sorted([MANIFEST, *parquet])
 
     # a fresh server: nothing in its store; restore over SSH recreates the tables and loads the rows
     FakeGreptime.databases.clear()
@@ -429,6 +430,7 @@ def test_a_backup_to_s3_keeps_its_keys_out_and_retention_stays_in_its_prefix(gre
                 f"site1/{stamp}/{MANIFEST}",
                 f"site1/{stamp}/logs.parquet",
                 f"site1/{stamp}/logstack_backups.parquet",
+                f"site1/{stamp}/logstack_seal_heads.parquet",
             ]
         )
         assert "removed s3://audit/site1/20261101T020000Z/ (retention)" in done.stdout

@@ -56,9 +56,10 @@ def test_two_receivers_and_an_external_store_are_set_up_each_with_its_own_certif
     assert result.exit_code == 0, result.output
     for name in ("server", "logs2", "logs3"):
         assert f"│ {name}" in result.stdout
-    # the table made once, through the external store's API over TLS; the self-test as each user
+    # the tables made once, through the external store's API over TLS; the self-test as each user
     creates = [r[3] for r in requests if r[3] and r[3].startswith("CREATE TABLE")]
-    assert len(creates) == 1 and creates[0].startswith("CREATE TABLE IF NOT EXISTS `vector`.`logs`")
+    assert len(creates) == 2 and creates[0].startswith("CREATE TABLE IF NOT EXISTS `vector`.`logs`")
+    assert creates[1].startswith("CREATE TABLE IF NOT EXISTS `vector`.`logstack_seal_heads`")
     assert "a row written as vector is read as analyst; DELETE is refused (append-only)" in result.stdout
     # the server runs no GreptimeDB of its own; its analysis reads the store over TLS, and ran once
     server = fleet.hosts["server"]
@@ -111,7 +112,7 @@ def test_an_unreachable_receiver_fails_alone(scaled, runner):
     assert "│ logs3  │ unreachable" in result.stdout
     assert fleet.hosts["logs2"].path("/etc/vector/vector.yaml").exists()
     assert fleet.hosts["server"].path("/etc/vector/vector.yaml").exists()
-    assert len([r for r in requests if r[3] and r[3].startswith("CREATE TABLE")]) == 1
+    assert len([r for r in requests if r[3] and r[3].startswith("CREATE TABLE")]) == 2  # logs, seal heads
 
 
 def test_a_store_user_without_rights_is_named(scaled, runner, mariadb):
@@ -204,7 +205,10 @@ def test_an_external_store_is_backed_up_to_s3_and_a_fresh_one_restored_from_it(s
         _reset()  # a fresh store
         restored = invoke(runner, "restore", location, "-i", fleet.inventory)
         assert restored.exit_code == 0, restored.output
-        assert restored.stdout.strip() == "restored 7 rows (created logs, logstack_backups; the backup holds 7)"
+        assert (
+            restored.stdout.strip()
+            == "restored 7 rows (created logs, logstack_backups, logstack_seal_heads; the backup holds 7)"
+        )
         assert FakeGreptime.table_rows["`vector`.`logs`"] == original
         assert SECRET not in restored.output
         for elsewhere in ("s3://audit/other-site/20261201T020000Z", "s3://elsewhere/site1/20261201T020000Z"):

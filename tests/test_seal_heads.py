@@ -108,13 +108,14 @@ def test_a_new_chain_is_recorded_and_the_old_one_put_back_is_found(recorded, mar
     sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")  # a new chain seals the store as it is now
     result = seal("--start-anew")
     assert result.exit_code == 0, result.output
-    assert [seq for seq, _ in _records(cli, mariadb)] == [3, 3]  # the old chain's end, then the new one's
+    assert [seq for seq, _ in _records(cli, mariadb)] == [3, -1, 3]  # old end, old chain given up, new end
     assert cli("verify").exit_code == 0
     chain.write_bytes(old[0])
     (chain.parent / STARTED).write_bytes(old[1])
     result = cli("verify")
     assert result.exit_code == 1
-    assert "is not the chain the store saw last" in result.output
+    assert "was given up for a new chain" in result.output
+    assert seal().exit_code == 1  # and not sealed on
 
 
 def test_seal_says_when_it_cannot_record_the_end(sealed_site):  # noqa: F811
@@ -137,11 +138,91 @@ def test_a_store_refusing_the_record_keeps_the_chain_and_names_the_table(recorde
     assert "ingest@127.0.0.1:" in result.output and HEAD_TABLE in result.output
     assert "Traceback" not in result.output
     assert read_chain(chain, key) and chain.read_bytes() != before  # the new chain itself was saved
-    assert _seal_with(cli, wrong.with_name("ingest.password")).exit_code == 1  # the store saw the old chain last
-    result = _seal_with(cli, wrong.with_name("ingest.password"), "--accept-chain")  # as the error said
+    result = _seal_with(cli, wrong.with_name("ingest.password"))  # the next run records what the last could not
     assert result.exit_code == 0, result.output
     assert cli("verify").exit_code == 0
 
 
 def _seal_with(cli, password, *args: str):
     return cli("seal", "--delay", "0s", "--ingest-user", "ingest", "--ingest-password-file", str(password), *args)
+
+
+def _as_ingest(mariadb, database: str):
+    import pymysql
+
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=mariadb.port,
+        user="ingest",
+        password=INGEST_PASSWORD,
+        database=database,
+        autocommit=True,
+        charset="utf8mb4",
+    )
+
+
+def test_a_malformed_record_is_counted_never_a_crash(recorded, mariadb, monkeypatch):
+    monkeypatch.delenv("LOGSTACK_DEBUG", raising=False)
+    cli, seal, _sql, _chain, _key = recorded
+    with _as_ingest(mariadb, cli.database) as conn, conn.cursor() as cur:
+        for values in (
+            "('2999-01-01', 'c', 1, 'h', 'é')",
+            "('2999-01-01', NULL, NULL, NULL, NULL)",
+            f"('2999-01-01', '{'a' * 64}', 99999999999999999, '{'b' * 64}', '{'c' * 64}')",
+        ):
+            cur.execute(f"INSERT INTO `{HEAD_TABLE}` VALUES {values}")
+    result = cli("verify")
+    assert result.exit_code == 1 and "internal error" not in result.output
+    assert "3 records of its end in the store were not made with the seal key" in result.output
+    assert seal().exit_code == 0
+
+
+def test_a_flood_of_forged_records_hides_no_genuine_one(recorded, mariadb):
+    cli, seal, _sql, chain, key = recorded
+    with _as_ingest(mariadb, cli.database) as conn, conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO `{HEAD_TABLE}` VALUES ('2999-01-01', 'x', 0, 'x', 'x')", [()] * 1500)
+    _put_back_older(chain, key, 2)
+    assert "rolled back" in cli("verify").output
+    result = seal()
+    assert result.exit_code == 1 and "rolled back" in result.output
+
+
+def test_the_server_unit_and_an_operator_seal_keep_chains_of_their_own(recorded, tmp_path):
+    """`seal -i` (the site's state/) and logstack-seal.service (--seal-key, --data-dir) on one store."""
+    _cli, seal, _sql, chain, key = recorded
+    key_file = tmp_path / "seal.key"
+    key_file.write_text(key.hex())
+    server = ("--seal-key", str(key_file), "--data-dir", str(tmp_path / "var-lib-logstack-seal"))
+    for _ in range(2):
+        result = seal(*server)
+        assert result.exit_code == 0, result.output
+        assert seal().exit_code == 0
+    _put_back_older(tmp_path / "var-lib-logstack-seal" / chain.name, key, 1)  # each is still checked
+    assert seal(*server).exit_code == 1
+
+
+def test_a_backup_holding_the_heads_table_is_restored_with_it():
+    """Backups copy every table of the database; the heads table is one logstack makes."""
+    import json
+
+    from logstack.store.backup import BACKUP_TABLE
+    from logstack.store.restore import restore, restore_known_tables
+    from tests.test_backup import SHOWN
+
+    tables = {name: SHOWN.replace('"logs"', f'"{name}"') for name in ("logs", BACKUP_TABLE, HEAD_TABLE)}
+    manifest = {"version": 1, "database": "vector", "created": "2026-01-01T00:00:00Z", "rows": 0, "tables": tables}
+    statements: list[str] = []
+
+    class Store:
+        def sql(self, statement, *args, **kwargs):
+            statements.append(statement)
+            return {"output": [{"affectedrows": 0}]}
+
+        def rows(self, *args, **kwargs):
+            return []
+
+    result = restore(
+        Store(), "vector", "/b", lambda _: json.dumps(manifest).encode(), known_tables=restore_known_tables("logs")
+    )
+    assert HEAD_TABLE in result.created
+    assert any(f"`{HEAD_TABLE}`" in s and s.startswith("CREATE TABLE") for s in statements)

@@ -30,7 +30,7 @@ from logstack.integrity.seal_chain import (
     verify_hours,
     write_head,
 )
-from logstack.integrity.store_head import HEAD_TABLE, StoreHead, StoreHeads, head_of, newest_head, rolled_back
+from logstack.integrity.store_head import HEAD_TABLE, StoreHead, head_of, newest_head, retirement_of, rolled_back
 from logstack.site.inventory import Inventory
 from logstack.site.secrets import load_secrets, secrets_path
 from logstack.store.greptime import DatabaseConfig, read_password, ttl_seconds
@@ -71,18 +71,43 @@ def seal_store(
     `heads`, a chain that does not reach where the store last saw it end is refused the same way, and the new
     end is recorded in the store."""
     with exclusive(state_dir / SEAL_LOCK, wait=False, what="another `logstack seal`"):
-        recorded = newest_head(heads.read() or [], key) if heads is not None else StoreHeads(None)
-        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded.newest)
+        rows = (heads.read() or []) if heads is not None else []
+        given_up = _readable_chain(state_dir / SEALS, key) if start_anew else []
+        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, rows)
         if heads is not None and heads.writable:
-            newest = recorded.newest
-            at = heads.stamp(store.store_now())
-            # later than any record believed: the newest record is this run's, even within one clock tick
-            at = max(at, newest.at + MILLISECOND) if newest is not None else at
-            head = head_of(read_chain(state_dir / SEALS, key), at)
-            if newest is None or (newest.chain, newest.seq, newest.hash) != (head.chain, head.seq, head.hash):
-                heads.append(head, head.mac(key))
-                result.recorded = True
+            result.recorded = _record_end(store, heads, state_dir, key, rows, given_up)
         return result
+
+
+def _readable_chain(path: Path, key: bytes) -> list[Seal]:
+    try:
+        return read_chain(path, key)
+    except SealChainError:
+        return []
+
+
+def _record_end(
+    store: Store, heads: HeadLog, state_dir: Path, key: bytes, rows: list[tuple[StoreHead, str]], given_up: list[Seal]
+) -> bool:
+    """Record the chain's end in the store when it moved (and a chain given up for it); whether it wrote."""
+    chain = read_chain(state_dir / SEALS, key)
+    if not chain:
+        return False
+    recorded = newest_head(rows, key, chain[0].hash)
+    at = heads.stamp(store.store_now())
+    if recorded.newest is not None:  # later than the record it follows, even within one clock tick
+        at = max(at, recorded.newest.at + MILLISECOND)
+    wrote = False
+    retirement = retirement_of(given_up, at)
+    if retirement is not None and retirement.chain != chain[0].hash:
+        heads.append(retirement, retirement.mac(key))
+        at, wrote = at + MILLISECOND, True
+    head = head_of(chain, at)
+    newest = recorded.newest
+    if newest is None or (newest.seq, newest.hash) != (head.seq, head.hash):
+        heads.append(head, head.mac(key))
+        wrote = True
+    return wrote
 
 
 SEAL_LOCK = "seal.lock"
@@ -96,7 +121,7 @@ def _seal(
     start_anew: bool,
     ttl: int | None,
     accept_chain: bool,
-    recorded: StoreHead | None,
+    recorded: list[tuple[StoreHead, str]],
 ) -> SealResult:
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
@@ -104,7 +129,8 @@ def _seal(
         chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     chain = read_chain(chain_path, key)
     cut = None if start_anew or accept_chain else cut_short(chain, read_head(head_path, key))
-    cut = cut or (None if start_anew or accept_chain else rolled_back(chain, recorded))
+    if not (cut or start_anew or accept_chain):
+        cut = rolled_back(chain, newest_head(recorded, key, chain[0].hash if chain else ""))
     if cut:
         raise SealChainError(
             f"{chain_path}: the seal chain {cut}; restore the chain (an exported copy shorter than it was is "
@@ -136,10 +162,11 @@ def verify_store(
     marks = read_chain(anchor, key) if anchor is not None else None
     if anchor is not None and not marks:
         raise SealChainError(f"{anchor}: no exported chain to check against")
+    rows = heads.read() if heads is not None else None  # before the chain: a seal may extend it meanwhile
     head = read_head(state_dir / STARTED, key)
     result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks, head=head)
     if heads is not None:
-        _check_recorded_end(result, read_chain(state_dir / SEALS, key), heads.read(), key)
+        _check_recorded_end(result, read_chain(state_dir / SEALS, key), rows, key)
     record_verification(state_dir, result, now, key)
     return result
 
@@ -150,16 +177,16 @@ def _check_recorded_end(
     if rows is None:
         result.notes.append(f"the store keeps no record of the chain's end (no {HEAD_TABLE} table: run init-server)")
         return
-    recorded = newest_head(rows, key)
+    recorded = newest_head(rows, key, chain[0].hash if chain else "")
     if recorded.forged:
         result.findings.append(
             Finding(None, "", f"{recorded.forged} records of its end in the store were not made with the seal key")
         )
-    if recorded.newest is None:
+    if recorded.newest is None and recorded.retired is None:
         if chain:
-            result.notes.append("the store holds no record of the chain's end yet (seal runs with the ingest user)")
+            result.notes.append("the store holds no record of this chain's end yet (seal runs with the ingest user)")
         return
-    back = rolled_back(chain, recorded.newest)
+    back = rolled_back(chain, recorded)
     if back:
         result.findings.append(Finding(None, "", back))
 

@@ -109,6 +109,17 @@ class DatabaseSource:
         for values in self._fetch(sql, params, dicts=False):
             yield dict(zip(columns, values, strict=True))
 
+    def stream(self, sql: str, params: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
+        """One parameterised query's rows one at a time (unbuffered: memory does not grow with the answer)."""
+        import pymysql
+
+        try:
+            with self._conn.cursor(pymysql.cursors.SSDictCursor) as cursor:
+                cursor.execute(sql, params)
+                yield from cursor
+        except pymysql.MySQLError as exc:
+            raise RuntimeFailure(f"database {self.config.label}: {mysql_message(exc)}") from None
+
     def query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         """One parameterised query; MySQL errors become one-line RuntimeFailures (exit 3)."""
         return self._fetch(sql, params, dicts=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.integrity.store_head import HEAD_TABLE
 from logstack.store.backup import (
     BACKUP_TABLE,
     SQL,
@@ -191,5 +192,10 @@ def restore_on_server(inventory: Any, location: str, accept_new: bool = False) -
         api.wait_healthy()
         connection, keys = (storage.connection(), storage.secrets()) if storage else ("", ())
         read = manifest_reader(conn, storage)
-        known = (inventory.server.table, BACKUP_TABLE)
+        known = restore_known_tables(inventory.server.table)
         return restore(api, inventory.server.database, location, read, connection, keys, known)
+
+
+def restore_known_tables(table: str) -> tuple[str, ...]:
+    """The tables a backup of a logstack store may hold: the logs table and logstack's own."""
+    return (table, BACKUP_TABLE, HEAD_TABLE)
