@@ -380,3 +380,48 @@ def test_failures_from_one_ipv6_64_count_together():
 def test_pam_modules_refusals_say_which_module(message, reason):
     (event,) = events(e(0, 810, message))
     assert (event.type, event.outcome, event.user, event.reason) == ("ssh_login", "failure", "bob", reason)
+
+
+def test_keys_offered_before_the_accepted_one_are_a_success_with_the_keys_as_detail():
+    """ssh-agent offers each key in turn: `Failed publickey` twice, `Postponed`, `Accepted` in one connection."""
+    (event,) = events(
+        e(0, 707, "Failed publickey for alice from 203.0.113.9 port 4242 ssh2: RSA SHA256:aaaa"),
+        e(0.1, 707, "Failed publickey for alice from 203.0.113.9 port 4242 ssh2: ECDSA SHA256:bbbb"),
+        e(0.2, 707, "Postponed publickey for alice from 203.0.113.9 port 4242 ssh2 [preauth]"),
+        e(0.3, 707, "Accepted publickey for alice from 203.0.113.9 port 4242 ssh2: ED25519 SHA256:cccc"),
+    )
+    assert (event.outcome, event.user, event.severity) == ("success", "alice", "info")
+    assert "after_failures" not in event.flags
+    assert event.reason == "2 keys offered before the accepted one: RSA SHA256:aaaa, ECDSA SHA256:bbbb"
+
+
+def test_a_password_tried_besides_the_keys_still_flags_the_success():
+    (event,) = events(
+        e(0, 708, "Failed publickey for alice from 203.0.113.9 port 4242 ssh2: RSA SHA256:aaaa"),
+        e(1, 708, "Failed password for alice from 203.0.113.9 port 4242 ssh2"),
+        e(2, 708, "Accepted password for alice from 203.0.113.9 port 4242 ssh2"),
+    )
+    assert "after_failures" in event.flags and event.severity == "alert"
+
+
+def test_keys_refused_without_an_acceptance_stay_a_failure():
+    (event,) = events(
+        e(0, 709, "Failed publickey for root from 203.0.113.9 port 4242 ssh2: RSA SHA256:aaaa"),
+        e(1, 709, "Connection closed by authenticating user root 203.0.113.9 port 4242 [preauth]"),
+    )
+    assert event.outcome == "failure" and event.attempts == 1
+
+
+def test_lines_of_openssh_before_7_4p1_are_failures_with_their_address():
+    """5.3p1-7.2p2 (RHEL 6/7, Ubuntu 12.04-16.04, Debian 8) wrote no port in these lines."""
+    cases = [
+        ("Invalid user admin from 198.51.100.7", "failure", "198.51.100.7"),
+        ("ROOT LOGIN REFUSED FROM 198.51.100.7", "failure", "198.51.100.7"),
+        ("Failed password for root from 198.51.100.7 port 4242", "failure", "198.51.100.7"),
+        ("Failed password for root from 198.51.100.7 port 4242 ssh1", "failure", "198.51.100.7"),
+        ("Failed publickey for root from 198.51.100.7 port 4242 ssh2", "failure", "198.51.100.7"),
+        ("Failed rhosts-rsa for root from 198.51.100.7 port 4242 ssh1: ruser bob", "failure", "198.51.100.7"),
+    ]
+    for n, (message, outcome, ip) in enumerate(cases):
+        (event,) = events(e(n, 800 + n, message, ident="sshd"))
+        assert (event.type, event.outcome, event.source_ip) == ("ssh_login", outcome, ip), message

@@ -309,6 +309,21 @@ def _attempts(facts: list[Fact], kinds: set[str], user: str | None) -> int:
     return 1 if attempts == 0 and (user or not kinds.isdisjoint(_NAMING_KINDS)) else attempts
 
 
+def is_key_probe(fact: Fact) -> bool:
+    """A public key the server did not take: a client offers each key it holds in turn (ssh-agent), so these
+    before an acceptance are the normal way in, not failed logins."""
+    return fact.kind == "ssh_fail" and fact.method == "publickey"
+
+
+def _key_probes(lines: list[Line], facts: list[Fact]) -> list[str]:
+    """The key type and fingerprint of each key offered and not taken, as sshd logged them."""
+    return [
+        line.message.rpartition(" ssh2: ")[2][:200] if " ssh2: " in line.message else "(key not logged)"
+        for line, fact in zip(lines, facts, strict=True)
+        if is_key_probe(fact)
+    ]
+
+
 def build_event(group: Group) -> Event:
     """The event a closed group of lines makes."""
     lines, facts = group.lines, group.facts
@@ -339,7 +354,14 @@ def build_event(group: Group) -> Event:
     fields = merge_fields(etype, facts, lines)
     commands = [f.command for f in facts if f.command]
     attempts = _attempts(facts, kinds, fields.user) if etype == "ssh_login" and outcome == "failure" else 0
-    after_failures = etype == "ssh_login" and outcome == "success" and not kinds.isdisjoint(FAILED_TRY_KINDS)
+    probes = _key_probes(lines, facts) if etype == "ssh_login" and outcome == "success" else []
+    after_failures = (
+        etype == "ssh_login"
+        and outcome == "success"
+        and any(f.kind in FAILED_TRY_KINDS and not is_key_probe(f) for f in facts)
+    )
+    if probes and fields.reason is None:
+        fields.reason = f"{len(probes)} keys offered before the accepted one: {', '.join(probes)}"
     return Event(
         id=event_id(first.machine or first.host, first.boot, first.key),
         type=etype,

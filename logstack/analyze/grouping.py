@@ -23,6 +23,7 @@ from logstack.analyze.event import (
     Settings,
     build_event,
     event_id,
+    is_key_probe,
 )
 from logstack.classify.classifier import classify
 from logstack.classify.programs import SSH_IDENTIFIERS
@@ -74,7 +75,7 @@ class EventBuilder:
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
-        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
+        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS and not is_key_probe(fact):
             self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
