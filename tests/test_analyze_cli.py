@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -283,3 +284,23 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path, fmt)
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stderr == "" and len(done.stdout.splitlines()) == 1
+
+
+def test_since_last_run_on_exports_reads_a_late_line_and_names_what_it_cannot(tmp_path: Path, runner):
+    """A merged or late export: a line older than the last run's resume point is still read (recognised
+    lines are not reported twice); what lies beyond the horizon is counted on stderr, never dropped silently."""
+    now = int(time.time() * 1_000_000)
+    minute = 60_000_000
+    fail = "Failed password for root from 198.51.100.{} port 4242 ssh2".format
+    first = [entry(now - 30 * minute, "sshd-session", 900, fail(1))]
+    late = entry(now - 60 * minute, "sshd-session", 901, fail(2))  # before the first run's resume point
+    ancient = entry(now - 20 * 24 * 60 * minute, "sshd-session", 902, fail(3))
+    args = ("--since-last-run", "--data-dir", tmp_path / "state", "--format", "jsonl")
+    one = invoke(runner, "analyze", "--journal", write(tmp_path / "a.json", first), *args)
+    assert [json.loads(x)["source_ip"] for x in one.stdout.splitlines()] == ["198.51.100.1"]
+    merged = write(tmp_path / "a.json", [ancient, late, *first])  # the same export, grown (its state is the file's)
+    two = invoke(runner, "analyze", "--journal", merged, *args)
+    assert [json.loads(x)["source_ip"] for x in two.stdout.splitlines()] == ["198.51.100.2"]
+    assert "1 lines are older than the 14-day horizon of --since-last-run and were not read" in two.stderr
+    three = invoke(runner, "analyze", "--journal", merged, *args)
+    assert three.stdout == ""  # each once

@@ -73,3 +73,21 @@ def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection 
         if selection is not None and not selection.keeps(line.ident, line.message):
             continue
         yield line
+
+
+class ExportSource:
+    """Lines of an export, as the store's reader gives them: by a window of arrival times. What falls outside
+    the window is counted, so a run never leaves a line of the file unread without saying so."""
+
+    def __init__(self, path: str, since: int | None, selection: Selection | None) -> None:
+        self.path, self.since, self.selection = path, since, selection
+        self.too_old = self.too_new = 0
+
+    def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
+        for line in journal_lines(self.path, self.since, self.selection):
+            if start is not None and line.arrival < start:
+                self.too_old += 1
+            elif end is not None and line.arrival > end:
+                self.too_new += 1
+            else:
+                yield line

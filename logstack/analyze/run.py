@@ -31,6 +31,9 @@ class RunOptions:
     horizon: int = 14 * DAY  # journal time up to which a copy of a reported line is recognised
     max_pending: int = HOUR  # an event still growing after this long is reported (and then continued)
     settings: Settings = field(default_factory=Settings)
+    # a source whose lines may come in any order of time (an export, merged or late): every line the horizon
+    # covers is read again, and the lines earlier runs reported are recognised, not skipped by time
+    reread: bool = False
 
 
 @dataclass
@@ -141,7 +144,9 @@ def _run(
     start = options.since
     resume = state.resume_from if state is not None else None
     if resume is not None:
-        start = resume - options.overlap
+        start = now - options.horizon if options.reread else resume - options.overlap
+        if options.since is not None:
+            start = max(start, options.since)
     # Lines an earlier run reported group apart from new ones (and are not reported again); they still
     # count in brute-force windows.
     known: Container[str] = _Reported(state) if state is not None else frozenset()

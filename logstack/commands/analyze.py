@@ -6,18 +6,18 @@ import dataclasses
 import gc
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.export import journal_lines
+from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, resume_clock, run_analysis
-from logstack.base.clock import duration_micros, parse_since
+from logstack.base.clock import DAY, duration_micros, parse_since
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
@@ -28,10 +28,7 @@ from logstack.store.greptime import store_address
 from logstack.store.reader import DatabaseSource
 
 if TYPE_CHECKING:
-    from logstack.journal.line import Line
     from logstack.site.inventory import Inventory
-
-    Source = Callable[[int | None, int | None], Iterator[Line]]
 
 FORMATS = ("text", "json", "jsonl")
 HorizonOpt = Annotated[
@@ -96,7 +93,9 @@ def analyze(
 
     queue = collector.queue if collector is not None else None
     if journal is not None:
-        result = run_analysis(_journal_source(journal, options.since, inv), options, report, now, flush, queue)
+        lines = _journal_source(journal, options.since, inv)
+        result = run_analysis(lines, dataclasses.replace(options, reread=True), report, now, flush, queue)
+        _warn_unread(journal, lines, options)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
@@ -195,17 +194,26 @@ def _run_options(
     )
 
 
-def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Source:
-    """Lines of an export, as the database source gives them: by a window of arrival times."""
-    # An export holds every program's lines; read those the senders would forward.
-    selection = Selection.of(inv)
+def _journal_source(path: str, since: int | None, inv: Inventory | None) -> ExportSource:
+    # an export holds every program's lines: read those the senders would forward
+    return ExportSource(path, since, Selection.of(inv))
 
-    def source(start: int | None, end: int | None) -> Iterator[Line]:
-        for line in journal_lines(path, since, selection):
-            if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
-                yield line
 
-    return source
+def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:
+    name = "stdin" if path == "-" else path
+    if lines.too_old:
+        typer.echo(
+            f"logstack: {name}: {lines.too_old} lines are older than the {options.horizon // DAY}-day horizon of "
+            "--since-last-run and were not read (earlier runs may have reported them; analyze the file without "
+            "--since-last-run, or give a longer --dedupe-horizon)",
+            err=True,
+        )
+    if lines.too_new:
+        typer.echo(
+            f"logstack: {name}: {lines.too_new} lines are dated after this machine's clock and were not read "
+            "(a clock ahead on the host?); a later run with the file reads them",
+            err=True,
+        )
 
 
 def _state_path(
