@@ -21,7 +21,8 @@ from logstack.classify.programs.pam import read_pam
 MAX_RULE_INPUT = 2048
 
 
-# Some syslog daemons leave the sender's message id in the text: `[ID 800047 auth.info] Failed password …`.
+# Solaris and illumos put a message id before the text: `[ID 800047 auth.info] Failed password …` (illumos-gate
+# usr/src/lib/libc/port/gen/syslog.c vsyslog(): "[ID %u FACILITY_AND_PRIORITY] ", the log driver names both).
 _SYSLOG_ID = re.compile(r"\[ID \d++ [a-z0-9]++\.[a-z]++\] ")
 
 

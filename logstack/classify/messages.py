@@ -139,7 +139,7 @@ def _conversion(conversion: str, name: str, following: str, final: bool) -> tupl
         if name == "ip" and follower == ":":
             # `from ADDR: CODE: …` (sshd before 7.2p1): an IPv6 address holds colons too, so the run gives back
             # to the colon that ends it; it holds no space, so what it gives back is bounded by its length
-            return name, r"[0-9A-Fa-f:.]+(?:%[\w.-]++)?"
+            return name, r"[0-9A-Fa-f:.]{1,45}(?:%[\w.-]++)?"  # 45: the longest address text
         if body.startswith("[^") and follower and not follower.isspace():
             # a possessive run never gives back: it must stop before the text that ends it (`alice,`)
             body = "[^" + re.escape(follower) + body[2:]

@@ -11,6 +11,9 @@ from logstack.classify.programs.base import Program
 _SSH_BUCKETS = rules.TABLE_RULES["sshd"]
 # `ADDR port N: `: a disconnect line names sshd's peer once; a client-chosen name or text may add more
 _ADDRESS_COLON = re.compile(r" [0-9A-Fa-f:.]++(?:%\S+)? port \d++: ")
+# `… from ADDR port N ssh1: ruser NAME` (before 7.4p1): the user and the remote user are both a client's text,
+# so the line is read only when it names one `from ADDR port N`
+_AUTH_FROM = re.compile(r" from [0-9A-Fa-f:.]++(?:%\S+)? port \d++")
 
 
 def _ssh(message: str) -> Fact:
@@ -18,8 +21,11 @@ def _ssh(message: str) -> Fact:
     found = rules.match_buckets(_SSH_BUCKETS, text)
     if found is None:
         return Fact("ssh_other", reason=text)
-    if (found[0].short_auth_log and " ssh2: " in text) or (
-        found[0].one_address and len(_ADDRESS_COLON.findall(text)) != 1
+    row = found[0]
+    if (
+        (row.short_auth_log and " ssh2: " in text)
+        or (row.one_address and len(_ADDRESS_COLON.findall(text)) != 1)
+        or (row.method == "rhosts-rsa" and len(_AUTH_FROM.findall(text)) != 1)
     ):
         # the line may be a longer shape whose client-chosen tail (a GSSAPI name, a certificate ID) ends
         # like this one: which `from ADDR port N` is sshd's is not known, so no address or name is read
