@@ -51,7 +51,8 @@ def verify(
         typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"{result.checked} sealed hours checked, {result.expired} past retention skipped, "
-        f"{len(result.findings)} host-hours changed"
+        f"{sum(f.hour is not None for f in result.findings)} host-hours changed"
+        + (f", {chain} faults of the chain" if (chain := sum(f.hour is None for f in result.findings)) else "")
     )
     if result.findings:
         raise typer.Exit(ExitStatus.FINDINGS)
