@@ -68,3 +68,11 @@ def test_readme_json_shape_matches_real_output(runner):
     )[0]
     assert set(documented) == set(real)
     assert set(documented["lines"][0]) == set(real["lines"][0])
+
+
+def test_readme_coverage_table_is_made_from_the_message_table():
+    from logstack.classify.messages import load_table
+    from tests.coverage_table import coverage, readme_with
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme_with(coverage(load_table()), readme) == readme, "run `python3 -m tests.coverage_table`"
