@@ -324,6 +324,15 @@ def _key_probes(lines: list[Line], facts: list[Fact]) -> list[str]:
     ]
 
 
+def _success_after_failures(lines: list[Line], facts: list[Fact], fields: Fact) -> bool:
+    """Whether a successful login followed failed tries in its connection; keys offered before the accepted
+    one are no failed tries: they become its detail (`fields.reason`)."""
+    probes = _key_probes(lines, facts)
+    if probes and fields.reason is None:
+        fields.reason = f"{len(probes)} keys offered before the accepted one: {', '.join(probes)}"
+    return any(f.kind in FAILED_TRY_KINDS and not is_key_probe(f) for f in facts)
+
+
 def build_event(group: Group) -> Event:
     """The event a closed group of lines makes."""
     lines, facts = group.lines, group.facts
@@ -354,14 +363,7 @@ def build_event(group: Group) -> Event:
     fields = merge_fields(etype, facts, lines)
     commands = [f.command for f in facts if f.command]
     attempts = _attempts(facts, kinds, fields.user) if etype == "ssh_login" and outcome == "failure" else 0
-    probes = _key_probes(lines, facts) if etype == "ssh_login" and outcome == "success" else []
-    after_failures = (
-        etype == "ssh_login"
-        and outcome == "success"
-        and any(f.kind in FAILED_TRY_KINDS and not is_key_probe(f) for f in facts)
-    )
-    if probes and fields.reason is None:
-        fields.reason = f"{len(probes)} keys offered before the accepted one: {', '.join(probes)}"
+    after_failures = etype == "ssh_login" and outcome == "success" and _success_after_failures(lines, facts, fields)
     return Event(
         id=event_id(first.machine or first.host, first.boot, first.key),
         type=etype,

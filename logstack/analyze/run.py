@@ -24,6 +24,7 @@ class RunOptions:
     """How a run selects and releases events."""
 
     since: int | None = None
+    until: int | None = None  # lines up to this time only (not with a state: its resume point would skip ahead)
     state_path: Path | None = None  # set: --since-last-run
     settle: int = 120 * SECOND  # an event is reported once no line arrived for this long
     safety_lag: int = 10 * SECOND  # rows newer than now - lag may not be visible yet
@@ -141,6 +142,8 @@ def _run(
     source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int, state: StateStore | None
 ) -> RunResult:
     upper = now - options.safety_lag if state is not None else None
+    if options.until is not None:
+        upper = options.until if upper is None else min(upper, options.until)
     start = options.since
     resume = state.resume_from if state is not None else None
     if resume is not None:

@@ -20,10 +20,38 @@ HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_RE = re.compile(r"(\d{1,9})([smhdw])")
+# One vocabulary for every duration: options, the inventory's TTL, and what GreptimeDB shows (humantime, as
+# GreptimeDB v1.1.4 parses `ttl`: a month is 30.44 days, a year 365.25). `m` is a minute and `M` a month.
+UNIT_SECONDS: dict[str, float] = {
+    **dict.fromkeys(("nsec", "ns"), 1e-9),
+    **dict.fromkeys(("usec", "us"), 1e-6),
+    **dict.fromkeys(("msec", "ms"), 1e-3),
+    **dict.fromkeys(("seconds", "second", "secs", "sec", "s"), 1),
+    **dict.fromkeys(("minutes", "minute", "mins", "min", "m"), 60),
+    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), 3600),
+    **dict.fromkeys(("days", "day", "d"), 86400),
+    **dict.fromkeys(("weeks", "week", "w"), 604800),
+    **dict.fromkeys(("months", "month", "M"), 2_630_016),
+    **dict.fromkeys(("years", "year", "y"), 31_557_600),
+}
+_PART_RE = re.compile(r"\s*(\d{1,12})\s*([A-Za-z]+)")
+_DURATION_EXAMPLES = "a duration like 90s, 15m, 2h, 7d, 2w, 1month or 1year"
 _REGISTRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_SINCE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ")
+_TIME_EXAMPLES = "2026-11-01, '2026-11-01 08:00', 2026-11-01T08:00:00Z, now, today, yesterday, -2h or 7d (ago)"
+
+
+def duration_seconds(value: str) -> float | None:
+    """Seconds of a duration in the shared vocabulary (`90s`, `1h30m`, `3months`), or None if it is not one."""
+    text = value.strip()
+    total, at = 0.0, 0
+    while at < len(text):
+        part = _PART_RE.match(text, at)
+        if part is None or part.group(2) not in UNIT_SECONDS:
+            return None
+        total += int(part.group(1)) * UNIT_SECONDS[part.group(2)]
+        at = part.end()
+    return total if text else None
 
 
 def now() -> dt.datetime:
@@ -32,16 +60,16 @@ def now() -> dt.datetime:
 
 
 def parse_duration(value: str, what: str = "duration") -> dt.timedelta:
-    """`30d`-style durations (s, m, h, d, w); bad input is a BadInputError naming `what`."""
-    match = _DURATION_RE.fullmatch(value.strip())
-    if not match:
-        raise BadInputError(f"{what}: {value!r} is not a duration like 30d, 12h, 2w, 90m or 45s")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    """A duration in the shared vocabulary (`90s` … `1year`); bad input is a BadInputError naming `what`."""
+    seconds = duration_seconds(value)
+    if seconds is None or seconds > 1000 * 31_557_600:
+        raise BadInputError(f"{what}: {value!r} is not {_DURATION_EXAMPLES}")
+    return dt.timedelta(seconds=seconds)
 
 
 def duration_micros(value: str, what: str = "duration") -> int:
     """A `30d`-style duration in microseconds."""
-    return int(parse_duration(value, what).total_seconds()) * SECOND
+    return int(parse_duration(value, what).total_seconds() * SECOND)
 
 
 def to_micros(value: dt.datetime) -> int:
@@ -78,12 +106,30 @@ def parse_registry_time(value: str) -> dt.datetime:
     return dt.datetime.strptime(value, _REGISTRY_FORMAT).replace(tzinfo=dt.UTC)
 
 
-def parse_since(value: str, what: str = "--since") -> int:
-    """A date or datetime given on the command line (UTC) as epoch microseconds."""
-    for fmt in _SINCE_FORMATS:
+def parse_time(value: str, what: str = "--since", now: int | None = None) -> int:
+    """An instant as epoch microseconds: an ISO date or datetime (UTC unless it names an offset), journalctl's
+    words (`now`, `today`, `yesterday`, `tomorrow`, `-2h`, `+1d`), or a duration back from now (`7d`)."""
+    text = value.strip()
+    current = now if now is not None else time.time_ns() // 1000
+    midnight = current - current % DAY
+    words = {"now": current, "today": midnight, "yesterday": midnight - DAY, "tomorrow": midnight + DAY}
+    if text in words:
+        return words[text]
+    sign = -1 if text[:1] == "-" else 1 if text[:1] == "+" else 0
+    seconds = duration_seconds(text[1:] if sign else text)
+    if seconds is not None:
+        return current + (sign or -1) * int(seconds * SECOND)
+    for fmt in _DATE_FORMATS:
         try:
-            parsed = dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
+            return to_micros(dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC))
         except ValueError:
             continue
-        return int(parsed.timestamp()) * SECOND
-    raise BadInputError(f"{what}: {value!r} is not a date or datetime like 2025-07-15 or '2025-07-15 08:47:26'")
+    try:
+        return to_micros(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise BadInputError(f"{what}: {value!r} is not a time like {_TIME_EXAMPLES}") from None
+
+
+def parse_since(value: str, what: str = "--since") -> int:
+    """A time given on the command line (see `parse_time`) as epoch microseconds."""
+    return parse_time(value, what)

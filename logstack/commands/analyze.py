@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -16,12 +17,12 @@ from logstack.alerts.delivery import Collector, deliver, load_config
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
-from logstack.analyze.run import RunOptions, resume_clock, run_analysis
-from logstack.base.clock import DAY, duration_micros, parse_since
+from logstack.analyze.run import RunOptions, RunResult, resume_clock, run_analysis
+from logstack.base.clock import DAY, duration_micros, parse_time
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
-from logstack.commands.db_options import StoreOptions, VerifyOpt, store_options
+from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
@@ -50,7 +51,8 @@ def analyze(
     store: StoreOptions,
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Take defaults from this site.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Start at this date or datetime (UTC).")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State directory for --since-last-run.")] = None,
     since_last_run: Annotated[bool, typer.Option("--since-last-run", help="Report only what is new.")] = False,
     output: Annotated[str, typer.Option("--format", help="text, json or jsonl")] = "text",
@@ -72,14 +74,8 @@ def analyze(
     """Group journal lines into security events and report each one once."""
     _check_choices(output, fail_on)
     inv = _load_inventory(inventory)
-    source = (
-        journal,
-        *store_address(inv, store.host, store.port),
-        store.name,
-        store.table,
-        state_id,
-    )  # names the state
-    options = _run_options(inv, since, data_dir, source, since_last_run, settle, dedupe_horizon)
+    source = (journal, *store_address(inv, store.host, store.port), store.name, store.table, state_id)  # the state's
+    options = _run_options(inv, (since, until), data_dir, source, since_last_run, settle, dedupe_horizon)
     options = _tuned(options, brute_force_count, brute_force_window, safety_lag)
     collector = _alert_collector(alerts, alert_secrets, options)
     writer = EventWriter(sys.stdout, output)
@@ -93,9 +89,7 @@ def analyze(
 
     queue = collector.queue if collector is not None else None
     if journal is not None:
-        lines = _journal_source(journal, options.since, inv)
-        result = run_analysis(lines, dataclasses.replace(options, reread=True), report, now, flush, queue)
-        _warn_unread(journal, lines, options)
+        result = _from_export(journal, inv, options, report, now, flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
@@ -179,19 +173,43 @@ def _both(writer: EventWriter, collector: Collector) -> Callable[[Event], None]:
 
 def _run_options(
     inv: Inventory | None,
-    since: str | None,
+    period: tuple[str | None, str | None],
     data_dir: Path | None,
     source: tuple[str | None, str, int, str | None, str | None, str | None],
     since_last_run: bool,
     settle: str,
     dedupe_horizon: str,
 ) -> RunOptions:
+    since = parse_time(period[0], "--since") if period[0] else None
+    until = parse_time(period[1], "--until") if period[1] else None
+    if until is not None and since_last_run:
+        raise BadInputError("--until and --since-last-run do not go together (a run reads up to now)")
+    if until is not None and since is not None and until <= since:
+        raise BadInputError("--until must be after --since")
     return RunOptions(
-        since=parse_since(since) if since else None,
+        since=since,
+        until=until,
         state_path=_state_path(inv, data_dir, source) if since_last_run else None,
         settle=duration_micros(settle, "--settle"),
         horizon=duration_micros(dedupe_horizon, "--dedupe-horizon"),
     )
+
+
+def _from_export(
+    journal: str,
+    inv: Inventory | None,
+    options: RunOptions,
+    report: Callable[[Event], None],
+    now: int,
+    flush: Callable[[], None],
+    queue: Callable[[sqlite3.Connection], None] | None,
+) -> RunResult:
+    """A run over an export: every line the horizon covers is read again (the file may be merged or late)."""
+    lines = _journal_source(journal, options.since, inv)
+    result = run_analysis(lines, dataclasses.replace(options, reread=True), report, now, flush, queue)
+    if options.state_path is not None:
+        _warn_unread(journal, lines, options)
+    return result
 
 
 def _journal_source(path: str, since: int | None, inv: Inventory | None) -> ExportSource:

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from logstack.analyze.export import journal_lines
-from logstack.base.clock import HOUR, duration_micros, parse_since
+from logstack.base.clock import HOUR, duration_micros, parse_time
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
-from logstack.commands.db_options import StoreOptions, VerifyOpt, store_options
+from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
 from logstack.evidence.report import backup_line, build_report, render_html, render_markdown
 from logstack.evidence.sealing import site_last_verification
 from logstack.integrity.signatures import Unverified, site_verifier
@@ -24,22 +24,12 @@ from logstack.store.backup import recorded_backup
 from logstack.store.reader import DatabaseSource
 
 
-def _moment(value: str, now: int, label: str) -> int:
-    """A date/datetime (UTC) or a duration back from now (7d, 12h)."""
-    if value[:1].isdigit() and value[-1:] in "smhdw" and value[:-1].isdigit():
-        return now - duration_micros(value, label)
-    try:
-        return parse_since(value)
-    except BadInputError:
-        raise BadInputError(f"{label}: {value!r} is neither a duration like 7d nor a date like 2025-07-15") from None
-
-
 @store_options
 def report(
     store: StoreOptions,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
-    since: Annotated[str, typer.Option("--since", help="Start: a duration back from now (7d) or a date.")] = "7d",
-    until: Annotated[str | None, typer.Option("--until", help="End (default: now).")] = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write Markdown here.")] = None,
     journal: Annotated[str | None, typer.Option("--journal", help="journalctl -o json export; - for stdin.")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Site: hosts, certificates, DB.")] = None,
@@ -51,8 +41,8 @@ def report(
 ) -> None:
     """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
     now = time.time_ns() // 1000
-    start = _moment(since, now, "--since")
-    end = _moment(until, now, "--until") if until else now
+    start = parse_time(since or "7d", "--since", now)
+    end = parse_time(until, "--until", now) if until else now
     if end <= start:
         raise BadInputError("--until must be after --since")
     inv = load_inventory(inventory) if inventory else None

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from logstack.base.clock import parse_since
+from logstack.base.clock import parse_time
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
+from logstack.commands.db_options import SinceOpt, UntilOpt
 from logstack.commands.store_options import (
     DataDir,
     KeysOpt,
@@ -29,7 +30,8 @@ from logstack.store.seal_heads import StoreHeadLog
 def verify(
     store: StoreOptions,
     inventory_path: SiteOpt = None,
-    since: Annotated[str | None, typer.Option("--since", help="Check hours from this date (UTC).")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     data_dir: DataDir = None,
     signing_keys: KeysOpt = None,
     seal_key: SealKeyOpt = None,
@@ -43,7 +45,13 @@ def verify(
     site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key, ttl)
     with DatabaseSource(site.database) as db:
         result = verify_store(
-            db, site.state_dir, site.seal_key, parse_since(since) if since else None, site.ttl, anchor, StoreHeadLog(db)
+            db,
+            site.state_dir,
+            site.seal_key,
+            (parse_time(since) if since else None, parse_time(until, "--until") if until else None),
+            site.ttl,
+            anchor,
+            StoreHeadLog(db),
         )
     for finding in result.findings:
         typer.echo(escape(str(finding)))

@@ -151,7 +151,7 @@ def verify_store(
     store: Store,
     state_dir: Path,
     key: bytes,
-    since: int | None,
+    period: tuple[int | None, int | None],
     ttl: int | None,
     anchor: Path | None = None,
     heads: HeadLog | None = None,
@@ -164,7 +164,7 @@ def verify_store(
         raise SealChainError(f"{anchor}: no exported chain to check against")
     rows = heads.read() if heads is not None else None  # before the chain: a seal may extend it meanwhile
     head = read_head(state_dir / STARTED, key)
-    result = verify_hours(state_dir / SEALS, key, store.rows, since, now, ttl, marks, head=head)
+    result = verify_hours(state_dir / SEALS, key, store.rows, period[0], now, ttl, marks, head=head, until=period[1])
     if heads is not None:
         _check_recorded_end(result, read_chain(state_dir / SEALS, key), rows, key)
     record_verification(state_dir, result, now, key)

@@ -291,6 +291,7 @@ def verify_hours(
     anchor: list[Seal] | None = None,
     max_unsealed: int = 2 * HOUR,
     head: tuple[int, str] | None = None,
+    until: int | None = None,
 ) -> VerifyResult:
     """Check the chain as a whole, then recompute every sealed hour (from `since`) and name each host-hour
     that changed."""
@@ -298,7 +299,7 @@ def verify_hours(
     chain = read_chain(path, key)
     result.findings.extend(chain_findings(chain, anchor, store_now, max_unsealed, head))
     for seal in chain:
-        if since is not None and seal.hour + HOUR <= since:
+        if (since is not None and seal.hour + HOUR <= since) or (until is not None and seal.hour >= until):
             continue
         if ttl is not None and seal.hour < store_now - ttl:
             result.expired += 1  # the store removes these rows itself

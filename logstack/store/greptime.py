@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logstack.base.ca_bundle import read_bundle, resolve
+from logstack.base.clock import duration_seconds
 from logstack.base.deadline import within_exchange
 from logstack.base.errors import BadInputError, LogstackError, RuntimeFailure
 from logstack.base.safe_read import KiB, read_file
@@ -184,22 +185,6 @@ class DirectGreptimeHTTP(GreptimeHTTP):
 
 
 # humantime's units (GreptimeDB formats and parses TTLs with it: v1.1.4 src/common/time/src/ttl.rs)
-_HUMANTIME_SECONDS = {
-    **dict.fromkeys(("nsec", "ns"), 1e-9),
-    **dict.fromkeys(("usec", "us"), 1e-6),
-    **dict.fromkeys(("msec", "ms"), 1e-3),
-    **dict.fromkeys(("seconds", "second", "secs", "sec", "s"), 1),
-    **dict.fromkeys(("minutes", "minute", "mins", "min", "m"), 60),
-    **dict.fromkeys(("hours", "hour", "hrs", "hr", "h"), 3600),
-    **dict.fromkeys(("days", "day", "d"), 86400),
-    **dict.fromkeys(("weeks", "week", "w"), 604800),
-    **dict.fromkeys(("months", "month", "M"), 2_630_016),
-    **dict.fromkeys(("years", "year", "y"), 31_557_600),
-}
-_HUMANTIME_RE = re.compile(r"(\d+)\s*([A-Za-z]+)")
-_MAX_TTL_DIGITS = 12
-
-
 def ttl_seconds(text: str) -> float | None:
     """A TTL as seconds (None: forever), whether written as in the inventory or as GreptimeDB shows it."""
     text = text.strip()
@@ -207,11 +192,9 @@ def ttl_seconds(text: str) -> float | None:
         return None
     if text == "instant":
         return 0.0
-    total = 0.0
-    for number, unit in _HUMANTIME_RE.findall(text):
-        if unit not in _HUMANTIME_SECONDS or len(number) > _MAX_TTL_DIGITS:
-            raise RuntimeFailure(f"server: cannot read the retention {text!r}")
-        total += int(number) * _HUMANTIME_SECONDS[unit]
+    total = duration_seconds(text)
+    if total is None:
+        raise RuntimeFailure(f"server: cannot read the retention {text!r}")
     return total
 
 
