@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import itertools
+import json
 import os
 import signal
 import sys
@@ -12,7 +15,10 @@ from typing import Any
 
 import typer
 import typer.main
-from typer.core import TyperGroup
+
+# Typer vendors Click: its commands raise this error (not `click`'s).
+from typer._click.exceptions import UsageError
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from logstack.base.errors import LogstackError
 from logstack.base.exit_codes import ExitStatus
@@ -43,6 +49,45 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("certs", "app"),
 }
 _LOADED: dict[str, Any] = {}
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _metavar(param: Any) -> str:
+    """The metavar Click itself shows for a type (TEXT, INTEGER, FLOAT, PATH, [a|b])."""
+    kind = param.type_descriptor
+    if kind.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in kind.choices) + "]"
+    if kind.is_path:
+        return "PATH"
+    return {int: "INTEGER", float: "FLOAT"}.get(kind.annotation, "TEXT")
+
+
+def _standard_help(command: Any) -> Any:
+    """Help as Click users know it: `-h`, TEXT/INTEGER/PATH metavars, none on flags, choices in brackets."""
+    command.context_settings = {**_CONTEXT, **(command.context_settings or {})}
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = "" if param.is_flag else _metavar(param)
+        elif isinstance(param, TyperArgument) and param.metavar is None:
+            param.metavar = (param.name or "value").upper()
+            kind = _metavar(param) if not param.type_descriptor.is_list else "TEXT"
+            param.display_type_rich = lambda ctx, kind=kind: kind  # Typer's own column says `<list[str]>`
+    command.get_help_option = _flag_help(command.get_help_option)
+    for sub in getattr(command, "commands", {}).values():
+        _standard_help(sub)
+    return command
+
+
+def _flag_help(made: Any) -> Any:
+    """`-h/--help` is a flag: no metavar, as on every other flag."""
+
+    def get_help_option(ctx: Any) -> Any:
+        option = made(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    return get_help_option
 
 
 class _Group(TyperGroup):
@@ -51,6 +96,16 @@ class _Group(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return list(_COMMANDS)
 
+    def get_help_option(self, ctx: Any) -> Any:
+        return _flag_help(super().get_help_option)(ctx)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # the root's own options (--version, completion) as the commands' are
+            if isinstance(param, TyperOption) and param.metavar is None:
+                param.metavar = "" if param.is_flag else _metavar(param)
+        return params
+
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in _COMMANDS:
             return None
@@ -58,23 +113,40 @@ class _Group(TyperGroup):
             module_name, attribute = _COMMANDS[cmd_name]
             target = getattr(importlib.import_module(f"logstack.commands.{module_name}"), attribute)
             if not isinstance(target, typer.Typer):
-                single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+                single = typer.Typer(pretty_exceptions_enable=False, add_completion=False, context_settings=_CONTEXT)
                 single.command(cmd_name)(target)
                 target = single
-            command = typer.main.get_command(target)
+            command = _standard_help(typer.main.get_command(target))
             command.name = cmd_name
             _LOADED[cmd_name] = command
         return _LOADED[cmd_name]
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in _COMMANDS:
+            close = difflib.get_close_matches(name, list(_COMMANDS), n=1, cutoff=0.6)
+            hint = f" (did you mean `{close[0]}`?)" if close else " (`logstack -h` lists them)"
+            raise UsageError(f"no such command {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
+        wants_json = _wants_json([*getattr(ctx, "protected_args", []), *ctx.args])
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
             _quiet_pipe()
+        except UsageError as exc:
+            # one error style for every mistake on the command line: one line, exit 2
+            names, at = [], exc.ctx
+            while at is not None and at.parent is not None:  # the command's path below `logstack`
+                names.append(at.info_name or "")
+                at = at.parent
+            where = " ".join(reversed(names)) + ": " if names else ""
+            message = f"{where}{escape(exc.format_message())}"
+            _fail(message, ExitStatus.BAD_INPUT, wants_json)
         except LogstackError as exc:
             # messages may carry what a remote machine or database said: shown escaped
-            typer.echo(f"logstack: error: {escape(str(exc))}", err=True)
-            raise typer.Exit(int(exc.exit_status)) from None
+            _fail(escape(str(exc)), exc.exit_status, wants_json)
         except Exception as exc:
             # the command line's own exits and usage errors (typer's, built on its own click) go through
             if os.environ.get("LOGSTACK_DEBUG") or type(exc).__module__.split(".")[0] in ("typer", "click"):
@@ -93,7 +165,7 @@ app = typer.Typer(
     help="Provision and run a central login-audit log stack (Vector + GreptimeDB) for Linux fleets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings=_CONTEXT,
 )
 
 
@@ -114,6 +186,19 @@ def _root(
     pass
 
 
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for `--format json` (its failure is then a JSON document too)."""
+    return "--format=json" in args or any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
+
+
+def _fail(message: str, status: int, as_json: bool) -> None:
+    """One line on stderr and the exit code; with --format json also one document on stdout for programs."""
+    if as_json:
+        typer.echo(json.dumps({"error": message, "exit": int(status)}))
+    typer.echo(f"logstack: error: {message}", err=True)
+    raise typer.Exit(int(status))
+
+
 def _quiet_pipe() -> None:
     """The reader of standard output went away (`| head`): end quietly, as coreutils do (128 + SIGPIPE)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -124,6 +209,6 @@ def _quiet_pipe() -> None:
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="logstack")  # as installed, also under `python -m logstack` (completion is keyed by it)
     except BrokenPipeError:
         _quiet_pipe()

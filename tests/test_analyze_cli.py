@@ -157,7 +157,12 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, runner):
     assert result.stderr.count("\n") == 1
     missing = invoke(runner, "analyze", "--journal", tmp_path / "nope.json")
     assert missing.exit_code == 2 and "nope.json" in missing.stderr
-    for args in (["--format", "xml"], ["--fail-on", "sometimes"], ["--since", "the day before"], ["--settle", "2 fortnights"]):
+    for args in (
+        ["--format", "xml"],
+        ["--fail-on", "sometimes"],
+        ["--since", "the day before"],
+        ["--settle", "2 fortnights"],
+    ):
         r = invoke(runner, "analyze", "--journal", SAMPLE, *args)
         assert r.exit_code == 2 and r.stderr.startswith("logstack: error:"), (args, r.output)
     no_password = runner.invoke(__import__("logstack.cli").cli.app, ["analyze"], env={"GREPTIMEDB_PASSWORD": None})

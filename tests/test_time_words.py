@@ -67,7 +67,16 @@ def test_a_month_and_a_week_are_durations_everywhere(runner, site):
 
 def test_analyze_takes_since_and_until_in_the_same_words(runner):
     result = invoke(
-        runner, "analyze", "--journal", SAMPLE, "--since", "2026-11-20", "--until", "2026-11-20 08:20", "--format", "json"
+        runner,
+        "analyze",
+        "--journal",
+        SAMPLE,
+        "--since",
+        "2026-11-20",
+        "--until",
+        "2026-11-20 08:20",
+        "--format",
+        "json",
     )
     assert result.exit_code == 0, result.output
     events = json.loads(result.stdout)

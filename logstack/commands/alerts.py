@@ -11,10 +11,15 @@ import typer
 from logstack.alerts.delivery import backlog, load_config, send_test
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.paths import DATA_ROOT
-from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, TextOrJson, inventory
 from logstack.site.alerts import AlertConfig, check_secrets
 
-app = typer.Typer(pretty_exceptions_enable=False, add_completion=False, no_args_is_help=True)
+app = typer.Typer(
+    help="Alert destinations: send a test, show what waits to be delivered.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+)
 
 
 @app.command("test")
@@ -38,11 +43,11 @@ def test(
 @app.command("backlog")
 def show_backlog(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The analysis state directory.")] = DATA_ROOT,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON for status.")] = False,
+    output: TextOrJson = "text",
 ) -> None:
     """What each destination has yet to accept, per analysis state."""
     found = backlog(data_dir)
-    if as_json:
+    if output == "json":
         typer.echo(json.dumps(found, sort_keys=True))
         return
     rows = [(state, row) for state, rows in found.items() for row in rows]

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -31,11 +31,18 @@ from logstack.store.reader import DatabaseSource
 if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
 
-FORMATS = ("text", "json", "jsonl")
+FormatOpt = Annotated[Literal["text", "json", "jsonl"], typer.Option("--format", help="Output format.")]
+FailOnOpt = Annotated[
+    Literal["never", "info", "failure", "alert"],
+    typer.Option("--fail-on", help="Exit 1 when an event of this severity or worse is reported."),
+]
+BruteCountOpt = Annotated[
+    int, typer.Option("--brute-force-count", min=2, help="Failed tries from one source that make an incident.")
+]
+BruteWindowOpt = Annotated[str, typer.Option("--brute-force-window", help="Within this long (an incident's tries).")]
 HorizonOpt = Annotated[
     str, typer.Option("--dedupe-horizon", help="Journal age up to which a repeated line is recognised.")
 ]
-LEVELS = ("never", "info", "failure", "alert")
 StateIdOpt = Annotated[
     str | None, typer.Option("--state-id", help="Name the --since-last-run state (a store reached anew).")
 ]
@@ -55,11 +62,11 @@ def analyze(
     until: UntilOpt = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="State directory for --since-last-run.")] = None,
     since_last_run: Annotated[bool, typer.Option("--since-last-run", help="Report only what is new.")] = False,
-    output: Annotated[str, typer.Option("--format", help="text, json or jsonl")] = "text",
-    fail_on: Annotated[str, typer.Option("--fail-on", help="never, info, failure or alert")] = "never",
+    output: FormatOpt = "text",
+    fail_on: FailOnOpt = "never",
     settle: Annotated[str, typer.Option("--settle", help="Quiet time before an event is final.")] = "2m",
-    brute_force_count: Annotated[int, typer.Option("--brute-force-count", min=2)] = 8,
-    brute_force_window: Annotated[str, typer.Option("--brute-force-window")] = "120s",
+    brute_force_count: BruteCountOpt = 8,
+    brute_force_window: BruteWindowOpt = "120s",
     dedupe_horizon: HorizonOpt = "14d",
     safety_lag: SafetyLagOpt = "10s",
     state_id: StateIdOpt = None,
@@ -72,7 +79,6 @@ def analyze(
     alert_secrets: AlertSecretsOpt = None,
 ) -> None:
     """Group journal lines into security events and report each one once."""
-    _check_choices(output, fail_on)
     inv = _load_inventory(inventory)
     source = (journal, *store_address(inv, store.host, store.port), store.name, store.table, state_id)  # the state's
     options = _run_options(inv, (since, until), data_dir, source, since_last_run, settle, dedupe_horizon)
@@ -121,13 +127,6 @@ def _load_inventory(path: Path | None) -> Inventory | None:
     from logstack.site.inventory import load_inventory  # pydantic: loaded only when an inventory is read
 
     return load_inventory(path)
-
-
-def _check_choices(output: str, fail_on: str) -> None:
-    if output not in FORMATS:
-        raise BadInputError(f"--format must be one of {', '.join(FORMATS)}")
-    if fail_on not in LEVELS:
-        raise BadInputError(f"--fail-on must be one of {', '.join(LEVELS)}")
 
 
 def deliver_alerts(state_path: Path, collector: Collector | None) -> None:

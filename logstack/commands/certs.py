@@ -13,6 +13,7 @@ from logstack.commands.options import (
     DEFAULT_INVENTORY,
     InventoryOpt,
     PassphraseFileOpt,
+    TextOrJson,
     inventory,
     passphrase,
 )
@@ -25,7 +26,7 @@ WithinOpt = Annotated[str, typer.Option("--within", help="Window such as 30d, 12
 @app.command("list")
 def certs_list(
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: TextOrJson = "text",
     history: Annotated[bool, typer.Option(help="Include superseded certificates.")] = False,
 ) -> None:
     """List certificates with expiry, status and issuing CA (marks hosts still on an old CA)."""
@@ -33,8 +34,6 @@ def certs_list(
     if output == "json":
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
-    if output != "text":
-        raise typer.BadParameter("--format must be text or json")
     typer.echo(f"{'NAME':<24} {'KIND':<7} {'STATUS':<10} {'CA':<6} {'NOT AFTER':<21} {'DAYS':>5}")
     for r in rows:
         flag = "  (old CA)" if r.on_old_ca and r.status == "valid" else ""
@@ -42,10 +41,19 @@ def certs_list(
 
 
 @app.command("check")
-def certs_check(inventory_path: InventoryOpt = DEFAULT_INVENTORY, within: WithinOpt = "30d") -> None:
+def certs_check(
+    inventory_path: InventoryOpt = DEFAULT_INVENTORY, within: WithinOpt = "30d", output: TextOrJson = "text"
+) -> None:
     """Exit 1 listing every valid certificate that expires within the window."""
     window = parse_duration(within, "--within")
     expiring = service.expiring(inventory(inventory_path), window)
+    if output == "json":
+        fields = ("name", "kind", "serial", "not_after", "ca")
+        document = {"within": within, "expiring": [{f: getattr(r, f) for f in fields} for r in expiring]}
+        typer.echo(json.dumps(document, indent=2))
+        if expiring:
+            raise typer.Exit(ExitStatus.FINDINGS)
+        return
     for rec in expiring:
         typer.echo(f"expiring: {rec.name} ({rec.kind}) serial {rec.serial} on {rec.not_after}")
     if expiring:

@@ -7,23 +7,20 @@ from typing import Annotated
 
 import typer
 
-from logstack.base.errors import BadInputError
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
-from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, TextOrJson, inventory
 from logstack.deploy.machine_facts import machine_facts
 
 
 def facts(
     names: Annotated[list[str] | None, typer.Argument(help="Machines (host names or `server`); none: all.")] = None,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: TextOrJson = "text",
     cached: Annotated[bool, typer.Option("--cached", help="Show the site's cache; connect to nothing.")] = False,
     accept_new: Annotated[bool, typer.Option("--accept-new", help="Pin unknown host keys (first contact).")] = False,
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
 ) -> None:
     """Read each machine's facts over SSH and cache them in the site (render uses the cache)."""
-    if output not in ("text", "json"):
-        raise BadInputError("--format must be text or json")
     rows = machine_facts(inventory(inventory_path), names or [], cached=cached, accept_new=accept_new)
     if output == "json":
         typer.echo(json.dumps([r.as_dict() for r in rows], indent=2))

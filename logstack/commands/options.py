@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -34,3 +34,6 @@ PackagesOpt = Annotated[
     Path | None,
     typer.Option("--packages", help="Vector package files from `logstack packages` (no repository needed)."),
 ]
+
+# What a reporting command prints: lines for people, or one JSON document for programs.
+TextOrJson = Annotated[Literal["text", "json"], typer.Option("--format", help="Output format.")]

@@ -8,15 +8,21 @@ from typing import Annotated
 import typer
 
 from logstack.base.clock import parse_duration
-from logstack.base.errors import BadInputError
 from logstack.base.exit_codes import ExitStatus
-from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, PassphraseFileOpt, inventory, passphrase
+from logstack.commands.options import (
+    DEFAULT_INVENTORY,
+    InventoryOpt,
+    PassphraseFileOpt,
+    TextOrJson,
+    inventory,
+    passphrase,
+)
 from logstack.evidence.status import check_status
 
 
 def status(
     inventory_path: InventoryOpt = DEFAULT_INVENTORY,
-    output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+    output: TextOrJson = "text",
     silence: Annotated[str, typer.Option("--silence", help="A host silent longer than this is a finding.")] = "10m",
     within: Annotated[str, typer.Option("--within", help="A certificate expiring within this is a finding.")] = "30d",
     db_port: Annotated[int, typer.Option("--db-port", help="GreptimeDB's MySQL port on the server.")] = 4002,
@@ -24,8 +30,6 @@ def status(
     passphrase_file: PassphraseFileOpt = None,
 ) -> None:
     """Per host: last heartbeat, last event, certificate; server: GreptimeDB, Vector's TLS port, disk."""
-    if output not in ("text", "json"):
-        raise BadInputError("--format must be text or json")
     report = check_status(
         inventory(inventory_path),
         silence=parse_duration(silence, "--silence"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from logstack.base.clock import parse_time
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
 from logstack.commands.db_options import SinceOpt, UntilOpt
+from logstack.commands.options import TextOrJson
 from logstack.commands.store_options import (
     DataDir,
     KeysOpt,
@@ -39,6 +41,7 @@ def verify(
     anchor: Annotated[
         Path | None, typer.Option("--anchor", help="A chain exported earlier: the chain must extend it.")
     ] = None,
+    output: TextOrJson = "text",
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
     inv = load_inventory(inventory_path) if inventory_path is not None else None
@@ -53,6 +56,17 @@ def verify(
             anchor,
             StoreHeadLog(db),
         )
+    if output == "json":
+        document = {
+            "checked_hours": result.checked,
+            "expired_hours": result.expired,
+            "findings": [str(f) for f in result.findings],
+            "notes": result.notes,
+        }
+        typer.echo(json.dumps(document, indent=2))
+        if result.findings:
+            raise typer.Exit(ExitStatus.FINDINGS)
+        return
     for finding in result.findings:
         typer.echo(escape(str(finding)))
     for note in result.notes:
