@@ -309,3 +309,27 @@ def test_since_last_run_on_exports_reads_a_late_line_and_names_what_it_cannot(tm
     assert "1 lines are older than the 14-day horizon of --since-last-run and were not read" in two.stderr
     three = invoke(runner, "analyze", "--journal", merged, *args)
     assert three.stdout == ""  # each once
+
+
+def test_text_is_in_time_order_with_a_closing_count_by_severity(runner):
+    result = invoke(runner, "analyze", "--journal", SAMPLE)
+    dates = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  DATE:")]
+    assert dates == sorted(dates) and len(dates) == 22
+    assert result.stdout.splitlines()[-1] == "22 events: 4 alert, 10 failure, 8 info"
+
+
+def test_a_progress_line_only_on_a_terminal(tmp_path: Path):
+    import io
+
+    from logstack.commands.progress import Progress, counted
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, quiet = Terminal(), io.StringIO()
+    for stream in (shown, quiet):
+        progress = Progress("analyze export.json", stream, interval=0)
+        assert sum(1 for _ in counted(range(10_000), progress)) == 10_000
+    assert "analyze export.json: 8,192 lines" in shown.getvalue() and shown.getvalue().endswith("\r\x1b[K")
+    assert quiet.getvalue() == ""  # a log or a pipe gets nothing

@@ -50,6 +50,15 @@ def text_block(event: Event) -> str:
     return "\n".join(rows) + "\n"
 
 
+def summary(events: list[Event]) -> str:
+    """The closing line of a text report: how many events, by severity, most severe first."""
+    counts = {level: 0 for level in ("alert", "failure", "info")}
+    for event in events:
+        counts[event.severity] = counts.get(event.severity, 0) + 1
+    by_level = ", ".join(f"{n} {level}" for level, n in counts.items() if n)
+    return f"{len(events)} events: {by_level}" if events else "No events found"
+
+
 def _json_escape(data: str) -> str:
     if not UNSAFE.search(data):
         return data
@@ -68,6 +77,7 @@ class EventWriter:
         self._bytes: BinaryIO | None = getattr(stream, "buffer", None) if fmt != "text" else None
         if self._bytes is not None:
             stream.flush()
+        self._held: list[Event] = []
 
     def _emit(self, data: bytes) -> None:
         if self._bytes is not None:
@@ -77,7 +87,9 @@ class EventWriter:
 
     def write(self, event: Event) -> None:
         if self.fmt == "text":
-            self.stream.write(text_block(event))
+            # events complete out of order (a long session ends after many short ones): people read them in
+            # the order they happened, so text waits for the end of the run
+            self._held.append(event)
         else:
             raw = orjson.dumps(event.as_dict())
             # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
@@ -94,5 +106,11 @@ class EventWriter:
             self._emit(b"[]\n" if self.count == 0 else b"\n]\n")
         elif self.fmt == "text" and self.count == 0:
             self.stream.write("No events found\n")
+        elif self.fmt == "text":
+            self._held.sort(key=lambda e: (e.start, e.end, e.id))
+            for event in self._held:
+                self.stream.write(text_block(event))
+            self.stream.write(summary(self._held) + "\n")
+            self._held.clear()
         if self._bytes is not None:
             self._bytes.flush()

@@ -23,6 +23,7 @@ from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
+from logstack.commands.progress import Progress, with_progress
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
@@ -101,7 +102,7 @@ def analyze(
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
             if options.state_path is not None:  # one clock: the one the rows are stamped with
                 now = resume_clock(db.store_now(), options.overlap)
-            result = run_analysis(db.lines, options, report, now, flush, queue)
+            result = run_analysis(with_progress(db.lines, Progress("analyze")), options, report, now, flush, queue)
     if options.state_path is None:
         flush()
     else:
@@ -205,7 +206,8 @@ def _from_export(
 ) -> RunResult:
     """A run over an export: every line the horizon covers is read again (the file may be merged or late)."""
     lines = _journal_source(journal, options.since, inv)
-    result = run_analysis(lines, dataclasses.replace(options, reread=True), report, now, flush, queue)
+    source = with_progress(lines, Progress(f"analyze {journal}"))
+    result = run_analysis(source, dataclasses.replace(options, reread=True), report, now, flush, queue)
     if options.state_path is not None:
         _warn_unread(journal, lines, options)
     return result
