@@ -30,8 +30,26 @@ def init_site(directory: Path, passphrase: bytes | None = None) -> InitResult:
         if existing.exists():
             raise BadInputError(f"{existing}: already exists; not overwriting a site")
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(inventory, example_inventory_path().read_bytes(), mode=0o644)
+    atomic_write(inventory, first_inventory(example_inventory_path().read_text(encoding="utf-8")).encode(), mode=0o644)
     write_secrets(secrets, generate_secrets())
     inv = load_inventory(inventory)
     ca, _created = PKI.for_inventory(inv).ensure_ca(passphrase)
     return InitResult(inventory=inventory, secrets=secrets, ca=ca)
+
+
+def first_inventory(example: str) -> str:
+    """The example inventory as a new site's first one: its alert destinations shown but commented out, so a
+    site works before any is configured (each needs a URL, a mail server or a program of its own)."""
+    lines = example.splitlines(keepends=True)
+    out, inside = [], False
+    for line in lines:
+        if line.rstrip() == "  alerts:":
+            out.append("  alerts: []              # uncomment and fill in a destination below to turn it on\n")
+            inside = True
+            continue
+        if inside and (line.startswith("    ") or not line.strip()):
+            out.append("  #" + line[2:] if line.strip() else line)
+            continue
+        inside = False
+        out.append(line)
+    return "".join(out)
