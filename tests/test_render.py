@@ -103,11 +103,20 @@ def test_render_is_deterministic_and_check_catches_one_byte(tmp_path: Path, runn
     (a / "hosts/web1/etc/stray.conf").write_text("x")
     stale = invoke(runner, "render", "-i", EXAMPLE, "--check", a)
     assert stale.exit_code == 1
-    assert stale.stdout.splitlines() == [
+    assert stale.stdout.splitlines()[:3] == [
         "added: server/etc/logstack/schema.sql",
         "removed: hosts/web1/etc/stray.conf",
         "changed: hosts/web2/etc/vector/vector.yaml",
     ]
+    # a unified diff a reviewer can read, and a hint that runs as written
+    diff = stale.stdout.split("\n", 3)[3]
+    assert "--- /dev/null\n+++ b/server/etc/logstack/schema.sql\n" in diff
+    assert "--- a/hosts/web1/etc/stray.conf\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n" in diff
+    assert "--- a/hosts/web2/etc/vector/vector.yaml\n+++ b/hosts/web2/etc/vector/vector.yaml\n@@ -1," in diff
+    hint = stale.stderr.strip().rsplit("`", 2)[1]
+    assert hint == f"logstack render -i {EXAMPLE} -o {a}"
+    assert invoke(runner, *hint.split()[1:]).exit_code == 0
+    assert invoke(runner, "render", "-i", EXAMPLE, "--check", a).exit_code == 0
 
 
 def test_render_refuses_a_foreign_directory(tmp_path: Path, runner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -9,8 +10,9 @@ import typer
 
 from logstack.base.errors import BadInputError
 from logstack.base.exit_codes import ExitStatus
+from logstack.base.terminal import escape
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
-from logstack.render.rendered import check_tree, write_tree
+from logstack.render.rendered import check_tree, tree_diff_text, write_tree
 from logstack.render.site_files import render_site
 
 
@@ -37,6 +39,9 @@ def render(
         return
     for label, paths in (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed)):
         for path in paths:
-            typer.echo(f"{label}: {path}")
-    typer.echo(f"{check} is stale: re-run `logstack render -o {check}`", err=True)
+            typer.echo(f"{label}: {escape(path)}")
+    for line in tree_diff_text(files, check, diff).splitlines():
+        typer.echo(escape(line))  # a review file may hold anything an inventory says: never raw to the terminal
+    again = shlex.join(["logstack", "render", "-i", str(inventory_path), "-o", str(check)])
+    typer.echo(f"{check} is stale: re-run `{again}`", err=True)
     raise typer.Exit(ExitStatus.FINDINGS)

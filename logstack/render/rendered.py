@@ -5,6 +5,7 @@ Deployment imports this, not the renderer, so planning and applying load neither
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -92,6 +93,31 @@ class TreeDiff:
     @property
     def clean(self) -> bool:
         return not (self.added or self.removed or self.changed)
+
+
+def tree_diff_text(files: list[RenderedFile], out: Path, diff: TreeDiff, context: int = 3) -> str:
+    """A unified diff from the review tree in `out` to a fresh render (review files hold placeholders, never
+    secrets; a file the render marks secret is named, its lines are not shown)."""
+    want, have = review_tree(files), _existing_tree(out)
+    secret = {f"{f.machine}{f.path}" for f in files if f.secret}
+    chunks: list[str] = []
+    for path in sorted({*diff.added, *diff.removed, *diff.changed}):
+        old, new = have.get(path), want.get(path)
+        names = (f"a/{path}" if old is not None else "/dev/null", f"b/{path}" if new is not None else "/dev/null")
+        if path in secret:
+            chunks.append(f"--- {names[0]}\n+++ {names[1]}\n(a secret's file: its lines are not shown)\n")
+            continue
+        try:
+            before = old.decode("utf-8").splitlines(keepends=True) if old is not None else []
+            after = new.decode("utf-8").splitlines(keepends=True) if new is not None else []
+        except UnicodeDecodeError:
+            chunks.append(f"Binary files a/{path} and b/{path} differ\n")
+            continue
+        lines = difflib.unified_diff(before, after, *names, n=context)
+        chunks.append(
+            "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        )
+    return "".join(chunks)
 
 
 def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:
