@@ -66,7 +66,7 @@ def test_sample_export_gives_known_events(runner):
     assert brute["source_ip"] == "203.0.113.77" and "postgres" in brute["user"]
     # byte-array MESSAGE decoded, invalid UTF-8 replaced
     bob = next(e for e in events if e["user"] == "bob")
-    assert bob["command"] == "/usr/bin/cat /srv/\ufffd\ufffd"
+    assert bob["command"] == "/usr/bin/cat /srv/\\xff\\xfe"  # bytes kept as \\xNN, not U+FFFD
     jsonl = invoke(runner, "analyze", "--journal", SAMPLE, "--format", "jsonl")
     assert [json.loads(x)["id"] for x in jsonl.stdout.splitlines()] == [e["id"] for e in events]
 

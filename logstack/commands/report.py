@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from logstack import __version__
 from logstack.analyze.export import journal_lines
-from logstack.base.clock import HOUR, duration_micros, parse_time
+from logstack.base.clock import HOUR, duration_micros, iso, parse_time
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
@@ -59,6 +60,7 @@ def report(
     if journal is not None:
         selection = Selection.of(inv)
         data = build_report(journal_lines(journal, selection=selection), **common)
+        data.source = f"journal export {'stdin' if journal == '-' else journal}"
     else:
         config = store.config(inv)
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
@@ -68,6 +70,19 @@ def report(
             # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
             verified = verifier is not None and not isinstance(verifier, Unverified)
             data = build_report(db.lines(start, end + HOUR), **common, verified=verified)
+            data.source = f"store {config.label}"
+            # the store's whole span, not only what the period read (rows by the time the store took them)
+            data.source_first, data.source_last = db.oldest(), db.newest()
+            outside = data.source_first is not None and (data.source_first < start or (data.source_last or 0) >= end)
+            data.lines_outside = max(data.lines_outside, int(outside))
+    data.generated, data.version = now, __version__
+    if data.empty_but_not_silent:
+        typer.echo(
+            f"logstack: report: no events from {iso(start)[:19]} to {iso(end)[:19]} UTC, but {data.source} holds "
+            f"lines from {iso(data.source_first or 0)[:19]} to {iso(data.source_last or 0)[:19]}: "
+            "give --since/--until",
+            err=True,
+        )
     atomic_write(output, render_html(data), mode=0o644)
     typer.echo(f"wrote {output}: {data.events} events on {len(data.hosts)} hosts")
     if markdown is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,17 @@ class ReportData:
     verified: bool = False  # rows were checked against the site's signing keys
     last_verification: str | None = None  # the newest `logstack verify` outcome, as it recorded it
     last_backup: str | None = None  # the newest store backup, flagged when older than the site allows
+    source: str = ""  # where the lines came from: the store or an export
+    generated: int | None = None  # when the report was made (µs)
+    version: str = ""  # logstack's
+    source_first: int | None = None  # the oldest and newest journal time the source held (of lines read)
+    source_last: int | None = None
+    lines_outside: int = 0  # lines the source held outside the period
+
+    @property
+    def empty_but_not_silent(self) -> bool:
+        """No event in the period, while the source has lines outside it (a period that missed the data)."""
+        return self.events == 0 and self.lines_outside > 0
 
     @property
     def days(self) -> list[str]:
@@ -114,6 +126,11 @@ def build_report(
     heartbeats: dict[str, list[int]] = defaultdict(list)
     for line in lines:
         host = line.host
+        ts = line.ts
+        data.source_first = ts if data.source_first is None or ts < data.source_first else data.source_first
+        data.source_last = ts if data.source_last is None or ts > data.source_last else data.source_last
+        if not since <= ts < until:
+            data.lines_outside += 1
         if line.auth is not None and since <= line.arrival < until:
             data.unauthenticated[(host, line.auth)] += 1
         if line.ident == HEARTBEAT_IDENTIFIER:
@@ -276,17 +293,19 @@ def _heat_map(data: ReportData) -> str:
     return "".join(parts)
 
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them leaves log
-# content no way to open a link, an image, an autolink (`https:` and `www.` need an unescaped ':' or '.'),
-# HTML, emphasis or a table cell.
-_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~"})
-
-
-def _markdown_text(value: object) -> str:
-    """Log content for Markdown: control characters shown escaped, all markup characters neutralised."""
+def _code_span(value: object, in_table: bool = False) -> str:
+    """Log content for Markdown as a code span: shown as written (control characters escaped), and nothing in
+    it is markup (CommonMark 0.31 §6.1: no link, image, HTML or emphasis inside). The fence is one backtick
+    longer than any run in the content; in a table cell `|` is escaped, which GFM's table rule undoes first."""
     if value is None:
         return "—"
-    return escape(value).translate(_MARKDOWN_ESCAPES)
+    text = escape(value)
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text:
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
 
 
 def _environment() -> jinja2.Environment:
@@ -301,7 +320,8 @@ def _environment() -> jinja2.Environment:
     env.filters["iso"] = lambda v: iso(v)[:19].replace("T", " ") if v is not None else "—"
     env.filters["safe_text"] = lambda v: escape(v) if v is not None else "—"
     env.filters["minutes"] = lambda v: f"{v / 60e6:.0f} min"
-    env.filters["md"] = _markdown_text
+    env.filters["md"] = _code_span
+    env.filters["mdcell"] = lambda v: _code_span(v, in_table=True)
     return env
 
 

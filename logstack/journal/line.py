@@ -47,11 +47,12 @@ def text(value: Any) -> str | None:
         if isinstance(first, list):  # a repeated field whose first value is a byte array
             value = first
         try:
-            return bytes(value).decode("utf-8", errors="replace")
+            # bytes that are not UTF-8 stay readable and recoverable as \xNN (U+FFFD would lose them)
+            return bytes(value).decode("utf-8", errors="backslashreplace")
         except (ValueError, TypeError):
             return None
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+        return value.decode("utf-8", errors="backslashreplace")
     if isinstance(value, bool | int | float):
         try:
             return str(value)

@@ -89,6 +89,12 @@ class DatabaseSource:
         value = self.query(f"SELECT MIN(`greptime_timestamp`) AS oldest FROM `{self.config.table}`", ())[0]["oldest"]
         return micros_of(value) if isinstance(value, dt.datetime) else None
 
+    def newest(self) -> int | None:
+        """Ingest time of the newest row, or None for an empty table."""
+        self._columns()
+        value = self.query(f"SELECT MAX(`greptime_timestamp`) AS newest FROM `{self.config.table}`", ())[0]["newest"]
+        return micros_of(value) if isinstance(value, dt.datetime) else None
+
     def rows(self, start: int, end: int, identifier: str | None = None) -> Iterator[dict[str, Any]]:
         """Every column of the rows with start <= greptime_timestamp < end (of one program), as stored."""
         rows = self.query(
