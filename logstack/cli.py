@@ -20,7 +20,7 @@ import typer.main
 from typer._click.exceptions import UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from logstack.base.errors import LogstackError
+from logstack.base.errors import InventoryError, LogstackError
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
 
@@ -146,7 +146,10 @@ class _Group(TyperGroup):
             _fail(message, ExitStatus.BAD_INPUT, wants_json)
         except LogstackError as exc:
             # messages may carry what a remote machine or database said: shown escaped
-            _fail(escape(str(exc)), exc.exit_status, wants_json)
+            # an inventory's problems come one per line; any other message is one line (what a remote machine
+            # or database said may hold a newline: shown escaped, it cannot pass for a line of logstack's)
+            lines = str(exc).splitlines() if isinstance(exc, InventoryError) else [str(exc)]
+            _fail("\n".join(escape(line) for line in lines), exc.exit_status, wants_json)
         except Exception as exc:
             # the command line's own exits and usage errors (typer's, built on its own click) go through
             if os.environ.get("LOGSTACK_DEBUG") or type(exc).__module__.split(".")[0] in ("typer", "click"):
@@ -195,7 +198,8 @@ def _fail(message: str, status: int, as_json: bool) -> None:
     """One line on stderr and the exit code; with --format json also one document on stdout for programs."""
     if as_json:
         typer.echo(json.dumps({"error": message, "exit": int(status)}))
-    typer.echo(f"logstack: error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # several problems: one line each (the inventory's up to 20)
+        typer.echo(f"logstack: error: {line}", err=True)
     raise typer.Exit(int(status))
 
 

@@ -120,3 +120,28 @@ def test_every_example_field_is_commented():
     for i, line in enumerate(lines):
         if re.match(r"^\s*(- )?[a-z_]+:", line):
             assert documented(i), f"inventory.example.yaml:{i + 1} has no comment: {line!r}"
+
+
+def test_every_problem_is_listed_with_a_suggestion_for_a_mistyped_key(tmp_path, runner):
+    from tests.conftest import EXAMPLE, invoke
+
+    text = EXAMPLE.read_text().replace("\n  vector_port:", "\n  vectorport:").replace("\n  table:", "\n  tabel:")
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text(text)
+    result = invoke(runner, "render", "-i", bad, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith("server.vectorport: unknown key (did you mean 'vector_port'?)")
+    assert lines[1].endswith("server.tabel: unknown key (did you mean 'table'?)")
+    assert all(line.startswith(f"logstack: error: {bad}:") for line in lines)
+
+
+def test_at_most_twenty_problems_are_listed(tmp_path, runner):
+    from tests.conftest import EXAMPLE, invoke
+
+    text = EXAMPLE.read_text().replace("\nserver:\n", "\nserver:\n" + "".join(f"  bogus{i}: 1\n" for i in range(25)))
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text(text)
+    lines = invoke(runner, "render", "-i", bad, "-o", tmp_path / "out").stderr.splitlines()
+    assert len(lines) == 21 and lines[-1] == "logstack: error: (and 5 more problems)"

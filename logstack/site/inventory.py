@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from logstack.base import validation
 from logstack.base.errors import InventoryError
@@ -282,10 +284,41 @@ def _resolve_host(spec: InventorySpec, host: HostSpec) -> Host:
     )
 
 
+MAX_PROBLEMS = 20
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The inventory model whose keys the mapping at `loc` holds (None: not a model's)."""
+    model: Any = InventorySpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model inside `X`, `X | None`, `list[X]`, `tuple[X, ...]`, `Annotated[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        loc = tuple(error["loc"])
+        model = _model_at(loc[:-1])
+        known = list(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     msg = str(error["msg"])
@@ -303,11 +336,12 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
     try:
         spec = InventorySpec.model_validate(doc.data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = tuple(first["loc"])
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise InventoryError(f"{doc.where(loc)}: {_describe(first)}{suffix}") from None
+        # every problem at once (up to MAX_PROBLEMS), each on a line of its own naming file:line and key
+        errors = exc.errors(include_url=False)
+        lines = [f"{doc.where(tuple(e['loc']))}: {_describe(e)}" for e in errors[:MAX_PROBLEMS]]
+        if len(errors) > MAX_PROBLEMS:
+            lines.append(f"(and {len(errors) - MAX_PROBLEMS} more problems)")
+        raise InventoryError("\n".join(lines)) from None
     check_topology(doc, spec)
     seen: dict[str, int] = {}
     for index, host in enumerate(spec.hosts):
