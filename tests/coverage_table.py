@@ -1,6 +1,6 @@
-"""README's message table coverage: rows per program and class, and the oldest release each was read at.
+"""docs/analysis.md's message table coverage: rows per program and class, and the oldest release each was read at.
 
-`python3 -m tests.coverage_table` writes it into README.md; tests/test_docs.py checks that it is current.
+`python3 -m tests.coverage_table` writes it into docs/analysis.md; tests/test_docs.py checks that it is current.
 """
 
 from __future__ import annotations
@@ -75,5 +75,5 @@ def readme_with(body: str, readme: str) -> str:
 
 
 if __name__ == "__main__":
-    path = ROOT / "README.md"
+    path = ROOT / "docs" / "analysis.md"
     path.write_text(readme_with(coverage(load_table()), path.read_text()))

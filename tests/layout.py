@@ -1,6 +1,6 @@
-"""README's "Layout" section, made from the packages' and modules' docstrings.
+"""docs/layout.md, made from the packages' and modules' docstrings.
 
-`python3 -m tests.layout` writes it into README.md; tests/test_architecture.py checks that it is current.
+`python3 -m tests.layout` writes it into docs/layout.md; tests/test_architecture.py checks that it is current.
 """
 
 from __future__ import annotations
@@ -51,5 +51,5 @@ def readme_with(body: str, readme: str) -> str:
 if __name__ == "__main__":
     from tests.test_architecture import PACKAGE_ORDER
 
-    path = ROOT / "README.md"
+    path = ROOT / "docs" / "layout.md"
     path.write_text(readme_with(layout(PACKAGE_ORDER), path.read_text()))

@@ -196,8 +196,8 @@ def test_every_event_type_is_an_event_type():
     assert typed <= {t.value for t in EventType}
 
 
-def test_readme_layout_is_made_from_the_docstrings():
+def test_the_layout_page_is_made_from_the_docstrings():
     from tests.layout import layout, readme_with
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "layout.md").read_text()
     assert readme_with(layout(PACKAGE_ORDER), readme) == readme, "run `python3 -m tests.layout`"

@@ -34,10 +34,10 @@ def test_readme_render_command_works(tmp_path: Path, runner, monkeypatch):
     assert (tmp_path / "review/manifest.json").is_file()
 
 
-def test_readme_exit_codes_match_status_module():
+def test_exit_codes_page_matches_status_module():
     from logstack.base.exit_codes import ExitStatus
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "exit-codes.md").read_text()
     for status in ExitStatus:
         assert f"| {int(status)} |" in readme
 
@@ -57,10 +57,10 @@ def test_wheel_ships_templates_and_example(tmp_path: Path):
     assert "logstack/inventory.example.yaml" in names
 
 
-def test_readme_json_shape_matches_real_output(runner):
+def test_documented_json_shape_matches_real_output(runner):
     import json
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "analysis.md").read_text()
     block = readme.split("JSON shape", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     documented = json.loads(block.replace("…", ""))
     real = json.loads(
@@ -70,9 +70,80 @@ def test_readme_json_shape_matches_real_output(runner):
     assert set(documented["lines"][0]) == set(real["lines"][0])
 
 
-def test_readme_coverage_table_is_made_from_the_message_table():
+def test_coverage_table_is_made_from_the_message_table():
     from logstack.classify.messages import load_table
     from tests.coverage_table import coverage, readme_with
 
+    page = (ROOT / "docs" / "analysis.md").read_text()
+    assert readme_with(coverage(load_table()), page) == page, "run `python3 -m tests.coverage_table`"
+
+
+def test_the_rendered_files_table_is_made_from_the_file_table():
+    from tests.rendered_table import PAGE, page_with, rendered_table
+
+    page = PAGE.read_text()
+    assert page_with(rendered_table(), page) == page, "run `python3 -m tests.rendered_table`"
+
+
+def test_the_readme_is_short_and_links_every_docs_page():
     readme = (ROOT / "README.md").read_text()
-    assert readme_with(coverage(load_table()), readme) == readme, "run `python3 -m tests.coverage_table`"
+    assert len(readme.splitlines()) <= 250
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in readme, page.name
+
+
+def _documented_command_lines() -> list[tuple[str, str]]:
+    """Every `logstack …` command line the README and docs show (code blocks and inline code)."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        blocks, prose, fence = [], [], None
+        for line in text.splitlines():
+            if line.startswith("```"):
+                fence = None if fence is not None else line[3:].strip()
+            elif fence is None:
+                prose.append(line)
+            elif fence in ("", "sh", "bash", "console"):  # not ```text: what a command printed
+                blocks.append(line)
+        spans = [m.group(2) for line in prose for m in re.finditer(r"(`+)(.+?)\1", line)]
+        snippets = ["\n".join(blocks), *spans]
+        for snippet in snippets:
+            for line in snippet.splitlines():
+                line = line.split(" #", 1)[0].strip()
+                at = line.find("logstack ")
+                if at >= 0 and (at == 0 or line[at - 1] in " =;|&($"):
+                    found.append((path.name, line[at:]))
+    return found
+
+
+def test_every_command_and_option_the_docs_name_exists():
+    import shlex
+
+    import typer.main
+
+    from logstack.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = root.make_context("logstack", ["-h"], resilient_parsing=True)
+    checked = 0
+    for page, line in _documented_command_lines():
+        try:
+            words = shlex.split(line.replace("…", ""))
+        except ValueError:
+            words = line.split()
+        if len(words) < 2 or not re.fullmatch(r"[a-z][a-z-]*", words[1]) or words[1] in ("stack", "site"):
+            continue
+        command = root.get_command(ctx, words[1])
+        assert command is not None, f"{page}: `{line}`: no command {words[1]!r}"
+        rest = words[2:]
+        if getattr(command, "commands", None) and rest and not rest[0].startswith("-"):
+            sub = command.commands.get(rest[0])
+            assert sub is not None, f"{page}: `{line}`: no command {words[1]} {rest[0]!r}"
+            command, rest = sub, rest[1:]
+        names = {o for p in command.params for o in (*p.opts, *getattr(p, "secondary_opts", []))} | {"-h", "--help"}
+        for word in rest:
+            option = word.split("=", 1)[0]
+            if re.fullmatch(r"--?[a-z][a-z-]*", option):
+                assert option in names, f"{page}: `{line}`: {words[1]} has no option {option}"
+        checked += 1
+    assert checked >= 40

@@ -253,7 +253,7 @@ def test_a_period_that_misses_the_source_says_so(runner, tmp_path):
     result = invoke(runner, "report", "--journal", sample, "-o", out, "--markdown", tmp_path / "r.md")
     assert result.exit_code == 0
     assert "no events from" in result.stderr and "holds lines from 2026-11-20T08:00:00" in result.stderr
-    assert "this is not \"nothing happened\"" in (tmp_path / "r.md").read_text()
+    assert 'this is not "nothing happened"' in (tmp_path / "r.md").read_text()
     assert "this is not &#34;nothing happened&#34;" in out.read_text() or "nothing happened" in out.read_text()
     inside = invoke(runner, "report", "--journal", sample, "-o", out, "--since", "2026-11-20", "--until", "2026-11-21")
     assert "no events from" not in inside.stderr and "22 events" in inside.stdout

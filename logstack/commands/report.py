@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +15,15 @@ from logstack.base.clock import HOUR, duration_micros, iso, parse_time
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
-from logstack.evidence.report import backup_line, build_report, render_html, render_markdown
+from logstack.evidence.report import ReportData, backup_line, build_report, render_html, render_markdown
 from logstack.evidence.sealing import site_last_verification
-from logstack.integrity.signatures import Unverified, site_verifier
+from logstack.integrity.signatures import Unverified, Verifier, site_verifier
 from logstack.journal.selection import Selection
 from logstack.pki.service import list_certificates
 from logstack.site.inventory import load_inventory
+
+if TYPE_CHECKING:
+    from logstack.site.inventory import Inventory
 from logstack.store.backup import recorded_backup
 from logstack.store.reader import DatabaseSource
 
@@ -62,19 +65,8 @@ def report(
         data = build_report(journal_lines(journal, selection=selection), **common)
         data.source = f"journal export {'stdin' if journal == '-' else journal}"
     else:
-        config = store.config(inv)
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
-        with DatabaseSource(config, verifier=verifier) as db:
-            if inv is not None and inv.server.backup is not None:
-                common["last_backup"] = backup_line(recorded_backup(db), inv.server.backup.max_age_hours, _utc(now))
-            # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
-            verified = verifier is not None and not isinstance(verifier, Unverified)
-            data = build_report(db.lines(start, end + HOUR), **common, verified=verified)
-            data.source = f"store {config.label}"
-            # the store's whole span, not only what the period read (rows by the time the store took them)
-            data.source_first, data.source_last = db.oldest(), db.newest()
-            outside = data.source_first is not None and (data.source_first < start or (data.source_last or 0) >= end)
-            data.lines_outside = max(data.lines_outside, int(outside))
+        data = _from_store(store, inv, verifier, common, now)
     data.generated, data.version = now, __version__
     if data.empty_but_not_silent:
         typer.echo(
@@ -88,6 +80,26 @@ def report(
     if markdown is not None:
         atomic_write(markdown, render_markdown(data), mode=0o644)
         typer.echo(f"wrote {markdown}")
+
+
+def _from_store(
+    store: StoreOptions, inv: Inventory | None, verifier: Verifier | None, common: dict[str, Any], now: int
+) -> ReportData:
+    """The period's report from the store, with the span of rows the store holds."""
+    config = store.config(inv)
+    start, end = common["since"], common["until"]
+    with DatabaseSource(config, verifier=verifier) as db:
+        if inv is not None and inv.server.backup is not None:
+            common["last_backup"] = backup_line(recorded_backup(db), inv.server.backup.max_age_hours, _utc(now))
+        # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
+        verified = verifier is not None and not isinstance(verifier, Unverified)
+        data = build_report(db.lines(start, end + HOUR), **common, verified=verified)
+        data.source = f"store {config.label}"
+        # the store's whole span, not only what the period read (rows by the time the store took them)
+        data.source_first, data.source_last = db.oldest(), db.newest()
+    outside = data.source_first is not None and (data.source_first < start or (data.source_last or 0) >= end)
+    data.lines_outside = max(data.lines_outside, int(outside))
+    return data
 
 
 def _utc(now: int) -> dt.datetime:
