@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from logstack.base.clock import duration_micros
+from logstack.commands.progress import Progress
 from logstack.commands.store_options import (
     DataDir,
     KeysOpt,
@@ -54,8 +56,9 @@ def seal(
     site = seal_site(inv, store.config(inv), data_dir, signing_keys, seal_key)
     password = ingest_password(inv, ingest_user, ingest_password_file)
     with DatabaseSource(site.database) as db:
+        progress = Progress("seal")
         result = seal_store(
-            db,
+            _HoursShown(db, progress),
             site.state_dir,
             site.seal_key,
             duration_micros(delay, "--delay"),
@@ -64,9 +67,28 @@ def seal(
             accept_chain,
             StoreHeadLog(db, ingest_user, password),
         )
+    progress.done()
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")
     if password is None:
         typer.echo("the chain's end is not recorded in the store (no --ingest-password-file)", err=True)
     if export is not None:
         count = export_chain(site.state_dir / SEALS, site.seal_key, export)
         typer.echo(f"exported {count} seals to {export}")
+
+
+class _HoursShown:
+    """The store as sealing reads it, each hour read counted on the progress line (a backlog takes a while)."""
+
+    def __init__(self, db: DatabaseSource, progress: Progress) -> None:
+        self.db, self.progress, self.hours = db, progress, 0
+
+    def rows(self, start: int, end: int) -> Iterator[dict[str, Any]]:
+        self.hours += 1
+        self.progress.update(self.hours, "hours read")
+        return self.db.rows(start, end)
+
+    def oldest(self) -> int | None:
+        return self.db.oldest()
+
+    def store_now(self) -> int:
+        return self.db.store_now()
