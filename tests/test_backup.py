@@ -479,3 +479,23 @@ def backup_to_s3(runner, endpoint: str, tmp_path, password: str, keys: tuple[str
         password_file,
         *more,
     )
+
+
+def test_a_backup_reports_as_one_json_document(greptime_api, runner, tmp_path):
+    from tests.greptime_stub import FakeGreptime
+
+    _store(FakeGreptime, 5)
+    password = tmp_path / "admin.password"
+    password.write_text("admin-password-for-tests\n")
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    done = invoke(runner, "backup", "--directory", backups, "--db-password-file", password, "--format", "json")
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    (location,) = list(backups.iterdir())
+    assert document["location"] == f"{location}/" and document["rows"] == 5 and "logs" in document["tables"]
+    assert document["removed"] == [] and document["retention_problems"] == []
+    failed = invoke(
+        runner, "backup", "--directory", tmp_path / "nowhere", "--db-password-file", password, "--format", "json"
+    )
+    assert failed.exit_code != 0 and "error" in json.loads(failed.stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.validation import SQL_NAME_RE, full
-from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, inventory
+from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, TextOrJson, inventory
 from logstack.store.backup import prune, run_backup, storage_from_options
 from logstack.store.greptime import read_password, store_http
 from logstack.store.restore import restore_on_server
@@ -43,6 +44,7 @@ def backup(
     http_port: Annotated[int, typer.Option("--http-port", help="GreptimeDB's HTTP API port.")] = 4000,
     store_endpoint: StoreOpt = None,
     store_ca: Annotated[Path | None, typer.Option("--store-ca", help="CA of --store-endpoint's certificate.")] = None,
+    output: TextOrJson = "text",
 ) -> None:
     """Back up the store with COPY DATABASE to <directory or S3 prefix>/<UTC stamp>/, then apply retention."""
     if not full(SQL_NAME_RE, database):
@@ -53,9 +55,14 @@ def backup(
     now = dt.datetime.now(dt.UTC)
     result = run_backup(api, database, storage, now)
     result.removed, problems = prune(storage, keep_daily, keep_weekly, now)
-    typer.echo(f"backed up {result.rows} rows of {len(result.tables)} tables to {result.location}")
-    for stamp in result.removed:
-        typer.echo(f"removed {storage.location(stamp)} (retention)")
+    removed = [storage.location(stamp) for stamp in result.removed]
+    if output == "json":
+        document = {"location": result.location, "rows": result.rows, "tables": result.tables, "removed": removed}
+        typer.echo(json.dumps({**document, "retention_problems": problems}, indent=2))
+    else:
+        typer.echo(f"backed up {result.rows} rows of {len(result.tables)} tables to {result.location}")
+        for location in removed:
+            typer.echo(f"removed {location} (retention)")
     if problems:  # the backup is made; retention is not, and the unit shows it
         raise RuntimeFailure(f"retention: {'; '.join(problems[:5])}")
 
