@@ -113,3 +113,24 @@ def test_zsh_and_fish_get_a_completion_script(tmp_path, shell):
         ["logstack"], env={**env, "_LOGSTACK_COMPLETE": f"source_{shell}"}, capture_output=True, text=True
     )
     assert run.returncode == 0 and "_LOGSTACK_COMPLETE" in run.stdout and "not supported" not in run.stdout
+
+
+def test_status_in_json_mode_prints_a_document_when_the_server_is_unreachable(tmp_path, runner):
+    """Monitoring reads stdout: a run that cannot reach the server still gives it one JSON document."""
+    import json
+    import socket
+
+    from tests.conftest import EXAMPLE
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    site = tmp_path / "site"
+    assert invoke(runner, "init", site).exit_code == 0
+    text = EXAMPLE.read_text().replace("  address: 192.0.2.10\n", "  address: 127.0.0.1\n", 1)
+    text = text.replace("    port: 22           # SSH port", f"    port: {closed}", 1)
+    (site / "inventory.yaml").write_text(text)
+    result = invoke(runner, "status", "-i", site / "inventory.yaml", "--format", "json")
+    assert result.exit_code in (1, 3), result.output
+    document = json.loads(result.stdout)
+    assert document.get("error") or document.get("problems") or document.get("server", {}).get("problems")
