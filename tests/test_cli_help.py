@@ -134,3 +134,9 @@ def test_status_in_json_mode_prints_a_document_when_the_server_is_unreachable(tm
     assert result.exit_code in (1, 3), result.output
     document = json.loads(result.stdout)
     assert document.get("error") or document.get("problems") or document.get("server", {}).get("problems")
+
+
+def test_completion_is_offered_once_at_the_top_level(runner):
+    assert "--install-completion" in invoke(runner, "-h").output
+    for group in ("ca", "certs", "alerts"):
+        assert "--install-completion" not in invoke(runner, group, "-h").output, group

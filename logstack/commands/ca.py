@@ -15,7 +15,7 @@ from logstack.commands.options import (
 )
 from logstack.pki import service
 
-app = typer.Typer(help="The site's private certificate authority.", no_args_is_help=True)
+app = typer.Typer(help="The site's private certificate authority.", no_args_is_help=True, add_completion=False)
 
 
 @app.command("init")

@@ -19,7 +19,7 @@ from logstack.commands.options import (
 )
 from logstack.pki import service
 
-app = typer.Typer(help="Server and per-host client certificates.", no_args_is_help=True)
+app = typer.Typer(help="Server and per-host client certificates.", no_args_is_help=True, add_completion=False)
 WithinOpt = Annotated[str, typer.Option("--within", help="Window such as 30d, 12h, 2w.")]
 
 
