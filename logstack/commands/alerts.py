@@ -44,10 +44,12 @@ def test(
 def show_backlog(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="The analysis state directory.")] = DATA_ROOT,
     output: TextOrJson = "text",
+    # what `status` runs on the server (servers whose logstack is older know only this spelling)
+    as_json: Annotated[bool, typer.Option("--json", hidden=True, help="Same as --format json.")] = False,
 ) -> None:
     """What each destination has yet to accept, per analysis state."""
     found = backlog(data_dir)
-    if output == "json":
+    if output == "json" or as_json:
         typer.echo(json.dumps(found, sort_keys=True))
         return
     rows = [(state, row) for state, rows in found.items() for row in rows]
