@@ -421,6 +421,8 @@ def test_lines_of_openssh_before_7_4p1_are_failures_with_their_address():
         ("Failed password for root from 198.51.100.7 port 4242 ssh1", "failure", "198.51.100.7"),
         ("Failed publickey for root from 198.51.100.7 port 4242 ssh2", "failure", "198.51.100.7"),
         ("Failed rhosts-rsa for root from 198.51.100.7 port 4242 ssh1: ruser bob", "failure", "198.51.100.7"),
+        ("refused connect from scanner.example (198.51.100.7)", "failure", "198.51.100.7"),  # tcp wrappers
+        ("refused connect from 198.51.100.7", "failure", "198.51.100.7"),
     ]
     for n, (message, outcome, ip) in enumerate(cases):
         (event,) = events(e(n, 800 + n, message, ident="sshd"))

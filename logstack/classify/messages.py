@@ -172,8 +172,8 @@ def _compile(fmt: str, names: tuple[str, ...], ends_line: bool = False) -> tuple
     # sshd's auth_log lines end in `ssh2` unless a longer shape (with client-chosen text) follows: those are
     # rows of their own, so the short shape must not match them
     to_end = to_end or (last_read == len(names) - 1 and fmt.endswith(" ssh2"))
-    if ends_line and (last_read != len(names) - 1 or parts[-1] != ""):
-        raise MessageTableError(f"{fmt!r}: ends_line is for a format that ends in a value it reads")
+    if ends_line and last_read != len(names) - 1:
+        raise MessageTableError(f"{fmt!r}: ends_line is for a format whose last value is one it reads")
     for i, literal in enumerate(parts):
         if not to_end and index - 1 >= last_read and i < len(conversions) and conversions[i][-1] not in "diuxf%":
             # after the last value read, up to a text value: the literal's words, not what joins them to it
