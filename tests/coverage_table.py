@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from logstack.classify.messages import Message, load_table
+from tests.generated_section import with_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- coverage: made by `python3 -m tests.coverage_table` from the message table; do not edit -->"
@@ -69,9 +70,7 @@ def coverage(rows: tuple[Message, ...]) -> str:
 
 def readme_with(body: str, readme: str) -> str:
     """README text with the coverage table replaced."""
-    start = readme.index(BEGIN) + len(BEGIN)
-    end = readme.index(END)
-    return readme[:start] + "\n" + body + "\n" + readme[end:]
+    return with_section(readme, BEGIN, END, body)
 
 
 if __name__ == "__main__":

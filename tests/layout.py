@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.generated_section import with_section
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "logstack"
 BEGIN = "<!-- layout: made by `python3 -m tests.layout` from the docstrings; do not edit -->"
@@ -43,9 +45,7 @@ def layout(order: tuple[str, ...]) -> str:
 
 def readme_with(body: str, readme: str) -> str:
     """README text with the layout section's body replaced."""
-    start = readme.index(BEGIN) + len(BEGIN)
-    end = readme.index(END)
-    return readme[:start] + "\n" + body + "\n" + readme[end:]
+    return with_section(readme, BEGIN, END, body)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.generated_section import with_section
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "deploying.md"
 BEGIN = "<!-- rendered: made by `python3 -m tests.rendered_table` from the file table; do not edit -->"
@@ -64,9 +66,7 @@ def rendered_table() -> str:
 
 def page_with(body: str, page: str) -> str:
     """The page's text with the table replaced."""
-    start = page.index(BEGIN) + len(BEGIN)
-    end = page.index(END)
-    return page[:start] + "\n" + body + "\n" + page[end:]
+    return with_section(page, BEGIN, END, body)
 
 
 if __name__ == "__main__":
