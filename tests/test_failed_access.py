@@ -427,3 +427,34 @@ def test_lines_of_openssh_before_7_4p1_are_failures_with_their_address():
     for n, (message, outcome, ip) in enumerate(cases):
         (event,) = events(e(n, 800 + n, message, ident="sshd"))
         assert (event.type, event.outcome, event.source_ip) == ("ssh_login", outcome, ip), message
+
+
+def _old_session(login_pid: int, child_pid: int, ip: str, t: float, port: int = 51514):
+    login = e(t, login_pid, f"Accepted password for alice from {ip} port {port} ssh2", ident="sshd")
+    child = [
+        e(t + 1, child_pid, "subsystem request for sftp by user alice", ident="sshd"),
+        e(t + 2, child_pid, f"Received disconnect from {ip}: 11: disconnected by user", ident="sshd"),
+    ]
+    return login, child
+
+
+@pytest.mark.parametrize("child_first", [False, True])
+def test_an_old_sshds_session_child_joins_its_login_by_address(child_first):
+    """Before 7.4p1 the child's lines name no port: they join the one login from that address."""
+    login, child = _old_session(900, 901, "198.51.100.20", 0)
+    (event,) = events(*child, login) if child_first else events(login, *child)
+    assert (event.type, event.outcome, event.user) == ("ssh_login", "success", "alice")
+    assert event.pids == ["900", "901"] and len(event.lines) == 3
+
+
+def test_with_two_logins_from_the_address_the_child_joins_neither():
+    first, child = _old_session(910, 911, "198.51.100.21", 0)
+    second, _ = _old_session(912, 913, "198.51.100.21", 0.5, port=51515)
+    found = events(first, second, *child)
+    assert sorted(ev.type for ev in found) == ["ssh_login", "ssh_login", "ssh_preauth"]
+
+
+def test_a_scanner_line_without_port_joins_no_login():
+    login, _ = _old_session(920, 921, "198.51.100.22", 0)
+    scan = e(1, 922, "Did not receive identification string from 198.51.100.22", ident="sshd")
+    assert sorted(ev.type for ev in events(login, scan)) == ["ssh_login", "ssh_preauth"]

@@ -47,6 +47,9 @@ class EventBuilder:
         self._expiry: deque[tuple[int, tuple[str, ...]]] = deque()
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
+        # by machine, boot, peer address: successful logins, and session children that named no port
+        self._logins: dict[tuple[str, ...], list[Event]] = {}
+        self._orphans: dict[tuple[str, ...], list[Event]] = {}
         self._failures: dict[str, deque[Event]] = {}
         # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
         # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
@@ -128,7 +131,31 @@ class EventBuilder:
                 self._merge(partner, event)
                 return
             self._conn_index[conn] = event
+        if event.ssh and event.source_ip and self._joined_by_peer(event):
+            return
         self._closed.append(event)
+
+    def _joined_by_peer(self, event: Event) -> bool:
+        """sshd before 7.4p1 wrote no port on its session child's lines (`Received disconnect from ADDR: 11:
+        …`, `subsystem request …`): such an event joins the one successful login from that address, on that
+        machine and boot, whose connection it can be (another PID, within the gap); with two such logins it
+        joins neither. Whether it closes before or after the login, the pair is found (True: merged away)."""
+        key = _peer(event)
+        gap = self.settings.gap
+        if event.source_port is None and _is_session_child(event):
+            logins = [e for e in self._logins.get(key, ()) if _child_of(e, event, gap) and e in self._closed]
+            if len(logins) == 1:
+                self._merge(logins[0], event)
+                return True
+            self._orphans.setdefault(key, []).append(event)
+        elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
+            orphans = [o for o in self._orphans.get(key, ()) if _child_of(event, o, gap) and o in self._closed]
+            if len(orphans) == 1:
+                self._closed.remove(orphans[0])
+                self._orphans[key].remove(orphans[0])
+                self._merge(event, orphans[0])
+            self._logins.setdefault(key, []).append(event)
+        return False
 
     def _merge(self, into: Event, other: Event) -> None:
         group = Group(into.lines[0], classify(into.lines[0].ident, into.lines[0].message))
@@ -176,6 +203,11 @@ class EventBuilder:
             order = self._seen_order
             while order and order[0][0] < keep_after:
                 self._seen.discard(order.popleft()[1])
+            for index in (self._logins, self._orphans):
+                for key in list(index):
+                    index[key] = [e for e in index[key] if e.last_arrival >= keep_after]
+                    if not index[key]:
+                        del index[key]
             stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
             for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
                 if ip not in self._incidents:
@@ -272,6 +304,30 @@ def source_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return address
+
+
+def _peer(event: Event) -> tuple[str, ...]:
+    return (event.machine_id or event.host, event.boot_id or "", event.source_ip or "", event.lines[0].auth or "")
+
+
+_CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})
+
+
+def _is_session_child(event: Event) -> bool:
+    """A session child's lines: a disconnect after login (no `[preauth]`) and lines about the session."""
+    if event.type != "ssh_preauth" or any(line.message.endswith(" [preauth]") for line in event.lines):
+        return False
+    return all(classify(line.ident, line.message).kind in _CHILD_KINDS for line in event.lines)
+
+
+def _child_of(login: Event, child: Event, gap: int) -> bool:
+    """Whether `child` can be the session child of `login`: another PID, from the login on, within the gap."""
+    return (
+        len(login.pids or [login.lines[0].pid]) == 1
+        and set(login.pids or [login.lines[0].pid]).isdisjoint(child.pids or [child.lines[0].pid])
+        and login.start <= child.start <= login.end + gap
+        and login.known == child.known
+    )
 
 
 def _connection(event: Event) -> tuple[str, ...]:
