@@ -17,7 +17,7 @@ import typer
 import typer.main
 
 # Typer vendors Click: its commands raise this error (not `click`'s).
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from logstack.base.errors import InventoryError, LogstackError
@@ -121,6 +121,16 @@ class _Group(TyperGroup):
             _LOADED[cmd_name] = command
         return _LOADED[cmd_name]
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise  # `logstack` alone: the help, as Click shows it
+        except UsageError as exc:  # `logstack --bogus`: the same one line as any other usage error
+            _fail(escape(exc.format_message()), ExitStatus.BAD_INPUT, _wants_json(given))
+            raise  # not reached: _fail exits
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in _COMMANDS:
@@ -148,7 +158,7 @@ class _Group(TyperGroup):
             # messages may carry what a remote machine or database said: shown escaped
             # an inventory's problems come one per line; any other message is one line (what a remote machine
             # or database said may hold a newline: shown escaped, it cannot pass for a line of logstack's)
-            lines = str(exc).splitlines() if isinstance(exc, InventoryError) else [str(exc)]
+            lines = str(exc).split("\n") if isinstance(exc, InventoryError) else [str(exc)]
             _fail("\n".join(escape(line) for line in lines), exc.exit_status, wants_json)
         except Exception as exc:
             # the command line's own exits and usage errors (typer's, built on its own click) go through
@@ -198,7 +208,7 @@ def _fail(message: str, status: int, as_json: bool) -> None:
     """One line on stderr and the exit code; with --format json also one document on stdout for programs."""
     if as_json:
         typer.echo(json.dumps({"error": message, "exit": int(status)}))
-    for line in message.splitlines() or [""]:  # several problems: one line each (the inventory's up to 20)
+    for line in message.split("\n"):  # several problems: one line each (the inventory's up to 20)
         typer.echo(f"logstack: error: {line}", err=True)
     raise typer.Exit(int(status))
 

@@ -333,3 +333,24 @@ def test_a_progress_line_only_on_a_terminal(tmp_path: Path):
         assert sum(1 for _ in counted(range(10_000), progress)) == 10_000
     assert "analyze export.json: 8,192 lines" in shown.getvalue() and shown.getvalue().endswith("\r\x1b[K")
     assert quiet.getvalue() == ""  # a log or a pipe gets nothing
+
+
+def test_a_json_run_that_fails_midway_leaves_one_document(tmp_path: Path, runner):
+    path = tmp_path / "broken.json"
+    good = "".join(
+        json.dumps(
+            entry(
+                f"2025-01-01 00:0{i}:00",
+                "sshd-session",
+                10 + i,
+                f"Accepted password for u{i} from 192.0.2.1 port 2 ssh2",
+            )
+        )
+        + "\n"
+        for i in range(3)
+    )
+    path.write_text(good + '{"bad json\n')
+    result = invoke(runner, "analyze", "--journal", path, "--format", "json")
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)  # not a broken array with an error glued on
+    assert document["exit"] == 2 and "not a JSON object" in document["error"]

@@ -140,3 +140,14 @@ def test_completion_is_offered_once_at_the_top_level(runner):
     assert "--install-completion" in invoke(runner, "-h").output
     for group in ("ca", "certs", "alerts"):
         assert "--install-completion" not in invoke(runner, group, "-h").output, group
+
+
+def test_top_level_mistakes_get_the_same_one_line(runner):
+    import json
+
+    bogus = invoke(runner, "--bogus")
+    assert bogus.exit_code == 2 and bogus.stderr == "logstack: error: No such option: --bogus\n"
+    misplaced = invoke(runner, "--format", "json", "analyze")
+    assert misplaced.exit_code == 2 and json.loads(misplaced.stdout)["exit"] == 2
+    bare = invoke(runner)
+    assert bare.exit_code == 2 and "Usage:" in bare.output and "logstack: error" not in bare.output

@@ -145,3 +145,15 @@ def test_at_most_twenty_problems_are_listed(tmp_path, runner):
     bad.write_text(text)
     lines = invoke(runner, "render", "-i", bad, "-o", tmp_path / "out").stderr.splitlines()
     assert len(lines) == 21 and lines[-1] == "logstack: error: (and 5 more problems)"
+
+
+def test_a_key_cannot_forge_a_line_and_problems_come_in_file_order(tmp_path, runner):
+    from tests.conftest import EXAMPLE, invoke
+
+    text = EXAMPLE.read_text().replace("      url: null ", "      ulr: null ").replace("\n  vector_port:", "\n  vp:")
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text('"x\\nlogstack: error: FORGED\\u2028y": 1\n' + text)
+    lines = invoke(runner, "render", "-i", bad, "-o", tmp_path / "out").stderr.splitlines()
+    assert len(lines) == 3 and "FORGED" in lines[0] and "\\x0a" in lines[0]  # the key's newline, escaped
+    assert "server.vp: unknown key" in lines[1]
+    assert lines[2].endswith("server.alerts[0].webhook.ulr: unknown key (did you mean 'url'?)")  # in the union

@@ -111,7 +111,7 @@ def test_render_is_deterministic_and_check_catches_one_byte(tmp_path: Path, runn
     # a unified diff a reviewer can read, and a hint that runs as written
     diff = stale.stdout.split("\n", 3)[3]
     assert "--- /dev/null\n+++ b/server/etc/logstack/schema.sql\n" in diff
-    assert "--- a/hosts/web1/etc/stray.conf\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n" in diff
+    assert "--- a/hosts/web1/etc/stray.conf\n+++ /dev/null\n(lines not shown: removed, secret, or a key)\n" in diff
     assert "--- a/hosts/web2/etc/vector/vector.yaml\n+++ b/hosts/web2/etc/vector/vector.yaml\n@@ -1," in diff
     hint = stale.stderr.strip().rsplit("`", 2)[1]
     assert hint == f"logstack render -i {EXAMPLE} -o {a}"
@@ -282,3 +282,24 @@ def test_sender_and_receiver_security_settings():
     assert "append_mode = 'true'" in schema
     for column in ("SYSLOG_IDENTIFIER", "__CURSOR", "_PID", "logstack_host", "cmdb_id", "rack"):
         assert f"`{column}` STRING NULL," in schema
+
+
+def test_check_never_shows_a_secret_from_the_review_tree(tmp_path: Path, runner):
+    """A review tree may hold what a render never wrote (a renamed host's key, a stray key file): --check names
+    such files, never prints their lines; and a line separator inside a file cannot forge a diff line."""
+    tree = tmp_path / "tree"
+    assert invoke(runner, "render", "-i", EXAMPLE, "-o", tree).exit_code == 0
+    (tree / "hosts/web1/etc/vector/secrets/signing_key").write_text("Ed25519-SIGNING-SECRET\n")
+    (tree / "hosts/web1/etc/vector/tls/client.key.bak").write_text(
+        "-----BEGIN PRIVATE KEY-----\nREALKEY\n-----END PRIVATE KEY-----\n"
+    )
+    renamed = tmp_path / "inventory.yaml"
+    renamed.write_text(EXAMPLE.read_text().replace("name: web1", "name: web9"))
+    sensitive = tree / "hosts/web2/etc/vector/vector.yaml"
+    sensitive.write_text(sensitive.read_text() + "tail\u2028+forged line\x0c\n")
+    stale = invoke(runner, "render", "-i", renamed, "--check", tree)
+    assert stale.exit_code == 1
+    for secret in ("Ed25519-SIGNING-SECRET", "REALKEY"):
+        assert secret not in stale.output
+    assert "\u2028" not in stale.output and "\x0c" not in stale.output
+    assert "-tail\\u2028+forged line\\x0c" in stale.stdout  # one line, its separators shown escaped

@@ -252,8 +252,21 @@ def test_a_period_that_misses_the_source_says_so(runner, tmp_path):
     out = tmp_path / "r.html"
     result = invoke(runner, "report", "--journal", sample, "-o", out, "--markdown", tmp_path / "r.md")
     assert result.exit_code == 0
-    assert "no events from" in result.stderr and "holds lines from 2026-11-20T08:00:00" in result.stderr
+    assert "no line from" in result.stderr and "holds lines from 2026-11-20T08:00:00" in result.stderr
     assert 'this is not "nothing happened"' in (tmp_path / "r.md").read_text()
     assert "this is not &#34;nothing happened&#34;" in out.read_text() or "nothing happened" in out.read_text()
     inside = invoke(runner, "report", "--journal", sample, "-o", out, "--since", "2026-11-20", "--until", "2026-11-21")
-    assert "no events from" not in inside.stderr and "22 events" in inside.stdout
+    assert "no line from" not in inside.stderr and "22 events" in inside.stdout
+
+
+def test_a_quiet_week_with_heartbeats_is_not_called_empty(runner, tmp_path):
+    """Heartbeats in the period show the hosts were there: no warning, however old the source's first line."""
+    from tests.journal import entry
+
+    lines = [entry("2026-10-01 00:00:00", "sshd-session", 5, "Accepted password for a from 192.0.2.1 port 2 ssh2")]
+    lines += [entry(f"2026-11-16 {h:02d}:00:00", "logstack-heartbeat", 1, "heartbeat") for h in range(24)]
+    path = write(tmp_path / "quiet.json", lines)
+    result = invoke(
+        runner, "report", "--journal", path, "-o", tmp_path / "r.html", "--since", "2026-11-16", "--until", "2026-11-17"
+    )
+    assert result.exit_code == 0 and "no line from" not in result.stderr

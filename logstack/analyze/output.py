@@ -56,7 +56,8 @@ def summary(events: list[Event]) -> str:
     for event in events:
         counts[event.severity] = counts.get(event.severity, 0) + 1
     by_level = ", ".join(f"{n} {level}" for level, n in counts.items() if n)
-    return f"{len(events)} events: {by_level}" if events else "No events found"
+    noun = "event" if len(events) == 1 else "events"
+    return f"{len(events)} {noun}: {by_level}" if events else "No events found"
 
 
 def _json_escape(data: str) -> str:
@@ -78,6 +79,7 @@ class EventWriter:
         if self._bytes is not None:
             stream.flush()
         self._held: list[Event] = []
+        self._held_json: list[bytes] = []
 
     def _emit(self, data: bytes) -> None:
         if self._bytes is not None:
@@ -96,14 +98,16 @@ class EventWriter:
             if not raw.isascii() or b"\x7f" in raw:
                 raw = _json_escape(raw.decode()).encode()
             if self.fmt == "json":
-                self._emit((b"[\n" if self.count == 0 else b",\n") + raw)
+                # one array, written at the end: a run that fails leaves its error document alone on stdout
+                self._held_json.append(raw)
             else:
                 self._emit(raw + b"\n")
         self.count += 1
 
     def close(self) -> None:
         if self.fmt == "json":
-            self._emit(b"[]\n" if self.count == 0 else b"\n]\n")
+            self._emit(b"[\n" + b",\n".join(self._held_json) + b"\n]\n" if self._held_json else b"[]\n")
+            self._held_json.clear()
         elif self.fmt == "text" and self.count == 0:
             self.stream.write("No events found\n")
         elif self.fmt == "text":

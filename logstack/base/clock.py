@@ -34,7 +34,7 @@ UNIT_SECONDS: dict[str, float] = {
     **dict.fromkeys(("months", "month", "M"), 2_630_016),
     **dict.fromkeys(("years", "year", "y"), 31_557_600),
 }
-_PART_RE = re.compile(r"\s*(\d{1,12})\s*([A-Za-z]+)")
+_PART_RE = re.compile(r"\s*(\d{1,12})\s*([A-Za-z]+)", re.ASCII)  # ASCII digits: `١٢h` is no duration
 _DURATION_EXAMPLES = "a duration like 90s, 15m, 2h, 7d, 2w, 1month or 1year"
 _REGISTRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%SZ")
@@ -110,6 +110,8 @@ def parse_time(value: str, what: str = "--since", now: int | None = None) -> int
     """An instant as epoch microseconds: an ISO date or datetime (UTC unless it names an offset), journalctl's
     words (`now`, `today`, `yesterday`, `tomorrow`, `-2h`, `+1d`), or a duration back from now (`7d`)."""
     text = value.strip()
+    if not text.isascii():
+        raise BadInputError(f"{what}: {value[:40]!r} is not a time like {_TIME_EXAMPLES}")
     current = now if now is not None else time.time_ns() // 1000
     midnight = current - current % DAY
     words = {"now": current, "today": midnight, "yesterday": midnight - DAY, "tomorrow": midnight + DAY}
@@ -118,16 +120,26 @@ def parse_time(value: str, what: str = "--since", now: int | None = None) -> int
     sign = -1 if text[:1] == "-" else 1 if text[:1] == "+" else 0
     seconds = duration_seconds(text[1:] if sign else text)
     if seconds is not None:
-        return current + (sign or -1) * int(seconds * SECOND)
+        return _in_range(current + (sign or -1) * int(seconds * SECOND), value, what)
     for fmt in _DATE_FORMATS:
         try:
-            return to_micros(dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC))
+            return _in_range(to_micros(dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)), value, what)
         except ValueError:
             continue
     try:
-        return to_micros(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        raise BadInputError(f"{what}: {value!r} is not a time like {_TIME_EXAMPLES}") from None
+        return _in_range(to_micros(dt.datetime.fromisoformat(text.replace("Z", "+00:00"))), value, what)
+    except (ValueError, OverflowError):
+        raise BadInputError(f"{what}: {value[:40]!r} is not a time like {_TIME_EXAMPLES}") from None
+
+
+_FIRST, _LAST = to_micros(dt.datetime(1970, 1, 1, tzinfo=dt.UTC)), to_micros(dt.datetime(9999, 12, 31, tzinfo=dt.UTC))
+
+
+def _in_range(micros: int, value: str, what: str) -> int:
+    """A time every date function can show (1970 to 9999); anything else is an error, not a crash later."""
+    if not _FIRST <= micros <= _LAST:
+        raise BadInputError(f"{what}: {value[:40]!r} is outside 1970 to 9999")
+    return micros
 
 
 def parse_since(value: str, what: str = "--since") -> int:

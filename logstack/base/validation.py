@@ -95,7 +95,7 @@ _TTL_UNIT = (
     r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
     r"|months?|M|years?|y)"
 )
-_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,6}} *{_TTL_UNIT} *){{1,4}}")
+_TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,6}} *{_TTL_UNIT} *){{1,4}}", re.ASCII)
 VERSION_RE = re.compile(r"v\d{1,4}\.\d{1,4}\.\d{1,4}")
 # systemd.time(7) calendar events: a shorthand, or [weekdays] [[year-]month-day] hour:minute[:second], each
 # field `*`, a number, a range `a..b`, a repetition `/n` or a comma list of these.

@@ -22,6 +22,7 @@ from logstack.base.clock import DAY, duration_micros, parse_time
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
+from logstack.base.terminal import escape
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
 from logstack.commands.progress import Progress, with_progress
 from logstack.integrity.signatures import site_verifier
@@ -219,7 +220,7 @@ def _journal_source(path: str, since: int | None, inv: Inventory | None) -> Expo
 
 
 def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:
-    name = "stdin" if path == "-" else path
+    name = "stdin" if path == "-" else escape(path)
     if lines.too_old:
         typer.echo(
             f"logstack: {name}: {lines.too_old} lines are older than the {options.horizon // DAY}-day horizon of "
@@ -229,8 +230,8 @@ def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:
         )
     if lines.too_new:
         typer.echo(
-            f"logstack: {name}: {lines.too_new} lines are dated after this machine's clock and were not read "
-            "(a clock ahead on the host?); a later run with the file reads them",
+            f"logstack: {name}: {lines.too_new} lines are dated after this machine's clock less --safety-lag and "
+            "were not read (a clock ahead on the host?); a later run with the file reads them",
             err=True,
         )
 

@@ -110,6 +110,8 @@ VerifyOpt = Annotated[
 # One vocabulary of times for every --since/--until (logstack.base.clock.parse_time).
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="Start: a date (2026-11-01), a time, or how long ago (7d, yesterday, -2h)."),
+    typer.Option("--since", help="Start (UTC): a date (2026-11-01), a time, or how long ago (7d, yesterday, -2h)."),
 ]
-UntilOpt = Annotated[str | None, typer.Option("--until", help="End: a date, a time, or how long ago (default: now).")]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="End (UTC): a date, a time, or how long ago (default: now).")
+]

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO, TypeVar
 
+from logstack.base.terminal import escape
+
 T = TypeVar("T")
 _EVERY = 4096  # items between looks at the clock: the count costs nothing measurable per line
 
@@ -26,7 +28,7 @@ class Progress:
         now = time.monotonic()
         if self.enabled and now >= self._next:
             self._next = now + self.interval
-            self.stream.write(f"\r\x1b[K{self.what}: {count:,} {unit}")
+            self.stream.write(f"\r\x1b[K{escape(self.what)}: {count:,} {unit}")
             self.stream.flush()
             self.shown = True
 
@@ -42,11 +44,13 @@ def counted(items: Iterable[T], progress: Progress, unit: str = "lines") -> Iter
     if not progress.enabled:
         yield from items
         return
-    for count, item in enumerate(items, 1):
-        if count % _EVERY == 0:
-            progress.update(count, unit)
-        yield item
-    progress.done()
+    try:
+        for count, item in enumerate(items, 1):
+            if count % _EVERY == 0:
+                progress.update(count, unit)
+            yield item
+    finally:  # also when the run fails: the error's line starts on a clean line
+        progress.done()
 
 
 def with_progress(source: Callable[[int | None, int | None], Iterable[T]], progress: Progress) -> Callable:

@@ -14,6 +14,7 @@ from logstack.analyze.export import journal_lines
 from logstack.base.clock import HOUR, duration_micros, iso, parse_time
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
+from logstack.base.terminal import escape
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
 from logstack.evidence.report import ReportData, backup_line, build_report, render_html, render_markdown
 from logstack.evidence.sealing import site_last_verification
@@ -70,9 +71,11 @@ def report(
     data.generated, data.version = now, __version__
     if data.empty_but_not_silent:
         typer.echo(
-            f"logstack: report: no events from {iso(start)[:19]} to {iso(end)[:19]} UTC, but {data.source} holds "
-            f"lines from {iso(data.source_first or 0)[:19]} to {iso(data.source_last or 0)[:19]}: "
-            "give --since/--until",
+            escape(
+                f"logstack: report: no line from {iso(start)[:19]} to {iso(end)[:19]} UTC, but {data.source} holds "
+                f"lines from {iso(data.source_first or 0)[:19]} to {iso(data.source_last or 0)[:19]}: "
+                "give --since/--until"
+            ),
             err=True,
         )
     atomic_write(output, render_html(data), mode=0o644)

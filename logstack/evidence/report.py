@@ -73,11 +73,13 @@ class ReportData:
     source_first: int | None = None  # the oldest and newest journal time the source held (of lines read)
     source_last: int | None = None
     lines_outside: int = 0  # lines the source held outside the period
+    lines_inside: int = 0  # lines (heartbeats included) inside it
 
     @property
     def empty_but_not_silent(self) -> bool:
-        """No event in the period, while the source has lines outside it (a period that missed the data)."""
-        return self.events == 0 and self.lines_outside > 0
+        """No line in the period, while the source has lines outside it (a period that missed the data; a quiet
+        week whose heartbeats are there is not this)."""
+        return self.lines_inside == 0 and self.lines_outside > 0
 
     @property
     def days(self) -> list[str]:
@@ -129,7 +131,9 @@ def build_report(
         ts = line.ts
         data.source_first = ts if data.source_first is None or ts < data.source_first else data.source_first
         data.source_last = ts if data.source_last is None or ts > data.source_last else data.source_last
-        if not since <= ts < until:
+        if since <= ts < until:
+            data.lines_inside += 1
+        else:
             data.lines_outside += 1
         if line.auth is not None and since <= line.arrival < until:
             data.unauthenticated[(host, line.auth)] += 1

@@ -44,7 +44,10 @@ def first_inventory(example: str) -> str:
     out, inside = [], False
     for line in lines:
         if line.rstrip() == "  alerts:":
-            out.append("  alerts: []              # uncomment and fill in a destination below to turn it on\n")
+            out.append(
+                "  alerts: []  # none yet: to turn destinations on, delete this line and uncomment the block below\n"
+            )
+            out.append("  # alerts:\n")
             inside = True
             continue
         if inside and (line.startswith("    ") or not line.strip()):

@@ -96,28 +96,43 @@ class TreeDiff:
 
 
 def tree_diff_text(files: list[RenderedFile], out: Path, diff: TreeDiff, context: int = 3) -> str:
-    """A unified diff from the review tree in `out` to a fresh render (review files hold placeholders, never
-    secrets; a file the render marks secret is named, its lines are not shown)."""
+    """A unified diff from the review tree in `out` to a fresh render. Lines are shown only of a file the fresh
+    render writes, that neither it nor the tree's manifest marks secret and that holds no private key: a
+    removed file, or anything else put in the tree, is named, never shown."""
     want, have = review_tree(files), _existing_tree(out)
-    secret = {f"{f.machine}{f.path}" for f in files if f.secret}
+    hidden = {f"{f.machine}{f.path}" for f in files if f.secret} | _secret_in_manifest(have.get(MANIFEST))
     chunks: list[str] = []
     for path in sorted({*diff.added, *diff.removed, *diff.changed}):
         old, new = have.get(path), want.get(path)
         names = (f"a/{path}" if old is not None else "/dev/null", f"b/{path}" if new is not None else "/dev/null")
-        if path in secret:
-            chunks.append(f"--- {names[0]}\n+++ {names[1]}\n(a secret's file: its lines are not shown)\n")
+        if path in hidden or new is None or any(b"PRIVATE KEY" in c for c in (old or b"", new)):
+            chunks.append(f"--- {names[0]}\n+++ {names[1]}\n(lines not shown: removed, secret, or a key)\n")
             continue
         try:
-            before = old.decode("utf-8").splitlines(keepends=True) if old is not None else []
-            after = new.decode("utf-8").splitlines(keepends=True) if new is not None else []
+            before, after = _lines(old.decode("utf-8") if old is not None else ""), _lines(new.decode("utf-8"))
         except UnicodeDecodeError:
-            chunks.append(f"Binary files a/{path} and b/{path} differ\n")
+            chunks.append(f"Binary files {names[0]} and {names[1]} differ\n")
             continue
         lines = difflib.unified_diff(before, after, *names, n=context)
         chunks.append(
-            "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+            "".join(line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n" for line in lines)
         )
     return "".join(chunks)
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at `\n` alone (a form feed or U+2028 inside a line stays in it, to be shown escaped)."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _secret_in_manifest(raw: bytes | None) -> set[str]:
+    """The paths an earlier render's manifest marked secret (a renamed machine's key stays hidden)."""
+    try:
+        entries = json.loads(raw or b"{}").get("files", [])
+        return {f"{e['machine']}{e['path']}" for e in entries if isinstance(e, dict) and e.get("secret")}
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return set()
 
 
 def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_va
 
 from logstack.base import validation
 from logstack.base.errors import InventoryError
+from logstack.base.terminal import escape
 from logstack.base.validation import full
 from logstack.base.yamlsource import LocatedDocument, format_loc, load_located_yaml
 from logstack.classify.programs import DEFAULT_IDENTIFIERS
@@ -287,37 +288,31 @@ def _resolve_host(spec: InventorySpec, host: HostSpec) -> Host:
 MAX_PROBLEMS = 20
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The inventory model whose keys the mapping at `loc` holds (None: not a model's)."""
-    model: Any = InventorySpec
+def _keys_at(loc: tuple[Any, ...]) -> set[str]:
+    """The keys the mapping at `loc` may hold: its model's fields (every member's, for a tagged union)."""
+    models: list[type[BaseModel]] = [InventorySpec]
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return None
-        model = _inner_model(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if not fields:
+            continue  # a union's tag in pydantic's location (`alerts[0].webhook.url`): the models stay
+        models = [m for f in fields for m in _inner_models(f.annotation)]
+    return {name for m in models for name in m.model_fields}
 
 
-def _inner_model(annotation: Any) -> Any:
-    """The model inside `X`, `X | None`, `list[X]`, `tuple[X, ...]`, `Annotated[X, ...]`."""
+def _inner_models(annotation: Any) -> list[type[BaseModel]]:
+    """The models inside `X`, `X | Y`, `list[X]`, `tuple[X, ...]`, `Annotated[X, ...]`."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _inner_models(arg)]
 
 
 def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         loc = tuple(error["loc"])
-        model = _model_at(loc[:-1])
-        known = list(model.model_fields) if model is not None else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(str(loc[-1]), sorted(_keys_at(loc[:-1])), n=1, cutoff=0.6)
         return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
@@ -337,8 +332,9 @@ def validate_inventory(doc: LocatedDocument) -> Inventory:
         spec = InventorySpec.model_validate(doc.data)
     except ValidationError as exc:
         # every problem at once (up to MAX_PROBLEMS), each on a line of its own naming file:line and key
-        errors = exc.errors(include_url=False)
-        lines = [f"{doc.where(tuple(e['loc']))}: {_describe(e)}" for e in errors[:MAX_PROBLEMS]]
+        # (a key may hold anything: each problem is escaped, so only the lines between problems are lines)
+        errors = sorted(exc.errors(include_url=False), key=lambda e: doc.line_of(tuple(e["loc"])))
+        lines = [escape(f"{doc.where(tuple(e['loc']))}: {_describe(e)}") for e in errors[:MAX_PROBLEMS]]
         if len(errors) > MAX_PROBLEMS:
             lines.append(f"(and {len(errors) - MAX_PROBLEMS} more problems)")
         raise InventoryError("\n".join(lines)) from None
