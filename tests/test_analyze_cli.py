@@ -354,3 +354,21 @@ def test_a_json_run_that_fails_midway_leaves_one_document(tmp_path: Path, runner
     assert result.exit_code == 2
     document = json.loads(result.stdout)  # not a broken array with an error glued on
     assert document["exit"] == 2 and "not a JSON object" in document["error"]
+
+
+def test_a_long_single_step_shows_its_time_only_on_a_terminal():
+    import io
+    import time as clock
+
+    from logstack.commands.progress import Ticker
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, quiet = Terminal(), io.StringIO()
+    for stream in (shown, quiet):
+        with Ticker("backup of vector", stream, interval=0.05):
+            clock.sleep(0.3)
+    assert "backup of vector: " in shown.getvalue() and shown.getvalue().endswith("\r\x1b[K")
+    assert quiet.getvalue() == ""

@@ -12,6 +12,7 @@ import typer
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.validation import SQL_NAME_RE, full
 from logstack.commands.options import DEFAULT_INVENTORY, InventoryOpt, TextOrJson, inventory
+from logstack.commands.progress import Ticker
 from logstack.store.backup import prune, run_backup, storage_from_options
 from logstack.store.greptime import read_password, store_http
 from logstack.store.restore import restore_on_server
@@ -53,7 +54,8 @@ def backup(
     # a large COPY takes its time: an hour per statement
     api = store_http(store_endpoint, store_ca, http_host, http_port, db_user, read_password(db_password_file))
     now = dt.datetime.now(dt.UTC)
-    result = run_backup(api, database, storage, now)
+    with Ticker(f"backup of {database}"):
+        result = run_backup(api, database, storage, now)
     result.removed, problems = prune(storage, keep_daily, keep_weekly, now)
     removed = [storage.location(stamp) for stamp in result.removed]
     if output == "json":

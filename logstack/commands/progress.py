@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO, TypeVar
@@ -60,3 +61,31 @@ def with_progress(source: Callable[[int | None, int | None], Iterable[T]], progr
         return counted(source(start, end), progress)
 
     return wrapped
+
+
+class Ticker:
+    """`what (N s)` on the progress line while one long step runs (a COPY the store does in one statement)."""
+
+    def __init__(self, what: str, stream: TextIO | None = None, interval: float = 1.0) -> None:
+        self.progress = Progress(what, stream, interval=0)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Ticker:
+        if self.progress.enabled:
+            start = time.monotonic()
+
+            def tick() -> None:
+                while not self._stop.wait(self.interval):
+                    self.progress.update(int(time.monotonic() - start), "s")
+
+            self._thread = threading.Thread(target=tick, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.progress.done()
