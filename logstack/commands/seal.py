@@ -13,12 +13,14 @@ from logstack.commands.progress import Progress
 from logstack.commands.store_options import (
     DataDir,
     KeysOpt,
+    SealerOpt,
     SealKeyOpt,
     SiteOpt,
     StoreOptions,
+    sealer_name,
     store_options,
 )
-from logstack.evidence.sealing import ingest_password, seal_site, seal_store
+from logstack.evidence.sealing import Recording, ingest_password, seal_site, seal_store
 from logstack.integrity.seal_chain import SEALS, export_chain
 from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
@@ -40,6 +42,7 @@ def seal(
     accept_chain: Annotated[
         bool, typer.Option("--accept-chain", help="Go on from a restored chain shorter than the recorded one.")
     ] = False,
+    sealer: SealerOpt = None,
     ingest_user: Annotated[
         str, typer.Option("--ingest-user", help="The store's write-only user that records the chain's end.")
     ] = "vector",
@@ -65,7 +68,7 @@ def seal(
             start_anew,
             site.ttl,
             accept_chain,
-            StoreHeadLog(db, ingest_user, password),
+            Recording(StoreHeadLog(db, ingest_user, password), sealer_name(sealer, inv is not None)),
         )
     progress.done()
     typer.echo(f"sealed {len(result.sealed)} hours into {site.state_dir / SEALS}")

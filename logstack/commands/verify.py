@@ -16,13 +16,15 @@ from logstack.commands.options import TextOrJson
 from logstack.commands.store_options import (
     DataDir,
     KeysOpt,
+    SealerOpt,
     SealKeyOpt,
     SiteOpt,
     StoreOptions,
     TtlOpt,
+    sealer_name,
     store_options,
 )
-from logstack.evidence.sealing import seal_site, verify_store
+from logstack.evidence.sealing import Recording, seal_site, verify_store
 from logstack.site.inventory import load_inventory
 from logstack.store.reader import DatabaseSource
 from logstack.store.seal_heads import StoreHeadLog
@@ -41,6 +43,7 @@ def verify(
     anchor: Annotated[
         Path | None, typer.Option("--anchor", help="A chain exported earlier: the chain must extend it.")
     ] = None,
+    sealer: SealerOpt = None,
     output: TextOrJson = "text",
 ) -> None:
     """Name each host-hour whose rows were deleted, added or altered after it was sealed; exit 1 on any."""
@@ -54,7 +57,7 @@ def verify(
             (parse_time(since) if since else None, parse_time(until, "--until") if until else None),
             site.ttl,
             anchor,
-            StoreHeadLog(db),
+            Recording(StoreHeadLog(db), sealer_name(sealer, inv is not None)),
         )
     if output == "json":
         document = {

@@ -22,6 +22,7 @@ from logstack.integrity.seal_chain import (
     SealResult,
     VerifyResult,
     cut_short,
+    head_recorded,
     last_verification,
     read_chain,
     read_head,
@@ -30,7 +31,7 @@ from logstack.integrity.seal_chain import (
     verify_hours,
     write_head,
 )
-from logstack.integrity.store_head import HEAD_TABLE, StoreHead, head_of, newest_head, retirement_of, rolled_back
+from logstack.integrity.store_head import HEAD_TABLE, StoreHead, StoreHeads, head_of, rolled_back
 from logstack.site.inventory import Inventory
 from logstack.site.secrets import load_secrets, secrets_path
 from logstack.store.greptime import DatabaseConfig, read_password, ttl_seconds
@@ -45,13 +46,21 @@ class Store(Protocol):
 
 
 class HeadLog(Protocol):
-    """The store's records of where the chain ended (logstack.store.seal_heads)."""
+    """The store's records of where each sealer's chain ended (logstack.store.seal_heads)."""
 
     writable: bool
 
-    def read(self) -> list[tuple[StoreHead, str]] | None: ...
+    def summary(self, key: bytes, sealer: str) -> StoreHeads | None: ...
     def append(self, head: StoreHead, mac: str) -> None: ...
     def stamp(self, micros: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Where the chain's end is recorded in the store, and as which sealer (`server`, `site`)."""
+
+    heads: HeadLog
+    sealer: str
 
 
 def seal_store(
@@ -62,51 +71,36 @@ def seal_store(
     start_anew: bool = False,
     ttl: int | None = None,
     accept_chain: bool = False,
-    heads: HeadLog | None = None,
+    recording: Recording | None = None,
 ) -> SealResult:
     """Seal the store's settled hours into `state_dir`'s chain. A chain shorter than where it ended when last
     sealed (cut, replaced, deleted) is an error: re-sealing would seal whatever the store holds now. Only
     `start_anew` begins a new chain then. A new chain starts at the oldest row, or the retention limit.
     One seal at a time: a second one while another runs is refused (two would both extend the chain). With
-    `heads`, a chain that does not reach where the store last saw it end is refused the same way, and the new
-    end is recorded in the store."""
+    `recording`, a chain that is not where the store last saw this sealer's chain end is refused the same way,
+    and the new end is recorded in the store (the sealer's newest record is the chain that must be there)."""
     with exclusive(state_dir / SEAL_LOCK, wait=False, what="another `logstack seal`"):
-        rows = (heads.read() or []) if heads is not None else []
-        given_up = _readable_chain(state_dir / SEALS, key) if start_anew else []
-        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, rows)
-        if heads is not None and heads.writable:
-            result.recorded = _record_end(store, heads, state_dir, key, rows, given_up)
+        recorded = recording.heads.summary(key, recording.sealer) if recording is not None else None
+        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded, recording is not None)
+        if recording is not None and recording.heads.writable:
+            result.recorded = _record_end(store, recording, state_dir, key, recorded)
         return result
 
 
-def _readable_chain(path: Path, key: bytes) -> list[Seal]:
-    try:
-        return read_chain(path, key)
-    except SealChainError:
-        return []
-
-
-def _record_end(
-    store: Store, heads: HeadLog, state_dir: Path, key: bytes, rows: list[tuple[StoreHead, str]], given_up: list[Seal]
-) -> bool:
-    """Record the chain's end in the store when it moved (and a chain given up for it); whether it wrote."""
+def _record_end(store: Store, recording: Recording, state_dir: Path, key: bytes, recorded: StoreHeads | None) -> bool:
+    """Record the chain's end in the store when it moved, then in the head that it was; whether it wrote."""
     chain = read_chain(state_dir / SEALS, key)
-    if not chain:
+    newest = recorded.newest if recorded is not None else None
+    at = recording.heads.stamp(store.store_now())
+    if newest is not None:  # later than the record it follows, even within one clock tick
+        at = max(at, newest.at + MILLISECOND)
+    head = head_of(recording.sealer, chain, at)
+    if head is None:
         return False
-    recorded = newest_head(rows, key, chain[0].hash)
-    at = heads.stamp(store.store_now())
-    if recorded.newest is not None:  # later than the record it follows, even within one clock tick
-        at = max(at, recorded.newest.at + MILLISECOND)
-    wrote = False
-    retirement = retirement_of(given_up, at)
-    if retirement is not None and retirement.chain != chain[0].hash:
-        heads.append(retirement, retirement.mac(key))
-        at, wrote = at + MILLISECOND, True
-    head = head_of(chain, at)
-    newest = recorded.newest
-    if newest is None or (newest.seq, newest.hash) != (head.seq, head.hash):
-        heads.append(head, head.mac(key))
-        wrote = True
+    wrote = newest is None or (newest.chain, newest.seq, newest.hash) != (head.chain, head.seq, head.hash)
+    if wrote:
+        recording.heads.append(head, head.mac(key))
+    write_head(state_dir / STARTED, key, chain, recorded=True)
     return wrote
 
 
@@ -121,7 +115,8 @@ def _seal(
     start_anew: bool,
     ttl: int | None,
     accept_chain: bool,
-    recorded: list[tuple[StoreHead, str]],
+    recorded: StoreHeads | None,
+    checked: bool,
 ) -> SealResult:
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
@@ -129,8 +124,8 @@ def _seal(
         chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     chain = read_chain(chain_path, key)
     cut = None if start_anew or accept_chain else cut_short(chain, read_head(head_path, key))
-    if not (cut or start_anew or accept_chain):
-        cut = rolled_back(chain, newest_head(recorded, key, chain[0].hash if chain else ""))
+    if checked and not (cut or start_anew or accept_chain):
+        cut = rolled_back(chain, recorded, head_recorded(head_path, key))
     if cut:
         raise SealChainError(
             f"{chain_path}: the seal chain {cut}; restore the chain (an exported copy shorter than it was is "
@@ -154,7 +149,7 @@ def verify_store(
     period: tuple[int | None, int | None],
     ttl: int | None,
     anchor: Path | None = None,
-    heads: HeadLog | None = None,
+    recording: Recording | None = None,
 ) -> VerifyResult:
     """Check the chain (against the exported `anchor` and the store's record of its end) and every sealed hour
     against the store; the outcome is kept for the report."""
@@ -162,33 +157,28 @@ def verify_store(
     marks = read_chain(anchor, key) if anchor is not None else None
     if anchor is not None and not marks:
         raise SealChainError(f"{anchor}: no exported chain to check against")
-    rows = heads.read() if heads is not None else None  # before the chain: a seal may extend it meanwhile
+    # the store's records before the chain: a seal that extends the chain meanwhile is no false rollback
+    recorded = recording.heads.summary(key, recording.sealer) if recording is not None else None
     head = read_head(state_dir / STARTED, key)
     result = verify_hours(state_dir / SEALS, key, store.rows, period[0], now, ttl, marks, head=head, until=period[1])
-    if heads is not None:
-        _check_recorded_end(result, read_chain(state_dir / SEALS, key), rows, key)
+    if recording is not None:
+        chain = read_chain(state_dir / SEALS, key)
+        _check_recorded_end(result, chain, recorded, head_recorded(state_dir / STARTED, key))
     record_verification(state_dir, result, now, key)
     return result
 
 
-def _check_recorded_end(
-    result: VerifyResult, chain: list[Seal], rows: list[tuple[StoreHead, str]] | None, key: bytes
-) -> None:
-    if rows is None:
+def _check_recorded_end(result: VerifyResult, chain: list[Seal], recorded: StoreHeads | None, noted: bool) -> None:
+    if recorded is None and not noted:
         result.notes.append(f"the store keeps no record of the chain's end (no {HEAD_TABLE} table: run init-server)")
         return
-    recorded = newest_head(rows, key, chain[0].hash if chain else "")
-    if recorded.forged:
-        result.findings.append(
-            Finding(None, "", f"{recorded.forged} records of its end in the store were not made with the seal key")
-        )
-    if recorded.newest is None and recorded.retired is None:
-        if chain:
-            result.notes.append("the store holds no record of this chain's end yet (seal runs with the ingest user)")
-        return
-    back = rolled_back(chain, recorded)
+    if recorded is not None and recorded.forged:  # the ingest password can write them; never believed
+        result.notes.append(f"{recorded.forged} rows of {HEAD_TABLE} were not made with the seal key (ignored)")
+    back = rolled_back(chain, recorded, noted)
     if back:
         result.findings.append(Finding(None, "", back))
+    elif recorded is not None and recorded.newest is None and chain:
+        result.notes.append("the store holds no record of this chain's end yet (seal runs with the ingest user)")
 
 
 @dataclass(frozen=True)

@@ -184,9 +184,12 @@ def seal_hours(
     return result
 
 
-def write_head(path: Path, key: bytes, chain: list[Seal]) -> None:
-    """Record where the chain ends (seal number and hash, under the seal key): a chain found shorter later was cut."""
-    head = {"seq": chain[-1].seq, "hash": chain[-1].hash} if chain else {"seq": 0, "hash": ""}
+def write_head(path: Path, key: bytes, chain: list[Seal], recorded: bool = False) -> None:
+    """Record where the chain ends (seal number and hash, under the seal key): a chain found shorter later was cut.
+    `recorded`: the store holds a record of this end too (logstack.integrity.store_head)."""
+    head: dict[str, object] = {"seq": chain[-1].seq, "hash": chain[-1].hash} if chain else {"seq": 0, "hash": ""}
+    if recorded:
+        head["recorded"] = True
     body = orjson.dumps(head, option=orjson.OPT_SORT_KEYS)
     record = {**head, "mac": hmac.new(key, b"head\0" + body, "sha256").hexdigest()}
     _write(path, (json.dumps(record) + "\n").encode())
@@ -194,6 +197,17 @@ def write_head(path: Path, key: bytes, chain: list[Seal]) -> None:
 
 def read_head(path: Path, key: bytes) -> tuple[int, str] | None:
     """The recorded end of the chain (None: no record); a record the seal key did not write is an error."""
+    data = _head_data(path, key)
+    return (int(data["seq"]), str(data["hash"])) if data is not None else None
+
+
+def head_recorded(path: Path, key: bytes) -> bool:
+    """Whether the head says the chain's end was also recorded in the store."""
+    data = _head_data(path, key)
+    return bool(data is not None and data.get("recorded") is True)
+
+
+def _head_data(path: Path, key: bytes) -> dict[str, Any] | None:
     try:
         raw = read_file(path, "chain head", 64 * KiB, error=SealChainError)
     except FileNotFoundError:
@@ -206,7 +220,10 @@ def read_head(path: Path, key: bytes) -> tuple[int, str] | None:
         body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         if not hmac.compare_digest(hmac.new(key, b"head\0" + body, "sha256").hexdigest(), mac):
             raise ValueError("wrong mac")
-        return int(data["seq"]), str(data["hash"])
+        if not isinstance(data["hash"], str):
+            raise TypeError("hash")
+        int(data["seq"])  # a number, or the record is not one
+        return dict(data)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SealChainError(f"{path}: not this site's record of the seal chain's end (edited?)") from None
 

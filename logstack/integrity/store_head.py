@@ -1,15 +1,18 @@
 """The seal chain's end, also recorded in the store: a state directory put back is found without an anchor.
 
 Each `seal` run that moves the chain's end appends a row to the store's `logstack_seal_heads` table (append
-mode: the row cannot be updated, and the ingest user that writes it is write-only). The row names the chain
-(the hash of its first seal), the number and hash of its last seal, and the store's time, under the seal key.
-`seal` and `verify` compare the newest such row with the chain in the state directory: a chain that does not
-reach it, or is another chain than the one the store saw last, was rolled back or replaced.
+mode: the row cannot be updated; the ingest user that writes it cannot read). The row names the sealer (`server`
+for the server's unit, `site` for an operator's `seal -i`), its chain (the hash of the chain's first seal), the
+number and hash of its last seal and the store's time, all under the seal key. `seal` and `verify` compare the
+sealer's newest genuine row with the chain in its state directory: a chain that does not reach it, another chain
+(an old one put back, another sealer's, a new one nobody started with `--start-anew`) or an emptied directory is
+refused and reported. The state directory's head remembers that its end was recorded, so a table emptied or
+dropped later is reported too.
 
-What it does not stop: someone who can both put back the state directory and delete rows from the store (the
-store's admin, or its files) can remove the newer rows too; an exported chain (`--anchor`) kept elsewhere
-still finds that. Someone with the ingest password alone can add rows, but not ones the seal key signed:
-those are reported, never believed.
+What it does not stop: someone who can put back the state directory and also remove the store's newer rows
+(the store's admin or files, or the ingest password: GreptimeDB v1.1.4 lets a write-only user TRUNCATE or DROP,
+`src/sql/src/statements/statement.rs` `is_readonly()`) together with the head's record of it; an exported chain
+(`verify --anchor`) kept elsewhere still finds that. Rows the seal key did not sign are counted, never believed.
 """
 
 from __future__ import annotations
@@ -27,80 +30,75 @@ from logstack.base.clock import iso
 from logstack.integrity.seal_chain import Seal
 
 HEAD_TABLE = "logstack_seal_heads"
+SEALER_RE = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class StoreHead:
-    """Where a chain ended when a seal run recorded it in the store."""
+    """Where a sealer's chain ended when a seal run recorded it in the store."""
 
-    chain: str  # hash of the chain's first seal ("" for an empty chain)
+    sealer: str
+    chain: str  # hash of the chain's first seal
     seq: int
     hash: str
     at: int  # the store's time of the record, µs
 
     def body(self) -> bytes:
-        return orjson.dumps(
-            {"chain": self.chain, "seq": self.seq, "hash": self.hash, "at": iso(self.at)}, option=orjson.OPT_SORT_KEYS
-        )
+        fields = {"sealer": self.sealer, "chain": self.chain, "seq": self.seq, "hash": self.hash, "at": iso(self.at)}
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
     def mac(self, key: bytes) -> str:
         return hmac.new(key, b"store-head\0" + self.body(), hashlib.sha256).hexdigest()
 
 
-RETIRED = -1  # the seq of a record that says a chain was given up for a new one (`seal --start-anew`)
-_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-def head_of(chain: list[Seal], at: int) -> StoreHead:
-    """The record of `chain`'s end, made at store time `at`."""
+def head_of(sealer: str, chain: list[Seal], at: int) -> StoreHead | None:
+    """The record of `chain`'s end, made at store time `at` (None: an empty chain has no end to record)."""
     if not chain:
-        return StoreHead("", 0, "", at)
-    return StoreHead(chain[0].hash, chain[-1].seq, chain[-1].hash, at)
-
-
-def retirement_of(chain: list[Seal], at: int) -> StoreHead | None:
-    """The record that `chain` was given up (None: an empty chain needs none)."""
-    return StoreHead(chain[0].hash, RETIRED, chain[-1].hash, at) if chain else None
+        return None
+    return StoreHead(sealer, chain[0].hash, chain[-1].seq, chain[-1].hash, at)
 
 
 @dataclass
 class StoreHeads:
-    """What the store holds for one chain: its newest record the seal key signed, whether it was retired,
-    and how many rows (of any chain) the seal key did not sign."""
+    """What the store holds for one sealer: its newest record the seal key signed, and how many rows (of any
+    sealer) the seal key did not sign."""
 
     newest: StoreHead | None
     forged: int = 0
-    retired: StoreHead | None = None
 
 
-def newest_head(rows: Iterable[tuple[StoreHead, str]], key: bytes, chain: str) -> StoreHeads:
-    """The newest genuine record of `chain` among `(record, mac)` pairs read from the store (by store time,
-    then seal). Each sealer (the server's unit, an operator's `seal -i`) keeps a chain of its own."""
+def fold_heads(rows: Iterable[tuple[StoreHead, str]], key: bytes, sealer: str) -> StoreHeads:
+    """The sealer's newest genuine record among `(record, mac)` pairs (by store time, then seal), read as they
+    stream: a table of any size costs one record of memory."""
     found = StoreHeads(None)
     for head, mac in rows:
         if not hmac.compare_digest(head.mac(key).encode(), mac.encode("utf-8", "replace")):
             found.forged += 1
-        elif head.chain != chain or not chain:
-            continue
-        elif head.seq == RETIRED:
-            found.retired = head
-        elif found.newest is None or (head.at, head.seq) > (found.newest.at, found.newest.seq):
+        elif head.sealer == sealer and (
+            found.newest is None or (head.at, head.seq) > (found.newest.at, found.newest.seq)
+        ):
             found.newest = head
     return found
 
 
-def rolled_back(chain: list[Seal], recorded: StoreHeads) -> str | None:
-    """Why `chain` is not at least where the store last saw it end, or was given up, or None."""
-    if recorded.retired is not None:
-        return (
-            f"was given up for a new chain at {iso(recorded.retired.at)} (seal --start-anew): an old state "
-            "directory put back"
-        )
-    newest = recorded.newest
-    if newest is None or newest.seq == 0:
+def rolled_back(chain: list[Seal], recorded: StoreHeads | None, head_recorded: bool) -> str | None:
+    """Why `chain` is not at least where the store last saw this sealer's chain end, or None. `recorded` None:
+    the store has no table of records; `head_recorded`: the state directory's head says its end was recorded."""
+    newest = recorded.newest if recorded is not None else None
+    if newest is None:
+        if head_recorded:
+            return "the store holds no record of its end, though one was written (the table emptied or dropped?)"
         return None
+    where = f"the store recorded seal {newest.seq} of this sealer's chain at {iso(newest.at)}"
+    if not chain:
+        return f"is empty, but {where}: the state directory was emptied or replaced"
+    if chain[0].hash != newest.chain:
+        return (
+            f"is not the chain the store recorded last for this sealer (seal {newest.seq} at {iso(newest.at)}): "
+            "another chain put in its place"
+        )
     if len(chain) < newest.seq or chain[newest.seq - 1].hash != newest.hash:
-        where = f"the store recorded seal {newest.seq} at {iso(newest.at)}"
         return f"ends before where {where}: rolled back (an older state directory put back?)"
     return None
 
@@ -108,13 +106,15 @@ def rolled_back(chain: list[Seal], recorded: StoreHeads) -> str | None:
 def head_from_row(row: dict[str, Any], micros: int) -> tuple[StoreHead, str]:
     """A `(record, mac)` pair from a row of the heads table; a malformed row (anyone with the ingest password
     can write one) gets a MAC that cannot match."""
-    chain, digest, mac, seq = row.get("chain"), row.get("hash"), row.get("mac"), row.get("seq")
+    sealer, chain, digest, mac, seq = (row.get(k) for k in ("sealer", "chain", "hash", "mac", "seq"))
     well_formed = (
-        all(isinstance(v, str) and _HEX.fullmatch(v) for v in (chain, digest, mac))
+        isinstance(sealer, str)
+        and SEALER_RE.fullmatch(sealer) is not None
+        and all(isinstance(v, str) and _HEX.fullmatch(v) for v in (chain, digest, mac))
         and isinstance(seq, int)
         and not isinstance(seq, bool)
-        and RETIRED <= seq < 1 << 62
+        and 1 <= seq < 1 << 62
     )
     if not well_formed:
-        return StoreHead("", -2, "", micros), ""
-    return StoreHead(str(chain), int(seq), str(digest), micros), str(mac)  # type: ignore[arg-type]
+        return StoreHead("", "", -1, "", micros), ""
+    return StoreHead(str(sealer), str(chain), int(seq), str(digest), micros), str(mac)  # type: ignore[arg-type]

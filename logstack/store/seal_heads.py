@@ -7,31 +7,33 @@ src/auth/src/permission.rs `is_readonly()` lets a write-only user run any statem
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from logstack.base.clock import MILLISECOND, from_micros
 from logstack.base.errors import RuntimeFailure
-from logstack.integrity.store_head import HEAD_TABLE, StoreHead, head_from_row
+from logstack.integrity.store_head import HEAD_TABLE, StoreHead, StoreHeads, fold_heads, head_from_row
 from logstack.store.greptime import DatabaseConfig, tls_context
 from logstack.store.reader import DatabaseSource, micros_of, mysql_message
 
 
-def read_heads(db: DatabaseSource) -> list[tuple[StoreHead, str]] | None:
-    """The newest records of the chain's end (None: the store has no such table, as before logstack made it)."""
+def read_heads(db: DatabaseSource) -> Iterator[tuple[StoreHead, str]] | None:
+    """Every record of the table, streamed (None: the store has no such table, as before logstack made it).
+    Anyone with the ingest password may add rows, future-dated ones included: none can push the genuine records
+    out of what is read, and none costs more than the time to check it."""
     present = db.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
         (db.config.database, HEAD_TABLE),
     )
     if not present:
         return None
-    # every row, streamed: anyone with the ingest password may add rows (future-dated ones included), and no
-    # number of them may push the genuine records out of what is read
-    rows = db.stream(f"SELECT `greptime_timestamp`, `chain`, `seq`, `hash`, `mac` FROM `{HEAD_TABLE}`", ())
-    out = []
-    for row in rows:
-        stamp = row.get("greptime_timestamp")
-        out.append(head_from_row(row, micros_of(stamp) if isinstance(stamp, dt.datetime) else -1))
-    return out
+    rows = db.stream(f"SELECT `greptime_timestamp`, `sealer`, `chain`, `seq`, `hash`, `mac` FROM `{HEAD_TABLE}`", ())
+    return (_pair(row) for row in rows)
+
+
+def _pair(row: dict[str, Any]) -> tuple[StoreHead, str]:
+    stamp = row.get("greptime_timestamp")
+    return head_from_row(row, micros_of(stamp) if isinstance(stamp, dt.datetime) else -1)
 
 
 def store_time(micros: int) -> int:
@@ -62,9 +64,9 @@ def write_head(config: DatabaseConfig, user: str, password: str, head: StoreHead
         )
         with conn, conn.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO `{HEAD_TABLE}` (`greptime_timestamp`, `chain`, `seq`, `hash`, `mac`) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (stamp, head.chain, head.seq, head.hash, mac),
+                f"INSERT INTO `{HEAD_TABLE}` (`greptime_timestamp`, `sealer`, `chain`, `seq`, `hash`, `mac`) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (stamp, head.sealer, head.chain, head.seq, head.hash, mac),
             )
     except pymysql.MySQLError as exc:
         raise RuntimeFailure(
@@ -83,8 +85,9 @@ class StoreHeadLog:
         self.password = password
         self.writable = bool(user and password)
 
-    def read(self) -> list[tuple[StoreHead, str]] | None:
-        return read_heads(self.db)
+    def summary(self, key: bytes, sealer: str) -> StoreHeads | None:
+        rows = read_heads(self.db)
+        return fold_heads(rows, key, sealer) if rows is not None else None
 
     def stamp(self, micros: int) -> int:
         return store_time(micros)
