@@ -117,6 +117,11 @@ _SSH_ROWS = [m for m in TABLE if m.program == "sshd" and m.compiled]
 _ACCOUNTS = st.from_regex(r"[a-z_][a-z0-9_.-]{0,31}", fullmatch=True)
 
 
+def _rendered(row: Message, user: str, ip: str, port: str, reason: str) -> str:
+    """The row's line with these values where its conversions take them."""
+    return render(row, {**SAMPLES, "user": user, "login": user, "ip": ip, "host": ip, "port": port, "reason": reason})
+
+
 @hypothesis.settings(max_examples=300, deadline=None)
 @hypothesis.given(
     row=st.sampled_from(_SSH_ROWS),
@@ -129,8 +134,7 @@ _ACCOUNTS = st.from_regex(r"[a-z_][a-z0-9_.-]{0,31}", fullmatch=True)
 def test_formats_with_random_values_classify_the_same(row, user, account, ip, port, reason):
     """Any name where sshd writes what a client sent; an account name where it writes an existing account."""
     user = account if "login" in row.fields else user
-    values = {**SAMPLES, "user": user, "login": user, "ip": ip, "host": ip, "port": port, "reason": reason}
-    line = render(row, values)
+    line = _rendered(row, user, ip, port, reason)
     start = time.perf_counter()
     fact = classify("sshd-session", line)
     assert time.perf_counter() - start < 0.01
@@ -198,9 +202,7 @@ def test_rows_before_7_4p1_are_there_and_cite_their_tags():
 )
 def test_lines_of_7_4p1_and_later_read_as_before_the_older_rows(row, user, account, ip, port, reason):
     """Differential: the rows for 5.3p1-7.2p2 change nothing a 7.4p1+ line yields (row and values)."""
-    user = account if "login" in row.fields else user
-    values = {**SAMPLES, "user": user, "login": user, "ip": ip, "host": ip, "port": port, "reason": reason}
-    line = render(row, values)
+    line = _rendered(row, account if "login" in row.fields else user, ip, port, reason)
     assert match_buckets(rules.TABLE_RULES["sshd"], line) == match_buckets(_CURRENT_BUCKETS, line), line
 
 
