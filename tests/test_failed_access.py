@@ -458,3 +458,42 @@ def test_a_scanner_line_without_port_joins_no_login():
     login, _ = _old_session(920, 921, "198.51.100.22", 0)
     scan = e(1, 922, "Did not receive identification string from 198.51.100.22", ident="sshd")
     assert sorted(ev.type for ev in events(login, scan)) == ["ssh_login", "ssh_preauth"]
+
+
+def test_key_tries_in_another_open_connection_still_flag_a_success():
+    """Probes are no failure for the connection they end in; another connection's still are, also while that
+    connection is kept open past the success's release (an attacker idling until the login grace ends)."""
+    key = "Failed publickey for root from 198.51.100.30 port 4000 ssh2: RSA SHA256:k{}".format
+    probes = [e(i * 50, 930, key(i)) for i in range(10)]  # one every 50 s up to 450 s: the group stays open
+    success = e(20, 931, "Accepted password for alice from 198.51.100.30 port 4001 ssh2")
+    filler = [
+        e(400 + i * 0.02, 2000 + i, f"Connection closed by 10.0.{i // 250}.{i % 250} port 22") for i in range(2100)
+    ]
+    found = {ev.pids[0]: ev for ev in events(probes[0], success, *probes[1:], *filler) if ev.pids}
+    assert found["931"].outcome == "success" and "after_failures" in found["931"].flags
+
+
+def test_an_old_child_does_not_join_a_later_login_from_the_same_address():
+    """A NAT address: alice's child (seen since t=1) ends at t=1000; mallory logged in from it at t=880."""
+    alice = e(0, 940, "Accepted password for alice from 198.51.100.40 port 5000 ssh2", ident="sshd")
+    alice_child = e(1, 941, "subsystem request for sftp by user alice", ident="sshd")
+    mallory = e(880, 942, "Accepted password for mallory from 198.51.100.40 port 5001 ssh2", ident="sshd")
+    alice_end = e(1000, 941, "Received disconnect from 198.51.100.40: 11: disconnected by user", ident="sshd")
+    found = events(alice, alice_child, mallory, alice_end)
+    by_user = {ev.user: ev for ev in found if ev.type == "ssh_login"}
+    assert by_user["mallory"].pids == ["942"]  # not alice's session end
+
+
+def test_a_forged_child_line_joins_no_real_login():
+    """`logger -t sshd "Received disconnect …"` from a local user: its own event, the real login unflagged."""
+    login = e(0, 950, "Accepted password for alice from 198.51.100.50 port 5000 ssh2", ident="sshd")
+    forged = entry(
+        T0 + 2 * S,
+        "sshd",
+        951,
+        "Received disconnect from 198.51.100.50: 11: disconnected by user",
+        exe="/usr/bin/logger",
+    )
+    found = events(login, forged)
+    real = next(ev for ev in found if ev.type == "ssh_login")
+    assert "forged" not in real.flags and real.pids == ["950"]

@@ -25,7 +25,7 @@ from logstack.analyze.event import (
     event_id,
     is_key_probe,
 )
-from logstack.classify.classifier import classify
+from logstack.classify.classifier import classify, is_forged
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
@@ -46,14 +46,19 @@ class EventBuilder:
         # the oldest instead of every open group
         self._expiry: deque[tuple[int, tuple[str, ...]]] = deque()
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
+        self._waiting: set[int] = set()  # id() of the events in _closed (membership without a scan)
+        self._merged_away: set[int] = set()  # id() of events in _closed merged into another: skipped
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
         # by machine, boot, peer address: successful logins, and session children that named no port
         self._logins: dict[tuple[str, ...], list[Event]] = {}
         self._orphans: dict[tuple[str, ...], list[Event]] = {}
+        self._accepts: dict[tuple[str, ...], deque[tuple[int, str]]] = {}  # (journal time, PID) of each login
+        self._pid_first: dict[tuple[str, str, str], tuple[int, int]] = {}  # PID → (first line's time, arrival)
         self._failures: dict[str, deque[Event]] = {}
         # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
         # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
-        self._failed_at: dict[str, deque[tuple[int, int]]] = {}
+        # a key probe's try carries its connection (machine, boot, PID): it flags any success but its own
+        self._failed_at: dict[str, deque[tuple[int, int, tuple[str, str, str] | None]]] = {}
         self._incidents: dict[str, Event] = {}
         self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
         self._seen: set[str] = set()  # de-duplication keys of recent lines
@@ -78,8 +83,15 @@ class EventBuilder:
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
-        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS and not is_key_probe(fact):
-            self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts))
+        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
+            tag = (line.machine or line.host, line.boot or "", line.pid) if is_key_probe(fact) else None
+            self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts, tag))
+        if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
+            # every login as it arrives, open or not: a child naming no port joins one only if it is the one
+            peer = (line.machine or line.host, line.boot or "", fact.source_ip, line.auth or "", _forged_line(line))
+            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid))
+        if line.pid:
+            self._pid_first.setdefault((line.machine or line.host, line.boot or "", line.pid), (line.ts, arrival))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -134,6 +146,7 @@ class EventBuilder:
         if event.ssh and event.source_ip and self._joined_by_peer(event):
             return
         self._closed.append(event)
+        self._waiting.add(id(event))
 
     def _joined_by_peer(self, event: Event) -> bool:
         """sshd before 7.4p1 wrote no port on its session child's lines (`Received disconnect from ADDR: 11:
@@ -143,19 +156,33 @@ class EventBuilder:
         key = _peer(event)
         gap = self.settings.gap
         if event.source_port is None and _is_session_child(event):
-            logins = [e for e in self._logins.get(key, ()) if _child_of(e, event, gap) and e in self._closed]
-            if len(logins) == 1:
+            logins = [e for e in self._logins.get(key, ()) if _child_of(e, event, gap) and id(e) in self._waiting]
+            if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
                 self._merge(logins[0], event)
                 return True
             self._orphans.setdefault(key, []).append(event)
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
-            orphans = [o for o in self._orphans.get(key, ()) if _child_of(event, o, gap) and o in self._closed]
-            if len(orphans) == 1:
-                self._closed.remove(orphans[0])
-                self._orphans[key].remove(orphans[0])
+            orphans = [o for o in self._orphans.get(key, ()) if _child_of(event, o, gap) and id(o) in self._waiting]
+            if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
+                self._merged_away.add(id(orphans[0]))
+                self._waiting.discard(id(orphans[0]))
+                self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
                 self._merge(event, orphans[0])
             self._logins.setdefault(key, []).append(event)
         return False
+
+    def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
+        """Whether `login` is the only login from the peer the child can belong to: the child's process was not
+        seen before the login, and no other login from the peer (open or closed) is recent enough to be its."""
+        first = min(
+            (self._pid_first.get((child.machine_id or child.host, child.boot_id or "", pid), (child.start, 0))[0])
+            for pid in child.pids or [child.lines[0].pid]
+        )
+        if first < login.start:
+            return False  # the child's process was there before this login: another connection's
+        since = child.start - 2 * self.settings.gap
+        others = {pid for ts, pid in self._accepts.get(key, ()) if since <= ts <= child.start and pid not in login.pids}
+        return not others
 
     def _merge(self, into: Event, other: Event) -> None:
         group = Group(into.lines[0], classify(into.lines[0].ident, into.lines[0].message))
@@ -191,6 +218,10 @@ class EventBuilder:
         closed = self._closed
         while closed and (final or closed[0].last_arrival < release):
             event = closed.popleft()
+            self._waiting.discard(id(event))
+            if id(event) in self._merged_away:
+                self._merged_away.discard(id(event))
+                continue
             if event.source_ip and event.source_port:
                 conn = _connection(event)
                 if self._conn_index.get(conn) is event:
@@ -208,6 +239,12 @@ class EventBuilder:
                     index[key] = [e for e in index[key] if e.last_arrival >= keep_after]
                     if not index[key]:
                         del index[key]
+            for peer, accepts in list(self._accepts.items()):
+                while accepts and accepts[0][0] < keep_after:
+                    accepts.popleft()
+                if not accepts:
+                    del self._accepts[peer]
+            self._pid_first = {k: v for k, v in self._pid_first.items() if v[1] >= keep_after}
             stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
             for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
                 if ip not in self._incidents:
@@ -228,7 +265,10 @@ class EventBuilder:
                 recent.popleft()
             if event.outcome == "success":
                 tries = self._failed_at.get(ip, ())
-                if recent or any(event.start - window <= at <= event.end for _, at in tries):
+                own = {(event.machine_id or event.host, event.boot_id or "", pid) for pid in event.pids}
+                if recent or any(
+                    event.start - window <= at <= event.end and (tag is None or tag not in own) for _, at, tag in tries
+                ):
                     event.flags = sorted({*event.flags, "after_failures"})
             else:
                 recent.append(event)
@@ -307,7 +347,18 @@ def source_key(address: str) -> str:
 
 
 def _peer(event: Event) -> tuple[str, ...]:
-    return (event.machine_id or event.host, event.boot_id or "", event.source_ip or "", event.lines[0].auth or "")
+    forged = "forged" if "forged" in event.flags else ""  # a line any local user wrote never joins a daemon's
+    return (
+        event.machine_id or event.host,
+        event.boot_id or "",
+        event.source_ip or "",
+        event.lines[0].auth or "",
+        forged,
+    )
+
+
+def _forged_line(line: Line) -> str:
+    return "forged" if is_forged(line.ident, line.comm, line.exe) else ""
 
 
 _CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})
@@ -334,7 +385,9 @@ def _connection(event: Event) -> tuple[str, ...]:
     """One SSH connection's events (its monitor's and its child's) by machine, boot, peer and who vouches
     for the lines: an unproven event never merges with a proven one."""
     auth = event.lines[0].auth or ""
-    return (event.machine_id or event.host, event.boot_id or "", event.source_ip or "", str(event.source_port), auth)
+    forged = "forged" if "forged" in event.flags else ""
+    machine = event.machine_id or event.host
+    return (machine, event.boot_id or "", event.source_ip or "", str(event.source_port), auth, forged)
 
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
