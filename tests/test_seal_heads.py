@@ -114,7 +114,7 @@ def test_a_new_chain_is_recorded_and_the_old_one_put_back_is_found(recorded, mar
     sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")  # a new chain seals the store as it is now
     result = seal("--start-anew")
     assert result.exit_code == 0, result.output
-    assert [seq for seq, _, _ in _records(cli, mariadb)] == [3, 3]  # the sealer's old end, then its new one
+    assert [seq for seq, _, _ in _records(cli, mariadb)] == [3, 0, 3]  # old end, old chain given up, new end
     assert cli("verify").exit_code == 0
     chain.write_bytes(old[0])
     (chain.parent / STARTED).write_bytes(old[1])
@@ -131,23 +131,33 @@ def test_seal_says_when_it_cannot_record_the_end(sealed_site):  # noqa: F811
     assert "the chain's end is not recorded in the store (no --ingest-password-file)" in result.output
 
 
-def test_a_store_refusing_the_record_keeps_the_chain_and_names_the_table(recorded, tmp_path):
-    cli, _seal, sql, chain, key = recorded
+def test_a_restart_whose_record_cannot_be_written_changes_nothing(recorded, tmp_path, mariadb):
+    """--start-anew first records that the old chain is given up: if the store refuses, nothing changes; once
+    written, the old chain put back is refused even before the new chain's end is recorded."""
+    cli, _seal, sql, chain, _key = recorded
     sql("DELETE FROM LOGS WHERE __CURSOR = 's=1;i=4'")  # so that the new chain differs from the old
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password-at-all")
     before = chain.read_bytes()
-    result = cli(
-        "seal", "--delay", "0s", "--start-anew", "--ingest-user", "ingest", "--ingest-password-file", str(wrong)
-    )
+    result = _seal_with(cli, wrong, "--start-anew")
     assert result.exit_code == 3, result.output
-    assert "ingest@127.0.0.1:" in result.output and HEAD_TABLE in result.output
-    assert "Traceback" not in result.output
-    assert read_chain(chain, key) and chain.read_bytes() != before  # the new chain itself was saved
-    assert _seal_with(cli, wrong.with_name("ingest.password")).exit_code == 1  # the store saw the old chain last
-    result = _seal_with(cli, wrong.with_name("ingest.password"), "--accept-chain")  # as the error said
+    assert "ingest@127.0.0.1:" in result.output and HEAD_TABLE in result.output and "Traceback" not in result.output
+    assert chain.read_bytes() == before  # not set aside: the restart did not happen
+    old = chain.read_bytes(), (chain.parent / STARTED).read_bytes()
+    result = _seal_with(cli, wrong.with_name("ingest.password"), "--start-anew")
     assert result.exit_code == 0, result.output
-    assert cli("verify").exit_code == 0
+    with mariadb.admin() as conn, conn.cursor() as cur:  # the new chain's record lost (as if its write failed)
+        cur.execute(f"DELETE FROM `{cli.database}`.`{HEAD_TABLE}` WHERE `seq` > 0 AND `chain` <> %s", (_first(old[0]),))
+    chain.write_bytes(old[0])
+    (chain.parent / STARTED).write_bytes(old[1])
+    result = cli("verify")
+    assert result.exit_code == 1 and "was given up by `--start-anew`" in result.output
+
+
+def _first(chain_bytes: bytes) -> str:
+    import json
+
+    return json.loads(chain_bytes.decode().splitlines()[0])["hash"]
 
 
 def _seal_with(cli, password, *args: str):

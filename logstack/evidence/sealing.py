@@ -81,10 +81,32 @@ def seal_store(
     and the new end is recorded in the store (the sealer's newest record is the chain that must be there)."""
     with exclusive(state_dir / SEAL_LOCK, wait=False, what="another `logstack seal`"):
         recorded = recording.heads.summary(key, recording.sealer) if recording is not None else None
+        if start_anew and recording is not None and recording.heads.writable:
+            recorded = _give_up(store, recording, state_dir, key, recorded)
         result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded, recording is not None)
         if recording is not None and recording.heads.writable:
             result.recorded = _record_end(store, recording, state_dir, key, recorded)
         return result
+
+
+def _give_up(
+    store: Store, recording: Recording, state_dir: Path, key: bytes, recorded: StoreHeads | None
+) -> StoreHeads | None:
+    """Before `--start-anew` sets the chain aside, record in the store that it is given up: from then on that
+    chain put back is refused, even if the new chain's first record cannot be written. A record that cannot be
+    written stops the restart, changing nothing."""
+    try:
+        old = read_chain(state_dir / SEALS, key)
+    except SealChainError:
+        return recorded  # unreadable: nothing genuine to give up
+    newest = recorded.newest if recorded is not None else None
+    at = recording.heads.stamp(store.store_now())
+    at = max(at, newest.at + MILLISECOND) if newest is not None else at
+    given_up = head_of(recording.sealer, old, at, given_up=True)
+    if given_up is None:
+        return recorded
+    recording.heads.append(given_up, given_up.mac(key))
+    return StoreHeads(given_up, recorded.forged if recorded is not None else 0)
 
 
 def _record_end(store: Store, recording: Recording, state_dir: Path, key: bytes, recorded: StoreHeads | None) -> bool:

@@ -52,11 +52,15 @@ class StoreHead:
         return hmac.new(key, b"store-head\0" + self.body(), hashlib.sha256).hexdigest()
 
 
-def head_of(sealer: str, chain: list[Seal], at: int) -> StoreHead | None:
-    """The record of `chain`'s end, made at store time `at` (None: an empty chain has no end to record)."""
+GIVEN_UP = 0  # the seq of a record saying the sealer gave this chain up (`seal --start-anew`)
+
+
+def head_of(sealer: str, chain: list[Seal], at: int, given_up: bool = False) -> StoreHead | None:
+    """The record of `chain`'s end (or, `given_up`, that the sealer gives it up), made at store time `at`
+    (None: an empty chain has no end to record)."""
     if not chain:
         return None
-    return StoreHead(sealer, chain[0].hash, chain[-1].seq, chain[-1].hash, at)
+    return StoreHead(sealer, chain[0].hash, GIVEN_UP if given_up else chain[-1].seq, chain[-1].hash, at)
 
 
 @dataclass
@@ -90,6 +94,10 @@ def rolled_back(chain: list[Seal], recorded: StoreHeads | None, head_recorded: b
         if head_recorded:
             return "the store holds no record of its end, though one was written (the table emptied or dropped?)"
         return None
+    if newest.seq == GIVEN_UP:  # the sealer started anew: any chain but the one it gave up may follow
+        if chain and chain[0].hash == newest.chain:
+            return f"was given up by `--start-anew` at {iso(newest.at)}: an old state directory put back"
+        return None
     where = f"the store recorded seal {newest.seq} of this sealer's chain at {iso(newest.at)}"
     if not chain:
         return f"is empty, but {where}: the state directory was emptied or replaced"
@@ -113,7 +121,7 @@ def head_from_row(row: dict[str, Any], micros: int) -> tuple[StoreHead, str]:
         and all(isinstance(v, str) and _HEX.fullmatch(v) for v in (chain, digest, mac))
         and isinstance(seq, int)
         and not isinstance(seq, bool)
-        and 1 <= seq < 1 << 62
+        and GIVEN_UP <= seq < 1 << 62
     )
     if not well_formed:
         return StoreHead("", "", -1, "", micros), ""
