@@ -14,6 +14,7 @@ from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import lru_cache
 
+from logstack.analyze.connections import child_of, connection_key, forged_line, is_session_child, peer_key
 from logstack.analyze.event import (
     ADDRESS_KINDS,
     FAILED_TRY_KINDS,
@@ -25,7 +26,7 @@ from logstack.analyze.event import (
     event_id,
     is_key_probe,
 )
-from logstack.classify.classifier import classify, is_forged
+from logstack.classify.classifier import classify
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
@@ -88,7 +89,7 @@ class EventBuilder:
             self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts, tag))
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
-            peer = (line.machine or line.host, line.boot or "", fact.source_ip, line.auth or "", _forged_line(line))
+            peer = (line.machine or line.host, line.boot or "", fact.source_ip, line.auth or "", forged_line(line))
             self._accepts.setdefault(peer, deque()).append((line.ts, line.pid))
         if line.pid:
             self._pid_first.setdefault((line.machine or line.host, line.boot or "", line.pid), (line.ts, arrival))
@@ -130,7 +131,7 @@ class EventBuilder:
         known = self.known
         event.known = bool(known) and all(line.key in known for line in event.lines)
         if event.source_ip and event.source_port and event.ssh:
-            conn = _connection(event)
+            conn = connection_key(event)
             partner = self._conn_index.get(conn)
             if (
                 partner is not None
@@ -153,16 +154,16 @@ class EventBuilder:
         …`, `subsystem request …`): such an event joins the one successful login from that address, on that
         machine and boot, whose connection it can be (another PID, within the gap); with two such logins it
         joins neither. Whether it closes before or after the login, the pair is found (True: merged away)."""
-        key = _peer(event)
+        key = peer_key(event)
         gap = self.settings.gap
-        if event.source_port is None and _is_session_child(event):
-            logins = [e for e in self._logins.get(key, ()) if _child_of(e, event, gap) and id(e) in self._waiting]
+        if event.source_port is None and is_session_child(event):
+            logins = [e for e in self._logins.get(key, ()) if child_of(e, event, gap) and id(e) in self._waiting]
             if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
                 self._merge(logins[0], event)
                 return True
             self._orphans.setdefault(key, []).append(event)
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
-            orphans = [o for o in self._orphans.get(key, ()) if _child_of(event, o, gap) and id(o) in self._waiting]
+            orphans = [o for o in self._orphans.get(key, ()) if child_of(event, o, gap) and id(o) in self._waiting]
             if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
                 self._merged_away.add(id(orphans[0]))
                 self._waiting.discard(id(orphans[0]))
@@ -223,7 +224,7 @@ class EventBuilder:
                 self._merged_away.discard(id(event))
                 continue
             if event.source_ip and event.source_port:
-                conn = _connection(event)
+                conn = connection_key(event)
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out)
@@ -344,50 +345,6 @@ def source_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return address
-
-
-def _peer(event: Event) -> tuple[str, ...]:
-    forged = "forged" if "forged" in event.flags else ""  # a line any local user wrote never joins a daemon's
-    return (
-        event.machine_id or event.host,
-        event.boot_id or "",
-        event.source_ip or "",
-        event.lines[0].auth or "",
-        forged,
-    )
-
-
-def _forged_line(line: Line) -> str:
-    return "forged" if is_forged(line.ident, line.comm, line.exe) else ""
-
-
-_CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})
-
-
-def _is_session_child(event: Event) -> bool:
-    """A session child's lines: a disconnect after login (no `[preauth]`) and lines about the session."""
-    if event.type != "ssh_preauth" or any(line.message.endswith(" [preauth]") for line in event.lines):
-        return False
-    return all(classify(line.ident, line.message).kind in _CHILD_KINDS for line in event.lines)
-
-
-def _child_of(login: Event, child: Event, gap: int) -> bool:
-    """Whether `child` can be the session child of `login`: another PID, from the login on, within the gap."""
-    return (
-        len(login.pids or [login.lines[0].pid]) == 1
-        and set(login.pids or [login.lines[0].pid]).isdisjoint(child.pids or [child.lines[0].pid])
-        and login.start <= child.start <= login.end + gap
-        and login.known == child.known
-    )
-
-
-def _connection(event: Event) -> tuple[str, ...]:
-    """One SSH connection's events (its monitor's and its child's) by machine, boot, peer and who vouches
-    for the lines: an unproven event never merges with a proven one."""
-    auth = event.lines[0].auth or ""
-    forged = "forged" if "forged" in event.flags else ""
-    machine = event.machine_id or event.host
-    return (machine, event.boot_id or "", event.source_ip or "", str(event.source_port), auth, forged)
 
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:
