@@ -83,9 +83,9 @@ def seal_store(
         recorded = recording.heads.summary(key, recording.sealer) if recording is not None else None
         if start_anew and recording is not None and recording.heads.writable:
             recorded = _give_up(store, recording, state_dir, key, recorded)
-        result = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded, recording is not None)
+        result, chain = _seal(store, state_dir, key, delay, start_anew, ttl, accept_chain, recorded, recording)
         if recording is not None and recording.heads.writable:
-            result.recorded = _record_end(store, recording, state_dir, key, recorded)
+            result.recorded = _record_end(store, recording, state_dir, key, recorded, chain)
         return result
 
 
@@ -99,26 +99,28 @@ def _give_up(
         old = read_chain(state_dir / SEALS, key)
     except SealChainError:
         return recorded  # unreadable: nothing genuine to give up
-    newest = recorded.newest if recorded is not None else None
-    at = recording.heads.stamp(store.store_now())
-    at = max(at, newest.at + MILLISECOND) if newest is not None else at
-    given_up = head_of(recording.sealer, old, at, given_up=True)
+    given_up = head_of(recording.sealer, old, _next_stamp(store, recording, recorded), given_up=True)
     if given_up is None:
         return recorded
     recording.heads.append(given_up, given_up.mac(key))
     return StoreHeads(given_up, recorded.forged if recorded is not None else 0)
 
 
-def _record_end(store: Store, recording: Recording, state_dir: Path, key: bytes, recorded: StoreHeads | None) -> bool:
-    """Record the chain's end in the store when it moved, then in the head that it was; whether it wrote."""
-    chain = read_chain(state_dir / SEALS, key)
-    newest = recorded.newest if recorded is not None else None
+def _next_stamp(store: Store, recording: Recording, recorded: StoreHeads | None) -> int:
+    """The store time of a new record: later than the sealer's newest, even within one clock tick."""
     at = recording.heads.stamp(store.store_now())
-    if newest is not None:  # later than the record it follows, even within one clock tick
-        at = max(at, newest.at + MILLISECOND)
-    head = head_of(recording.sealer, chain, at)
+    newest = recorded.newest if recorded is not None else None
+    return max(at, newest.at + MILLISECOND) if newest is not None else at
+
+
+def _record_end(
+    store: Store, recording: Recording, state_dir: Path, key: bytes, recorded: StoreHeads | None, chain: list[Seal]
+) -> bool:
+    """Record the chain's end in the store when it moved, then in the head that it was; whether it wrote."""
+    head = head_of(recording.sealer, chain, _next_stamp(store, recording, recorded))
     if head is None:
         return False
+    newest = recorded.newest if recorded is not None else None
     wrote = newest is None or (newest.chain, newest.seq, newest.hash) != (head.chain, head.seq, head.hash)
     if wrote:
         recording.heads.append(head, head.mac(key))
@@ -138,15 +140,16 @@ def _seal(
     ttl: int | None,
     accept_chain: bool,
     recorded: StoreHeads | None,
-    checked: bool,
-) -> SealResult:
+    recording: Recording | None,
+) -> tuple[SealResult, list[Seal]]:
+    """Seal what has settled; the result and the chain as it now ends."""
     now = store.store_now()
     chain_path, head_path = state_dir / SEALS, state_dir / STARTED
     if start_anew and chain_path.exists():  # aside unread: a chain that cannot be read is replaced too
         chain_path.replace(chain_path.with_name(f"{SEALS}.replaced-{now}"))
     chain = read_chain(chain_path, key)
     cut = None if start_anew or accept_chain else cut_short(chain, read_head(head_path, key))
-    if checked and not (cut or start_anew or accept_chain):
+    if recording is not None and not (cut or start_anew or accept_chain):
         cut = rolled_back(chain, recorded, head_recorded(head_path, key))
     if cut:
         raise SealChainError(
@@ -160,8 +163,9 @@ def _seal(
         if oldest is not None and ttl is not None:
             oldest = max(oldest, now - ttl)
     result = seal_hours(chain_path, chain, key, store.rows, oldest, now, delay, iso(now))
-    write_head(head_path, key, chain + result.sealed)
-    return result
+    chain = chain + result.sealed
+    write_head(head_path, key, chain)
+    return result, chain
 
 
 def verify_store(
@@ -182,9 +186,9 @@ def verify_store(
     # the store's records before the chain: a seal that extends the chain meanwhile is no false rollback
     recorded = recording.heads.summary(key, recording.sealer) if recording is not None else None
     head = read_head(state_dir / STARTED, key)
-    result = verify_hours(state_dir / SEALS, key, store.rows, period[0], now, ttl, marks, head=head, until=period[1])
+    chain = read_chain(state_dir / SEALS, key)
+    result = verify_hours(chain, store.rows, period[0], now, ttl, marks, head=head, until=period[1])
     if recording is not None:
-        chain = read_chain(state_dir / SEALS, key)
         _check_recorded_end(result, chain, recorded, head_recorded(state_dir / STARTED, key))
     record_verification(state_dir, result, now, key)
     return result

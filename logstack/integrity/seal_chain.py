@@ -299,8 +299,7 @@ def chain_findings(
 
 
 def verify_hours(
-    path: Path,
-    key: bytes,
+    chain: list[Seal],
     read_hour: HourReader,
     since: int | None,
     store_now: int,
@@ -310,10 +309,9 @@ def verify_hours(
     head: tuple[int, str] | None = None,
     until: int | None = None,
 ) -> VerifyResult:
-    """Check the chain as a whole, then recompute every sealed hour (from `since`) and name each host-hour
-    that changed."""
+    """Check the chain (as read_chain gave it) as a whole, then recompute every sealed hour (from `since`) and
+    name each host-hour that changed."""
     result = VerifyResult()
-    chain = read_chain(path, key)
     result.findings.extend(chain_findings(chain, anchor, store_now, max_unsealed, head))
     for seal in chain:
         if (since is not None and seal.hour + HOUR <= since) or (until is not None and seal.hour >= until):
