@@ -66,8 +66,8 @@ def _standard_help(command: Any) -> Any:
     """Help as Click users know it: `-h`, TEXT/INTEGER/PATH metavars, none on flags, choices in brackets."""
     command.context_settings = {**_CONTEXT, **(command.context_settings or {})}
     for param in command.params:
-        if isinstance(param, TyperOption) and param.metavar is None:
-            param.metavar = "" if param.is_flag else _metavar(param)
+        if isinstance(param, TyperOption):
+            _option_metavar(param)
         elif isinstance(param, TyperArgument) and param.metavar is None:
             param.metavar = (param.name or "value").upper()
             kind = _metavar(param) if not param.type_descriptor.is_list else "TEXT"
@@ -76,6 +76,12 @@ def _standard_help(command: Any) -> Any:
     for sub in getattr(command, "commands", {}).values():
         _standard_help(sub)
     return command
+
+
+def _option_metavar(param: TyperOption) -> None:
+    """An option's metavar as Click shows it; none on a flag."""
+    if param.metavar is None:
+        param.metavar = "" if param.is_flag else _metavar(param)
 
 
 def _flag_help(made: Any) -> Any:
@@ -102,8 +108,8 @@ class _Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
         for param in params:  # the root's own options (--version, completion) as the commands' are
-            if isinstance(param, TyperOption) and param.metavar is None:
-                param.metavar = "" if param.is_flag else _metavar(param)
+            if isinstance(param, TyperOption):
+                _option_metavar(param)
         return params
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
@@ -128,7 +134,7 @@ class _Group(TyperGroup):
         except NoArgsIsHelpError:
             raise  # `logstack` alone: the help, as Click shows it
         except UsageError as exc:  # `logstack --bogus`: the same one line as any other usage error
-            _fail(escape(exc.format_message()), ExitStatus.BAD_INPUT, _wants_json(given))
+            _fail(_usage_message(exc), ExitStatus.BAD_INPUT, _wants_json(given))
             raise  # not reached: _fail exits
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
@@ -145,15 +151,8 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError:
             _quiet_pipe()
-        except UsageError as exc:
-            # one error style for every mistake on the command line: one line, exit 2
-            names, at = [], exc.ctx
-            while at is not None and at.parent is not None:  # the command's path below `logstack`
-                names.append(at.info_name or "")
-                at = at.parent
-            where = " ".join(reversed(names)) + ": " if names else ""
-            message = f"{where}{escape(exc.format_message())}"
-            _fail(message, ExitStatus.BAD_INPUT, wants_json)
+        except UsageError as exc:  # one error style for every mistake on the command line: one line, exit 2
+            _fail(_usage_message(exc), ExitStatus.BAD_INPUT, wants_json)
         except LogstackError as exc:
             # messages may carry what a remote machine or database said: shown escaped
             # an inventory's problems come one per line; any other message is one line (what a remote machine
@@ -197,6 +196,16 @@ def _root(
     ),
 ) -> None:
     pass
+
+
+def _usage_message(exc: UsageError) -> str:
+    """A usage error as one line, led by the command's path below `logstack` (`analyze: No such option …`)."""
+    names, at = [], exc.ctx
+    while at is not None and at.parent is not None:
+        names.append(at.info_name or "")
+        at = at.parent
+    where = " ".join(reversed(names)) + ": " if names else ""
+    return f"{where}{escape(exc.format_message())}"
 
 
 def _wants_json(args: list[str]) -> bool:
