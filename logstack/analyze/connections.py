@@ -21,9 +21,20 @@ def peer_key(event: Event) -> tuple[str, ...]:
     )
 
 
-def forged_line(line: Line) -> str:
-    """`forged` for a line whose process is not the login program it names (as in a peer key), else ''."""
-    return "forged" if is_forged(line.ident, line.comm, line.exe) else ""
+def peer_of_line(line: Line, source_ip: str) -> tuple[str, ...]:
+    """The peer key (as `peer_key` makes it) of an event this line would start."""
+    forged = "forged" if is_forged(line.ident, line.comm, line.exe) else ""
+    return (line.machine or line.host, line.boot or "", source_ip, line.auth or "", forged)
+
+
+def process_of(line: Line) -> tuple[str, str, str]:
+    """The process that wrote a line: machine, boot, PID."""
+    return (line.machine or line.host, line.boot or "", line.pid)
+
+
+def processes_of(event: Event) -> set[tuple[str, str, str]]:
+    """The processes whose lines an event holds (as `process_of` names them)."""
+    return {(event.machine_id or event.host, event.boot_id or "", pid) for pid in event.pids or [event.lines[0].pid]}
 
 
 _CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})

@@ -14,7 +14,15 @@ from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import lru_cache
 
-from logstack.analyze.connections import child_of, connection_key, forged_line, is_session_child, peer_key
+from logstack.analyze.connections import (
+    child_of,
+    connection_key,
+    is_session_child,
+    peer_key,
+    peer_of_line,
+    process_of,
+    processes_of,
+)
 from logstack.analyze.event import (
     ADDRESS_KINDS,
     FAILED_TRY_KINDS,
@@ -54,7 +62,8 @@ class EventBuilder:
         self._logins: dict[tuple[str, ...], list[Event]] = {}
         self._orphans: dict[tuple[str, ...], list[Event]] = {}
         self._accepts: dict[tuple[str, ...], deque[tuple[int, str]]] = {}  # (journal time, PID) of each login
-        self._pid_first: dict[tuple[str, str, str], tuple[int, int]] = {}  # PID → (first line's time, arrival)
+        self._pid_first: dict[tuple[str, str, str], int] = {}  # process → its first line's journal time
+        self._pid_order: deque[tuple[int, tuple[str, str, str]]] = deque()  # (arrival, process), to forget them
         self._failures: dict[str, deque[Event]] = {}
         # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
         # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
@@ -85,14 +94,11 @@ class EventBuilder:
             self.clock = arrival
         fact = classify(line.ident, line.message)
         if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
-            tag = (line.machine or line.host, line.boot or "", line.pid) if is_key_probe(fact) else None
+            tag = process_of(line) if is_key_probe(fact) else None
             self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts, tag))
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
-            peer = (line.machine or line.host, line.boot or "", fact.source_ip, line.auth or "", forged_line(line))
-            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid))
-        if line.pid:
-            self._pid_first.setdefault((line.machine or line.host, line.boot or "", line.pid), (line.ts, arrival))
+            self._accepts.setdefault(peer_of_line(line, fact.source_ip), deque()).append((line.ts, line.pid))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -115,6 +121,10 @@ class EventBuilder:
                 self._close(group)
             self._open[group_key] = Group(line, fact)
             self._expiry.append((arrival, group_key))
+            process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
+            if line.pid and process not in self._pid_first:
+                self._pid_first[process] = line.ts
+                self._pid_order.append((arrival, process))
         self._since_sweep += 1
         if self._since_sweep >= 2048:
             self._since_sweep = 0
@@ -175,10 +185,7 @@ class EventBuilder:
     def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
         """Whether `login` is the only login from the peer the child can belong to: the child's process was not
         seen before the login, and no other login from the peer (open or closed) is recent enough to be its."""
-        first = min(
-            (self._pid_first.get((child.machine_id or child.host, child.boot_id or "", pid), (child.start, 0))[0])
-            for pid in child.pids or [child.lines[0].pid]
-        )
+        first = min(self._pid_first.get(process, child.start) for process in processes_of(child))
         if first < login.start:
             return False  # the child's process was there before this login: another connection's
         since = child.start - 2 * self.settings.gap
@@ -230,32 +237,36 @@ class EventBuilder:
             self._finalise(event, out)
         self._end_incidents(final, out)
         if not final:
-            # Forget what can no longer meet a duplicate or a failure window: memory stays bounded.
-            keep_after = self.clock - 4 * self.settings.gap
-            order = self._seen_order
-            while order and order[0][0] < keep_after:
-                self._seen.discard(order.popleft()[1])
-            for index in (self._logins, self._orphans):
-                for key in list(index):
-                    index[key] = [e for e in index[key] if e.last_arrival >= keep_after]
-                    if not index[key]:
-                        del index[key]
-            for peer, accepts in list(self._accepts.items()):
-                while accepts and accepts[0][0] < keep_after:
-                    accepts.popleft()
-                if not accepts:
-                    del self._accepts[peer]
-            self._pid_first = {k: v for k, v in self._pid_first.items() if v[1] >= keep_after}
-            stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
-            for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
-                if ip not in self._incidents:
-                    del self._failures[ip]
-            for ip, tries in list(self._failed_at.items()):
-                while tries and tries[0][0] < stale:  # by arrival: a sender's clock cannot keep them
-                    tries.popleft()
-                if not tries:
-                    del self._failed_at[ip]
+            self._forget()
         return out
+
+    def _forget(self) -> None:
+        """Forget what can no longer meet a duplicate, a join or a failure window: memory stays bounded."""
+        keep_after = self.clock - 4 * self.settings.gap
+        order = self._seen_order
+        while order and order[0][0] < keep_after:
+            self._seen.discard(order.popleft()[1])
+        for index in (self._logins, self._orphans):
+            for key in list(index):
+                index[key] = [e for e in index[key] if e.last_arrival >= keep_after]
+                if not index[key]:
+                    del index[key]
+        for peer, accepts in list(self._accepts.items()):
+            while accepts and accepts[0][0] < keep_after:
+                accepts.popleft()
+            if not accepts:
+                del self._accepts[peer]
+        while self._pid_order and self._pid_order[0][0] < keep_after:
+            del self._pid_first[self._pid_order.popleft()[1]]
+        stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
+        for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
+            if ip not in self._incidents:
+                del self._failures[ip]
+        for ip, tries in list(self._failed_at.items()):
+            while tries and tries[0][0] < stale:  # by arrival: a sender's clock cannot keep them
+                tries.popleft()
+            if not tries:
+                del self._failed_at[ip]
 
     def _finalise(self, event: Event, out: list[Event]) -> None:
         window = self.settings.brute_force_window
@@ -266,7 +277,7 @@ class EventBuilder:
                 recent.popleft()
             if event.outcome == "success":
                 tries = self._failed_at.get(ip, ())
-                own = {(event.machine_id or event.host, event.boot_id or "", pid) for pid in event.pids}
+                own = processes_of(event) if event.pids else set()
                 if recent or any(
                     event.start - window <= at <= event.end and (tag is None or tag not in own) for _, at, tag in tries
                 ):
