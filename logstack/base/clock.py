@@ -140,8 +140,3 @@ def _in_range(micros: int, value: str, what: str) -> int:
     if not _FIRST <= micros <= _LAST:
         raise BadInputError(f"{what}: {value[:40]!r} is outside 1970 to 9999")
     return micros
-
-
-def parse_since(value: str, what: str = "--since") -> int:
-    """A time given on the command line (see `parse_time`) as epoch microseconds."""
-    return parse_time(value, what)

@@ -15,6 +15,8 @@ import re
 import urllib.parse
 from typing import Any
 
+from logstack.base.clock import UNIT_SECONDS
+
 # C0, DEL, C1, U+2028/U+2029 and the Unicode noncharacters (U+FDD0-U+FDEF, U+xFFFE/U+xFFFF in every plane)
 _CONTROL_RE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\ufdd0-\ufdef"
@@ -91,10 +93,7 @@ KEY_PREFIX_RE = re.compile(r"(?:(?!\.{1,2}(?:/|$))[A-Za-z0-9._-]+(?:/(?!\.{1,2}(
 REGION_RE = re.compile(r"[a-z0-9-]{1,40}")
 LAG_RE = re.compile(r"(?:[1-9][0-9]?s|[1-5]?[0-9]m|1h)")  # up to an hour: longer would hold reports back
 SQL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_TTL_UNIT = (
-    r"(?:nsec|ns|usec|us|msec|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w"
-    r"|months?|M|years?|y)"
-)
+_TTL_UNIT = "(?:" + "|".join(sorted(UNIT_SECONDS, key=len, reverse=True)) + ")"  # the durations' own units
 _TTL_RE = re.compile(rf"forever|instant|(?:\d{{1,6}} *{_TTL_UNIT} *){{1,4}}", re.ASCII)
 VERSION_RE = re.compile(r"v\d{1,4}\.\d{1,4}\.\d{1,4}")
 # systemd.time(7) calendar events: a shorthand, or [weekdays] [[year-]month-day] hour:minute[:second], each
