@@ -6,7 +6,7 @@ from typing import BinaryIO, TextIO
 
 import orjson
 
-from logstack.analyze.event import Event
+from logstack.analyze.event import SEVERITY, Event
 from logstack.base.clock import iso
 from logstack.base.terminal import UNSAFE, escape
 
@@ -52,7 +52,7 @@ def text_block(event: Event) -> str:
 
 def summary(events: list[Event]) -> str:
     """The closing line of a text report: how many events, by severity, most severe first."""
-    counts = {level: 0 for level in ("alert", "failure", "info")}
+    counts = {level: 0 for level in sorted(SEVERITY, key=SEVERITY.__getitem__, reverse=True) if level != "never"}
     for event in events:
         counts[event.severity] = counts.get(event.severity, 0) + 1
     by_level = ", ".join(f"{n} {level}" for level, n in counts.items() if n)

@@ -132,6 +132,16 @@ def parse_time(value: str, what: str = "--since", now: int | None = None) -> int
         raise BadInputError(f"{what}: {value[:40]!r} is not a time like {_TIME_EXAMPLES}") from None
 
 
+def parse_period(since: str | None, until: str | None, now: int | None = None) -> tuple[int | None, int | None]:
+    """`--since` and `--until` as epoch microseconds (None where not given); an end not after the start is a
+    BadInputError."""
+    start = parse_time(since, "--since", now) if since else None
+    end = parse_time(until, "--until", now) if until else None
+    if start is not None and end is not None and end <= start:
+        raise BadInputError("--until must be after --since")
+    return start, end
+
+
 _FIRST, _LAST = to_micros(dt.datetime(1970, 1, 1, tzinfo=dt.UTC)), to_micros(dt.datetime(9999, 12, 31, tzinfo=dt.UTC))
 
 

@@ -18,7 +18,7 @@ from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, RunResult, resume_clock, run_analysis
-from logstack.base.clock import DAY, duration_micros, parse_time
+from logstack.base.clock import DAY, duration_micros, parse_period
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
@@ -181,12 +181,9 @@ def _run_options(
     settle: str,
     dedupe_horizon: str,
 ) -> RunOptions:
-    since = parse_time(period[0], "--since") if period[0] else None
-    until = parse_time(period[1], "--until") if period[1] else None
+    since, until = parse_period(*period)
     if until is not None and since_last_run:
         raise BadInputError("--until and --since-last-run do not go together (a run reads up to now)")
-    if until is not None and since is not None and until <= since:
-        raise BadInputError("--until must be after --since")
     return RunOptions(
         since=since,
         until=until,

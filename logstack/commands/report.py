@@ -11,7 +11,7 @@ import typer
 
 from logstack import __version__
 from logstack.analyze.export import journal_lines
-from logstack.base.clock import HOUR, duration_micros, iso, parse_time
+from logstack.base.clock import HOUR, duration_micros, iso, parse_period
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 from logstack.base.terminal import escape
@@ -46,9 +46,9 @@ def report(
 ) -> None:
     """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
     now = time.time_ns() // 1000
-    start = parse_time(since or "7d", "--since", now)
-    end = parse_time(until, "--until", now) if until else now
-    if end <= start:
+    start, until_given = parse_period(since or "7d", until, now)
+    end = until_given if until_given is not None else now
+    if start is None or end <= start:  # no --until, and --since after now
         raise BadInputError("--until must be after --since")
     inv = load_inventory(inventory) if inventory else None
     certificates = list_certificates(inv) if inv else []
