@@ -40,7 +40,7 @@ def render(
     for label, paths in (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed)):
         for path in paths:
             typer.echo(f"{label}: {escape(path)}")
-    for line in tree_diff_text(files, check, diff).split("\n")[:-1]:
+    for line in tree_diff_text(files, diff).split("\n")[:-1]:
         typer.echo(escape(line))  # a review file may hold anything an inventory says: never raw to the terminal
     again = shlex.join(["logstack", "render", "-i", str(inventory_path), "-o", str(check)])
     typer.echo(escape(f"{check} is stale: re-run `{again}`"), err=True)

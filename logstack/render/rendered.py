@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +89,20 @@ class TreeDiff:
     added: list[str]
     removed: list[str]
     changed: list[str]
+    # both trees as compared (relative path → content), for the diff's lines: the tree is read once
+    want: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    have: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def clean(self) -> bool:
         return not (self.added or self.removed or self.changed)
 
 
-def tree_diff_text(files: list[RenderedFile], out: Path, diff: TreeDiff, context: int = 3) -> str:
+def tree_diff_text(files: list[RenderedFile], diff: TreeDiff, context: int = 3) -> str:
     """A unified diff from the review tree in `out` to a fresh render. Lines are shown only of a file the fresh
     render writes, that neither it nor the tree's manifest marks secret and that holds no private key: a
     removed file, or anything else put in the tree, is named, never shown."""
-    want, have = review_tree(files), _existing_tree(out)
+    want, have = diff.want, diff.have
     hidden = {f"{f.machine}{f.path}" for f in files if f.secret} | _secret_in_manifest(have.get(MANIFEST))
     chunks: list[str] = []
     for path in sorted({*diff.added, *diff.removed, *diff.changed}):
@@ -146,6 +149,8 @@ def check_tree(files: list[RenderedFile], out: Path) -> TreeDiff:
         added=sorted(set(want) - set(have)),
         removed=sorted(set(have) - set(want)),
         changed=sorted(p for p in want.keys() & have.keys() if want[p] != have[p]),
+        want=want,
+        have=have,
     )
 
 
