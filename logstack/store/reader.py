@@ -23,9 +23,16 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 class DatabaseSource:
     """Rows of the logs table in ingest order, fetched in keyset pages (never the whole table at once)."""
 
-    def __init__(self, config: DatabaseConfig, page_size: int = 5000, verifier: Verifier | None = None) -> None:
+    def __init__(
+        self,
+        config: DatabaseConfig,
+        page_size: int = 5000,
+        verifier: Verifier | None = None,
+        timeouts: tuple[int, int | None] = (300, None),  # reading, writing (s)
+    ) -> None:
         self.config = config
         self.page_size = page_size
+        self.timeouts = timeouts
         self.verifier = verifier  # set: every row's signature is checked, and the lines say what failed
         self._conn: Any = None
         self.unverified = 0
@@ -41,7 +48,8 @@ class DatabaseSource:
                 password=self.config.password,
                 database=self.config.database,
                 connect_timeout=10,
-                read_timeout=300,
+                read_timeout=self.timeouts[0],
+                write_timeout=self.timeouts[1],
                 charset="utf8mb4",
                 cursorclass=pymysql.cursors.DictCursor,
                 conv=_converters(),
@@ -123,6 +131,16 @@ class DatabaseSource:
             with self._conn.cursor(pymysql.cursors.SSDictCursor) as cursor:
                 cursor.execute(sql, params)
                 yield from cursor
+        except pymysql.MySQLError as exc:
+            raise RuntimeFailure(f"database {self.config.label}: {mysql_message(exc)}") from None
+
+    def execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One statement that changes the store, committed; MySQL errors become one-line RuntimeFailures."""
+        import pymysql
+
+        self._fetch(sql, params, dicts=False)
+        try:
+            self._conn.commit()
         except pymysql.MySQLError as exc:
             raise RuntimeFailure(f"database {self.config.label}: {mysql_message(exc)}") from None
 

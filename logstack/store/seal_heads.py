@@ -6,6 +6,7 @@ src/auth/src/permission.rs `is_readonly()` lets a write-only user run any statem
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -13,8 +14,8 @@ from typing import Any
 from logstack.base.clock import MILLISECOND, from_micros
 from logstack.base.errors import RuntimeFailure
 from logstack.integrity.store_head import HEAD_TABLE, StoreHead, StoreHeads, fold_heads, head_from_row
-from logstack.store.greptime import DatabaseConfig, tls_context
-from logstack.store.reader import DatabaseSource, micros_of, mysql_message
+from logstack.store.greptime import DatabaseConfig
+from logstack.store.reader import DatabaseSource, micros_of
 
 
 def read_heads(db: DatabaseSource) -> Iterator[tuple[StoreHead, str]] | None:
@@ -43,35 +44,19 @@ def store_time(micros: int) -> int:
 
 def write_head(config: DatabaseConfig, user: str, password: str, head: StoreHead, mac: str) -> None:
     """Append one record as the ingest user (its own connection: the reading user may not write)."""
-    import pymysql
-
     stamp = from_micros(head.at).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
-    label = f"{user}@{config.host}:{config.port}/{config.database}.{HEAD_TABLE}"
+    ingest = dataclasses.replace(config, user=user, password=password, table=HEAD_TABLE)
     try:
-        conn: Any = pymysql.connect(
-            host=config.host,
-            port=config.port,
-            user=user,
-            password=password,
-            database=config.database,
-            connect_timeout=10,
-            read_timeout=60,
-            write_timeout=60,
-            charset="utf8mb4",
-            autocommit=True,
-            ssl=tls_context(config.tls_ca) if config.tls else None,
-            init_command="SET time_zone = '+00:00'",
-        )
-        with conn, conn.cursor() as cursor:
-            cursor.execute(
+        with DatabaseSource(ingest, timeouts=(60, 60)) as db:
+            db.execute(
                 f"INSERT INTO `{HEAD_TABLE}` (`greptime_timestamp`, `sealer`, `chain`, `seq`, `hash`, `mac`) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
                 (stamp, head.sealer, head.chain, head.seq, head.hash, mac),
             )
-    except pymysql.MySQLError as exc:
+    except RuntimeFailure as exc:
         raise RuntimeFailure(
-            f"database {label}: {mysql_message(exc)} (the seal chain is saved; the next `logstack seal` records "
-            "its end; after --start-anew, give it --accept-chain)"
+            f"{exc} (the seal chain is saved; the next `logstack seal` records its end; after --start-anew, give "
+            "it --accept-chain)"
         ) from None
 
 
