@@ -104,6 +104,11 @@ class Message:
         """The anchored regular expression this format compiles to."""
         return compile_format(self.format, self.fields, self.ends_line)
 
+    @property
+    def weight(self) -> int:
+        """How much fixed text the pattern checks (see `literal_weight`)."""
+        return literal_weight(self.format, self.fields, self.ends_line)
+
 
 def _compiles(message: Message) -> bool:
     try:

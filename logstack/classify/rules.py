@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from logstack.classify.messages import Message, literal_weight, programs, rows_of
+from logstack.classify.messages import Message, programs, rows_of
 
 # Rules from the message table (messages/*.yaml): each row's format compiled. sshd's lines are read by
 # them alone; another program's (or PAM module's) rows read what its parser here leaves unread. They are
@@ -56,7 +56,7 @@ class Bucket:
 
     @classmethod
     def of(cls, messages: list[Message]) -> Bucket:
-        messages = sorted(messages, key=lambda m: -literal_weight(m.format, m.fields, m.ends_line))
+        messages = sorted(messages, key=lambda m: -m.weight)
         alternatives, rows, group = [], {}, 1
         for index, message in enumerate(messages):
             body = message.pattern().removeprefix("^")
