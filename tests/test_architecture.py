@@ -65,6 +65,7 @@ PACKAGE_ORDER = (
     "base",
     "classify",
     "journal",
+    "columnar",
     "site",
     "integrity",
     "pki",

@@ -6,14 +6,15 @@ import re
 
 from logstack.classify import rules
 from logstack.classify.fact import Fact, table_fact
+from logstack.classify.messages import Message
 from logstack.classify.programs.base import Program
 
 _SSH_BUCKETS = rules.TABLE_RULES["sshd"]
 # `ADDR port N: `: a disconnect line names sshd's peer once; a client-chosen name or text may add more
-_ADDRESS_COLON = re.compile(r" [0-9A-Fa-f:.]++(?:%\S+)? port \d++: ")
+ADDRESS_COLON = re.compile(r" [0-9A-Fa-f:.]++(?:%\S+)? port \d++: ")
 # `… from ADDR port N ssh1: ruser NAME` (before 7.4p1): the user and the remote user are both a client's text,
 # so the line is read only when it names one `from ADDR port N`
-_AUTH_FROM = re.compile(r" from [0-9A-Fa-f:.]++(?:%\S+)? port \d++")
+AUTH_FROM = re.compile(r" from [0-9A-Fa-f:.]++(?:%\S+)? port \d++")
 
 
 def _ssh(message: str) -> Fact:
@@ -21,18 +22,22 @@ def _ssh(message: str) -> Fact:
     found = rules.match_buckets(_SSH_BUCKETS, text)
     if found is None:
         return Fact("ssh_other", reason=text)
-    row = found[0]
+    return row_fact(*found, text, preauth)
+
+
+def row_fact(row: Message, values: tuple[str | None, ...], text: str, preauth: bool) -> Fact:
+    """The fact of a line of sshd's that `row` matched with `values` (the line without `[preauth]`)."""
     if (
         (row.short_auth_log and " ssh2: " in text)
-        or (row.one_address and len(_ADDRESS_COLON.findall(text)) != 1)
-        or (row.method == "rhosts-rsa" and len(_AUTH_FROM.findall(text)) != 1)
+        or (row.one_address and len(ADDRESS_COLON.findall(text)) != 1)
+        or (row.method == "rhosts-rsa" and len(AUTH_FROM.findall(text)) != 1)
     ):
         # the line may be a longer shape whose client-chosen tail (a GSSAPI name, a certificate ID) ends
         # like this one: which `from ADDR port N` is sshd's is not known, so no address or name is read
-        fact = table_fact(found[0], (None,) * len(found[1]), text, preauth)
+        fact = table_fact(row, (None,) * len(values), text, preauth)
         fact.ambiguous = True
         return fact
-    return table_fact(*found, text, preauth)
+    return table_fact(row, values, text, preauth)
 
 
 def _strip_ssh(message: str) -> tuple[str, bool]:
