@@ -1,0 +1,150 @@
+"""Benchmark the columnar engine's stages on a generated login-heavy journal export (default 1M lines).
+
+(a) Reading the export into columns: polars (streaming NDJSON reader) against DuckDB (`read_json`), each in
+    its own process, seconds and peak RSS. DuckDB is measured only where it is installed (`pip install duckdb`:
+    it is not one of logstack's dependencies).
+(b) Classifying every line: the line-by-line classifier (Python `re`) against the classifier over columns
+    (`logstack.columnar.facts`, Rust's regex through polars), in batches; lines/s, and for sshd's lines alone.
+(c) A 14 KB hostile line against a benign line of the same length, read by the automaton: seconds per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+COLUMNS = ["__REALTIME_TIMESTAMP", "__CURSOR", "_HOSTNAME", "_MACHINE_ID", "_BOOT_ID", "SYSLOG_IDENTIFIER"]
+COLUMNS += ["_PID", "_COMM", "_EXE", "MESSAGE"]
+
+READERS = {
+    "polars": """
+import polars as pl
+frame = pl.scan_ndjson(PATH, schema={c: pl.String for c in COLUMNS}).select(
+    pl.len(), pl.col("MESSAGE").str.extract(r"from (\\S+) port", 1).n_unique()
+).collect(engine="streaming")
+rows = frame.item(0, 0)
+""",
+    "duckdb": """
+import duckdb
+con = duckdb.connect()
+con.execute("SET threads=2")
+spec = ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS)
+rows = con.execute(
+    f"SELECT count(*), count(DISTINCT regexp_extract(MESSAGE, 'from (\\\\S+) port', 1)) "
+    f"FROM read_json('{PATH}', format='newline_delimited', columns={{{spec}}})"
+).fetchall()[0][0]
+""",
+}
+
+
+def read_in_process(engine: str, path: Path) -> str:
+    """Seconds and peak RSS of one engine reading the export (with one regex over MESSAGE), in a fresh process."""
+    code = (
+        f"import time, resource\nPATH = {str(path)!r}\nCOLUMNS = {COLUMNS!r}\nstart = time.perf_counter()\n"
+        + READERS[engine]
+        + "\nprint(rows, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return f"{engine}: not measured ({last})"
+    rows, seconds, rss = done.stdout.split()
+    rate = int(rows) / float(seconds)
+    return f"{engine}: {int(rows):,} lines in {float(seconds):.2f} s ({rate:,.0f} lines/s), peak RSS {rss} MiB"
+
+
+def load_lines(path: Path) -> tuple[list[str], list[str]]:
+    import orjson
+
+    identifiers, messages = [], []
+    with path.open("rb") as source:
+        for raw in source:
+            entry = orjson.loads(raw)
+            identifiers.append(entry["SYSLOG_IDENTIFIER"])
+            messages.append(entry["MESSAGE"])
+    return identifiers, messages
+
+
+def classify_rates(identifiers: list[str], messages: list[str], batch: int) -> None:
+    from logstack.classify.classifier import classify
+    from logstack.classify.programs import SSH_IDENTIFIERS
+    from logstack.columnar.facts import fact_columns
+
+    count = len(messages)
+    start = time.perf_counter()
+    for ident, message in zip(identifiers, messages, strict=True):
+        classify(ident, message)
+    reference = time.perf_counter() - start
+    start = time.perf_counter()
+    for at in range(0, count, batch):
+        fact_columns(identifiers[at : at + batch], messages[at : at + batch])
+    columns = time.perf_counter() - start
+    print(f"(b) {count:,} lines: line by line {count / reference:,.0f} lines/s; columns {count / columns:,.0f} lines/s")
+    pairs = zip(identifiers, messages, strict=True)
+    ssh = [(i, m) for i, m in pairs if i in SSH_IDENTIFIERS and not m.startswith("pam_")]
+    ids, msgs = [i for i, _ in ssh], [m for _, m in ssh]
+    start = time.perf_counter()
+    for ident, message in ssh:
+        classify(ident, message)
+    reference = time.perf_counter() - start
+    start = time.perf_counter()
+    for at in range(0, len(ssh), batch):
+        fact_columns(ids[at : at + batch], msgs[at : at + batch])
+    columns = time.perf_counter() - start
+    print(
+        f"    sshd's own {len(ssh):,} lines (what the automaton reads): line by line {len(ssh) / reference:,.0f} "
+        f"lines/s; columns {len(ssh) / columns:,.0f} lines/s"
+    )
+
+
+def hostile_cost() -> None:
+    from logstack.columnar.facts import fact_columns
+
+    size = 14 * 1024
+    lines = {
+        "benign": ("Accepted password for alice from 203.0.113.9 port 22 ssh2" + " x" * size)[:size],
+        "repeated `x from 1 port 1`": ("Failed password for " + "x from 1 port 1 " * size)[:size],
+        "repeated ` from `": ("Invalid user " + " from " * size)[:size],
+        "repeated `a `": ("Connection closed by invalid user " + "a " * size)[:size],
+    }
+    for name, line in lines.items():
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            fact_columns(["sshd-session"] * 1000, [line] * 1000, max_length=None)
+            best = min(best, time.perf_counter() - start)
+        print(f"(c) 14 KB line, {name}: {best / 1000 * 1e6:,.1f} µs per line")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--export", type=Path, help="an existing export (default: generate one in /tmp)")
+    args = parser.parse_args()
+    path = args.export
+    if path is None:
+        from bench.analyze import generate_json
+
+        path = Path(f"/tmp/logstack-bench-{args.rows}.json")
+        if not path.exists():
+            generate_json(path, args.rows)
+    print(f"export: {path} ({path.stat().st_size / 2**20:,.0f} MiB)")
+    for engine in READERS:
+        print("(a)", read_in_process(engine, path))
+    identifiers, messages = load_lines(path)
+    classify_rates(identifiers, messages, args.batch)
+    hostile_cost()
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
+
+
+if __name__ == "__main__":
+    main()
