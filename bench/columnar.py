@@ -109,11 +109,28 @@ def hostile_cost() -> None:
     from logstack.columnar.facts import fact_columns
 
     size = 14 * 1024
+
+    def padded(head: str, tail: str, fill: str = "1") -> str:
+        return head + fill * (size - len(head) - len(tail)) + tail
+
     lines = {
-        "benign": ("Accepted password for alice from 203.0.113.9 port 22 ssh2" + " x" * size)[:size],
-        "repeated `x from 1 port 1`": ("Failed password for " + "x from 1 port 1 " * size)[:size],
-        "repeated ` from `": ("Invalid user " + " from " * size)[:size],
-        "repeated `a `": ("Connection closed by invalid user " + "a " * size)[:size],
+        "benign, no row reads it": ("Accepted password for alice from 203.0.113.9 port 22 ssh2" + " x" * size)[:size],
+        "benign, a long version string": padded(
+            "Bad protocol version identification '", "' from 203.0.113.9 port 22", "x"
+        ),
+        "benign, a long disconnect text": padded(
+            "Received disconnect from 203.0.113.9 port 22:11: ", " [preauth]", "x"
+        ),
+        "hostile, repeated `x from 1 port 1`": ("Failed password for " + "x from 1 port 1 " * size)[:size],
+        "hostile, repeated ` from `": ("Invalid user " + " from " * size)[:size],
+        "hostile, repeated `a `": ("Connection closed by invalid user " + "a " * size)[:size],
+        "hostile, a 14 KB address (11 rows share the words)": padded(
+            "drop connection #7 from [", "]:50022 on [x]:7 past MaxStartups"
+        ),
+        "hostile, a 14 KB address before `, pid`": padded(
+            "Timeout before authentication for connection from ", ", pid = 7 (early)"
+        ),
+        "hostile, a 14 KB user": padded("Starting session: shell for ", " from 203.0.113.9 port 50022 id 0"),
     }
     for name, line in lines.items():
         best = float("inf")

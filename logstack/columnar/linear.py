@@ -94,22 +94,23 @@ def _class(text: str) -> str:
 
 @dataclass(frozen=True)
 class LinearBucket:
-    """One bucket as a Rust pattern: alternative `i` is the group `r{i}`; `slots[i]` names, in FACT_SLOTS
-    order, the group each value is read from (None: the row does not read it)."""
+    """One bucket's rows as Rust patterns, in the alternation's order: `alternatives[i]` is row i's pattern alone
+    (anchored) and `slots[i]` names, in FACT_SLOTS order, the group each value is read from (None: the row
+    does not read it)."""
 
-    pattern: str
     rows: tuple[Message, ...]
     slots: tuple[tuple[str | None, ...], ...]
+    alternatives: tuple[str, ...]
 
 
 def linear_bucket(bucket: Bucket) -> LinearBucket:
-    """The same alternation as `bucket` (same rows, same order, same group names), for the automaton."""
+    """The rows of `bucket` (same order, same group names), for the automaton."""
     names = {number: name for name, number in bucket.pattern.groupindex.items()}
     alternatives, rows, slots = [], [], []
     for index, (_, (message, groups)) in enumerate(sorted(bucket.rows.items())):
         body = message.pattern().removeprefix("^")
         renamed = body.replace("(?P<", f"(?P<g{index}_")
-        alternatives.append(f"(?P<r{index}>{rust_pattern(renamed).removeprefix('(?s)')})")
+        alternatives.append(rust_pattern(renamed).removeprefix("(?s)"))
         rows.append(message)
         slots.append(tuple(names.get(group) for group in groups))
-    return LinearBucket("(?s)^(?:" + "|".join(alternatives) + ")", tuple(rows), tuple(slots))
+    return LinearBucket(tuple(rows), tuple(slots), tuple(f"(?s)^(?:{body})" for body in alternatives))
