@@ -115,6 +115,69 @@ def test_generated_batches(batch):
     _same([ident for ident, _ in batch], [line for _, line in batch])
 
 
+_kv_key = st.one_of(st.sampled_from(["ruser", "logname", "user", "rhost", "tty", "uid", "xuser"]), _tricky)
+_pam_rest = st.one_of(
+    st.builds(
+        lambda lead, pairs, tail: (
+            f"{lead}authentication failure{tail};" + "".join(f"{sep}{key}={value}" for sep, key, value in pairs)
+        ),
+        st.sampled_from(["", "2 more ", "x "]),
+        st.lists(st.tuples(st.sampled_from([" ", "", ";", "  ", "\x1c", "="]), _kv_key, _tricky), max_size=8),
+        st.sampled_from(["", "s", "ss"]),
+    ),
+    st.builds(
+        lambda user, uid, by: f"session opened for user {user}{uid} by {by}",
+        _tricky,
+        st.sampled_from(["", "(uid=0)", "(uid=x)"]),
+        st.one_of(_tricky, st.just("alice(uid=1000)")),
+    ),
+    st.builds(
+        lambda user, end: f"session closed for user {user}{end}", _tricky, st.sampled_from(["", "\n", "(uid=1)"])
+    ),
+    st.builds(lambda user: f"Consecutive login failures for user {user} account temporarily locked", _tricky),
+    st.builds(lambda user: f"password changed for {user}", _tricky),
+    _ascii,
+    _tricky,
+)
+_pam_lines = st.builds(
+    lambda module, service, kind, rest, end: f"{module}({service}:{kind}): {rest}{end}",
+    st.sampled_from(["pam_unix", "pam_faillock", "pam_sss", "pam_ldap", "pam_access", "pam_systemd", "pam_x"]),
+    st.one_of(st.sampled_from(["sshd", "sudo", "su", "login", "su-l", "sudo-i", "polkit-1"]), _tricky),
+    st.sampled_from(["auth", "session", "account", "password", "chauthtok", "x"]),
+    _pam_rest,
+    st.sampled_from(["", "\n", " ", "\nx"]),
+)
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(
+    batch=st.lists(st.tuples(st.sampled_from([*SSH, "sudo", "su", "login", "pkexec", "cron"]), _pam_lines), max_size=80)
+)
+def test_generated_pam_lines(batch):
+    _same([ident for ident, _ in batch], [line for _, line in batch])
+
+
+_pairs = st.lists(
+    st.tuples(
+        st.sampled_from([" ", "", ";", "  ", "\x1c", "=", ","]),
+        st.sampled_from(["ruser", "logname", "user", "rhost", "tty", "xuser", "user_"]),
+        st.sampled_from(["", "a", "b", "a=b", "a b", "1.2.3.4", "\x1f"]),
+    ),
+    max_size=10,
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(batch=st.lists(_pairs, min_size=1, max_size=40))
+def test_authentication_failures_read_each_keys_last_value(batch):
+    """`dict(KV.findall(...))`: a key repeated gives its last value; a key is a whole word."""
+    lines = [
+        "pam_unix(sshd:auth): authentication failure;" + "".join(f"{sep}{key}={value}" for sep, key, value in pairs)
+        for pairs in batch
+    ]
+    _same(["sshd"] * len(lines), lines)
+
+
 def _suite_strings() -> list[str]:
     """Every string constant in the test suite: the journal lines its tests write, and much else."""
     found: set[str] = set()
