@@ -6,6 +6,9 @@
 (b) Classifying every line: the line-by-line classifier (Python `re`) against the classifier over columns
     (`logstack.columnar.facts`, Rust's regex through polars), in batches; lines/s, and for sshd's lines alone.
 (c) A 14 KB hostile line against a benign line of the same length, read by the automaton: seconds per line.
+(d) A sketch, not the engine: lines grouped by (machine, boot, PID, program) with the gap rule alone, as sorted
+    column operations, and each group's first and last time, lines and first message aggregated: what
+    grouping in columns costs (no address rule, connection joins, incidents or event fields).
 """
 
 from __future__ import annotations
@@ -141,6 +144,35 @@ def hostile_cost() -> None:
         print(f"(c) 14 KB line, {name}: {best / 1000 * 1e6:,.1f} µs per line")
 
 
+def grouping_sketch(path: Path) -> None:
+    import polars as pl
+
+    start = time.perf_counter()
+    lines = pl.read_ndjson(path, schema={c: pl.String for c in COLUMNS})
+    read = time.perf_counter() - start
+    gap = 180_000_000
+    ssh = pl.col("SYSLOG_IDENTIFIER").is_in(["sshd", "sshd-session", "sshd-auth"])
+    keys = ["_MACHINE_ID", "_BOOT_ID", "_PID", "family"]
+    start = time.perf_counter()
+    lines = lines.with_row_index("pos").with_columns(
+        ts=pl.col("__REALTIME_TIMESTAMP").cast(pl.Int64),
+        family=pl.when(ssh).then(pl.lit("ssh")).otherwise(pl.col("SYSLOG_IDENTIFIER")),
+    )
+    other_key = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
+    groups = (
+        lines.sort([*keys, "pos"])
+        .with_columns(brk=((pl.col("ts") - pl.col("ts").shift(1)).fill_null(gap + 1) > gap) | other_key)
+        .with_columns(group=pl.col("brk").cum_sum())
+        .group_by("group")
+        .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), "pos", pl.col("MESSAGE").first())
+    )
+    took = time.perf_counter() - start
+    print(
+        f"(d) sketch: {lines.height:,} lines read in {read:.2f} s (whole file in memory), grouped into "
+        f"{groups.height:,} groups in {took:.2f} s ({lines.height / took:,.0f} lines/s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -160,6 +192,7 @@ def main() -> None:
     identifiers, messages = load_lines(path)
     classify_rates(identifiers, messages, args.batch)
     hostile_cost()
+    grouping_sketch(path)
     print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 
 
