@@ -6,6 +6,10 @@
 (b) Classifying every line: the line-by-line classifier (Python `re`) against the classifier over columns
     (`logstack.columnar.facts`, Rust's regex through polars), in batches; lines/s, and for sshd's lines alone.
 (c) A 14 KB hostile line against a benign line of the same length, read by the automaton: seconds per line.
+(e) The store's rows (`--store`, needs mariadb-server): N rows read with pymysql as the store reader reads them
+    (DictCursor) and as tuples, against the same rows as the Arrow IPC stream GreptimeDB v1.1.4 answers
+    `/v1/sql?format=arrow` with (src/servers/src/http/result/arrow_result.rs: one StreamWriter over the whole
+    result, optional `compression=zstd|lz4`), decoded by polars into columns and into Python tuples.
 (d) A sketch, not the engine: lines grouped by (machine, boot, PID, program) with the gap rule alone, as sorted
     column operations, and each group's first and last time, lines and first message aggregated: what
     grouping in columns costs (no address rule, connection joins, incidents or event fields).
@@ -173,11 +177,65 @@ def grouping_sketch(path: Path) -> None:
     )
 
 
+def store_rates(path: Path, rows: int) -> None:
+    import io
+    import tempfile
+
+    import polars as pl
+    import pymysql
+
+    from bench.analyze import load_mariadb
+    from logstack.journal.record import READ_COLUMNS
+    from tests.mariadb import start_mariadb
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subset = Path(tmp) / "rows.json"
+        with path.open("rb") as source, subset.open("wb") as out:
+            for n, raw in enumerate(source):
+                if n >= rows:
+                    break
+                out.write(raw)
+        db = start_mariadb(Path(tmp) / "mariadb")
+        try:
+            load_mariadb(db, "bench", subset)
+            conn = db.admin()
+            with conn.cursor() as cur:
+                cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'bench'")
+                present = {name for (name,) in cur.fetchall()}
+            columns = ", ".join(f"`{c}`" for c in READ_COLUMNS if c in present)
+            sql = f"SELECT {columns} FROM bench.logs ORDER BY greptime_timestamp"
+            for name, cursor in (("DictCursor", pymysql.cursors.DictCursor), ("tuples", pymysql.cursors.Cursor)):
+                with conn.cursor(cursor) as cur:
+                    start = time.perf_counter()
+                    cur.execute(sql)
+                    fetched = cur.fetchall()
+                    took = time.perf_counter() - start
+                print(f"(e) pymysql, {name}: {len(fetched):,} rows in {took:.2f} s ({len(fetched) / took:,.0f} rows/s)")
+            names = [c.strip("`") for c in columns.split(", ")]
+            frame = pl.DataFrame([list(row) for row in fetched], schema=names, orient="row", infer_schema_length=None)
+        finally:
+            db.stop()
+    for compression in ("uncompressed", "zstd", "lz4"):
+        buffer = io.BytesIO()
+        frame.write_ipc_stream(buffer, compression=compression)
+        payload = buffer.getvalue()
+        start = time.perf_counter()
+        decoded = pl.read_ipc_stream(io.BytesIO(payload))
+        columns_took = time.perf_counter() - start
+        tuples = list(decoded.iter_rows())
+        took = time.perf_counter() - start
+        print(
+            f"(e) Arrow IPC, {compression} ({len(payload) / 2**20:,.0f} MiB): into columns {columns_took:.2f} s; "
+            f"into {len(tuples):,} tuples {took:.2f} s ({len(tuples) / took:,.0f} rows/s)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--export", type=Path, help="an existing export (default: generate one in /tmp)")
+    parser.add_argument("--store", type=int, default=0, metavar="N", help="also (e) with N rows in MariaDB")
     args = parser.parse_args()
     path = args.export
     if path is None:
@@ -193,6 +251,8 @@ def main() -> None:
     classify_rates(identifiers, messages, args.batch)
     hostile_cost()
     grouping_sketch(path)
+    if args.store:
+        store_rates(path, args.store)
     print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 
 
