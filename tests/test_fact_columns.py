@@ -178,6 +178,24 @@ def test_authentication_failures_read_each_keys_last_value(batch):
     _same(["sshd"] * len(lines), lines)
 
 
+def test_many_module_names_cost_what_one_does():
+    """Any local user can log under any number of made-up PAM module names; each module with rows is a pass,
+    a made-up one none (and the rules keep nothing for it)."""
+    from logstack.classify import rules
+
+    def cost(lines: list[str]) -> float:
+        start = time.perf_counter()
+        fact_columns(["sudo"] * len(lines), lines)
+        return time.perf_counter() - start
+
+    one = [f"pam_x(sudo:auth): check pass; user unknown {n}" for n in range(2000)]
+    many = [f"pam_x{n:06d}(sudo:auth): check pass; user unknown" for n in range(2000)]
+    cost(one)
+    assert cost(many) < 5 * cost(one) + 0.05
+    _same(["sudo"] * 300, many[:300])
+    assert not any(name.startswith("pam_x") for name in rules.TABLE_RULES)
+
+
 def _suite_strings() -> list[str]:
     """Every string constant in the test suite: the journal lines its tests write, and much else."""
     found: set[str] = set()

@@ -116,7 +116,9 @@ class _Rules(dict[str, dict[str, Bucket]]):
     """A program's buckets, compiled the first time one of its lines is read (start-up stays short)."""
 
     def __missing__(self, program: str) -> dict[str, Bucket]:
-        buckets = _buckets(program) if program in _PROGRAMS else {}
+        if program not in _PROGRAMS:
+            return {}  # not kept: any local user can log under as many names as they like
+        buckets = _buckets(program)
         self[program] = buckets
         return buckets
 

@@ -9,8 +9,10 @@ not PAM's to the line-by-line classifier either: it is left to it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from logstack.classify.messages import programs
 from logstack.columnar.table import complete, filled, row_facts, table_matches
 
 if TYPE_CHECKING:
@@ -44,9 +46,18 @@ def pam_columns(frame: pl.DataFrame) -> pl.DataFrame:
     facts = _parsed(parts)
     unread = facts.filter(pl.col("kind") == "pam_info")
     read = [complete(facts.filter(pl.col("kind") != "pam_info"))]
-    for (module,), lines in unread.partition_by("module", as_dict=True).items():
+    # a module without rows keeps its pam_info: any local user can log under as many module names as they
+    # like, and each module is a pass
+    tabled = pl.col("module").is_in(list(_tabled_modules()))
+    read.append(complete(unread.filter(~tabled).select("i", "kind", "reason", "service")))
+    for (module,), lines in unread.filter(tabled).partition_by("module", as_dict=True).items():
         read.append(_by_table(lines, str(module)))
     return pl.concat(read)
+
+
+@lru_cache(maxsize=1)
+def _tabled_modules() -> frozenset[str]:
+    return frozenset(name for name in programs() if name.startswith("pam_"))
 
 
 def complete_empty(frame: pl.DataFrame) -> pl.DataFrame:
