@@ -363,7 +363,7 @@ def test_failures_from_one_ipv6_64_count_together():
     assert incident.source_ip == "2001:db8:1:2::/64"
     assert "10 failed login attempts from 2001:db8:1:2::/64" in incident.reason
     # another /64, and IPv4 (mapped or not), stay apart
-    from logstack.analyze.grouping import source_key
+    from logstack.analyze.failures import source_key
 
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
     assert source_key("::ffff:203.0.113.9") == source_key("203.0.113.9") == "203.0.113.9"

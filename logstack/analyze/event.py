@@ -87,12 +87,12 @@ class Event(Subject):
 
 
 class Group:
-    __slots__ = ("address", "facts", "first_arrival", "last_arrival", "last_ts", "lines", "ordered", "own")
+    __slots__ = ("address", "facts", "first_arrival", "first_ts", "last_arrival", "last_ts", "lines", "ordered", "own")
 
     def __init__(self, line: Line, fact: Fact) -> None:
         self.lines: list[Line] = [line]
         self.facts: list[Fact] = [fact]
-        self.last_ts = line.ts
+        self.first_ts = self.last_ts = line.ts
         self.first_arrival = line.arrival
         self.last_arrival = line.arrival
         self.own = fact.own_event
@@ -109,6 +109,8 @@ class Group:
         self.facts.append(fact)
         if line.ts > self.last_ts:
             self.last_ts = line.ts
+        elif line.ts < self.first_ts:
+            self.first_ts = line.ts
         if line.arrival < self.first_arrival:
             self.first_arrival = line.arrival
         elif line.arrival > self.last_arrival:

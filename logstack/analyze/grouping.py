@@ -8,11 +8,9 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
-from functools import lru_cache
 
 from logstack.analyze.connections import (
     child_of,
@@ -31,9 +29,9 @@ from logstack.analyze.event import (
     Group,
     Settings,
     build_event,
-    event_id,
     is_key_probe,
 )
+from logstack.analyze.failures import FailureWindows
 from logstack.classify.classifier import classify
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
@@ -47,8 +45,11 @@ _EVENT_FIELDS = tuple(f.name for f in fields(Event))
 class EventBuilder:
     """Feed lines (in arrival order); take finished events as they are released."""
 
-    def __init__(self, settings: Settings | None = None, known: Container[str] = frozenset()) -> None:
+    def __init__(
+        self, settings: Settings | None = None, known: Container[str] = frozenset(), sweep_every: int = 2048
+    ) -> None:
         self.settings = settings or Settings()
+        self.sweep_every = sweep_every  # lines between sweeps: what they release must not depend on it
         self.known = known
         self._open: dict[tuple[str, ...], Group] = {}
         # (arrival when queued, key): open groups roughly in arrival order, so a sweep looks only at
@@ -64,13 +65,7 @@ class EventBuilder:
         self._accepts: dict[tuple[str, ...], deque[tuple[int, str]]] = {}  # (journal time, PID) of each login
         self._pid_first: dict[tuple[str, str, str], int] = {}  # process → its first line's journal time
         self._pid_order: deque[tuple[int, tuple[str, str, str]]] = deque()  # (arrival, process), to forget them
-        self._failures: dict[str, deque[Event]] = {}
-        # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
-        # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
-        # a key probe's try carries its connection (machine, boot, PID): it flags any success but its own
-        self._failed_at: dict[str, deque[tuple[int, int, tuple[str, str, str] | None]]] = {}
-        self._incidents: dict[str, Event] = {}
-        self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
+        self.failures = FailureWindows(self.settings)
         self._seen: set[str] = set()  # de-duplication keys of recent lines
         self._seen_order: deque[tuple[int, str]] = deque()
         self.clock = 0
@@ -93,9 +88,9 @@ class EventBuilder:
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
-        if fact.source_ip is not None and fact.kind in FAILED_TRY_KINDS:
+        if fact.source_ip is not None and (fact.kind in FAILED_TRY_KINDS or fact.kind == "ssh_abandon"):
             tag = process_of(line) if is_key_probe(fact) else None
-            self._failed_at.setdefault(source_key(fact.source_ip), deque()).append((arrival, line.ts, tag))
+            self.failures.tried(fact.source_ip, arrival, line.ts, tag)
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
             self._accepts.setdefault(peer_of_line(line, fact.source_ip), deque()).append((line.ts, line.pid))
@@ -112,6 +107,9 @@ class EventBuilder:
             group is not None
             and not group.own
             and abs(line.ts - group.last_ts) <= self.settings.gap
+            # nothing joins a group more than the gap after its last line arrived: a sweep closes it then,
+            # and whether one ran in between is no property of the journal
+            and arrival - group.last_arrival <= self.settings.gap
             # a daemon's line naming another peer than the group's starts a new connection's event
             and (group.address is None or fact.source_ip in (None, group.address) or fact.kind not in ADDRESS_KINDS)
         ):
@@ -126,7 +124,7 @@ class EventBuilder:
                 self._pid_first[process] = line.ts
                 self._pid_order.append((arrival, process))
         self._since_sweep += 1
-        if self._since_sweep >= 2048:
+        if self._since_sweep >= self.sweep_every:
             self._since_sweep = 0
             return self._sweep(final=False)
         return ()
@@ -204,11 +202,15 @@ class EventBuilder:
             setattr(into, name, getattr(merged, name))
 
     def _sweep(self, final: bool) -> list[Event]:
+        """Close the groups nothing can join any more, and release the events nothing can join any more.
+
+        Both in the order of their last arrival (then first line): what the events say must not depend on
+        how often sweeps run, which only decides how many are done at once."""
         out: list[Event] = []
         horizon = self.clock - self.settings.gap
+        expired: list[Group] = []
         if final:
-            for group in self._open.values():
-                self._close(group)
+            expired = list(self._open.values())
             self._open.clear()
             self._expiry.clear()
         expiry = self._expiry
@@ -219,13 +221,17 @@ class EventBuilder:
                 continue
             if group.last_arrival < horizon:
                 del self._open[key]
-                self._close(group)
+                expired.append(group)
             else:
                 expiry.append((group.last_arrival, key))  # still growing: look again later
+        for group in sorted(expired, key=_group_order):
+            self._close(group)
         release = self.clock - 2 * self.settings.gap
-        closed = self._closed
-        while closed and (final or closed[0].last_arrival < release):
-            event = closed.popleft()
+        ready = [e for e in self._closed if final or e.last_arrival < release]
+        if ready:
+            taken = {id(e) for e in ready}
+            self._closed = deque(e for e in self._closed if id(e) not in taken)
+        for event in sorted(ready, key=_event_order):
             self._waiting.discard(id(event))
             if id(event) in self._merged_away:
                 self._merged_away.discard(id(event))
@@ -235,7 +241,7 @@ class EventBuilder:
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out)
-        self._end_incidents(final, out)
+        self.failures.end(self.clock, final, out)
         if not final:
             self._forget()
         return out
@@ -258,104 +264,27 @@ class EventBuilder:
                 del self._accepts[peer]
         while self._pid_order and self._pid_order[0][0] < keep_after:
             del self._pid_first[self._pid_order.popleft()[1]]
-        stale = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
-        for ip in [ip for ip, recent in self._failures.items() if not recent or recent[-1].last_arrival < stale]:
-            if ip not in self._incidents:
-                del self._failures[ip]
-        for ip, tries in list(self._failed_at.items()):
-            while tries and tries[0][0] < stale:  # by arrival: a sender's clock cannot keep them
-                tries.popleft()
-            if not tries:
-                del self._failed_at[ip]
+        # a login not yet released looks back a window from its start for failures, however long ago it
+        # arrived: what it may still need is kept, whenever the sweep runs
+        self.failures.forget(self.clock, self._oldest_unreleased())
+
+    def _oldest_unreleased(self) -> int:
+        """The earliest journal time of an event still open or waiting to be released (the clock when none)."""
+        starts = [group.first_ts for group in self._open.values()]
+        starts += [event.start for event in self._closed if id(event) not in self._merged_away]
+        return min(starts, default=self.clock)
 
     def _finalise(self, event: Event, out: list[Event]) -> None:
-        window = self.settings.brute_force_window
-        ip = source_key(event.source_ip) if event.source_ip else None
-        if event.type == "ssh_login" and ip:
-            recent = self._failures.setdefault(ip, deque())
-            while recent and recent[0].end < event.start - window:
-                recent.popleft()
-            if event.outcome == "success":
-                tries = self._failed_at.get(ip, ())
-                own = processes_of(event) if event.pids else set()
-                if recent or any(
-                    event.start - window <= at <= event.end and (tag is None or tag not in own) for _, at, tag in tries
-                ):
-                    event.flags = sorted({*event.flags, "after_failures"})
-            else:
-                recent.append(event)
-                incident = self._incidents.get(ip)
-                if incident is not None:
-                    if event.start - incident.end <= window:
-                        self._extend(incident, event)
-                    else:
-                        out.append(self._release_incident(ip))
-                        incident = None
-                if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
-                    self._incidents[ip] = self._incident(ip, list(recent))
+        self.failures.finalise(event, out)
         out.append(event)
 
-    def _incident(self, ip: str, failures: list[Event]) -> Event:
-        first = failures[0]
-        incident = Event(
-            id=event_id("brute_force", ip, first.id),
-            type="brute_force",
-            outcome="failure",
-            host=first.host,
-            machine_id=None,
-            boot_id=None,
-            pids=[],
-            start=first.start,
-            end=first.end,
-            source_ip=ip,
-            first_arrival=first.first_arrival,
-            last_arrival=first.last_arrival,
-        )
-        self._members[incident.id] = []
-        for failure in failures:
-            self._extend(incident, failure)
-        return incident
 
-    def _extend(self, incident: Event, failure: Event) -> None:
-        members = self._members[incident.id]
-        members.append(failure)
-        incident.end = max(incident.end, failure.end)
-        incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
-        users = sorted({m.user for m in members if m.user})
-        hosts = sorted({m.host for m in members})
-        incident.user = ", ".join(users) or None
-        incident.host = ", ".join(hosts)
-        tries = sum(m.attempts for m in members)
-        incident.reason = f"{tries} failed login attempts from {incident.source_ip}"
-        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
-        incident.lines = [line for m in members for line in m.lines[:1]]
-
-    def _end_incidents(self, final: bool, out: list[Event]) -> None:
-        horizon = self.clock - 2 * self.settings.gap - self.settings.brute_force_window
-        for ip, incident in list(self._incidents.items()):
-            if final or incident.last_arrival < horizon:
-                out.append(self._release_incident(ip))
-
-    def _release_incident(self, ip: str) -> Event:
-        incident = self._incidents.pop(ip)
-        # an incident of failures an earlier run reported was reported by it too
-        incident.known = all(member.known for member in self._members.pop(incident.id))
-        return incident
+def _group_order(group: Group) -> tuple[int, str]:
+    return group.last_arrival, group.lines[0].key
 
 
-@lru_cache(maxsize=65536)
-def source_key(address: str) -> str:
-    """Where failed tries are counted together: an IPv4 address, or an IPv6 address's /64 (one subscriber's
-    network: an attacker holding it has 2^64 addresses to rotate through); a host name as it is."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return address
+def _event_order(event: Event) -> tuple[int, str]:
+    return event.last_arrival, event.first_key
 
 
 def build_events(lines: Iterable[Line], settings: Settings | None = None) -> Iterator[Event]:

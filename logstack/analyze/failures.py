@@ -1,0 +1,139 @@
+"""Failed logins per source (an IPv4 address, an IPv6 /64): the failed tries a successful login looks back on
+(`after_failures`), and brute-force incidents (`brute_force_count` failed tries within `brute_force_window`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from functools import lru_cache
+
+from logstack.analyze.connections import processes_of
+from logstack.analyze.event import Event, Settings, event_id
+
+
+class FailureWindows:
+    """What the event builder knows of failed logins by source, as events are released."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._failures: dict[str, deque[Event]] = {}
+        # failed tries per address as lines arrive, (arrival, journal time): a success is flagged even when
+        # the failing connection's event is still open (an attacker leaving it idle until the login grace ends)
+        # a key probe's try carries its connection (machine, boot, PID): it flags any success but its own
+        self._failed_at: dict[str, deque[tuple[int, int, tuple[str, str, str] | None]]] = {}
+        self._incidents: dict[str, Event] = {}
+        self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
+
+    def tried(self, address: str, arrival: int, ts: int, tag: tuple[str, str, str] | None) -> None:
+        """A line that is a failed try from `address` arrived."""
+        self._failed_at.setdefault(source_key(address), deque()).append((arrival, ts, tag))
+
+    def finalise(self, event: Event, out: list[Event]) -> None:
+        """An event is released: flag a success after failures; count a failure toward its source's incident
+        (an incident it ends is added to `out`)."""
+        window = self.settings.brute_force_window
+        ip = source_key(event.source_ip) if event.source_ip else None
+        if event.type != "ssh_login" or not ip:
+            return
+        recent = self._failures.setdefault(ip, deque())
+        while recent and recent[0].end < event.start - window:
+            recent.popleft()
+        if event.outcome == "success":
+            tries = self._failed_at.get(ip, ())
+            own = processes_of(event) if event.pids else set()
+            # by the failed tries' journal times, as their lines arrived: not by which failed connection's
+            # event happened to be released first (a sweep's timing decides that)
+            if any(event.start - window <= at <= event.end and (tag is None or tag not in own) for _, at, tag in tries):
+                event.flags = sorted({*event.flags, "after_failures"})
+            return
+        recent.append(event)
+        incident = self._incidents.get(ip)
+        if incident is not None:
+            if event.start - incident.end <= window:
+                self._extend(incident, event)
+            else:
+                out.append(self._release(ip))
+                incident = None
+        if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
+            self._incidents[ip] = self._incident(ip, list(recent))
+
+    def end(self, clock: int, final: bool, out: list[Event]) -> None:
+        """Add to `out` the incidents no failure can extend any more (all of them at the end of input)."""
+        horizon = clock - 2 * self.settings.gap - self.settings.brute_force_window
+        for ip, incident in list(self._incidents.items()):
+            if final or incident.last_arrival < horizon:
+                out.append(self._release(ip))
+
+    def forget(self, clock: int, oldest_unreleased: int) -> None:
+        """Forget failures no event still to be released can look back on (`oldest_unreleased`: the earliest
+        journal time of such an event) and that arrived long enough ago: memory stays bounded."""
+        window = self.settings.brute_force_window
+        stale = clock - 2 * self.settings.gap - window
+        needed = oldest_unreleased - window
+        for ip, recent in list(self._failures.items()):
+            gone = not recent or (recent[-1].last_arrival < stale and recent[-1].end < needed)
+            if gone and ip not in self._incidents:
+                del self._failures[ip]
+        for ip, tries in list(self._failed_at.items()):
+            # by arrival: a sender's clock cannot keep them past the unreleased events' lifetime
+            while tries and tries[0][0] < stale and tries[0][1] < needed:
+                tries.popleft()
+            if not tries:
+                del self._failed_at[ip]
+
+    def _incident(self, ip: str, failures: list[Event]) -> Event:
+        first = failures[0]
+        incident = Event(
+            id=event_id("brute_force", ip, first.id),
+            type="brute_force",
+            outcome="failure",
+            host=first.host,
+            machine_id=None,
+            boot_id=None,
+            pids=[],
+            start=first.start,
+            end=first.end,
+            source_ip=ip,
+            first_arrival=first.first_arrival,
+            last_arrival=first.last_arrival,
+        )
+        self._members[incident.id] = []
+        for failure in failures:
+            self._extend(incident, failure)
+        return incident
+
+    def _extend(self, incident: Event, failure: Event) -> None:
+        members = self._members[incident.id]
+        members.append(failure)
+        incident.end = max(incident.end, failure.end)
+        incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
+        users = sorted({m.user for m in members if m.user})
+        hosts = sorted({m.host for m in members})
+        incident.user = ", ".join(users) or None
+        incident.host = ", ".join(hosts)
+        tries = sum(m.attempts for m in members)
+        incident.reason = f"{tries} failed login attempts from {incident.source_ip}"
+        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
+        # in journal order, not in the order its failures were released (which a sweep's timing decides)
+        incident.lines = sorted((m.lines[0] for m in members), key=lambda line: (line.ts, line.key))
+
+    def _release(self, ip: str) -> Event:
+        incident = self._incidents.pop(ip)
+        # an incident of failures an earlier run reported was reported by it too
+        incident.known = all(member.known for member in self._members.pop(incident.id))
+        return incident
+
+
+@lru_cache(maxsize=65536)
+def source_key(address: str) -> str:
+    """Where failed tries are counted together: an IPv4 address, or an IPv6 address's /64 (one subscriber's
+    network: an attacker holding it has 2^64 addresses to rotate through); a host name as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
