@@ -110,3 +110,39 @@ def test_in_time_order_the_events_do_not_depend_on_the_sweeps(seed, count):
     want = _events(lines, 2048)
     for cadence in CADENCES:
         assert _events(lines, cadence) == want, cadence
+
+
+def test_a_login_after_failures_is_flagged_however_busy_the_journal(tmp_path, runner):
+    """Failed passwords from an address, then a login from it whose connection lasts four minutes, in an
+    export where thousands of other lines pass meanwhile (the builder sweeps every 2048 lines): the login is
+    flagged `after_failures` (it was not when a sweep fell between, on a busy enough journal)."""
+    from tests.conftest import invoke
+    from tests.journal import write
+
+    ip = "198.51.100.23"
+    records = [
+        entry(T0 + n * SECOND, "sshd-session", 700 + n, f"Failed password for root from {ip} port {4000 + n} ssh2")
+        for n in range(3)
+    ]
+    login = T0 + 60 * SECOND
+    records += [
+        entry(login, "sshd-session", 800, f"Accepted password for alice from {ip} port 5000 ssh2"),
+        entry(login, "sshd-session", 800, "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)"),
+        entry(login + 170 * SECOND, "sshd-session", 800, f"Received disconnect from {ip} port 5000:11: bye"),
+        entry(login + 240 * SECOND, "sshd-session", 800, "pam_unix(sshd:session): session closed for user alice"),
+    ]
+    busy = [  # another host's sudo lines, five a second, for ten minutes
+        entry(
+            T0 + n * SECOND // 5,
+            "sudo",
+            9000 + n,
+            "bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/true",
+            host="db1",
+        )
+        for n in range(3000)
+    ]
+    export = write(tmp_path / "journal.json", sorted(records + busy, key=lambda r: int(r["__REALTIME_TIMESTAMP"])))
+    result = invoke(runner, "analyze", "--journal", export, "--format", "jsonl")
+    events = [json for json in map(orjson.loads, result.stdout.splitlines()) if json["type"] == "ssh_login"]
+    success = [e for e in events if e["outcome"] == "success"]
+    assert len(success) == 1 and "after_failures" in success[0]["flags"], success
