@@ -196,6 +196,52 @@ def test_many_module_names_cost_what_one_does():
     assert not any(name.startswith("pam_x") for name in rules.TABLE_RULES)
 
 
+_word = st.one_of(st.from_regex(r"[a-z0-9/_.-]{1,8}", fullmatch=True), _tricky)
+_program_lines = st.one_of(
+    st.tuples(
+        st.just("systemd-logind"),
+        st.one_of(
+            st.builds(
+                lambda s, u, e: f"New session {s} of user {u}.{e}", _word, _word, st.sampled_from(["", "\n", "x"])
+            ),
+            st.builds(
+                lambda w, s, e: f"{w} {s}{e}",
+                st.sampled_from(["Removed session", "Session"]),
+                _word,
+                st.sampled_from([".", " logged out.", " logged out. Waiting", "", "\n."]),
+            ),
+            _ascii,
+        ),
+    ),
+    st.tuples(
+        st.just("systemd-journald"),
+        st.builds(lambda n, u: f"Suppressed {n} messages from {u}", st.one_of(_word, st.just("12")), _word),
+    ),
+    st.tuples(
+        st.sampled_from(["su", "runuser"]),
+        st.one_of(
+            st.builds(
+                lambda lead, t, u, tty, end: f"{lead}(to {t}) {u} on {tty}{end}",
+                st.sampled_from(["", "+ ", "- ", "-", "FAILED SU ", "FAILED SU", "x "]),
+                _word,
+                _word,
+                _word,
+                st.sampled_from(["", "\n", " ", "\nx"]),
+            ),
+            st.builds(lambda t, u: f"FAILED su for {t} by {u}", _word, _word),
+            st.builds(lambda r: f"pam_authenticate: {r}", _word),
+            _ascii,
+        ),
+    ),
+)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(batch=st.lists(_program_lines, min_size=1, max_size=60))
+def test_generated_logind_journald_and_su_lines(batch):
+    _same([ident for ident, _ in batch], [line for _, line in batch])
+
+
 def _suite_strings() -> list[str]:
     """Every string constant in the test suite: the journal lines its tests write, and much else."""
     found: set[str] = set()
@@ -211,8 +257,9 @@ def _suite_strings() -> list[str]:
 def test_every_string_of_the_test_suite():
     strings = _suite_strings()
     assert len(strings) > 3000
-    identifiers = [ident for ident in SSH for _ in strings]
-    _same(identifiers, strings * len(SSH))
+    read = (*SSH, "su", "systemd-logind", "systemd-journald")
+    identifiers = [ident for ident in read for _ in strings]
+    _same(identifiers, strings * len(read))
 
 
 def _padded(head: str, tail: str, size: int, fill: str = "1") -> str:

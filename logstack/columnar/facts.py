@@ -1,9 +1,10 @@
 """The classifier over columns: a batch of lines in, one column per fact attribute out, equal line for line to
 what `classify()` gives (tests/test_fact_columns.py checks both on generated lines and on the test suite's).
 
-Read in columns (logstack.columnar.table, .pam): sshd's own lines and the PAM lines of every program that logs
-through PAM, in ASCII, without a Solaris message id, no longer than the rules read. sshd's `[preauth]`
-suffix and `error:`/`fatal:` prefix come off as `_ssh` takes them off. Every other line is read by the
+Read in columns (logstack.columnar.table, .pam, .programs): sshd's own lines, the PAM lines of every program
+that logs through PAM, systemd-logind's, journald's notices, su's and runuser's, in ASCII, without a Solaris
+message id, no longer than the rules read. sshd's `[preauth]` suffix and `error:`/`fatal:` prefix come off as
+`_ssh` takes them off. Every other line (sudo, login, shadow-utils, polkit, doas, run0) is read by the
 line-by-line classifier, its fact put into the same columns.
 """
 
@@ -16,6 +17,7 @@ from logstack.classify.classifier import MAX_RULE_INPUT, classify
 from logstack.classify.fact import Fact
 from logstack.classify.programs import PROGRAMS, SSH_IDENTIFIERS
 from logstack.columnar.pam import pam_columns
+from logstack.columnar.programs import PAM_READ, PARSERS, program_columns
 from logstack.columnar.table import FACT_FIELDS, complete, fact_schema, row_facts, table_matches
 
 if TYPE_CHECKING:
@@ -54,6 +56,12 @@ def fact_columns(
         & ~message.str.starts_with("PAM ")
     )
     done = [pam_columns(pam), _ssh_columns(ssh)]
+    for identifier in PARSERS:
+        own = readable.filter(pl.col("ident") == identifier)
+        if identifier in PAM_READ:
+            own = own.filter(~message.str.starts_with("pam_") & ~message.str.starts_with("PAM "))
+        if not own.is_empty():
+            done.append(program_columns(own, identifier))
     read = pl.concat([part for part in done if not part.is_empty()]) if any(not p.is_empty() for p in done) else None
     rest = frame if read is None else frame.join(read.select("i"), on="i", how="anti")
     parts = [_by_lines(rest["i"], rest["ident"], rest["message"])] + ([read] if read is not None else [])
