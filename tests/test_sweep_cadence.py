@@ -146,3 +146,75 @@ def test_a_login_after_failures_is_flagged_however_busy_the_journal(tmp_path, ru
     events = [json for json in map(orjson.loads, result.stdout.splitlines()) if json["type"] == "ssh_login"]
     success = [e for e in events if e["outcome"] == "success"]
     assert len(success) == 1 and "after_failures" in success[0]["flags"], success
+
+
+def _peak(lines: list[Line]) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        builder = EventBuilder()
+        for line in lines:
+            builder.feed(line)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_connection_that_never_goes_quiet_holds_back_no_memory():
+    """Any local user can keep a process logging under sshd's name a line a minute (its group never closes)
+    while failed tries arrive from a thousand addresses: what the builder keeps does not grow with the input."""
+
+    def journal(count: int) -> list[Line]:
+        out = []
+        for i in range(count):
+            ts = T0 + i * SECOND // 5
+            if i % 300 == 0:
+                out.append(entry(ts, "sshd-session", 4242, f"tick {i}"))
+            address = f"10.0.{(i >> 8) & 3}.{i & 255}"  # a thousand sources in turn
+            out.append(
+                entry(ts, "sshd-session", 100_000 + i, f"Failed password for root from {address} port 1024 ssh2")
+            )
+        return [from_journal(record) for record in out]
+
+    # 100 and 400 minutes of a flood: both far beyond what is held (two gaps, a window and HOLD)
+    assert _peak(journal(120_000)) < 1.3 * _peak(journal(30_000))
+
+
+def test_one_burst_is_one_incident_whatever_the_sweeps():
+    """Eight failures, then a ninth in a connection that keeps logging for ten minutes, in a busy journal: one
+    incident of nine, at every sweep cadence (a connection logging for longer than HOLD may end it first)."""
+    ip = "198.51.100.7"
+    records = [
+        entry(T0 + i * 10 * SECOND, "sshd-session", 100 + i, f"Failed password for root from {ip} port {4000 + i} ssh2")
+        for i in range(8)
+    ]
+    records += [
+        entry(
+            T0 + (100 + 150 * k) * SECOND,
+            "sshd-session",
+            999,
+            f"tick {k}" if k else f"Failed password for root from {ip} port 5000 ssh2",
+        )
+        for k in range(5)
+    ]
+    records += [
+        entry(
+            T0 + k * SECOND // 20,
+            "sudo",
+            5000 + k,
+            "bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/true",
+            host="db1",
+        )
+        for k in range(30_000)
+    ]
+    lines = _lines_of(sorted(records, key=lambda r: int(r["__REALTIME_TIMESTAMP"])))
+    for cadence in CADENCES:
+        builder = EventBuilder(sweep_every=cadence)
+        events = [event for line in lines for event in builder.feed(line)] + builder.finish()
+        incidents = [event for event in events if event.type == "brute_force"]
+        assert [incident.reason for incident in incidents] == [f"9 failed login attempts from {ip}"], cadence
+
+
+def _lines_of(records: list[dict]) -> list[Line]:
+    return [from_journal(record) for record in records]

@@ -9,6 +9,12 @@ from functools import lru_cache
 
 from logstack.analyze.connections import processes_of
 from logstack.analyze.event import Event, Settings, event_id
+from logstack.base.clock import MINUTE
+
+# How long an event not yet released may hold back what is forgotten and when an incident ends: for events
+# shorter than this (a failed connection ends within sshd's LoginGraceTime, 2 minutes by default), the answer
+# does not depend on when sweeps run; memory holds what arrived within 2 gaps, a window and this.
+HOLD = 10 * MINUTE
 
 
 class FailureWindows:
@@ -57,26 +63,33 @@ class FailureWindows:
         if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
             self._incidents[ip] = self._incident(ip, list(recent))
 
-    def end(self, clock: int, final: bool, out: list[Event]) -> None:
-        """Add to `out` the incidents no failure can extend any more (all of them at the end of input)."""
+    def end(self, clock: int, final: bool, out: list[Event], oldest_unreleased: int) -> None:
+        """Add to `out` the incidents no failure can extend any more (all of them at the end of input): arrived
+        long enough ago, and no event still to be released begins within the window of their end (unless that
+        event is older than HOLD: one connection that never goes quiet holds back nothing for ever)."""
         horizon = clock - 2 * self.settings.gap - self.settings.brute_force_window
         for ip, incident in list(self._incidents.items()):
-            if final or incident.last_arrival < horizon:
+            quiet = incident.end + self.settings.brute_force_window < oldest_unreleased
+            if final or (incident.last_arrival < horizon and (quiet or incident.last_arrival < horizon - HOLD)):
                 out.append(self._release(ip))
 
     def forget(self, clock: int, oldest_unreleased: int) -> None:
         """Forget failures no event still to be released can look back on (`oldest_unreleased`: the earliest
-        journal time of such an event) and that arrived long enough ago: memory stays bounded."""
+        journal time of such an event) and that arrived long enough ago; whatever arrived more than HOLD before
+        that is forgotten anyway (a connection that never goes quiet, a sender's clock far ahead): memory stays
+        bounded."""
         window = self.settings.brute_force_window
         stale = clock - 2 * self.settings.gap - window
+        hard = stale - HOLD
         needed = oldest_unreleased - window
         for ip, recent in list(self._failures.items()):
-            gone = not recent or (recent[-1].last_arrival < stale and recent[-1].end < needed)
+            last = recent[-1] if recent else None
+            gone = last is None or last.last_arrival < hard or (last.last_arrival < stale and last.end < needed)
             if gone and ip not in self._incidents:
                 del self._failures[ip]
         for ip, tries in list(self._failed_at.items()):
             # by arrival: a sender's clock cannot keep them past the unreleased events' lifetime
-            while tries and tries[0][0] < stale and tries[0][1] < needed:
+            while tries and (tries[0][0] < hard or (tries[0][0] < stale and tries[0][1] < needed)):
                 tries.popleft()
             if not tries:
                 del self._failed_at[ip]
@@ -119,8 +132,13 @@ class FailureWindows:
 
     def _release(self, ip: str) -> Event:
         incident = self._incidents.pop(ip)
+        members = self._members.pop(incident.id)
         # an incident of failures an earlier run reported was reported by it too
-        incident.known = all(member.known for member in self._members.pop(incident.id))
+        incident.known = all(member.known for member in members)
+        # a failure belongs to one incident: it does not count toward the next one
+        taken = {id(member) for member in members}
+        if ip in self._failures:
+            self._failures[ip] = deque(f for f in self._failures[ip] if id(f) not in taken)
         return incident
 
 

@@ -241,12 +241,13 @@ class EventBuilder:
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out)
-        self.failures.end(self.clock, final, out)
+        oldest = self._oldest_unreleased()
+        self.failures.end(self.clock, final, out, oldest)
         if not final:
-            self._forget()
+            self._forget(oldest)
         return out
 
-    def _forget(self) -> None:
+    def _forget(self, oldest_unreleased: int) -> None:
         """Forget what can no longer meet a duplicate, a join or a failure window: memory stays bounded."""
         keep_after = self.clock - 4 * self.settings.gap
         order = self._seen_order
@@ -266,7 +267,7 @@ class EventBuilder:
             del self._pid_first[self._pid_order.popleft()[1]]
         # a login not yet released looks back a window from its start for failures, however long ago it
         # arrived: what it may still need is kept, whenever the sweep runs
-        self.failures.forget(self.clock, self._oldest_unreleased())
+        self.failures.forget(self.clock, oldest_unreleased)
 
     def _oldest_unreleased(self) -> int:
         """The earliest journal time of an event still open or waiting to be released (the clock when none)."""
