@@ -131,16 +131,7 @@ def test_a_login_after_failures_is_flagged_however_busy_the_journal(tmp_path, ru
         entry(login + 170 * SECOND, "sshd-session", 800, f"Received disconnect from {ip} port 5000:11: bye"),
         entry(login + 240 * SECOND, "sshd-session", 800, "pam_unix(sshd:session): session closed for user alice"),
     ]
-    busy = [  # another host's sudo lines, five a second, for ten minutes
-        entry(
-            T0 + n * SECOND // 5,
-            "sudo",
-            9000 + n,
-            "bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/true",
-            host="db1",
-        )
-        for n in range(3000)
-    ]
+    busy = _busy(9000, per_second=10)  # fifteen minutes
     export = write(tmp_path / "journal.json", sorted(records + busy, key=lambda r: int(r["__REALTIME_TIMESTAMP"])))
     result = invoke(runner, "analyze", "--journal", export, "--format", "jsonl")
     events = [json for json in map(orjson.loads, result.stdout.splitlines()) if json["type"] == "ssh_login"]
@@ -198,22 +189,19 @@ def test_one_burst_is_one_incident_whatever_the_sweeps():
         )
         for k in range(5)
     ]
-    records += [
-        entry(
-            T0 + k * SECOND // 20,
-            "sudo",
-            5000 + k,
-            "bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/true",
-            host="db1",
-        )
-        for k in range(30_000)
-    ]
+    records += _busy(30_000, per_second=20)
     lines = _lines_of(sorted(records, key=lambda r: int(r["__REALTIME_TIMESTAMP"])))
     for cadence in CADENCES:
         builder = EventBuilder(sweep_every=cadence)
         events = [event for line in lines for event in builder.feed(line)] + builder.finish()
         incidents = [event for event in events if event.type == "brute_force"]
         assert [incident.reason for incident in incidents] == [f"9 failed login attempts from {ip}"], cadence
+
+
+def _busy(count: int, per_second: int) -> list[dict]:
+    """Another host's sudo lines, `per_second` a second: the builder sweeps every 2048 lines meanwhile."""
+    command = "bob : TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/true"
+    return [entry(T0 + n * SECOND // per_second, "sudo", 9000 + n, command, host="db1") for n in range(count)]
 
 
 def _lines_of(records: list[dict]) -> list[Line]:

@@ -17,6 +17,7 @@ from logstack.classify.rules import Bucket
 
 # Python's `\s` on ASCII text (str.isspace()): Rust's Unicode White_Space lacks the four separators
 _SPACE = r"\s\x1c-\x1f"
+NON_SPACE = rf"[^{_SPACE}]"  # Python's `\S` on ASCII text, for patterns written for the automaton
 
 
 class UntranslatablePattern(LogstackError):

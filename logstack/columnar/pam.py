@@ -13,12 +13,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from logstack.classify.messages import programs
+from logstack.columnar.linear import NON_SPACE
 from logstack.columnar.table import complete, filled, row_facts, table_matches
 
 if TYPE_CHECKING:
     import polars as pl
 
-_S = r"[^\s\x1c-\x1f]"  # Python's \S on ASCII
+_S = NON_SPACE  # Python's \S on ASCII
 PAM_LINE = r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)\n?\z"
 FAILLOCK = r"^Consecutive login failures for user (?P<user>.+?) account temporarily locked"
 SESSION_OPENED = (

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from logstack.classify.rules import UNREAD_KINDS
+from logstack.columnar.linear import NON_SPACE
 from logstack.columnar.table import complete, row_facts, table_matches
 
 if TYPE_CHECKING:
     import polars as pl
 
-_S = r"[^\s\x1c-\x1f]"
+_S = NON_SPACE
 LOGIND_NEW = rf"^New session {_S}+ of user (?P<user>.+?)\.\n?\z"
 LOGIND_END = rf"^(?:Removed session|Session) {_S}+?(?: logged out)?\."
 SUPPRESSED = rf"^Suppressed \d+ messages from {_S}+"
