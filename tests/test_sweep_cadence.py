@@ -8,6 +8,7 @@ connection merges, and what the builder forgets, still depend on when a sweep ru
 from __future__ import annotations
 
 import random
+import time
 
 import hypothesis
 import orjson
@@ -206,3 +207,90 @@ def _busy(count: int, per_second: int) -> list[dict]:
 
 def _lines_of(records: list[dict]) -> list[Line]:
     return [from_journal(record) for record in records]
+
+
+def _burst_incidents(records: list[dict], cadence: int = 2048) -> list:
+    builder = EventBuilder(sweep_every=cadence)
+    lines = _lines_of(sorted(records, key=lambda r: int(r["__REALTIME_TIMESTAMP"])))
+    return [event for line in lines for event in builder.feed(line) if event.type == "brute_force"] + [
+        event for event in builder.finish() if event.type == "brute_force"
+    ]
+
+
+def test_a_burst_counts_a_long_connections_try_released_after_a_later_short_one():
+    """Seven tries, an eighth in a connection that stays open (released late), a ninth in a short connection
+    started later (released first): releasing the ninth used to drop the seven before the eighth was counted."""
+    ip = "198.51.100.7"
+    records = [
+        entry(T0 + 10 * i * SECOND, "sshd-session", 100 + i, f"Failed password for root from {ip} port {4000 + i} ssh2")
+        for i in range(7)
+    ]
+    records += [
+        entry(T0 + 90 * SECOND, "sshd-session", 200, f"Failed password for root from {ip} port 5000 ssh2"),
+        entry(T0 + 240 * SECOND, "sshd-session", 200, "pam_unix(sshd:auth): check pass; user unknown"),
+        entry(
+            T0 + 400 * SECOND,
+            "sshd-session",
+            200,
+            f"Connection closed by authenticating user root {ip} port 5000 [preauth]",
+        ),
+        entry(T0 + 250 * SECOND, "sshd-session", 300, f"Failed password for root from {ip} port 6000 ssh2"),
+    ]
+    for cadence in CADENCES:
+        busy = [entry(T0 + n * 10 * SECOND, "cron", 9000 + n, "(root) CMD (true)", host="db1") for n in range(180)]
+        incidents = _burst_incidents(records + busy, cadence)
+        assert [incident.reason for incident in incidents] == [f"9 failed login attempts from {ip}"], cadence
+
+
+def test_a_chatty_daemon_elsewhere_does_not_delay_incidents():
+    """A process on another host logging a line a minute (a kubelet) keeps a group open for ever: it cannot extend
+    an SSH incident, so incidents end as soon as without it."""
+
+    def released_after(chatty: bool) -> int:
+        records = [
+            entry(
+                T0 + i * SECOND,
+                "sshd-session",
+                100 + i,
+                f"Failed password for root from 203.0.113.5 port {4000 + i} ssh2",
+            )
+            for i in range(8)
+        ]
+        records += _busy(12_000, per_second=10)  # twenty minutes
+        if chatty:
+            records += [entry(T0 + n * 60 * SECOND, "kubelet", 4242, f"tick {n}", host="node7") for n in range(20)]
+        builder = EventBuilder()
+        for line in _lines_of(sorted(records, key=lambda r: int(r["__REALTIME_TIMESTAMP"]))):
+            if any(event.type == "brute_force" for event in builder.feed(line)):
+                return line.arrival - T0
+        raise AssertionError("no incident")
+
+    # released by the first sweep after it is due (sweeps run every 2048 lines): within a minute of each other,
+    # not HOLD (10 minutes) later
+    quiet, chatty = released_after(chatty=False), released_after(chatty=True)
+    assert quiet < 12 * 60 * SECOND and chatty < quiet + 60 * SECOND
+
+
+def test_an_address_failing_for_hours_costs_time_in_proportion():
+    """One address failing every second makes one incident of thousands of failures: each costs the same."""
+
+    def cost(count: int) -> float:
+        records = [
+            entry(
+                T0 + i * SECOND,
+                "sshd-session",
+                1000 + i,
+                f"Failed password for root from 198.51.100.9 port {1024 + i} ssh2",
+            )
+            for i in range(count)
+        ]
+        lines = _lines_of(records)
+        start = time.perf_counter()
+        builder = EventBuilder()
+        for line in lines:
+            builder.feed(line)
+        builder.finish()
+        return time.perf_counter() - start
+
+    cost(2000)
+    assert cost(16_000) < 16 * cost(2000)

@@ -34,15 +34,18 @@ class FailureWindows:
         """A line that is a failed try from `address` arrived."""
         self._failed_at.setdefault(source_key(address), deque()).append((arrival, ts, tag))
 
-    def finalise(self, event: Event, out: list[Event]) -> None:
+    def finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
         """An event is released: flag a success after failures; count a failure toward its source's incident
-        (an incident it ends is added to `out`)."""
+        (an incident it ends is added to `out`). `oldest_unreleased`: the earliest journal time of an SSH event
+        not yet released (events are released by last arrival, not by start: a failure an earlier-starting
+        connection still counts stays)."""
         window = self.settings.brute_force_window
         ip = source_key(event.source_ip) if event.source_ip else None
         if event.type != "ssh_login" or not ip:
             return
         recent = self._failures.setdefault(ip, deque())
-        while recent and recent[0].end < event.start - window:
+        floor = min(event.start, oldest_unreleased) - window
+        while recent and recent[0].end < floor:
             recent.popleft()
         if event.outcome == "success":
             tries = self._failed_at.get(ip, ())
@@ -60,8 +63,12 @@ class FailureWindows:
             else:
                 out.append(self._release(ip))
                 incident = None
-        if incident is None and sum(e.attempts for e in recent) >= self.settings.brute_force_count:
-            self._incidents[ip] = self._incident(ip, list(recent))
+        if incident is None:
+            # the failures of the window that ends with this one (released out of journal order, later ones
+            # may be known already: they count in their own window, not in this one)
+            counted = [f for f in recent if f.end >= event.start - window and f.start <= event.end]
+            if sum(failure.attempts for failure in counted) >= self.settings.brute_force_count:
+                self._incidents[ip] = self._incident(ip, counted)
 
     def end(self, clock: int, final: bool, out: list[Event], oldest_unreleased: int) -> None:
         """Add to `out` the incidents no failure can extend any more (all of them at the end of input): arrived
@@ -83,6 +90,8 @@ class FailureWindows:
         hard = stale - HOLD
         needed = oldest_unreleased - window
         for ip, recent in list(self._failures.items()):
+            while recent and recent[0].last_arrival < hard:  # an unreleased event holds back HOLD at most
+                recent.popleft()
             last = recent[-1] if recent else None
             gone = last is None or last.last_arrival < hard or (last.last_arrival < stale and last.end < needed)
             if gone and ip not in self._incidents:
@@ -116,23 +125,22 @@ class FailureWindows:
         return incident
 
     def _extend(self, incident: Event, failure: Event) -> None:
-        members = self._members[incident.id]
-        members.append(failure)
+        self._members[incident.id].append(failure)
         incident.end = max(incident.end, failure.end)
         incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
-        users = sorted({m.user for m in members if m.user})
-        hosts = sorted({m.host for m in members})
-        incident.user = ", ".join(users) or None
-        incident.host = ", ".join(hosts)
-        tries = sum(m.attempts for m in members)
-        incident.reason = f"{tries} failed login attempts from {incident.source_ip}"
-        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
-        # in journal order, not in the order its failures were released (which a sweep's timing decides)
-        incident.lines = sorted((m.lines[0] for m in members), key=lambda line: (line.ts, line.key))
 
     def _release(self, ip: str) -> Event:
+        """The incident, its fields read from its failures once (an address failing for hours makes one
+        incident of thousands: reading them at every failure cost time growing with their square)."""
         incident = self._incidents.pop(ip)
         members = self._members.pop(incident.id)
+        users = sorted({m.user for m in members if m.user})
+        incident.user = ", ".join(users) or None
+        incident.host = ", ".join(sorted({m.host for m in members}))
+        incident.reason = f"{sum(m.attempts for m in members)} failed login attempts from {incident.source_ip}"
+        incident.flags = ["invalid_user"] if any("invalid_user" in m.flags for m in members) else []
+        # in journal order, not in the order its failures were released
+        incident.lines = sorted((m.lines[0] for m in members), key=lambda line: (line.ts, line.key))
         # an incident of failures an earlier run reported was reported by it too
         incident.known = all(member.known for member in members)
         # a failure belongs to one incident: it does not count toward the next one

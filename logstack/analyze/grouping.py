@@ -227,6 +227,8 @@ class EventBuilder:
         for group in sorted(expired, key=_group_order):
             self._close(group)
         release = self.clock - 2 * self.settings.gap
+        # before any is released: those being released count as unreleased, so nothing they need goes first
+        oldest = self._oldest_unreleased()
         ready = [e for e in self._closed if final or e.last_arrival < release]
         if ready:
             taken = {id(e) for e in ready}
@@ -240,7 +242,7 @@ class EventBuilder:
                 conn = connection_key(event)
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
-            self._finalise(event, out)
+            self._finalise(event, out, oldest)
         oldest = self._oldest_unreleased()
         self.failures.end(self.clock, final, out, oldest)
         if not final:
@@ -270,13 +272,14 @@ class EventBuilder:
         self.failures.forget(self.clock, oldest_unreleased)
 
     def _oldest_unreleased(self) -> int:
-        """The earliest journal time of an event still open or waiting to be released (the clock when none)."""
-        starts = [group.first_ts for group in self._open.values()]
-        starts += [event.start for event in self._closed if id(event) not in self._merged_away]
+        """The earliest journal time of an SSH connection's group or event still open or waiting to be released
+        (the clock when none): only those can still look back on failures or extend an incident."""
+        starts = [group.first_ts for group in self._open.values() if group.lines[0].ident in SSH_IDENTIFIERS]
+        starts += [e.start for e in self._closed if e.ssh and id(e) not in self._merged_away]
         return min(starts, default=self.clock)
 
-    def _finalise(self, event: Event, out: list[Event]) -> None:
-        self.failures.finalise(event, out)
+    def _finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
+        self.failures.finalise(event, out, oldest_unreleased)
         out.append(event)
 
 
