@@ -282,7 +282,7 @@ def _hostile(size: int) -> dict[str, str]:
 
 def _cost(line: str) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         fact_columns(["sshd-session"] * 300, [line] * 300, max_length=None, min_batch=0)
         best = min(best, time.perf_counter() - start)
@@ -305,7 +305,8 @@ def test_a_long_hostile_line_costs_what_a_line_of_its_length_costs():
     assert "ssh_other" not in set(kinds[3::6]) | set(kinds[4::6]) | set(kinds[5::6])  # these shapes match rows
     for name, line in _hostile(size).items():
         assert len(line) == size
-        assert _cost(line) < 2 * base + 0.01, name
+        # measured 1.5x at most; captures across a bucket cost 25x (the bound leaves room for a loaded machine)
+        assert _cost(line) < 3 * base + 0.02, name
 
 
 def test_small_batches_are_read_line_by_line():
