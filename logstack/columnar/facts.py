@@ -49,20 +49,18 @@ def fact_columns(
     message = pl.col("message")
     length = pl.lit(True) if max_length is None else message.str.len_bytes() <= max_length
     readable = frame.filter(length & ~message.str.contains(r"[^\x00-\x7f]") & ~message.str.starts_with("[ID "))
+    pam_line = message.str.starts_with("pam_") | message.str.starts_with("PAM ")  # read by PAM's patterns first
     pam = readable.filter(pl.col("ident").is_in(list(_PAM_IDENTIFIERS)) & message.str.starts_with("pam_"))
-    ssh = readable.filter(
-        pl.col("ident").is_in(list(SSH_IDENTIFIERS))
-        & ~message.str.starts_with("pam_")
-        & ~message.str.starts_with("PAM ")
-    )
+    ssh = readable.filter(pl.col("ident").is_in(list(SSH_IDENTIFIERS)) & ~pam_line)
     done = [pam_columns(pam), _ssh_columns(ssh)]
     for identifier in PARSERS:
         own = readable.filter(pl.col("ident") == identifier)
         if identifier in PAM_READ:
-            own = own.filter(~message.str.starts_with("pam_") & ~message.str.starts_with("PAM "))
+            own = own.filter(~pam_line)
         if not own.is_empty():
             done.append(program_columns(own, identifier))
-    read = pl.concat([part for part in done if not part.is_empty()]) if any(not p.is_empty() for p in done) else None
+    done = [part for part in done if not part.is_empty()]
+    read = pl.concat(done) if done else None
     rest = frame if read is None else frame.join(read.select("i"), on="i", how="anti")
     parts = [_by_lines(rest["i"], rest["ident"], rest["message"])] + ([read] if read is not None else [])
     return pl.concat(parts).sort("i").drop("i")

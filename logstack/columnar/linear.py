@@ -16,8 +16,8 @@ from logstack.classify.messages import Message
 from logstack.classify.rules import Bucket
 
 # Python's `\s` on ASCII text (str.isspace()): Rust's Unicode White_Space lacks the four separators
-_SPACE = r"\s\x1c-\x1f"
-NON_SPACE = rf"[^{_SPACE}]"  # Python's `\S` on ASCII text, for patterns written for the automaton
+SPACE = r"\s\x1c-\x1f"
+NON_SPACE = rf"[^{SPACE}]"  # Python's `\S` on ASCII text, for patterns written for the automaton
 
 
 class UntranslatablePattern(LogstackError):
@@ -53,11 +53,11 @@ def _escape(escape: str, in_class: bool) -> str:
     if escape == r"\Z":
         return r"\z"
     if escape == r"\s":
-        return _SPACE if in_class else f"[{_SPACE}]"
+        return SPACE if in_class else f"[{SPACE}]"
     if escape == r"\S":
         if in_class:
             raise UntranslatablePattern(r"\S inside a character class")
-        return f"[^{_SPACE}]"
+        return f"[^{SPACE}]"
     if len(escape) == 2 and escape[1].isdigit() and escape[1] != "0":
         raise UntranslatablePattern(f"back-reference {escape}")
     return escape

@@ -13,20 +13,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from logstack.classify.messages import programs
-from logstack.columnar.linear import NON_SPACE
+from logstack.columnar.linear import NON_SPACE, SPACE
 from logstack.columnar.table import complete, filled, row_facts, table_matches
 
 if TYPE_CHECKING:
     import polars as pl
 
-_S = NON_SPACE  # Python's \S on ASCII
+_S = NON_SPACE
 PAM_LINE = r"^(?P<module>pam_\w+)\((?P<service>[\w-]+):(?P<type>\w+)\): (?P<rest>.*)\n?\z"
 FAILLOCK = r"^Consecutive login failures for user (?P<user>.+?) account temporarily locked"
 SESSION_OPENED = (
-    r"^session opened for user (?P<user>[^\s\x1c-\x1f(]+)(?:\(uid=\d+\))? by (?P<by>[^\s\x1c-\x1f(]*)"
+    rf"^session opened for user (?P<user>[^{SPACE}(]+)(?:\(uid=\d+\))? by (?P<by>[^{SPACE}(]*)"
     r"(?:\(uid=(?P<byuid>\d+)\))?\n?\z"
 )
-SESSION_CLOSED = r"^session closed for user (?P<user>[^\s\x1c-\x1f(]+)(?:\(uid=\d+\))?\n?\z"
+SESSION_CLOSED = rf"^session closed for user (?P<user>[^{SPACE}(]+)(?:\(uid=\d+\))?\n?\z"
 AUTH_FAILURE = r"^(?:\d+ more )?authentication failures?;(?P<kv>.*)\n?\z"
 PASSWORD_CHANGED = r"^password changed for (?P<user>.+)\n?\z"
 # rules.KV, `(?<!\w)(\w++)=(\S*+)`: the automaton has no look-behind and needs none; matches are found
@@ -41,7 +41,7 @@ def pam_columns(frame: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 
     if frame.is_empty():
-        return frame.select("i").pipe(complete_empty)
+        return complete(frame.select("i", kind=pl.lit(None, pl.String)))
     parts = frame.select("i", found=pl.col("message").str.extract_groups(PAM_LINE)).unnest("found")
     parts = parts.filter(pl.col("module").is_not_null())
     facts = _parsed(parts)
@@ -59,13 +59,6 @@ def pam_columns(frame: pl.DataFrame) -> pl.DataFrame:
 @lru_cache(maxsize=1)
 def _tabled_modules() -> frozenset[str]:
     return frozenset(name for name in programs() if name.startswith("pam_"))
-
-
-def complete_empty(frame: pl.DataFrame) -> pl.DataFrame:
-    """No line: the fact columns, empty."""
-    import polars as pl
-
-    return complete(frame.with_columns(kind=pl.lit(None, pl.String))).clear()
 
 
 def _parsed(parts: pl.DataFrame) -> pl.DataFrame:

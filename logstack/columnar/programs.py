@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from logstack.classify.rules import UNREAD_KINDS
-from logstack.columnar.linear import NON_SPACE
+from logstack.columnar.linear import NON_SPACE, SPACE
 from logstack.columnar.table import complete, row_facts, table_matches
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ _S = NON_SPACE
 LOGIND_NEW = rf"^New session {_S}+ of user (?P<user>.+?)\.\n?\z"
 LOGIND_END = rf"^(?:Removed session|Session) {_S}+?(?: logged out)?\."
 SUPPRESSED = rf"^Suppressed \d+ messages from {_S}+"
-_TARGET = r"(?P<target>[^\s\x1c-\x1f)]+)"
+_TARGET = rf"(?P<target>[^{SPACE})]+)"
 SU_OK = rf"^(?:\+ )?\(to {_TARGET}\) (?P<user>{_S}+) on (?P<tty>{_S}+)\n?\z"
 SU_FAIL = rf"^(?:FAILED SU|- ) ?\(to {_TARGET}\) (?P<user>{_S}+) on (?P<tty>{_S}+)\n?\z"
 SU_LEGACY = rf"^FAILED su for (?P<target>{_S}+) by (?P<user>.+)\n?\z"

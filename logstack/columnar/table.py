@@ -72,6 +72,8 @@ def table_matches(lines: pl.DataFrame, program: str) -> tuple[pl.DataFrame | Non
     import polars as pl
 
     table = _table(program)
+    if not table.buckets:
+        return None, lines
     text = pl.col("text")
     frame = lines.with_columns(
         key2=pl.coalesce(text.str.extract(r"^([^ ]* [^ ]*)", 1), text),
@@ -81,8 +83,6 @@ def table_matches(lines: pl.DataFrame, program: str) -> tuple[pl.DataFrame | Non
     matched: list[pl.DataFrame] = []
     # a line's bucket by its first two words, its first, then (beginning with a digit) a number's, then a value's
     for key in (pl.col("key2"), pl.col("key1"), pl.when("digit").then(pl.lit("0")), pl.lit("")):
-        if not table.buckets:
-            break
         candidates = frame.with_columns(key=key).filter(pl.col("key").is_in(list(table.buckets)))
         found = [
             _match(part, *table.buckets[str(name)])
