@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 
 from logstack.analyze.connections import processes_of
@@ -29,10 +31,21 @@ class FailureWindows:
         self._failed_at: dict[str, deque[tuple[int, int, tuple[str, str, str] | None]]] = {}
         self._incidents: dict[str, Event] = {}
         self._members: dict[str, list[Event]] = {}  # brute-force incident id → failed logins
+        # What `forget` must look at, without a pass over every source at every sweep: (arrival, source) by
+        # the arrival of what a source's queue could lose first, and the sources it looks at again each time.
+        self._failures_due: list[tuple[int, str]] = []
+        self._tries_due: list[tuple[int, str]] = []
+        self._failures_held: set[str] = set()
+        self._tries_held: set[str] = set()
 
     def tried(self, address: str, arrival: int, ts: int, tag: tuple[str, str, str] | None) -> None:
         """A line that is a failed try from `address` arrived."""
-        self._failed_at.setdefault(source_key(address), deque()).append((arrival, ts, tag))
+        ip = source_key(address)
+        tries = self._failed_at.get(ip)
+        if tries is None:
+            tries = self._failed_at[ip] = deque()
+            heapq.heappush(self._tries_due, (arrival, ip))
+        tries.append((arrival, ts, tag))
 
     def finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
         """An event is released: flag a success after failures; count a failure toward its source's incident
@@ -43,10 +56,12 @@ class FailureWindows:
         ip = source_key(event.source_ip) if event.source_ip else None
         if event.type != "ssh_login" or not ip:
             return
-        recent = self._failures.setdefault(ip, deque())
-        floor = min(event.start, oldest_unreleased) - window
-        while recent and recent[0].end < floor:
-            recent.popleft()
+        recent = self._failures.get(ip)  # none and empty are alike: a success makes no queue of its own
+        if recent is not None:
+            floor = min(event.start, oldest_unreleased) - window
+            while recent and recent[0].end < floor:
+                recent.popleft()
+            self._failures_changed(ip)
         if event.outcome == "success":
             tries = self._failed_at.get(ip, ())
             own = processes_of(event) if event.pids else set()
@@ -55,7 +70,10 @@ class FailureWindows:
             if any(event.start - window <= at <= event.end and (tag is None or tag not in own) for _, at, tag in tries):
                 event.flags = sorted({*event.flags, "after_failures"})
             return
+        if recent is None:
+            recent = self._failures[ip] = deque()
         recent.append(event)
+        self._failures_changed(ip)
         incident = self._incidents.get(ip)
         if incident is not None:
             if event.start - incident.end <= window:
@@ -89,19 +107,36 @@ class FailureWindows:
         stale = clock - 2 * self.settings.gap - window
         hard = stale - HOLD
         needed = oldest_unreleased - window
-        for ip, recent in list(self._failures.items()):
+        # only a source whose queue holds something that arrived before `stale` can lose anything
+        _due(self._failures_due, stale, self._failures_held, lambda ip, at: _failures_key(self._failures, ip) == at)
+        for ip in list(self._failures_held):
+            recent = self._failures[ip]
             while recent and recent[0].last_arrival < hard:  # an unreleased event holds back HOLD at most
                 recent.popleft()
             last = recent[-1] if recent else None
             gone = last is None or last.last_arrival < hard or (last.last_arrival < stale and last.end < needed)
             if gone and ip not in self._incidents:
                 del self._failures[ip]
-        for ip, tries in list(self._failed_at.items()):
+                self._failures_held.discard(ip)
+            elif (key := _failures_key(self._failures, ip)) >= stale:
+                self._failures_held.discard(ip)
+                heapq.heappush(self._failures_due, (key, ip))
+        tried = self._failed_at
+        _due(self._tries_due, stale, self._tries_held, lambda ip, at: ip in tried and tried[ip][0][0] == at)
+        for ip in list(self._tries_held):
+            tries = self._failed_at[ip]
             # by arrival: a sender's clock cannot keep them past the unreleased events' lifetime
             while tries and (tries[0][0] < hard or (tries[0][0] < stale and tries[0][1] < needed)):
                 tries.popleft()
             if not tries:
                 del self._failed_at[ip]
+                self._tries_held.discard(ip)
+            elif tries[0][0] >= stale:
+                self._tries_held.discard(ip)
+                heapq.heappush(self._tries_due, (tries[0][0], ip))
+
+    def _failures_changed(self, ip: str) -> None:
+        heapq.heappush(self._failures_due, (_failures_key(self._failures, ip), ip))
 
     def _incident(self, ip: str, failures: list[Event]) -> Event:
         first = failures[0]
@@ -147,7 +182,25 @@ class FailureWindows:
         taken = {id(member) for member in members}
         if ip in self._failures:
             self._failures[ip] = deque(f for f in self._failures[ip] if id(f) not in taken)
+            self._failures_changed(ip)
         return incident
+
+
+def _failures_key(failures: dict[str, deque[Event]], ip: str) -> int:
+    """The earliest arrival `forget` looks at in a source's failures: the first's (lost after HOLD) or the last's
+    (the source is forgotten); -1 for an empty queue."""
+    recent = failures.get(ip)
+    if not recent:
+        return -1
+    return min(recent[0].last_arrival, recent[-1].last_arrival)
+
+
+def _due(heap: list[tuple[int, str]], before: int, held: set[str], current: Callable[[str, int], bool]) -> None:
+    """Move to `held` the sources whose entry (still current) is due before `before`."""
+    while heap and heap[0][0] < before:
+        at, ip = heapq.heappop(heap)
+        if current(ip, at):
+            held.add(ip)
 
 
 @lru_cache(maxsize=65536)

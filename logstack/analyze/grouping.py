@@ -8,6 +8,7 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
@@ -63,9 +64,17 @@ class EventBuilder:
         self._logins: dict[tuple[str, ...], list[Event]] = {}
         self._orphans: dict[tuple[str, ...], list[Event]] = {}
         self._accepts: dict[tuple[str, ...], deque[tuple[int, str]]] = {}  # (journal time, PID) of each login
+        # (arrival, peer) as the three indexes above gained an entry: the peers a forget looks at, not all of them
+        self._peers_due: deque[tuple[int, tuple[str, ...]]] = deque()
+        self._keep_after = -1  # the last forget's: older logins (by journal time) are gone from _accepts
         self._pid_first: dict[tuple[str, str, str], int] = {}  # process → its first line's journal time
         self._pid_order: deque[tuple[int, tuple[str, str, str]]] = deque()  # (arrival, process), to forget them
         self.failures = FailureWindows(self.settings)
+        # (start, n, key, group) of open SSH groups and (start, n, event) of waiting SSH events, smallest first;
+        # entries of a group closed or an event released are dropped when they reach the top
+        self._group_starts: list[tuple[int, int, tuple[str, ...], Group]] = []
+        self._event_starts: list[tuple[int, int, Event]] = []
+        self._pushed = 0
         self._seen: set[str] = set()  # de-duplication keys of recent lines
         self._seen_order: deque[tuple[int, str]] = deque()
         self.clock = 0
@@ -93,7 +102,9 @@ class EventBuilder:
             self.failures.tried(fact.source_ip, arrival, line.ts, tag)
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
-            self._accepts.setdefault(peer_of_line(line, fact.source_ip), deque()).append((line.ts, line.pid))
+            peer = peer_of_line(line, fact.source_ip)
+            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid))
+            self._peers_due.append((arrival, peer))
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -113,12 +124,17 @@ class EventBuilder:
             # a daemon's line naming another peer than the group's starts a new connection's event
             and (group.address is None or fact.source_ip in (None, group.address) or fact.kind not in ADDRESS_KINDS)
         ):
+            earlier = line.ts < group.first_ts
             group.add(line, fact)
+            if earlier and group.lines[0].ident in SSH_IDENTIFIERS:
+                self._group_started(group_key, group)
         else:
             if group is not None:
                 self._close(group)
-            self._open[group_key] = Group(line, fact)
+            group = self._open[group_key] = Group(line, fact)
             self._expiry.append((arrival, group_key))
+            if line.ident in SSH_IDENTIFIERS:
+                self._group_started(group_key, group)
             process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
             if line.pid and process not in self._pid_first:
                 self._pid_first[process] = line.ts
@@ -150,12 +166,14 @@ class EventBuilder:
                 and len({*partner.pids, *event.pids}) <= 2
             ):
                 self._merge(partner, event)
+                self._event_waits(partner)
                 return
             self._conn_index[conn] = event
         if event.ssh and event.source_ip and self._joined_by_peer(event):
             return
         self._closed.append(event)
         self._waiting.add(id(event))
+        self._event_waits(event)
 
     def _joined_by_peer(self, event: Event) -> bool:
         """sshd before 7.4p1 wrote no port on its session child's lines (`Received disconnect from ADDR: 11:
@@ -168,8 +186,10 @@ class EventBuilder:
             logins = [e for e in self._logins.get(key, ()) if child_of(e, event, gap) and id(e) in self._waiting]
             if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
                 self._merge(logins[0], event)
+                self._event_waits(logins[0])
                 return True
             self._orphans.setdefault(key, []).append(event)
+            self._peers_due.append((self.clock, key))
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
             orphans = [o for o in self._orphans.get(key, ()) if child_of(event, o, gap) and id(o) in self._waiting]
             if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
@@ -178,6 +198,7 @@ class EventBuilder:
                 self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
                 self._merge(event, orphans[0])
             self._logins.setdefault(key, []).append(event)
+            self._peers_due.append((self.clock, key))
         return False
 
     def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
@@ -187,7 +208,10 @@ class EventBuilder:
         if first < login.start:
             return False  # the child's process was there before this login: another connection's
         since = child.start - 2 * self.settings.gap
-        others = {pid for ts, pid in self._accepts.get(key, ()) if since <= ts <= child.start and pid not in login.pids}
+        accepts = self._accepts.get(key, deque())
+        while accepts and accepts[0][0] < self._keep_after:  # as the last forget would have left it
+            accepts.popleft()
+        others = {pid for ts, pid in accepts if since <= ts <= child.start and pid not in login.pids}
         return not others
 
     def _merge(self, into: Event, other: Event) -> None:
@@ -255,27 +279,64 @@ class EventBuilder:
         order = self._seen_order
         while order and order[0][0] < keep_after:
             self._seen.discard(order.popleft()[1])
-        for index in (self._logins, self._orphans):
-            for key in list(index):
-                index[key] = [e for e in index[key] if e.last_arrival >= keep_after]
-                if not index[key]:
-                    del index[key]
-        for peer, accepts in list(self._accepts.items()):
-            while accepts and accepts[0][0] < keep_after:
-                accepts.popleft()
-            if not accepts:
-                del self._accepts[peer]
+        self._keep_after = keep_after
+        due = self._peers_due
+        while due and due[0][0] < keep_after:
+            self._forget_peer(due.popleft()[1], keep_after)
         while self._pid_order and self._pid_order[0][0] < keep_after:
             del self._pid_first[self._pid_order.popleft()[1]]
         # a login not yet released looks back a window from its start for failures, however long ago it
         # arrived: what it may still need is kept, whenever the sweep runs
         self.failures.forget(self.clock, oldest_unreleased)
 
+    def _forget_peer(self, peer: tuple[str, ...], keep_after: int) -> None:
+        """Forget a peer's logins and children released already (only those still waiting can join) and its
+        logins older than `keep_after`; a peer with some left is looked at again later."""
+        left = False
+        for index in (self._logins, self._orphans):
+            events = [e for e in index.get(peer, ()) if id(e) in self._waiting]
+            if events:
+                index[peer] = events
+                left = True
+            else:
+                index.pop(peer, None)
+        accepts = self._accepts.get(peer)
+        if accepts is not None:
+            while accepts and accepts[0][0] < keep_after:
+                accepts.popleft()
+            if accepts:
+                left = True
+            else:
+                del self._accepts[peer]
+        if left:
+            self._peers_due.append((self.clock, peer))
+
+    def _group_started(self, key: tuple[str, ...], group: Group) -> None:
+        self._pushed += 1
+        heapq.heappush(self._group_starts, (group.first_ts, self._pushed, key, group))
+
+    def _event_waits(self, event: Event) -> None:
+        if event.ssh and id(event) in self._waiting:
+            self._pushed += 1
+            heapq.heappush(self._event_starts, (event.start, self._pushed, event))
+
     def _oldest_unreleased(self) -> int:
         """The earliest journal time of an SSH connection's group or event still open or waiting to be released
-        (the clock when none): only those can still look back on failures or extend an incident."""
-        starts = [group.first_ts for group in self._open.values() if group.lines[0].ident in SSH_IDENTIFIERS]
-        starts += [e.start for e in self._closed if e.ssh and id(e) not in self._merged_away]
+        (the clock when none): only those can still look back on failures or extend an incident. Kept in heaps,
+        not found by a scan at every sweep (thousands of open groups)."""
+        groups, events, open_, waiting = self._group_starts, self._event_starts, self._open, self._waiting
+        while groups and not (open_.get(groups[0][2]) is groups[0][3] and groups[0][3].first_ts == groups[0][0]):
+            heapq.heappop(groups)
+        while events and not (id(events[0][2]) in waiting and events[0][2].start == events[0][0]):
+            heapq.heappop(events)
+        # entries below a top that stays (one connection that never closes) are dropped now and then
+        if len(groups) + len(events) > 4 * (len(open_) + len(waiting)) + 4096:
+            self._group_starts = [g for g in groups if open_.get(g[2]) is g[3] and g[3].first_ts == g[0]]
+            self._event_starts = [e for e in events if id(e[2]) in waiting and e[2].start == e[0]]
+            heapq.heapify(self._group_starts)
+            heapq.heapify(self._event_starts)
+            groups, events = self._group_starts, self._event_starts
+        starts = [heap[0][0] for heap in (groups, events) if heap]
         return min(starts, default=self.clock)
 
     def _finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
