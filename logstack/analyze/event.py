@@ -207,6 +207,11 @@ TYPE_RULES: tuple[TypeRule, ...] = (
 
 def event_type(kinds: set[str], services: set[str], ssh: bool) -> tuple[str, str]:
     """(type, outcome) of a group with these fact kinds and PAM services, by the first matching rule."""
+    return _event_type(frozenset(kinds), frozenset(services), ssh)
+
+
+@lru_cache(maxsize=4096)  # groups repeat a few combinations of kinds: the rules are read once for each
+def _event_type(kinds: frozenset[str], services: frozenset[str], ssh: bool) -> tuple[str, str]:
     for rule in TYPE_RULES:
         if rule.matches(kinds, services, ssh):
             if rule.failure_kinds is not None:

@@ -207,6 +207,8 @@ def _due(heap: list[tuple[int, str]], before: int, held: set[str], current: Call
 def source_key(address: str) -> str:
     """Where failed tries are counted together: an IPv4 address, or an IPv6 address's /64 (one subscriber's
     network: an attacker holding it has 2^64 addresses to rotate through); a host name as it is."""
+    if ":" not in address:  # an IPv4 address or a host name: counted as it is (parsing it costs 4 µs)
+        return address
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:

@@ -33,7 +33,6 @@ PASSWORD_CHANGED = r"^password changed for (?P<user>.+)\n?\z"
 # leftmost, so a key begins at a word's first character (a value runs to a space, so the next pair's key
 # always begins a word)
 _KV = rf"\w+={_S}*"
-_KV_PARTS = rf"(\w+)=({_S}*)$"
 
 
 def pam_columns(frame: pl.DataFrame) -> pl.DataFrame:
@@ -68,7 +67,7 @@ def _parsed(parts: pl.DataFrame) -> pl.DataFrame:
     frame = _kinds(parts)
     kind, service = pl.col("kind"), pl.col("service")
     failure = kind == "auth_failure"
-    return frame.with_columns(_pairs(frame)).select(
+    return _pairs(frame).select(
         "i",
         "module",
         "kind",
@@ -138,18 +137,30 @@ def _kinds(parts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _pairs(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The `key=value` pairs of an authentication failure, as `dict(KV.findall(...))`: a key's last value."""
+_KEYS = ("ruser", "logname", "user", "rhost", "tty")
+
+
+def _pairs(frame: pl.DataFrame) -> pl.DataFrame:
+    """The `key=value` pairs of an authentication failure, as `dict(KV.findall(...))`: a key's last value. A
+    pair's key is what comes before its first `=` (a key is a word); one pass finds them all, no pattern per key."""
     import polars as pl
 
-    tokens = pl.col("kv").str.extract_all(_KV)
-    exprs = []
-    for key in ("ruser", "logname", "user", "rhost", "tty"):
-        values = tokens.list.eval(
-            pl.when(pl.element().str.extract(_KV_PARTS, 1) == key).then(pl.element().str.extract(_KV_PARTS, 2))
-        )
-        exprs.append(values.list.drop_nulls().list.last().alias(f"kv_{key}"))
-    return exprs
+    pairs = (
+        frame.select("i", pair=pl.col("kv").str.extract_all(_KV))
+        .explode("pair")
+        .select("i", split=pl.col("pair").str.splitn("=", 2))
+        .unnest("split")
+        .rename({"field_0": "key", "field_1": "value"})
+        .filter(pl.col("key").is_in(_KEYS))
+    )
+    last = pairs.group_by("i", "key", maintain_order=True).last()
+    columns = [
+        pl.when(pl.col("key") == key).then(pl.col("value")).max().alias(f"kv_{key}") for key in _KEYS
+    ]  # one value per (line, key) is left: max() is that one
+    values = last.group_by("i").agg(columns)
+    if values.is_empty():
+        return frame.with_columns(**{f"kv_{key}": pl.lit(None, pl.String) for key in _KEYS})
+    return frame.join(values, on="i", how="left")
 
 
 def _by_table(lines: pl.DataFrame, module: str) -> pl.DataFrame:
