@@ -34,6 +34,7 @@ from logstack.analyze.event import (
 )
 from logstack.analyze.failures import FailureWindows
 from logstack.classify.classifier import classify
+from logstack.classify.fact import Fact
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
@@ -131,19 +132,22 @@ class EventBuilder:
         else:
             if group is not None:
                 self._close(group)
-            group = self._open[group_key] = Group(line, fact)
-            self._expiry.append((arrival, group_key))
-            if line.ident in SSH_IDENTIFIERS:
-                self._group_started(group_key, group)
-            process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
-            if line.pid and process not in self._pid_first:
-                self._pid_first[process] = line.ts
-                self._pid_order.append((arrival, process))
+            self._open_group(group_key, line, fact)
         self._since_sweep += 1
         if self._since_sweep >= self.sweep_every:
             self._since_sweep = 0
             return self._sweep(final=False)
         return ()
+
+    def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> None:
+        group = self._open[key] = Group(line, fact)
+        self._expiry.append((line.arrival, key))
+        if line.ident in SSH_IDENTIFIERS:
+            self._group_started(key, group)
+        process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
+        if line.pid and process not in self._pid_first:
+            self._pid_first[process] = line.ts
+            self._pid_order.append((line.arrival, process))
 
     def finish(self) -> list[Event]:
         """End of input: release everything."""
