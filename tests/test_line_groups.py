@@ -1,0 +1,126 @@
+"""The line layer over columns: on batches in arrival order, `line_groups` puts together exactly the lines the
+event builder closes as one group (before it joins a connection's processes), and `in_order` refuses the
+batches it could not group so."""
+
+from __future__ import annotations
+
+import random
+
+import hypothesis
+import polars as pl
+from hypothesis import strategies as st
+
+from logstack.analyze.event import Group
+from logstack.analyze.grouping import EventBuilder
+from logstack.analyze.line_groups import COLUMNS, line_groups
+from logstack.base.clock import SECOND
+from logstack.columnar.facts import fact_columns
+from logstack.journal.line import Line, from_journal
+from tests.journal import entry
+from tests.test_sweep_cadence import T0, _journal
+
+GAP = 180 * SECOND
+
+
+class _Recording(EventBuilder):
+    """The builder, noting the lines of each group it closes."""
+
+    def __init__(self, sweep_every: int) -> None:
+        super().__init__(sweep_every=sweep_every)
+        self.groups: list[frozenset[str]] = []
+
+    def _close(self, group: Group) -> None:
+        self.groups.append(frozenset(line.key for line in group.lines))
+        super()._close(group)
+
+
+def _frame(lines: list[Line]) -> pl.DataFrame:
+    facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=0)
+    names = [name for name in COLUMNS if name not in facts.columns]
+    frame = pl.DataFrame(
+        {name: [getattr(line, name) for line in lines] for name in names},
+        schema={name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in names},
+    )
+    return pl.concat([frame, facts], how="horizontal")
+
+
+def _extra(rng: random.Random, count: int) -> list[dict[str, object]]:
+    """Lines the generated connections lack: one PID naming several peers, lockouts and logins of their own
+    between a process's lines, lines far apart in time, a line without a PID, unproven lines."""
+    out = []
+    for n in range(count):
+        ts = T0 + rng.randint(0, 3000) * SECOND
+        roll = rng.random()
+        if roll < 0.3:
+            ip = rng.choice(["203.0.113.1", "203.0.113.2", "2001:db8::5"])
+            message = f"Connection closed by {ip} port {rng.randint(1, 9)} [preauth]"
+            out.append(entry(ts, "sshd", 77, message, host="web1"))
+        elif roll < 0.45:
+            out.append(
+                entry(
+                    ts,
+                    "sshd",
+                    77,
+                    "pam_faillock(sshd:auth): Consecutive login failures for user root account temporarily locked",
+                    host="web1",
+                )
+            )
+        elif roll < 0.6:
+            out.append(entry(ts, "systemd-logind", 600, f"New session {n} of user alice.", host="web2"))
+        elif roll < 0.75:
+            record = entry(ts, "sshd", 77, "Received disconnect from 203.0.113.1 port 4: bye", host="web1")
+            del record["_PID"]
+            out.append(record)
+        else:
+            out.append(entry(ts, "su", 300 + n % 3, "(to root) alice on pts/0", host="web2"))
+    return out
+
+
+@hypothesis.settings(max_examples=80, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**32 - 1), count=st.integers(1, 150), extra=st.integers(0, 60), late=st.integers(0, 8)
+)
+def test_the_groups_are_the_builders(seed, count, extra, late):
+    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
+    records += _extra(random.Random(seed), extra)
+    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))  # an export: in journal time
+    lines = [line for line in map(from_journal, records) if line is not None]
+    rng = random.Random(seed)
+    # rows as the store gives them: ingested after they were written, behind by a delay that now and then
+    # grows by minutes (a sender that could not deliver), so lines close in journal time may arrive apart
+    delay = 0
+    for line in lines:
+        line.auth = rng.choice([None, None, None, "unsigned"])
+        line.key = f"{line.key}|{line.auth}" if line.auth else line.key
+        delay += rng.choice([0] * 30 + [200 * SECOND])
+        line.arrival = line.ts + delay
+    # and some delivered late: fed after lines that arrived later than they did
+    for _ in range(late if len(lines) > 1 else 0):
+        at = rng.randrange(len(lines) - 1)
+        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    groups = line_groups(_frame(lines), GAP)
+    hypothesis.assume(groups is not None)
+    got: dict[int, set[str]] = {}
+    for line, group in zip(lines, groups.to_list(), strict=True):
+        got.setdefault(group, set()).add(line.key)
+    for cadence in (1, 3, 2048):
+        builder = _Recording(cadence)
+        for line in lines:
+            builder.feed(line)
+        builder.finish()
+        assert sorted(map(sorted, got.values())) == sorted(map(sorted, builder.groups)), cadence
+
+
+def _lines(*specs: tuple[int, int, int, str]) -> pl.DataFrame:
+    return _frame([from_journal(entry(T0 + ts * SECOND, "sshd", pid, message)) for ts, pid, _, message in specs])
+
+
+def test_what_it_cannot_group_is_refused():
+    fine = _lines((0, 1, 0, "a"), (5, 1, 0, "b"), (7, 2, 0, "c"))
+    assert line_groups(fine, GAP) is not None
+    assert line_groups(fine.with_columns(arrival=pl.Series([3, 2, 4])), GAP) is None  # arrival goes back
+    assert line_groups(fine.with_columns(key=pl.Series(["k", "k", "j"])), GAP) is None  # a copy
+    two_keys = _lines((5, 1, 0, "a"), (0, 2, 0, "b")).with_columns(arrival=pl.Series([1, 2]))
+    assert line_groups(two_keys, GAP) is not None
+    time_back = _lines((5, 1, 0, "a"), (0, 1, 0, "b")).with_columns(arrival=pl.Series([1, 2]))
+    assert line_groups(time_back, GAP) is None  # journal time goes back within one key
