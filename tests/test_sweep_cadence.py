@@ -294,3 +294,37 @@ def test_an_address_failing_for_hours_costs_time_in_proportion():
 
     cost(2000)
     assert cost(16_000) < 16 * cost(2000)
+
+
+def test_a_login_delivered_late_is_still_one_a_child_may_belong_to():
+    """Rows shipped an hour late: alice's login, a session child naming no port (sshd before 7.4p1), then bob's
+    login from the same address, journal time between the two but arriving last. Two logins could own the child:
+    the late one is counted although it came after the builder last forgot old logins."""
+    address = "198.51.100.9"
+    rows = [
+        (0, 0, 100, f"Accepted password for alice from {address} port 5000 ssh2"),
+        (10, 10, 101, f"Received disconnect from {address}: 11: disconnected by user"),
+        (5, 210, 200, f"Accepted password for bob from {address} port 5001 ssh2"),
+    ]
+    lines = []
+    for ts, arrival, pid, message in rows:
+        line = from_journal(entry(T0 + ts * SECOND, "sshd", pid, message))
+        line.arrival = T0 + (3600 + arrival) * SECOND
+        lines.append(line)
+    builder = EventBuilder(sweep_every=1)
+    events = [event for line in lines for event in builder.feed(line)] + builder.finish()
+    assert sorted(event.pids for event in events) == [["100"], ["101", "200"]]
+
+
+def test_an_address_logging_in_every_second_holds_back_no_memory():
+    """Any local user can log `Accepted password … from ADDR` under sshd's name once a second for hours: what
+    the builder keeps to join session children to logins stays what a few gaps hold."""
+
+    def journal(seconds: int) -> list[Line]:
+        message = "Accepted password for x from 10.9.9.9 port {} ssh2"
+        return [
+            from_journal(entry(T0 + i * SECOND, "sshd", 5000 + i, message.format(1024 + i), comm="logger"))
+            for i in range(seconds)
+        ]
+
+    assert _peak(journal(8 * 3600)) < 1.3 * _peak(journal(2 * 3600))

@@ -64,10 +64,13 @@ class EventBuilder:
         # by machine, boot, peer address: successful logins, and session children that named no port
         self._logins: dict[tuple[str, ...], list[Event]] = {}
         self._orphans: dict[tuple[str, ...], list[Event]] = {}
-        self._accepts: dict[tuple[str, ...], deque[tuple[int, str]]] = {}  # (journal time, PID) of each login
-        # (arrival, peer) as the three indexes above gained an entry: the peers a forget looks at, not all of them
+        # (journal time, PID, forgets done before it came) of each login
+        self._accepts: dict[tuple[str, ...], deque[tuple[int, str, int]]] = {}
+        # (arrival, peer), once per peer, as the three indexes above gained an entry: the peers a forget looks at
         self._peers_due: deque[tuple[int, tuple[str, ...]]] = deque()
-        self._keep_after = -1  # the last forget's: older logins (by journal time) are gone from _accepts
+        self._peers_scheduled: set[tuple[str, ...]] = set()
+        self._forgets = 0
+        self._keep_after = -1  # the last forget's: logins it saw that are older (by journal time) are gone
         self._pid_first: dict[tuple[str, str, str], int] = {}  # process → its first line's journal time
         self._pid_order: deque[tuple[int, tuple[str, str, str]]] = deque()  # (arrival, process), to forget them
         self.failures = FailureWindows(self.settings)
@@ -104,8 +107,8 @@ class EventBuilder:
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
             peer = peer_of_line(line, fact.source_ip)
-            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid))
-            self._peers_due.append((arrival, peer))
+            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid, self._forgets))
+            self._schedule(arrival, peer)
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -193,7 +196,7 @@ class EventBuilder:
                 self._event_waits(logins[0])
                 return True
             self._orphans.setdefault(key, []).append(event)
-            self._peers_due.append((self.clock, key))
+            self._schedule(self.clock, key)
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
             orphans = [o for o in self._orphans.get(key, ()) if child_of(event, o, gap) and id(o) in self._waiting]
             if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
@@ -202,7 +205,7 @@ class EventBuilder:
                 self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
                 self._merge(event, orphans[0])
             self._logins.setdefault(key, []).append(event)
-            self._peers_due.append((self.clock, key))
+            self._schedule(self.clock, key)
         return False
 
     def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
@@ -213,9 +216,8 @@ class EventBuilder:
             return False  # the child's process was there before this login: another connection's
         since = child.start - 2 * self.settings.gap
         accepts = self._accepts.get(key, deque())
-        while accepts and accepts[0][0] < self._keep_after:  # as the last forget would have left it
-            accepts.popleft()
-        others = {pid for ts, pid in accepts if since <= ts <= child.start and pid not in login.pids}
+        self._trim(accepts)  # as the last forget would have left it
+        others = {pid for ts, pid, _ in accepts if since <= ts <= child.start and pid not in login.pids}
         return not others
 
     def _merge(self, into: Event, other: Event) -> None:
@@ -284,18 +286,21 @@ class EventBuilder:
         while order and order[0][0] < keep_after:
             self._seen.discard(order.popleft()[1])
         self._keep_after = keep_after
+        self._forgets += 1
         due = self._peers_due
         while due and due[0][0] < keep_after:
-            self._forget_peer(due.popleft()[1], keep_after)
+            peer = due.popleft()[1]
+            self._peers_scheduled.discard(peer)
+            self._forget_peer(peer)
         while self._pid_order and self._pid_order[0][0] < keep_after:
             del self._pid_first[self._pid_order.popleft()[1]]
         # a login not yet released looks back a window from its start for failures, however long ago it
         # arrived: what it may still need is kept, whenever the sweep runs
         self.failures.forget(self.clock, oldest_unreleased)
 
-    def _forget_peer(self, peer: tuple[str, ...], keep_after: int) -> None:
+    def _forget_peer(self, peer: tuple[str, ...]) -> None:
         """Forget a peer's logins and children released already (only those still waiting can join) and its
-        logins older than `keep_after`; a peer with some left is looked at again later."""
+        logins older than the last forget's bound; a peer with some left is looked at again later."""
         left = False
         for index in (self._logins, self._orphans):
             events = [e for e in index.get(peer, ()) if id(e) in self._waiting]
@@ -306,14 +311,25 @@ class EventBuilder:
                 index.pop(peer, None)
         accepts = self._accepts.get(peer)
         if accepts is not None:
-            while accepts and accepts[0][0] < keep_after:
-                accepts.popleft()
+            self._trim(accepts)
             if accepts:
                 left = True
             else:
                 del self._accepts[peer]
         if left:
-            self._peers_due.append((self.clock, peer))
+            self._schedule(self.clock, peer)
+
+    def _trim(self, accepts: deque[tuple[int, str, int]]) -> None:
+        """Drop the logins a forget would have dropped: older than its bound, and there when it ran (a login
+        delivered late, after it, stays until the next one)."""
+        while accepts and accepts[0][2] < self._forgets and accepts[0][0] < self._keep_after:
+            accepts.popleft()
+
+    def _schedule(self, arrival: int, peer: tuple[str, ...]) -> None:
+        """Have a forget look at `peer` (once, however often it logs in: a login a second is no queue)."""
+        if peer not in self._peers_scheduled:
+            self._peers_scheduled.add(peer)
+            self._peers_due.append((arrival, peer))
 
     def _group_started(self, key: tuple[str, ...], group: Group) -> None:
         self._pushed += 1
