@@ -242,6 +242,53 @@ def test_generated_logind_journald_and_su_lines(batch):
     _same([ident for ident, _ in batch], [line for _, line in batch])
 
 
+_sudo_part = st.one_of(
+    st.sampled_from(
+        [
+            "TTY=pts/0",
+            "PWD=/home/a ; b",
+            "USER=root",
+            "USER=",
+            "USER=x ; USER=y",
+            "COMMAND=a ; USER=b",
+            "COMMAND=/bin/sh -c 'a ; b'",
+            "COMMAND=",
+            "COMMAND=x COMMAND=y",
+            "user NOT in sudoers",
+            "3 incorrect password attempts",
+            "command not allowed",
+            "",
+            "  ",
+            "\x1c",
+            "a=b",
+            "Key=v",
+            "=v",
+            "X1=v",
+            "1=2",
+            "ENV=A=B",
+            "(command continued) rest",
+        ]
+    ),
+    _tricky,
+)
+_sudo_lines = st.builds(
+    lambda head, user, sep, parts, tail: head + user + sep + " ; ".join(parts) + tail,
+    st.sampled_from(["", "", "(command continued)", " "]),
+    st.sampled_from(["alice", "  bob", "a : b", "", " ", "x\x1f"]),
+    st.sampled_from([" : ", " : ", ":", " :  ", ""]),
+    st.lists(_sudo_part, max_size=7),
+    st.sampled_from(["", " ", " ; ", "\n", " \x1c"]),
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(batch=st.lists(_sudo_lines, min_size=1, max_size=60))
+def test_generated_sudo_lines(batch):
+    """sudo's `USER : KEY=value ; …`: the parts up to the first COMMAND=, a key's last value, the first part
+    that is no pair as the reason, a command holding ` ; `, continued lines, and what is no sudo line at all."""
+    _same(["sudo"] * len(batch), batch)
+
+
 def _suite_strings() -> list[str]:
     """Every string constant in the test suite: the journal lines its tests write, and much else."""
     found: set[str] = set()
@@ -257,7 +304,7 @@ def _suite_strings() -> list[str]:
 def test_every_string_of_the_test_suite():
     strings = _suite_strings()
     assert len(strings) > 3000
-    read = (*SSH, "su", "systemd-logind", "systemd-journald")
+    read = (*SSH, "su", "systemd-logind", "systemd-journald", "sudo")
     identifiers = [ident for ident in read for _ in strings]
     _same(identifiers, strings * len(read))
 

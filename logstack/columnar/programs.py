@@ -1,6 +1,7 @@
-"""The programs' own parsers over columns, for those whose parser is a few patterns: systemd-logind, journald's
-suppression notices, su and runuser. Each reads its lines as its module in `logstack.classify.programs` does;
-what it leaves unread is read by the identifier's rows of the message table, as `classify()` does.
+"""The programs' own parsers over columns, for those whose parser is a few patterns or splits: systemd-logind,
+journald's suppression notices, su and runuser, sudo. Each reads its lines as its module in
+`logstack.classify.programs` does; what it leaves unread is read by the identifier's rows of the message table,
+as `classify()` does.
 
 The patterns are `rules`' own, written for Rust's `regex`: Python's `$` is `\\n?\\z`, `\\S` takes no \\x1c-\\x1f.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from logstack.classify.rules import UNREAD_KINDS
+from logstack.classify.rules import SUDO_FAILURES, UNREAD_KINDS
 from logstack.columnar.linear import NON_SPACE, SPACE
 from logstack.columnar.table import complete, row_facts, table_matches
 
@@ -99,15 +100,112 @@ def _su(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_CONTINUED = "(command continued)"
+_STRIP = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what Python's str.strip() takes off ASCII text
+
+
+def _sudo(lines: pl.DataFrame) -> pl.DataFrame:
+    """`_sudo` over columns: `USER : KEY=value ; …` split at its first ` : ` and at each ` ; `, the parts read
+    until the first COMMAND= (whose value runs to the end: a command may hold ` ; `)."""
+    import polars as pl
+
+    message = pl.col("message")
+    split = message.str.splitn(" : ", 2)
+    frame = lines.with_columns(user=split.struct.field("field_0"), rest=split.struct.field("field_1"))
+    rest = pl.col("rest")
+    continued = message.str.starts_with(_CONTINUED) | rest.str.starts_with(_CONTINUED).fill_null(False)
+    other = rest.is_null() | (~rest.str.contains("TTY=", literal=True) & ~rest.str.contains("COMMAND=", literal=True))
+    frame = frame.with_columns(continued=continued, other=~continued & other)
+    fields = _sudo_fields(frame.filter(~pl.col("continued") & ~pl.col("other")))
+    frame = frame.join(fields, on="i", how="left")
+    reason = pl.col("reason")
+    failure = pl.when(reason.is_not_null() & (reason != "")).then(
+        pl.coalesce(
+            *(
+                pl.when(reason.str.contains(needle, literal=True)).then(pl.lit(label))
+                for needle, label in SUDO_FAILURES
+            ),
+            reason,
+        )
+    )
+    uses = rest.str.count_matches(" ; USER=", literal=True) + rest.str.starts_with("USER=").cast(pl.UInt32)
+    return frame.select(
+        "i",
+        kind=pl.when("continued")
+        .then(pl.lit("sudo_continued"))
+        .when("other")
+        .then(pl.lit("sudo_other"))
+        .when(failure.is_not_null())
+        .then(pl.lit("sudo_fail"))
+        .otherwise(pl.lit("sudo_cmd")),
+        user=pl.when(~pl.col("continued") & ~pl.col("other")).then(pl.col("user").str.strip_chars(_STRIP)),
+        target_user=pl.col("USER"),
+        tty=pl.col("TTY"),
+        cwd=pl.col("PWD"),
+        command=pl.when(message.str.starts_with(_CONTINUED))
+        .then(message.str.slice(len(_CONTINUED)).str.strip_chars(_STRIP))
+        .when("continued")
+        .then(rest.str.slice(len(_CONTINUED)).str.strip_chars(_STRIP))
+        .when(~pl.col("other"))
+        .then(pl.col("COMMAND")),
+        reason=pl.when("other").then(message).otherwise(failure),
+        ambiguous=~pl.col("continued")
+        & ~pl.col("other")
+        & ((uses > 1) | (rest.str.count_matches("COMMAND=", literal=True) > 1)),
+    )
+
+
+def _sudo_fields(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per line: USER, TTY and PWD (a key's last value before COMMAND=), COMMAND (all after the first
+    `COMMAND=`), and the first part that is no `KEY=value` (the reason), as `_sudo`'s loop reads them."""
+    import polars as pl
+
+    parts = (
+        frame.select("i", part=pl.col("rest").str.split(" ; "))
+        .with_columns(at=pl.int_ranges(pl.col("part").list.len()))
+        .explode("part", "at")
+        .with_columns(pair=pl.col("part").str.splitn("=", 2))
+        .with_columns(key=pl.col("pair").struct.field("field_0"), value=pl.col("pair").struct.field("field_1"))
+    )
+    key = pl.col("key")
+    # str.isupper() on ASCII: a capital letter and no small one
+    is_field = pl.col("value").is_not_null() & key.str.contains("[A-Z]") & ~key.str.contains("[a-z]")
+    parts = parts.with_columns(is_field=is_field, command=is_field & (key == "COMMAND"))
+    # the loop stops at the first COMMAND= part: nothing after it is read
+    parts = parts.with_columns(
+        read=pl.col("command").cast(pl.UInt32).cum_sum().over("i") - pl.col("command").cast(pl.UInt32) == 0
+    )
+    parts = parts.filter("read")
+    named = (
+        parts.filter("is_field")
+        .group_by("i")
+        .agg(
+            [pl.col("value").filter(key == name).last().alias(name) for name in ("USER", "TTY", "PWD")],
+            has_command=pl.col("command").any(),
+        )
+    )
+    reasons = parts.filter(~pl.col("is_field")).group_by("i").agg(reason=pl.col("part").first().str.strip_chars(_STRIP))
+    out = frame.select("i", "rest").join(named, on="i", how="left").join(reasons, on="i", how="left")
+    return out.select(
+        "i",
+        "USER",
+        "TTY",
+        "PWD",
+        "reason",
+        COMMAND=pl.when(pl.col("has_command")).then(pl.col("rest").str.splitn("COMMAND=", 2).struct.field("field_1")),
+    )
+
+
 # identifier → its parser over columns (its lines: `i`, `message`; a frame of some fact columns out)
 PARSERS: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "systemd-logind": _logind,
     "systemd-journald": _journald,
     "su": _su,
     "runuser": _su,
+    "sudo": _sudo,
 }
 # their PAM lines are PAM's (read first, as `read_pam` does): not theirs to read
-PAM_READ = frozenset({"su", "runuser"})
+PAM_READ = frozenset({"su", "runuser", "sudo"})
 
 
 def program_columns(frame: pl.DataFrame, identifier: str) -> pl.DataFrame:
