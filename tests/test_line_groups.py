@@ -4,6 +4,7 @@ batches it could not group so."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import hypothesis
@@ -12,10 +13,11 @@ from hypothesis import strategies as st
 
 from logstack.analyze.event import Group
 from logstack.analyze.grouping import EventBuilder
-from logstack.analyze.line_groups import COLUMNS, line_groups
+from logstack.analyze.line_groups import COLUMNS, BatchGroups, line_groups
 from logstack.base.clock import SECOND
 from logstack.columnar.facts import fact_columns
 from logstack.journal.line import Line, from_journal
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from tests.journal import entry
 from tests.test_sweep_cadence import T0, _journal
 
@@ -67,6 +69,8 @@ def _extra(rng: random.Random, count: int) -> list[dict[str, object]]:
             )
         elif roll < 0.6:
             out.append(entry(ts, "systemd-logind", 600, f"New session {n} of user alice.", host="web2"))
+        elif roll < 0.7:
+            out.append(entry(ts, HEARTBEAT_IDENTIFIER, 77, "alive", host="web1"))  # the builder skips these
         elif roll < 0.75:
             record = entry(ts, "sshd", 77, "Received disconnect from 203.0.113.1 port 4: bye", host="web1")
             del record["_PID"]
@@ -102,7 +106,10 @@ def test_the_groups_are_the_builders(seed, count, extra, late):
     hypothesis.assume(groups is not None)
     got: dict[int, set[str]] = {}
     for line, group in zip(lines, groups.to_list(), strict=True):
-        got.setdefault(group, set()).add(line.key)
+        if line.ident == HEARTBEAT_IDENTIFIER:
+            assert group is None
+        else:
+            got.setdefault(group, set()).add(line.key)
     for cadence in (1, 3, 2048):
         builder = _Recording(cadence)
         for line in lines:
@@ -124,3 +131,58 @@ def test_what_it_cannot_group_is_refused():
     assert line_groups(two_keys, GAP) is not None
     time_back = _lines((5, 1, 0, "a"), (0, 1, 0, "b")).with_columns(arrival=pl.Series([1, 2]))
     assert line_groups(time_back, GAP) is None  # journal time goes back within one key
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(1, 150),
+    late=st.integers(0, 4),
+    cuts=st.lists(st.integers(0, 600), max_size=8),
+)
+def test_batches_give_the_builders_groups(seed, count, late, cuts):
+    """The same lines cut into batches anywhere: every group given out once, whole, and the builder's."""
+    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
+    records += _extra(random.Random(seed), count // 3)
+    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
+    lines = [line for line in map(from_journal, records) if line is not None]
+    rng = random.Random(seed)
+    for _ in range(late if len(lines) > 1 else 0):
+        at = rng.randrange(len(lines) - 1)
+        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    frame = _frame(lines)
+    bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
+    batches = BatchGroups(GAP)
+    got: list[set[str]] = []
+    for start, end in itertools.pairwise(bounds):
+        out = batches.feed(frame.slice(start, end - start))
+        hypothesis.assume(out is not None)
+        got += _groups_of(*out)
+    rest = batches.finish()
+    if rest is not None:
+        got += _groups_of(*rest)
+    for cadence in (1, 3, 2048):
+        builder = _Recording(cadence)
+        for line in lines:
+            builder.feed(line)
+        builder.finish()
+        assert sorted(map(sorted, got)) == sorted(map(sorted, builder.groups)), cadence
+
+
+def _groups_of(lines: pl.DataFrame, groups: pl.Series) -> list[set[str]]:
+    found: dict[int, set[str]] = {}
+    for key, group in zip(lines["key"].to_list(), groups.to_list(), strict=True):
+        found.setdefault(group, set()).add(key)
+    return list(found.values())
+
+
+def test_rows_stamped_before_1970_are_not_grouped_by_a_clock_before_the_builders():
+    """The builder's clock starts at 0: rows ingested (by their store timestamp) before 1970 are already more
+    than the gap behind it, so whether two of them join depends on its sweeps. Refused, not guessed."""
+    lines = [
+        from_journal(entry(T0 + n * SECOND, "sshd", 77, f"Connection closed by 203.0.113.1 port {n} [preauth]"))
+        for n in range(2)
+    ]
+    for n, line in enumerate(lines):
+        line.arrival = (n - 1000) * SECOND
+    assert line_groups(_frame(lines), GAP) is None

@@ -39,7 +39,7 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame) -> bytes:
             pid=pl.when(pl.col("pid") != "").then(pl.col("pid")),
             message=pl.col("message"),
         ),
-        authentication=pl.col("auth").drop_nulls().unique().sort(),
+        authentication=pl.col("auth").filter(pl.col("auth") != "").unique().sort(),  # who vouches, if anyone
     )
     frame = numbered.join(per_event, on="event", how="left", maintain_order="left").with_columns(
         severity=_severity(),
@@ -55,14 +55,16 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame) -> bytes:
     raw = out.getvalue()
     if raw.isascii() and b"\x7f" not in raw:
         return raw
-    # C1 controls, DEL and bidi overrides are never JSON's own syntax: escaped wherever they stand, as
-    # EventWriter escapes them in each event (the writer escaped every C0 control: a newline ends an event)
-    return UNSAFE.sub(_escape, raw.decode()).encode()
+    # C1 controls, DEL and bidi overrides as \\u escapes, in the events that hold any, as EventWriter escapes
+    # each event (one such character must not make the whole batch's text go through the pattern)
+    return b"\n".join(
+        line if line.isascii() and b"\x7f" not in line else UNSAFE.sub(_escape, line.decode()).encode()
+        for line in raw.split(b"\n")
+    )
 
 
 def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return char if char == "\n" else f"\\u{ord(char):04x}"
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _iso(column: str) -> pl.Expr:

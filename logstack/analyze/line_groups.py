@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from logstack.analyze.event import ADDRESS_KINDS
 from logstack.classify.programs import SSH_IDENTIFIERS
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,11 +41,20 @@ def _key_columns() -> list[pl.Expr]:
 def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     """The group of each line (numbered by its first line's position); None for a batch whose grouping needs the
     builder's own state: a key repeats (a copy to drop), journal time or arrival goes back within a group key, or
-    a late line would join a group a sweep may have closed."""
+    a late line would join a group a sweep may have closed. A `clock` column, where the batch has one, is the
+    latest arrival before each line (else the batch's own arrivals before it)."""
     import polars as pl
 
     if lines.is_empty():
         return pl.Series("group", [], dtype=pl.UInt32)
+    beats = lines["ident"] == HEARTBEAT_IDENTIFIER
+    if beats.any():  # the builder skips them: no group, and they move no clock
+        kept = (~beats).arg_true()
+        groups = line_groups(lines.filter(~beats), gap)
+        if groups is None:
+            return None
+        # numbered by their first line's position in `lines`, not among the lines kept
+        return pl.Series("group", [None] * len(lines), dtype=pl.UInt32).scatter(kept, kept.gather(groups))
     ts, arrival, row = pl.col("ts"), pl.col("arrival"), pl.col("n")
     address_kind = pl.col("kind").is_in(list(ADDRESS_KINDS)) & pl.col("source_ip").is_not_null()
     frame = lines.select(
@@ -60,7 +70,9 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     if not frame.select(pl.col("key").is_unique().all()).item():
         return None
     # the clock as the line arrives: the latest arrival before it (a sweep closes what it passed by the gap)
-    frame = frame.with_columns(clock=arrival.cum_max().shift(1)).sort(*_KEY, "n")  # each key's lines together
+    # the builder's clock starts at 0 (a row stamped before 1970 arrives after its sweeps' start)
+    before = pl.col("clock") if "clock" in lines.columns else pl.max_horizontal(arrival.cum_max().shift(1), 0)
+    frame = frame.with_columns(clock=lines.select(before.alias("clock"))["clock"]).sort(*_KEY, "n")
     first = pl.int_range(pl.len()) == 0
     same = ~first & pl.all_horizontal(pl.col(name).eq_missing(pl.col(name).shift(1)) for name in _KEY)
     frame = frame.with_columns(same=same, ts_step=ts - ts.shift(1), arrival_step=arrival - arrival.shift(1))
@@ -84,3 +96,56 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
         return None
     groups = frame.select("n", group=pl.when(start).then(row).forward_fill())
     return groups.sort("n")["group"]
+
+
+class BatchGroups:
+    """The line layer over batches: lines in, in arrival order, a batch at a time; out, the lines of the groups
+    no later line can join, with their groups. A group's lines wait until its last line arrived two gaps before
+    the latest one; a line later than the gap behind the lines before its batch is refused (the builder joins
+    it or not by when it swept), so no line can join a group given out. Memory holds the open groups and the
+    keys of four gaps (a copy within them is dropped by the builder: refused here), not the input."""
+
+    def __init__(self, gap: int) -> None:
+        self.gap = gap
+        self.clock = 0  # the latest arrival of the lines fed so far (the builder's starts at 0)
+        self._held: pl.DataFrame | None = None
+        self._keys: pl.DataFrame | None = None  # (key, arrival) of the lines given out, four gaps of them
+
+    def feed(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series] | None:
+        """The lines of the groups this batch closed (with a `clock` column: the latest arrival before each) and
+        their groups; None when the batch cannot be grouped in columns (nothing changes then)."""
+        import polars as pl
+
+        arrival = pl.col("arrival")
+        batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
+        if batch.select((arrival < self.clock - self.gap).any()).item():
+            return None
+        if self._keys is not None and not batch.join(self._keys, on="key", how="semi").is_empty():
+            return None
+        lines = batch.with_columns(clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)))
+        if self._held is not None:
+            lines = pl.concat([self._held, lines], how="vertical_relaxed")
+        groups = line_groups(lines, self.gap)
+        if groups is None:
+            return None
+        latest = batch["arrival"].max()
+        if latest is not None:
+            self.clock = max(self.clock, latest)
+        numbered = lines.with_columns(group=groups)
+        done = arrival.max().over("group") < self.clock - 2 * self.gap
+        closed, held = numbered.filter(done), numbered.filter(~done).drop("group")
+        self._held = held if not held.is_empty() else None
+        keys = closed.select("key", "arrival")
+        if self._keys is not None:
+            keys = pl.concat([self._keys, keys])
+        self._keys = keys.filter(arrival >= self.clock - 4 * self.gap)
+        return closed.drop("group"), closed["group"]
+
+    def finish(self) -> tuple[pl.DataFrame, pl.Series] | None:
+        """The lines still held, every group closed by the end of input (None: none held)."""
+        if self._held is None:
+            return None
+        lines, self._held = self._held, None
+        groups = line_groups(lines, self.gap)
+        assert groups is not None  # these lines were grouped so before, with lines after them
+        return lines, groups
