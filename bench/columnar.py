@@ -280,7 +280,13 @@ def end_to_end(path: Path, batch: int) -> None:
 
     begin = time.perf_counter()
     grouper = BatchGroups(Settings().gap)
-    out, refused, count = [], 0, 0
+    refused, count = 0, 0
+    output = Path(f"/tmp/logstack-bench-columns-{path.stem}.jsonl").open("wb")  # noqa: SIM115 - closed below
+
+    def write(lines: pl.DataFrame, groups: pl.Series) -> None:
+        events = timed("events", lambda: event_columns(lines.with_columns(group=groups)))
+        output.write(timed("json", lambda: event_json(events, lines)))
+
     reader = _batches(path, batch)
     while (raw := timed("read", lambda: next(reader, None))) is not None:
         part = raw.select(
@@ -293,18 +299,17 @@ def end_to_end(path: Path, batch: int) -> None:
         closed = timed("groups", lambda: grouper.feed(pl.concat([part, facts], how="horizontal")))  # noqa: B023
         if closed is None:
             refused += 1
-            continue
-        out.append(closed)
+        else:
+            write(*closed)
     if (rest := grouper.finish()) is not None:
-        out.append(rest)
-    written = []
-    for lines, groups in out:
-        events = timed("events", lambda: event_columns(lines.with_columns(group=groups)))  # noqa: B023
-        written.append(timed("json", lambda: event_json(events, lines)))  # noqa: B023
+        write(*rest)
+    output.close()
     seconds = time.perf_counter() - begin
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     figures = ", ".join(f"{name} {took:.2f} s" for name, took in stages.items())
-    print(f"(f) {count:,} lines in {seconds:.2f} s = {count / seconds:,.0f} lines/s ({figures})")
-    ours = {json.loads(line)["id"]: line for chunk in written for line in chunk.splitlines()}
+    print(f"(f) {count:,} lines in {seconds:.2f} s = {count / seconds:,.0f} lines/s ({figures}), peak RSS {peak} MiB")
+    with Path(output.name).open("rb") as written:
+        ours = {json.loads(line)["id"]: line.rstrip(b"\n") for line in written}
     reference = subprocess.run(
         [sys.executable, "-m", "logstack", "analyze", "--journal", str(path), "--format", "jsonl"],
         capture_output=True,
