@@ -17,7 +17,8 @@
     polars, facts in columns, the builder's groups carried across batches (`BatchGroups`), events as group
     aggregations (`event_columns`), JSON lines (`event_json`); seconds per stage, lines/s, and how many events
     equal the line-by-line analysis' (`logstack analyze --journal`) byte for byte. What is not built yet shows
-    as the difference: connections joined across processes, `after_failures` and brute-force incidents.
+    as the difference: connections joined across processes, brute-force incidents (`after_failures` from
+    other connections' failed tries is read in columns, `failure_columns`).
 """
 
 from __future__ import annotations
@@ -266,6 +267,8 @@ def end_to_end(path: Path, batch: int) -> None:
 
     from logstack.analyze.event_columns import event_columns
     from logstack.analyze.event_json import event_json
+    from logstack.analyze.failure_columns import after_failures, failed_tries
+    from logstack.analyze.failures import HOLD
     from logstack.analyze.grouping import Settings
     from logstack.analyze.line_groups import BatchGroups
     from logstack.columnar.facts import fact_columns
@@ -283,8 +286,12 @@ def end_to_end(path: Path, batch: int) -> None:
     refused, count = 0, 0
     output = Path(f"/tmp/logstack-bench-columns-{path.stem}.jsonl").open("wb")  # noqa: SIM115 - closed below
 
+    settings = Settings()
+    tries = pl.DataFrame(schema={"source": pl.String, "ts": pl.Int64, "arrival": pl.Int64, "tag": pl.String})
+
     def write(lines: pl.DataFrame, groups: pl.Series) -> None:
         events = timed("events", lambda: event_columns(lines.with_columns(group=groups)))
+        events = timed("after_failures", lambda: after_failures(events, tries, settings))
         output.write(timed("json", lambda: event_json(events, lines)))
 
     reader = _batches(path, batch)
@@ -296,7 +303,12 @@ def end_to_end(path: Path, batch: int) -> None:
         ).with_columns(ts=pl.col("ts").cast(pl.Int64), arrival=pl.col("ts").cast(pl.Int64))
         count += len(part)
         facts = timed("facts", lambda: fact_columns(part["ident"], part["message"]))  # noqa: B023
-        closed = timed("groups", lambda: grouper.feed(pl.concat([part, facts], how="horizontal")))  # noqa: B023
+        part = pl.concat([part, facts], how="horizontal")
+        # the tries a login released later may look back on (as FailureWindows keeps them, HOLD at most)
+        tries = pl.concat([tries, failed_tries(part)]).filter(
+            pl.col("arrival") >= grouper.clock - 2 * settings.gap - settings.brute_force_window - HOLD
+        )
+        closed = timed("groups", lambda: grouper.feed(part))  # noqa: B023
         if closed is None:
             refused += 1
         else:
