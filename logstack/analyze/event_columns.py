@@ -10,10 +10,11 @@ one. tests/test_event_columns.py checks it equals `build_event` on generated gro
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from logstack.analyze import event as reference
-from logstack.analyze.event import FAILED_TRY_KINDS, TYPE_RULES, event_id
+from logstack.analyze.event import FAILED_TRY_KINDS, TYPE_RULES, Event, event_id
 from logstack.classify.classifier import EXPECTED_COMM, SYSTEM_PREFIXES
 from logstack.classify.kinds import EventType, FactKind
 from logstack.classify.programs import SSH_IDENTIFIERS
@@ -50,33 +51,8 @@ def event_columns(lines: pl.DataFrame) -> pl.DataFrame:
     return events.with_columns(id=pl.Series(ids, dtype=pl.String)).select(_OUTPUT)
 
 
-_OUTPUT = (
-    "group",
-    "id",
-    "type",
-    "outcome",
-    "host",
-    "machine_id",
-    "boot_id",
-    "pids",
-    "start",
-    "end",
-    "user",
-    "target_user",
-    "source_ip",
-    "source_port",
-    "method",
-    "command",
-    "reason",
-    "flags",
-    "tried_users",
-    "first_arrival",
-    "last_arrival",
-    "first_key",
-    "attempts",
-    "ssh",
-    "line_order",
-)
+# Event's fields but those made later (lines: `line_order` gives them; continues, known: the state's), and the group.
+_OUTPUT = ("group", *(f.name for f in fields(Event) if f.name not in {"lines", "continues", "known"}), "line_order")
 
 
 def _truthy(column: str) -> pl.Expr:
