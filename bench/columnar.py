@@ -288,10 +288,11 @@ def end_to_end(path: Path, batch: int) -> None:
 
     settings = Settings()
     tries = pl.DataFrame(schema={"source": pl.String, "ts": pl.Int64, "arrival": pl.Int64, "tag": pl.String})
+    arrivals = pl.Series("arrival", [], dtype=pl.Int64)  # of the lines fed lately: when a login was released
 
     def write(lines: pl.DataFrame, groups: pl.Series) -> None:
         events = timed("events", lambda: event_columns(lines.with_columns(group=groups)))
-        events = timed("after_failures", lambda: after_failures(events, tries, settings))
+        events = timed("after_failures", lambda: after_failures(events, tries, settings, arrivals.sort()))
         output.write(timed("json", lambda: event_json(events, lines)))
 
     reader = _batches(path, batch)
@@ -305,9 +306,10 @@ def end_to_end(path: Path, batch: int) -> None:
         facts = timed("facts", lambda: fact_columns(part["ident"], part["message"]))  # noqa: B023
         part = pl.concat([part, facts], how="horizontal")
         # the tries a login released later may look back on (as FailureWindows keeps them, HOLD at most)
-        tries = pl.concat([tries, failed_tries(part)]).filter(
-            pl.col("arrival") >= grouper.clock - 2 * settings.gap - settings.brute_force_window - HOLD
-        )
+        kept = grouper.clock - 2 * settings.gap - settings.brute_force_window - HOLD
+        tries = pl.concat([tries, failed_tries(part)]).filter(pl.col("arrival") >= kept)
+        arrivals = pl.concat([arrivals, part["arrival"]])
+        arrivals = arrivals.filter(arrivals >= kept)
         closed = timed("groups", lambda: grouper.feed(part))  # noqa: B023
         if closed is None:
             refused += 1

@@ -186,3 +186,28 @@ def test_rows_stamped_before_1970_are_not_grouped_by_a_clock_before_the_builders
     for n, line in enumerate(lines):
         line.arrival = (n - 1000) * SECOND
     assert line_groups(_frame(lines), GAP) is None
+
+
+def test_a_copy_the_builder_still_holds_is_refused():
+    """The builder forgets keys in the order lines came: a line delivered late waits behind newer ones, so a
+    copy of it arriving four gaps after its own arrival (not after the newer line's) is still dropped."""
+
+    def line(ts: int, pid: int, message: str) -> Line:
+        found = from_journal(entry(T0 + ts * SECOND, "sshd", pid, message))
+        assert found is not None
+        return found
+
+    x = line(1000, 1, "Connection closed by 203.0.113.1 port 1 [preauth]")
+    y = line(900, 2, "Connection closed by 203.0.113.2 port 2 [preauth]")  # late, within the gap
+    z = line(1670, 3, "Connection closed by 203.0.113.3 port 3 [preauth]")
+    copy = Line(**{name: getattr(y, name) for name in Line.__slots__})
+    copy.arrival = T0 + 1680 * SECOND
+    batches = BatchGroups(GAP)
+    assert batches.feed(_frame([x, y, z])) is not None
+    assert batches.feed(_frame([copy])) is None
+    for cadence in (1, 2048):  # what the builder does with it: drops it
+        builder = _Recording(cadence)
+        for fed in (x, y, z, copy):
+            builder.feed(fed)
+        builder.finish()
+        assert builder.duplicates == 1

@@ -44,10 +44,11 @@ def failed_tries(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def after_failures(events: pl.DataFrame, tries: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+def after_failures(events: pl.DataFrame, tries: pl.DataFrame, settings: Settings, arrivals: pl.Series) -> pl.DataFrame:
     """`events` (event_columns' frame) with `after_failures` added to the flags of each successful login whose
     source failed a try from the window before its start to its end, other than a key its own process offered,
-    and arrived before the login was released (two gaps after its last line)."""
+    fed before the login was released: up to the first line (of `arrivals`, sorted) that arrived more than two
+    gaps after the login's last one, as the builder sweeping at every line releases it."""
     import polars as pl
 
     window, gap = settings.brute_force_window, settings.gap
@@ -60,10 +61,13 @@ def after_failures(events: pl.DataFrame, tries: pl.DataFrame, settings: Settings
     processes = logins.select("at", "machine_id", "host", "boot_id", "pids").explode("pids")
     processes = processes.rename({"pids": "pid"}).select("at", own=own)
     logins = logins.select("at", "start", "end", "last_arrival", source=_source("source_ip"))
+    after = arrivals.search_sorted(logins["last_arrival"] + 2 * gap, side="right")
+    released = pl.Series([*arrivals, None]).gather(after)  # None: not released before the end of input
+    logins = logins.with_columns(released=released)
     pairs = logins.join(tries, on="source").filter(
         (pl.col("ts") >= pl.col("start") - window)
         & (pl.col("ts") <= pl.col("end"))
-        & (pl.col("arrival") <= pl.col("last_arrival") + 2 * gap)
+        & ((pl.col("arrival") <= pl.col("released")) | pl.col("released").is_null())
     )
     pairs = pairs.join(processes, left_on=["at", "tag"], right_on=["at", "own"], how="anti")
     flagged = pairs.select("at").unique()

@@ -103,7 +103,10 @@ class BatchGroups:
     no later line can join, with their groups. A group's lines wait until its last line arrived two gaps before
     the latest one; a line later than the gap behind the lines before its batch is refused (the builder joins
     it or not by when it swept), so no line can join a group given out. Memory holds the open groups and the
-    keys of four gaps (a copy within them is dropped by the builder: refused here), not the input."""
+    keys of four gaps (a copy within them is dropped by the builder: refused here), not the input. A copy of a
+    line older than that is a new line, as the builder sweeping at every line counts it (sweeping less often,
+    it may still drop it: that depends on its cadence). Each batch groups the open groups' lines again: one
+    process logging for hours costs time growing with its lines (left to do: carry each key's last line)."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
@@ -135,10 +138,12 @@ class BatchGroups:
         done = arrival.max().over("group") < self.clock - 2 * self.gap
         closed, held = numbered.filter(done), numbered.filter(~done).drop("group")
         self._held = held if not held.is_empty() else None
-        keys = closed.select("key", "arrival")
+        # the builder forgets a line's key once the clock is four gaps past the latest arrival fed up to it (its
+        # queue of keys is in the order fed: a line delivered late waits behind newer ones)
+        keys = closed.select("key", fed=pl.max_horizontal("clock", "arrival"))
         if self._keys is not None:
             keys = pl.concat([self._keys, keys])
-        self._keys = keys.filter(arrival >= self.clock - 4 * self.gap)
+        self._keys = keys.filter(pl.col("fed") >= self.clock - 4 * self.gap)
         return closed.drop("group"), closed["group"]
 
     def finish(self) -> tuple[pl.DataFrame, pl.Series] | None:
