@@ -211,3 +211,27 @@ def test_a_copy_the_builder_still_holds_is_refused():
             builder.feed(fed)
         builder.finish()
         assert builder.duplicates == 1
+
+
+def test_an_open_group_is_grouped_again_by_its_last_line_alone(monkeypatch):
+    """One process logging a line a second for hours keeps its group open: each batch is grouped with one line
+    standing for each open group, not with all their lines again (that made each batch cost more and more)."""
+    import logstack.analyze.line_groups as module
+
+    sizes: list[int] = []
+    grouped = module.line_groups
+
+    def measured(lines: pl.DataFrame, gap: int) -> pl.Series | None:
+        sizes.append(len(lines))
+        return grouped(lines, gap)
+
+    monkeypatch.setattr(module, "line_groups", measured)
+    records = [entry(T0 + n * SECOND, "sshd", 42, f"debug1: tick {n}") for n in range(3000)]
+    frame = _frame([line for line in map(from_journal, records) if line is not None])
+    batches = BatchGroups(GAP)
+    for start in range(0, len(frame), 100):
+        closed = batches.feed(frame.slice(start, 100))
+        assert closed is not None and closed[0].is_empty()  # nothing closes: the process never goes quiet
+    assert max(sizes) <= 100 + 1
+    rest = batches.finish()
+    assert rest is not None and len(rest[0]) == 3000 and rest[1].n_unique() == 1

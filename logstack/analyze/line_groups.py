@@ -38,6 +38,18 @@ def _key_columns() -> list[pl.Expr]:
     ]
 
 
+def _address(lines: pl.DataFrame) -> pl.Expr:
+    """The peer a line names, if its kind is one whose address the daemon wrote; for a line standing for an open
+    group carried from an earlier batch (`carried`), the last peer the group named (`named`)."""
+    import polars as pl
+
+    address_kind = pl.col("kind").is_in(list(ADDRESS_KINDS)) & pl.col("source_ip").is_not_null()
+    address = pl.when(address_kind).then(pl.col("source_ip"))
+    return (
+        pl.when(pl.col("carried")).then(pl.col("named")).otherwise(address) if "carried" in lines.columns else address
+    )
+
+
 def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     """The group of each line (numbered by its first line's position); None for a batch whose grouping needs the
     builder's own state: a key repeats (a copy to drop), journal time or arrival goes back within a group key, or
@@ -56,7 +68,6 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
         # numbered by their first line's position in `lines`, not among the lines kept
         return pl.Series("group", [None] * len(lines), dtype=pl.UInt32).scatter(kept, kept.gather(groups))
     ts, arrival, row = pl.col("ts"), pl.col("arrival"), pl.col("n")
-    address_kind = pl.col("kind").is_in(list(ADDRESS_KINDS)) & pl.col("source_ip").is_not_null()
     frame = lines.select(
         "key",
         "ts",
@@ -65,7 +76,7 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
         "pid",
         *_key_columns(),
         n=pl.int_range(pl.len(), dtype=pl.UInt32),
-        address=pl.when(address_kind).then(pl.col("source_ip")),
+        address=_address(lines),
     )
     if not frame.select(pl.col("key").is_unique().all()).item():
         return None
@@ -102,17 +113,19 @@ class BatchGroups:
     """The line layer over batches: lines in, in arrival order, a batch at a time; out, the lines of the groups
     no later line can join, with their groups. A group's lines wait until its last line arrived two gaps before
     the latest one; a line later than the gap behind the lines before its batch is refused (the builder joins
-    it or not by when it swept), so no line can join a group given out. Memory holds the open groups and the
-    keys of four gaps (a copy within them is dropped by the builder: refused here), not the input. A copy of a
-    line older than that is a new line, as the builder sweeping at every line counts it (sweeping less often,
-    it may still drop it: that depends on its cadence). Each batch groups the open groups' lines again: one
-    process logging for hours costs time growing with its lines (left to do: carry each key's last line)."""
+    it or not by when it swept), so no line can join a group given out. An open group is grouped with the next
+    batch by its last line alone (standing for it with the last peer it named): its other lines wait untouched.
+    Memory holds the open groups and the keys of four gaps (a copy within them is dropped by the builder:
+    refused here), not the input. A copy of a line older than that is a new line, as the builder sweeping at
+    every line counts it (sweeping less often, it may still drop it: that depends on its cadence)."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
         self.clock = 0  # the latest arrival of the lines fed so far (the builder's starts at 0)
-        self._held: pl.DataFrame | None = None
-        self._keys: pl.DataFrame | None = None  # (key, arrival) of the lines given out, four gaps of them
+        self._held: pl.DataFrame | None = None  # the open groups' lines, with their `group`
+        self._last: pl.DataFrame | None = None  # each open group's last line, `named`, `last_arrival`
+        self._keys: pl.DataFrame | None = None  # (key, fed) of the lines given out, four gaps of them
+        self._next = 0  # the next group number
 
     def feed(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series] | None:
         """The lines of the groups this batch closed (with a `clock` column: the latest arrival before each) and
@@ -123,34 +136,60 @@ class BatchGroups:
         batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
         if batch.select((arrival < self.clock - self.gap).any()).item():
             return None
-        if self._keys is not None and not batch.join(self._keys, on="key", how="semi").is_empty():
-            return None
-        lines = batch.with_columns(clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)))
-        if self._held is not None:
-            lines = pl.concat([self._held, lines], how="vertical_relaxed")
+        for known in (self._keys, self._held):
+            if known is not None and not batch.join(known.select("key"), on="key", how="semi").is_empty():
+                return None  # a copy of a line the builder still holds: it drops it
+        new = batch.with_columns(
+            clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)),
+            carried=pl.lit(False),
+            named=pl.lit(None, pl.String),
+            group=pl.lit(None, pl.Int64),
+        )
+        lines = new if self._last is None else pl.concat([self._last.drop("last_arrival"), new], how="vertical_relaxed")
         groups = line_groups(lines, self.gap)
         if groups is None:
             return None
+        # a group an open one's last line begins is that open group; any other is new
+        numbered = lines.with_columns(
+            group=pl.col("group").gather(groups).fill_null(groups.cast(pl.Int64) + self._next)
+        ).filter(~pl.col("carried"))
+        self._next += len(lines)
         latest = batch["arrival"].max()
         if latest is not None:
             self.clock = max(self.clock, latest)
-        numbered = lines.with_columns(group=groups)
-        done = arrival.max().over("group") < self.clock - 2 * self.gap
-        closed, held = numbered.filter(done), numbered.filter(~done).drop("group")
-        self._held = held if not held.is_empty() else None
+        return self._close(numbered)
+
+    def _close(self, numbered: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+        """Add the batch's lines to the open groups; give out the groups two gaps behind the clock."""
+        import polars as pl
+
+        held = numbered if self._held is None else pl.concat([self._held, numbered], how="vertical_relaxed")
+        lines = numbered.with_columns(named=_address(numbered), last_arrival=pl.col("arrival"))
+        if self._last is not None:
+            lines = pl.concat([self._last, lines], how="vertical_relaxed")
+        last = lines.group_by("group", maintain_order=True).agg(
+            pl.all().exclude("named", "last_arrival").last(),
+            named=pl.col("named").drop_nulls().last(),
+            last_arrival=pl.col("last_arrival").max(),
+        )
+        done = last.filter(pl.col("last_arrival") < self.clock - 2 * self.gap)["group"]
+        closed = held.filter(pl.col("group").is_in(done.implode()))
+        self._held = held.filter(~pl.col("group").is_in(done.implode()))
+        self._last = last.filter(~pl.col("group").is_in(done.implode())).with_columns(carried=pl.lit(True))
+        self._last = self._last.select(lines.columns)
+        if self._held.is_empty():
+            self._held = self._last = None
         # the builder forgets a line's key once the clock is four gaps past the latest arrival fed up to it (its
         # queue of keys is in the order fed: a line delivered late waits behind newer ones)
         keys = closed.select("key", fed=pl.max_horizontal("clock", "arrival"))
         if self._keys is not None:
             keys = pl.concat([self._keys, keys])
         self._keys = keys.filter(pl.col("fed") >= self.clock - 4 * self.gap)
-        return closed.drop("group"), closed["group"]
+        return closed.drop("group", "carried", "named"), closed["group"]
 
     def finish(self) -> tuple[pl.DataFrame, pl.Series] | None:
         """The lines still held, every group closed by the end of input (None: none held)."""
         if self._held is None:
             return None
-        lines, self._held = self._held, None
-        groups = line_groups(lines, self.gap)
-        assert groups is not None  # these lines were grouped so before, with lines after them
-        return lines, groups
+        held, self._held, self._last = self._held, None, None
+        return held.drop("group", "carried", "named"), held["group"]
