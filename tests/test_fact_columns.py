@@ -289,6 +289,38 @@ def test_generated_sudo_lines(batch):
     _same(["sudo"] * len(batch), batch)
 
 
+_quoted = st.builds(
+    lambda q, v: f"{q}{v}{q}", st.sampled_from(["", "'"]), st.sampled_from(["tty1", "/dev/ttyS0", "pts/0"])
+)
+_login_lines = st.builds(
+    lambda shape, tty, who, source, tail: shape.format(tty=tty, who=who, source=source) + tail,
+    st.sampled_from(
+        [
+            "ROOT LOGIN  ON {tty}{source}",
+            "root login on {tty}",
+            "ROOT LOGIN\x1cON {tty}{source}",
+            "LOGIN ON {tty} BY {who}{source}",
+            "login on {tty} by {who}",
+            "FAILED LOGIN 1 FROM {tty} FOR {who}, Authentication failure",
+            "FAILED LOGIN (3) ON {tty}{source} FOR {who}, User not known",
+            "FAILED LOGIN 2 ON {tty} FOR {who}",
+            "Failed login x on {tty}",
+        ]
+    ),
+    _quoted,
+    st.one_of(st.sampled_from(["alice", "'bob'", "a b", "x, y", "", "'", "root FROM 1.2.3.4"]), _tricky),
+    st.sampled_from(["", " FROM 192.0.2.7", " FROM '192.0.2.7'", " from host.example", " FROM "]),
+    st.sampled_from(["", "\n", " ", ","]),
+)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(batch=st.lists(_login_lines, min_size=1, max_size=60))
+def test_generated_login_lines(batch):
+    """login's root, successful and failed logins in any case, quoted or not, with or without a source."""
+    _same(["login"] * len(batch), batch)
+
+
 def _suite_strings() -> list[str]:
     """Every string constant in the test suite: the journal lines its tests write, and much else."""
     found: set[str] = set()
@@ -304,7 +336,7 @@ def _suite_strings() -> list[str]:
 def test_every_string_of_the_test_suite():
     strings = _suite_strings()
     assert len(strings) > 3000
-    read = (*SSH, "su", "systemd-logind", "systemd-journald", "sudo")
+    read = (*SSH, "su", "systemd-logind", "systemd-journald", "sudo", "login")
     identifiers = [ident for ident in read for _ in strings]
     _same(identifiers, strings * len(read))
 

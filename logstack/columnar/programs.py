@@ -1,5 +1,5 @@
 """The programs' own parsers over columns, for those whose parser is a few patterns or splits: systemd-logind,
-journald's suppression notices, su and runuser, sudo. Each reads its lines as its module in
+journald's suppression notices, su and runuser, sudo, login. Each reads its lines as its module in
 `logstack.classify.programs` does; what it leaves unread is read by the identifier's rows of the message table,
 as `classify()` does.
 
@@ -26,6 +26,11 @@ _TARGET = rf"(?P<target>[^{SPACE})]+)"
 SU_OK = rf"^(?:\+ )?\(to {_TARGET}\) (?P<user>{_S}+) on (?P<tty>{_S}+)\n?\z"
 SU_FAIL = rf"^(?:FAILED SU|- ) ?\(to {_TARGET}\) (?P<user>{_S}+) on (?P<tty>{_S}+)\n?\z"
 SU_LEGACY = rf"^FAILED su for (?P<target>{_S}+) by (?P<user>.+)\n?\z"
+_TTY = rf"'?(?P<tty>[^{SPACE}']+)'?"
+_FROM = rf"'?(?P<ip>[^{SPACE}']+)'?"
+LOGIN_ROOT = rf"(?i)^ROOT LOGIN[{SPACE}]+ON {_TTY}(?: FROM {_FROM})?"
+LOGIN_OK = rf"(?i)^LOGIN ON {_TTY} BY '?(?P<user>.+?)'?(?: FROM {_FROM})?\n?\z"
+LOGIN_FAIL = rf"(?i)^FAILED LOGIN \(?\d+\)? (?:ON|FROM) {_TTY} (?:FROM {_FROM} )?FOR '?(?P<user>.+?)'?,"
 
 
 def _logind(lines: pl.DataFrame) -> pl.DataFrame:
@@ -97,6 +102,39 @@ def _su(lines: pl.DataFrame) -> pl.DataFrame:
         .then(message.str.strip_prefix("pam_authenticate: "))
         .when(~failed & ~legacy & ~done)
         .then(message),
+    )
+
+
+def _login(lines: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
+    message = pl.col("message")
+    frame = lines.with_columns(
+        root=message.str.extract_groups(LOGIN_ROOT),
+        ok=message.str.extract_groups(LOGIN_OK),
+        fail=message.str.extract_groups(LOGIN_FAIL),
+    )
+    root = pl.col("root").struct.field("tty").is_not_null()
+    ok = ~root & pl.col("ok").struct.field("tty").is_not_null()
+    fail = ~root & ~ok & pl.col("fail").struct.field("tty").is_not_null()
+
+    def field(name: str) -> pl.Expr:
+        taken = pl.when(ok).then(pl.col("ok").struct.field(name)).when(fail).then(pl.col("fail").struct.field(name))
+        return (
+            pl.when(root).then(pl.col("root").struct.field(name) if name != "user" else pl.lit("root")).otherwise(taken)
+        )
+
+    return frame.select(
+        "i",
+        kind=pl.when(root | ok)
+        .then(pl.lit("console_ok"))
+        .when(fail)
+        .then(pl.lit("console_fail"))
+        .otherwise(pl.lit("login_other")),
+        target_user=field("user"),
+        tty=field("tty"),
+        source_ip=field("ip"),
+        reason=pl.when(~root & ~ok & ~fail).then(message),
     )
 
 
@@ -203,9 +241,10 @@ PARSERS: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = {
     "su": _su,
     "runuser": _su,
     "sudo": _sudo,
+    "login": _login,
 }
 # their PAM lines are PAM's (read first, as `read_pam` does): not theirs to read
-PAM_READ = frozenset({"su", "runuser", "sudo"})
+PAM_READ = frozenset({"su", "runuser", "sudo", "login"})
 
 
 def program_columns(frame: pl.DataFrame, identifier: str) -> pl.DataFrame:
