@@ -2,9 +2,9 @@
 what `classify()` gives (tests/test_fact_columns.py checks both on generated lines and on the test suite's).
 
 Read in columns (logstack.columnar.table, .pam, .programs): sshd's own lines, the PAM lines of every program
-that logs through PAM, systemd-logind's, journald's notices, su's and runuser's, in ASCII, without a Solaris
-message id, no longer than the rules read. sshd's `[preauth]` suffix and `error:`/`fatal:` prefix come off as
-`_ssh` takes them off. Every other line (sudo, login, shadow-utils, polkit, doas, run0) is read by the
+that logs through PAM, systemd-logind's, journald's notices, su's, runuser's, sudo's and login's, in ASCII,
+without a Solaris message id, no longer than the rules read. sshd's `[preauth]` suffix and `error:`/`fatal:`
+prefix come off as `_ssh` takes them off. Every other line (shadow-utils, polkit, doas, run0) is read by the
 line-by-line classifier, its fact put into the same columns.
 """
 
