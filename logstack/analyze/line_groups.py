@@ -124,7 +124,7 @@ class BatchGroups:
         self.clock = 0  # the latest arrival of the lines fed so far (the builder's starts at 0)
         self._held: pl.DataFrame | None = None  # the open groups' lines, with their `group`
         self._last: pl.DataFrame | None = None  # each open group's last line, `named`, `last_arrival`
-        self._keys: pl.DataFrame | None = None  # (key, fed) of the lines given out, four gaps of them
+        self._keys: pl.DataFrame | None = None  # (key, fed) of the lines fed, four gaps of them
         self._next = 0  # the next group number
 
     def feed(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series] | None:
@@ -136,9 +136,8 @@ class BatchGroups:
         batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
         if batch.select((arrival < self.clock - self.gap).any()).item():
             return None
-        for known in (self._keys, self._held):
-            if known is not None and not batch.join(known.select("key"), on="key", how="semi").is_empty():
-                return None  # a copy of a line the builder still holds: it drops it
+        if self._keys is not None and not batch.join(self._keys, on="key", how="semi").is_empty():
+            return None  # a copy of a line the builder still holds: it drops it
         new = batch.with_columns(
             clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)),
             carried=pl.lit(False),
@@ -180,8 +179,9 @@ class BatchGroups:
         if self._held.is_empty():
             self._held = self._last = None
         # the builder forgets a line's key once the clock is four gaps past the latest arrival fed up to it (its
-        # queue of keys is in the order fed: a line delivered late waits behind newer ones)
-        keys = closed.select("key", fed=pl.max_horizontal("clock", "arrival"))
+        # queue of keys is in the order fed: a line delivered late waits behind newer ones); a copy is looked for
+        # among these only, not among every line an open group holds
+        keys = numbered.select("key", fed=pl.max_horizontal("clock", "arrival"))
         if self._keys is not None:
             keys = pl.concat([self._keys, keys])
         self._keys = keys.filter(pl.col("fed") >= self.clock - 4 * self.gap)
