@@ -64,18 +64,26 @@ def _journald(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _first_of(lines: pl.DataFrame, patterns: dict[str, str], field: str) -> tuple[pl.DataFrame, list[pl.Expr]]:
+    """Each pattern's groups read from the message (a struct column named as the pattern), and for each whether
+    it is the first, in order, that reads the line (its `field` group is there), as a parser's if-chain picks."""
+    import polars as pl
+
+    message = pl.col("message")
+    frame = lines.with_columns(**{name: message.str.extract_groups(pattern) for name, pattern in patterns.items()})
+    first, before = [], pl.lit(False)
+    for name in patterns:
+        hit = pl.col(name).struct.field(field).is_not_null()
+        first.append(~before & hit)
+        before = before | hit
+    return frame, first
+
+
 def _su(lines: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 
     message = pl.col("message")
-    frame = lines.with_columns(
-        fail=message.str.extract_groups(SU_FAIL),
-        legacy=message.str.extract_groups(SU_LEGACY),
-        ok=message.str.extract_groups(SU_OK),
-    )
-    failed = pl.col("fail").struct.field("user").is_not_null()
-    legacy = ~failed & pl.col("legacy").struct.field("user").is_not_null()
-    done = ~failed & ~legacy & pl.col("ok").struct.field("user").is_not_null()
+    frame, (failed, legacy, done) = _first_of(lines, {"fail": SU_FAIL, "legacy": SU_LEGACY, "ok": SU_OK}, "user")
     refused = ~failed & ~legacy & ~done & message.str.starts_with("pam_authenticate: ")
 
     def field(name: str) -> pl.Expr:
@@ -109,14 +117,8 @@ def _login(lines: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 
     message = pl.col("message")
-    frame = lines.with_columns(
-        root=message.str.extract_groups(LOGIN_ROOT),
-        ok=message.str.extract_groups(LOGIN_OK),
-        fail=message.str.extract_groups(LOGIN_FAIL),
-    )
-    root = pl.col("root").struct.field("tty").is_not_null()
-    ok = ~root & pl.col("ok").struct.field("tty").is_not_null()
-    fail = ~root & ~ok & pl.col("fail").struct.field("tty").is_not_null()
+    patterns = {"root": LOGIN_ROOT, "ok": LOGIN_OK, "fail": LOGIN_FAIL}
+    frame, (root, ok, fail) = _first_of(lines, patterns, "tty")
 
     def field(name: str) -> pl.Expr:
         taken = pl.when(ok).then(pl.col("ok").struct.field(name)).when(fail).then(pl.col("fail").struct.field(name))
