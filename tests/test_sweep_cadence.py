@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import hypothesis
 import orjson
@@ -89,6 +90,14 @@ def _journal(seed: int, count: int) -> list[tuple[int, str, str, int, str]]:
     return out
 
 
+def _failures(ip: str, count: int, every: int = SECOND, pid: int = 100, port: int = 4000) -> list[dict[str, Any]]:
+    """`count` failed passwords from `ip`, `every` apart, each a connection of its own (PID and port counting up)."""
+    return [
+        entry(T0 + n * every, "sshd-session", pid + n, f"Failed password for root from {ip} port {port + n} ssh2")
+        for n in range(count)
+    ]
+
+
 def _lines(journal: list[tuple[int, str, str, int, str]]) -> list[Line]:
     lines = []
     for ts, host, ident, pid, message in journal:
@@ -121,10 +130,7 @@ def test_a_login_after_failures_is_flagged_however_busy_the_journal(tmp_path, ru
     from tests.journal import write
 
     ip = "198.51.100.23"
-    records = [
-        entry(T0 + n * SECOND, "sshd-session", 700 + n, f"Failed password for root from {ip} port {4000 + n} ssh2")
-        for n in range(3)
-    ]
+    records = _failures(ip, 3, pid=700)
     login = T0 + 60 * SECOND
     records += [
         entry(login, "sshd-session", 800, f"Accepted password for alice from {ip} port 5000 ssh2"),
@@ -177,10 +183,7 @@ def test_one_burst_is_one_incident_whatever_the_sweeps():
     """Eight failures, then a ninth in a connection that keeps logging for ten minutes, in a busy journal: one
     incident of nine, at every sweep cadence (a connection logging for longer than HOLD may end it first)."""
     ip = "198.51.100.7"
-    records = [
-        entry(T0 + i * 10 * SECOND, "sshd-session", 100 + i, f"Failed password for root from {ip} port {4000 + i} ssh2")
-        for i in range(8)
-    ]
+    records = _failures(ip, 8, every=10 * SECOND)
     records += [
         entry(
             T0 + (100 + 150 * k) * SECOND,
@@ -221,10 +224,7 @@ def test_a_burst_counts_a_long_connections_try_released_after_a_later_short_one(
     """Seven tries, an eighth in a connection that stays open (released late), a ninth in a short connection
     started later (released first): releasing the ninth used to drop the seven before the eighth was counted."""
     ip = "198.51.100.7"
-    records = [
-        entry(T0 + 10 * i * SECOND, "sshd-session", 100 + i, f"Failed password for root from {ip} port {4000 + i} ssh2")
-        for i in range(7)
-    ]
+    records = _failures(ip, 7, every=10 * SECOND)
     records += [
         entry(T0 + 90 * SECOND, "sshd-session", 200, f"Failed password for root from {ip} port 5000 ssh2"),
         entry(T0 + 240 * SECOND, "sshd-session", 200, "pam_unix(sshd:auth): check pass; user unknown"),
@@ -247,15 +247,7 @@ def test_a_chatty_daemon_elsewhere_does_not_delay_incidents():
     an SSH incident, so incidents end as soon as without it."""
 
     def released_after(chatty: bool) -> int:
-        records = [
-            entry(
-                T0 + i * SECOND,
-                "sshd-session",
-                100 + i,
-                f"Failed password for root from 203.0.113.5 port {4000 + i} ssh2",
-            )
-            for i in range(8)
-        ]
+        records = _failures("203.0.113.5", 8)
         records += _busy(12_000, per_second=10)  # twenty minutes
         if chatty:
             records += [entry(T0 + n * 60 * SECOND, "kubelet", 4242, f"tick {n}", host="node7") for n in range(20)]
@@ -275,15 +267,7 @@ def test_an_address_failing_for_hours_costs_time_in_proportion():
     """One address failing every second makes one incident of thousands of failures: each costs the same."""
 
     def cost(count: int) -> float:
-        records = [
-            entry(
-                T0 + i * SECOND,
-                "sshd-session",
-                1000 + i,
-                f"Failed password for root from 198.51.100.9 port {1024 + i} ssh2",
-            )
-            for i in range(count)
-        ]
+        records = _failures("198.51.100.9", count, pid=1000, port=1024)
         lines = _lines_of(records)
         start = time.perf_counter()
         builder = EventBuilder()
