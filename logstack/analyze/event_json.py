@@ -14,9 +14,8 @@ from logstack.base.terminal import UNSAFE
 if TYPE_CHECKING:
     import polars as pl
 
-# Event.as_dict's keys, in its order.
-FIELDS = ("id", "type", "outcome", "severity", "host", "machine_id", "boot_id", "pids", "start", "end")
-FIELDS += ("user", "target_user", "source_ip", "source_port", "method", "command", "reason")
+# Event.as_dict's keys, in its order, from the same lists it is made of.
+FIELDS = (*reference._HEAD_FIELDS, "start", "end", *reference._SUBJECT_FIELDS)
 FIELDS += ("flags", "tried_users", "authentication", "continues", "lines")
 _ISO = "%Y-%m-%dT%H:%M:%S%.6fZ"  # base.clock.iso: UTC, microseconds
 

@@ -345,14 +345,21 @@ class EventBuilder:
         (the clock when none): only those can still look back on failures or extend an incident. Kept in heaps,
         not found by a scan at every sweep (thousands of open groups)."""
         groups, events, open_, waiting = self._group_starts, self._event_starts, self._open, self._waiting
-        while groups and not (open_.get(groups[0][2]) is groups[0][3] and groups[0][3].first_ts == groups[0][0]):
+
+        def group_current(entry: tuple[int, int, tuple[str, ...], Group]) -> bool:
+            return open_.get(entry[2]) is entry[3] and entry[3].first_ts == entry[0]
+
+        def event_current(entry: tuple[int, int, Event]) -> bool:
+            return id(entry[2]) in waiting and entry[2].start == entry[0]
+
+        while groups and not group_current(groups[0]):
             heapq.heappop(groups)
-        while events and not (id(events[0][2]) in waiting and events[0][2].start == events[0][0]):
+        while events and not event_current(events[0]):
             heapq.heappop(events)
         # entries below a top that stays (one connection that never closes) are dropped now and then
         if len(groups) + len(events) > 4 * (len(open_) + len(waiting)) + 4096:
-            self._group_starts = [g for g in groups if open_.get(g[2]) is g[3] and g[3].first_ts == g[0]]
-            self._event_starts = [e for e in events if id(e[2]) in waiting and e[2].start == e[0]]
+            self._group_starts = [entry for entry in groups if group_current(entry)]
+            self._event_starts = [entry for entry in events if event_current(entry)]
             heapq.heapify(self._group_starts)
             heapq.heapify(self._event_starts)
             groups, events = self._group_starts, self._event_starts
