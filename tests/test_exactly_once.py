@@ -10,12 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.analyze.state import StateStore
-from logstack.base.clock import DAY, MINUTE, SECOND
+from logstack.base.clock import DAY, HOUR, MINUTE, SECOND
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.journal.line import from_journal
 from tests.journal import entry
+from tests.test_sweep_cadence import _journal, _lines
 
 T0 = 1_780_000_000 * SECOND
 
@@ -128,12 +130,20 @@ def test_the_json_state_of_earlier_versions_is_taken_over(tmp_path):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), events=st.integers(3, 12), runs=st.integers(3, 10))
-def test_every_line_is_reported_once_whatever_the_delays(tmp_path_factory, seed, events, runs):
+@given(seed=st.integers(0, 2**32 - 1), events=st.integers(3, 12), runs=st.integers(3, 10), busy=st.booleans())
+def test_every_line_is_reported_once_whatever_the_delays(tmp_path_factory, seed, events, runs, busy):
+    """Logins whose lines arrive up to 40 minutes late, with copies up to ten days later, read by runs at random
+    moments: every line reported once. `busy`: another host's lines in between, so the builder sweeps (and
+    forgets) within a run, as it does every 2048 lines."""
     rng = random.Random(seed)
     store, path = Store(), tmp_path_factory.mktemp("state") / "state.sqlite"
     lines_by_key: dict[str, int] = {}
     end = T0
+    if busy:
+        for n in range(3000):  # one an second, over the first fifty minutes
+            record = entry(T0 + n * SECOND, "cron", 20_000 + n, "(root) CMD (true)", host="db1")
+            store.add(record, T0 + n * SECOND)
+            lines_by_key[from_journal(record).key] = T0 + n * SECOND
     for n in range(events):
         ts = T0 + n * 10 * MINUTE
         for record in _login(ts, 1000 + n, f"u{n}"):
@@ -157,6 +167,74 @@ def test_every_line_is_reported_once_whatever_the_delays(tmp_path_factory, seed,
                 reported[line.key] = reported.get(line.key, 0) + 1
     assert len(ids) == len(set(ids)), "an event was reported twice"
     assert reported == dict.fromkeys(lines_by_key, 1), "a line was lost or reported twice"
+
+
+def _sudo_events(events: list) -> list[list[tuple[int, str]]]:
+    return [[(line.arrival, line.key) for line in event.lines] for event in events if event.lines[0].ident == "sudo"]
+
+
+@pytest.mark.parametrize("busy", [0, 3000])
+def test_a_copy_half_an_hour_late_beside_a_new_line_is_not_reported_again(tmp_path, busy):
+    """A sudo line, then its copy half an hour later in the same run, beside a line of the same process written
+    a second before it and delivered with the copy: the copy is not reported again, whether the run released the
+    first event before the copy came (a busy journal: sweeps) or still held it (a quiet one)."""
+    store, path = Store(), tmp_path / "state.sqlite"
+    command = entry(T0, "sudo", 700, "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id")
+    store.add(command, T0)
+    for n in range(1, 40 + busy):  # another host's lines move the clock
+        at = T0 + n * (40 * MINUTE // (40 + busy))
+        store.add(entry(at, "cron", 9000 + n, "(root) CMD (true)", host="db1"), at)
+    opened = entry(T0 - SECOND, "sudo", 700, "pam_unix(sudo:session): session opened for user root(uid=0) by alice")
+    store.add(opened, T0 + 30 * MINUTE)
+    store.add(command, T0 + 30 * MINUTE)
+    events = _sudo_events(_run(store, path, T0 + DAY))
+    assert sorted(events) == [[(T0, from_journal(command).key)], [(T0 + 30 * MINUTE, from_journal(opened).key)]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), count=st.integers(5, 60), cadence=st.sampled_from([1, 3, 17, 2048]))
+def test_no_event_holds_a_line_twice(seed, count, cadence):
+    """Generated journals (connections joined across processes, sudo, logind), lines delivered up to twenty minutes
+    late and copies up to an hour later, at any sweep cadence: no event holds a line twice, and every line is in
+    one."""
+    rng = random.Random(seed)
+    delivered = []
+    for line in _lines(_journal(seed, count)):
+        first = line.ts + rng.choice([0, 0, 0, MINUTE, 20 * MINUTE])
+        delivered.append(dataclasses.replace(line, arrival=first))
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            delivered.append(dataclasses.replace(line, arrival=first + rng.choice([SECOND, 13 * MINUTE, HOUR])))
+    delivered.sort(key=lambda line: line.arrival)
+    builder = EventBuilder(sweep_every=cadence)
+    events = [e for line in delivered for e in builder.feed(line)] + builder.finish()
+    own = [[line.key for line in event.lines] for event in events if event.type != "brute_force"]
+    assert all(len(keys) == len(set(keys)) for keys in own)
+    assert {key for keys in own for key in keys} == {line.key for line in delivered}
+
+
+def test_a_copy_of_a_session_childs_line_merged_into_its_login_is_dropped():
+    """sshd before 7.4p1: a session child naming no port closes first and is merged into the login when that closes;
+    a copy of the child's first line arrives 13 minutes later, while the login still waits to be released: dropped,
+    at every sweep cadence, as a copy of a line the login holds (not reported a second time in an event of its own)."""
+    address = "198.51.100.9"
+    rows = [(0.0, 0.0, 100, f"Accepted password for alice from {address} port 5000 ssh2")]
+    rows += [(m, m, 100, "User child is on pid 101") for m in (2.0, 4.0, 6.0, 8.0)]
+    rows += [(0.2, 0.5, 101, f"Received disconnect from {address}: 11: disconnected by user")]
+    rows += [(m, m, 101, "subsystem request for sftp by user alice") for m in (2.5, 4.5, 6.5)]
+    records = [(entry(T0 + int(ts * MINUTE), "sshd", pid, message), arrival) for ts, arrival, pid, message in rows]
+    child = records[5][0]
+    records.append((child, 13.6))
+    records += [
+        (entry(T0 + n * 30 * SECOND, "cron", 9000 + n, "(root) CMD (true)", host="db1"), n / 2) for n in range(60)
+    ]
+    lines = [dataclasses.replace(from_journal(r), arrival=T0 + int(at * MINUTE)) for r, at in records]
+    lines.sort(key=lambda line: line.arrival)
+    for cadence in (1, 3, 2048):
+        builder = EventBuilder(sweep_every=cadence)
+        events = [e for line in lines for e in builder.feed(line)] + builder.finish()
+        ssh = [(event.pids, [line.key for line in event.lines]) for event in events if event.lines[0].ident == "sshd"]
+        assert [pids for pids, _ in ssh] == [["100", "101"]], cadence
+        assert ssh[0][1].count(from_journal(child).key) == 1 and builder.duplicates == 1, cadence
 
 
 def _failures(ts: int, count: int, ip: str = "198.51.100.7") -> list[dict]:

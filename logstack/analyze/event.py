@@ -87,7 +87,10 @@ class Event(Subject):
 
 
 class Group:
-    __slots__ = ("address", "facts", "first_arrival", "first_ts", "last_arrival", "last_ts", "lines", "ordered", "own")
+    """The lines of one event while it is open (then `event`: the event that holds them, merged or not)."""
+
+    __slots__ = ("address", "event", "facts", "first_arrival", "first_ts", "last_arrival", "last_ts", "lines")
+    __slots__ += ("ordered", "own")
 
     def __init__(self, line: Line, fact: Fact) -> None:
         self.lines: list[Line] = [line]
@@ -98,6 +101,7 @@ class Group:
         self.own = fact.own_event
         self.ordered = True  # lines arrived in (ts, key) order: building needs no sort
         self.address = fact.source_ip if fact.kind in ADDRESS_KINDS else None
+        self.event: Event | None = None
 
     def add(self, line: Line, fact: Fact) -> None:
         if self.address is None and fact.kind in ADDRESS_KINDS:
@@ -355,15 +359,12 @@ def build_event(group: Group) -> Event:
         kinds.add(f.kind)
         if f.service:
             services.add(f.service)
-        if f.truncated:
-            truncated = True
-        if f.ambiguous:
-            ambiguous = True
+        truncated |= f.truncated
+        ambiguous |= f.ambiguous
     ssh = False
     pids: set[str] = set()
     for ln in lines:
-        if ln.ident in SSH_IDENTIFIERS:
-            ssh = True
+        ssh |= ln.ident in SSH_IDENTIFIERS
         if ln.pid:
             pids.add(ln.pid)
     etype, outcome = event_type(kinds, services, ssh)

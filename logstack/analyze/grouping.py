@@ -22,6 +22,7 @@ from logstack.analyze.connections import (
     process_of,
     processes_of,
 )
+from logstack.analyze.copies import Copies
 from logstack.analyze.event import (
     ADDRESS_KINDS,
     FAILED_TRY_KINDS,
@@ -54,9 +55,10 @@ class EventBuilder:
         self.sweep_every = sweep_every  # lines between sweeps: what they release must not depend on it
         self.known = known
         self._open: dict[tuple[str, ...], Group] = {}
-        # (arrival when queued, key): open groups roughly in arrival order, so a sweep looks only at
-        # the oldest instead of every open group
-        self._expiry: deque[tuple[int, tuple[str, ...]]] = deque()
+        # (arrival when queued, key), smallest first: a sweep looks only at the groups that may have gone quiet,
+        # and closes each at the first sweep past its last line by the gap (a queue in order fed held a group
+        # queued again behind newer ones for up to a gap longer: when it closed depended on the others)
+        self._expiry: list[tuple[int, tuple[str, ...]]] = []
         self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
         self._waiting: set[int] = set()  # id() of the events in _closed (membership without a scan)
         self._merged_away: set[int] = set()  # id() of events in _closed merged into another: skipped
@@ -79,8 +81,7 @@ class EventBuilder:
         self._group_starts: list[tuple[int, int, tuple[str, ...], Group]] = []
         self._event_starts: list[tuple[int, int, Event]] = []
         self._pushed = 0
-        self._seen: set[str] = set()  # de-duplication keys of recent lines
-        self._seen_order: deque[tuple[int, str]] = deque()
+        self.copies = Copies(self.settings.gap, self._holds)
         self.clock = 0
         self._since_sweep = 0
         self.duplicates = 0
@@ -91,13 +92,10 @@ class EventBuilder:
         if line.ident == HEARTBEAT_IDENTIFIER:
             return ()
         key = line.key
-        seen = self._seen
-        if key in seen:
+        if self.copies.is_copy(key, self.clock):
             self.duplicates += 1
             return ()
-        seen.add(key)
         arrival = line.arrival
-        self._seen_order.append((arrival, key))
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
@@ -135,22 +133,24 @@ class EventBuilder:
         else:
             if group is not None:
                 self._close(group)
-            self._open_group(group_key, line, fact)
+            group = self._open_group(group_key, line, fact)
+        self.copies.fed(key, self.clock, group)
         self._since_sweep += 1
         if self._since_sweep >= self.sweep_every:
             self._since_sweep = 0
             return self._sweep(final=False)
         return ()
 
-    def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> None:
+    def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> Group:
         group = self._open[key] = Group(line, fact)
-        self._expiry.append((line.arrival, key))
+        heapq.heappush(self._expiry, (line.arrival, key))
         if line.ident in SSH_IDENTIFIERS:
             self._group_started(key, group)
         process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
         if line.pid and process not in self._pid_first:
             self._pid_first[process] = line.ts
             self._pid_order.append((line.arrival, process))
+        return group
 
     def finish(self) -> list[Event]:
         """End of input: release everything."""
@@ -158,7 +158,7 @@ class EventBuilder:
 
     # -- internals -----------------------------------------------------------------------------------
     def _close(self, group: Group) -> None:
-        event = build_event(group)
+        event = group.event = build_event(group)
         known = self.known
         event.known = bool(known) and all(line.key in known for line in event.lines)
         if event.source_ip and event.source_port and event.ssh:
@@ -174,19 +174,22 @@ class EventBuilder:
             ):
                 self._merge(partner, event)
                 self._event_waits(partner)
+                group.event = partner
                 return
             self._conn_index[conn] = event
-        if event.ssh and event.source_ip and self._joined_by_peer(event):
+        if event.ssh and event.source_ip and (login := self._joined_by_peer(event)) is not None:
+            group.event = login
             return
         self._closed.append(event)
         self._waiting.add(id(event))
         self._event_waits(event)
 
-    def _joined_by_peer(self, event: Event) -> bool:
+    def _joined_by_peer(self, event: Event) -> Event | None:
         """sshd before 7.4p1 wrote no port on its session child's lines (`Received disconnect from ADDR: 11:
         …`, `subsystem request …`): such an event joins the one successful login from that address, on that
         machine and boot, whose connection it can be (another PID, within the gap); with two such logins it
-        joins neither. Whether it closes before or after the login, the pair is found (True: merged away)."""
+        joins neither. Whether it closes before or after the login, the pair is found (the login it was merged
+        into, or None)."""
         key = peer_key(event)
         gap = self.settings.gap
         if event.source_port is None and is_session_child(event):
@@ -194,7 +197,7 @@ class EventBuilder:
             if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
                 self._merge(logins[0], event)
                 self._event_waits(logins[0])
-                return True
+                return logins[0]
             self._orphans.setdefault(key, []).append(event)
             self._schedule(self.clock, key)
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
@@ -204,9 +207,10 @@ class EventBuilder:
                 self._waiting.discard(id(orphans[0]))
                 self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
                 self._merge(event, orphans[0])
+                self.copies.moved(orphans[0], event)
             self._logins.setdefault(key, []).append(event)
             self._schedule(self.clock, key)
-        return False
+        return None
 
     def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
         """Whether `login` is the only login from the peer the child can belong to: the child's process was not
@@ -219,6 +223,10 @@ class EventBuilder:
         self._trim(accepts)  # as the last forget would have left it
         others = {pid for ts, pid, _ in accepts if since <= ts <= child.start and pid not in login.pids}
         return not others
+
+    def _holds(self, group: Group) -> bool:
+        """Whether a group is open, or the event that took its lines waits to be released."""
+        return group.event is None or id(group.event) in self._waiting
 
     def _merge(self, into: Event, other: Event) -> None:
         group = Group(into.lines[0], classify(into.lines[0].ident, into.lines[0].message))
@@ -245,15 +253,15 @@ class EventBuilder:
             self._expiry.clear()
         expiry = self._expiry
         while expiry and expiry[0][0] < horizon:
-            _, key = expiry.popleft()
+            queued, key = heapq.heappop(expiry)
             group = self._open.get(key)
-            if group is None:
-                continue
+            if group is None or group.first_arrival > queued:
+                continue  # closed, or a newer group of the key (queued itself when it opened)
             if group.last_arrival < horizon:
                 del self._open[key]
                 expired.append(group)
             else:
-                expiry.append((group.last_arrival, key))  # still growing: look again later
+                heapq.heappush(expiry, (group.last_arrival, key))  # still growing: look again later
         for group in sorted(expired, key=_group_order):
             self._close(group)
         release = self.clock - 2 * self.settings.gap
@@ -282,9 +290,7 @@ class EventBuilder:
     def _forget(self, oldest_unreleased: int) -> None:
         """Forget what can no longer meet a duplicate, a join or a failure window: memory stays bounded."""
         keep_after = self.clock - 4 * self.settings.gap
-        order = self._seen_order
-        while order and order[0][0] < keep_after:
-            self._seen.discard(order.popleft()[1])
+        self.copies.forget(self.clock)
         self._keep_after = keep_after
         self._forgets += 1
         due = self._peers_due

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from logstack.analyze.grouping import SEVERITY, Event, EventBuilder, Settings
@@ -53,14 +52,28 @@ class RunResult:
 
 
 class _Reported:
-    """Membership in the lines earlier runs reported, for the event builder."""
+    """Membership in the lines reported already (by earlier runs, or by this one), for the event builder."""
 
-    def __init__(self, state: StateStore) -> None:
-        # a line is asked about when it arrives and again when its group closes: remember recent answers
-        self.seen = lru_cache(maxsize=65536)(state.seen)
+    def __init__(self, state: StateStore, size: int = 65536) -> None:
+        self.state, self.size = state, size
+        # a line is asked about when it arrives and again when its group closes: recent answers are kept
+        self.answers: dict[str, bool] = {}
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.seen(key)
+        if not isinstance(key, str):
+            return False
+        answer = self.answers.get(key)
+        if answer is None:
+            answer = self.answers[key] = self.state.seen(key)
+            if len(self.answers) > self.size:
+                del self.answers[next(iter(self.answers))]  # the oldest answer
+        return answer
+
+    def reported(self, keys: Iterable[str]) -> None:
+        """These lines were reported now: a copy of one arriving later in the run is known (not a new line)."""
+        for key in keys:
+            if key in self.answers:
+                self.answers[key] = True
 
     def __bool__(self) -> bool:
         return True
@@ -152,8 +165,8 @@ def _run(
             start = max(start, options.since)
     # Lines an earlier run reported group apart from new ones (and are not reported again); they still
     # count in brute-force windows.
-    known: Container[str] = _Reported(state) if state is not None else frozenset()
-    builder = EventBuilder(options.settings, known=known)
+    known = _Reported(state) if state is not None else None
+    builder = EventBuilder(options.settings, known=known if known is not None else frozenset())
     result = RunResult()
     horizon = now - options.horizon
     gap = options.settings.gap
@@ -183,6 +196,8 @@ def _run(
             own = event.type != "brute_force"  # an incident's lines are its failures', recorded with them
             lines = [(line.key, line.ts) for line in event.lines] if own else []
             state.record(event.id, _groups(event), event.start, event.end, lines, now)
+            if known is not None:
+                known.reported(key for key, _ in lines)
 
     for line in source(start, upper):
         result.lines += 1
