@@ -205,7 +205,7 @@ def test_no_event_holds_a_line_twice(seed, count, cadence):
         for _ in range(rng.choice([0, 0, 1, 2])):
             delivered.append(dataclasses.replace(line, arrival=first + rng.choice([SECOND, 13 * MINUTE, HOUR])))
     delivered.sort(key=lambda line: line.arrival)
-    builder = EventBuilder(sweep_every=cadence)
+    builder = EventBuilder(forget_every=cadence)
     events = [e for line in delivered for e in builder.feed(line)] + builder.finish()
     own = [[line.key for line in event.lines] for event in events if event.type != "brute_force"]
     assert all(len(keys) == len(set(keys)) for keys in own)
@@ -230,7 +230,7 @@ def test_a_copy_of_a_session_childs_line_merged_into_its_login_is_dropped():
     lines = [dataclasses.replace(from_journal(r), arrival=T0 + int(at * MINUTE)) for r, at in records]
     lines.sort(key=lambda line: line.arrival)
     for cadence in (1, 3, 2048):
-        builder = EventBuilder(sweep_every=cadence)
+        builder = EventBuilder(forget_every=cadence)
         events = [e for line in lines for e in builder.feed(line)] + builder.finish()
         ssh = [(event.pids, [line.key for line in event.lines]) for event in events if event.lines[0].ident == "sshd"]
         assert [pids for pids, _ in ssh] == [["100", "101"]], cadence

@@ -27,8 +27,8 @@ GAP = 180 * SECOND
 class _Recording(EventBuilder):
     """The builder, noting the lines of each group it closes."""
 
-    def __init__(self, sweep_every: int) -> None:
-        super().__init__(sweep_every=sweep_every)
+    def __init__(self, forget_every: int) -> None:
+        super().__init__(forget_every=forget_every)
         self.groups: list[frozenset[str]] = []
 
     def _close(self, group: Group) -> None:

@@ -17,6 +17,9 @@ from logstack.base.clock import MINUTE
 # shorter than this (a failed connection ends within sshd's LoginGraceTime, 2 minutes by default), the answer
 # does not depend on when sweeps run; memory holds what arrived within 2 gaps, a window and this.
 HOLD = 10 * MINUTE
+# What is forgotten is looked at once the clock enters a new tick: when, is the journal's (its clock), not how
+# often the builder sweeps; no failure anyone may still count goes (a rule reads what it keeps, by time).
+TICK = MINUTE
 
 
 class FailureWindows:
@@ -37,6 +40,8 @@ class FailureWindows:
         self._tries_due: list[tuple[int, str]] = []
         self._failures_held: set[str] = set()
         self._tries_held: set[str] = set()
+        self._tick = -1  # the clock's tick at the last forget
+        self._incident_ends: list[tuple[int, str]] = []  # (last arrival, source) of open incidents, smallest first
 
     def tried(self, address: str, arrival: int, ts: int, tag: tuple[str, str, str] | None) -> None:
         """A line that is a failed try from `address` arrived."""
@@ -98,11 +103,25 @@ class FailureWindows:
             if final or (incident.last_arrival < horizon and (quiet or incident.last_arrival < horizon - HOLD)):
                 out.append(self._release(ip))
 
+    def busy(self, clock: int) -> bool:
+        """Whether `end` or `forget` may do anything now: an incident can end (arrived long enough ago), or the
+        clock entered a new tick (no sweep is needed for them otherwise)."""
+        if clock // TICK != self._tick:
+            return True
+        ends, incidents = self._incident_ends, self._incidents
+        while ends and (ends[0][1] not in incidents or incidents[ends[0][1]].last_arrival != ends[0][0]):
+            heapq.heappop(ends)  # ended, or extended since (queued again then)
+        return bool(ends) and ends[0][0] < clock - 2 * self.settings.gap - self.settings.brute_force_window
+
     def forget(self, clock: int, oldest_unreleased: int) -> None:
         """Forget failures no event still to be released can look back on (`oldest_unreleased`: the earliest
         journal time of such an event) and that arrived long enough ago; whatever arrived more than HOLD before
         that is forgotten anyway (a connection that never goes quiet, a sender's clock far ahead): memory stays
-        bounded."""
+        bounded. Once a tick of the clock (called more often, the rest do nothing)."""
+        tick = clock // TICK
+        if tick == self._tick:
+            return
+        self._tick = tick
         window = self.settings.brute_force_window
         stale = clock - 2 * self.settings.gap - window
         hard = stale - HOLD
@@ -163,6 +182,7 @@ class FailureWindows:
         self._members[incident.id].append(failure)
         incident.end = max(incident.end, failure.end)
         incident.last_arrival = max(incident.last_arrival, failure.last_arrival)
+        heapq.heappush(self._incident_ends, (incident.last_arrival, incident.source_ip or ""))
 
     def _release(self, ip: str) -> Event:
         """The incident, its fields read from its failures once (an address failing for hours makes one

@@ -9,19 +9,10 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 
-from logstack.analyze.connections import (
-    child_of,
-    connection_key,
-    is_session_child,
-    peer_key,
-    peer_of_line,
-    process_of,
-    processes_of,
-)
+from logstack.analyze.connections import connection_key, peer_of_line, process_of
 from logstack.analyze.copies import Copies
 from logstack.analyze.event import (
     ADDRESS_KINDS,
@@ -34,7 +25,8 @@ from logstack.analyze.event import (
     is_key_probe,
 )
 from logstack.analyze.failures import FailureWindows
-from logstack.classify.classifier import classify
+from logstack.analyze.portless import PortlessChildren
+from logstack.classify.classifier import classify, is_forged
 from logstack.classify.fact import Fact
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
@@ -49,32 +41,25 @@ class EventBuilder:
     """Feed lines (in arrival order); take finished events as they are released."""
 
     def __init__(
-        self, settings: Settings | None = None, known: Container[str] = frozenset(), sweep_every: int = 2048
+        self, settings: Settings | None = None, known: Container[str] = frozenset(), forget_every: int = 2048
     ) -> None:
         self.settings = settings or Settings()
-        self.sweep_every = sweep_every  # lines between sweeps: what they release must not depend on it
+        # lines between forgets of what takes memory only (what is kept that no rule reads any more): what the
+        # builder says does not depend on it
+        self.forget_every = forget_every
         self.known = known
         self._open: dict[tuple[str, ...], Group] = {}
         # (arrival when queued, key), smallest first: a sweep looks only at the groups that may have gone quiet,
         # and closes each at the first sweep past its last line by the gap (a queue in order fed held a group
         # queued again behind newer ones for up to a gap longer: when it closed depended on the others)
         self._expiry: list[tuple[int, tuple[str, ...]]] = []
-        self._closed: deque[Event] = deque()  # built, waiting in case an SSH partner joins
+        # (last arrival when queued, n, event): built, waiting in case an SSH partner joins; smallest first, so
+        # a sweep looks only at those due (an event that grew by a merge is queued again when it comes up)
+        self._closed: list[tuple[int, int, Event]] = []
         self._waiting: set[int] = set()  # id() of the events in _closed (membership without a scan)
         self._merged_away: set[int] = set()  # id() of events in _closed merged into another: skipped
         self._conn_index: dict[tuple[str, str, str, int], Event] = {}
-        # by machine, boot, peer address: successful logins, and session children that named no port
-        self._logins: dict[tuple[str, ...], list[Event]] = {}
-        self._orphans: dict[tuple[str, ...], list[Event]] = {}
-        # (journal time, PID, forgets done before it came) of each login
-        self._accepts: dict[tuple[str, ...], deque[tuple[int, str, int]]] = {}
-        # (arrival, peer), once per peer, as the three indexes above gained an entry: the peers a forget looks at
-        self._peers_due: deque[tuple[int, tuple[str, ...]]] = deque()
-        self._peers_scheduled: set[tuple[str, ...]] = set()
-        self._forgets = 0
-        self._keep_after = -1  # the last forget's: logins it saw that are older (by journal time) are gone
-        self._pid_first: dict[tuple[str, str, str], int] = {}  # process → its first line's journal time
-        self._pid_order: deque[tuple[int, tuple[str, str, str]]] = deque()  # (arrival, process), to forget them
+        self.portless = PortlessChildren(self.settings.gap, self._waits, self._merge_child, self._absorb_child)
         self.failures = FailureWindows(self.settings)
         # (start, n, key, group) of open SSH groups and (start, n, event) of waiting SSH events, smallest first;
         # entries of a group closed or an event released are dropped when they reach the top
@@ -83,7 +68,9 @@ class EventBuilder:
         self._pushed = 0
         self.copies = Copies(self.settings.gap, self._holds)
         self.clock = 0
-        self._since_sweep = 0
+        self._clock_before = 0  # the clock before the line being fed
+        self._lines = 0
+        self._since_forget = 0
         self.duplicates = 0
 
     # -- input ---------------------------------------------------------------------------------------
@@ -95,6 +82,8 @@ class EventBuilder:
         if self.copies.is_copy(key, self.clock):
             self.duplicates += 1
             return ()
+        self._lines += 1
+        self._clock_before = self.clock
         arrival = line.arrival
         if arrival > self.clock:
             self.clock = arrival
@@ -104,9 +93,8 @@ class EventBuilder:
             self.failures.tried(fact.source_ip, arrival, line.ts, tag)
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:
             # every login as it arrives, open or not: a child naming no port joins one only if it is the one
-            peer = peer_of_line(line, fact.source_ip)
-            self._accepts.setdefault(peer, deque()).append((line.ts, line.pid, self._forgets))
-            self._schedule(arrival, peer)
+            self.portless.at(self._lines, self._clock_before)
+            self.portless.login_line(peer_of_line(line, fact.source_ip), line.ts, line.pid, self.clock)
         if fact.own_event:
             group_key: tuple[str, ...] = ("own", key)
         else:
@@ -120,9 +108,9 @@ class EventBuilder:
             group is not None
             and not group.own
             and abs(line.ts - group.last_ts) <= self.settings.gap
-            # nothing joins a group more than the gap after its last line arrived: a sweep closes it then,
-            # and whether one ran in between is no property of the journal
-            and arrival - group.last_arrival <= self.settings.gap
+            # nothing joins a group once the clock is more than the gap past its last line: a sweep closes it
+            # then, and whether one ran in between is no property of the journal
+            and self.clock - group.last_arrival <= self.settings.gap
             # a daemon's line naming another peer than the group's starts a new connection's event
             and (group.address is None or fact.source_ip in (None, group.address) or fact.kind not in ADDRESS_KINDS)
         ):
@@ -135,21 +123,35 @@ class EventBuilder:
                 self._close(group)
             group = self._open_group(group_key, line, fact)
         self.copies.fed(key, self.clock, group)
-        self._since_sweep += 1
-        if self._since_sweep >= self.sweep_every:
-            self._since_sweep = 0
-            return self._sweep(final=False)
-        return ()
+        return self._after_line()
+
+    def _after_line(self) -> Sequence[Event]:
+        """A sweep after every line that makes something due (the answer is the journal's, not a batch size's);
+        now and then a forget."""
+        gap, expiry, closed = self.settings.gap, self._expiry, self._closed
+        if (
+            (expiry and expiry[0][0] < self.clock - gap)
+            or (closed and closed[0][0] < self.clock - 2 * gap)
+            or self.failures.busy(self.clock)
+        ):
+            out = self._sweep(final=False)
+        else:
+            out = ()
+        self._since_forget += 1
+        if self._since_forget >= self.forget_every:
+            self._since_forget = 0
+            self._forget()
+        return out
 
     def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> Group:
         group = self._open[key] = Group(line, fact)
         heapq.heappush(self._expiry, (line.arrival, key))
         if line.ident in SSH_IDENTIFIERS:
             self._group_started(key, group)
-        process = process_of(line)  # a process's first line always opens a group: recorded here, not per line
-        if line.pid and process not in self._pid_first:
-            self._pid_first[process] = line.ts
-            self._pid_order.append((line.arrival, process))
+        # a process's first line always opens a group: recorded here, not per line
+        if line.pid and line.ident in SSH_IDENTIFIERS and not is_forged(line.ident, line.comm, line.exe):
+            self.portless.at(self._lines, self._clock_before)
+            self.portless.process_line(process_of(line), line.ts, self.clock)
         return group
 
     def finish(self) -> list[Event]:
@@ -177,52 +179,28 @@ class EventBuilder:
                 group.event = partner
                 return
             self._conn_index[conn] = event
-        if event.ssh and event.source_ip and (login := self._joined_by_peer(event)) is not None:
-            group.event = login
-            return
-        self._closed.append(event)
+        if event.ssh and event.source_ip:
+            self.portless.at(self._lines, self._clock_before)
+            if (login := self.portless.joined(event, self.clock)) is not None:
+                group.event = login
+                return
+        self._pushed += 1
+        heapq.heappush(self._closed, (event.last_arrival, self._pushed, event))
         self._waiting.add(id(event))
         self._event_waits(event)
 
-    def _joined_by_peer(self, event: Event) -> Event | None:
-        """sshd before 7.4p1 wrote no port on its session child's lines (`Received disconnect from ADDR: 11:
-        …`, `subsystem request …`): such an event joins the one successful login from that address, on that
-        machine and boot, whose connection it can be (another PID, within the gap); with two such logins it
-        joins neither. Whether it closes before or after the login, the pair is found (the login it was merged
-        into, or None)."""
-        key = peer_key(event)
-        gap = self.settings.gap
-        if event.source_port is None and is_session_child(event):
-            logins = [e for e in self._logins.get(key, ()) if child_of(e, event, gap) and id(e) in self._waiting]
-            if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
-                self._merge(logins[0], event)
-                self._event_waits(logins[0])
-                return logins[0]
-            self._orphans.setdefault(key, []).append(event)
-            self._schedule(self.clock, key)
-        elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
-            orphans = [o for o in self._orphans.get(key, ()) if child_of(event, o, gap) and id(o) in self._waiting]
-            if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
-                self._merged_away.add(id(orphans[0]))
-                self._waiting.discard(id(orphans[0]))
-                self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
-                self._merge(event, orphans[0])
-                self.copies.moved(orphans[0], event)
-            self._logins.setdefault(key, []).append(event)
-            self._schedule(self.clock, key)
-        return None
+    def _waits(self, event: Event) -> bool:
+        return id(event) in self._waiting
 
-    def _the_only_login(self, key: tuple[str, ...], child: Event, login: Event) -> bool:
-        """Whether `login` is the only login from the peer the child can belong to: the child's process was not
-        seen before the login, and no other login from the peer (open or closed) is recent enough to be its."""
-        first = min(self._pid_first.get(process, child.start) for process in processes_of(child))
-        if first < login.start:
-            return False  # the child's process was there before this login: another connection's
-        since = child.start - 2 * self.settings.gap
-        accepts = self._accepts.get(key, deque())
-        self._trim(accepts)  # as the last forget would have left it
-        others = {pid for ts, pid, _ in accepts if since <= ts <= child.start and pid not in login.pids}
-        return not others
+    def _merge_child(self, login: Event, child: Event) -> None:
+        self._merge(login, child)
+        self._event_waits(login)
+
+    def _absorb_child(self, login: Event, child: Event) -> None:
+        self._merged_away.add(id(child))
+        self._waiting.discard(id(child))
+        self._merge(login, child)
+        self.copies.moved(child, login)
 
     def _holds(self, group: Group) -> bool:
         """Whether a group is open, or the event that took its lines waits to be released."""
@@ -262,80 +240,45 @@ class EventBuilder:
                 expired.append(group)
             else:
                 heapq.heappush(expiry, (group.last_arrival, key))  # still growing: look again later
-        for group in sorted(expired, key=_group_order):
+        if len(expired) > 1:
+            expired.sort(key=_group_order)
+        for group in expired:
             self._close(group)
         release = self.clock - 2 * self.settings.gap
-        # before any is released: those being released count as unreleased, so nothing they need goes first
-        oldest = self._oldest_unreleased()
-        ready = [e for e in self._closed if final or e.last_arrival < release]
-        if ready:
-            taken = {id(e) for e in ready}
-            self._closed = deque(e for e in self._closed if id(e) not in taken)
-        for event in sorted(ready, key=_event_order):
-            self._waiting.discard(id(event))
+        ready: list[Event] = []
+        closed = self._closed
+        while closed and (final or closed[0][0] < release):
+            queued, n, event = heapq.heappop(closed)
             if id(event) in self._merged_away:
                 self._merged_away.discard(id(event))
-                continue
+            elif event.last_arrival > queued and not final:
+                heapq.heappush(closed, (event.last_arrival, n, event))  # grew by a merge: due later
+            else:
+                ready.append(event)
+        # before any is released: those being released count as unreleased, so nothing they need goes first
+        oldest = self._oldest_unreleased() if ready else self.clock
+        if len(ready) > 1:
+            ready.sort(key=_event_order)
+        for event in ready:
+            self._waiting.discard(id(event))
             if event.source_ip and event.source_port:
                 conn = connection_key(event)
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out, oldest)
-        oldest = self._oldest_unreleased()
-        self.failures.end(self.clock, final, out, oldest)
-        if not final:
-            self._forget(oldest)
+        if final or self.failures.busy(self.clock):
+            oldest = self._oldest_unreleased()
+            self.failures.end(self.clock, final, out, oldest)
+            if not final:
+                # a login not yet released looks back a window from its start for failures, however long ago it
+                # arrived: what it may still need is kept
+                self.failures.forget(self.clock, oldest)
         return out
 
-    def _forget(self, oldest_unreleased: int) -> None:
-        """Forget what can no longer meet a duplicate, a join or a failure window: memory stays bounded."""
-        keep_after = self.clock - 4 * self.settings.gap
+    def _forget(self) -> None:
+        """Forget what takes memory only: keys no copy can meet, logins and processes no join reads any more."""
         self.copies.forget(self.clock)
-        self._keep_after = keep_after
-        self._forgets += 1
-        due = self._peers_due
-        while due and due[0][0] < keep_after:
-            peer = due.popleft()[1]
-            self._peers_scheduled.discard(peer)
-            self._forget_peer(peer)
-        while self._pid_order and self._pid_order[0][0] < keep_after:
-            del self._pid_first[self._pid_order.popleft()[1]]
-        # a login not yet released looks back a window from its start for failures, however long ago it
-        # arrived: what it may still need is kept, whenever the sweep runs
-        self.failures.forget(self.clock, oldest_unreleased)
-
-    def _forget_peer(self, peer: tuple[str, ...]) -> None:
-        """Forget a peer's logins and children released already (only those still waiting can join) and its
-        logins older than the last forget's bound; a peer with some left is looked at again later."""
-        left = False
-        for index in (self._logins, self._orphans):
-            events = [e for e in index.get(peer, ()) if id(e) in self._waiting]
-            if events:
-                index[peer] = events
-                left = True
-            else:
-                index.pop(peer, None)
-        accepts = self._accepts.get(peer)
-        if accepts is not None:
-            self._trim(accepts)
-            if accepts:
-                left = True
-            else:
-                del self._accepts[peer]
-        if left:
-            self._schedule(self.clock, peer)
-
-    def _trim(self, accepts: deque[tuple[int, str, int]]) -> None:
-        """Drop the logins a forget would have dropped: older than its bound, and there when it ran (a login
-        delivered late, after it, stays until the next one)."""
-        while accepts and accepts[0][2] < self._forgets and accepts[0][0] < self._keep_after:
-            accepts.popleft()
-
-    def _schedule(self, arrival: int, peer: tuple[str, ...]) -> None:
-        """Have a forget look at `peer` (once, however often it logs in: a login a second is no queue)."""
-        if peer not in self._peers_scheduled:
-            self._peers_scheduled.add(peer)
-            self._peers_due.append((arrival, peer))
+        self.portless.forget(self.clock)
 
     def _group_started(self, key: tuple[str, ...], group: Group) -> None:
         self._pushed += 1
@@ -350,27 +293,32 @@ class EventBuilder:
         """The earliest journal time of an SSH connection's group or event still open or waiting to be released
         (the clock when none): only those can still look back on failures or extend an incident. Kept in heaps,
         not found by a scan at every sweep (thousands of open groups)."""
-        groups, events, open_, waiting = self._group_starts, self._event_starts, self._open, self._waiting
-
-        def group_current(entry: tuple[int, int, tuple[str, ...], Group]) -> bool:
-            return open_.get(entry[2]) is entry[3] and entry[3].first_ts == entry[0]
-
-        def event_current(entry: tuple[int, int, Event]) -> bool:
-            return id(entry[2]) in waiting and entry[2].start == entry[0]
-
+        groups, events, group_current, event_current = (
+            self._group_starts,
+            self._event_starts,
+            self._group_current,
+            self._event_current,
+        )
         while groups and not group_current(groups[0]):
             heapq.heappop(groups)
         while events and not event_current(events[0]):
             heapq.heappop(events)
         # entries below a top that stays (one connection that never closes) are dropped now and then
-        if len(groups) + len(events) > 4 * (len(open_) + len(waiting)) + 4096:
+        if len(groups) + len(events) > 4 * (len(self._open) + len(self._waiting)) + 4096:
             self._group_starts = [entry for entry in groups if group_current(entry)]
             self._event_starts = [entry for entry in events if event_current(entry)]
             heapq.heapify(self._group_starts)
             heapq.heapify(self._event_starts)
             groups, events = self._group_starts, self._event_starts
-        starts = [heap[0][0] for heap in (groups, events) if heap]
-        return min(starts, default=self.clock)
+        if groups:
+            return min(groups[0][0], events[0][0]) if events else groups[0][0]
+        return events[0][0] if events else self.clock
+
+    def _group_current(self, entry: tuple[int, int, tuple[str, ...], Group]) -> bool:
+        return self._open.get(entry[2]) is entry[3] and entry[3].first_ts == entry[0]
+
+    def _event_current(self, entry: tuple[int, int, Event]) -> bool:
+        return id(entry[2]) in self._waiting and entry[2].start == entry[0]
 
     def _finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
         self.failures.finalise(event, out, oldest_unreleased)
