@@ -201,7 +201,9 @@ def test_the_event_builders_events(seed, count):
     """Each event the builder released (a connection's monitor and session child merged into one), read again
     from its lines in columns: the same, but for `after_failures` from failed tries in other events."""
     builder = EventBuilder()
-    events = [e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)] + builder.finish()
+    events = [
+        e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)
+    ] + builder.finish()
     events = [event for event in events if event.type != "brute_force"]
     lines = [line for event in events for line in event.lines]
     groups = [n for n, event in enumerate(events) for _ in event.lines]
@@ -221,7 +223,9 @@ def test_logins_after_failures_as_the_builder_flags_them(seed, count):
     other connections (IPv4 address, IPv6 /64), not only in its own: every field and flag equal. The lines are fed
     in the order they arrived (a try fed after the login was released does not count)."""
     builder = EventBuilder()
-    events = [e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)] + builder.finish()
+    events = [
+        e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)
+    ] + builder.finish()
     events = [event for event in events if event.type != "brute_force"]
     lines = [line for event in events for line in event.lines]
     frame = _frame(lines, [n for n, event in enumerate(events) for _ in event.lines])

@@ -176,16 +176,27 @@ def _groups_of(lines: pl.DataFrame, groups: pl.Series) -> list[set[str]]:
     return list(found.values())
 
 
-def test_rows_stamped_before_1970_are_not_grouped_by_a_clock_before_the_builders():
-    """The builder's clock starts at 0: rows ingested (by their store timestamp) before 1970 are already more
-    than the gap behind it, so whether two of them join depends on its sweeps. Refused, not guessed."""
+def test_rows_stamped_before_1970_are_grouped_by_the_builders_clock():
+    """The builder's clock starts at 0: rows ingested (by their store timestamp) before 1970 are more than the gap
+    behind it, so no two of them join; so in columns, one batch or one at a time."""
     lines = [
         from_journal(entry(T0 + n * SECOND, "sshd", 77, f"Connection closed by 203.0.113.1 port {n} [preauth]"))
         for n in range(2)
     ]
+    lines += [from_journal(entry(T0 + 5 * SECOND, "sshd", 77, "pam_unix(sshd:auth): check pass; user unknown"))]
     for n, line in enumerate(lines):
         line.arrival = (n - 1000) * SECOND
-    assert line_groups(_frame(lines), GAP) is None
+    builder = _Recording(2048)
+    for line in lines:
+        builder.feed(line)
+    builder.finish()
+    want = sorted(map(sorted, builder.groups))
+    assert len(want) == 3
+    groups = line_groups(_frame(lines), GAP)
+    assert groups is not None and sorted(map(sorted, _groups_of(_frame(lines), groups))) == want
+    batches = BatchGroups(GAP)
+    given = [batches.feed(_frame([line])) for line in lines] + [batches.finish()]
+    assert sorted(sorted(keys) for part in given if part for keys in _groups_of(*part)) == want
 
 
 def test_a_copy_the_builder_still_holds_is_refused():

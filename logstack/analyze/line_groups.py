@@ -1,9 +1,9 @@
 """The event builder's line layer over columns: which lines of a batch make one group, as `EventBuilder.feed`
 groups them (by machine, boot, PID, program and who vouches for the line, while they stay within the gap of
-each other in journal time and in arrival, and name no other peer than the group's), for a batch where that
-needs no line-by-line state: within each group key neither journal time nor arrival goes back, no key repeats,
-and no late line would join a group the builder's sweeps may have closed already. tests/test_line_groups.py
-checks the groups against the builder's, at several sweep cadences."""
+each other in journal time, the clock is not more than the gap past the group's last line, and they name no
+other peer than the group's), for a batch where that needs no line-by-line state: within each group key neither
+journal time nor arrival goes back, and no key repeats. tests/test_line_groups.py checks the groups against the
+builder's."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ def _address(lines: pl.DataFrame) -> pl.Expr:
 
 def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     """The group of each line (numbered by its first line's position); None for a batch whose grouping needs the
-    builder's own state: a key repeats (a copy to drop), journal time or arrival goes back within a group key, or
-    a late line would join a group a sweep may have closed. A `clock` column, where the batch has one, is the
-    latest arrival before each line (else the batch's own arrivals before it)."""
+    builder's own state: a key repeats (a copy to drop), or journal time or arrival goes back within a group key.
+    A `clock` column, where the batch has one, is the latest arrival before each line (else the batch's own
+    arrivals before it)."""
     import polars as pl
 
     if lines.is_empty():
@@ -89,8 +89,10 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     frame = frame.with_columns(same=same, ts_step=ts - ts.shift(1), arrival_step=arrival - arrival.shift(1))
     if not frame.select((~pl.col("same") | ((pl.col("ts_step") >= 0) & (pl.col("arrival_step") >= 0))).all()).item():
         return None
-    # apart from the previous line of its key: more than the gap later in journal time or in arrival
-    apart = ~pl.col("same") | (pl.col("ts_step") > gap) | (pl.col("arrival_step") > gap)
+    # apart from the previous line of its key (the group's last, as arrival does not go back within a key): more
+    # than the gap later in journal time, or the clock (with this line) more than the gap past it
+    since = pl.max_horizontal("clock", "arrival") - arrival.shift(1)
+    apart = ~pl.col("same") | (pl.col("ts_step") > gap) | (since > gap)
     frame = frame.with_columns(apart=apart).with_columns(
         span_start=pl.when("apart").then(pl.int_range(pl.len())).forward_fill(),
         named_at=pl.when(pl.col("address").is_not_null()).then(pl.int_range(pl.len())).forward_fill().shift(1),
@@ -100,11 +102,6 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     in_span = pl.col("named_at").is_not_null() & (pl.col("named_at") >= pl.col("span_start"))
     other_peer = pl.col("address").is_not_null() & in_span & (pl.col("address") != named)
     start = pl.col("apart") | other_peer
-    # a line that would join a group a sweep may already have closed (it arrived late, after the clock passed
-    # the group by the gap): whether it joins depends on when the builder swept, which columns cannot tell
-    swept = pl.col("clock") - gap > arrival.shift(1)
-    if frame.select((~start & swept).any()).item():
-        return None
     groups = frame.select("n", group=pl.when(start).then(row).forward_fill())
     return groups.sort("n")["group"]
 
@@ -112,12 +109,12 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
 class BatchGroups:
     """The line layer over batches: lines in, in arrival order, a batch at a time; out, the lines of the groups
     no later line can join, with their groups. A group's lines wait until its last line arrived two gaps before
-    the latest one; a line later than the gap behind the lines before its batch is refused (the builder joins
-    it or not by when it swept), so no line can join a group given out. An open group is grouped with the next
-    batch by its last line alone (standing for it with the last peer it named): its other lines wait untouched.
-    Memory holds the open groups and the keys of four gaps (a copy within them is dropped by the builder:
-    refused here), not the input. A copy of a line older than that is a new line, as the builder sweeping at
-    every line counts it (sweeping less often, it may still drop it: that depends on its cadence)."""
+    the latest one (a line joins a group only while the clock is within the gap of its last line: none can join
+    a group given out). An open group is grouped with the next batch by its last line alone (standing for it
+    with the last peer it named): its other lines wait untouched. Memory holds the open groups and the keys of
+    four gaps, not the input. A copy of one of those lines (the builder drops it) is refused here; a copy of an
+    older line is a new line, as the builder counts it (unless the line is in an event merged across processes
+    still waiting: those joins are not made in columns yet)."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
@@ -134,10 +131,9 @@ class BatchGroups:
 
         arrival = pl.col("arrival")
         batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
-        if batch.select((arrival < self.clock - self.gap).any()).item():
-            return None
-        if self._keys is not None and not batch.join(self._keys, on="key", how="semi").is_empty():
-            return None  # a copy of a line the builder still holds: it drops it
+        for held in (self._keys, self._held):
+            if held is not None and not batch.join(held.select("key"), on="key", how="semi").is_empty():
+                return None  # a copy of a line the builder still holds or fed lately: it drops it
         new = batch.with_columns(
             clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)),
             carried=pl.lit(False),
