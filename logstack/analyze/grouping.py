@@ -128,20 +128,38 @@ class EventBuilder:
     def _after_line(self) -> Sequence[Event]:
         """A sweep after every line that makes something due (the answer is the journal's, not a batch size's);
         now and then a forget."""
-        gap, expiry, closed = self.settings.gap, self._expiry, self._closed
-        if (
-            (expiry and expiry[0][0] < self.clock - gap)
-            or (closed and closed[0][0] < self.clock - 2 * gap)
-            or self.failures.busy(self.clock)
-        ):
-            out = self._sweep(final=False)
-        else:
-            out = ()
+        out = self._sweep(final=False) if self._due() else ()
         self._since_forget += 1
         if self._since_forget >= self.forget_every:
             self._since_forget = 0
             self._forget()
         return out
+
+    def _due(self) -> bool:
+        """Whether a sweep now would close a group, release an event or change what failures say. Entries of
+        groups closed or still growing and of events merged away or grown are settled here as the sweep would
+        settle them: most lines make nothing due."""
+        horizon, expiry, open_ = self.clock - self.settings.gap, self._expiry, self._open
+        while expiry and expiry[0][0] < horizon:
+            queued, key = expiry[0]
+            group = open_.get(key)
+            if group is None or group.first_arrival > queued:
+                heapq.heappop(expiry)
+            elif group.last_arrival < horizon:
+                return True
+            else:
+                heapq.heapreplace(expiry, (group.last_arrival, key))
+        release, closed = horizon - self.settings.gap, self._closed
+        while closed and closed[0][0] < release:
+            queued, n, event = closed[0]
+            if id(event) in self._merged_away:
+                heapq.heappop(closed)
+                self._merged_away.discard(id(event))
+            elif event.last_arrival > queued:
+                heapq.heapreplace(closed, (event.last_arrival, n, event))
+            else:
+                return True
+        return self.failures.busy(self.clock)
 
     def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> Group:
         group = self._open[key] = Group(line, fact)
