@@ -170,6 +170,79 @@ def test_an_incident_ends_at_its_line_while_one_process_logs_alone():
     assert released_at(EventBuilder()) == want
 
 
+def test_a_forget_after_the_last_line_changes_nothing_at_the_end():
+    """A forget right after the last line (the lines fed a multiple of the forget cadence) used the clock that line
+    moved, while the end of input still joined by the clock before it: a login that made a port-less child's join
+    ambiguous was gone. The same events whatever the cadence, with the last line on a forget or not."""
+    address = "198.51.100.9"
+    rows = [
+        (80, 0, 200, f"Accepted password for bob from {address} port 5001 ssh2"),
+        (100, 780, 100, f"Accepted password for alice from {address} port 5000 ssh2"),
+        (270, 810, 101, f"Received disconnect from {address}: 11: disconnected by user"),
+    ]
+    tail = [
+        dataclasses.replace(from_journal(entry(T0 + ts * SECOND, "sshd", pid, message)), arrival=T0 + at * SECOND)
+        for ts, at, pid, message in rows
+    ]
+    for padding in (0, 2044, 2045, 2046):
+        lines = [*_lines_of(_cron(padding)), *tail]
+        answers = {
+            cadence: sorted(event.pids for event in _all(EventBuilder(forget_every=cadence), lines) if event.ssh)
+            for cadence in (1, 3, 2048, 10**9)
+        }
+        assert len(set(map(str, answers.values()))) == 1 and answers[1] == [["100"], ["101"], ["200"]], padding
+
+
+def _cron(count: int) -> list[dict]:
+    return [
+        entry(T0 - 100 * SECOND + n * SECOND // 100, "CRON", 9000 + n, "(root) CMD (true)", host="db1")
+        for n in range(count)
+    ]
+
+
+def _all(builder: EventBuilder, lines: list[Line]) -> list:
+    return [event for line in lines for event in builder.feed(line)] + builder.finish()
+
+
+class _Counting(EventBuilder):
+    sweeps = 0
+
+    def _sweep(self, final: bool) -> list:
+        self.sweeps += 1
+        return super()._sweep(final)
+
+
+def test_incidents_held_back_by_a_connection_that_never_goes_quiet_make_no_sweep_a_line():
+    """Brute-force bursts from many addresses while a local user's `logger -t sshd` writes a line a minute (its
+    group never closes, so no incident is quiet until HOLD has passed): the builder sweeps when something ends,
+    not after every line while incidents wait (a line then cost a pass over every incident)."""
+
+    def sweeps(never_quiet: bool) -> int:
+        # half an hour of one process's lines, two a second: it closes nothing, so a sweep is for the incidents
+        records = [entry(T0 + n * SECOND // 2, "kubelet", 4000, f"tick {n}", host="node7") for n in range(3600)]
+        for n in range(40):
+            ip = f"2001:db8:{n:x}::1"
+            start = T0 + n * 3 * SECOND
+            records += [
+                entry(
+                    start + k * SECOND, "sshd", 50_000 + 8 * n + k, f"Failed password for root from {ip} port 22 ssh2"
+                )
+                for k in range(8)
+            ]
+        if never_quiet:
+            records += [
+                entry(T0 + m * 60 * SECOND, "sshd", 4242, "tick", comm="logger", exe="/usr/bin/logger")
+                for m in range(30)
+            ]
+        records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
+        builder = _Counting()
+        incidents = [event for event in _all(builder, _lines_of(records)) if event.type == "brute_force"]
+        assert len(incidents) == 40
+        return builder.sweeps
+
+    assert sweeps(never_quiet=True) < 1.5 * sweeps(never_quiet=False)
+
+
 def test_a_login_after_failures_is_flagged_however_busy_the_journal(tmp_path, runner):
     """Failed passwords from an address, then a login from it whose connection lasts four minutes, in an
     export where thousands of other lines pass meanwhile (the builder sweeps every 2048 lines): the login is

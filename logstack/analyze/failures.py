@@ -42,6 +42,9 @@ class FailureWindows:
         self._tries_held: set[str] = set()
         self._tick = -1  # the clock's tick at the last forget
         self._incident_ends: list[tuple[int, str]] = []  # (last arrival, source) of open incidents, smallest first
+        # of those that arrived two gaps and a window ago: (end, last arrival, source) and (last arrival, source)
+        self._arrived: list[tuple[int, int, str]] = []
+        self._arrived_at: list[tuple[int, str]] = []
 
     def tried(self, address: str, arrival: int, ts: int, tag: tuple[str, str, str] | None) -> None:
         """A line that is a failed try from `address` arrived."""
@@ -103,15 +106,28 @@ class FailureWindows:
             if final or (incident.last_arrival < horizon and (quiet or incident.last_arrival < horizon - HOLD)):
                 out.append(self._release(ip))
 
-    def busy(self, clock: int) -> bool:
-        """Whether `end` or `forget` may do anything now: an incident can end (arrived long enough ago), or the
-        clock entered a new tick (no sweep is needed for them otherwise)."""
+    def busy(self, clock: int, oldest_unreleased: Callable[[], int]) -> bool:
+        """Whether `end` or `forget` would do anything now: an incident ends (as `end` decides), or the clock
+        entered a new tick (no sweep is needed for them otherwise). Looks only at the incidents that arrived long
+        enough ago, the one that ends first by journal time and the one that arrived first (an incident held back
+        by a connection that never goes quiet makes no sweep until HOLD has passed)."""
         if clock // TICK != self._tick:
             return True
-        ends, incidents = self._incident_ends, self._incidents
-        while ends and (ends[0][1] not in incidents or incidents[ends[0][1]].last_arrival != ends[0][0]):
-            heapq.heappop(ends)  # ended, or extended since (queued again then)
-        return bool(ends) and ends[0][0] < clock - 2 * self.settings.gap - self.settings.brute_force_window
+        horizon = clock - 2 * self.settings.gap - self.settings.brute_force_window
+        ends, arrived, held, incidents = self._incident_ends, self._arrived, self._arrived_at, self._incidents
+        while ends and ends[0][0] < horizon:
+            at, ip = heapq.heappop(ends)
+            incident = incidents.get(ip)
+            if incident is not None and incident.last_arrival == at:  # not ended, nor extended since
+                heapq.heappush(arrived, (incident.end, at, ip))
+                heapq.heappush(held, (at, ip))
+        while arrived and not _current(incidents, arrived[0][2], arrived[0][1], arrived[0][0]):
+            heapq.heappop(arrived)
+        while held and not _current(incidents, held[0][1], held[0][0]):
+            heapq.heappop(held)
+        if held and held[0][0] < horizon - HOLD:
+            return True
+        return bool(arrived) and arrived[0][0] + self.settings.brute_force_window < oldest_unreleased()
 
     def forget(self, clock: int, oldest_unreleased: int) -> None:
         """Forget failures no event still to be released can look back on (`oldest_unreleased`: the earliest
@@ -204,6 +220,12 @@ class FailureWindows:
             self._failures[ip] = deque(f for f in self._failures[ip] if id(f) not in taken)
             self._failures_changed(ip)
         return incident
+
+
+def _current(incidents: dict[str, Event], ip: str, last_arrival: int, end: int | None = None) -> bool:
+    """Whether a queued entry still describes the source's open incident (not ended, nor extended since)."""
+    incident = incidents.get(ip)
+    return incident is not None and incident.last_arrival == last_arrival and end in (None, incident.end)
 
 
 def _failures_key(failures: dict[str, deque[Event]], ip: str) -> int:

@@ -159,7 +159,7 @@ class EventBuilder:
                 heapq.heapreplace(closed, (event.last_arrival, n, event))
             else:
                 return True
-        return self.failures.busy(self.clock)
+        return self.failures.busy(self.clock, self._oldest_unreleased)
 
     def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> Group:
         group = self._open[key] = Group(line, fact)
@@ -284,7 +284,7 @@ class EventBuilder:
                 if self._conn_index.get(conn) is event:
                     del self._conn_index[conn]
             self._finalise(event, out, oldest)
-        if final or self.failures.busy(self.clock):
+        if final or self.failures.busy(self.clock, self._oldest_unreleased):
             oldest = self._oldest_unreleased()
             self.failures.end(self.clock, final, out, oldest)
             if not final:
@@ -296,7 +296,7 @@ class EventBuilder:
     def _forget(self) -> None:
         """Forget what takes memory only: keys no copy can meet, logins and processes no join reads any more."""
         self.copies.forget(self.clock)
-        self.portless.forget(self.clock)
+        self.portless.forget(self._clock_before)  # what the join rules read until the next line, or at the end
 
     def _group_started(self, key: tuple[str, ...], group: Group) -> None:
         self._pushed += 1

@@ -20,6 +20,7 @@ from logstack.base.clock import HOUR
 Peer = tuple[str, ...]
 Process = tuple[str, str, str]
 PROCESS_MEMORY = HOUR  # how long an SSH daemon's process's first line is remembered (by the clock)
+RECENT = 32  # more logins (or port-less children) from one peer waiting at once: no child joins any of them
 
 
 class PortlessChildren:
@@ -68,20 +69,32 @@ class PortlessChildren:
         successful login closing takes the one waiting child that can be its own."""
         key = peer_key(event)
         if event.source_port is None and is_session_child(event):
-            logins = [e for e in self._logins.get(key, ()) if child_of(e, event, self.gap) and self._waiting(e)]
+            logins = [e for e in self._recent(self._logins, key) if child_of(e, event, self.gap)]
             if len(logins) == 1 and self._the_only_login(key, event, logins[0]):
                 self._merge(logins[0], event)
                 return logins[0]
             self._orphans.setdefault(key, []).append(event)
             self._schedule(clock, key)
         elif event.source_port is not None and event.type == "ssh_login" and event.outcome == "success":
-            orphans = [o for o in self._orphans.get(key, ()) if child_of(event, o, self.gap) and self._waiting(o)]
+            orphans = [o for o in self._recent(self._orphans, key) if child_of(event, o, self.gap)]
             if len(orphans) == 1 and self._the_only_login(key, orphans[0], event):
                 self._orphans[key] = [o for o in self._orphans[key] if o is not orphans[0]]
                 self._absorb(event, orphans[0])
             self._logins.setdefault(key, []).append(event)
             self._schedule(clock, key)
         return None
+
+    def _recent(self, index: dict[Peer, list[Event]], key: Peer) -> list[Event]:
+        """The peer's events in `index` still waiting to be released, newest first; with more than RECENT of them
+        (a flood of logins from one address: a local user's, or a NAT's) none, so that nothing joins (as when
+        two could) and a join costs no pass over the flood."""
+        found: list[Event] = []
+        for event in reversed(index.get(key, ())):
+            if self._waiting(event):
+                found.append(event)
+                if len(found) > RECENT:
+                    return []
+        return found
 
     def _the_only_login(self, key: Peer, child: Event, login: Event) -> bool:
         """Whether `login` is the only login from the peer the child can belong to: the child's process was not
@@ -100,7 +113,8 @@ class PortlessChildren:
         return [entry for entry in accepts if entry[2] == self.line or entry[0] >= self.bound]
 
     def forget(self, clock: int) -> None:
-        """Forget what only takes memory: released events, and logins and first lines no rule reads any more."""
+        """Forget what only takes memory: released events, and logins and first lines no rule reads any more
+        (`clock`: the clock before the line last fed, as the rules read them until the next one)."""
         keep_after = clock - 4 * self.gap
         while self._due and self._due[0][0] < keep_after:
             peer = self._due.popleft()[1]
