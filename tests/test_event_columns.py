@@ -195,16 +195,20 @@ def _frame(lines: list[Line], groups: list[int]) -> pl.DataFrame:
     return pl.concat([frame, facts], how="horizontal").with_columns(group=pl.Series(groups, dtype=pl.UInt32))
 
 
+def _builders_events(seed: int, count: int) -> list:
+    """The events (not incidents) the builder releases from a generated journal, fed in the order it arrived."""
+    builder = EventBuilder()
+    lines = _journal_lines(sorted(_journal(seed, count)))
+    events = [e for line in lines for e in builder.feed(line)] + builder.finish()
+    return [event for event in events if event.type != "brute_force"]
+
+
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(seed=st.integers(0, 2**32 - 1), count=st.integers(5, 150))
 def test_the_event_builders_events(seed, count):
     """Each event the builder released (a connection's monitor and session child merged into one), read again
     from its lines in columns: the same, but for `after_failures` from failed tries in other events."""
-    builder = EventBuilder()
-    events = [
-        e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)
-    ] + builder.finish()
-    events = [event for event in events if event.type != "brute_force"]
+    events = _builders_events(seed, count)
     lines = [line for event in events for line in event.lines]
     groups = [n for n, event in enumerate(events) for _ in event.lines]
     got = event_columns(_frame(lines, groups))
@@ -222,11 +226,7 @@ def test_logins_after_failures_as_the_builder_flags_them(seed, count):
     """The builder's events again, now with the flag a successful login gets from failed tries of its source in
     other connections (IPv4 address, IPv6 /64), not only in its own: every field and flag equal. The lines are fed
     in the order they arrived (a try fed after the login was released does not count)."""
-    builder = EventBuilder()
-    events = [
-        e for line in _journal_lines(sorted(_journal(seed, count))) for e in builder.feed(line)
-    ] + builder.finish()
-    events = [event for event in events if event.type != "brute_force"]
+    events = _builders_events(seed, count)
     lines = [line for event in events for line in event.lines]
     frame = _frame(lines, [n for n, event in enumerate(events) for _ in event.lines])
     got = after_failures(event_columns(frame), failed_tries(frame), Settings(), frame["arrival"].sort())

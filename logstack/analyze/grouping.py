@@ -9,6 +9,7 @@ join them any more; brute-force incidents and `after_failures` flags look back o
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import fields
 
@@ -136,20 +137,35 @@ class EventBuilder:
         return out
 
     def _due(self) -> bool:
-        """Whether a sweep now would close a group, release an event or change what failures say. Entries of
-        groups closed or still growing and of events merged away or grown are settled here as the sweep would
-        settle them: most lines make nothing due."""
-        horizon, expiry, open_ = self.clock - self.settings.gap, self._expiry, self._open
+        """Whether a sweep now would close a group, release an event or change what failures say (most lines
+        make nothing due)."""
+        horizon = self.clock - self.settings.gap
+        return (
+            self._expired(horizon) is not None
+            or self._ready(horizon - self.settings.gap) is not None
+            or self.failures.busy(self.clock, self._oldest_unreleased)
+        )
+
+    def _expired(self, horizon: int) -> Group | None:
+        """The open group at the top of the expiry heap if nothing arrived for it since before `horizon`; entries
+        of groups closed since (or of an older group of the key) are dropped and those of groups still growing
+        queued again by their last arrival on the way."""
+        expiry, open_ = self._expiry, self._open
         while expiry and expiry[0][0] < horizon:
             queued, key = expiry[0]
             group = open_.get(key)
             if group is None or group.first_arrival > queued:
                 heapq.heappop(expiry)
             elif group.last_arrival < horizon:
-                return True
+                return group
             else:
                 heapq.heapreplace(expiry, (group.last_arrival, key))
-        release, closed = horizon - self.settings.gap, self._closed
+        return None
+
+    def _ready(self, release: float) -> Event | None:
+        """The waiting event at the top of its heap if its last line arrived before `release`; entries of events
+        merged away are dropped and those of events grown by a merge queued again on the way."""
+        closed = self._closed
         while closed and closed[0][0] < release:
             queued, n, event = closed[0]
             if id(event) in self._merged_away:
@@ -158,8 +174,8 @@ class EventBuilder:
             elif event.last_arrival > queued:
                 heapq.heapreplace(closed, (event.last_arrival, n, event))
             else:
-                return True
-        return self.failures.busy(self.clock, self._oldest_unreleased)
+                return event
+        return None
 
     def _open_group(self, key: tuple[str, ...], line: Line, fact: Fact) -> Group:
         group = self._open[key] = Group(line, fact)
@@ -247,32 +263,18 @@ class EventBuilder:
             expired = list(self._open.values())
             self._open.clear()
             self._expiry.clear()
-        expiry = self._expiry
-        while expiry and expiry[0][0] < horizon:
-            queued, key = heapq.heappop(expiry)
-            group = self._open.get(key)
-            if group is None or group.first_arrival > queued:
-                continue  # closed, or a newer group of the key (queued itself when it opened)
-            if group.last_arrival < horizon:
-                del self._open[key]
-                expired.append(group)
-            else:
-                heapq.heappush(expiry, (group.last_arrival, key))  # still growing: look again later
+        while (group := self._expired(horizon)) is not None:
+            del self._open[heapq.heappop(self._expiry)[1]]
+            expired.append(group)
         if len(expired) > 1:
             expired.sort(key=_group_order)
         for group in expired:
             self._close(group)
-        release = self.clock - 2 * self.settings.gap
         ready: list[Event] = []
-        closed = self._closed
-        while closed and (final or closed[0][0] < release):
-            queued, n, event = heapq.heappop(closed)
-            if id(event) in self._merged_away:
-                self._merged_away.discard(id(event))
-            elif event.last_arrival > queued and not final:
-                heapq.heappush(closed, (event.last_arrival, n, event))  # grew by a merge: due later
-            else:
-                ready.append(event)
+        release = math.inf if final else self.clock - 2 * self.settings.gap
+        while (event := self._ready(release)) is not None:
+            heapq.heappop(self._closed)
+            ready.append(event)
         # before any is released: those being released count as unreleased, so nothing they need goes first
         oldest = self._oldest_unreleased() if ready else self.clock
         if len(ready) > 1:

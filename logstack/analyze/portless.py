@@ -27,7 +27,11 @@ class PortlessChildren:
     """The logins and port-less children by peer, and each process's first line, for the event builder."""
 
     def __init__(
-        self, gap: int, waiting: Callable[[Event], bool], merge: Callable[[Event, Event], None], absorb: Callable
+        self,
+        gap: int,
+        waiting: Callable[[Event], bool],
+        merge: Callable[[Event, Event], None],
+        absorb: Callable[[Event, Event], None],
     ) -> None:
         self.gap = gap
         self._waiting = waiting  # whether an event is closed and not yet released
