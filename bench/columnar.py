@@ -265,13 +265,14 @@ def _batches(path: Path, lines: int):
 def end_to_end(path: Path, batch: int) -> None:
     import polars as pl
 
-    from logstack.analyze.event_columns import event_columns
+    from logstack.analyze.connection_columns import BatchConnections
     from logstack.analyze.event_json import event_json
     from logstack.analyze.failure_columns import after_failures, failed_tries
     from logstack.analyze.failures import HOLD
     from logstack.analyze.grouping import Settings
     from logstack.analyze.line_groups import BatchGroups
     from logstack.columnar.facts import fact_columns
+    from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
     stages: dict[str, float] = {}
 
@@ -283,6 +284,7 @@ def end_to_end(path: Path, batch: int) -> None:
 
     begin = time.perf_counter()
     grouper = BatchGroups(Settings().gap)
+    joiner = BatchConnections(Settings().gap)
     refused, count = 0, 0
     output = Path(f"/tmp/logstack-bench-columns-{path.stem}.jsonl").open("wb")  # noqa: SIM115 - closed below
 
@@ -290,8 +292,9 @@ def end_to_end(path: Path, batch: int) -> None:
     tries = pl.DataFrame(schema={"source": pl.String, "ts": pl.Int64, "arrival": pl.Int64, "tag": pl.String})
     arrivals = pl.Series("arrival", [], dtype=pl.Int64)  # of the lines fed lately: when a login was released
 
-    def write(lines: pl.DataFrame, groups: pl.Series) -> None:
-        events = timed("events", lambda: event_columns(lines.with_columns(group=groups)))
+    def write(events: pl.DataFrame, lines: pl.DataFrame) -> None:
+        if events.is_empty():
+            return
         events = timed("after_failures", lambda: after_failures(events, tries, settings, arrivals.sort()))
         output.write(timed("json", lambda: event_json(events, lines)))
 
@@ -310,12 +313,14 @@ def end_to_end(path: Path, batch: int) -> None:
         tries = pl.concat([tries, failed_tries(part)]).filter(pl.col("arrival") >= kept)
         arrivals = pl.concat([arrivals, part["arrival"]])
         arrivals = arrivals.filter(arrivals >= kept)
-        closed = timed("groups", lambda: grouper.feed(part))  # noqa: B023
-        if closed is None:
+        closed = timed("groups", lambda: grouper.feed(part, joiner.held_keys()))  # noqa: B023
+        fed = part.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)["arrival"]
+        released = None if closed is None else timed("events", lambda: joiner.feed(*closed, fed))  # noqa: B023
+        if released is None:
             refused += 1
         else:
-            write(*closed)
-    if (rest := grouper.finish()) is not None:
+            write(*released)
+    if (rest := timed("events", lambda: joiner.finish(grouper.finish()))) is not None:
         write(*rest)
     output.close()
     seconds = time.perf_counter() - begin

@@ -246,3 +246,72 @@ def test_an_open_group_is_grouped_again_by_its_last_line_alone(monkeypatch):
     assert max(sizes) <= 100 + 1
     rest = batches.finish()
     assert rest is not None and len(rest[0]) == 3000 and rest[1].n_unique() == 1
+
+
+class _Moments(EventBuilder):
+    """The builder, noting for each group it closes the line at which it closed (None: at the end of input) and
+    whether the next line of its key closed it (as that line was fed) rather than a sweep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closes: dict[frozenset[str], tuple[int | None, bool]] = {}
+        self._sweeping = self._final = False
+
+    def _sweep(self, final: bool) -> list:
+        self._sweeping, self._final = True, final
+        try:
+            return super()._sweep(final)
+        finally:
+            self._sweeping = False
+
+    def _close(self, group: Group) -> None:
+        at = None if self._final else self._lines - 1
+        self.closes[frozenset(line.key for line in group.lines)] = (at, not self._sweeping)
+        super()._close(group)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(1, 150),
+    late=st.integers(0, 4),
+    cuts=st.lists(st.integers(0, 600), max_size=8),
+)
+def test_groups_close_at_the_builders_moment(seed, count, late, cuts):
+    """Each group given out with the line at which the builder closed it, and how: the events joined across
+    processes and their release depend on it."""
+    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
+    records += _extra(random.Random(seed), count // 3)
+    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
+    lines = [line for line in map(from_journal, records) if line is not None]
+    rng = random.Random(seed)
+    delay = 0
+    for line in lines:  # behind by a delay that now and then grows by minutes: closes by the clock, not by time
+        delay += rng.choice([0] * 20 + [200 * SECOND])
+        line.arrival = line.ts + delay
+    for _ in range(late if len(lines) > 1 else 0):  # delivered late: one that opens a group may close it at once
+        at = rng.randrange(len(lines) - 1)
+        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    frame = _frame(lines)
+    bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
+    batches = BatchGroups(GAP)
+    got: dict[frozenset[str], tuple[int | None, bool]] = {}
+    given = [batches.feed(frame.slice(start, end - start)) for start, end in itertools.pairwise(bounds)]
+    hypothesis.assume(all(part is not None for part in given))
+    for part in [*given, batches.finish()]:
+        assert part is not None
+        closed, groups = part
+        for keys, moment in zip(_groups_of(closed, groups), _moments(closed, groups), strict=True):
+            got[frozenset(keys)] = moment
+    builder = _Moments()
+    for line in lines:
+        builder.feed(line)
+    builder.finish()
+    assert got == builder.closes
+
+
+def _moments(lines: pl.DataFrame, groups: pl.Series) -> list[tuple[int | None, bool]]:
+    found: dict[int, tuple[int | None, bool]] = {}
+    for group, at, collided in zip(groups, lines["closed_at"], lines["collided"], strict=True):
+        found.setdefault(group, (at, collided))
+    return list(found.values())

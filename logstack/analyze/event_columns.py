@@ -48,11 +48,12 @@ def event_columns(lines: pl.DataFrame) -> pl.DataFrame:
         event_id(machine or host, boot, key)
         for machine, host, boot, key in events.select("machine", "host", "boot_id_raw", "first_key").iter_rows()
     ]
-    return events.with_columns(id=pl.Series(ids, dtype=pl.String)).select(_OUTPUT)
+    return events.with_columns(id=pl.Series(ids, dtype=pl.String)).select(EVENT_COLUMNS)
 
 
 # Event's fields but those made later (lines: `line_order` gives them; continues, known: the state's), and the group.
-_OUTPUT = ("group", *(f.name for f in fields(Event) if f.name not in {"lines", "continues", "known"}), "line_order")
+_LATER = {"lines", "continues", "known"}
+EVENT_COLUMNS = ("group", *(f.name for f in fields(Event) if f.name not in _LATER), "line_order")
 
 
 def _truthy(column: str) -> pl.Expr:

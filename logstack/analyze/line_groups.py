@@ -108,34 +108,39 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
 
 class BatchGroups:
     """The line layer over batches: lines in, in arrival order, a batch at a time; out, the lines of the groups
-    no later line can join, with their groups. A group's lines wait until its last line arrived two gaps before
-    the latest one (a line joins a group only while the clock is within the gap of its last line: none can join
-    a group given out). An open group is grouped with the next batch by its last line alone (standing for it
-    with the last peer it named): its other lines wait untouched. Memory holds the open groups and the keys of
-    four gaps, not the input. A copy of one of those lines (the builder drops it) is refused here; a copy of an
-    older line is a new line, as the builder counts it (unless the line is in an event merged across processes
-    still waiting: those joins are not made in columns yet)."""
+    that closed, with their groups and the moment each closed as `EventBuilder` closes it: `idx`, every line's
+    position among the lines fed (heartbeats are not fed); `closed_at`, the position of the line at which the
+    group closed (None: at the end of input); `collided`, whether that line was the next one of the group's key
+    (closed as it is fed, before the sweep after it), not the first whose clock is more than the gap past the
+    group's last arrival (closed by that sweep). No later line can join a group given out. An open group is
+    grouped with the next batch by its last line alone (standing for it with the last peer it named): its other
+    lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. A copy of one of
+    those lines, or of a line `feed` is told is still held downstream (an event waiting to be released: the
+    builder drops it), is refused here; a copy of an older line is a new line, as the builder counts it."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
         self.clock = 0  # the latest arrival of the lines fed so far (the builder's starts at 0)
+        self.fed = 0  # lines fed so far (the next line's `idx`)
         self._held: pl.DataFrame | None = None  # the open groups' lines, with their `group`
         self._last: pl.DataFrame | None = None  # each open group's last line, `named`, `last_arrival`
         self._keys: pl.DataFrame | None = None  # (key, fed) of the lines fed, four gaps of them
         self._next = 0  # the next group number
 
-    def feed(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series] | None:
-        """The lines of the groups this batch closed (with a `clock` column: the latest arrival before each) and
-        their groups; None when the batch cannot be grouped in columns (nothing changes then)."""
+    def feed(self, batch: pl.DataFrame, held: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.Series] | None:
+        """The lines of the groups this batch closed (with `clock`, the latest arrival before each line, `idx`,
+        `closed_at` and `collided`) and their groups; None when the batch cannot be grouped in columns (nothing
+        changes then). `held`: the keys (a `key` column) of lines held in events not yet released."""
         import polars as pl
 
         arrival = pl.col("arrival")
         batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
-        for held in (self._keys, self._held):
-            if held is not None and not batch.join(held.select("key"), on="key", how="semi").is_empty():
+        for keys in (self._keys, self._held, held):
+            if keys is not None and not batch.join(keys.select("key"), on="key", how="semi").is_empty():
                 return None  # a copy of a line the builder still holds or fed lately: it drops it
         new = batch.with_columns(
             clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)),
+            idx=pl.int_range(pl.len(), dtype=pl.Int64) + self.fed,
             carried=pl.lit(False),
             named=pl.lit(None, pl.String),
             group=pl.lit(None, pl.Int64),
@@ -149,13 +154,14 @@ class BatchGroups:
             group=pl.col("group").gather(groups).fill_null(groups.cast(pl.Int64) + self._next)
         ).filter(~pl.col("carried"))
         self._next += len(lines)
+        self.fed += len(batch)
         latest = batch["arrival"].max()
         if latest is not None:
             self.clock = max(self.clock, latest)
         return self._close(numbered)
 
     def _close(self, numbered: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
-        """Add the batch's lines to the open groups; give out the groups two gaps behind the clock."""
+        """Add the batch's lines to the open groups; give out those that closed."""
         import polars as pl
 
         held = numbered if self._held is None else pl.concat([self._held, numbered], how="vertical_relaxed")
@@ -166,11 +172,13 @@ class BatchGroups:
             pl.all().exclude("named", "last_arrival").last(),
             named=pl.col("named").drop_nulls().last(),
             last_arrival=pl.col("last_arrival").max(),
+            begin=pl.col("idx").min(),
         )
-        done = last.filter(pl.col("last_arrival") < self.clock - 2 * self.gap)["group"]
-        closed = held.filter(pl.col("group").is_in(done.implode()))
-        self._held = held.filter(~pl.col("group").is_in(done.implode()))
-        self._last = last.filter(~pl.col("group").is_in(done.implode())).with_columns(carried=pl.lit(True))
+        closes = _closes(last, numbered, self.gap)
+        done = closes.filter(pl.col("closed_at").is_not_null())
+        closed = held.join(done, on="group", how="inner", maintain_order="left")
+        self._held = held.join(done, on="group", how="anti", maintain_order="left")
+        self._last = last.join(done, on="group", how="anti", maintain_order="left").with_columns(carried=pl.lit(True))
         self._last = self._last.select(lines.columns)
         if self._held.is_empty():
             self._held = self._last = None
@@ -185,7 +193,37 @@ class BatchGroups:
 
     def finish(self) -> tuple[pl.DataFrame, pl.Series] | None:
         """The lines still held, every group closed by the end of input (None: none held)."""
+        import polars as pl
+
         if self._held is None:
             return None
         held, self._held, self._last = self._held, None, None
+        held = held.with_columns(closed_at=pl.lit(None, pl.Int64), collided=pl.lit(False))
         return held.drop("group", "carried", "named"), held["group"]
+
+
+def _closes(last: pl.DataFrame, batch: pl.DataFrame, gap: int) -> pl.DataFrame:
+    """For each group (`last`: its last line, `last_arrival`, `begin`), the position of the line at which it
+    closed among the batch's lines (None: still open) and whether the next line of its key closed it: that line,
+    or the sweep after the first line whose clock (the latest arrival with it) is more than the gap past the
+    group's last arrival, whichever comes first (at the same line, the next line of its key: as it is fed)."""
+    import polars as pl
+
+    keyed = last.with_columns(_key_columns()).sort(*_KEY, "begin")
+    keyed = keyed.with_columns(collision=pl.col("begin").shift(-1).over(_KEY))
+    clock = batch.select(pl.max_horizontal("clock", "arrival"))[:, 0]  # with each line: never goes back
+    first = batch["idx"].min()
+    if clock.is_empty() or first is None:
+        expiry = pl.lit(None, pl.Int64)
+    else:
+        found = clock.search_sorted(keyed["last_arrival"] + gap, side="right").cast(pl.Int64)
+        expiry = pl.when(found < len(clock)).then(pl.max_horizontal(found + first, pl.col("idx")))
+    keyed = keyed.with_columns(expiry=expiry)
+    collided = pl.col("collision").is_not_null() & (
+        pl.col("expiry").is_null() | (pl.col("collision") <= pl.col("expiry"))
+    )
+    return keyed.select(
+        "group",
+        closed_at=pl.min_horizontal("collision", "expiry"),
+        collided=collided,
+    )

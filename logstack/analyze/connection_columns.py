@@ -1,0 +1,302 @@
+"""The event builder's event layer over batches, in part: an SSH connection's monitor and session child (separate
+PIDs) joined by the peer's address and port as `EventBuilder._close` joins them, and events released as its
+sweeps release them (two gaps after their last line arrived, in order of that arrival).
+
+Groups come from `BatchGroups` with the moment each closed. A closing event joins the event its connection key
+last named (`connection_key`: machine, boot, address, port, who vouches for the first line, forged) if that one
+is not released yet, began no more than the gap before this one's start, and the two hold two PIDs at most;
+otherwise it becomes what the key names. Only the events that can join are looked at one by one (in the order the
+builder closes them); the release moments are column operations. Not here yet, so refused: a session child that
+names no port (sshd before 7.4p1: `PortlessChildren` joins it by address); not modelled: brute-force incidents
+and an earlier run's state (`known`). tests/test_connection_columns.py checks the events against the builder's.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from logstack.analyze.event_columns import EVENT_COLUMNS, event_columns
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass
+class _Partner:
+    """What a join reads of an event its connection key names: its group, span, PIDs, last arrival, and the
+    line at which it was last queued for release (None: at the end of input)."""
+
+    event: int
+    key: tuple[str, ...]  # its connection key
+    start: int
+    end: int
+    pids: set[str]
+    last_arrival: int
+    queued: int | None
+    first: tuple[int, str]  # journal time and key of its first line, which orders releases
+
+
+class BatchConnections:
+    """Closed groups in (`BatchGroups`' output, with the arrivals of every line fed), released events out, in the
+    order the builder releases them: `event_columns`' rows (a child merged into its monitor's event is read again
+    with it), their `line_order` indexing the lines given out with them. Each closed group's event is read once,
+    as it closes; only an event a child joined is read again, as it is released."""
+
+    def __init__(self, gap: int) -> None:
+        self.gap = gap
+        self._clock = 0
+        self._clocks: list[int] = []  # the clock with each line fed, from line `_base` on
+        self._base = 0
+        self._index: dict[tuple[str, ...], _Partner] = {}
+        self._partners: dict[int, _Partner] = {}  # by event: those the index names, or that a child joined
+        # the events not released: `event_columns`' rows (`group`: the event), `line_order` as the lines' `idx`,
+        # `queued` (the line at which each was last queued for release)
+        self._waiting: pl.DataFrame | None = None
+        self._held: pl.DataFrame | None = None  # their lines, with `event`
+        self._grown: set[int] = set()  # events a child joined: read again from their lines when released
+        self._released = 0
+
+    def held_keys(self) -> pl.DataFrame | None:
+        """The keys of the lines in events not released yet (a copy of one is dropped by the builder)."""
+        return None if self._held is None else self._held.select("key")
+
+    def feed(
+        self, closed: pl.DataFrame, groups: pl.Series, arrivals: pl.Series
+    ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """The events released by the end of a batch and their lines; None when the batch holds an event only the
+        builder can join (a session child naming no port). `closed`, `groups`: what `BatchGroups.feed` gave out
+        for it; `arrivals`: the arrival of every line it was fed, in order."""
+        import polars as pl
+
+        events = self._events(closed, groups)
+        if events is None:
+            return None
+        if not arrivals.is_empty():
+            clocks = arrivals.cum_max().clip(lower_bound=self._clock)
+            self._clocks += clocks.to_list()
+            self._clock = self._clocks[-1]
+        self._join(closed, groups, events)
+        waiting = self._waiting
+        if waiting is None:
+            return pl.DataFrame(), pl.DataFrame()
+        release = self._release_column(waiting)
+        ready = waiting.with_columns(release=release).filter(pl.col("release").is_not_null())
+        return self._give_out(ready.sort("release", "last_arrival", "first_key").drop("release"))
+
+    def finish(self, rest: tuple[pl.DataFrame, pl.Series] | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+        """End of input: the groups still open close (`BatchGroups.finish`), then every event is released (None:
+        refused, as `feed`)."""
+        import polars as pl
+
+        if rest is not None:
+            events = self._events(*rest)
+            if events is None:
+                return None
+            self._join(*rest, events)
+        if self._waiting is None:
+            return pl.DataFrame(), pl.DataFrame()
+        return self._give_out(self._waiting.sort("last_arrival", "first_key"))
+
+    def _events(self, closed: pl.DataFrame, groups: pl.Series) -> pl.DataFrame | None:
+        """The closed groups' events with what a join reads, in the order the builder closes them; None if one
+        is a session child naming no port."""
+        import polars as pl
+
+        if closed.is_empty():
+            return closed.select(group=groups)
+        lines = closed.with_columns(group=groups)
+        events = event_columns(lines)
+        portless = (pl.col("ssh") & pl.col("source_ip").is_not_null() & pl.col("source_port").is_null()) & (
+            pl.col("type") == "ssh_preauth"
+        )
+        if not events.filter(portless).is_empty():
+            return None
+        # the order the builder closes them in: by the line at which they closed (as that line is fed before the
+        # sweep after it), then by last arrival and the key of the line that opened the group
+        order = (
+            lines.sort("idx")
+            .group_by("group", maintain_order=True)
+            .agg(pl.col("closed_at").first(), pl.col("collided").first(), opened=pl.col("key").first())
+        )
+        auth = lines["auth"].gather(events["line_order"].list.first())
+        events = _by_idx(events, lines).with_columns(first_auth=auth.fill_null("")).join(order, on="group")
+        return events.sort(
+            pl.col("closed_at"), ~pl.col("collided"), "last_arrival", "opened", nulls_last=True, maintain_order=True
+        )
+
+    def _join(self, closed: pl.DataFrame, groups: pl.Series, events: pl.DataFrame) -> None:
+        """Each closing event joins the waiting one its connection key names, or becomes what the key names."""
+        import polars as pl
+
+        if events.is_empty():
+            return
+        machine = pl.when(pl.col("machine_id").is_not_null()).then("machine_id").otherwise("host")
+        joinable = pl.col("ssh") & pl.col("source_ip").is_not_null() & pl.col("source_port").is_not_null()
+        candidates = events.filter(joinable).select(
+            "group",
+            machine=machine,
+            boot=pl.col("boot_id").fill_null(""),
+            ip="source_ip",
+            port=pl.col("source_port").cast(pl.String),
+            auth="first_auth",
+            forged=pl.when(pl.col("flags").list.contains("forged")).then(pl.lit("forged")).otherwise(pl.lit("")),
+            start="start",
+            end="end",
+            pids="pids",
+            last_arrival="last_arrival",
+            closed_at="closed_at",
+            first_key="first_key",
+        )
+        into: dict[int, int] = {}
+        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in candidates.iter_rows():
+            key = tuple(conn)
+            partner = self._index.get(key)
+            if (
+                partner is not None
+                and self._unreleased(partner, closed_at)
+                and abs(start - partner.end) <= self.gap
+                and len(partner.pids.union(pids)) <= 2
+            ):
+                partner.start, partner.end = min(partner.start, start), max(partner.end, end)
+                partner.pids.update(pids)
+                partner.last_arrival = max(partner.last_arrival, last_arrival)
+                partner.queued = closed_at
+                partner.first = min(partner.first, (start, first_key))
+                into[group] = partner.event
+                continue
+            self._index[key] = self._partners[group] = _Partner(
+                group, key, start, end, set(pids), last_arrival, closed_at, (start, first_key)
+            )
+        self._hold(closed, groups, events, into)
+
+    def _unreleased(self, partner: _Partner, closing: int | None) -> bool:
+        """Whether the builder still holds `partner` when an event closes at line `closing` (None: at the end of
+        input): it closes before the sweep of that line releases anything."""
+        released = self._release_of(partner.last_arrival, partner.queued)
+        return released is None or (closing is not None and released >= closing)
+
+    def _release_of(self, last_arrival: int, queued: int | None) -> int | None:
+        """The line after which the sweep releases an event that last arrived at `last_arrival`, queued at line
+        `queued`: the first from there whose clock is more than two gaps past it (None: none fed yet)."""
+        if queued is None:
+            return None
+        found = self._base + bisect.bisect_right(self._clocks, last_arrival + 2 * self.gap)
+        if found >= self._base + len(self._clocks):
+            return None
+        return max(found, queued)
+
+    def _release_column(self, waiting: pl.DataFrame) -> pl.Series:
+        """`_release_of` for every waiting event."""
+        import polars as pl
+
+        clocks = pl.Series(self._clocks, dtype=pl.Int64)
+        found = clocks.search_sorted(waiting["last_arrival"] + 2 * self.gap, side="right").cast(pl.Int64)
+        return waiting.select(
+            pl.when((found < len(clocks)) & pl.col("queued").is_not_null()).then(
+                pl.max_horizontal(found + self._base, pl.col("queued"))
+            )
+        ).to_series()
+
+    def _hold(self, closed: pl.DataFrame, groups: pl.Series, events: pl.DataFrame, into: dict[int, int]) -> None:
+        """Keep the closed events until they are released (a child's lines in its partner's event)."""
+        import polars as pl
+
+        merged = pl.DataFrame(
+            {"group": list(into), "into": list(into.values())}, schema={"group": pl.Int64, "into": pl.Int64}
+        )
+        lines = closed.with_columns(group=groups.cast(pl.Int64))
+        lines = lines.join(merged, on="group", how="left", maintain_order="left")
+        lines = lines.select(pl.all().exclude("group", "into"), event=pl.coalesce("into", "group"))
+        own = events.filter(~pl.col("group").is_in(list(into))).with_columns(
+            group=pl.col("group").cast(pl.Int64), queued=pl.col("closed_at")
+        )
+        self._held = lines if self._held is None else pl.concat([self._held, lines], how="vertical_relaxed")
+        waiting = own if self._waiting is None else pl.concat([self._waiting, own], how="vertical_relaxed")
+        grown = [self._partners[event] for event in set(into.values())]
+        if grown:
+            self._grown.update(p.event for p in grown)
+            update = pl.DataFrame(
+                {
+                    "group": [p.event for p in grown],
+                    "last_arrival": [p.last_arrival for p in grown],
+                    "queued": [p.queued for p in grown],
+                    "start": [p.first[0] for p in grown],
+                    "first_key": [p.first[1] for p in grown],
+                },
+                schema={
+                    name: waiting.schema[name] for name in ("group", "last_arrival", "queued", "start", "first_key")
+                },
+            )
+            waiting = waiting.update(update, on="group")
+        self._waiting = waiting
+
+    def _give_out(self, ready: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The `ready` events (in release order, numbered by it) and their lines; the rest stay held."""
+        import polars as pl
+
+        assert self._held is not None and self._waiting is not None
+        done = ready.select(event="group")
+        lines = self._held.join(done, on="event", how="semi").sort("idx")
+        self._held = self._held.join(done, on="event", how="anti", maintain_order="left")
+        self._waiting = self._waiting.join(ready.select("group"), on="group", how="anti", maintain_order="left")
+        events = ready.select(EVENT_COLUMNS)
+        grown = [event for event in ready["group"].to_list() if event in self._grown]
+        if grown:  # a child joined them: read again from all their lines
+            theirs = lines.filter(pl.col("event").is_in(grown)).rename({"event": "group"})
+            again = _by_idx(event_columns(theirs), theirs).with_columns(pl.col("group").cast(pl.Int64))
+            events = events.update(again, on="group")
+            self._grown.difference_update(grown)
+        for event in ready["group"].to_list():
+            partner = self._partners.pop(event, None)
+            if partner is not None and self._index.get(partner.key) is partner:
+                del self._index[partner.key]
+        if self._waiting.is_empty():
+            self._held = self._waiting = None
+        self._forget_clocks()
+        first = self._released
+        self._released += len(ready)
+        events = _by_row(events, lines).with_columns(group=pl.int_range(pl.len(), dtype=pl.Int64) + first)
+        return events, lines.drop("event")
+
+    def _forget_clocks(self) -> None:
+        """Keep the clocks from the earliest line a waiting event was queued at (no release reads older ones)."""
+        if self._waiting is None:
+            keep = self._base + len(self._clocks)
+        else:
+            keep = self._waiting["queued"].min()
+            if keep is None:
+                return
+        drop = int(keep) - self._base  # type: ignore[arg-type]
+        if drop > 0:
+            del self._clocks[:drop]
+            self._base += drop
+
+
+def _by_idx(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+    """`events` with `line_order` naming the lines by `idx` rather than by row number in `lines` (rows mean nothing
+    once lines are held with other batches')."""
+
+    positions = events.select("group", "line_order").explode("line_order")
+    positions = positions.with_columns(line_order=lines["idx"].gather(positions["line_order"]))
+    return (
+        events.drop("line_order")
+        .join(positions.group_by("group", maintain_order=True).agg("line_order"), on="group", maintain_order="left")
+        .select(events.columns)
+    )
+
+
+def _by_row(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+    """`events` with `line_order` naming the lines by row number in `lines` again."""
+    import polars as pl
+
+    rows = lines.select(line_order="idx", row=pl.int_range(pl.len(), dtype=pl.UInt32))
+    positions = (
+        events.select("group", "line_order").explode("line_order").join(rows, on="line_order", maintain_order="left")
+    )
+    return (
+        events.drop("line_order")
+        .join(positions.group_by("group", maintain_order=True).agg(line_order="row"), on="group", maintain_order="left")
+        .select(events.columns)
+    )

@@ -1,0 +1,189 @@
+"""Connections joined across processes over columns: lines cut into batches anywhere, grouped by `BatchGroups`,
+joined and released by `BatchConnections`, read by `event_columns`: the builder's events (all but brute-force
+incidents and the `after_failures` flag, which other stages give), in the order it releases them."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import hypothesis
+import polars as pl
+from hypothesis import strategies as st
+
+from logstack.analyze.connection_columns import BatchConnections
+from logstack.analyze.event_columns import LINE_COLUMNS
+from logstack.analyze.grouping import EventBuilder
+from logstack.analyze.line_groups import COLUMNS, BatchGroups
+from logstack.base.clock import SECOND
+from logstack.columnar.facts import fact_columns
+from logstack.journal.line import Line, from_journal
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
+from tests.journal import entry
+from tests.test_line_groups import _extra
+from tests.test_sweep_cadence import T0, _journal
+
+GAP = 180 * SECOND
+
+
+def _frame(lines: list[Line]) -> pl.DataFrame:
+    facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=0)
+    names = [name for name in dict.fromkeys([*COLUMNS, *LINE_COLUMNS]) if name not in facts.columns]
+    frame = pl.DataFrame(
+        {name: [getattr(line, name) for line in lines] for name in names},
+        schema={name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in names},
+    )
+    return pl.concat([frame, facts], how="horizontal")
+
+
+def _columns(lines: list[Line], cuts: list[int]) -> list[dict[str, object]] | None:
+    """The events of `lines` through the column stages, batches cut at `cuts`; None if a stage refused."""
+    frame = _frame(lines)
+    bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
+    groups, connections = BatchGroups(GAP), BatchConnections(GAP)
+    released: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+    for start, end in itertools.pairwise(bounds):
+        batch = frame.slice(start, end - start)
+        closed = groups.feed(batch, connections.held_keys())
+        if closed is None:
+            return None
+        fed = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)["arrival"]
+        out = connections.feed(*closed, fed)
+        if out is None:
+            return None
+        released.append(out)
+    last = connections.finish(groups.finish())
+    if last is None:
+        return None
+    released.append(last)
+    rows: list[dict[str, object]] = []
+    for events, lines_out in released:
+        if not events.is_empty():
+            keys = lines_out["key"].to_list()
+            for row in events.iter_rows(named=True):
+                row["lines"] = [keys[i] for i in row.pop("line_order")]
+                rows.append(row)
+    return rows
+
+
+def _builders(lines: list[Line]) -> list[dict[str, object]]:
+    builder = EventBuilder()
+    events = [event for line in lines for event in builder.feed(line)] + builder.finish()
+    return [
+        {
+            **{name: getattr(event, name) for name in ("id", "type", "outcome", "start", "end", "pids", "user")},
+            "source_ip": event.source_ip,
+            "source_port": event.source_port,
+            "last_arrival": event.last_arrival,
+            "flags": [flag for flag in event.flags if flag != "after_failures"],
+            "lines": [line.key for line in event.lines],
+        }
+        for event in events
+        if event.type != "brute_force"
+    ]
+
+
+def _same(rows: list[dict[str, object]], want: list[dict[str, object]]) -> None:
+    got = [{name: row[name] for name in want[0]} for row in rows] if want else rows
+    assert [row["id"] for row in got] == [row["id"] for row in want]  # released in the builder's order
+    assert got == want
+
+
+def _delayed(lines: list[Line], rng: random.Random, late: int) -> list[Line]:
+    """Rows as the store gives them: behind by a delay that now and then grows by minutes, some delivered late."""
+    delay = 0
+    for line in lines:
+        delay += rng.choice([0] * 30 + [200 * SECOND])
+        line.arrival = line.ts + delay
+    for _ in range(late if len(lines) > 1 else 0):
+        at = rng.randrange(len(lines) - 1)
+        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    return lines
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(1, 150),
+    late=st.integers(0, 6),
+    cuts=st.lists(st.integers(0, 600), max_size=8),
+)
+def test_connections_are_joined_and_released_as_the_builder_does(seed, count, late, cuts):
+    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
+    records += _extra(random.Random(seed), count // 3)
+    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
+    lines = _delayed([line for line in map(from_journal, records) if line is not None], random.Random(seed), late)
+    rows = _columns(lines, cuts)
+    hypothesis.assume(rows is not None)
+    assert rows is not None
+    _same(rows, _builders(lines))
+
+
+def _line(ts: int, arrival: int, pid: int, message: str) -> Line:
+    line = from_journal(entry(T0 + ts * SECOND, "sshd-session", pid, message))
+    assert line is not None
+    line.arrival = T0 + arrival * SECOND
+    return line
+
+
+def _joined(lines: list[Line]) -> list[list[str]]:
+    """The PIDs of each event the builder releases (and the columns, checked equal to it)."""
+    want = _builders(lines)
+    for cuts in ([], list(range(len(lines)))):  # one batch, and a line a batch
+        rows = _columns(lines, cuts)
+        assert rows is not None
+        _same(rows, want)
+    return [row["pids"] for row in want]  # type: ignore[misc]
+
+
+def test_a_client_reusing_its_source_port_is_a_new_connection():
+    """A third PID at the same address and port within the gap: not the monitor's and child's connection."""
+    ip = "203.0.113.9"
+    lines = [
+        _line(0, 0, 100, f"Accepted password for alice from {ip} port 5000 ssh2"),
+        _line(5, 5, 101, f"Received disconnect from {ip} port 5000:11: disconnected by user"),
+        _line(20, 20, 300, f"Connection closed by {ip} port 5000 [preauth]"),
+    ]
+    assert _joined(lines) == [["100", "101"], ["300"]]
+
+
+def test_a_child_closing_after_its_monitors_event_was_released_stays_apart():
+    """The child's group closes after the sweep released the monitor's event (its last line arrived more than
+    a gap after the monitor's): nothing is left to join, though it began within the gap of the monitor's end."""
+    ip = "203.0.113.9"
+    lines = [
+        _line(0, 0, 100, f"Accepted password for alice from {ip} port 5000 ssh2"),
+        _line(100, 100, 100, "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)"),
+        _line(250, 250, 101, f"Received disconnect from {ip} port 5000:11: disconnected by user"),
+        _line(300, 300, 101, "pam_unix(sshd:session): session closed for user alice"),
+        _line(470, 470, 900, "Connection closed by 198.51.100.1 port 1 [preauth]"),  # releases the login
+        _line(700, 700, 901, "Connection closed by 198.51.100.1 port 2 [preauth]"),  # closes the child
+    ]
+    assert _joined(lines) == [["100"], ["101"], ["900"], ["901"]]
+    lines[4].arrival -= 20 * SECOND  # the login still waits when the child closes: one connection
+    assert ["100", "101"] in _joined(lines)
+
+
+def test_groups_closing_at_one_line_join_in_the_order_the_builder_closes_them():
+    """At one line a group closes as the next line of its key is fed (another peer), and another by the sweep
+    after it (older last arrival): the one closed last is what its connection key names, so a later child joins
+    that one, not the group that arrived last."""
+    ip = "203.0.113.9"
+    lines = [
+        _line(1000, 0, 200, f"Accepted password for alice from {ip} port 5000 ssh2"),
+        _line(0, 100, 100, f"Connection closed by {ip} port 5000 [preauth]"),
+        _line(1, 190, 100, "Connection closed by 198.51.100.7 port 1 [preauth]"),
+        _line(1010, 200, 300, f"Received disconnect from {ip} port 5000:11: disconnected by user"),
+    ]
+    assert ["200", "300"] in _joined(lines)
+
+
+def test_a_session_child_naming_no_port_is_refused():
+    """sshd before 7.4p1: the child names no port and joins by address alone, which only the builder does."""
+    ip = "203.0.113.9"
+    lines = [
+        _line(0, 0, 100, f"Accepted password for alice from {ip} port 5000 ssh2"),
+        _line(5, 5, 101, f"Received disconnect from {ip}: 11: disconnected by user"),
+    ]
+    assert _columns(lines, []) is None
+    assert _builders(lines)[0]["pids"] == ["100", "101"]  # the builder joins them
