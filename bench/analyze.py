@@ -65,11 +65,16 @@ NOISE = [
 ]
 
 
-def _events(rng: random.Random, count_lines: int, login_share: float = 1.0):
+CHILD = 500_000  # a session child's PID: the monitor's and this (no other line of the export has one so high)
+
+
+def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, children: bool = False):
     """Yield (ts_us, host, pid, identifier, comm, message) in time order, ~count_lines lines.
 
     `login_share` is the part of the lines that are login and privilege lines; the rest are other
-    programs' lines, as in a whole host's journal.
+    programs' lines, as in a whole host's journal. With `children`, each login's session child (another PID, as
+    OpenSSH's privilege separation runs it) logs the disconnect and the monitor the session's end: one
+    connection's events to join across processes.
     """
     ts = START
     pid = 1000
@@ -100,6 +105,12 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0):
                 ("sshd-session", f"pam_unix(sshd:session): session opened for user {user}(uid=1000) by (uid=0)"),
                 ("systemd-logind", f"New session {pid} of user {user}."),
             ]
+            if children:
+                lines += [
+                    ("sshd-session", f"Received disconnect from {ip} port {port}:11: disconnected by user", CHILD),
+                    ("sshd-session", f"Disconnected from user {user} {ip} port {port}", CHILD),
+                    ("sshd-session", f"pam_unix(sshd:session): session closed for user {user}"),
+                ]
         elif roll < 0.9:
             lines = [
                 (
@@ -114,8 +125,9 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0):
                 ("sshd-session", "error: kex_exchange_identification: Connection closed by remote host"),
                 ("sshd-session", f"Connection closed by {ip} port {port}"),
             ]
-        for i, (ident, message) in enumerate(lines):
-            yield ts + i * 1000, host, pid if ident != "systemd-logind" else 600, ident, ident, message
+        for i, (ident, message, *child) in enumerate(lines):
+            at = pid + CHILD if child else pid if ident != "systemd-logind" else 600
+            yield ts + i * 1000, host, at, ident, ident, message
             produced += 1
         noise_owed += len(lines) * (1 - login_share) / login_share
         while noise_owed >= 1 and produced < count_lines:
@@ -126,11 +138,11 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0):
             produced += 1
 
 
-def generate_json(path: Path, count: int, seed: int = 7, login_share: float = 1.0) -> int:
+def generate_json(path: Path, count: int, seed: int = 7, login_share: float = 1.0, children: bool = False) -> int:
     rng = random.Random(seed)
     n = 0
     with path.open("w") as out:
-        for ts, host, pid, ident, comm, message in _events(rng, count, login_share):
+        for ts, host, pid, ident, comm, message in _events(rng, count, login_share, children):
             n += 1
             record = entry(
                 ts,

@@ -15,10 +15,11 @@
     grouping in columns costs (no address rule, connection joins, incidents or event fields).
 (f) The stages built so far, end to end on the export in batches, not yet the engine: each batch read by
     polars, facts in columns, the builder's groups carried across batches (`BatchGroups`), events as group
-    aggregations (`event_columns`), JSON lines (`event_json`); seconds per stage, lines/s, and how many events
+    aggregations (`event_columns`) joined and released as the builder does (`BatchConnections`), JSON lines
+    (`event_json`); seconds per stage, lines/s, and how many events
     equal the line-by-line analysis' (`logstack analyze --journal`) byte for byte. What is not built yet shows
-    as the difference: connections joined across processes, brute-force incidents (`after_failures` from
-    other connections' failed tries is read in columns, `failure_columns`).
+    as the difference: brute-force incidents. `--children`: logins with their session children (another PID),
+    joined across processes (`BatchConnections`).
 """
 
 from __future__ import annotations
@@ -346,15 +347,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--export", type=Path, help="an existing export (default: generate one in /tmp)")
+    parser.add_argument("--children", action="store_true", help="generate logins with their session children")
     parser.add_argument("--store", type=int, default=0, metavar="N", help="also (e) with N rows in MariaDB")
     args = parser.parse_args()
     path = args.export
     if path is None:
         from bench.analyze import generate_json
 
-        path = Path(f"/tmp/logstack-bench-{args.rows}.json")
+        path = Path(f"/tmp/logstack-bench-{args.rows}{'-children' if args.children else ''}.json")
         if not path.exists():
-            generate_json(path, args.rows)
+            generate_json(path, args.rows, children=args.children)
     print(f"export: {path} ({path.stat().st_size / 2**20:,.0f} MiB)")
     for engine in READERS:
         print("(a)", read_in_process(engine, path))

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 
+# a connection key's columns, as `connection_key` makes it
+_CONNECTION = ("machine", "boot", "ip", "port", "auth", "forged")
+
+
 @dataclass
 class _Partner:
     """What a join reads of an event its connection key names: its group, span, PIDs, last arrival, and the
@@ -49,8 +53,9 @@ class BatchConnections:
         self._clock = 0
         self._clocks: list[int] = []  # the clock with each line fed, from line `_base` on
         self._base = 0
-        self._index: dict[tuple[str, ...], _Partner] = {}
-        self._partners: dict[int, _Partner] = {}  # by event: those the index names, or that a child joined
+        self._index: dict[tuple[str, ...], int] = {}  # connection key -> the waiting event it names
+        self._partners: dict[int, _Partner] = {}  # by event: those a join looked at
+        self._spans: dict[int, tuple] = {}  # by event: what a join would read of the others the index names
         # the events not released: `event_columns`' rows (`group`: the event), `line_order` as the lines' `idx`,
         # `queued` (the line at which each was last queued for release)
         self._waiting: pl.DataFrame | None = None
@@ -149,10 +154,22 @@ class BatchConnections:
             closed_at="closed_at",
             first_key="first_key",
         )
+        # one by one only those whose key names a waiting event or repeats: the rest are what their key names
+        looked_at = candidates.select(pl.struct(_CONNECTION).is_duplicated()).to_series()
+        index = self._index
+        keys = list(zip(*(candidates[name].to_list() for name in _CONNECTION), strict=True))
+        looked_at |= pl.Series([key in index for key in keys], dtype=pl.Boolean)
+        quick = candidates.filter(~looked_at)
+        named = list(zip(*(quick[name].to_list() for name in _CONNECTION), strict=True))
+        index.update(zip(named, quick["group"].to_list(), strict=True))
+        spans = (quick[name].to_list() for name in ("start", "end", "pids", "last_arrival", "closed_at", "first_key"))
+        self._spans.update(zip(quick["group"].to_list(), zip(named, *spans, strict=True), strict=True))
         into: dict[int, int] = {}
-        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in candidates.iter_rows():
+        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in candidates.filter(
+            looked_at
+        ).iter_rows():
             key = tuple(conn)
-            partner = self._index.get(key)
+            partner = self._partner(index.get(key))
             if (
                 partner is not None
                 and self._unreleased(partner, closed_at)
@@ -166,10 +183,23 @@ class BatchConnections:
                 partner.first = min(partner.first, (start, first_key))
                 into[group] = partner.event
                 continue
-            self._index[key] = self._partners[group] = _Partner(
+            index[key] = group
+            self._partners[group] = _Partner(
                 group, key, start, end, set(pids), last_arrival, closed_at, (start, first_key)
             )
         self._hold(closed, groups, events, into)
+
+    def _partner(self, event: int | None) -> _Partner | None:
+        """What a join reads of a waiting event (made from what was kept of it when it closed, the first time)."""
+        if event is None:
+            return None
+        partner = self._partners.get(event)
+        if partner is None:
+            key, start, end, pids, last_arrival, queued, first_key = self._spans.pop(event)
+            partner = self._partners[event] = _Partner(
+                event, key, start, end, set(pids), last_arrival, queued, (start, first_key)
+            )
+        return partner
 
     def _unreleased(self, partner: _Partner, closing: int | None) -> bool:
         """Whether the builder still holds `partner` when an event closes at line `closing` (None: at the end of
@@ -248,10 +278,13 @@ class BatchConnections:
             again = _by_idx(event_columns(theirs), theirs).with_columns(pl.col("group").cast(pl.Int64))
             events = events.update(again, on="group")
             self._grown.difference_update(grown)
+        index, partners, spans = self._index, self._partners, self._spans
         for event in ready["group"].to_list():
-            partner = self._partners.pop(event, None)
-            if partner is not None and self._index.get(partner.key) is partner:
-                del self._index[partner.key]
+            partner = partners.pop(event, None)
+            span = spans.pop(event, None)
+            key = partner.key if partner is not None else span[0] if span is not None else None
+            if key is not None and index.get(key) == event:
+                del index[key]
         if self._waiting.is_empty():
             self._held = self._waiting = None
         self._forget_clocks()
