@@ -297,7 +297,7 @@ def end_to_end(path: Path, batch: int) -> None:
         if events.is_empty():
             return
         events = timed("after_failures", lambda: after_failures(events, tries, settings, arrivals.sort()))
-        output.write(timed("json", lambda: event_json(events, lines)))
+        output.write(timed("json", lambda: event_json(events, lines, by="idx")))
 
     reader = _batches(path, batch)
     while (raw := timed("read", lambda: next(reader, None))) is not None:

@@ -59,7 +59,7 @@ def _columns(lines: list[Line], cuts: list[int]) -> list[dict[str, object]] | No
     rows: list[dict[str, object]] = []
     for events, lines_out in released:
         if not events.is_empty():
-            keys = lines_out["key"].to_list()
+            keys = dict(zip(lines_out["idx"].to_list(), lines_out["key"].to_list(), strict=True))
             for row in events.iter_rows(named=True):
                 row["lines"] = [keys[i] for i in row.pop("line_order")]
                 rows.append(row)

@@ -45,8 +45,9 @@ class _Partner:
 class BatchConnections:
     """Closed groups in (`BatchGroups`' output, with the arrivals of every line fed), released events out, in the
     order the builder releases them: `event_columns`' rows (a child merged into its monitor's event is read again
-    with it), their `line_order` indexing the lines given out with them. Each closed group's event is read once,
-    as it closes; only an event a child joined is read again, as it is released."""
+    with it), their `line_order` naming the lines given out with them by `idx` (`event_json(..., by="idx")`).
+    Each closed group's event is read once, as it closes; only an event a child joined is read again, as it is
+    released."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
@@ -120,10 +121,8 @@ class BatchConnections:
             return None
         # the order the builder closes them in: by the line at which they closed (as that line is fed before the
         # sweep after it), then by last arrival and the key of the line that opened the group
-        order = (
-            lines.sort("idx")
-            .group_by("group", maintain_order=True)
-            .agg(pl.col("closed_at").first(), pl.col("collided").first(), opened=pl.col("key").first())
+        order = lines.group_by("group").agg(
+            pl.col("closed_at").first(), pl.col("collided").first(), opened=pl.col("key").get(pl.col("idx").arg_min())
         )
         auth = lines["auth"].gather(events["line_order"].list.first())
         events = _by_idx(events, lines).with_columns(first_auth=auth.fill_null("")).join(order, on="group")
@@ -268,7 +267,7 @@ class BatchConnections:
 
         assert self._held is not None and self._waiting is not None
         done = ready.select(event="group")
-        lines = self._held.join(done, on="event", how="semi").sort("idx")
+        lines = self._held.join(done, on="event", how="semi", maintain_order="left")
         self._held = self._held.join(done, on="event", how="anti", maintain_order="left")
         self._waiting = self._waiting.join(ready.select("group"), on="group", how="anti", maintain_order="left")
         events = ready.select(EVENT_COLUMNS)
@@ -290,7 +289,7 @@ class BatchConnections:
         self._forget_clocks()
         first = self._released
         self._released += len(ready)
-        events = _by_row(events, lines).with_columns(group=pl.int_range(pl.len(), dtype=pl.Int64) + first)
+        events = events.with_columns(group=pl.int_range(pl.len(), dtype=pl.Int64) + first)
         return events, lines.drop("event")
 
     def _forget_clocks(self) -> None:
@@ -316,20 +315,5 @@ def _by_idx(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     return (
         events.drop("line_order")
         .join(positions.group_by("group", maintain_order=True).agg("line_order"), on="group", maintain_order="left")
-        .select(events.columns)
-    )
-
-
-def _by_row(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
-    """`events` with `line_order` naming the lines by row number in `lines` again."""
-    import polars as pl
-
-    rows = lines.select(line_order="idx", row=pl.int_range(pl.len(), dtype=pl.UInt32))
-    positions = (
-        events.select("group", "line_order").explode("line_order").join(rows, on="line_order", maintain_order="left")
-    )
-    return (
-        events.drop("line_order")
-        .join(positions.group_by("group", maintain_order=True).agg(line_order="row"), on="group", maintain_order="left")
         .select(events.columns)
     )

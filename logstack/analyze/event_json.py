@@ -20,16 +20,22 @@ FIELDS += ("flags", "tried_users", "authentication", "continues", "lines")
 _ISO = "%Y-%m-%dT%H:%M:%S%.6fZ"  # base.clock.iso: UTC, microseconds
 
 
-def event_json(events: pl.DataFrame, lines: pl.DataFrame) -> bytes:
+def event_json(events: pl.DataFrame, lines: pl.DataFrame, by: str | None = None) -> bytes:
     """JSON lines of `events` (Event's fields as columns, `start`/`end` in µs, `line_order`: row numbers of
-    `lines`, which has `ts`, `ident`, `pid`, `message`, `auth`), one per event, in the frame's order."""
+    `lines`, which has `ts`, `ident`, `pid`, `message`, `auth`; or the values of its column `by`), one per event,
+    in the frame's order."""
     import polars as pl
 
     numbered = events.with_row_index("event")
     members = (
         numbered.select("event", row=pl.col("line_order"))
         .explode("row")
-        .join(lines.with_row_index("row"), on="row", how="left", maintain_order="left")
+        .join(
+            lines.with_row_index("row") if by is None else lines.rename({by: "row"}),
+            on="row",
+            how="left",
+            maintain_order="left",
+        )
     )
     per_event = members.group_by("event", maintain_order=True).agg(
         lines=pl.struct(
