@@ -433,3 +433,23 @@ def test_an_address_logging_in_every_second_holds_back_no_memory():
         ]
 
     assert _peak(journal(8 * 3600)) < 1.3 * _peak(journal(2 * 3600))
+
+
+def test_rows_stamped_before_1970_then_after_do_not_break_the_failure_windows():
+    """Arrivals before 1970 hold the clock at 0: what the failure windows queued for a source emptied then must
+    not name it once a forget has dropped it (a KeyError stopped the analysis)."""
+    specs = [
+        (341, -1059, 201, "Failed password for root from 2001:db8:0::1 port 5000 ssh2"),
+        (1071, -329, 200, "Failed password for root from 2001:DB8::1 port 5000 ssh2"),
+        (1871, 471, 101, "Connection closed by 2001:DB8::1 port 5001 [preauth]"),
+        (2152, 752, 200, "Server listening on 0.0.0.0 port 22."),
+    ]
+    lines = []
+    for ts, arrival, pid, message in specs:
+        line = from_journal(entry(T0 + ts * SECOND, "sshd-session", pid, message))
+        assert line is not None
+        line.arrival = arrival * SECOND
+        lines.append(line)
+    for cadence in CADENCES:
+        events = _events(lines, cadence)
+        assert sum(b'"Failed password' in event for event in events) == 2

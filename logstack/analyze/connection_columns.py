@@ -137,7 +137,8 @@ class BatchConnections:
         if events.is_empty():
             return
         machine = pl.when(pl.col("machine_id").is_not_null()).then("machine_id").otherwise("host")
-        joinable = pl.col("ssh") & pl.col("source_ip").is_not_null() & pl.col("source_port").is_not_null()
+        # as `_close` asks: an address and a port that are there and not empty or 0
+        joinable = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "") & (pl.col("source_port").fill_null(0) != 0)
         candidates = events.filter(joinable).select(
             "group",
             machine=machine,
@@ -275,7 +276,10 @@ class BatchConnections:
         if grown:  # a child joined them: read again from all their lines
             theirs = lines.filter(pl.col("event").is_in(grown)).rename({"event": "group"})
             again = _by_idx(event_columns(theirs), theirs).with_columns(pl.col("group").cast(pl.Int64))
-            events = events.update(again, on="group")
+            # whole rows, in their place: a field the merged event lacks (None) is None, not the waiting one's
+            order = events.select("group", rank=pl.int_range(pl.len()))
+            events = pl.concat([events.filter(~pl.col("group").is_in(grown)), again], how="vertical_relaxed")
+            events = events.join(order, on="group").sort("rank").drop("rank")
             self._grown.difference_update(grown)
         index, partners, spans = self._index, self._partners, self._spans
         for event in ready["group"].to_list():

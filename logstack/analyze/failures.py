@@ -143,7 +143,15 @@ class FailureWindows:
         hard = stale - HOLD
         needed = oldest_unreleased - window
         # only a source whose queue holds something that arrived before `stale` can lose anything
-        _due(self._failures_due, stale, self._failures_held, lambda ip, at: _failures_key(self._failures, ip) == at)
+        # an entry queued while the source's queue was empty names no queue once the source is forgotten (with
+        # clocks before 1970 it outlives that forget: `stale` is below -1)
+        failures = self._failures
+        _due(
+            self._failures_due,
+            stale,
+            self._failures_held,
+            lambda ip, at: ip in failures and _failures_key(failures, ip) == at,
+        )
         for ip in list(self._failures_held):
             recent = self._failures[ip]
             while recent and recent[0].last_arrival < hard:  # an unreleased event holds back HOLD at most
