@@ -230,13 +230,13 @@ def test_an_open_group_is_grouped_again_by_its_last_line_alone(monkeypatch):
     import logstack.analyze.line_groups as module
 
     sizes: list[int] = []
-    grouped = module.line_groups
+    grouped = module.grouped_lines
 
-    def measured(lines: pl.DataFrame, gap: int) -> pl.Series | None:
+    def measured(lines: pl.DataFrame, gap: int) -> pl.DataFrame | None:
         sizes.append(len(lines))
         return grouped(lines, gap)
 
-    monkeypatch.setattr(module, "line_groups", measured)
+    monkeypatch.setattr(module, "grouped_lines", measured)
     records = [entry(T0 + n * SECOND, "sshd", 42, f"debug1: tick {n}") for n in range(3000)]
     frame = _frame([line for line in map(from_journal, records) if line is not None])
     batches = BatchGroups(GAP)

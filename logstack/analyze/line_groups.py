@@ -55,18 +55,30 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     builder's own state: a key repeats (a copy to drop), or journal time or arrival goes back within a group key.
     A `clock` column, where the batch has one, is the latest arrival before each line (else the batch's own
     arrivals before it)."""
+    found = grouped_lines(lines, gap)
+    return None if found is None else found["group"]
+
+
+def grouped_lines(lines: pl.DataFrame, gap: int) -> pl.DataFrame | None:
+    """`line_groups` (`group`), and `ends`: for a line that begins a group, the group of its key before it (the
+    builder closes that one as the line is fed, if nothing closed it earlier)."""
     import polars as pl
 
     if lines.is_empty():
-        return pl.Series("group", [], dtype=pl.UInt32)
+        return pl.DataFrame(schema={"group": pl.UInt32, "ends": pl.UInt32})
     beats = lines["ident"] == HEARTBEAT_IDENTIFIER
     if beats.any():  # the builder skips them: no group, and they move no clock
         kept = (~beats).arg_true()
-        groups = line_groups(lines.filter(~beats), gap)
-        if groups is None:
+        found = grouped_lines(lines.filter(~beats), gap)
+        if found is None:
             return None
         # numbered by their first line's position in `lines`, not among the lines kept
-        return pl.Series("group", [None] * len(lines), dtype=pl.UInt32).scatter(kept, kept.gather(groups))
+        return pl.DataFrame(
+            {
+                name: pl.Series([None] * len(lines), dtype=pl.UInt32).scatter(kept, kept.gather(found[name]))
+                for name in ("group", "ends")
+            }
+        )
     ts, arrival, row = pl.col("ts"), pl.col("arrival"), pl.col("n")
     frame = lines.select(
         "key",
@@ -102,8 +114,9 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     in_span = pl.col("named_at").is_not_null() & (pl.col("named_at") >= pl.col("span_start"))
     other_peer = pl.col("address").is_not_null() & in_span & (pl.col("address") != named)
     start = pl.col("apart") | other_peer
-    groups = frame.select("n", group=pl.when(start).then(row).forward_fill())
-    return groups.sort("n")["group"]
+    groups = frame.select("n", "same", group=pl.when(start).then(row).forward_fill(), start=start)
+    groups = groups.with_columns(ends=pl.when(pl.col("start") & pl.col("same")).then(pl.col("group").shift(1)))
+    return groups.sort("n").select("group", "ends")
 
 
 class BatchGroups:
@@ -146,21 +159,27 @@ class BatchGroups:
             group=pl.lit(None, pl.Int64),
         )
         lines = new if self._last is None else pl.concat([self._last.drop("last_arrival"), new], how="vertical_relaxed")
-        groups = line_groups(lines, self.gap)
-        if groups is None:
+        found = grouped_lines(lines, self.gap)
+        if found is None:
             return None
         # a group an open one's last line begins is that open group; any other is new
+        groups, ends = found["group"], found["ends"]
         numbered = lines.with_columns(
-            group=pl.col("group").gather(groups).fill_null(groups.cast(pl.Int64) + self._next)
-        ).filter(~pl.col("carried"))
+            group=pl.col("group").gather(groups).fill_null(groups.cast(pl.Int64) + self._next),
+            ends=pl.col("group").gather(ends.fill_null(0)).fill_null(ends.cast(pl.Int64) + self._next),
+        ).with_columns(ends=pl.when(ends.is_not_null()).then(pl.col("ends")))
+        numbered = numbered.filter(~pl.col("carried"))
+        # the line that begins each group's successor of its key, which closes it as it is fed
+        collisions = numbered.filter(pl.col("ends").is_not_null()).select(group="ends", collision="idx")
+        numbered = numbered.drop("ends")
         self._next += len(lines)
         self.fed += len(batch)
         latest = batch["arrival"].max()
         if latest is not None:
             self.clock = max(self.clock, latest)
-        return self._close(numbered)
+        return self._close(numbered, collisions)
 
-    def _close(self, numbered: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    def _close(self, numbered: pl.DataFrame, collisions: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
         """Add the batch's lines to the open groups; give out those that closed."""
         import polars as pl
 
@@ -174,7 +193,7 @@ class BatchGroups:
             last_arrival=pl.col("last_arrival").max(),
             begin=pl.col("idx").min(),
         )
-        closes = _closes(last, numbered, self.gap)
+        closes = _closes(last.join(collisions, on="group", how="left"), numbered, self.gap)
         done = closes.filter(pl.col("closed_at").is_not_null())
         closed = held.join(done, on="group", how="inner", maintain_order="left")
         self._held = held.join(done, on="group", how="anti", maintain_order="left")
@@ -203,27 +222,22 @@ class BatchGroups:
 
 
 def _closes(last: pl.DataFrame, batch: pl.DataFrame, gap: int) -> pl.DataFrame:
-    """For each group (`last`: its last line, `last_arrival`, `begin`), the position of the line at which it
-    closed among the batch's lines (None: still open) and whether the next line of its key closed it: that line,
-    or the sweep after the first line whose clock (the latest arrival with it) is more than the gap past the
-    group's last arrival, whichever comes first (at the same line, the next line of its key: as it is fed)."""
+    """For each group (`last`: its last line, `last_arrival`, `collision`: the line beginning the next group of its
+    key), the position of the line at which it closed among the batch's lines (None: still open) and whether the
+    next line of its key closed it: that line, or the sweep after the first line whose clock (the latest arrival
+    with it) is more than the gap past the group's last arrival, whichever comes first (at the same line, the next
+    line of its key: as it is fed)."""
     import polars as pl
 
-    keyed = last.with_columns(_key_columns()).sort(*_KEY, "begin")
-    keyed = keyed.with_columns(collision=pl.col("begin").shift(-1).over(_KEY))
     clock = batch.select(pl.max_horizontal("clock", "arrival"))[:, 0]  # with each line: never goes back
     first = batch["idx"].min()
     if clock.is_empty() or first is None:
         expiry = pl.lit(None, pl.Int64)
     else:
-        found = clock.search_sorted(keyed["last_arrival"] + gap, side="right").cast(pl.Int64)
+        found = clock.search_sorted(last["last_arrival"] + gap, side="right").cast(pl.Int64)
         expiry = pl.when(found < len(clock)).then(pl.max_horizontal(found + first, pl.col("idx")))
-    keyed = keyed.with_columns(expiry=expiry)
+    keyed = last.with_columns(expiry=expiry)
     collided = pl.col("collision").is_not_null() & (
         pl.col("expiry").is_null() | (pl.col("collision") <= pl.col("expiry"))
     )
-    return keyed.select(
-        "group",
-        closed_at=pl.min_horizontal("collision", "expiry"),
-        collided=collided,
-    )
+    return keyed.select("group", closed_at=pl.min_horizontal("collision", "expiry"), collided=collided)
