@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # a connection key's columns, as `connection_key` makes it
 _CONNECTION = ("machine", "boot", "ip", "port", "auth", "forged")
+# what a join reads of the event a key names
+_NAMED = ("event", "start", "end", "pids", "last_arrival", "queued", "first_key")
 
 
 @dataclass
@@ -54,9 +56,8 @@ class BatchConnections:
         self._clock = 0
         self._clocks: list[int] = []  # the clock with each line fed, from line `_base` on
         self._base = 0
-        self._index: dict[tuple[str, ...], int] = {}  # connection key -> the waiting event it names
-        self._partners: dict[int, _Partner] = {}  # by event: those a join looked at
-        self._spans: dict[int, tuple] = {}  # by event: what a join would read of the others the index names
+        # per connection key, the waiting event it names and what a join reads of it (_NAMED)
+        self._named: pl.DataFrame | None = None
         # the events not released: `event_columns`' rows (`group`: the event), `line_order` as the lines' `idx`,
         # `queued` (the line at which each was last queued for release)
         self._waiting: pl.DataFrame | None = None
@@ -140,7 +141,7 @@ class BatchConnections:
         # as `_close` asks: an address and a port that are there and not empty or 0
         joinable = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "") & (pl.col("source_port").fill_null(0) != 0)
         candidates = events.filter(joinable).select(
-            "group",
+            event="group",
             machine=machine,
             boot=pl.col("boot_id").fill_null(""),
             ip="source_ip",
@@ -151,25 +152,48 @@ class BatchConnections:
             end="end",
             pids="pids",
             last_arrival="last_arrival",
-            closed_at="closed_at",
+            queued="closed_at",
             first_key="first_key",
         )
         # one by one only those whose key names a waiting event or repeats: the rest are what their key names
+        named = self._named
         looked_at = candidates.select(pl.struct(_CONNECTION).is_duplicated()).to_series()
-        index = self._index
-        keys = list(zip(*(candidates[name].to_list() for name in _CONNECTION), strict=True))
-        looked_at |= pl.Series([key in index for key in keys], dtype=pl.Boolean)
-        quick = candidates.filter(~looked_at)
-        named = list(zip(*(quick[name].to_list() for name in _CONNECTION), strict=True))
-        index.update(zip(named, quick["group"].to_list(), strict=True))
-        spans = (quick[name].to_list() for name in ("start", "end", "pids", "last_arrival", "closed_at", "first_key"))
-        self._spans.update(zip(quick["group"].to_list(), zip(named, *spans, strict=True), strict=True))
+        if named is not None:
+            looked_at |= candidates.join(
+                named.select(*_CONNECTION, hit=pl.lit(True)), on=_CONNECTION, how="left", maintain_order="left"
+            )["hit"].fill_null(False)
+        entries = candidates.filter(~looked_at).select(*_CONNECTION, *_NAMED)
+        partners: dict[tuple[str, ...], _Partner] = {}
+        slow = candidates.filter(looked_at)
+        if named is not None and not slow.is_empty():
+            for *conn, event, start, end, pids, last_arrival, queued, first_key in named.join(
+                slow.select(_CONNECTION).unique(), on=_CONNECTION, how="semi"
+            ).iter_rows():
+                key = tuple(conn)
+                partners[key] = _Partner(event, key, start, end, set(pids), last_arrival, queued, (start, first_key))
+        into, grown = self._join_one_by_one(slow, partners)
+        if partners:  # what the keys looked at name now
+            now = list(partners.values())
+            keys = list(zip(*(p.key for p in now), strict=True))
+            spans = [[p.event for p in now], [p.start for p in now], [p.end for p in now]]
+            spans += [[sorted(p.pids) for p in now], [p.last_arrival for p in now], [p.queued for p in now]]
+            touched = _frame(entries.schema, [*keys, *spans, [p.first[1] for p in now]])
+            if named is not None:
+                named = named.join(touched.select(_CONNECTION), on=_CONNECTION, how="anti", maintain_order="left")
+            entries = pl.concat([entries, touched], how="vertical_relaxed")
+        self._named = entries if named is None else pl.concat([named, entries], how="vertical_relaxed")
+        self._hold(closed, groups, events, into, grown)
+
+    def _join_one_by_one(
+        self, slow: pl.DataFrame, partners: dict[tuple[str, ...], _Partner]
+    ) -> tuple[dict[int, int], list[_Partner]]:
+        """In the order they close, the events whose key repeats or names a waiting event: each joins what its key
+        names (`partners`, updated) or becomes it. The events merged away (into which), and those grown."""
         into: dict[int, int] = {}
-        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in candidates.filter(
-            looked_at
-        ).iter_rows():
+        grown: dict[int, _Partner] = {}
+        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in slow.iter_rows():  # in _NAMED order
             key = tuple(conn)
-            partner = self._partner(index.get(key))
+            partner = partners.get(key)
             if (
                 partner is not None
                 and self._unreleased(partner, closed_at)
@@ -181,25 +205,10 @@ class BatchConnections:
                 partner.last_arrival = max(partner.last_arrival, last_arrival)
                 partner.queued = closed_at
                 partner.first = min(partner.first, (start, first_key))
-                into[group] = partner.event
+                into[group] = grown.setdefault(partner.event, partner).event
                 continue
-            index[key] = group
-            self._partners[group] = _Partner(
-                group, key, start, end, set(pids), last_arrival, closed_at, (start, first_key)
-            )
-        self._hold(closed, groups, events, into)
-
-    def _partner(self, event: int | None) -> _Partner | None:
-        """What a join reads of a waiting event (made from what was kept of it when it closed, the first time)."""
-        if event is None:
-            return None
-        partner = self._partners.get(event)
-        if partner is None:
-            key, start, end, pids, last_arrival, queued, first_key = self._spans.pop(event)
-            partner = self._partners[event] = _Partner(
-                event, key, start, end, set(pids), last_arrival, queued, (start, first_key)
-            )
-        return partner
+            partners[key] = _Partner(group, key, start, end, set(pids), last_arrival, closed_at, (start, first_key))
+        return into, list(grown.values())
 
     def _unreleased(self, partner: _Partner, closing: int | None) -> bool:
         """Whether the builder still holds `partner` when an event closes at line `closing` (None: at the end of
@@ -229,7 +238,14 @@ class BatchConnections:
             )
         ).to_series()
 
-    def _hold(self, closed: pl.DataFrame, groups: pl.Series, events: pl.DataFrame, into: dict[int, int]) -> None:
+    def _hold(
+        self,
+        closed: pl.DataFrame,
+        groups: pl.Series,
+        events: pl.DataFrame,
+        into: dict[int, int],
+        grown: list[_Partner],
+    ) -> None:
         """Keep the closed events until they are released (a child's lines in its partner's event)."""
         import polars as pl
 
@@ -244,7 +260,6 @@ class BatchConnections:
         )
         self._held = lines if self._held is None else pl.concat([self._held, lines], how="vertical_relaxed")
         waiting = own if self._waiting is None else pl.concat([self._waiting, own], how="vertical_relaxed")
-        grown = [self._partners[event] for event in set(into.values())]
         if grown:
             self._grown.update(p.event for p in grown)
             update = pl.DataFrame(
@@ -281,13 +296,8 @@ class BatchConnections:
             events = pl.concat([events.filter(~pl.col("group").is_in(grown)), again], how="vertical_relaxed")
             events = events.join(order, on="group").sort("rank").drop("rank")
             self._grown.difference_update(grown)
-        index, partners, spans = self._index, self._partners, self._spans
-        for event in ready["group"].to_list():
-            partner = partners.pop(event, None)
-            span = spans.pop(event, None)
-            key = partner.key if partner is not None else span[0] if span is not None else None
-            if key is not None and index.get(key) == event:
-                del index[key]
+        if self._named is not None:  # a key names an event only until it is released
+            self._named = self._named.join(ready.select(event="group"), on="event", how="anti", maintain_order="left")
         if self._waiting.is_empty():
             self._held = self._waiting = None
         self._forget_clocks()
@@ -321,3 +331,20 @@ def _by_idx(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
         .join(positions.group_by("group", maintain_order=True).agg("line_order"), on="group", maintain_order="left")
         .select(events.columns)
     )
+
+
+def _frame(schema: pl.Schema, columns: list[list]) -> pl.DataFrame:
+    """A frame of `schema` from Python lists. `pids` (lists of one PID or two, as an event a connection key names
+    holds: a third starts a new connection) is made from two text columns, far faster than from lists."""
+    import polars as pl
+
+    names = list(schema)
+    at = names.index("pids")
+    pids = columns[at]
+    if any(len(held) > 2 for held in pids):
+        return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=schema)
+    pairs = [[*held, None, None] for held in pids]
+    columns = [*columns[:at], [pair[0] for pair in pairs], *columns[at + 1 :]]
+    second = pl.Series([pair[1] for pair in pairs], dtype=pl.String)
+    frame = pl.DataFrame(dict(zip(names, columns, strict=True)), schema={**schema, "pids": pl.String})
+    return frame.with_columns(pids=pl.concat_list("pids", second).list.drop_nulls())
