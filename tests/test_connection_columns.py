@@ -234,3 +234,19 @@ def test_a_success_after_failures_in_its_own_connection():
     assert _joined(lines) == [["100"]]
     rows = _columns(lines, [])
     assert rows is not None and rows[0]["flags"] == ["after_failures"]
+
+
+def test_one_process_logging_for_ever_keeps_no_clock_per_line():
+    """Nothing closes while one process logs a line a second: the clocks of its lines are not kept (memory holds
+    what waits, not the input)."""
+    lines = [_line(n, n, 42, f"debug1: tick {n}") for n in range(3000)]
+    frame = _frame(lines)
+    groups, connections = BatchGroups(GAP), BatchConnections(GAP)
+    for start in range(0, len(lines), 100):
+        batch = frame.slice(start, 100)
+        closed = groups.feed(batch, connections.held_keys())
+        assert closed is not None
+        assert connections.feed(*closed, batch["arrival"]) is not None
+        assert len(connections._clocks) <= 100
+    last = connections.finish(groups.finish())
+    assert last is not None and len(last[1]) == 3000

@@ -86,7 +86,8 @@ class BatchConnections:
             self._clock = self._clocks[-1]
         self._join(closed, groups, events)
         waiting = self._waiting
-        if waiting is None:
+        if waiting is None:  # nothing to release: no clock is read again (a process logging for ever)
+            self._forget_clocks()
             return pl.DataFrame(), pl.DataFrame()
         release = self._release_column(waiting)
         ready = waiting.with_columns(release=release).filter(pl.col("release").is_not_null())
