@@ -315,3 +315,17 @@ def _moments(lines: pl.DataFrame, groups: pl.Series) -> list[tuple[int | None, b
     for group, at, collided in zip(groups, lines["closed_at"], lines["collided"], strict=True):
         found.setdefault(group, (at, collided))
     return list(found.values())
+
+
+def test_a_batch_not_as_from_journal_reads_it_is_refused_and_no_line_is_lost():
+    """A null identifier (a reader that did not read a missing text as "", as `from_journal` does) is neither a
+    heartbeat to skip nor a line to drop: the batch is refused; `line_groups` groups it as a line."""
+    lines = [
+        from_journal(entry(T0 + n * SECOND, "sshd", 77, f"Connection closed by 203.0.113.1 port {n} [preauth]"))
+        for n in range(3)
+    ]
+    frame = _frame([line for line in lines if line is not None])
+    nulled = frame.with_columns(ident=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.col("ident")))
+    assert BatchGroups(GAP).feed(nulled) is None
+    groups = line_groups(nulled, GAP)
+    assert groups is not None and groups.null_count() == 0

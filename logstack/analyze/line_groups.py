@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 # Columns `line_groups` reads: the line's, and its fact's kind, address and whether it is an event of its own.
 COLUMNS = ("key", "ts", "arrival", "machine", "host", "boot", "pid", "ident", "auth", "kind", "source_ip", "own_event")
+# A line's columns that are never null (`from_journal` reads a missing text as ""; a line without a time is none)
+REQUIRED = ("key", "ts", "arrival", "machine", "host", "boot", "pid", "ident")
 
 
 _KEY = ("g_machine", "boot", "pid", "g_family", "g_auth", "g_own")
@@ -66,7 +68,7 @@ def grouped_lines(lines: pl.DataFrame, gap: int) -> pl.DataFrame | None:
 
     if lines.is_empty():
         return pl.DataFrame(schema={"group": pl.UInt32, "ends": pl.UInt32})
-    beats = lines["ident"] == HEARTBEAT_IDENTIFIER
+    beats = lines["ident"].eq_missing(HEARTBEAT_IDENTIFIER)
     if beats.any():  # the builder skips them: no group, and they move no clock
         kept = (~beats).arg_true()
         found = grouped_lines(lines.filter(~beats), gap)
@@ -129,7 +131,9 @@ class BatchGroups:
     grouped with the next batch by its last line alone (standing for it with the last peer it named): its other
     lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. A copy of one of
     those lines, or of a line `feed` is told is still held downstream (an event waiting to be released: the
-    builder drops it), is refused here; a copy of an older line is a new line, as the builder counts it."""
+    builder drops it), is refused here; a copy of an older line is a new line, as the builder counts it. So is a
+    batch whose lines are not as `from_journal` reads them (a REQUIRED column null). After a refusal nothing can
+    be fed any more (the groups given out before it are the builder's; the rest is the builder's to answer)."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
@@ -147,6 +151,8 @@ class BatchGroups:
         import polars as pl
 
         arrival = pl.col("arrival")
+        if batch.select(pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED).any()).item():
+            return None  # not lines as `from_journal` reads them: no answer here
         batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
         for keys in (self._keys, self._held, held):
             if keys is not None and not batch.join(keys.select("key"), on="key", how="semi").is_empty():
