@@ -9,7 +9,6 @@ import random
 
 import hypothesis
 import polars as pl
-from hypothesis import strategies as st
 
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
@@ -20,8 +19,8 @@ from logstack.columnar.facts import fact_columns
 from logstack.journal.line import Line, from_journal
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from tests.journal import entry
-from tests.test_line_groups import _extra
-from tests.test_sweep_cadence import T0, _journal
+from tests.test_line_groups import BATCHES, delivered_late, generated_lines
+from tests.test_sweep_cadence import T0
 
 GAP = 180 * SECOND
 
@@ -99,24 +98,13 @@ def _delayed(lines: list[Line], rng: random.Random, late: int) -> list[Line]:
     for line in lines:
         delay += rng.choice([0] * 30 + [200 * SECOND])
         line.arrival = line.ts + delay
-    for _ in range(late if len(lines) > 1 else 0):
-        at = rng.randrange(len(lines) - 1)
-        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
-    return lines
+    return delivered_late(lines, rng, late)
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(
-    seed=st.integers(0, 2**32 - 1),
-    count=st.integers(1, 150),
-    late=st.integers(0, 6),
-    cuts=st.lists(st.integers(0, 600), max_size=8),
-)
+@hypothesis.given(**BATCHES)
 def test_connections_are_joined_and_released_as_the_builder_does(seed, count, late, cuts):
-    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
-    records += _extra(random.Random(seed), count // 3)
-    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
-    lines = _delayed([line for line in map(from_journal, records) if line is not None], random.Random(seed), late)
+    lines = _delayed(generated_lines(seed, count, count // 3), random.Random(seed), late)
     rows = _columns(lines, cuts)
     hypothesis.assume(rows is not None)
     assert rows is not None

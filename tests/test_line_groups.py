@@ -80,15 +80,38 @@ def _extra(rng: random.Random, count: int) -> list[dict[str, object]]:
     return out
 
 
+# a generated journal cut into batches: its seed and connections, how many lines are delivered late, the cuts
+BATCHES = {
+    "seed": st.integers(0, 2**32 - 1),
+    "count": st.integers(1, 150),
+    "late": st.integers(0, 6),
+    "cuts": st.lists(st.integers(0, 600), max_size=8),
+}
+
+
+def generated_lines(seed: int, count: int, extra: int) -> list[Line]:
+    """An export of `count` generated connections and other programs' lines and `extra` odd ones (`_extra`), in
+    journal time."""
+    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
+    records += _extra(random.Random(seed), extra)
+    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
+    return [line for line in map(from_journal, records) if line is not None]
+
+
+def delivered_late(lines: list[Line], rng: random.Random, late: int) -> list[Line]:
+    """`late` lines fed after lines that arrived later than they did (in place)."""
+    for _ in range(late if len(lines) > 1 else 0):
+        at = rng.randrange(len(lines) - 1)
+        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    return lines
+
+
 @hypothesis.settings(max_examples=80, deadline=None)
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1), count=st.integers(1, 150), extra=st.integers(0, 60), late=st.integers(0, 8)
 )
 def test_the_groups_are_the_builders(seed, count, extra, late):
-    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
-    records += _extra(random.Random(seed), extra)
-    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))  # an export: in journal time
-    lines = [line for line in map(from_journal, records) if line is not None]
+    lines = generated_lines(seed, count, extra)
     rng = random.Random(seed)
     # rows as the store gives them: ingested after they were written, behind by a delay that now and then
     # grows by minutes (a sender that could not deliver), so lines close in journal time may arrive apart
@@ -98,10 +121,7 @@ def test_the_groups_are_the_builders(seed, count, extra, late):
         line.key = f"{line.key}|{line.auth}" if line.auth else line.key
         delay += rng.choice([0] * 30 + [200 * SECOND])
         line.arrival = line.ts + delay
-    # and some delivered late: fed after lines that arrived later than they did
-    for _ in range(late if len(lines) > 1 else 0):
-        at = rng.randrange(len(lines) - 1)
-        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    delivered_late(lines, rng, late)
     groups = line_groups(_frame(lines), GAP)
     hypothesis.assume(groups is not None)
     got: dict[int, set[str]] = {}
@@ -134,22 +154,10 @@ def test_what_it_cannot_group_is_refused():
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(
-    seed=st.integers(0, 2**32 - 1),
-    count=st.integers(1, 150),
-    late=st.integers(0, 4),
-    cuts=st.lists(st.integers(0, 600), max_size=8),
-)
+@hypothesis.given(**BATCHES)
 def test_batches_give_the_builders_groups(seed, count, late, cuts):
     """The same lines cut into batches anywhere: every group given out once, whole, and the builder's."""
-    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
-    records += _extra(random.Random(seed), count // 3)
-    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
-    lines = [line for line in map(from_journal, records) if line is not None]
-    rng = random.Random(seed)
-    for _ in range(late if len(lines) > 1 else 0):
-        at = rng.randrange(len(lines) - 1)
-        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    lines = delivered_late(generated_lines(seed, count, count // 3), random.Random(seed), late)
     frame = _frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
     batches = BatchGroups(GAP)
@@ -271,27 +279,17 @@ class _Moments(EventBuilder):
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(
-    seed=st.integers(0, 2**32 - 1),
-    count=st.integers(1, 150),
-    late=st.integers(0, 4),
-    cuts=st.lists(st.integers(0, 600), max_size=8),
-)
+@hypothesis.given(**BATCHES)
 def test_groups_close_at_the_builders_moment(seed, count, late, cuts):
     """Each group given out with the line at which the builder closed it, and how: the events joined across
     processes and their release depend on it."""
-    records = [entry(ts, ident, pid, message, host=host) for ts, host, ident, pid, message in _journal(seed, count)]
-    records += _extra(random.Random(seed), count // 3)
-    records.sort(key=lambda record: int(record["__REALTIME_TIMESTAMP"]))
-    lines = [line for line in map(from_journal, records) if line is not None]
+    lines = generated_lines(seed, count, count // 3)
     rng = random.Random(seed)
     delay = 0
     for line in lines:  # behind by a delay that now and then grows by minutes: closes by the clock, not by time
         delay += rng.choice([0] * 20 + [200 * SECOND])
         line.arrival = line.ts + delay
-    for _ in range(late if len(lines) > 1 else 0):  # delivered late: one that opens a group may close it at once
-        at = rng.randrange(len(lines) - 1)
-        lines.insert(rng.randrange(at + 1, len(lines)), lines.pop(at))
+    delivered_late(lines, rng, late)  # one that opens a group may close it at once
     frame = _frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
     batches = BatchGroups(GAP)
