@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,9 +67,10 @@ NOISE = [
 
 
 CHILD = 500_000  # a session child's PID: the monitor's and this (no other line of the export has one so high)
+Generated = Iterator[tuple[int, str, int, str, str, str]]
 
 
-def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, children: bool = False):
+def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, children: bool = False) -> Generated:
     """Yield (ts_us, host, pid, identifier, comm, message) in time order, ~count_lines lines.
 
     `login_share` is the part of the lines that are login and privilege lines; the rest are other
@@ -107,8 +109,12 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, chil
             ]
             if children:
                 lines += [
-                    ("sshd-session", f"Received disconnect from {ip} port {port}:11: disconnected by user", CHILD),
-                    ("sshd-session", f"Disconnected from user {user} {ip} port {port}", CHILD),
+                    (
+                        "sshd-session",
+                        f"Received disconnect from {ip} port {port}:11: disconnected by user",
+                        pid + CHILD,
+                    ),
+                    ("sshd-session", f"Disconnected from user {user} {ip} port {port}", pid + CHILD),
                     ("sshd-session", f"pam_unix(sshd:session): session closed for user {user}"),
                 ]
         elif roll < 0.9:
@@ -125,8 +131,8 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, chil
                 ("sshd-session", "error: kex_exchange_identification: Connection closed by remote host"),
                 ("sshd-session", f"Connection closed by {ip} port {port}"),
             ]
-        for i, (ident, message, *child) in enumerate(lines):
-            at = pid + CHILD if child else pid if ident != "systemd-logind" else 600
+        for i, (ident, message, *own) in enumerate(lines):
+            at = own[0] if own else 600 if ident == "systemd-logind" else pid
             yield ts + i * 1000, host, at, ident, ident, message
             produced += 1
         noise_owed += len(lines) * (1 - login_share) / login_share

@@ -31,6 +31,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -271,9 +275,8 @@ def end_to_end(path: Path, batch: int) -> None:
     from logstack.analyze.failure_columns import after_failures, failed_tries
     from logstack.analyze.failures import HOLD
     from logstack.analyze.grouping import Settings
-    from logstack.analyze.line_groups import BatchGroups
+    from logstack.analyze.line_groups import BatchGroups, fed_lines
     from logstack.columnar.facts import fact_columns
-    from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
     stages: dict[str, float] = {}
 
@@ -286,7 +289,7 @@ def end_to_end(path: Path, batch: int) -> None:
     begin = time.perf_counter()
     grouper = BatchGroups(Settings().gap)
     joiner = BatchConnections(Settings().gap)
-    refused, count = 0, 0
+    refused, count = False, 0
     output = Path(f"/tmp/logstack-bench-columns-{path.stem}.jsonl").open("wb")  # noqa: SIM115 - closed below
 
     settings = Settings()
@@ -301,16 +304,7 @@ def end_to_end(path: Path, batch: int) -> None:
 
     reader = _batches(path, batch)
     while (raw := timed("read", lambda: next(reader, None))) is not None:
-        part = raw.select(
-            *(pl.col(field).alias(name) for name, field in _EXPORT_FIELDS.items()),
-            key=pl.concat_str(pl.col("_MACHINE_ID"), pl.lit("|"), pl.col("__CURSOR")),
-            auth=pl.lit(None, pl.String),
-        ).with_columns(
-            # as `from_journal` reads them: a missing text is ""
-            pl.col("host", "machine", "boot", "pid", "ident", "message").fill_null(""),
-            ts=pl.col("ts").cast(pl.Int64),
-            arrival=pl.col("ts").cast(pl.Int64),
-        )
+        part = _lines(raw)
         count += len(part)
         facts = timed("facts", lambda: fact_columns(part["ident"], part["message"]))  # noqa: B023
         part = pl.concat([part, facts], how="horizontal")
@@ -320,10 +314,10 @@ def end_to_end(path: Path, batch: int) -> None:
         arrivals = pl.concat([arrivals, part["arrival"]])
         arrivals = arrivals.filter(arrivals >= kept)
         closed = timed("groups", lambda: grouper.feed(part, joiner.held_keys()))  # noqa: B023
-        fed = part.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)["arrival"]
+        fed = fed_lines(part)["arrival"]
         released = None if closed is None else timed("events", lambda: joiner.feed(*closed, fed))  # noqa: B023
         if released is None:  # the columns cannot answer from here on: the rest would be the builder's
-            refused += 1
+            refused = True
             break
         write(*released)
     if not refused and (rest := timed("events", lambda: joiner.finish(grouper.finish()))) is not None:
@@ -333,17 +327,40 @@ def end_to_end(path: Path, batch: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     figures = ", ".join(f"{name} {took:.2f} s" for name, took in stages.items())
     print(f"(f) {count:,} lines in {seconds:.2f} s = {count / seconds:,.0f} lines/s ({figures}), peak RSS {peak} MiB")
-    with Path(output.name).open("rb") as written:
-        ours = {json.loads(line)["id"]: line.rstrip(b"\n") for line in written}
-    reference = subprocess.run(
+    _compare(path, Path(output.name), refused)
+
+
+def _lines(raw: pl.DataFrame) -> pl.DataFrame:
+    """An export's rows as the stages read lines: as `from_journal` reads them (a missing text is "")."""
+    import polars as pl
+
+    return raw.select(
+        *(pl.col(field).alias(name) for name, field in _EXPORT_FIELDS.items()),
+        key=pl.concat_str(pl.col("_MACHINE_ID"), pl.lit("|"), pl.col("__CURSOR")),
+        auth=pl.lit(None, pl.String),
+    ).with_columns(
+        pl.col("host", "machine", "boot", "pid", "ident", "message").fill_null(""),
+        ts=pl.col("ts").cast(pl.Int64),
+        arrival=pl.col("ts").cast(pl.Int64),
+    )
+
+
+def _compare(path: Path, written: Path, refused: bool) -> None:
+    """How many events the columns wrote byte for byte as `logstack analyze --journal` writes them, and whether
+    the whole output is the same (order included)."""
+    ours_raw = written.read_bytes()
+    ours = {json.loads(line)["id"]: line for line in ours_raw.splitlines()}
+    reference_raw = subprocess.run(
         [sys.executable, "-m", "logstack", "analyze", "--journal", str(path), "--format", "jsonl"],
         capture_output=True,
         check=True,
         cwd=ROOT,
-    ).stdout.splitlines()
+    ).stdout
+    reference = reference_raw.splitlines()
     same = sum(1 for line in reference if ours.get(json.loads(line)["id"]) == line)
+    whole = "the whole output the same, order included" if ours_raw == reference_raw else "not in the same order"
     print(
-        f"    {same:,} of the line-by-line analysis' {len(reference):,} events byte for byte"
+        f"    {same:,} of the line-by-line analysis' {len(reference):,} events byte for byte, {whole}"
         + (", refused at a batch: the rest is not the columns'" if refused else "")
     )
 

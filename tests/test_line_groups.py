@@ -1,6 +1,6 @@
 """The line layer over columns: on batches in arrival order, `line_groups` puts together exactly the lines the
-event builder closes as one group (before it joins a connection's processes), and `in_order` refuses the
-batches it could not group so."""
+event builder closes as one group (before it joins a connection's processes), or refuses a batch it could not
+group so; `BatchGroups` gives each group out once, whole, at the builder's moment."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import hypothesis
 import polars as pl
 from hypothesis import strategies as st
 
-from logstack.analyze.event import Group
+from logstack.analyze.event import Event, Group
 from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, line_groups
 from logstack.base.clock import SECOND
@@ -256,7 +256,7 @@ def test_an_open_group_is_grouped_again_by_its_last_line_alone(monkeypatch):
     assert rest is not None and len(rest[0]) == 3000 and rest[1].n_unique() == 1
 
 
-class _Moments(EventBuilder):
+class _Moments(EventBuilder):  # by its internals: when and how it closes a group is nothing it reports
     """The builder, noting for each group it closes the line at which it closed (None: at the end of input) and
     whether the next line of its key closed it (as that line was fed) rather than a sweep."""
 
@@ -265,7 +265,7 @@ class _Moments(EventBuilder):
         self.closes: dict[frozenset[str], tuple[int | None, bool]] = {}
         self._sweeping = self._final = False
 
-    def _sweep(self, final: bool) -> list:
+    def _sweep(self, final: bool) -> list[Event]:
         self._sweeping, self._final = True, final
         try:
             return super()._sweep(final)

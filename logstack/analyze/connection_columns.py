@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from logstack.analyze.event_columns import EVENT_COLUMNS, event_columns
 
@@ -25,23 +25,28 @@ if TYPE_CHECKING:
 
 # a connection key's columns, as `connection_key` makes it
 _CONNECTION = ("machine", "boot", "ip", "port", "auth", "forged")
-# what a join reads of the event a key names
+# what a join reads of the event a key names (as _Partner holds it)
 _NAMED = ("event", "start", "end", "pids", "last_arrival", "queued", "first_key")
 
 
 @dataclass
 class _Partner:
-    """What a join reads of an event its connection key names: its group, span, PIDs, last arrival, and the
-    line at which it was last queued for release (None: at the end of input)."""
+    """What a join reads of an event its connection key names (the fields of _NAMED): its number, span, PIDs,
+    last arrival, the line at which it was last queued for release (None: at the end of input), and the key of
+    its first line (which orders releases)."""
 
-    event: int
     key: tuple[str, ...]  # its connection key
+    event: int
     start: int
     end: int
     pids: set[str]
     last_arrival: int
     queued: int | None
-    first: tuple[int, str]  # journal time and key of its first line, which orders releases
+    first_key: str
+
+    def row(self) -> list[object]:
+        """Its _NAMED columns."""
+        return [self.event, self.start, self.end, sorted(self.pids), self.last_arrival, self.queued, self.first_key]
 
 
 class BatchConnections:
@@ -74,7 +79,7 @@ class BatchConnections:
     ) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         """The events released by the end of a batch and their lines; None when the batch holds an event only the
         builder can join (a session child naming no port). `closed`, `groups`: what `BatchGroups.feed` gave out
-        for it; `arrivals`: the arrival of every line it was fed, in order."""
+        for it; `arrivals`: the arrival of every line it was fed (`fed_lines`), in order."""
         import polars as pl
 
         events = self._events(closed, groups)
@@ -116,13 +121,18 @@ class BatchConnections:
             return closed.select(group=groups)
         lines = closed.with_columns(group=groups)
         events = event_columns(lines)
-        portless = (pl.col("ssh") & pl.col("source_ip").is_not_null() & pl.col("source_port").is_null()) & (
-            pl.col("type") == "ssh_preauth"
+        # more than `is_session_child` takes: any SSH event before login with an address and no port
+        portless = (
+            pl.col("ssh")
+            & pl.col("source_ip").is_not_null()
+            & pl.col("source_port").is_null()
+            & (pl.col("type") == "ssh_preauth")
         )
         if not events.filter(portless).is_empty():
             return None
-        # the order the builder closes them in: by the line at which they closed (as that line is fed before the
-        # sweep after it), then by last arrival and the key of the line that opened the group
+        # the order the builder closes them in: by the line at which they closed, those closed by the next line
+        # of their key first (as it is fed, before the sweep after it), then by last arrival and the key of the
+        # line that opened the group
         order = lines.group_by("group").agg(
             pl.col("closed_at").first(), pl.col("collided").first(), opened=pl.col("key").get(pl.col("idx").arg_min())
         )
@@ -167,18 +177,13 @@ class BatchConnections:
         partners: dict[tuple[str, ...], _Partner] = {}
         slow = candidates.filter(looked_at)
         if named is not None and not slow.is_empty():
-            for *conn, event, start, end, pids, last_arrival, queued, first_key in named.join(
-                slow.select(_CONNECTION).unique(), on=_CONNECTION, how="semi"
-            ).iter_rows():
+            looked_up = named.join(slow.select(_CONNECTION).unique(), on=_CONNECTION, how="semi")
+            for *conn, event, start, end, pids, last_arrival, queued, first_key in looked_up.iter_rows():
                 key = tuple(conn)
-                partners[key] = _Partner(event, key, start, end, set(pids), last_arrival, queued, (start, first_key))
+                partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key)
         into, grown = self._join_one_by_one(slow, partners)
         if partners:  # what the keys looked at name now
-            now = list(partners.values())
-            keys = list(zip(*(p.key for p in now), strict=True))
-            spans = [[p.event for p in now], [p.start for p in now], [p.end for p in now]]
-            spans += [[sorted(p.pids) for p in now], [p.last_arrival for p in now], [p.queued for p in now]]
-            touched = _frame(entries.schema, [*keys, *spans, [p.first[1] for p in now]])
+            touched = _frame(entries.schema, [[*p.key, *p.row()] for p in partners.values()])
             if named is not None:
                 named = named.join(touched.select(_CONNECTION), on=_CONNECTION, how="anti", maintain_order="left")
             entries = pl.concat([entries, touched], how="vertical_relaxed")
@@ -192,23 +197,26 @@ class BatchConnections:
         names (`partners`, updated) or becomes it. The events merged away (into which), and those grown."""
         into: dict[int, int] = {}
         grown: dict[int, _Partner] = {}
-        for group, *conn, start, end, pids, last_arrival, closed_at, first_key in slow.iter_rows():  # in _NAMED order
+        for *conn, event, start, end, pids, last_arrival, queued, first_key in slow.select(
+            *_CONNECTION, *_NAMED
+        ).iter_rows():
             key = tuple(conn)
             partner = partners.get(key)
             if (
                 partner is not None
-                and self._unreleased(partner, closed_at)
+                and self._unreleased(partner, queued)
                 and abs(start - partner.end) <= self.gap
                 and len(partner.pids.union(pids)) <= 2
             ):
-                partner.start, partner.end = min(partner.start, start), max(partner.end, end)
+                if (start, first_key) < (partner.start, partner.first_key):
+                    partner.start, partner.first_key = start, first_key
+                partner.end = max(partner.end, end)
                 partner.pids.update(pids)
                 partner.last_arrival = max(partner.last_arrival, last_arrival)
-                partner.queued = closed_at
-                partner.first = min(partner.first, (start, first_key))
-                into[group] = grown.setdefault(partner.event, partner).event
+                partner.queued = queued
+                into[event] = grown.setdefault(partner.event, partner).event
                 continue
-            partners[key] = _Partner(group, key, start, end, set(pids), last_arrival, closed_at, (start, first_key))
+            partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key)
         return into, list(grown.values())
 
     def _unreleased(self, partner: _Partner, closing: int | None) -> bool:
@@ -256,24 +264,24 @@ class BatchConnections:
         lines = closed.with_columns(group=groups.cast(pl.Int64))
         lines = lines.join(merged, on="group", how="left", maintain_order="left")
         lines = lines.select(pl.all().exclude("group", "into"), event=pl.coalesce("into", "group"))
-        own = events.filter(~pl.col("group").is_in(list(into))).with_columns(
-            group=pl.col("group").cast(pl.Int64), queued=pl.col("closed_at")
+        own = (
+            events.filter(~pl.col("group").is_in(list(into)))
+            .select(*EVENT_COLUMNS, queued="closed_at")
+            .with_columns(pl.col("group").cast(pl.Int64))
         )
         self._held = lines if self._held is None else pl.concat([self._held, lines], how="vertical_relaxed")
         waiting = own if self._waiting is None else pl.concat([self._waiting, own], how="vertical_relaxed")
         if grown:
             self._grown.update(p.event for p in grown)
+            # what orders its release (the rest of it is read again then)
             update = pl.DataFrame(
                 {
                     "group": [p.event for p in grown],
                     "last_arrival": [p.last_arrival for p in grown],
                     "queued": [p.queued for p in grown],
-                    "start": [p.first[0] for p in grown],
-                    "first_key": [p.first[1] for p in grown],
+                    "first_key": [p.first_key for p in grown],
                 },
-                schema={
-                    name: waiting.schema[name] for name in ("group", "last_arrival", "queued", "start", "first_key")
-                },
+                schema={name: waiting.schema[name] for name in ("group", "last_arrival", "queued", "first_key")},
             )
             waiting = waiting.update(update, on="group")
         self._waiting = waiting
@@ -315,7 +323,7 @@ class BatchConnections:
             keep = self._waiting["queued"].min()
             if keep is None:
                 return
-        drop = int(keep) - self._base  # type: ignore[arg-type]
+        drop = cast(int, keep) - self._base
         if drop > 0:
             del self._clocks[:drop]
             self._base += drop
@@ -334,18 +342,16 @@ def _by_idx(events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _frame(schema: pl.Schema, columns: list[list]) -> pl.DataFrame:
-    """A frame of `schema` from Python lists. `pids` (lists of one PID or two, as an event a connection key names
-    holds: a third starts a new connection) is made from two text columns, far faster than from lists."""
+def _frame(schema: pl.Schema, rows: list[list[Any]]) -> pl.DataFrame:
+    """A frame of `schema` (_CONNECTION, _NAMED) from rows. `pids` (one PID or two, as an event a connection key
+    names holds: a join takes a third for a new connection) is made from two text columns, far faster than from
+    lists."""
     import polars as pl
 
-    names = list(schema)
-    at = names.index("pids")
-    pids = columns[at]
-    if any(len(held) > 2 for held in pids):
-        return pl.DataFrame(dict(zip(names, columns, strict=True)), schema=schema)
-    pairs = [[*held, None, None] for held in pids]
-    columns = [*columns[:at], [pair[0] for pair in pairs], *columns[at + 1 :]]
+    at = list(schema).index("pids")
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    pairs = [[*held, None, None] for held in columns[at]]
+    columns[at] = [pair[0] for pair in pairs]
     second = pl.Series([pair[1] for pair in pairs], dtype=pl.String)
-    frame = pl.DataFrame(dict(zip(names, columns, strict=True)), schema={**schema, "pids": pl.String})
+    frame = pl.DataFrame(dict(zip(list(schema), columns, strict=True)), schema={**schema, "pids": pl.String})
     return frame.with_columns(pids=pl.concat_list("pids", second).list.drop_nulls())

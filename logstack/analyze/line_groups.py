@@ -61,6 +61,14 @@ def line_groups(lines: pl.DataFrame, gap: int) -> pl.Series | None:
     return None if found is None else found["group"]
 
 
+def fed_lines(lines: pl.DataFrame) -> pl.DataFrame:
+    """The lines the builder is fed (it skips heartbeats): those `BatchGroups` numbers with `idx`, whose arrivals
+    `BatchConnections.feed` reads."""
+    import polars as pl
+
+    return lines.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)
+
+
 def grouped_lines(lines: pl.DataFrame, gap: int) -> pl.DataFrame | None:
     """`line_groups` (`group`), and `ends`: for a line that begins a group, the group of its key before it (the
     builder closes that one as the line is fed, if nothing closed it earlier)."""
@@ -131,9 +139,10 @@ class BatchGroups:
     grouped with the next batch by its last line alone (standing for it with the last peer it named): its other
     lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. A copy of one of
     those lines, or of a line `feed` is told is still held downstream (an event waiting to be released: the
-    builder drops it), is refused here; a copy of an older line is a new line, as the builder counts it. So is a
-    batch whose lines are not as `from_journal` reads them (a REQUIRED column null). After a refusal nothing can
-    be fed any more (the groups given out before it are the builder's; the rest is the builder's to answer)."""
+    builder drops it), is refused here, and so is a batch whose lines are not as `from_journal` reads them (a
+    REQUIRED column null); a copy of an older line is a new line, as the builder counts it. After a refusal
+    nothing can be fed any more (the groups given out before it are the builder's; the rest is the builder's to
+    answer)."""
 
     def __init__(self, gap: int) -> None:
         self.gap = gap
@@ -153,7 +162,7 @@ class BatchGroups:
         arrival = pl.col("arrival")
         if batch.select(pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED).any()).item():
             return None  # not lines as `from_journal` reads them: no answer here
-        batch = batch.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)  # the builder skips them
+        batch = fed_lines(batch)
         for keys in (self._keys, self._held, held):
             if keys is not None and not batch.join(keys.select("key"), on="key", how="semi").is_empty():
                 return None  # a copy of a line the builder still holds or fed lately: it drops it
@@ -168,13 +177,9 @@ class BatchGroups:
         found = grouped_lines(lines, self.gap)
         if found is None:
             return None
-        # a group an open one's last line begins is that open group; any other is new
-        groups, ends = found["group"], found["ends"]
-        numbered = lines.with_columns(
-            group=pl.col("group").gather(groups).fill_null(groups.cast(pl.Int64) + self._next),
-            ends=pl.col("group").gather(ends.fill_null(0)).fill_null(ends.cast(pl.Int64) + self._next),
-        ).with_columns(ends=pl.when(ends.is_not_null()).then(pl.col("ends")))
-        numbered = numbered.filter(~pl.col("carried"))
+        numbered = lines.with_columns(group=self._numbered(found["group"]), ends=self._numbered(found["ends"])).filter(
+            ~pl.col("carried")
+        )
         # the line that begins each group's successor of its key, which closes it as it is fed
         collisions = numbered.filter(pl.col("ends").is_not_null()).select(group="ends", collision="idx")
         numbered = numbered.drop("ends")
@@ -184,6 +189,14 @@ class BatchGroups:
         if latest is not None:
             self.clock = max(self.clock, latest)
         return self._close(numbered, collisions)
+
+    def _numbered(self, groups: pl.Series) -> pl.Expr:
+        """`grouped_lines`' group numbers as the batches number them: a group an open one's last line begins is
+        that open group; any other is new (None stays None)."""
+        import polars as pl
+
+        carried = pl.col("group").gather(groups.fill_null(0))
+        return pl.when(groups.is_not_null()).then(carried.fill_null(groups.cast(pl.Int64) + self._next))
 
     def _close(self, numbered: pl.DataFrame, collisions: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
         """Add the batch's lines to the open groups; give out those that closed."""
@@ -197,7 +210,6 @@ class BatchGroups:
             pl.all().exclude("named", "last_arrival").last(),
             named=pl.col("named").drop_nulls().last(),
             last_arrival=pl.col("last_arrival").max(),
-            begin=pl.col("idx").min(),
         )
         closes = _closes(last.join(collisions, on="group", how="left"), numbered, self.gap)
         done = closes.filter(pl.col("closed_at").is_not_null())
@@ -227,16 +239,16 @@ class BatchGroups:
         return held.drop("group", "carried", "named"), held["group"]
 
 
-def _closes(last: pl.DataFrame, batch: pl.DataFrame, gap: int) -> pl.DataFrame:
-    """For each group (`last`: its last line, `last_arrival`, `collision`: the line beginning the next group of its
-    key), the position of the line at which it closed among the batch's lines (None: still open) and whether the
-    next line of its key closed it: that line, or the sweep after the first line whose clock (the latest arrival
-    with it) is more than the gap past the group's last arrival, whichever comes first (at the same line, the next
-    line of its key: as it is fed)."""
+def _closes(last: pl.DataFrame, numbered: pl.DataFrame, gap: int) -> pl.DataFrame:
+    """For each group (`last`: its last line, with `idx`, `last_arrival` and `collision`, the `idx` of the line
+    beginning the next group of its key), the `idx` of the line at which it closed (None: still open) and whether
+    the next line of its key closed it: that line, or the sweep after the first line of the batch (`numbered`)
+    whose clock (the latest arrival with it) is more than the gap past the group's last arrival, whichever comes
+    first (at the same line, the next line of its key: as it is fed)."""
     import polars as pl
 
-    clock = batch.select(pl.max_horizontal("clock", "arrival"))[:, 0]  # with each line: never goes back
-    first = batch["idx"].min()
+    clock = numbered.select(pl.max_horizontal("clock", "arrival"))[:, 0]  # with each line: never goes back
+    first = numbered["idx"].min()
     if clock.is_empty() or first is None:
         expiry = pl.lit(None, pl.Int64)
     else:
