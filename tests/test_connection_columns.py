@@ -11,32 +11,21 @@ import hypothesis
 import polars as pl
 
 from logstack.analyze.connection_columns import BatchConnections
-from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
+from logstack.analyze.event_columns import EVENT_COLUMNS
 from logstack.analyze.grouping import EventBuilder
-from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
+from logstack.analyze.line_groups import BatchGroups, fed_lines
 from logstack.base.clock import SECOND
-from logstack.columnar.facts import fact_columns
 from logstack.journal.line import Line, from_journal
 from tests.journal import entry
-from tests.test_line_groups import BATCHES, delivered_late, generated_lines
+from tests.test_line_groups import BATCHES, delayed, delivered_late, generated_lines, line_frame
 from tests.test_sweep_cadence import T0
 
 GAP = 180 * SECOND
 
 
-def _frame(lines: list[Line]) -> pl.DataFrame:
-    facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=0)
-    names = [name for name in dict.fromkeys([*COLUMNS, *LINE_COLUMNS]) if name not in facts.columns]
-    frame = pl.DataFrame(
-        {name: [getattr(line, name) for line in lines] for name in names},
-        schema={name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in names},
-    )
-    return pl.concat([frame, facts], how="horizontal")
-
-
 def _columns(lines: list[Line], cuts: list[int]) -> list[dict[str, object]] | None:
     """The events of `lines` through the column stages, batches cut at `cuts`; None if a stage refused."""
-    frame = _frame(lines)
+    frame = line_frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
     groups, connections = BatchGroups(GAP), BatchConnections(GAP)
     released: list[tuple[pl.DataFrame, pl.DataFrame]] = []
@@ -94,12 +83,8 @@ def _same(rows: list[dict[str, object]], want: list[dict[str, object]]) -> None:
 
 
 def _delayed(lines: list[Line], rng: random.Random, late: int) -> list[Line]:
-    """Rows as the store gives them: behind by a delay that now and then grows by minutes, some delivered late."""
-    delay = 0
-    for line in lines:
-        delay += rng.choice([0] * 30 + [200 * SECOND])
-        line.arrival = line.ts + delay
-    return delivered_late(lines, rng, late)
+    """Rows as the store gives them: delayed, some delivered late."""
+    return delivered_late(delayed(lines, rng, 30), rng, late)
 
 
 @hypothesis.settings(max_examples=60, deadline=None)
@@ -236,7 +221,7 @@ def test_one_process_logging_for_ever_keeps_no_clock_per_line():
     """Nothing closes while one process logs a line a second: the clocks of its lines are not kept (memory holds
     what waits, not the input)."""
     lines = [_line(n, n, 42, f"debug1: tick {n}") for n in range(3000)]
-    frame = _frame(lines)
+    frame = line_frame(lines)
     groups, connections = BatchGroups(GAP), BatchConnections(GAP)
     for start in range(0, len(lines), 100):
         batch = frame.slice(start, 100)

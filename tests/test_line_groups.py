@@ -12,6 +12,7 @@ import polars as pl
 from hypothesis import strategies as st
 
 from logstack.analyze.event import Event, Group
+from logstack.analyze.event_columns import LINE_COLUMNS
 from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, line_groups
 from logstack.base.clock import SECOND
@@ -36,9 +37,10 @@ class _Recording(EventBuilder):
         super()._close(group)
 
 
-def _frame(lines: list[Line]) -> pl.DataFrame:
+def line_frame(lines: list[Line]) -> pl.DataFrame:
+    """Lines as the column stages read them: what the line layer and `event_columns` read, and the facts."""
     facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=0)
-    names = [name for name in COLUMNS if name not in facts.columns]
+    names = [name for name in dict.fromkeys([*COLUMNS, *LINE_COLUMNS]) if name not in facts.columns]
     frame = pl.DataFrame(
         {name: [getattr(line, name) for line in lines] for name in names},
         schema={name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in names},
@@ -98,6 +100,16 @@ def generated_lines(seed: int, count: int, extra: int) -> list[Line]:
     return [line for line in map(from_journal, records) if line is not None]
 
 
+def delayed(lines: list[Line], rng: random.Random, quiet: int) -> list[Line]:
+    """Rows as the store gives them: ingested behind by a delay that grows by minutes after `quiet` lines on
+    average (a sender that could not deliver), so lines close in journal time may arrive apart (in place)."""
+    delay = 0
+    for line in lines:
+        delay += rng.choice([0] * quiet + [200 * SECOND])
+        line.arrival = line.ts + delay
+    return lines
+
+
 def delivered_late(lines: list[Line], rng: random.Random, late: int) -> list[Line]:
     """`late` lines fed after lines that arrived later than they did (in place)."""
     for _ in range(late if len(lines) > 1 else 0):
@@ -122,7 +134,7 @@ def test_the_groups_are_the_builders(seed, count, extra, late):
         delay += rng.choice([0] * 30 + [200 * SECOND])
         line.arrival = line.ts + delay
     delivered_late(lines, rng, late)
-    groups = line_groups(_frame(lines), GAP)
+    groups = line_groups(line_frame(lines), GAP)
     hypothesis.assume(groups is not None)
     got: dict[int, set[str]] = {}
     for line, group in zip(lines, groups.to_list(), strict=True):
@@ -139,7 +151,7 @@ def test_the_groups_are_the_builders(seed, count, extra, late):
 
 
 def _lines(*specs: tuple[int, int, int, str]) -> pl.DataFrame:
-    return _frame([from_journal(entry(T0 + ts * SECOND, "sshd", pid, message)) for ts, pid, _, message in specs])
+    return line_frame([from_journal(entry(T0 + ts * SECOND, "sshd", pid, message)) for ts, pid, _, message in specs])
 
 
 def test_what_it_cannot_group_is_refused():
@@ -158,7 +170,7 @@ def test_what_it_cannot_group_is_refused():
 def test_batches_give_the_builders_groups(seed, count, late, cuts):
     """The same lines cut into batches anywhere: every group given out once, whole, and the builder's."""
     lines = delivered_late(generated_lines(seed, count, count // 3), random.Random(seed), late)
-    frame = _frame(lines)
+    frame = line_frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
     batches = BatchGroups(GAP)
     got: list[set[str]] = []
@@ -200,10 +212,10 @@ def test_rows_stamped_before_1970_are_grouped_by_the_builders_clock():
     builder.finish()
     want = sorted(map(sorted, builder.groups))
     assert len(want) == 3
-    groups = line_groups(_frame(lines), GAP)
-    assert groups is not None and sorted(map(sorted, _groups_of(_frame(lines), groups))) == want
+    groups = line_groups(line_frame(lines), GAP)
+    assert groups is not None and sorted(map(sorted, _groups_of(line_frame(lines), groups))) == want
     batches = BatchGroups(GAP)
-    given = [batches.feed(_frame([line])) for line in lines] + [batches.finish()]
+    given = [batches.feed(line_frame([line])) for line in lines] + [batches.finish()]
     assert sorted(sorted(keys) for part in given if part for keys in _groups_of(*part)) == want
 
 
@@ -222,8 +234,8 @@ def test_a_copy_the_builder_still_holds_is_refused():
     copy = Line(**{name: getattr(y, name) for name in Line.__slots__})
     copy.arrival = T0 + 1680 * SECOND
     batches = BatchGroups(GAP)
-    assert batches.feed(_frame([x, y, z])) is not None
-    assert batches.feed(_frame([copy])) is None
+    assert batches.feed(line_frame([x, y, z])) is not None
+    assert batches.feed(line_frame([copy])) is None
     for cadence in (1, 2048):  # what the builder does with it: drops it
         builder = _Recording(cadence)
         for fed in (x, y, z, copy):
@@ -246,7 +258,7 @@ def test_an_open_group_is_grouped_again_by_its_last_line_alone(monkeypatch):
 
     monkeypatch.setattr(module, "grouped_lines", measured)
     records = [entry(T0 + n * SECOND, "sshd", 42, f"debug1: tick {n}") for n in range(3000)]
-    frame = _frame([line for line in map(from_journal, records) if line is not None])
+    frame = line_frame([line for line in map(from_journal, records) if line is not None])
     batches = BatchGroups(GAP)
     for start in range(0, len(frame), 100):
         closed = batches.feed(frame.slice(start, 100))
@@ -285,12 +297,9 @@ def test_groups_close_at_the_builders_moment(seed, count, late, cuts):
     processes and their release depend on it."""
     lines = generated_lines(seed, count, count // 3)
     rng = random.Random(seed)
-    delay = 0
-    for line in lines:  # behind by a delay that now and then grows by minutes: closes by the clock, not by time
-        delay += rng.choice([0] * 20 + [200 * SECOND])
-        line.arrival = line.ts + delay
+    delayed(lines, rng, 20)  # closes by the clock, not by journal time
     delivered_late(lines, rng, late)  # one that opens a group may close it at once
-    frame = _frame(lines)
+    frame = line_frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
     batches = BatchGroups(GAP)
     got: dict[frozenset[str], tuple[int | None, bool]] = {}
@@ -322,7 +331,7 @@ def test_a_batch_not_as_from_journal_reads_it_is_refused_and_no_line_is_lost():
         from_journal(entry(T0 + n * SECOND, "sshd", 77, f"Connection closed by 203.0.113.1 port {n} [preauth]"))
         for n in range(3)
     ]
-    frame = _frame([line for line in lines if line is not None])
+    frame = line_frame([line for line in lines if line is not None])
     nulled = frame.with_columns(ident=pl.when(pl.int_range(pl.len()) == 1).then(None).otherwise(pl.col("ident")))
     assert BatchGroups(GAP).feed(nulled) is None
     groups = line_groups(nulled, GAP)

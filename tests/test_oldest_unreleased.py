@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from logstack.analyze.event import Event
 from logstack.analyze.grouping import EventBuilder
-from logstack.base.clock import SECOND
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
-from tests.test_line_groups import delivered_late, generated_lines
+from tests.test_line_groups import delayed, delivered_late, generated_lines
 
 
 class _Told(EventBuilder):  # by its internals: what it tells the failure windows is nothing it reports
@@ -73,11 +72,7 @@ def _alive(at: int | None, lines: list[tuple[int, int | None, int]], clock: int,
 def test_what_is_still_open_is_the_ssh_lines_not_yet_released(seed, count, late):
     rng = random.Random(seed)
     lines: list[Line] = generated_lines(seed, count, count // 3)
-    delay = 0
-    for line in lines:  # behind by a delay that now and then grows by minutes, some delivered late
-        delay += rng.choice([0] * 20 + [200 * SECOND])
-        line.arrival = line.ts + delay
-    delivered_late(lines, rng, late)
+    delivered_late(delayed(lines, rng, 20), rng, late)
     builder = _Told()
     events = [event for line in lines for event in builder.feed(line)] + builder.finish()
     position = {line.key: n for n, line in enumerate(line for line in lines if line.ident != HEARTBEAT_IDENTIFIER)}

@@ -283,7 +283,7 @@ class BatchConnections:
                 },
                 schema={name: waiting.schema[name] for name in ("group", "last_arrival", "queued", "first_key")},
             )
-            waiting = waiting.update(update, on="group")
+            waiting = waiting.update(update, on="group", include_nulls=True)  # a merge at the end queues at None
         self._waiting = waiting
 
     def _give_out(self, ready: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -306,7 +306,7 @@ class BatchConnections:
             events = events.join(order, on="group").sort("rank").drop("rank")
             self._grown.difference_update(grown)
         if self._named is not None:  # a key names an event only until it is released
-            self._named = self._named.join(ready.select(event="group"), on="event", how="anti", maintain_order="left")
+            self._named = self._named.join(done, on="event", how="anti", maintain_order="left")
         if self._waiting.is_empty():
             self._held = self._waiting = None
         self._forget_clocks()
