@@ -272,9 +272,8 @@ def end_to_end(path: Path, batch: int) -> None:
 
     from logstack.analyze.connection_columns import BatchConnections
     from logstack.analyze.event_json import event_json
-    from logstack.analyze.failure_columns import after_failures, failed_tries
-    from logstack.analyze.failures import HOLD
     from logstack.analyze.grouping import Settings
+    from logstack.analyze.incident_columns import BatchIncidents
     from logstack.analyze.line_groups import BatchGroups, fed_lines
     from logstack.columnar.facts import fact_columns
 
@@ -292,15 +291,11 @@ def end_to_end(path: Path, batch: int) -> None:
     refused, count = False, 0
     output = Path(f"/tmp/logstack-bench-columns-{path.stem}.jsonl").open("wb")  # noqa: SIM115 - closed below
 
-    settings = Settings()
-    tries = pl.DataFrame(schema={"source": pl.String, "ts": pl.Int64, "arrival": pl.Int64, "tag": pl.String})
-    arrivals = pl.Series("arrival", [], dtype=pl.Int64)  # of the lines fed lately: when a login was released
+    incidents = BatchIncidents(Settings())
 
     def write(events: pl.DataFrame, lines: pl.DataFrame) -> None:
-        if events.is_empty():
-            return
-        events = timed("after_failures", lambda: after_failures(events, tries, settings, arrivals.sort()))
-        output.write(timed("json", lambda: event_json(events, lines, by="idx")))
+        if not events.is_empty():
+            output.write(timed("json", lambda: event_json(events, lines, by="idx")))
 
     reader = _batches(path, batch)
     while (raw := timed("read", lambda: next(reader, None))) is not None:
@@ -308,20 +303,15 @@ def end_to_end(path: Path, batch: int) -> None:
         count += len(part)
         facts = timed("facts", lambda: fact_columns(part["ident"], part["message"]))  # noqa: B023
         part = pl.concat([part, facts], how="horizontal")
-        # the tries a login released later may look back on (as FailureWindows keeps them, HOLD at most)
-        kept = grouper.clock - 2 * settings.gap - settings.brute_force_window - HOLD
-        tries = pl.concat([tries, failed_tries(part)]).filter(pl.col("arrival") >= kept)
-        arrivals = pl.concat([arrivals, part["arrival"]])
-        arrivals = arrivals.filter(arrivals >= kept)
         closed = timed("groups", lambda: grouper.feed(part, joiner.held_keys()))  # noqa: B023
-        fed = fed_lines(part)["arrival"]
-        released = None if closed is None else timed("events", lambda: joiner.feed(*closed, fed))  # noqa: B023
+        fed = fed_lines(part)
+        released = None if closed is None else timed("events", lambda: joiner.feed(*closed, fed["arrival"]))  # noqa: B023
         if released is None:  # the columns cannot answer from here on: the rest would be the builder's
             refused = True
             break
-        write(*released)
+        write(*timed("incidents", lambda: incidents.feed(fed, *released)))  # noqa: B023
     if not refused and (rest := timed("events", lambda: joiner.finish(grouper.finish()))) is not None:
-        write(*rest)
+        write(*timed("incidents", lambda: incidents.finish(*rest)))
     output.close()
     seconds = time.perf_counter() - begin
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from logstack.analyze.event import Group, build_event
 from logstack.analyze.event_columns import LINE_COLUMNS, event_columns
-from logstack.analyze.failure_columns import after_failures, failed_tries
-from logstack.analyze.grouping import EventBuilder, Settings
+from logstack.analyze.grouping import EventBuilder
 from logstack.classify.classifier import classify
 from logstack.classify.messages import load_table
 from logstack.columnar.facts import fact_columns
@@ -218,63 +217,3 @@ def test_the_event_builders_events(seed, count):
         assert {name: row[name] for name in expected} == expected
         assert set(row["flags"]) <= set(event.flags) and set(event.flags) - set(row["flags"]) <= {"after_failures"}
         assert [lines[i].key for i in row["line_order"]] == [line.key for line in event.lines]
-
-
-@hypothesis.settings(max_examples=40, deadline=None)
-@hypothesis.given(seed=st.integers(0, 2**32 - 1), count=st.integers(5, 200))
-def test_logins_after_failures_as_the_builder_flags_them(seed, count):
-    """The builder's events again, now with the flag a successful login gets from failed tries of its source in
-    other connections (IPv4 address, IPv6 /64), not only in its own: every field and flag equal. The lines are fed
-    in the order they arrived (a try fed after the login was released does not count)."""
-    events = _builders_events(seed, count)
-    lines = [line for event in events for line in event.lines]
-    frame = _frame(lines, [n for n, event in enumerate(events) for _ in event.lines])
-    got = after_failures(event_columns(frame), failed_tries(frame), Settings(), frame["arrival"].sort())
-    for row, event in zip(got.iter_rows(named=True), events, strict=True):
-        expected = {name: getattr(event, name) for name in row if name not in ("group", "line_order")}
-        assert {name: row[name] for name in expected} == expected
-
-
-_LOGIN = [  # (journal time s, arrival s, PID, message)
-    (0, 0, 10, "Accepted password for alice from 203.0.113.9 port 5000 ssh2"),
-    (1, 1, 10, "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)"),
-]
-
-
-def _login_flags(specs: list[tuple[int, int, int, str]]) -> list[str]:
-    """Lines delivered as `specs` say, fed to the builder sweeping at every line: its successful login's flags,
-    checked equal to the flags in columns."""
-    from logstack.journal.line import from_journal
-    from tests.journal import entry
-
-    base, second = 1_760_000_000_000_000, 1_000_000
-    lines = []
-    for ts, arrival, pid, message in specs:
-        line = from_journal(entry(base + ts * second, "sshd", pid, message))
-        line.arrival = base + arrival * second
-        lines.append(line)
-    builder = EventBuilder(forget_every=1)
-    events = [e for line in lines for e in builder.feed(line)] + builder.finish()
-    login = next(event for event in events if event.type == "ssh_login" and event.outcome == "success")
-    ordered = [line for event in events for line in event.lines]
-    frame = _frame(ordered, [n for n, event in enumerate(events) for _ in event.lines])
-    got = after_failures(event_columns(frame), failed_tries(frame), Settings(), frame["arrival"].sort())
-    assert got.filter(pl.col("id") == login.id)["flags"].to_list() == [login.flags]
-    return login.flags
-
-
-def test_a_failed_try_delivered_after_the_login_was_released_flags_nothing():
-    """A failed try written before a login but delivered long after it (a sender that could not deliver): the
-    builder had released the login by then, so it is not flagged; nor is it in columns."""
-    late = [
-        (500, 500, 11, "Connection closed by 198.51.100.1 port 7 [preauth]"),
-        (-10, 1000, 12, "Failed password for root from 203.0.113.9 port 4000 ssh2"),
-    ]
-    assert "after_failures" not in _login_flags(_LOGIN + late)
-
-
-def test_a_failed_try_delivered_with_the_line_that_releases_the_login_flags_it():
-    """The builder releases a login at the sweep after the line that takes its clock two gaps past the login's
-    last line: a try that line carries was noted before, and counts."""
-    late = [(1, 1 + 2 * 180 + 1, 12, "Failed password for root from 203.0.113.9 port 4000 ssh2")]
-    assert "after_failures" in _login_flags(_LOGIN + late)

@@ -96,7 +96,7 @@ class BatchConnections:
             return pl.DataFrame(), pl.DataFrame()
         release = self._release_column(waiting)
         ready = waiting.with_columns(release=release).filter(pl.col("release").is_not_null())
-        return self._give_out(ready.sort("release", "last_arrival", "first_key").drop("release"))
+        return self._give_out(ready.sort("release", "last_arrival", "first_key"))
 
     def finish(self, rest: tuple[pl.DataFrame, pl.Series] | None) -> tuple[pl.DataFrame, pl.DataFrame] | None:
         """End of input: the groups still open close (`BatchGroups.finish`), then every event is released (None:
@@ -110,7 +110,7 @@ class BatchConnections:
             self._join(*rest, events)
         if self._waiting is None:
             return pl.DataFrame(), pl.DataFrame()
-        return self._give_out(self._waiting.sort("last_arrival", "first_key"))
+        return self._give_out(self._waiting.sort("last_arrival", "first_key").with_columns(release=None))
 
     def _events(self, closed: pl.DataFrame, groups: pl.Series) -> pl.DataFrame | None:
         """The closed groups' events with what a join reads, in the order the builder closes them; None if one
@@ -287,7 +287,8 @@ class BatchConnections:
         self._waiting = waiting
 
     def _give_out(self, ready: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The `ready` events (in release order, numbered by it) and their lines; the rest stay held."""
+        """The `ready` events (in release order, numbered by it; `released_at`: the line after which the builder
+        releases each, None at the end of input) and their lines; the rest stay held."""
         import polars as pl
 
         assert self._held is not None and self._waiting is not None
@@ -312,7 +313,9 @@ class BatchConnections:
         self._forget_clocks()
         first = self._released
         self._released += len(ready)
-        events = events.with_columns(group=pl.int_range(pl.len(), dtype=pl.Int64) + first)
+        events = events.with_columns(
+            group=pl.int_range(pl.len(), dtype=pl.Int64) + first, released_at=ready["release"].cast(pl.Int64)
+        )
         return events, lines.drop("event")
 
     def _forget_clocks(self) -> None:

@@ -55,6 +55,11 @@ class FailureWindows:
             heapq.heappush(self._tries_due, (arrival, ip))
         tries.append((arrival, ts, tag))
 
+    def knows(self, address: str) -> bool:
+        """Whether anything is kept of the source of `address` (a success from one that is not changes nothing)."""
+        ip = source_key(address)
+        return ip in self._failures or ip in self._failed_at
+
     def finalise(self, event: Event, out: list[Event], oldest_unreleased: int) -> None:
         """An event is released: flag a success after failures; count a failure toward its source's incident
         (an incident it ends is added to `out`). `oldest_unreleased`: the earliest journal time of an SSH event
@@ -128,6 +133,21 @@ class FailureWindows:
         if held and held[0][0] < horizon - HOLD:
             return True
         return bool(arrived) and arrived[0][0] + self.settings.brute_force_window < oldest_unreleased()
+
+    def next_due(self, nothing_unreleased: bool) -> int:
+        """The least clock at which `busy` may turn true while no event is released and nothing unreleased is
+        fed (`oldest_unreleased` then only grows with the clock, and only when `nothing_unreleased`): the next
+        tick, an incident coming within the horizon or past HOLD, or then going quiet. Earlier is allowed (a
+        stale entry): `busy` decides."""
+        window, gap = self.settings.brute_force_window, self.settings.gap
+        due = (self._tick + 1) * TICK
+        if self._incident_ends:
+            due = min(due, self._incident_ends[0][0] + 2 * gap + window + 1)
+        if self._arrived_at:
+            due = min(due, self._arrived_at[0][0] + 2 * gap + window + HOLD + 1)
+        if nothing_unreleased and self._arrived:
+            due = min(due, self._arrived[0][0] + window + 1)
+        return due
 
     def forget(self, clock: int, oldest_unreleased: int) -> None:
         """Forget failures no event still to be released can look back on (`oldest_unreleased`: the earliest
