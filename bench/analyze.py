@@ -70,13 +70,16 @@ CHILD = 500_000  # a session child's PID: the monitor's and this (no other line 
 Generated = Iterator[tuple[int, str, int, str, str, str]]
 
 
-def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, children: bool = False) -> Generated:
+def _events(
+    rng: random.Random, count_lines: int, login_share: float = 1.0, children: bool = False, attackers: int = 0
+) -> Generated:
     """Yield (ts_us, host, pid, identifier, comm, message) in time order, ~count_lines lines.
 
     `login_share` is the part of the lines that are login and privilege lines; the rest are other
     programs' lines, as in a whole host's journal. With `children`, each login's session child (another PID, as
     OpenSSH's privilege separation runs it) logs the disconnect and the monitor the session's end: one
-    connection's events to join across processes.
+    connection's events to join across processes. With `attackers`, the failed logins come from that many
+    addresses (brute force: incidents), the successes from anywhere.
     """
     ts = START
     pid = 1000
@@ -91,6 +94,8 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, chil
         port = rng.randint(1024, 65535)
         user = rng.choice(USERS)
         if roll < 0.55:
+            if attackers:
+                ip = f"198.51.{rng.randint(0, attackers - 1) // 250}.{rng.randint(0, attackers - 1) % 250 + 1}"
             lines = [
                 ("sshd-session", f"Invalid user {user} from {ip} port {port}"),
                 ("sshd-session", "pam_unix(sshd:auth): check pass; user unknown"),
@@ -144,11 +149,13 @@ def _events(rng: random.Random, count_lines: int, login_share: float = 1.0, chil
             produced += 1
 
 
-def generate_json(path: Path, count: int, seed: int = 7, login_share: float = 1.0, children: bool = False) -> int:
+def generate_json(
+    path: Path, count: int, seed: int = 7, login_share: float = 1.0, children: bool = False, attackers: int = 0
+) -> int:
     rng = random.Random(seed)
     n = 0
     with path.open("w") as out:
-        for ts, host, pid, ident, comm, message in _events(rng, count, login_share, children):
+        for ts, host, pid, ident, comm, message in _events(rng, count, login_share, children, attackers):
             n += 1
             record = entry(
                 ts,

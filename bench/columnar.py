@@ -16,10 +16,11 @@
 (f) The stages built so far, end to end on the export in batches, not yet the engine: each batch read by
     polars, facts in columns, the builder's groups carried across batches (`BatchGroups`), events as group
     aggregations (`event_columns`) joined and released as the builder does (`BatchConnections`), JSON lines
-    (`event_json`); seconds per stage, lines/s, and how many events
-    equal the line-by-line analysis' (`logstack analyze --journal`) byte for byte. What is not built yet shows
-    as the difference: brute-force incidents. `--children`: logins with their session children (another PID),
-    joined across processes (`BatchConnections`).
+    brute-force incidents and `after_failures` (`BatchIncidents`), JSON lines (`event_json`); seconds per stage,
+    lines/s, and how many events equal the line-by-line analysis' (`logstack analyze --journal`) byte for byte,
+    and whether the whole output is the same. `--children`: logins with their session children (another PID),
+    joined across processes (`BatchConnections`). `--attackers N`: the failed logins from N addresses (brute
+    force: incidents).
 """
 
 from __future__ import annotations
@@ -361,15 +362,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--export", type=Path, help="an existing export (default: generate one in /tmp)")
     parser.add_argument("--children", action="store_true", help="generate logins with their session children")
+    parser.add_argument("--attackers", type=int, default=0, help="generate failed logins from this many addresses")
     parser.add_argument("--store", type=int, default=0, metavar="N", help="also (e) with N rows in MariaDB")
     args = parser.parse_args()
     path = args.export
     if path is None:
         from bench.analyze import generate_json
 
-        path = Path(f"/tmp/logstack-bench-{args.rows}{'-children' if args.children else ''}.json")
+        kind = ("-children" if args.children else "") + (f"-attackers{args.attackers}" if args.attackers else "")
+        path = Path(f"/tmp/logstack-bench-{args.rows}{kind}.json")
         if not path.exists():
-            generate_json(path, args.rows, children=args.children)
+            generate_json(path, args.rows, children=args.children, attackers=args.attackers)
     print(f"export: {path} ({path.stat().st_size / 2**20:,.0f} MiB)")
     for engine in READERS:
         print("(a)", read_in_process(engine, path))
