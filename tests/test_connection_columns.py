@@ -23,34 +23,43 @@ from tests.test_sweep_cadence import T0
 GAP = 180 * SECOND
 
 
-def _columns(lines: list[Line], cuts: list[int]) -> list[dict[str, object]] | None:
-    """The events of `lines` through the column stages, batches cut at `cuts`; None if a stage refused."""
+def released(
+    lines: list[Line], cuts: list[int], gap: int = GAP
+) -> list[tuple[pl.DataFrame | None, pl.DataFrame, pl.DataFrame]] | None:
+    """`lines` through the line and connection stages, batches cut at `cuts`: for each batch the lines fed and
+    the events and lines released (then, fed None, what the end of input released); None if a stage refused."""
     frame = line_frame(lines)
     bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
-    groups, connections = BatchGroups(GAP), BatchConnections(GAP)
-    released: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+    groups, connections = BatchGroups(gap), BatchConnections(gap)
+    out: list[tuple[pl.DataFrame | None, pl.DataFrame, pl.DataFrame]] = []
     for start, end in itertools.pairwise(bounds):
         batch = frame.slice(start, end - start)
         closed = groups.feed(batch, connections.held_keys())
-        if closed is None:
+        fed = fed_lines(batch)
+        given = None if closed is None else connections.feed(*closed, fed["arrival"])
+        if given is None:
             return None
-        fed = fed_lines(batch)["arrival"]
-        out = connections.feed(*closed, fed)
-        if out is None:
-            return None
-        released.append(out)
+        out.append((fed, *given))
     last = connections.finish(groups.finish())
-    if last is None:
-        return None
-    released.append(last)
+    return None if last is None else [*out, (None, *last)]
+
+
+def rows_of(batches: list[tuple[pl.DataFrame, pl.DataFrame]]) -> list[dict[str, object]]:
+    """The events given out, in order, as rows with their lines' keys."""
     rows: list[dict[str, object]] = []
-    for events, lines_out in released:
+    for events, lines_out in batches:
         if not events.is_empty():
             keys = dict(zip(lines_out["idx"].to_list(), lines_out["key"].to_list(), strict=True))
             for row in events.iter_rows(named=True):
                 row["lines"] = [keys[i] for i in row.pop("line_order")]
                 rows.append(row)
     return rows
+
+
+def _columns(lines: list[Line], cuts: list[int]) -> list[dict[str, object]] | None:
+    """The events of `lines` through the column stages, batches cut at `cuts`; None if a stage refused."""
+    batches = released(lines, cuts)
+    return None if batches is None else rows_of([(events, out) for _, events, out in batches])
 
 
 _FIELDS = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]

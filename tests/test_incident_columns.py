@@ -4,24 +4,21 @@ field, the lines, the flags) in the order it releases them."""
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import hypothesis
-import polars as pl
 from hypothesis import strategies as st
 
-from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import Settings
 from logstack.analyze.event_columns import EVENT_COLUMNS
 from logstack.analyze.failures import FailureWindows, source_key
 from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.incident_columns import BatchIncidents
-from logstack.analyze.line_groups import BatchGroups, fed_lines
 from logstack.base.clock import SECOND
 from logstack.journal.line import Line, from_journal
 from tests.journal import entry
-from tests.test_line_groups import BATCHES, delayed, delivered_late, generated_lines, line_frame
+from tests.test_connection_columns import released, rows_of
+from tests.test_line_groups import BATCHES, delayed, delivered_late, generated_lines
 from tests.test_sweep_cadence import T0
 
 _FIELDS = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]
@@ -32,34 +29,14 @@ def columns(
 ) -> list[dict[str, object]] | None:
     """The events of `lines` through the column stages, batches cut at `cuts`; None if a stage refused."""
     settings = settings or Settings()
-    frame = line_frame(lines)
-    bounds = sorted({0, len(lines), *(cut for cut in cuts if cut < len(lines))})
-    groups, connections = BatchGroups(settings.gap), BatchConnections(settings.gap)
+    batches = released(lines, cuts, settings.gap)
+    if batches is None:
+        return None
     incidents = BatchIncidents(settings)
     if windows is not None:
         incidents.windows = windows
-    released: list[tuple[pl.DataFrame, pl.DataFrame]] = []
-    for start, end in itertools.pairwise(bounds):
-        batch = frame.slice(start, end - start)
-        closed = groups.feed(batch, connections.held_keys())
-        if closed is None:
-            return None
-        fed = fed_lines(batch)
-        out = connections.feed(*closed, fed["arrival"])
-        if out is None:
-            return None
-        released.append(incidents.feed(fed, *out))
-    last = connections.finish(groups.finish())
-    if last is None:
-        return None
-    released.append(incidents.finish(*last))
-    rows: list[dict[str, object]] = []
-    for events, lines_out in released:
-        if not events.is_empty():
-            keys = dict(zip(lines_out["idx"].to_list(), lines_out["key"].to_list(), strict=True))
-            for row in events.iter_rows(named=True):
-                rows.append({**{name: row[name] for name in _FIELDS}, "lines": [keys[i] for i in row["line_order"]]})
-    return rows
+    given = [incidents.feed(fed, *out) if fed is not None else incidents.finish(*out) for fed, *out in batches]
+    return [{name: row[name] for name in (*_FIELDS, "lines")} for row in rows_of(given)]
 
 
 def builders(
