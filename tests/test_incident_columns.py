@@ -90,11 +90,20 @@ def _journal(seed: int, count: int, burst: int) -> list[Line]:
     return sorted(lines + burst_lines, key=lambda line: line.ts)
 
 
+def _ahead(lines: list[Line], rng: random.Random, hosts: tuple[str, ...]) -> list[Line]:
+    """Rows from `hosts` written by a clock ahead of the store's: each host's stamped later than they arrived by
+    up to an hour (in place)."""
+    ahead = {host: rng.choice([30, 600, 3600]) * SECOND for host in hosts}
+    for line in lines:
+        line.arrival -= ahead.get(line.host, 0)
+    return lines
+
+
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(**BATCHES, burst=st.integers(0, 60))
-def test_incidents_and_flags_are_the_builders(seed, count, late, cuts, burst):
+@hypothesis.given(**BATCHES, burst=st.integers(0, 60), ahead=st.sampled_from([(), ("web1",), ("web1", "web2")]))
+def test_incidents_and_flags_are_the_builders(seed, count, late, cuts, burst, ahead):
     rng = random.Random(seed)
-    lines = delivered_late(delayed(_journal(seed, count, burst), rng, 30), rng, late)
+    lines = delivered_late(_ahead(delayed(_journal(seed, count, burst), rng, 30), rng, ahead), rng, late)
     rows = columns(lines, cuts)
     if late == 0:
         assert rows is not None
@@ -195,3 +204,34 @@ def test_a_failed_try_delivered_with_the_line_that_releases_the_login_flags_it()
     last line: a try that line carries was noted before, and counts."""
     late = [(1, 1 + 2 * 180 + 1, 12, "Failed password for root from 203.0.113.9 port 4000 ssh2")]
     assert "after_failures" in _login_flags(_LOGIN + late)
+
+
+def test_an_ssh_line_stamped_ahead_of_the_clock_ends_a_quiet_incident_where_it_is_fed():
+    """Nothing SSH is unreleased, so what is unreleased is the clock; then an SSH line stamped an hour ahead of
+    the clock (its sender's clock) is fed: the incident is quiet from that line on and the builder ends it there,
+    so a failure released later starts anew (8 attempts, not 9), and the incident comes before later events."""
+
+    def line(ts: float, arrival: float, ident: str, pid: int, message: str) -> Line:
+        made = from_journal(entry(T0 + int(ts * SECOND), ident, pid, message))
+        assert made is not None
+        made.arrival = T0 + int(arrival * SECOND)
+        return made
+
+    cron = "pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"
+    failed = "Failed password for root from 203.0.113.7 port {} ssh2"
+    lines = [line(3600 + n, n, "sshd", 100 + n, failed.format(4000 + n)) for n in range(8)]
+    lines += [
+        line(490, 490, "CRON", 5000, cron),  # releases the failures: an incident, nothing SSH unreleased
+        line(490.5, 490.5, "CRON", 5001, cron),
+        line(3900, 491, "sshd", 999, "Connection closed by 198.51.100.1 port 7 [preauth]"),  # stamped ahead
+        line(3667, 492, "sshd", 998, failed.format(4999)),
+        line(900, 900, "CRON", 5002, cron),
+    ]
+    want = builders(lines)
+    assert [row["reason"] for row in want if row["type"] == "brute_force"] == [
+        "8 failed login attempts from 203.0.113.7"
+    ]
+    for cuts in ([], [9], [10], list(range(len(lines)))):
+        rows = columns(lines, cuts)
+        assert rows is not None
+        _same(rows, want)

@@ -135,10 +135,11 @@ class FailureWindows:
         return bool(arrived) and arrived[0][0] + self.settings.brute_force_window < oldest_unreleased()
 
     def next_due(self, nothing_unreleased: bool) -> int:
-        """The least clock at which `busy` may turn true while no event is released and nothing unreleased is
-        fed (`oldest_unreleased` then only grows with the clock, and only when `nothing_unreleased`): the next
-        tick, an incident coming within the horizon or past HOLD, or then going quiet. Earlier is allowed (a
-        stale entry): `busy` decides."""
+        """The least clock at which `busy` may turn true while no event is released and no SSH line is fed
+        (`oldest_unreleased` then stays, or grows with the clock when `nothing_unreleased`): the next tick, an
+        incident coming within the horizon or past HOLD, or then going quiet. A line fed while nothing is
+        unreleased may raise `oldest_unreleased` past the clock: the caller looks there too. Earlier is allowed
+        (a stale entry): `busy` decides."""
         window, gap = self.settings.brute_force_window, self.settings.gap
         due = (self._tick + 1) * TICK
         if self._incident_ends:

@@ -6,9 +6,10 @@ The builder tells the windows of each failed try as its line is fed, of each SSH
 releases whether an incident may end or what is old forgotten (`busy`, `end`, `forget`). Here the windows are
 told the same: each try in the order its line is fed, the rest at the lines where anything else can change (a
 release's, the first of a batch, and the first whose clock reaches what `next_due` names: a tick, an incident's
-horizon or HOLD, an incident going quiet while nothing is unreleased). `busy` decides at each as at every line;
-between them it cannot turn true (nothing is released, so `oldest_unreleased` only falls, or only grows with the
-clock when nothing is unreleased). `oldest_unreleased` is a range minimum kept in a heap of the SSH lines alive
+horizon or HOLD, an incident going quiet while nothing is unreleased), and, while nothing is unreleased, the
+next SSH line's (its journal time may be past the clock). `busy` decides at each as at every line; between them
+it cannot turn true (nothing is released, so `oldest_unreleased` only falls, or, while nothing is unreleased,
+grows with the clock). `oldest_unreleased` is a range minimum kept in a heap of the SSH lines alive
 from their line to their event's release (of one event's lines, only those earlier in journal time than the
 event's lines fed before them). Python objects are made for the SSH logins from an address and the failed tries,
 not for every line.
@@ -138,6 +139,10 @@ class BatchIncidents:
             after = bisect.bisect_left(clocks, windows.next_due(alive.none()), q + 1)
             if after < n:
                 heapq.heappush(due, after)
+            # with nothing alive, the next SSH line fed sets what is unreleased to its journal time, which may be
+            # past the clock (a sender's clock ahead, arrivals before 1970): an incident may go quiet there
+            if alive.none() and (entry := alive.next_entry()) is not None and entry < n:
+                heapq.heappush(due, entry)
         for _, *tried_at in tries[tried:]:
             windows.tried(*tried_at)
 
@@ -252,6 +257,10 @@ class _Alive:
         while heap and (heap[0][1] < q or (after and heap[0][1] == q)):
             heapq.heappop(heap)
         return heap[0][0] if heap else clock
+
+    def next_entry(self) -> int | None:
+        """The line at which the next line not yet alive becomes alive (None: none in the batch)."""
+        return self._records[self._entered][0] if self._entered < len(self._records) else None
 
     def none(self) -> bool:
         """Whether nothing was alive at the last line looked at."""
