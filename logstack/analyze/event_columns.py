@@ -73,8 +73,15 @@ def _line_columns() -> list[pl.Expr]:
         pl.col("ident").is_in(list(SSH_IDENTIFIERS)).alias("ssh_line"),
         _forged().alias("forged"),
         kind.is_in(list(reference._SECONDARY_KINDS)).alias("secondary"),
-        ((kind == "ssh_fail") & (pl.col("method") == "publickey")).fill_null(False).alias("probe"),
+        key_probe().alias("probe"),
     ]
+
+
+def key_probe() -> pl.Expr:
+    """`is_key_probe` of each line's facts (`kind`, `method`)."""
+    import polars as pl
+
+    return ((pl.col("kind") == "ssh_fail") & (pl.col("method") == "publickey")).fill_null(False)
 
 
 def _forged() -> pl.Expr:

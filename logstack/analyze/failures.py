@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from logstack.analyze.connections import processes_of
-from logstack.analyze.event import Event, Settings, event_id
+from logstack.analyze.event import FAILED_TRY_KINDS, Event, Settings, event_id
 from logstack.base.clock import MINUTE
 
 # How long an event not yet released may hold back what is forgotten and when an incident ends: for events
@@ -20,6 +20,8 @@ HOLD = 10 * MINUTE
 # What is forgotten is looked at once the clock enters a new tick: when, is the journal's (its clock), not how
 # often the builder sweeps; no failure anyone may still count goes (a rule reads what it keeps, by time).
 TICK = MINUTE
+# the lines that are failed tries from their address (`tried`): a failed try, or leaving before authenticating
+TRIED_KINDS = FAILED_TRY_KINDS | {"ssh_abandon"}
 
 
 class FailureWindows:

@@ -17,7 +17,6 @@ from logstack.analyze.connections import connection_key, peer_of_line, process_o
 from logstack.analyze.copies import Copies
 from logstack.analyze.event import (
     ADDRESS_KINDS,
-    FAILED_TRY_KINDS,
     SEVERITY,
     Event,
     Group,
@@ -25,7 +24,7 @@ from logstack.analyze.event import (
     build_event,
     is_key_probe,
 )
-from logstack.analyze.failures import FailureWindows
+from logstack.analyze.failures import TRIED_KINDS, FailureWindows
 from logstack.analyze.portless import PortlessChildren
 from logstack.classify.classifier import classify, is_forged
 from logstack.classify.fact import Fact
@@ -89,7 +88,7 @@ class EventBuilder:
         if arrival > self.clock:
             self.clock = arrival
         fact = classify(line.ident, line.message)
-        if fact.source_ip is not None and (fact.kind in FAILED_TRY_KINDS or fact.kind == "ssh_abandon"):
+        if fact.source_ip is not None and fact.kind in TRIED_KINDS:
             tag = process_of(line) if is_key_probe(fact) else None
             self.failures.tried(fact.source_ip, arrival, line.ts, tag)
         if fact.kind == "ssh_accept" and fact.source_ip is not None and fact.source_port is not None:

@@ -24,16 +24,15 @@ import itertools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from logstack.analyze.event import FAILED_TRY_KINDS, Event, Settings
-from logstack.analyze.event_columns import EVENT_COLUMNS
-from logstack.analyze.failures import FailureWindows, source_key
+from logstack.analyze.event import Event, Settings
+from logstack.analyze.event_columns import EVENT_COLUMNS, key_probe
+from logstack.analyze.failures import TRIED_KINDS, FailureWindows
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 
 if TYPE_CHECKING:
     import polars as pl
 
-_TRY_KINDS = [*FAILED_TRY_KINDS, "ssh_abandon"]
 # what the windows read of a released login
 _LOGIN = ("id", "outcome", "host", "machine_id", "boot_id", "pids", "start", "end", "flags", "first_arrival")
 _LOGIN += ("last_arrival", "attempts", "user", "source_ip")
@@ -69,7 +68,7 @@ class BatchIncidents:
         ssh = fed.with_row_index("idx", offset=base).filter(pl.col("ident").is_in(list(SSH_IDENTIFIERS)))
         fresh = ssh.select(pl.col("idx").cast(pl.Int64), "ts")
         held = fresh if self._pending is None else pl.concat([self._pending, fresh])
-        events = self._known(events)
+        events = self._typed(events)
         alive = _Alive(self._records(held, events, base, final=False))
         releases = [at - base for at in events["released_at"].to_list()]
         at_rows = {at: list(rows) for at, rows in itertools.groupby(range(len(releases)), key=releases.__getitem__)}
@@ -79,7 +78,7 @@ class BatchIncidents:
 
     def finish(self, events: pl.DataFrame, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """End of input: the events `BatchConnections.finish` released, then every incident."""
-        events = self._known(events)
+        events = self._typed(events)
         alive = _Alive(self._records(self._pending, events, self._fed, final=True))
         logins, order = _Logins(events, lines), list[int | Event]()
         self._release(range(len(events)), alive.least(self._clock), logins, order)
@@ -87,7 +86,7 @@ class BatchIncidents:
         self.windows.end(self._clock, True, out, self._clock)
         return self._out([*order, *out], events, lines, logins)
 
-    def _known(self, events: pl.DataFrame) -> pl.DataFrame:
+    def _typed(self, events: pl.DataFrame) -> pl.DataFrame:
         """`events`, with the columns events have when there are none (an incident comes out after its failures:
         the columns are known by then)."""
         import polars as pl
@@ -197,7 +196,7 @@ class BatchIncidents:
         incidents = [item for item in order if isinstance(item, Event)]
         if not incidents:
             return events, lines
-        ranks, made, shown = [], [], []
+        ranks, rows, shown = [], [], []
         for rank, item in enumerate(order):
             if not isinstance(item, Event):
                 ranks.append(rank)
@@ -208,10 +207,10 @@ class BatchIncidents:
                 numbers.append(-self._shown)
                 shown.append({"idx": -self._shown, **{name: getattr(line, name) for name in _LINE}})
             row = {name: getattr(item, name) for name in EVENT_COLUMNS if name not in ("group", "line_order")}
-            made.append({**row, "group": None, "line_order": numbers, "released_at": None, "rank": rank})
+            rows.append({**row, "group": None, "line_order": numbers, "released_at": None, "rank": rank})
         schema = {**self._schema, "rank": pl.Int64}
         everything = pl.concat(
-            [events.with_columns(rank=pl.Series(ranks, dtype=pl.Int64)), pl.DataFrame(made, schema=schema)],
+            [events.with_columns(rank=pl.Series(ranks, dtype=pl.Int64)), pl.DataFrame(rows, schema=schema)],
             how="vertical_relaxed",
         )
         their_lines = pl.DataFrame(
@@ -225,10 +224,9 @@ def _tries(fed: pl.DataFrame) -> list[tuple[int, str, int, int, tuple[str, str, 
     them."""
     import polars as pl
 
-    tried = fed.with_row_index("at").filter(pl.col("source_ip").is_not_null() & pl.col("kind").is_in(_TRY_KINDS))
-    probe = ((pl.col("kind") == "ssh_fail") & (pl.col("method") == "publickey")).fill_null(False)
+    tried = fed.with_row_index("at").filter(pl.col("source_ip").is_not_null() & pl.col("kind").is_in(list(TRIED_KINDS)))
     machine = pl.when(pl.col("machine") != "").then(pl.col("machine")).otherwise(pl.col("host"))
-    rows = tried.select("at", "source_ip", "arrival", "ts", probe=probe, machine=machine, boot="boot", pid="pid")
+    rows = tried.select("at", "source_ip", "arrival", "ts", probe=key_probe(), machine=machine, boot="boot", pid="pid")
     return [
         (at, ip, arrival, ts, (machine, boot, pid) if probe else None)
         for at, ip, arrival, ts, probe, machine, boot, pid in _rows(rows)
@@ -299,8 +297,8 @@ class _Logins:
         if values is None:
             return None
         login = dict(zip(_LOGIN, values, strict=True))
-        address = login["source_ip"]
-        if not source_key(address) or (login["outcome"] == "success" and not windows.knows(address)):
+        address = login["source_ip"]  # not empty: `source_key` of it is not either
+        if login["outcome"] == "success" and not windows.knows(address):
             return None
         first = self._firsts.get(row)
         shown = []
