@@ -12,7 +12,7 @@ from logstack.pki import PKI
 from logstack.site.inventory import Inventory
 
 # Fixtures shared by several test modules
-pytest_plugins = ["tests.greptime_stub", "tests.processes", "pytester"]
+pytest_plugins = ["tests.greptime_stub", "tests.processes", "tests.engines", "pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventory.example.yaml"

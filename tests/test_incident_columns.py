@@ -84,7 +84,7 @@ def _bursts(rng: random.Random, count: int) -> list[dict[str, object]]:
     return out
 
 
-def _journal(seed: int, count: int, burst: int) -> list[Line]:
+def attacked_journal(seed: int, count: int, burst: int) -> list[Line]:
     lines = generated_lines(seed, count, count // 3)
     burst_lines = [line for line in map(from_journal, _bursts(random.Random(seed), burst)) if line is not None]
     return sorted(lines + burst_lines, key=lambda line: line.ts)
@@ -103,7 +103,7 @@ def _ahead(lines: list[Line], rng: random.Random, hosts: tuple[str, ...]) -> lis
 @hypothesis.given(**BATCHES, burst=st.integers(0, 60), ahead=st.sampled_from([(), ("web1",), ("web1", "web2")]))
 def test_incidents_and_flags_are_the_builders(seed, count, late, cuts, burst, ahead):
     rng = random.Random(seed)
-    lines = delivered_late(_ahead(delayed(_journal(seed, count, burst), rng, 30), rng, ahead), rng, late)
+    lines = delivered_late(_ahead(delayed(attacked_journal(seed, count, burst), rng, 30), rng, ahead), rng, late)
     rows = columns(lines, cuts)
     if late == 0:
         assert rows is not None
@@ -118,7 +118,7 @@ def test_a_line_a_batch(seed, count, burst):
     """A line alone in its batch, neither a try nor a release, is still looked at when the clock makes an
     incident end or a tick forget there."""
     rng = random.Random(seed)
-    lines = delayed(_journal(seed, count, burst), rng, 30)
+    lines = delayed(attacked_journal(seed, count, burst), rng, 30)
     rows = columns(lines, list(range(len(lines))))
     assert rows is not None
     _same(rows, builders(lines))
@@ -159,7 +159,7 @@ def test_the_windows_are_told_what_the_builder_tells_them(seed, count, late, cut
     the clock they are told) with what is unreleased after them. `busy` is not compared: the builder asks it at
     every line, the columns at those where it may turn true."""
     rng = random.Random(seed)
-    lines = delivered_late(delayed(_journal(seed, count, burst), rng, 30), rng, late)
+    lines = delivered_late(delayed(attacked_journal(seed, count, burst), rng, 30), rng, late)
     theirs, ours = _Told(Settings()), _Told(Settings())
     builders(lines, windows=theirs)
     hypothesis.assume(columns(lines, cuts, windows=ours) is not None)

@@ -47,7 +47,7 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame, by: str | None = None)
         authentication=pl.col("auth").filter(pl.col("auth") != "").unique().sort(),  # who vouches, if anyone
     )
     frame = numbered.join(per_event, on="event", how="left", maintain_order="left").with_columns(
-        severity=_severity(),
+        severity=severity_column(),
         start=_iso("start"),
         end=_iso("end"),
         lines=pl.col("lines").fill_null([]),
@@ -78,7 +78,7 @@ def _iso(column: str) -> pl.Expr:
     return pl.from_epoch(pl.col(column), time_unit="us").dt.strftime(_ISO)
 
 
-def _severity() -> pl.Expr:
+def severity_column() -> pl.Expr:
     """Event.severity over columns."""
     import polars as pl
 

@@ -104,6 +104,17 @@ class EventWriter:
                 self._emit(raw + b"\n")
         self.count += 1
 
+    def write_json_lines(self, data: bytes) -> None:
+        """Events already written as JSON lines, escaped as `write` escapes them (`event_json`); json or jsonl."""
+        if self.fmt == "text":
+            raise ValueError("text output is made of events, not of their JSON")
+        lines = [line for line in data.split(b"\n") if line]
+        if self.fmt == "json":
+            self._held_json += lines
+        elif lines:
+            self._emit(data if data.endswith(b"\n") else data + b"\n")
+        self.count += len(lines)
+
     def close(self) -> None:
         if self.fmt == "json":
             self._emit(b"[\n" + b",\n".join(self._held_json) + b"\n]\n" if self._held_json else b"[]\n")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
+from logstack.analyze.column_run import analyze_export, columns_serve
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -96,7 +97,10 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
-    if journal is not None:
+    if journal is not None and columns_serve(journal, options, output):
+        lines = with_progress(_journal_source(journal, options.since, inv), Progress(f"analyze {journal}"))
+        result = analyze_export(lines, options, now, writer.write_json_lines, writer.write)
+    elif journal is not None:
         result = _from_export(journal, inv, options, report, now, flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
