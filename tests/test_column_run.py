@@ -21,7 +21,7 @@ from logstack.analyze.export import ExportSource
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import SECOND
-from logstack.base.errors import RuntimeFailure
+from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.cli import app
 from logstack.journal.line import Line, from_journal
 from logstack.journal.selection import Selection
@@ -179,3 +179,18 @@ def test_analyze_journal_writes_what_the_line_by_line_engine_writes(tmp_path, fm
     assert got.exit_code == 1, got.output  # failed logins are reported
     assert got.stdout_bytes == want
     assert len(json.loads(want) if fmt == "json" else want.splitlines()) > 20
+
+
+def test_an_error_reading_a_later_batch_is_the_runs_error():
+    """Batches are read ahead in a thread: what goes wrong there (a bad line of the export) stops the run with
+    its own error, after the events of the batches before it."""
+    lines = delayed(attacked_journal(4, 100, 20), random.Random(4), 30)
+
+    def source(start: int | None, end: int | None) -> Iterator[Line]:
+        yield from lines[:150]
+        raise BadInputError("export.json:151: not a JSON object")
+
+    writer, raw = _writer("jsonl")
+    with pytest.raises(BadInputError, match=r"export\.json:151"):
+        analyze_export(source, RunOptions(), NOW, writer.write_json_lines, writer.write, 50)
+    assert raw.getvalue() and reference(_source(lines), RunOptions()).startswith(raw.getvalue())

@@ -8,9 +8,10 @@ written are reported."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 # Lines a batch: the working set of a batch (its frames, the events it closes) is most of a run's memory.
 BATCH = 50_000
 _TIMES = ("ts", "arrival")
+T = TypeVar("T")
 
 
 def line_frame(lines: Sequence[Line], min_batch: int = MIN_BATCH) -> pl.DataFrame:
@@ -64,11 +66,8 @@ def run_columns(
     settings = options.settings
     grouper, joiner, incidents = BatchGroups(settings.gap), BatchConnections(settings.gap), BatchIncidents(settings)
     run = ColumnRun()
-    source = iter(lines)
-    while chunk := list(itertools.islice(source, batch)):
-        run.result.lines += len(chunk)
-        part = line_frame(chunk)
-        del chunk
+    for count, part in _read_ahead(_frames(lines, batch)):
+        run.result.lines += count
         closed = grouper.feed(part, joiner.held_keys())
         fed = fed_lines(part)
         released = None if closed is None else joiner.feed(*closed, fed["arrival"])
@@ -82,6 +81,22 @@ def run_columns(
         return run
     _write(run, options, write, *incidents.finish(*rest))
     return run
+
+
+def _frames(lines: Iterable[Line], batch: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    source = iter(lines)
+    while chunk := list(itertools.islice(source, batch)):
+        yield len(chunk), line_frame(chunk)
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, the next one made in a thread while the caller works on this one: reading and parsing (Python)
+    overlap the stages' column work (polars, which lets go of the interpreter while it runs)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="logstack-read") as pool:
+        coming = pool.submit(next, items, None)
+        while (item := coming.result()) is not None:
+            coming = pool.submit(next, items, None)
+            yield item
 
 
 def _write(
