@@ -1,5 +1,5 @@
 """The differential check of the two analysis engines, on every journal the suite analyzes: each run the columns
-answer (`analyze --journal FILE --format json|jsonl`, in any test) is run line by line as well, and the JSON lines
+answer (`analyze --journal FILE` without a state, in any test) is run line by line as well, and the JSON lines
 must be the same bytes in the same order."""
 
 from __future__ import annotations
@@ -32,21 +32,23 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         source: LineSource,
         options: RunOptions,
         now: int,
-        write: Callable[[bytes], None],
         report: Callable[[Event], None],
+        write: Callable[[bytes], None] | None = None,
         batch: int = column_run.BATCH,
+        unchanged: Callable[[], object] | None = None,
     ) -> RunResult:
         seen, raw = _json_lines()
 
         def both_write(data: bytes) -> None:
             seen.write_json_lines(data)
-            write(data)
+            if write is not None:
+                write(data)
 
         def both_report(event: Event) -> None:
             seen.write(event)
             report(event)
 
-        result = real(source, options, now, both_write, both_report, batch)
+        result = real(source, options, now, both_report, both_write if write is not None else None, batch, unchanged)
         reference, want = _json_lines()
         run_analysis(source, options, reference.write, now)
         if raw.getvalue() != want.getvalue():

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import io
-import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import pytest
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from logstack.analyze.column_run import analyze_export, run_columns
+from logstack.analyze.column_run import analyze_export, columns_serve, run_columns
 from logstack.analyze.event import Settings
+from logstack.analyze.event_json import event_json
 from logstack.analyze.export import ExportSource
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
@@ -64,7 +67,7 @@ def in_columns(
 ) -> bytes:
     """What `analyze_export` writes, batches of `batch` lines."""
     writer, raw = _writer(fmt)
-    analyze_export(source, options, NOW, writer.write_json_lines, writer.write, batch)
+    analyze_export(source, options, NOW, writer.write, writer.write_json_lines if fmt != "text" else None, batch)
     writer.close()
     return raw.getvalue()
 
@@ -101,7 +104,7 @@ def _portless(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
     copies=st.integers(0, 2),
     portless=st.integers(0, 1),
     batch=st.integers(1, 400),
-    fmt=st.sampled_from(["jsonl", "json"]),
+    fmt=st.sampled_from(["jsonl", "json", "text"]),
 )
 def test_a_run_writes_what_the_line_by_line_engine_writes(seed, count, burst, late, copies, portless, batch, fmt):
     rng = random.Random(seed)
@@ -130,8 +133,8 @@ def test_a_refused_batch_leaves_the_rest_to_the_line_by_line_engine():
     lines = lines[:-20] + _portless(lines[-20:], random.Random(1), 1)
     options = RunOptions()
     written: list[bytes] = []
-    run = run_columns(_source(lines)(None, None), options, written.append, batch=50)
-    assert not run.whole and run.ids  # refused, after events were written
+    run = run_columns(_source(lines)(None, None), options, lambda *out: written.append(event_json(*out, by="idx")), 50)
+    assert not run.whole and run.given.count  # refused, after events were written
     assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
     assert in_columns(_source(lines), options, 50).startswith(b"".join(written))
 
@@ -140,7 +143,7 @@ def test_a_copy_of_a_line_still_held_is_the_line_by_line_engines():
     lines = delayed(attacked_journal(5, 60, 0), random.Random(5), 30)
     lines.insert(len(lines) - 2, copy.copy(lines[len(lines) - 4]))
     options = RunOptions()
-    assert not run_columns(_source(lines)(None, None), options, lambda _: None, batch=10).whole
+    assert not run_columns(_source(lines)(None, None), options, lambda *_: None, batch=10).whole
     assert in_columns(_source(lines), options, 10) == reference(_source(lines), options)
 
 
@@ -155,8 +158,8 @@ def test_a_source_that_reads_otherwise_the_second_time_is_an_error():
         return iter(next(reads))
 
     writer, _ = _writer("jsonl")
-    with pytest.raises(RuntimeFailure, match="columnar engine wrote event"):
-        analyze_export(source, RunOptions(), NOW, writer.write_json_lines, writer.write, 30)
+    with pytest.raises(RuntimeFailure, match="gives other events than the first reading"):
+        analyze_export(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 30)
 
 
 def _export(tmp_path: Path) -> Path:
@@ -171,14 +174,14 @@ def _export(tmp_path: Path) -> Path:
     return write(tmp_path / "export.json", entries)
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "text"])
 def test_analyze_journal_writes_what_the_line_by_line_engine_writes(tmp_path, fmt):
     path = _export(tmp_path)
     got = CliRunner().invoke(app, ["analyze", "--journal", str(path), "--format", fmt, "--fail-on", "failure"])
     want = reference(ExportSource(str(path), None, Selection.of(None)), RunOptions(), fmt)
     assert got.exit_code == 1, got.output  # failed logins are reported
     assert got.stdout_bytes == want
-    assert len(json.loads(want) if fmt == "json" else want.splitlines()) > 20
+    assert len(want.splitlines()) > 20
 
 
 def test_an_error_reading_a_later_batch_is_the_runs_error():
@@ -192,5 +195,84 @@ def test_an_error_reading_a_later_batch_is_the_runs_error():
 
     writer, raw = _writer("jsonl")
     with pytest.raises(BadInputError, match=r"export\.json:151"):
-        analyze_export(source, RunOptions(), NOW, writer.write_json_lines, writer.write, 50)
+        analyze_export(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 50)
     assert raw.getvalue() and reference(_source(lines), RunOptions()).startswith(raw.getvalue())
+
+
+@hypothesis.settings(max_examples=20, deadline=None)
+@hypothesis.given(seed=st.integers(0, 2**32 - 1), count=st.integers(1, 80), text=st.integers(1, 3000))
+def test_batches_bounded_by_their_text_give_the_same_events(seed, count, text):
+    """A batch ends at `text` characters of messages too (a local user's 14 KB lines do not make a batch of
+    gigabytes): cut there, the run gives what the line-by-line engine gives."""
+    lines = _copies(delayed(attacked_journal(seed, count, 20), random.Random(seed), 30), random.Random(seed), 1)
+    batches: list[int] = []
+    writer, raw = _writer("jsonl")
+
+    def give(events, lines_out) -> None:
+        batches.append(len(events))
+        writer.write_json_lines(event_json(events, lines_out, by="idx"))
+
+    run = run_columns(_source(lines)(None, None), RunOptions(), give, batch=10_000, text=text)
+    if run.whole:
+        assert raw.getvalue() == reference(_source(lines), RunOptions())
+    longest = max(len(line.message) for line in lines)
+    if text < longest:
+        assert len(batches) > 1 or not run.whole
+
+
+def test_an_export_changed_before_it_is_read_again_is_an_error():
+    lines = _portless(delayed(attacked_journal(3, 120, 30), random.Random(3), 30), random.Random(1), 1)
+    versions = iter([1, 2])
+    writer, _ = _writer("jsonl")
+    with pytest.raises(RuntimeFailure, match="changed while it was read"):
+        analyze_export(
+            _source(lines), RunOptions(), NOW, writer.write, writer.write_json_lines, 30, lambda: next(versions)
+        )
+
+
+def test_only_a_regular_file_is_read_in_columns(tmp_path):
+    """The line-by-line engine may have to read the export again: a pipe (`/dev/stdin`, `<(…)`, a FIFO) reads
+    once, so it is read line by line from the start."""
+    path = write(tmp_path / "export.json", [entry(T0, "sshd", 1, "Connection closed by 203.0.113.1 port 1")])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert columns_serve(str(path), RunOptions())
+    assert not columns_serve(str(fifo), RunOptions())
+    assert not columns_serve(str(tmp_path / "missing.json"), RunOptions())
+    assert not columns_serve("-", RunOptions())
+
+
+def test_a_journal_piped_in_loses_nothing_when_the_columns_would_refuse_it(tmp_path):
+    """A forged port-less line (any local user: `logger -t sshd 'Received disconnect from ADDR: 11: x'`) makes
+    the columns refuse; piped in as /dev/stdin, the export is read once, line by line, and every event is there."""
+    entries = [entry(T0, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x", comm="logger")]
+    entries += [
+        entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")
+        for n in range(1, 6)
+    ]
+    path = write(tmp_path / "forged.json", entries)
+    want = reference(ExportSource(str(path), None, Selection.of(None)), RunOptions())
+    got = subprocess.run(
+        [sys.executable, "-m", "logstack", "analyze", "--journal", "/dev/stdin", "--format", "jsonl"],
+        input=path.read_bytes(),
+        capture_output=True,
+        check=False,
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == want and len(want.splitlines()) == 6
+
+
+def test_a_bad_line_stops_the_run_after_what_the_line_by_line_engine_wrote_before_it(tmp_path):
+    entries = [
+        entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")
+        for n in range(1, 6)
+    ]
+    path = write(tmp_path / "bad.json", entries)
+    with path.open("a") as out:
+        out.write('{"this is": not json\n')
+    want, raw = _writer("jsonl")
+    with pytest.raises(BadInputError):
+        run_analysis(ExportSource(str(path), None, Selection.of(None)), RunOptions(), want.write, NOW)
+    got = CliRunner().invoke(app, ["analyze", "--journal", str(path), "--format", "jsonl"])
+    assert got.exit_code == 2 and "bad.json:6: not a JSON object" in got.stderr
+    assert got.stdout_bytes == raw.getvalue() and len(raw.getvalue().splitlines()) == 4

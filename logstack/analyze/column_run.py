@@ -7,7 +7,9 @@ written are reported."""
 
 from __future__ import annotations
 
-import itertools
+import hashlib
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,20 +17,22 @@ from typing import TYPE_CHECKING, TypeVar
 
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
-from logstack.analyze.event_columns import LINE_COLUMNS
+from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
 from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
-from logstack.base.errors import RuntimeFailure
+from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
 from logstack.journal.line import Line
 
 if TYPE_CHECKING:
     import polars as pl
 
-# Lines a batch: the working set of a batch (its frames, the events it closes) is most of a run's memory.
+# Lines a batch, and characters of their messages: the working set of a batch (its frames, the events it
+# closes) is most of a run's memory, and a line may be 14 KB or more (any local user can log such lines).
 BATCH = 50_000
+BATCH_TEXT = 16 << 20
 _TIMES = ("ts", "arrival")
 T = TypeVar("T")
 
@@ -46,46 +50,81 @@ def line_frame(lines: Sequence[Line], min_batch: int = MIN_BATCH) -> pl.DataFram
     return pl.concat([frame, facts], how="horizontal")
 
 
+class Ids:
+    """Event ids in order, as a count and a digest (memory does not grow with the events)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._digest = hashlib.blake2b(digest_size=16)
+
+    def add(self, ids: Iterable[str]) -> None:
+        for event_id in ids:
+            self._digest.update(event_id.encode() + b"\n")
+            self.count += 1
+
+    def digest(self) -> bytes:
+        return self._digest.digest()
+
+
 @dataclass
 class ColumnRun:
-    """What a run in columns wrote: the events' ids in order, and whether it read the whole input (False: a
-    stage refused a batch, the events after these are the line-by-line engine's to give)."""
+    """What a run in columns gave: how many events and a digest of their ids in order, and whether it read the
+    whole input (False: a stage refused a batch, or reading failed; the events after these are the line-by-line
+    engine's to give)."""
 
     result: RunResult = field(default_factory=RunResult)
-    ids: list[str] = field(default_factory=list)
+    given: Ids = field(default_factory=Ids)
     whole: bool = True
 
 
+# what a run gives its events to, batch by batch: the events (`event_columns`' rows) and the lines they name by `idx`
+EventSink = Callable[["pl.DataFrame", "pl.DataFrame"], None]
+
+
 def run_columns(
-    lines: Iterable[Line], options: RunOptions, write: Callable[[bytes], None], batch: int = BATCH
+    lines: Iterable[Line], options: RunOptions, give: EventSink, batch: int = BATCH, text: int = BATCH_TEXT
 ) -> ColumnRun:
-    """Events of `lines` as JSON lines to `write`, batch by batch; stops at a batch a stage cannot answer.
-    A run without a state only (`options.state_path` None): the exactly-once state is the builder's."""
+    """Events of `lines` to `give`, batch by batch; stops at a batch a stage cannot answer. A run without a
+    state only (`options.state_path` None): the exactly-once state is the builder's."""
     if options.state_path is not None:
         raise ValueError("a run in columns keeps no state")
     settings = options.settings
     grouper, joiner, incidents = BatchGroups(settings.gap), BatchConnections(settings.gap), BatchIncidents(settings)
     run = ColumnRun()
-    for count, part in _read_ahead(_frames(lines, batch)):
-        run.result.lines += count
-        closed = grouper.feed(part, joiner.held_keys())
-        fed = fed_lines(part)
-        released = None if closed is None else joiner.feed(*closed, fed["arrival"])
-        if released is None:
-            run.whole = False
-            return run
-        _write(run, options, write, *incidents.feed(fed, *released))
+    try:
+        for count, part in _read_ahead(_frames(lines, batch, text)):
+            run.result.lines += count
+            closed = grouper.feed(part, joiner.held_keys())
+            fed = fed_lines(part)
+            released = None if closed is None else joiner.feed(*closed, fed["arrival"])
+            if released is None:
+                run.whole = False
+                return run
+            _give(run, options, give, *incidents.feed(fed, *released))
+    except BadInputError:
+        # a bad line of the input: the line-by-line engine, reading it again, writes what it releases before the
+        # line (a batch's events come out only once the batch is read) and stops there with the same error
+        run.whole = False
+        return run
     rest = joiner.finish(grouper.finish())
     if rest is None:
         run.whole = False
         return run
-    _write(run, options, write, *incidents.finish(*rest))
+    _give(run, options, give, *incidents.finish(*rest))
     return run
 
 
-def _frames(lines: Iterable[Line], batch: int) -> Iterator[tuple[int, pl.DataFrame]]:
-    source = iter(lines)
-    while chunk := list(itertools.islice(source, batch)):
+def _frames(lines: Iterable[Line], batch: int, text: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """Batches of at most `batch` lines and `text` characters of messages (or one line), in columns."""
+    chunk: list[Line] = []
+    size = 0
+    for line in lines:
+        if chunk and (len(chunk) >= batch or size + len(line.message) > text):
+            yield len(chunk), line_frame(chunk)
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line.message)
+    if chunk:
         yield len(chunk), line_frame(chunk)
 
 
@@ -99,9 +138,7 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
-def _write(
-    run: ColumnRun, options: RunOptions, write: Callable[[bytes], None], events: pl.DataFrame, lines: pl.DataFrame
-) -> None:
+def _give(run: ColumnRun, options: RunOptions, give: EventSink, events: pl.DataFrame, lines: pl.DataFrame) -> None:
     import polars as pl
 
     if options.until is not None and not events.is_empty():
@@ -114,8 +151,8 @@ def _write(
         events = events.filter(~growing)
     if events.is_empty():
         return
-    write(event_json(events, lines, by="idx"))
-    run.ids += events["id"].to_list()
+    give(events, lines)
+    run.given.add(events["id"].to_list())
     run.result.reported += len(events)
     worst = events.select(severity_column().replace_strict(SEVERITY, return_dtype=pl.Int64).max()).item()
     run.result.worst = max(run.result.worst, worst)
@@ -125,35 +162,80 @@ def analyze_export(
     source: LineSource,
     options: RunOptions,
     now: int,
-    write: Callable[[bytes], None],
     report: Callable[[Event], None],
+    write: Callable[[bytes], None] | None = None,
     batch: int = BATCH,
+    unchanged: Callable[[], object] | None = None,
 ) -> RunResult:
-    """An export without a state: in columns (JSON lines to `write`); where they refuse, the line-by-line engine
-    reads `source` again from its start and `report`s its events after those the columns wrote (checked to be
-    the same events, in the same order)."""
-    run = run_columns(source(options.since, options.until), options, write, batch)
+    """An export without a state, in columns: events written as JSON lines to `write`, or made objects and given
+    to `report` (None). Where the columns refuse, the line-by-line engine reads `source` again from its start
+    and `report`s its events after those the columns gave (checked to be the same, in the same order);
+    `unchanged` tells whether the input is still the one first read (the same value before and after)."""
+    give: EventSink
+    if write is not None:
+        give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
+    else:
+        give = lambda events, lines: [report(event) for event in event_objects(events, lines)]  # noqa: E731
+    before = unchanged() if unchanged is not None else None
+    run = run_columns(source(options.since, options.until), options, give, batch)
     if run.whole:
         return run.result
-    written = iter(run.ids)
+    if unchanged is not None and unchanged() != before:
+        raise RuntimeFailure("the export changed while it was read: analyze it again once it is complete")
+    again, given = Ids(), run.given
 
-    def after_written(event: Event) -> None:
-        expected = next(written, None)
-        if expected is None:
+    def after_given(event: Event) -> None:
+        if again.count < given.count:
+            again.add([event.id])
+            if again.count == given.count and again.digest() != given.digest():
+                raise RuntimeFailure(_OTHER_EVENTS)
+        else:
             report(event)
-        elif event.id != expected:
-            raise RuntimeFailure(
-                f"analysis: the columnar engine wrote event {expected} where the line-by-line engine gives "
-                f"{event.id} (a defect of logstack; --format text runs the line-by-line engine alone)"
-            )
 
-    result = run_analysis(source, options, after_written, now)
-    if (expected := next(written, None)) is not None:
-        raise RuntimeFailure(f"analysis: the columnar engine wrote event {expected}, the line-by-line engine none such")
+    result = run_analysis(source, options, after_given, now)
+    if again.count < given.count:
+        raise RuntimeFailure(_OTHER_EVENTS)
     return result
 
 
-def columns_serve(journal: str, options: RunOptions, output: str) -> bool:
-    """Whether a run is one the columns answer: an export read from a file (the line-by-line engine may have to
-    read it again), without a state, its events written as JSON."""
-    return journal != "-" and options.state_path is None and output in ("json", "jsonl")
+_OTHER_EVENTS = "the export, read again, gives other events than the first reading: was it changed while it was read?"
+
+
+def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
+    """The events of a batch (`run_columns` gives them) as `Event`s, for output that reads objects (text): their
+    lines hold what output shows of a line (time, program, PID, message, who vouches for it), not its key."""
+    if events.is_empty():
+        return []
+    programs: dict[str, str] = {}  # one string a program, not one a line
+    made = {
+        idx: Line(ts, ts, "", "", "", pid or "", programs.setdefault(ident, ident), message, None, None, None, "", auth)
+        for idx, ts, pid, ident, message, auth in zip(
+            *(lines[name].to_list() for name in ("idx", "ts", "pid", "ident", "message", "auth")), strict=True
+        )
+    }
+    names = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]
+    rows = zip(*(events[name].to_list() for name in names), events["line_order"].to_list(), strict=True)
+    return [
+        Event(**dict(zip(names, row, strict=True)), lines=[made[idx] for idx in order])  # type: ignore[arg-type]
+        for *row, order in rows
+    ]
+
+
+def columns_serve(journal: str, options: RunOptions) -> bool:
+    """Whether a run is one the columns answer: an export in a regular file (the line-by-line engine may have
+    to read it again: a pipe reads once), without a state."""
+    try:
+        regular = stat.S_ISREG(os.stat(journal).st_mode)
+    except OSError:
+        return False  # the line-by-line engine names what is wrong
+    return journal != "-" and regular and options.state_path is None
+
+
+def file_identity(path: str) -> Callable[[], object]:
+    """What changes when a file is rewritten or grows: its inode, size and modification time."""
+
+    def identity() -> object:
+        found = os.stat(path)
+        return found.st_ino, found.st_size, found.st_mtime_ns
+
+    return identity

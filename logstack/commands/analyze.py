@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_export, columns_serve
+from logstack.analyze.column_run import analyze_export, columns_serve, file_identity
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -97,9 +97,10 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
-    if journal is not None and columns_serve(journal, options, output):
+    if journal is not None and columns_serve(journal, options):
         lines = with_progress(_journal_source(journal, options.since, inv), Progress(f"analyze {journal}"))
-        result = analyze_export(lines, options, now, writer.write_json_lines, writer.write)
+        as_json = writer.write_json_lines if output != "text" else None
+        result = analyze_export(lines, options, now, writer.write, as_json, unchanged=file_identity(journal))
     elif journal is not None:
         result = _from_export(journal, inv, options, report, now, flush, queue)
     else:
