@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # Lines a batch, and characters of their messages: the working set of a batch (its frames, the events it
 # closes) is most of a run's memory, and a line may be 14 KB or more (any local user can log such lines).
-BATCH = 50_000
+BATCH = 40_000
 BATCH_TEXT = 16 << 20
 _TIMES = ("ts", "arrival")
 T = TypeVar("T")
