@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import random
 import subprocess
@@ -220,14 +221,78 @@ def test_batches_bounded_by_their_text_give_the_same_events(seed, count, text):
         assert len(batches) > 1 or not run.whole
 
 
-def test_an_export_changed_before_it_is_read_again_is_an_error():
-    lines = _portless(delayed(attacked_journal(3, 120, 30), random.Random(3), 30), random.Random(1), 1)
-    versions = iter([1, 2])
-    writer, _ = _writer("jsonl")
-    with pytest.raises(RuntimeFailure, match="changed while it was read"):
+def _refused_export(tmp_path: Path, user: str = "root") -> Path:
+    """Failed logins, then a forged port-less line (any local user: `logger -t sshd …`): the columns refuse it."""
+    entries = [
+        entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for {user} from 203.0.113.5 port {n} ssh2")
+        for n in range(1, 6)
+    ]
+    entries.append(entry(T0 + 9000 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x", comm="logger"))
+    return write(tmp_path / "export.json", entries)
+
+
+def _while_read(export: ExportSource, change: Callable[[], None]) -> Callable[[int | None, int | None], Iterator[Line]]:
+    """The export's lines, `change` done once after the first line of the first read."""
+    done: list[bool] = []
+
+    def read(start: int | None, end: int | None) -> Iterator[Line]:
+        for line in export(start, end):
+            yield line
+            if not done:
+                done.append(True)
+                change()
+
+    return read
+
+
+def _pinned_run(path: Path, change: Callable[[], None]) -> bytes:
+    export = ExportSource(str(path), None, Selection.of(None), pinned=True)
+    writer, raw = _writer("jsonl")
+    try:
+        source = _while_read(export, change)
         analyze_export(
-            _source(lines), RunOptions(), NOW, writer.write, writer.write_json_lines, 30, lambda: next(versions)
+            source, RunOptions(), NOW, writer.write, writer.write_json_lines, 2, lambda: export.same_start(export.read)
         )
+    finally:
+        export.close()
+    return raw.getvalue()
+
+
+def test_an_export_rotated_away_while_it_is_read_is_read_to_its_end(tmp_path):
+    """Renamed (log rotation) or removed after the first line: the second read reads the file first opened."""
+    for change in (lambda path: path.rename(path.with_suffix(".1")), Path.unlink):
+        path = _refused_export(tmp_path)
+        want = reference(ExportSource(str(path), None, Selection.of(None)), RunOptions())
+        assert _pinned_run(path, lambda path=path, change=change: change(path)) == want
+        assert len(want.splitlines()) == 6
+
+
+def test_an_export_growing_or_touched_while_it_is_read_is_answered(tmp_path):
+    """Appended to (`journalctl -o json -f > FILE`) or touched: what was read is still its beginning; the answer is
+    the line-by-line engine's over the file as the second read finds it."""
+    path = _refused_export(tmp_path)
+    more = entry(T0 + 9500 * SECOND, "sshd", 300, "Failed password for bob from 203.0.113.6 port 9 ssh2")
+
+    def append() -> None:
+        with path.open("a") as out:
+            out.write(json.dumps(more) + "\n")
+
+    got = _pinned_run(path, append)
+    assert got == reference(ExportSource(str(path), None, Selection.of(None)), RunOptions())
+    assert len(got.splitlines()) == 7
+    path = _refused_export(tmp_path)
+    assert _pinned_run(path, lambda: os.utime(path)) == reference(
+        ExportSource(str(path), None, Selection.of(None)), RunOptions()
+    )
+
+
+def test_an_export_rewritten_while_it_is_read_is_an_error(tmp_path):
+    """Rewritten in place with other content (even the same cursors): not a mix of two files' events."""
+    path = _refused_export(tmp_path)
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    other = "".join(json.dumps({**e, "MESSAGE": e["MESSAGE"].replace("root", "mallory")}) + "\n" for e in entries)
+    with pytest.raises(RuntimeFailure, match="changed while it was read"):
+        _pinned_run(path, lambda: path.write_text(other))
 
 
 def test_only_a_regular_file_is_read_in_columns(tmp_path):

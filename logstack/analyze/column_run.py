@@ -165,23 +165,24 @@ def analyze_export(
     report: Callable[[Event], None],
     write: Callable[[bytes], None] | None = None,
     batch: int = BATCH,
-    unchanged: Callable[[], object] | None = None,
+    unchanged: Callable[[], bool] | None = None,
 ) -> RunResult:
     """An export without a state, in columns: events written as JSON lines to `write`, or made objects and given
     to `report` (None). Where the columns refuse, the line-by-line engine reads `source` again from its start
     and `report`s its events after those the columns gave (checked to be the same, in the same order);
-    `unchanged` tells whether the input is still the one first read (the same value before and after)."""
+    `unchanged` tells whether the input still begins with what the columns read (it may have grown)."""
     give: EventSink
     if write is not None:
         give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
     else:
         give = lambda events, lines: [report(event) for event in event_objects(events, lines)]  # noqa: E731
-    before = unchanged() if unchanged is not None else None
     run = run_columns(source(options.since, options.until), options, give, batch)
     if run.whole:
         return run.result
-    if unchanged is not None and unchanged() != before:
-        raise RuntimeFailure("the export changed while it was read: analyze it again once it is complete")
+    if unchanged is not None and not unchanged():
+        raise RuntimeFailure(
+            "the export changed while it was read (it no longer begins with what was read): analyze it again"
+        )
     again, given = Ids(), run.given
 
     def after_given(event: Event) -> None:
@@ -229,13 +230,3 @@ def columns_serve(journal: str, options: RunOptions) -> bool:
     except OSError:
         return False  # the line-by-line engine names what is wrong
     return journal != "-" and regular and options.state_path is None
-
-
-def file_identity(path: str) -> Callable[[], object]:
-    """What changes when a file is rewritten or grows: its inode, size and modification time."""
-
-    def identity() -> object:
-        found = os.stat(path)
-        return found.st_ino, found.st_size, found.st_mtime_ns
-
-    return identity

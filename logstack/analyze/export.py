@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,22 +30,29 @@ def journal_lines(source: str, since: int | None = None, selection: Selection | 
     if source == "-":
         yield from _parse(sys.stdin.buffer, name, since, selection)
         return
+    with _open(source) as handle:
+        yield from _parse(handle, name, since, selection)
+
+
+def _open(source: str) -> BinaryIO:
     try:
-        handle = Path(source).open("rb")  # noqa: SIM115 - closed by the with below; open errors reported
+        return Path(source).open("rb")
     except OSError as exc:
         raise BadInputError(f"{source}: cannot read journal export: {exc.strerror}") from None
-    with handle:
-        yield from _parse(handle, name, since, selection)
 
 
 _IDENT_KEY = b'"SYSLOG_IDENTIFIER":"'
 _OBJECT_ENDS = (b"}\n", b"}", b"}\r\n")
 
 
-def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection | None) -> Iterator[Line]:
+def _parse(
+    stream: BinaryIO, name: str, since: int | None, selection: Selection | None, read: Read | None = None
+) -> Iterator[Line]:
     wanted = selection.identifier_bytes() if selection is not None else None
     skip = len(_IDENT_KEY)
     for number, raw in enumerate(stream, 1):
+        if read is not None:
+            read.add(raw)
         if wanted is not None:
             # An unescaped `"SYSLOG_IDENTIFIER":"` can only be the key itself (quotes inside JSON
             # strings are escaped); values with escapes, arrays or odd spacing take the full parse.
@@ -75,19 +83,65 @@ def _parse(stream: BinaryIO, name: str, since: int | None, selection: Selection 
         yield line
 
 
+class Read:
+    """How many bytes of a file were read from its start, and their digest."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._digest = hashlib.blake2b(digest_size=16)
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        self._digest.update(data)
+
+    def digest(self) -> bytes:
+        return self._digest.digest()
+
+
 class ExportSource:
     """Lines of an export, as the store's reader gives them: by a window of arrival times. What falls outside
-    the window is counted, so a run never leaves a line of the file unread without saying so."""
+    the window is counted, so a run never leaves a line of the file unread without saying so.
 
-    def __init__(self, path: str, since: int | None, selection: Selection | None) -> None:
+    `pinned`: the file is opened once and every read reads that file from its start (renamed or rotated away
+    meanwhile, it is still the one first read), and what each read consumed is kept (`read`), so a second read
+    can be checked to begin with the same bytes (`same_start`)."""
+
+    def __init__(self, path: str, since: int | None, selection: Selection | None, pinned: bool = False) -> None:
         self.path, self.since, self.selection = path, since, selection
         self.too_old = self.too_new = 0
+        self.read = Read()
+        self._file: BinaryIO | None = None
+        self._pinned = pinned and path != "-"
 
     def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
-        for line in journal_lines(self.path, self.since, self.selection):
+        for line in self._lines():
             if start is not None and line.arrival < start:
                 self.too_old += 1
             elif end is not None and line.arrival > end:
                 self.too_new += 1
             else:
                 yield line
+
+    def _lines(self) -> Iterator[Line]:
+        if not self._pinned:
+            return journal_lines(self.path, self.since, self.selection)
+        if self._file is None:
+            self._file = _open(self.path)
+        self._file.seek(0)
+        self.read = Read()
+        return _parse(self._file, self.path, self.since, self.selection, self.read)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def same_start(self, read: Read) -> bool:
+        """Whether the pinned file still begins with the bytes `read` (an earlier read) consumed."""
+        if self._file is None:
+            return read.size == 0
+        self._file.seek(0)
+        now = Read()
+        while now.size < read.size and (chunk := self._file.read(min(1 << 20, read.size - now.size))):
+            now.add(chunk)
+        return now.size == read.size and now.digest() == read.digest()

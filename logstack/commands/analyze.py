@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_export, columns_serve, file_identity
+from logstack.analyze.column_run import analyze_export, columns_serve
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -98,9 +98,7 @@ def analyze(
 
     queue = collector.queue if collector is not None else None
     if journal is not None and columns_serve(journal, options):
-        lines = with_progress(_journal_source(journal, options.since, inv), Progress(f"analyze {journal}"))
-        as_json = writer.write_json_lines if output != "text" else None
-        result = analyze_export(lines, options, now, writer.write, as_json, unchanged=file_identity(journal))
+        result = _in_columns(journal, inv, options, writer, now)
     elif journal is not None:
         result = _from_export(journal, inv, options, report, now, flush, queue)
     else:
@@ -216,9 +214,23 @@ def _from_export(
     return result
 
 
-def _journal_source(path: str, since: int | None, inv: Inventory | None) -> ExportSource:
+def _in_columns(journal: str, inv: Inventory | None, options: RunOptions, writer: EventWriter, now: int) -> RunResult:
+    """An export in a file, without a state: the columnar engine (the file pinned: a second read, where the
+    columns refuse, reads the same file and is checked to begin as the first did)."""
+    export = _journal_source(journal, options.since, inv, pinned=True)
+    lines = with_progress(export, Progress(f"analyze {journal}"))
+    as_json = writer.write_json_lines if writer.fmt != "text" else None
+    try:
+        return analyze_export(
+            lines, options, now, writer.write, as_json, unchanged=lambda: export.same_start(export.read)
+        )
+    finally:
+        export.close()
+
+
+def _journal_source(path: str, since: int | None, inv: Inventory | None, pinned: bool = False) -> ExportSource:
     # an export holds every program's lines: read those the senders would forward
-    return ExportSource(path, since, Selection.of(inv))
+    return ExportSource(path, since, Selection.of(inv), pinned)
 
 
 def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:
