@@ -35,7 +35,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         report: Callable[[Event], None],
         write: Callable[[bytes], None] | None = None,
         batch: int = column_run.BATCH,
-        unchanged: Callable[[], object] | None = None,
+        reread: column_run.Reread | None = None,
     ) -> RunResult:
         seen, raw = _json_lines()
 
@@ -48,7 +48,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
             seen.write(event)
             report(event)
 
-        result = real(source, options, now, both_report, both_write if write is not None else None, batch, unchanged)
+        result = real(source, options, now, both_report, both_write if write is not None else None, batch, reread)
         reference, want = _json_lines()
         run_analysis(source, options, reference.write, now)
         if raw.getvalue() != want.getvalue():

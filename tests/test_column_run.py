@@ -231,30 +231,32 @@ def _refused_export(tmp_path: Path, user: str = "root") -> Path:
     return write(tmp_path / "export.json", entries)
 
 
-def _while_read(export: ExportSource, change: Callable[[], None]) -> Callable[[int | None, int | None], Iterator[Line]]:
-    """The export's lines, `change` done once after the first line of the first read."""
-    done: list[bool] = []
+def _while_read(
+    export: ExportSource, change: Callable[[], None], on_read: int = 1
+) -> Callable[[int | None, int | None], Iterator[Line]]:
+    """The export's lines, `change` done once after the first line of read number `on_read`."""
+    reads: list[bool] = []
 
     def read(start: int | None, end: int | None) -> Iterator[Line]:
-        for line in export(start, end):
+        reads.append(True)
+        for n, line in enumerate(export(start, end)):
             yield line
-            if not done:
-                done.append(True)
+            if n == 0 and len(reads) == on_read:
                 change()
 
     return read
 
 
-def _pinned_run(path: Path, change: Callable[[], None]) -> bytes:
+def _pinned_run(path: Path, change: Callable[[], None], on_read: int = 1, out: io.BytesIO | None = None) -> bytes:
     export = ExportSource(str(path), None, Selection.of(None), pinned=True)
     writer, raw = _writer("jsonl")
     try:
-        source = _while_read(export, change)
-        analyze_export(
-            source, RunOptions(), NOW, writer.write, writer.write_json_lines, 2, lambda: export.same_start(export.read)
-        )
+        source = _while_read(export, change, on_read)
+        analyze_export(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 2, export)
     finally:
         export.close()
+        if out is not None:
+            out.write(raw.getvalue())
     return raw.getvalue()
 
 
@@ -341,3 +343,35 @@ def test_a_bad_line_stops_the_run_after_what_the_line_by_line_engine_wrote_befor
     got = CliRunner().invoke(app, ["analyze", "--journal", str(path), "--format", "jsonl"])
     assert got.exit_code == 2 and "bad.json:6: not a JSON object" in got.stderr
     assert got.stdout_bytes == raw.getvalue() and len(raw.getvalue().splitlines()) == 4
+
+
+def _rewritten_in_place(path: Path) -> Callable[[], None]:
+    """The same length, other users: read from a buffer, the old bytes would pass for the new."""
+    other = path.read_text().replace("root", "toor")
+
+    def rewrite() -> None:
+        with path.open("r+") as out:
+            out.write(other)
+
+    return rewrite
+
+
+@pytest.mark.parametrize("on_read", [1, 2])
+def test_an_export_rewritten_in_place_at_the_same_length_is_an_error_before_its_events_are_out(tmp_path, on_read):
+    """Rewritten while the columns read it (the check reads the file, not the first read's buffer) or while the
+    line-by-line engine reads it again, within what the columns read (its bytes are checked as they come, and
+    no event of the new content is written): an error."""
+    entries = [
+        entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")
+        for n in range(1, 400)
+    ]
+    entries.insert(300, entry(T0 + 299_500 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x"))
+    path = write(tmp_path / "export.json", entries)  # 300 lines: beyond any read buffer
+    export = ExportSource(str(path), None, Selection.of(None), pinned=True)
+    writer, raw = _writer("jsonl")
+    with pytest.raises(RuntimeFailure, match="changed while it was read"):
+        source = _while_read(export, _rewritten_in_place(path), on_read)
+        analyze_export(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 200, export)
+    export.close()
+    if on_read == 2:  # (the columns' own read races the rewrite as one line-by-line read would)
+        assert b"toor" not in raw.getvalue()

@@ -13,12 +13,13 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
 from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
 from logstack.analyze.event_json import event_json, severity_column
+from logstack.analyze.export import CHANGED
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
@@ -75,6 +76,19 @@ class ColumnRun:
     result: RunResult = field(default_factory=RunResult)
     given: Ids = field(default_factory=Ids)
     whole: bool = True
+
+
+class Reread(Protocol):
+    """An input the line-by-line engine reads again where the columns refuse: checked to begin with what the
+    columns read, before the second read and as it goes."""
+
+    def same_start(self) -> bool:
+        """Whether the input still begins with what the last read consumed (then the next read is checked)."""
+        ...
+
+    def checked(self) -> bool:
+        """Whether the read going on has read past that beginning, the same."""
+        ...
 
 
 # what a run gives its events to, batch by batch: the events (`event_columns`' rows) and the lines they name by `idx`
@@ -165,12 +179,12 @@ def analyze_export(
     report: Callable[[Event], None],
     write: Callable[[bytes], None] | None = None,
     batch: int = BATCH,
-    unchanged: Callable[[], bool] | None = None,
+    reread: Reread | None = None,
 ) -> RunResult:
     """An export without a state, in columns: events written as JSON lines to `write`, or made objects and given
     to `report` (None). Where the columns refuse, the line-by-line engine reads `source` again from its start
     and `report`s its events after those the columns gave (checked to be the same, in the same order);
-    `unchanged` tells whether the input still begins with what the columns read (it may have grown)."""
+    `reread` checks that the input still begins with what the columns read (it may have grown)."""
     give: EventSink
     if write is not None:
         give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
@@ -179,23 +193,35 @@ def analyze_export(
     run = run_columns(source(options.since, options.until), options, give, batch)
     if run.whole:
         return run.result
-    if unchanged is not None and not unchanged():
-        raise RuntimeFailure(
-            "the export changed while it was read (it no longer begins with what was read): analyze it again"
-        )
+    if reread is not None and not reread.same_start():
+        raise RuntimeFailure(CHANGED)
     again, given = Ids(), run.given
+    held: list[Event] = []  # not yet known to come from the bytes first read: out once they are checked
 
     def after_given(event: Event) -> None:
         if again.count < given.count:
             again.add([event.id])
             if again.count == given.count and again.digest() != given.digest():
                 raise RuntimeFailure(_OTHER_EVENTS)
+        elif reread is not None and not reread.checked():
+            held.append(event)
         else:
+            for waiting in held:
+                report(waiting)
+            held.clear()
             report(event)
 
-    result = run_analysis(source, options, after_given, now)
+    try:
+        result = run_analysis(source, options, after_given, now)
+    except BadInputError:  # a bad line, past what was checked: what came before it is out, as line by line
+        if reread is None or reread.checked():
+            for waiting in held:
+                report(waiting)
+        raise
     if again.count < given.count:
         raise RuntimeFailure(_OTHER_EVENTS)
+    for waiting in held:  # the read is over: what it read was checked
+        report(waiting)
     return result
 
 

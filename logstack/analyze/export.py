@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from logstack.base.errors import BadInputError
+from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.journal.line import Line, from_journal
 from logstack.journal.selection import Selection
 
@@ -83,19 +85,41 @@ def _parse(
         yield line
 
 
-class Read:
-    """How many bytes of a file were read from its start, and their digest."""
+CHANGED = "the export changed while it was read (it no longer begins with what was read): analyze it again"
 
-    def __init__(self) -> None:
+
+class Read:
+    """How many bytes of a file were read from its start, and their digest; given an earlier read (`expect`),
+    the bytes are checked to begin with that read's as soon as as many are read (RuntimeFailure if not)."""
+
+    def __init__(self, expect: Read | None = None) -> None:
         self.size = 0
         self._digest = hashlib.blake2b(digest_size=16)
+        self._expect = expect if expect is not None and expect.size else None
 
     def add(self, data: bytes) -> None:
         self.size += len(data)
         self._digest.update(data)
+        if self._expect is not None and self.size >= self._expect.size:
+            self._check()
+
+    def end(self) -> None:
+        """The end of the file: fewer bytes than expected is a change too."""
+        if self._expect is not None:
+            self._check()
+
+    @property
+    def past(self) -> bool:
+        """Whether what was expected has been read, the same (nothing expected: True)."""
+        return self._expect is None
 
     def digest(self) -> bytes:
         return self._digest.digest()
+
+    def _check(self) -> None:
+        expect, self._expect = self._expect, None
+        if expect is not None and (self.size != expect.size or self.digest() != expect.digest()):
+            raise RuntimeFailure(CHANGED)
 
 
 class ExportSource:
@@ -103,15 +127,17 @@ class ExportSource:
     the window is counted, so a run never leaves a line of the file unread without saying so.
 
     `pinned`: the file is opened once and every read reads that file from its start (renamed or rotated away
-    meanwhile, it is still the one first read), and what each read consumed is kept (`read`), so a second read
-    can be checked to begin with the same bytes (`same_start`)."""
+    meanwhile, it is still the one first read), through a buffer of its own (none holds another read's bytes),
+    and what each read consumed is kept (`read`): `same_start` checks the file still begins with it, and the
+    next read checks its own bytes against it as it goes (`read.past`: checked so far)."""
 
     def __init__(self, path: str, since: int | None, selection: Selection | None, pinned: bool = False) -> None:
         self.path, self.since, self.selection = path, since, selection
         self.too_old = self.too_new = 0
         self.read = Read()
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
         self._pinned = pinned and path != "-"
+        self._expect: Read | None = None
 
     def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
         for line in self._lines():
@@ -124,24 +150,43 @@ class ExportSource:
 
     def _lines(self) -> Iterator[Line]:
         if not self._pinned:
-            return journal_lines(self.path, self.since, self.selection)
-        if self._file is None:
-            self._file = _open(self.path)
-        self._file.seek(0)
-        self.read = Read()
-        return _parse(self._file, self.path, self.since, self.selection, self.read)
+            yield from journal_lines(self.path, self.since, self.selection)
+            return
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise BadInputError(f"{self.path}: cannot read journal export: {exc.strerror}") from None
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self.read, self._expect = Read(self._expect), None
+        yield from _parse(
+            io.BufferedReader(io.FileIO(self._fd, "rb", closefd=False)),
+            self.path,
+            self.since,
+            self.selection,
+            self.read,
+        )
+        self.read.end()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
-    def same_start(self, read: Read) -> bool:
-        """Whether the pinned file still begins with the bytes `read` (an earlier read) consumed."""
-        if self._file is None:
+    def checked(self) -> bool:
+        """Whether the read going on has read past what the one before it consumed, checked the same."""
+        return self.read.past
+
+    def same_start(self) -> bool:
+        """Whether the pinned file still begins with the bytes the last read consumed (read from the file, not a
+        buffer); if so, the next read checks its bytes against them again as it reads them."""
+        read = self.read
+        if self._fd is None:
             return read.size == 0
-        self._file.seek(0)
-        now = Read()
-        while now.size < read.size and (chunk := self._file.read(min(1 << 20, read.size - now.size))):
+        now, offset = Read(), 0
+        while offset < read.size and (chunk := os.pread(self._fd, min(1 << 20, read.size - offset), offset)):
             now.add(chunk)
-        return now.size == read.size and now.digest() == read.digest()
+            offset += len(chunk)
+        same = now.size == read.size and now.digest() == read.digest()
+        self._expect = read if same else None
+        return same

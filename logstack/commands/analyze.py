@@ -221,9 +221,7 @@ def _in_columns(journal: str, inv: Inventory | None, options: RunOptions, writer
     lines = with_progress(export, Progress(f"analyze {journal}"))
     as_json = writer.write_json_lines if writer.fmt != "text" else None
     try:
-        return analyze_export(
-            lines, options, now, writer.write, as_json, unchanged=lambda: export.same_start(export.read)
-        )
+        return analyze_export(lines, options, now, writer.write, as_json, reread=export)
     finally:
         export.close()
 
