@@ -135,7 +135,7 @@ def test_a_refused_batch_leaves_the_rest_to_the_line_by_line_engine():
     options = RunOptions()
     written: list[bytes] = []
     run = run_columns(_source(lines)(None, None), options, lambda *out: written.append(event_json(*out, by="idx")), 50)
-    assert not run.whole and run.given.count  # refused, after events were written
+    assert not run.whole and run.given.size  # refused, after events were written
     assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
     assert in_columns(_source(lines), options, 50).startswith(b"".join(written))
 

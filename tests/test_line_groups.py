@@ -11,12 +11,11 @@ import hypothesis
 import polars as pl
 from hypothesis import strategies as st
 
+from logstack.analyze import column_run
 from logstack.analyze.event import Event, Group
-from logstack.analyze.event_columns import LINE_COLUMNS
 from logstack.analyze.grouping import EventBuilder
-from logstack.analyze.line_groups import COLUMNS, BatchGroups, line_groups
+from logstack.analyze.line_groups import BatchGroups, line_groups
 from logstack.base.clock import SECOND
-from logstack.columnar.facts import fact_columns
 from logstack.journal.line import Line, from_journal
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from tests.journal import entry
@@ -38,14 +37,8 @@ class _Recording(EventBuilder):
 
 
 def line_frame(lines: list[Line]) -> pl.DataFrame:
-    """Lines as the column stages read them: what the line layer and `event_columns` read, and the facts."""
-    facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=0)
-    names = [name for name in dict.fromkeys([*COLUMNS, *LINE_COLUMNS]) if name not in facts.columns]
-    frame = pl.DataFrame(
-        {name: [getattr(line, name) for line in lines] for name in names},
-        schema={name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in names},
-    )
-    return pl.concat([frame, facts], how="horizontal")
+    """Lines as the column stages read them, the facts read in columns however few the lines."""
+    return column_run.line_frame(lines, min_batch=0)
 
 
 def _extra(rng: random.Random, count: int) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ written are reported."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,7 +18,7 @@ from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
 from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
 from logstack.analyze.event_json import event_json, severity_column
-from logstack.analyze.export import CHANGED
+from logstack.analyze.export import CHANGED, Read
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
@@ -51,30 +50,14 @@ def line_frame(lines: Sequence[Line], min_batch: int = MIN_BATCH) -> pl.DataFram
     return pl.concat([frame, facts], how="horizontal")
 
 
-class Ids:
-    """Event ids in order, as a count and a digest (memory does not grow with the events)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._digest = hashlib.blake2b(digest_size=16)
-
-    def add(self, ids: Iterable[str]) -> None:
-        for event_id in ids:
-            self._digest.update(event_id.encode() + b"\n")
-            self.count += 1
-
-    def digest(self) -> bytes:
-        return self._digest.digest()
-
-
 @dataclass
 class ColumnRun:
-    """What a run in columns gave: how many events and a digest of their ids in order, and whether it read the
-    whole input (False: a stage refused a batch, or reading failed; the events after these are the line-by-line
-    engine's to give)."""
+    """What a run in columns gave: its events' ids in order (one a line, as a size and a digest: memory does not
+    grow with the events), and whether it read the whole input (False: a stage refused a batch, or reading
+    failed; the events after these are the line-by-line engine's to give)."""
 
     result: RunResult = field(default_factory=RunResult)
-    given: Ids = field(default_factory=Ids)
+    given: Read = field(default_factory=Read)
     whole: bool = True
 
 
@@ -166,7 +149,8 @@ def _give(run: ColumnRun, options: RunOptions, give: EventSink, events: pl.DataF
     if events.is_empty():
         return
     give(events, lines)
-    run.given.add(events["id"].to_list())
+    for event_id in events["id"].to_list():
+        run.given.add(_id_line(event_id))
     run.result.reported += len(events)
     worst = events.select(severity_column().replace_strict(SEVERITY, return_dtype=pl.Int64).max()).item()
     run.result.worst = max(run.result.worst, worst)
@@ -195,34 +179,36 @@ def analyze_export(
         return run.result
     if reread is not None and not reread.same_start():
         raise RuntimeFailure(CHANGED)
-    again, given = Ids(), run.given
+    again = Read(run.given, _OTHER_EVENTS)  # the line-by-line engine's first events: checked to be those given
     held: list[Event] = []  # not yet known to come from the bytes first read: out once they are checked
 
+    def release_held() -> None:
+        for waiting in held:
+            report(waiting)
+        held.clear()
+
     def after_given(event: Event) -> None:
-        if again.count < given.count:
-            again.add([event.id])
-            if again.count == given.count and again.digest() != given.digest():
-                raise RuntimeFailure(_OTHER_EVENTS)
+        if not again.past:
+            again.add(_id_line(event.id))
         elif reread is not None and not reread.checked():
             held.append(event)
         else:
-            for waiting in held:
-                report(waiting)
-            held.clear()
+            release_held()
             report(event)
 
     try:
         result = run_analysis(source, options, after_given, now)
     except BadInputError:  # a bad line, past what was checked: what came before it is out, as line by line
         if reread is None or reread.checked():
-            for waiting in held:
-                report(waiting)
+            release_held()
         raise
-    if again.count < given.count:
-        raise RuntimeFailure(_OTHER_EVENTS)
-    for waiting in held:  # the read is over: what it read was checked
-        report(waiting)
+    again.end()
+    release_held()  # the read is over: what it read was checked
     return result
+
+
+def _id_line(event_id: str) -> bytes:
+    return event_id.encode() + b"\n"
 
 
 _OTHER_EVENTS = "the export, read again, gives other events than the first reading: was it changed while it was read?"
@@ -251,8 +237,9 @@ def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
 def columns_serve(journal: str, options: RunOptions) -> bool:
     """Whether a run is one the columns answer: an export in a regular file (the line-by-line engine may have
     to read it again: a pipe reads once), without a state."""
+    if journal == "-" or options.state_path is not None:
+        return False
     try:
-        regular = stat.S_ISREG(os.stat(journal).st_mode)
+        return stat.S_ISREG(os.stat(journal).st_mode)
     except OSError:
         return False  # the line-by-line engine names what is wrong
-    return journal != "-" and regular and options.state_path is None

@@ -89,13 +89,14 @@ CHANGED = "the export changed while it was read (it no longer begins with what w
 
 
 class Read:
-    """How many bytes of a file were read from its start, and their digest; given an earlier read (`expect`),
-    the bytes are checked to begin with that read's as soon as as many are read (RuntimeFailure if not)."""
+    """How many bytes were read from a start, and their digest; given an earlier read (`expect`), the bytes are
+    checked to begin with that read's as soon as as many are read (RuntimeFailure(`changed`) if not)."""
 
-    def __init__(self, expect: Read | None = None) -> None:
+    def __init__(self, expect: Read | None = None, changed: str = CHANGED) -> None:
         self.size = 0
         self._digest = hashlib.blake2b(digest_size=16)
         self._expect = expect if expect is not None and expect.size else None
+        self._changed = changed
 
     def add(self, data: bytes) -> None:
         self.size += len(data)
@@ -119,7 +120,7 @@ class Read:
     def _check(self) -> None:
         expect, self._expect = self._expect, None
         if expect is not None and (self.size != expect.size or self.digest() != expect.digest()):
-            raise RuntimeFailure(CHANGED)
+            raise RuntimeFailure(self._changed)
 
 
 class ExportSource:
@@ -135,7 +136,7 @@ class ExportSource:
         self.path, self.since, self.selection = path, since, selection
         self.too_old = self.too_new = 0
         self.read = Read()
-        self._fd: int | None = None
+        self._file: BinaryIO | None = None
         self._pinned = pinned and path != "-"
         self._expect: Read | None = None
 
@@ -152,15 +153,13 @@ class ExportSource:
         if not self._pinned:
             yield from journal_lines(self.path, self.since, self.selection)
             return
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise BadInputError(f"{self.path}: cannot read journal export: {exc.strerror}") from None
-        os.lseek(self._fd, 0, os.SEEK_SET)
+        if self._file is None:
+            self._file = _open(self.path)
+        fd = self._file.fileno()
+        os.lseek(fd, 0, os.SEEK_SET)
         self.read, self._expect = Read(self._expect), None
         yield from _parse(
-            io.BufferedReader(io.FileIO(self._fd, "rb", closefd=False)),
+            io.BufferedReader(io.FileIO(fd, "rb", closefd=False)),
             self.path,
             self.since,
             self.selection,
@@ -169,9 +168,9 @@ class ExportSource:
         self.read.end()
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def checked(self) -> bool:
         """Whether the read going on has read past what the one before it consumed, checked the same."""
@@ -181,10 +180,10 @@ class ExportSource:
         """Whether the pinned file still begins with the bytes the last read consumed (read from the file, not a
         buffer); if so, the next read checks its bytes against them again as it reads them."""
         read = self.read
-        if self._fd is None:
+        if self._file is None:
             return read.size == 0
-        now, offset = Read(), 0
-        while offset < read.size and (chunk := os.pread(self._fd, min(1 << 20, read.size - offset), offset)):
+        now, offset, fd = Read(), 0, self._file.fileno()
+        while offset < read.size and (chunk := os.pread(fd, min(1 << 20, read.size - offset), offset)):
             now.add(chunk)
             offset += len(chunk)
         same = now.size == read.size and now.digest() == read.digest()
