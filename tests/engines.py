@@ -1,11 +1,17 @@
 """The differential check of the two analysis engines, on every journal the suite analyzes: each run the columns
-answer (`analyze --journal FILE` without a state, in any test) is run line by line as well, and the JSON lines
-must be the same bytes in the same order."""
+answer (`analyze --journal FILE`, in any test) is run line by line as well, and the JSON lines must be the same
+bytes in the same order; with --since-last-run, the line-by-line run starts from a copy of the state as the
+columns found it, and must leave the same state (lines, events, ids reported, resume point)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +19,26 @@ from logstack.analyze import column_run
 from logstack.analyze.event import Event
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
+
+
+def _copy_state(path: Path | None) -> Path | None:
+    """A copy of a run's state as it is now (SQLite's backup: the write-ahead log's pages too), beside it."""
+    if path is None:
+        return None
+    copy = Path(tempfile.mkdtemp(prefix="logstack-state-")) / path.name
+    if path.exists():
+        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+    return copy
+
+
+def _tables(path: Path) -> tuple[list[tuple[object, ...]], ...]:
+    """What a run leaves in a state, as rows."""
+    with closing(sqlite3.connect(path)) as db:
+        return tuple(
+            db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("meta", "lines", "events", "reported")
+        )
 
 
 def _json_lines() -> tuple[EventWriter, io.BytesIO]:
@@ -36,8 +62,11 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         write: Callable[[bytes], None] | None = None,
         batch: int = column_run.BATCH,
         reread: column_run.Reread | None = None,
+        flush: Callable[[], None] = lambda: None,
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> RunResult:
         seen, raw = _json_lines()
+        copy = _copy_state(options.state_path)
 
         def both_write(data: bytes) -> None:
             seen.write_json_lines(data)
@@ -48,11 +77,14 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
             seen.write(event)
             report(event)
 
-        result = real(source, options, now, both_report, both_write if write is not None else None, batch, reread)
+        writes = both_write if write is not None else None
+        result = real(source, options, now, both_report, writes, batch, reread, flush, before_commit)
         reference, want = _json_lines()
-        run_analysis(source, options, reference.write, now)
+        run_analysis(source, dataclasses.replace(options, state_path=copy), reference.write, now)
         if raw.getvalue() != want.getvalue():
             differences.append(f"columns wrote {raw.getvalue()[:2000]!r}, line by line {want.getvalue()[:2000]!r}")
+        if options.state_path is not None and copy is not None and _tables(options.state_path) != _tables(copy):
+            differences.append("the columns left another state than the line-by-line engine")
         return result
 
     monkeypatch.setattr(command, "analyze_export", checked)

@@ -303,10 +303,10 @@ def test_only_a_regular_file_is_read_in_columns(tmp_path):
     path = write(tmp_path / "export.json", [entry(T0, "sshd", 1, "Connection closed by 203.0.113.1 port 1")])
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    assert columns_serve(str(path), RunOptions())
-    assert not columns_serve(str(fifo), RunOptions())
-    assert not columns_serve(str(tmp_path / "missing.json"), RunOptions())
-    assert not columns_serve("-", RunOptions())
+    assert columns_serve(str(path))
+    assert not columns_serve(str(fifo))
+    assert not columns_serve(str(tmp_path / "missing.json"))
+    assert not columns_serve("-")
 
 
 def test_a_journal_piped_in_loses_nothing_when_the_columns_would_refuse_it(tmp_path):

@@ -8,12 +8,14 @@ written are reported."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
 from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
@@ -21,7 +23,8 @@ from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.export import CHANGED, Read
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
-from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
+from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
+from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
 from logstack.journal.line import Line
@@ -79,25 +82,32 @@ EventSink = Callable[["pl.DataFrame", "pl.DataFrame"], None]
 
 
 def run_columns(
-    lines: Iterable[Line], options: RunOptions, give: EventSink, batch: int = BATCH, text: int = BATCH_TEXT
+    lines: Iterable[Line],
+    options: RunOptions,
+    give: EventSink,
+    batch: int = BATCH,
+    text: int = BATCH_TEXT,
+    upper: int | None = None,
+    ledger: ColumnLedger | None = None,
 ) -> ColumnRun:
-    """Events of `lines` to `give`, batch by batch; stops at a batch a stage cannot answer. A run without a
-    state only (`options.state_path` None): the exactly-once state is the builder's."""
-    if options.state_path is not None:
-        raise ValueError("a run in columns keeps no state")
+    """Events of `lines` to `give`, batch by batch; stops at a batch a stage cannot answer. `upper`: events still
+    growing by then are held back (`run.window`); `ledger`: the run's state (None: the builder's own, no state)."""
     settings = options.settings
     grouper, joiner, incidents = BatchGroups(settings.gap), BatchConnections(settings.gap), BatchIncidents(settings)
     run = ColumnRun()
+    release = _Release(run, options, give, upper, ledger)
     try:
         for count, part in _read_ahead(_frames(lines, batch, text)):
             run.result.lines += count
+            if ledger is not None:  # asked now: the batches before it are reported and recorded
+                part = ledger.known(part)
             closed = grouper.feed(part, joiner.held_keys())
             fed = fed_lines(part)
             released = None if closed is None else joiner.feed(*closed, fed["arrival"])
             if released is None:
                 run.whole = False
                 return run
-            _give(run, options, give, *incidents.feed(fed, *released))
+            release(*incidents.feed(fed, *released))
     except BadInputError:
         # a bad line of the input: the line-by-line engine, reading it again, writes what it releases before the
         # line (a batch's events come out only once the batch is read) and stops there with the same error
@@ -107,7 +117,7 @@ def run_columns(
     if rest is None:
         run.whole = False
         return run
-    _give(run, options, give, *incidents.finish(*rest))
+    release(*incidents.finish(*rest))
     return run
 
 
@@ -135,25 +145,41 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
-def _give(run: ColumnRun, options: RunOptions, give: EventSink, events: pl.DataFrame, lines: pl.DataFrame) -> None:
-    import polars as pl
+@dataclass
+class _Release:
+    """Released events as `run_lines` reports them: those still growing at `upper` held back (the resume point
+    is the first arrival of the oldest), the rest through the state (`ledger`), then given."""
 
-    if options.until is not None and not events.is_empty():
-        # as the line-by-line run holds back an event still growing at --until (it would be reported later)
-        upper = options.until
-        growing = (pl.col("last_arrival") > upper - options.settle) & (
-            pl.col("first_arrival") > upper - options.max_pending
-        )
-        run.result.pending += events.select(growing.sum()).item()
-        events = events.filter(~growing)
-    if events.is_empty():
-        return
-    give(events, lines)
-    for event_id in events["id"].to_list():
-        run.given.add(_id_line(event_id))
-    run.result.reported += len(events)
-    worst = events.select(severity_column().replace_strict(SEVERITY, return_dtype=pl.Int64).max()).item()
-    run.result.worst = max(run.result.worst, worst)
+    run: ColumnRun
+    options: RunOptions
+    give: EventSink
+    upper: int | None
+    ledger: ColumnLedger | None
+
+    def __call__(self, events: pl.DataFrame, lines: pl.DataFrame) -> None:
+        import polars as pl
+
+        result, options = self.run.result, self.options
+        if self.upper is not None and not events.is_empty():
+            growing = (pl.col("last_arrival") > self.upper - options.settle) & (
+                pl.col("first_arrival") > self.upper - options.max_pending
+            )
+            held = events.filter(growing)
+            if not held.is_empty():
+                result.pending += len(held)
+                oldest = held["first_arrival"].min()
+                result.resume_from = oldest if result.resume_from is None else min(result.resume_from, oldest)
+                events = events.filter(~growing)
+        if self.ledger is not None:
+            events = self.ledger.new(events, lines)
+        if events.is_empty():
+            return
+        self.give(events, lines)
+        for event_id in events["id"].to_list():
+            self.run.given.add(_id_line(event_id))
+        result.reported += len(events)
+        worst = events.select(severity_column().replace_strict(SEVERITY, return_dtype=pl.Int64).max()).item()
+        result.worst = max(result.worst, worst)
 
 
 def analyze_export(
@@ -164,21 +190,50 @@ def analyze_export(
     write: Callable[[bytes], None] | None = None,
     batch: int = BATCH,
     reread: Reread | None = None,
+    flush: Callable[[], None] = lambda: None,
+    before_commit: Callable[[sqlite3.Connection], None] | None = None,
 ) -> RunResult:
-    """An export without a state, in columns: events written as JSON lines to `write`, or made objects and given
-    to `report` (None). Where the columns refuse, the line-by-line engine reads `source` again from its start
-    and `report`s its events after those the columns gave (checked to be the same, in the same order);
-    `reread` checks that the input still begins with what the columns read (it may have grown)."""
+    """An export in columns, as `run.run_analysis` runs it (with a state: exactly once across runs): events
+    written as JSON lines to `write`, or made objects and given to `report` (None). Where the columns refuse, the
+    line-by-line engine reads `source` again from its start (the state as it was before) and `report`s its
+    events after those the columns gave (checked to be the same, in the same order); `reread` checks that the
+    input still begins with what the columns read (it may have grown)."""
     give: EventSink
     if write is not None:
         give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
     else:
         give = lambda events, lines: [report(event) for event in event_objects(events, lines)]  # noqa: E731
-    run = run_columns(source(options.since, options.until), options, give, batch)
-    if run.whole:
-        return run.result
-    if reread is not None and not reread.same_start():
-        raise RuntimeFailure(CHANGED)
+
+    def engine(
+        source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int, state: StateStore | None
+    ) -> RunResult:
+        start, upper = window(options, now, state)
+        ledger = None
+        if state is not None:
+            state.mark()
+            ledger = ColumnLedger(state, now, options.settings.gap, options.horizon)
+        run = run_columns(source(start, upper), options, give, batch, upper=upper, ledger=ledger)
+        if run.whole:
+            return run.result
+        if reread is not None and not reread.same_start():
+            raise RuntimeFailure(CHANGED)
+        if state is not None:
+            state.back_to_mark()
+        return _again(source, options, report, now, state, run, reread)
+
+    return run_analysis(source, options, report, now, flush, before_commit, engine=engine)
+
+
+def _again(
+    source: LineSource,
+    options: RunOptions,
+    report: Callable[[Event], None],
+    now: int,
+    state: StateStore | None,
+    run: ColumnRun,
+    reread: Reread | None,
+) -> RunResult:
+    """The line-by-line engine over the whole input, its events after those `run` gave reported."""
     again = Read(run.given, _OTHER_EVENTS)  # the line-by-line engine's first events: checked to be those given
     held: list[Event] = []  # not yet known to come from the bytes first read: out once they are checked
 
@@ -197,7 +252,7 @@ def analyze_export(
             report(event)
 
     try:
-        result = run_analysis(source, options, after_given, now)
+        result = run_lines(source, options, after_given, now, state)
     except BadInputError:  # a bad line, past what was checked: what came before it is out, as line by line
         if reread is None or reread.checked():
             release_held()
@@ -227,6 +282,7 @@ def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
         )
     }
     names = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]
+    names += ["continues"] if "continues" in events.columns else []
     rows = zip(*(events[name].to_list() for name in names), events["line_order"].to_list(), strict=True)
     return [
         Event(**dict(zip(names, row, strict=True)), lines=[made[idx] for idx in order])  # type: ignore[arg-type]
@@ -234,10 +290,10 @@ def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
     ]
 
 
-def columns_serve(journal: str, options: RunOptions) -> bool:
+def columns_serve(journal: str) -> bool:
     """Whether a run is one the columns answer: an export in a regular file (the line-by-line engine may have
-    to read it again: a pipe reads once), without a state."""
-    if journal == "-" or options.state_path is not None:
+    to read it again: a pipe reads once)."""
+    if journal == "-":
         return False
     try:
         return stat.S_ISREG(os.stat(journal).st_mode)

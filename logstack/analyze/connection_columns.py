@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # a connection key's columns, as `connection_key` makes it
 _CONNECTION = ("machine", "boot", "ip", "port", "auth", "forged")
 # what a join reads of the event a key names (as _Partner holds it)
-_NAMED = ("event", "start", "end", "pids", "last_arrival", "queued", "first_key")
+_NAMED = ("event", "start", "end", "pids", "last_arrival", "queued", "first_key", "known")
 
 
 @dataclass
@@ -43,10 +43,12 @@ class _Partner:
     last_arrival: int
     queued: int | None
     first_key: str
+    known: bool  # an earlier run reported it: it joins only an event as known
 
     def row(self) -> list[object]:
         """Its _NAMED columns."""
-        return [self.event, self.start, self.end, sorted(self.pids), self.last_arrival, self.queued, self.first_key]
+        pids = sorted(self.pids)
+        return [self.event, self.start, self.end, pids, self.last_arrival, self.queued, self.first_key, self.known]
 
 
 class BatchConnections:
@@ -165,6 +167,7 @@ class BatchConnections:
             last_arrival="last_arrival",
             queued="closed_at",
             first_key="first_key",
+            known="known",
         )
         # one by one only those whose key names a waiting event or repeats: the rest are what their key names
         named = self._named
@@ -178,9 +181,9 @@ class BatchConnections:
         slow = candidates.filter(looked_at)
         if named is not None and not slow.is_empty():
             looked_up = named.join(slow.select(_CONNECTION).unique(), on=_CONNECTION, how="semi")
-            for *conn, event, start, end, pids, last_arrival, queued, first_key in looked_up.iter_rows():
+            for *conn, event, start, end, pids, last_arrival, queued, first_key, known in looked_up.iter_rows():
                 key = tuple(conn)
-                partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key)
+                partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key, known)
         into, grown = self._join_one_by_one(slow, partners)
         if partners:  # what the keys looked at name now
             touched = _frame(entries.schema, [[*p.key, *p.row()] for p in partners.values()])
@@ -197,13 +200,14 @@ class BatchConnections:
         names (`partners`, updated) or becomes it. The events merged away (into which), and those grown."""
         into: dict[int, int] = {}
         grown: dict[int, _Partner] = {}
-        for *conn, event, start, end, pids, last_arrival, queued, first_key in slow.select(
+        for *conn, event, start, end, pids, last_arrival, queued, first_key, known in slow.select(
             *_CONNECTION, *_NAMED
         ).iter_rows():
             key = tuple(conn)
             partner = partners.get(key)
             if (
                 partner is not None
+                and partner.known == known
                 and self._unreleased(partner, queued)
                 and abs(start - partner.end) <= self.gap
                 and len(partner.pids.union(pids)) <= 2
@@ -216,7 +220,7 @@ class BatchConnections:
                 partner.queued = queued
                 into[event] = grown.setdefault(partner.event, partner).event
                 continue
-            partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key)
+            partners[key] = _Partner(key, event, start, end, set(pids), last_arrival, queued, first_key, known)
         return into, list(grown.values())
 
     def _unreleased(self, partner: _Partner, closing: int | None) -> bool:

@@ -40,7 +40,7 @@ def event_columns(lines: pl.DataFrame) -> pl.DataFrame:
     frame = frame.join(_types(frame), on="group", how="left", maintain_order="left").with_columns(_applicable())
     ranked = frame.sort("group", "secondary", "ts", "key")  # merge_fields: a program's own lines first
     merged = ranked.group_by("group", maintain_order=True).agg(_merged_fields())
-    events = frame.group_by("group", maintain_order=True).agg(_group_fields())
+    events = frame.group_by("group", maintain_order=True).agg(_group_fields("known" in lines.columns))
     events = events.join(merged, on="group", maintain_order="left")
     events = events.join(_tried(frame), on="group", how="left", maintain_order="left")
     events = events.with_columns(_fallbacks()).with_columns(_after_merge()).pipe(_flags)
@@ -51,8 +51,8 @@ def event_columns(lines: pl.DataFrame) -> pl.DataFrame:
     return events.with_columns(id=pl.Series(ids, dtype=pl.String)).select(EVENT_COLUMNS)
 
 
-# Event's fields but those made later (lines: `line_order` gives them; continues, known: the state's), and the group.
-_LATER = {"lines", "continues", "known"}
+# Event's fields but those made later (lines: `line_order` gives them; continues: the state's), and the group.
+_LATER = {"lines", "continues"}
 EVENT_COLUMNS = ("group", *(f.name for f in fields(Event) if f.name not in _LATER), "line_order")
 
 
@@ -194,7 +194,7 @@ _COUNTED = list(reference._COUNTED_KINDS)
 _NAMING = list(reference._NAMING_KINDS)
 
 
-def _group_fields() -> list[pl.Expr]:
+def _group_fields(known: bool) -> list[pl.Expr]:
     """Per group, over its lines in order: what `build_event` reads besides the merged fields."""
     import polars as pl
 
@@ -204,6 +204,8 @@ def _group_fields() -> list[pl.Expr]:
     detail = probed.str.extract(r"(?s).* ssh2: (.*)\z", 1).str.slice(0, _PROBE_DETAIL)
     loginuid = pl.col("loginuid")
     return [
+        # every line reported by an earlier run (a `known` column: the run's state; none, no state: none is)
+        pl.col("known").all() if known else pl.lit(False).alias("known"),
         pl.col("host").first(),
         pl.col("machine").first(),
         pl.col("boot").first().alias("boot_id_raw"),

@@ -141,6 +141,7 @@ class ExportSource:
         self._expect: Read | None = None
 
     def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
+        self.too_old = self.too_new = 0  # of this read (a second one reads the same lines again)
         for line in self._lines():
             if start is not None and line.arrival < start:
                 self.too_old += 1

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 # what the windows read of a released login
 _LOGIN = ("id", "outcome", "host", "machine_id", "boot_id", "pids", "start", "end", "flags", "first_arrival")
-_LOGIN += ("last_arrival", "attempts", "user", "source_ip")
+_LOGIN += ("last_arrival", "attempts", "user", "source_ip", "known")
 _LINE = ("ts", "pid", "ident", "message", "key", "auth")  # what an incident shows of its failures' first lines
 INF = 1 << 62
 

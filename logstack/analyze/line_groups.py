@@ -22,14 +22,16 @@ COLUMNS = ("key", "ts", "arrival", "machine", "host", "boot", "pid", "ident", "a
 REQUIRED = ("key", "ts", "arrival", "machine", "host", "boot", "pid", "ident")
 
 
-_KEY = ("g_machine", "boot", "pid", "g_family", "g_auth", "g_own")
+_KEY = ("g_machine", "boot", "pid", "g_family", "g_known", "g_auth", "g_own")
 
 
-def _key_columns() -> list[pl.Expr]:
-    """`feed`'s group key, a column each: an event of its own is keyed by its line alone."""
+def _key_columns(known: bool) -> list[pl.Expr]:
+    """`feed`'s group key, a column each: an event of its own is keyed by its line alone; a line an earlier run
+    reported (a `known` column, with a state) never groups with a new one."""
     import polars as pl
 
     return [
+        pl.col("known").fill_null(False).alias("g_known") if known else pl.lit(False).alias("g_known"),
         pl.when(pl.col("machine") != "").then(pl.col("machine")).otherwise(pl.col("host")).alias("g_machine"),
         pl.when(pl.col("ident").is_in(list(SSH_IDENTIFIERS)))
         .then(pl.lit("ssh"))
@@ -96,7 +98,7 @@ def grouped_lines(lines: pl.DataFrame, gap: int) -> pl.DataFrame | None:
         "arrival",
         "boot",
         "pid",
-        *_key_columns(),
+        *_key_columns("known" in lines.columns),
         n=pl.int_range(pl.len(), dtype=pl.UInt32),
         address=_address(lines),
     )

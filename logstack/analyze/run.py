@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logstack.analyze.grouping import SEVERITY, Event, EventBuilder, Settings
-from logstack.analyze.state import StateStore, group_key
+from logstack.analyze.state import StateStore, event_groups
 from logstack.base.clock import DAY, HOUR, SECOND, iso
 from logstack.base.errors import RuntimeFailure
-from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.line import Line
 
 LineSource = Callable[[int | None, int | None], Iterable[Line]]
@@ -80,13 +79,9 @@ class _Reported:
 
 
 def _groups(event: Event) -> list[bytes]:
-    if event.type == "brute_force":  # incidents continue by source address
-        return [group_key("brute_force", "", event.source_ip or "", "")]
     first = event.lines[0]
-    family = "ssh" if first.ident in SSH_IDENTIFIERS else first.ident
-    if first.auth:  # an unproven event never continues a proven one
-        family = f"{family}|{first.auth}"
-    return [group_key(first.machine or first.host, first.boot, pid, family) for pid in event.pids or [first.pid]]
+    where = (first.machine or first.host, first.boot, first.pid, first.ident, first.auth)
+    return event_groups(event.type, event.source_ip, event.pids, *where)
 
 
 def resume_clock(store: int, window: int, local: int | None = None) -> int:
@@ -110,6 +105,10 @@ def _seconds(micros: int) -> str:
     return f"{micros // SECOND} s"
 
 
+# a way to run the events of a source, given the state (None: no state) and the time of the run
+Engine = Callable[[LineSource, RunOptions, Callable[[Event], None], int, StateStore | None], RunResult]
+
+
 def run_analysis(
     source: LineSource,
     options: RunOptions,
@@ -117,6 +116,7 @@ def run_analysis(
     now: int,
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Stream `source` through the event builder and `report` new, settled events, each exactly once.
 
@@ -124,9 +124,11 @@ def run_analysis(
     (however late its copy arrives, within the horizon), reports a late line of a reported event as its
     continuation, and commits the state only after `flush` returned; an exception (a database error, a
     crash) leaves the state as it was. `before_commit` writes into the same transaction (alert queues).
+    `engine`: what builds the events (`run_lines`, line by line, unless given).
     """
+    engine = engine or run_lines
     if options.state_path is None:
-        return _run(source, options, report, now, None)
+        return engine(source, options, report, now, None)
     state = StateStore(options.state_path)
     try:
         state.migrate(options.state_path.with_suffix(".json"), now)
@@ -138,7 +140,7 @@ def run_analysis(
                 "fix the clock (a run now would read nothing and skip what arrived meanwhile)"
             )
         state.forget_before(now - options.horizon)
-        result = _run(source, options, report, now, state)
+        result = engine(source, options, report, now, state)
         flush()
         if before_commit is not None:
             before_commit(state.db)
@@ -151,9 +153,10 @@ def run_analysis(
         state.close()
 
 
-def _run(
-    source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int, state: StateStore | None
-) -> RunResult:
+def window(options: RunOptions, now: int, state: StateStore | None) -> tuple[int | None, int | None]:
+    """The arrivals a run reads (from, up to; None: no bound), and up to which events may be reported: the
+    state's resume point less the re-read overlap (every line the horizon covers, for a source read again), and
+    now less the safety lag (a run with a state), or --until."""
     upper = now - options.safety_lag if state is not None else None
     if options.until is not None:
         upper = options.until if upper is None else min(upper, options.until)
@@ -163,6 +166,15 @@ def _run(
         start = now - options.horizon if options.reread else resume - options.overlap
         if options.since is not None:
             start = max(start, options.since)
+    return start, upper
+
+
+def run_lines(
+    source: LineSource, options: RunOptions, report: Callable[[Event], None], now: int, state: StateStore | None
+) -> RunResult:
+    """The line-by-line engine: every line through the event builder, each event to `report` once (given a
+    state: once across runs)."""
+    start, upper = window(options, now, state)
     # Lines an earlier run reported group apart from new ones (and are not reported again); they still
     # count in brute-force windows.
     known = _Reported(state) if state is not None else None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from logstack.base.clock import SECOND
 from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.classify.programs import SSH_IDENTIFIERS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
@@ -50,6 +51,27 @@ def group_key(machine: str, boot: str, pid: str, family: str) -> bytes:
     ).digest()
 
 
+def event_groups(
+    etype: str,
+    source_ip: str | None,
+    pids: list[str],
+    machine: str,
+    boot: str,
+    first_pid: str,
+    ident: str,
+    auth: str | None,
+) -> list[bytes]:
+    """The (machine, boot, PID, program) groups an event covers, read from its first line (its machine, or
+    host, boot, PID, program, who vouches for it): what a later event of them continues (an incident: its
+    source address)."""
+    if etype == "brute_force":  # incidents continue by source address
+        return [group_key("brute_force", "", source_ip or "", "")]
+    family = "ssh" if ident in SSH_IDENTIFIERS else ident
+    if auth:  # an unproven event never continues a proven one
+        family = f"{family}|{auth}"
+    return [group_key(machine, boot, pid, family) for pid in pids or [first_pid]]
+
+
 class StateStore:
     """The state of one analysis source; open for the length of one run."""
 
@@ -77,6 +99,7 @@ class StateStore:
             os.umask(old_umask)
         path.chmod(0o600)
         self._nothing_written = self.db.execute("SELECT 1 FROM lines LIMIT 1").fetchone() is None
+        self._marked = self._nothing_written
 
     @property
     def resume_from(self) -> int | None:
@@ -93,6 +116,35 @@ class StateStore:
         if self._nothing_written:  # a first run: no need to ask the database for each line
             return False
         return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (hashed,)).fetchone() is not None
+
+    def seen_keys(self, keys: list[str]) -> list[bool]:
+        """`seen` of many lines at once (a batch's: one query a few hundred lines, not one a line)."""
+        hashed = [line_key(key) for key in keys]
+        if self._nothing_written:
+            recorded = self._lines
+            return [key in recorded for key in hashed]
+        found = set(self._lines.keys() & set(hashed))
+        for at in range(0, len(hashed), 500):
+            part = hashed[at : at + 500]
+            marks = ",".join("?" * len(part))
+            found.update(
+                bytes(row[0]) for row in self.db.execute(f"SELECT key FROM lines WHERE key IN ({marks})", part)
+            )
+        return [key in found for key in hashed]
+
+    def mark(self) -> None:
+        """Remember the state as it is now: `back_to_mark` undoes what was recorded since (the run goes on)."""
+        self._write()
+        self.db.execute("SAVEPOINT mark")
+        self._marked = self._nothing_written
+
+    def back_to_mark(self) -> None:
+        """Drop what was recorded since `mark` (an engine gives up; another runs the input from its start)."""
+        self._lines.clear()
+        self._events.clear()
+        self._reported.clear()
+        self.db.execute("ROLLBACK TO mark")
+        self._nothing_written = self._marked
 
     def was_reported(self, event_id: str) -> bool:
         ident = _id(event_id)

@@ -97,10 +97,9 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
-    if journal is not None and columns_serve(journal, options):
-        result = _in_columns(journal, inv, options, writer, now)
-    elif journal is not None:
-        result = _from_export(journal, inv, options, report, now, flush, queue)
+    if journal is not None:
+        as_json = writer.write_json_lines if writer.fmt != "text" and collector is None else None
+        result = _from_export(journal, inv, options, (report, as_json), now, flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
@@ -200,30 +199,32 @@ def _from_export(
     journal: str,
     inv: Inventory | None,
     options: RunOptions,
-    report: Callable[[Event], None],
+    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
     now: int,
     flush: Callable[[], None],
     queue: Callable[[sqlite3.Connection], None] | None,
 ) -> RunResult:
-    """A run over an export: every line the horizon covers is read again (the file may be merged or late)."""
-    lines = _journal_source(journal, options.since, inv)
+    """A run over an export: every line the horizon covers is read again (the file may be merged or late). A
+    regular file is read in columns (pinned: a second read, where the columns refuse, reads the same file and is
+    checked to begin as the first did); `output`: where events go (objects, and JSON lines where they may go as
+    bytes)."""
+    report, as_json = output
+    columns = columns_serve(journal)
+    lines = _journal_source(journal, options.since, inv, pinned=columns)
     source = with_progress(lines, Progress(f"analyze {journal}"))
-    result = run_analysis(source, dataclasses.replace(options, reread=True), report, now, flush, queue)
+    options = dataclasses.replace(options, reread=True)
+    try:
+        if columns:
+            result = analyze_export(
+                source, options, now, report, as_json, reread=lines, flush=flush, before_commit=queue
+            )
+        else:
+            result = run_analysis(source, options, report, now, flush, queue)
+    finally:
+        lines.close()
     if options.state_path is not None:
         _warn_unread(journal, lines, options)
     return result
-
-
-def _in_columns(journal: str, inv: Inventory | None, options: RunOptions, writer: EventWriter, now: int) -> RunResult:
-    """An export in a file, without a state: the columnar engine (the file pinned: a second read, where the
-    columns refuse, reads the same file and is checked to begin as the first did)."""
-    export = _journal_source(journal, options.since, inv, pinned=True)
-    lines = with_progress(export, Progress(f"analyze {journal}"))
-    as_json = writer.write_json_lines if writer.fmt != "text" else None
-    try:
-        return analyze_export(lines, options, now, writer.write, as_json, reread=export)
-    finally:
-        export.close()
 
 
 def _journal_source(path: str, since: int | None, inv: Inventory | None, pinned: bool = False) -> ExportSource:

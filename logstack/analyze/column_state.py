@@ -1,0 +1,80 @@
+"""Exactly once across runs, for a run in columns: which lines an earlier run reported (`known`, a column of
+each batch, asked of the state as the batch comes), and, for the events a batch releases, what
+`run.run_lines` decides of each in turn: skipped (every line known, or its id reported), the reported event
+it continues, flagged `late`, recorded in the state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from logstack.analyze.state import StateStore, event_groups
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# what the state reads of an event, and of its lines
+_EVENT = ("id", "known", "type", "source_ip", "pids", "start", "end", "flags")
+_FIRST = ["machine", "host", "boot", "pid", "ident", "auth"]  # of its first line
+_MEMBERS = ("key", "ts", "oldest", *_FIRST)
+
+
+class ColumnLedger:
+    """The state of a run in columns: asked for each batch's `known` column, told each batch's released events."""
+
+    def __init__(self, state: StateStore, now: int, gap: int, horizon: int) -> None:
+        self.state, self.now, self.gap = state, now, gap
+        self.horizon = now - horizon  # an event with a line older than this is late
+
+    def known(self, lines: pl.DataFrame) -> pl.DataFrame:
+        """`lines` with `known`: whether an earlier run, or this one so far, reported the line (its key)."""
+        import polars as pl
+
+        seen = self.state.seen_keys(lines["key"].to_list())
+        return lines.with_columns(known=pl.Series(seen, dtype=pl.Boolean))
+
+    def new(self, events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+        """The events to report (in order), each with `continues` and `late` as `run_lines` gives them, and each
+        recorded in the state as reported; the rest (known, or reported before) dropped."""
+        import polars as pl
+
+        if events.is_empty():
+            return events.with_columns(continues=pl.lit(None, pl.String))
+        # an incident's lines are its failures' first lines, which show no machine or boot: none of its lines
+        # may be a machine's (a batch that released incidents alone)
+        missing = [pl.lit(None, pl.String).alias(name) for name in _FIRST if name not in lines.columns]
+        members = (
+            events.select(event=pl.int_range(pl.len()), idx="line_order")
+            .explode("idx")
+            .join(
+                lines.with_columns(missing).select("idx", "key", "ts", *_FIRST),
+                on="idx",
+                how="left",
+                maintain_order="left",
+            )
+            .group_by("event", maintain_order=True)
+            .agg("key", "ts", pl.col(_FIRST).first(), oldest=pl.col("ts").min())
+        )
+        kept: list[int] = []
+        continues: list[str | None] = []
+        flags: list[list[str]] = []
+        state = self.state
+        rows = zip(
+            *(events[name].to_list() for name in _EVENT), *(members[name].to_list() for name in _MEMBERS), strict=True
+        )
+        for row, (eid, known, etype, ip, pids, start, end, flag, keys, times, oldest, *first) in enumerate(rows):
+            if known or state.was_reported(eid):
+                continue
+            machine, host, boot, pid, ident, auth = first
+            where = (machine or host or "", boot or "", pid or "", ident or "", auth)
+            groups = event_groups(etype, ip, pids, *where)
+            continued = state.continued(groups, start, end, self.gap)
+            if continued is not None or oldest < self.horizon:
+                flag = sorted({*flag, "late"})
+            own = etype != "brute_force"  # an incident's lines are its failures', recorded with them
+            state.record(eid, groups, start, end, list(zip(keys, times, strict=True)) if own else [], self.now)
+            kept.append(row)
+            continues.append(continued)
+            flags.append(flag)
+        return events[kept].with_columns(
+            continues=pl.Series(continues, dtype=pl.String), flags=pl.Series(flags, dtype=pl.List(pl.String))
+        )
