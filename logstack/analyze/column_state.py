@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from logstack.analyze.state import StateStore, event_groups
+from logstack.analyze.state import StateStore, event_groups, line_key
 
 if TYPE_CHECKING:
     import polars as pl
@@ -15,22 +15,43 @@ if TYPE_CHECKING:
 # what the state reads of an event, and of its lines
 _EVENT = ("id", "known", "type", "source_ip", "pids", "start", "end", "flags")
 _FIRST = ["machine", "host", "boot", "pid", "ident", "auth"]  # of its first line
-_MEMBERS = ("key", "ts", "oldest", *_FIRST)
+_MEMBERS = ("hashed", "ts", "oldest", *_FIRST)
 
 
 class ColumnLedger:
-    """The state of a run in columns: asked for each batch's `known` column, told each batch's released events."""
+    """The state of a run in columns: asked for each batch's `known` column, told each batch's released events.
+
+    Which lines were reported is asked of sorted columns of their hashed keys (a binary search a line): those the
+    state held as the run began, read once, and those this run recorded, a sorted chunk a batch (merged now and
+    then), not of the database line by line."""
 
     def __init__(self, state: StateStore, now: int, gap: int, horizon: int) -> None:
+        import polars as pl
+
         self.state, self.now, self.gap = state, now, gap
         self.horizon = now - horizon  # an event with a line older than this is late
+        chunks = [pl.Series(part, dtype=pl.Binary) for part in state.line_keys()]
+        self._before = pl.concat(chunks) if chunks else pl.Series(dtype=pl.Binary)
+        self._recorded: list[pl.Series] = []  # this run's, each sorted
+        self._hashed: pl.Series = pl.Series(dtype=pl.Binary)  # the keys of the batch last asked about
 
     def known(self, lines: pl.DataFrame) -> pl.DataFrame:
         """`lines` with `known`: whether an earlier run, or this one so far, reported the line (its key)."""
         import polars as pl
 
-        seen = self.state.seen_keys(lines["key"].to_list())
-        return lines.with_columns(known=pl.Series(seen, dtype=pl.Boolean))
+        hashed = self._hashed = pl.Series([line_key(key) for key in lines["key"].to_list()], dtype=pl.Binary)
+        known = _among(hashed, self._before)
+        for chunk in self._recorded:
+            known |= _among(hashed, chunk)
+        return lines.with_columns(known=known, hashed=hashed)
+
+    def _recorded_now(self, keys: list[bytes]) -> None:
+        import polars as pl
+
+        if keys:
+            self._recorded.append(pl.Series(keys, dtype=pl.Binary).sort())
+        if len(self._recorded) > 8:  # a few binary searches a line, not one a batch
+            self._recorded = [pl.concat(self._recorded).sort()]
 
     def new(self, events: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
         """The events to report (in order), each with `continues` and `late` as `run_lines` gives them, and each
@@ -42,19 +63,21 @@ class ColumnLedger:
         # an incident's lines are its failures' first lines, which show no machine or boot: none of its lines
         # may be a machine's (a batch that released incidents alone)
         missing = [pl.lit(None, pl.String).alias(name) for name in _FIRST if name not in lines.columns]
+        missing += [pl.lit(None, pl.Binary).alias("hashed")] if "hashed" not in lines.columns else []
         members = (
             events.select(event=pl.int_range(pl.len()), idx="line_order")
             .explode("idx")
             .join(
-                lines.with_columns(missing).select("idx", "key", "ts", *_FIRST),
+                lines.with_columns(missing).select("idx", "hashed", "ts", *_FIRST),
                 on="idx",
                 how="left",
                 maintain_order="left",
             )
             .group_by("event", maintain_order=True)
-            .agg("key", "ts", pl.col(_FIRST).first(), oldest=pl.col("ts").min())
+            .agg("hashed", "ts", pl.col(_FIRST).first(), oldest=pl.col("ts").min())
         )
         kept: list[int] = []
+        recorded: list[bytes] = []
         continues: list[str | None] = []
         flags: list[list[str]] = []
         state = self.state
@@ -71,10 +94,21 @@ class ColumnLedger:
             if continued is not None or oldest < self.horizon:
                 flag = sorted({*flag, "late"})
             own = etype != "brute_force"  # an incident's lines are its failures', recorded with them
-            state.record(eid, groups, start, end, list(zip(keys, times, strict=True)) if own else [], self.now)
+            if own:
+                recorded.extend(keys)
+            state.record_hashed(eid, groups, start, end, list(zip(keys, times, strict=True)) if own else [], self.now)
             kept.append(row)
             continues.append(continued)
             flags.append(flag)
+        self._recorded_now(recorded)
         return events[kept].with_columns(
             continues=pl.Series(continues, dtype=pl.String), flags=pl.Series(flags, dtype=pl.List(pl.String))
         )
+
+
+def _among(keys: pl.Series, sorted_keys: pl.Series) -> pl.Series:
+    """Whether each of `keys` is one of `sorted_keys` (sorted): a binary search each."""
+    if sorted_keys.is_empty():
+        return keys.is_null() & False
+    at = sorted_keys.search_sorted(keys).clip(0, len(sorted_keys) - 1)
+    return (sorted_keys.gather(at) == keys).fill_null(False)

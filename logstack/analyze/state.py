@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from logstack.base.clock import SECOND
@@ -87,6 +88,9 @@ class StateStore:
         try:
             self.db = sqlite3.connect(path, timeout=0, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # a run writes its lines' keys all over the table's B-tree: with SQLite's 2 MiB page cache most of
+            # those writes read a page back first (the first run over a million lines: 8.7 s writing, 6.8 s with this)
+            self.db.execute("PRAGMA cache_size=-32768")
             self.db.executescript(_SCHEMA)
             self.db.execute("BEGIN IMMEDIATE")  # the write lock: a second concurrent run fails here
         except sqlite3.OperationalError as exc:
@@ -117,20 +121,12 @@ class StateStore:
             return False
         return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (hashed,)).fetchone() is not None
 
-    def seen_keys(self, keys: list[str]) -> list[bool]:
-        """`seen` of many lines at once (a batch's: one query a few hundred lines, not one a line)."""
-        hashed = [line_key(key) for key in keys]
-        if self._nothing_written:
-            recorded = self._lines
-            return [key in recorded for key in hashed]
-        found = set(self._lines.keys() & set(hashed))
-        for at in range(0, len(hashed), 500):
-            part = hashed[at : at + 500]
-            marks = ",".join("?" * len(part))
-            found.update(
-                bytes(row[0]) for row in self.db.execute(f"SELECT key FROM lines WHERE key IN ({marks})", part)
-            )
-        return [key in found for key in hashed]
+    def line_keys(self, chunk: int = 100_000) -> Iterator[list[bytes]]:
+        """The hashed keys of the lines recorded before this run (`line_key`), in order, a chunk at a time."""
+        self._write()
+        rows = self.db.execute("SELECT key FROM lines ORDER BY key")  # the table's own order: its primary key
+        while part := rows.fetchmany(chunk):
+            yield [bytes(row[0]) for row in part]
 
     def mark(self) -> None:
         """Remember the state as it is now: `back_to_mark` undoes what was recorded since (the run goes on)."""
@@ -171,10 +167,16 @@ class StateStore:
         self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[str, int]], now: int
     ) -> None:
         """A reported event: its id, its lines (key, journal time) and the groups it covers."""
+        self.record_hashed(event_id, groups, start, end, [(line_key(key), ts) for key, ts in lines], now)
+
+    def record_hashed(
+        self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[bytes, int]], now: int
+    ) -> None:
+        """`record`, the lines' keys hashed already (`line_key`)."""
         ident = _id(event_id)
         kept = now // SECOND  # a line is kept for the horizon after it was reported, however old it is
         for key, ts in lines:
-            self._lines[line_key(key)] = max(ts // SECOND, kept)
+            self._lines[key] = max(ts // SECOND, kept)
         for grp in groups:
             self._events.setdefault(grp, []).append((ident, start // SECOND, end // SECOND))
         self._reported[ident] = kept
@@ -183,7 +185,7 @@ class StateStore:
 
     def _write(self) -> None:
         self._nothing_written = self._nothing_written and not self._lines
-        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", self._lines.items())
+        self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", sorted(self._lines.items()))
         self.db.executemany(
             "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
             [(g, ident, first, last) for g, rows in self._events.items() for ident, first, last in rows],
