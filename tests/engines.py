@@ -48,11 +48,11 @@ def _json_lines() -> tuple[EventWriter, io.BytesIO]:
 
 @pytest.fixture(autouse=True)
 def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Wraps `analyze_export` as the CLI calls it; a difference fails the test that ran it."""
+    """Wraps `analyze_in_columns` as the CLI calls it; a difference fails the test that ran it."""
     from logstack.commands import analyze as command
 
     differences: list[str] = []
-    real = column_run.analyze_export
+    real = column_run.analyze_in_columns
 
     def checked(
         source: LineSource,
@@ -87,6 +87,6 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
             differences.append("the columns left another state than the line-by-line engine")
         return result
 
-    monkeypatch.setattr(command, "analyze_export", checked)
+    monkeypatch.setattr(command, "analyze_in_columns", checked)
     yield differences
     assert not differences, differences[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import hypothesis
 from hypothesis import strategies as st
 
-from logstack.analyze.column_run import analyze_export
+from logstack.analyze.column_run import analyze_in_columns
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import DAY, SECOND
@@ -41,7 +41,7 @@ def _run(engine: str, source: Source, options: RunOptions, now: int, batch: int)
     raw = io.BytesIO()
     writer = EventWriter(io.TextIOWrapper(raw, encoding="utf-8", write_through=True), "jsonl")
     if engine == "columns":
-        analyze_export(source, options, now, writer.write, writer.write_json_lines, batch)
+        analyze_in_columns(source, options, now, writer.write, writer.write_json_lines, batch)
     else:
         run_analysis(source, options, writer.write, now)
     writer.close()

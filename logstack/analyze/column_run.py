@@ -182,7 +182,7 @@ class _Release:
         result.worst = max(result.worst, worst)
 
 
-def analyze_export(
+def analyze_in_columns(
     source: LineSource,
     options: RunOptions,
     now: int,
@@ -266,7 +266,7 @@ def _id_line(event_id: str) -> bytes:
     return event_id.encode() + b"\n"
 
 
-_OTHER_EVENTS = "the export, read again, gives other events than the first reading: was it changed while it was read?"
+_OTHER_EVENTS = "the input, read again, gives other events than the first reading: did it change while it was read?"
 
 
 def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_export, columns_serve
+from logstack.analyze.column_run import analyze_in_columns, columns_serve
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -97,15 +97,17 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
+    # events go out as JSON lines written from columns, unless people (text) or alerts read them as objects
+    as_json = writer.write_json_lines if writer.fmt != "text" and collector is None else None
     if journal is not None:
-        as_json = writer.write_json_lines if writer.fmt != "text" and collector is None else None
         result = _from_export(journal, inv, options, (report, as_json), now, flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
             if options.state_path is not None:  # one clock: the one the rows are stamped with
                 now = resume_clock(db.store_now(), options.overlap)
-            result = run_analysis(with_progress(db.lines, Progress("analyze")), options, report, now, flush, queue)
+            rows = with_progress(db.lines, Progress("analyze"))
+            result = analyze_in_columns(rows, options, now, report, as_json, flush=flush, before_commit=queue)
     if options.state_path is None:
         flush()
     else:
@@ -215,7 +217,7 @@ def _from_export(
     options = dataclasses.replace(options, reread=True)
     try:
         if columns:
-            result = analyze_export(
+            result = analyze_in_columns(
                 source, options, now, report, as_json, reread=lines, flush=flush, before_commit=queue
             )
         else:
