@@ -96,6 +96,20 @@ def _portless(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
     return lines
 
 
+def _strangers(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
+    """Lines like a session child's naming no port, from addresses no login came from: sshd's own, or a local
+    user's (`logger -t sshd`, a forged peer): no login for them to join."""
+    for n in range(count if lines else 0):
+        at = rng.randrange(len(lines))
+        comm = rng.choice([None, "logger"])
+        text = rng.choice(["Received disconnect from {}: 11: bye", "Connection closed by {}"])
+        made = from_journal(entry(lines[at].ts, "sshd", 7_000 + n, text.format(f"198.51.100.{n % 200}"), comm=comm))
+        assert made is not None
+        made.arrival = lines[at].arrival
+        lines.insert(at + 1, made)
+    return lines
+
+
 @hypothesis.settings(max_examples=60, deadline=None)
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1),
@@ -104,13 +118,16 @@ def _portless(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
     late=st.integers(0, 4),
     copies=st.integers(0, 2),
     portless=st.integers(0, 1),
+    strangers=st.integers(0, 3),
     batch=st.integers(1, 400),
     fmt=st.sampled_from(["jsonl", "json", "text"]),
 )
-def test_a_run_writes_what_the_line_by_line_engine_writes(seed, count, burst, late, copies, portless, batch, fmt):
+def test_a_run_writes_what_the_line_by_line_engine_writes(
+    seed, count, burst, late, copies, portless, strangers, batch, fmt
+):
     rng = random.Random(seed)
     lines = delivered_late(delayed(attacked_journal(seed, count, burst), rng, 30), rng, late)
-    lines = _portless(_copies(lines, rng, copies), rng, portless)
+    lines = _strangers(_portless(_copies(lines, rng, copies), rng, portless), rng, strangers)
     options = RunOptions(settings=Settings())
     assert in_columns(_source(lines), options, batch, fmt) == reference(_source(lines), options, fmt)
 
@@ -138,6 +155,20 @@ def test_a_refused_batch_leaves_the_rest_to_the_line_by_line_engine():
     assert not run.whole and run.given.size  # refused, after events were written
     assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
     assert in_columns(_source(lines), options, 50).startswith(b"".join(written))
+
+
+def test_a_line_like_a_session_child_with_no_login_to_join_stays_in_the_columns():
+    """A port-less child's line from an address no login came from (any local user can log one under sshd's
+    name): nothing for it to join, so the columns answer the run; one after a login from its address is still
+    the line-by-line engine's."""
+    lines = delayed(attacked_journal(3, 120, 30), random.Random(3), 30)
+    lines = _strangers(lines, random.Random(2), 6)
+    options = RunOptions()
+    assert run_columns(_source(lines)(None, None), options, lambda *_: None, 50).whole
+    assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
+    joinable = _portless(list(lines), random.Random(1), 1)
+    assert not run_columns(_source(joinable)(None, None), options, lambda *_: None, 50).whole
+    assert in_columns(_source(joinable), options, 50) == reference(_source(joinable), options)
 
 
 def test_a_copy_of_a_line_still_held_is_the_line_by_line_engines():
@@ -222,13 +253,19 @@ def test_batches_bounded_by_their_text_give_the_same_events(seed, count, text):
 
 
 def _refused_export(tmp_path: Path, user: str = "root") -> Path:
-    """Failed logins, then a forged port-less line (any local user: `logger -t sshd …`): the columns refuse it."""
+    """Failed logins, then a forged login and a forged port-less child from its address (any local user:
+    `logger -t sshd …`): the builder may join them, so the columns refuse the batch."""
     entries = [
         entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for {user} from 203.0.113.5 port {n} ssh2")
         for n in range(1, 6)
     ]
+    login = "Accepted password for x from 198.51.100.9 port 5 ssh2"
+    entries.append(entry(T0 + 8999 * SECOND, "sshd", 9, login, comm="logger"))
     entries.append(entry(T0 + 9000 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x", comm="logger"))
-    return write(tmp_path / "export.json", entries)
+    path = write(tmp_path / "export.json", entries)
+    lines = ExportSource(str(path), None, Selection.of(None))(None, None)
+    assert not run_columns(lines, RunOptions(), lambda *_: None).whole  # what the tests reading it rely on
+    return path
 
 
 def _while_read(
@@ -365,7 +402,10 @@ def test_an_export_rewritten_in_place_at_the_same_length_is_an_error_before_its_
         entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")
         for n in range(1, 400)
     ]
-    entries.insert(300, entry(T0 + 299_500 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x"))
+    entries.insert(
+        300, entry(T0 + 299_499 * SECOND, "sshd", 9, "Accepted password for x from 198.51.100.9 port 5 ssh2")
+    )
+    entries.insert(301, entry(T0 + 299_500 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x"))
     path = write(tmp_path / "export.json", entries)  # 300 lines: beyond any read buffer
     export = ExportSource(str(path), None, Selection.of(None), pinned=True)
     writer, raw = _writer("jsonl")
@@ -375,3 +415,29 @@ def test_an_export_rewritten_in_place_at_the_same_length_is_an_error_before_its_
     export.close()
     if on_read == 2:  # (the columns' own read races the rewrite as one line-by-line read would)
         assert b"toor" not in raw.getvalue()
+
+
+def test_a_session_child_closing_before_its_login_is_joined_whatever_the_batches():
+    """The child's event closes first (its monitor logs on): the login takes it as it closes, a batch or more
+    later; the columns must not have given the child out alone."""
+    t = T0 + 3600 * SECOND
+    lines = [
+        entry(t, "sshd", 100, "Accepted password for alice from 203.0.113.9 port 50000 ssh2"),
+        entry(t + 1 * SECOND, "sshd", 101, "Received disconnect from 203.0.113.9: 11: disconnected by user"),
+        entry(
+            t + 30 * SECOND,
+            "sshd",
+            100,
+            "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)",
+        ),
+        entry(t + 50 * SECOND, "sshd", 100, "pam_unix(sshd:session): session closed for user alice"),
+        # the clock past the child's last line by the gap, not yet past the login's: the child closes here
+        entry(t + 200 * SECOND, "sshd", 400, "Connection closed by 198.51.100.1 port 2222 [preauth]"),
+        entry(t + 900 * SECOND, "sshd", 300, "Accepted password for bob from 203.0.113.7 port 50001 ssh2"),
+    ]
+    made = [line for line in map(from_journal, lines) if line is not None]
+    options = RunOptions()
+    want = reference(_source(made), options)
+    assert len(want.splitlines()) == 3  # the child is in alice's login
+    for batch in range(1, len(made) + 1):
+        assert in_columns(_source(made), options, batch) == want, batch

@@ -71,6 +71,10 @@ class BatchConnections:
         self._held: pl.DataFrame | None = None  # their lines, with `event`
         self._grown: set[int] = set()  # events a child joined: read again from their lines when released
         self._released = 0
+        # (machine, boot, address) of the session children naming no port and of the successful logins naming
+        # one, closed so far (`_no_portless_join`)
+        self._child_peers: set[tuple[str, str, str]] = set()
+        self._login_peers: set[tuple[str, str, str]] = set()
 
     def held_keys(self) -> pl.DataFrame | None:
         """The keys of the lines in events not released yet (a copy of one is dropped by the builder)."""
@@ -115,22 +119,15 @@ class BatchConnections:
         return self._give_out(self._waiting.sort("last_arrival", "first_key").with_columns(release=None))
 
     def _events(self, closed: pl.DataFrame, groups: pl.Series) -> pl.DataFrame | None:
-        """The closed groups' events with what a join reads, in the order the builder closes them; None if one
-        is a session child naming no port."""
+        """The closed groups' events with what a join reads, in the order the builder closes them; None if a
+        session child naming no port may join a login (or a login take one)."""
         import polars as pl
 
         if closed.is_empty():
             return closed.select(group=groups)
         lines = closed.with_columns(group=groups)
         events = event_columns(lines)
-        # more than `is_session_child` takes: any SSH event before login with an address and no port
-        portless = (
-            pl.col("ssh")
-            & pl.col("source_ip").is_not_null()
-            & pl.col("source_port").is_null()
-            & (pl.col("type") == "ssh_preauth")
-        )
-        if not events.filter(portless).is_empty():
+        if not self._no_portless_join(events):
             return None
         # the order the builder closes them in: by the line at which they closed, those closed by the next line
         # of their key first (as it is fed, before the sweep after it), then by last arrival and the key of the
@@ -143,6 +140,30 @@ class BatchConnections:
         return events.sort(
             pl.col("closed_at"), ~pl.col("collided"), "last_arrival", "opened", nulls_last=True, maintain_order=True
         )
+
+    def _no_portless_join(self, events: pl.DataFrame) -> bool:
+        """Whether no session child naming no port can join a login (`PortlessChildren`): the builder joins one
+        only to a successful login naming a port from its machine, boot and address, closed before or after it;
+        with none such in the whole run, a child is an event like any other. Any local user can log a line
+        that looks like one (the builder reads it as a forged peer's): one alone does not send the run to the
+        line-by-line engine."""
+        import polars as pl
+
+        machine = pl.when(pl.col("machine_id").fill_null("") != "").then("machine_id").otherwise("host")
+        peer = pl.struct(machine.alias("machine"), pl.col("boot_id").fill_null(""), "source_ip")
+        ssh = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "")
+        # more than `is_session_child` takes: any SSH event before login with an address and no port
+        child = ssh & pl.col("source_port").is_null() & (pl.col("type") == "ssh_preauth")
+        login = ssh & pl.col("source_port").is_not_null() & (pl.col("type") == "ssh_login")
+        login = login & (pl.col("outcome") == "success")
+        found = events.select(child=peer.filter(child).implode(), login=peer.filter(login).implode()).row(0)
+        children = {tuple(p.values()) for p in found[0]}
+        logins = {tuple(p.values()) for p in found[1]}
+        if children & (logins | self._login_peers) or logins & self._child_peers:
+            return False
+        self._child_peers |= children
+        self._login_peers |= logins
+        return True
 
     def _join(self, closed: pl.DataFrame, groups: pl.Series, events: pl.DataFrame) -> None:
         """Each closing event joins the waiting one its connection key names, or becomes what the key names."""
