@@ -32,7 +32,7 @@ def _copy_state(path: Path | None) -> Path | None:
     return copy
 
 
-def _tables(path: Path) -> tuple[list[tuple[object, ...]], ...]:
+def state_tables(path: Path) -> tuple[list[tuple[object, ...]], ...]:
     """What a run leaves in a state, as rows."""
     with closing(sqlite3.connect(path)) as db:
         return tuple(
@@ -83,7 +83,11 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         run_analysis(source, dataclasses.replace(options, state_path=copy), reference.write, now)
         if raw.getvalue() != want.getvalue():
             differences.append(f"columns wrote {raw.getvalue()[:2000]!r}, line by line {want.getvalue()[:2000]!r}")
-        if options.state_path is not None and copy is not None and _tables(options.state_path) != _tables(copy):
+        if (
+            options.state_path is not None
+            and copy is not None
+            and state_tables(options.state_path) != state_tables(copy)
+        ):
             differences.append("the columns left another state than the line-by-line engine")
         return result
 

@@ -8,10 +8,8 @@ import copy
 import dataclasses
 import io
 import random
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 
 import hypothesis
@@ -22,19 +20,12 @@ from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import DAY, SECOND
 from logstack.journal.line import Line
+from tests.engines import state_tables
+from tests.test_column_run import _source
 from tests.test_incident_columns import attacked_journal
 from tests.test_line_groups import delayed, delivered_late
 
 Source = Callable[[int | None, int | None], Iterator[Line]]
-
-
-def _source(lines: list[Line]) -> Source:
-    def read(start: int | None, end: int | None) -> Iterator[Line]:
-        for line in lines:
-            if (start is None or line.arrival >= start) and (end is None or line.arrival <= end):
-                yield copy.copy(line)
-
-    return read
 
 
 def _run(engine: str, source: Source, options: RunOptions, now: int, batch: int) -> bytes:
@@ -46,15 +37,6 @@ def _run(engine: str, source: Source, options: RunOptions, now: int, batch: int)
         run_analysis(source, options, writer.write, now)
     writer.close()
     return raw.getvalue()
-
-
-def tables(path: Path) -> tuple[list[tuple[object, ...]], ...]:
-    """What a run leaves in a state, as rows."""
-    with closing(sqlite3.connect(path)) as db:
-        return tuple(
-            db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("meta", "lines", "events", "reported")
-        )
 
 
 def _again(lines: list[Line], rng: random.Random, count: int, after: int) -> list[Line]:
@@ -97,4 +79,4 @@ def test_runs_with_a_state_are_the_line_by_line_engines(seed, count, burst, late
                 for engine, path in states.items()
             }
             assert out["columns"] == out["lines"]
-            assert tables(states["columns"]) == tables(states["lines"])
+            assert state_tables(states["columns"]) == state_tables(states["lines"])

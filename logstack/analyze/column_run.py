@@ -1,9 +1,10 @@
 """An analysis run over batches of columns: the line layer (`line_groups`), connections and releases
 (`connection_columns`), incidents (`incident_columns`) and JSON lines (`event_json`) driven over a stream of
-lines. It writes what the line-by-line engine (`run.run_analysis`, without a state) reports, byte for byte and
-in its order; where a stage cannot answer in columns (a copy of a line still held, a session child naming no
-port), the line-by-line engine runs the input again from its start and only its events after those already
-written are reported."""
+lines, with the run's state (`column_state`) where it has one. It writes what the line-by-line engine
+(`run.run_lines`) reports, byte for byte and in its order, and leaves the same state; where a stage cannot answer
+in columns (a copy of a line still held, a session child naming no port that may join a login), the
+line-by-line engine runs the input again from its start and only its events after those already written are
+reported."""
 
 from __future__ import annotations
 
@@ -193,11 +194,11 @@ def analyze_in_columns(
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
 ) -> RunResult:
-    """An export in columns, as `run.run_analysis` runs it (with a state: exactly once across runs): events
-    written as JSON lines to `write`, or made objects and given to `report` (None). Where the columns refuse, the
-    line-by-line engine reads `source` again from its start (the state as it was before) and `report`s its
-    events after those the columns gave (checked to be the same, in the same order); `reread` checks that the
-    input still begins with what the columns read (it may have grown)."""
+    """A run in columns (an export, or the store's rows), as `run.run_analysis` runs it (with a state: exactly
+    once across runs): events written as JSON lines to `write`, or made objects and given to `report` (None).
+    Where the columns refuse, the line-by-line engine reads `source` again from its start (the state as it was
+    before) and `report`s its events after those the columns gave (checked to be the same, in the same order);
+    `reread` checks that the input still begins with what the columns read (it may have grown)."""
     give: EventSink
     if write is not None:
         give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731

@@ -33,13 +33,13 @@ class ColumnLedger:
         chunks = [pl.Series(part, dtype=pl.Binary) for part in state.line_keys()]
         self._before = pl.concat(chunks) if chunks else pl.Series(dtype=pl.Binary)
         self._recorded: list[pl.Series] = []  # this run's, each sorted
-        self._hashed: pl.Series = pl.Series(dtype=pl.Binary)  # the keys of the batch last asked about
 
     def known(self, lines: pl.DataFrame) -> pl.DataFrame:
-        """`lines` with `known`: whether an earlier run, or this one so far, reported the line (its key)."""
+        """`lines` with `known`: whether an earlier run, or this one so far, reported the line (its key), and
+        `hashed`, its key as the state keeps it."""
         import polars as pl
 
-        hashed = self._hashed = pl.Series([line_key(key) for key in lines["key"].to_list()], dtype=pl.Binary)
+        hashed = pl.Series([line_key(key) for key in lines["key"].to_list()], dtype=pl.Binary)
         known = _among(hashed, self._before)
         for chunk in self._recorded:
             known |= _among(hashed, chunk)
