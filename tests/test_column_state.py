@@ -80,3 +80,24 @@ def test_runs_with_a_state_are_the_line_by_line_engines(seed, count, burst, late
             }
             assert out["columns"] == out["lines"]
             assert state_tables(states["columns"]) == state_tables(states["lines"])
+
+
+def test_reported_ids_answers_as_was_reported_does(tmp_path):
+    """The batch's question (one query a few hundred ids) and the event's (one an id) give the same answers: for
+    ids written to the database, ids recorded in this run only, ids that are not hex, and ids never seen."""
+    from logstack.analyze.state import StateStore, reported_id
+
+    state = StateStore(tmp_path / "state.db")
+    written = [f"{n:020x}" for n in range(1200)]  # more than one query's worth
+    for event_id in written:
+        state.record(event_id, [], 0, 0, [], 0)
+    state.commit(0)
+    state.close()
+    state = StateStore(tmp_path / "state.db")
+    state.record("abc1", [], 0, 0, [], 0)
+    state.record("not hex: digested", [], 0, 0, [], 0)
+    asked = [*written[::7], "abc1", "not hex: digested", "ffff", "also not hex", written[5].upper()]
+    found = state.reported_ids(asked)
+    assert found == {reported_id(event_id) for event_id in asked if state.was_reported(event_id)}
+    assert reported_id("ffff") not in found and reported_id("abc1") in found
+    state.close()

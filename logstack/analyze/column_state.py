@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from logstack.analyze.state import StateStore, event_groups, line_key
+from logstack.analyze.state import StateStore, event_groups, line_key, reported_id
 
 if TYPE_CHECKING:
     import polars as pl
 
 # what the state reads of an event, and of its lines
-_EVENT = ("id", "known", "type", "source_ip", "pids", "start", "end", "flags")
+_EVENT = ("id", "type", "source_ip", "pids", "start", "end", "flags")
 _FIRST = ["machine", "host", "boot", "pid", "ident", "auth"]  # of its first line
 _MEMBERS = ("hashed", "ts", "oldest", *_FIRST)
 
@@ -58,6 +58,8 @@ class ColumnLedger:
         recorded in the state as reported; the rest (known, or reported before) dropped."""
         import polars as pl
 
+        if not events.is_empty():  # every line reported by an earlier run: skipped
+            events = events.filter(~pl.col("known"))
         if events.is_empty():
             return events.with_columns(continues=pl.lit(None, pl.String))
         # an incident's lines are its failures' first lines, which show no machine or boot: none of its lines
@@ -81,12 +83,15 @@ class ColumnLedger:
         continues: list[str | None] = []
         flags: list[list[str]] = []
         state = self.state
+        # reported before this batch; or in it, as it goes (`record` of an id seen twice in a batch)
+        reported = state.reported_ids(events["id"].to_list())
         rows = zip(
             *(events[name].to_list() for name in _EVENT), *(members[name].to_list() for name in _MEMBERS), strict=True
         )
-        for row, (eid, known, etype, ip, pids, start, end, flag, keys, times, oldest, *first) in enumerate(rows):
-            if known or state.was_reported(eid):
+        for row, (eid, etype, ip, pids, start, end, flag, keys, times, oldest, *first) in enumerate(rows):
+            if (ident := reported_id(eid)) in reported:
                 continue
+            reported.add(ident)
             machine, host, boot, pid, ident, auth = first
             where = (machine or host or "", boot or "", pid or "", ident or "", auth)
             groups = event_groups(etype, ip, pids, *where)

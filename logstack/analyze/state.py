@@ -36,8 +36,8 @@ def line_key(key: str) -> bytes:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
-def _id(event_id: str) -> bytes:
-    """An event id (hex) as bytes; anything else as its digest."""
+def reported_id(event_id: str) -> bytes:
+    """An event id as the state keeps it: its bytes (hex), or for anything else its digest."""
     try:
         return bytes.fromhex(event_id)
     except ValueError:
@@ -139,8 +139,19 @@ class StateStore:
         self.db.execute("ROLLBACK TO mark")
         self._nothing_written = self._marked
 
+    def reported_ids(self, event_ids: list[str]) -> set[bytes]:
+        """Of `event_ids`, as `reported_id` keys them, those `was_reported` says were (one query a few hundred
+        ids, not one an id)."""
+        keys = list({reported_id(event_id) for event_id in event_ids})
+        found = {key for key in keys if key in self._reported}
+        for at in range(0, len(keys), 500):
+            part = keys[at : at + 500]
+            query = f"SELECT id FROM reported WHERE id IN ({','.join('?' * len(part))})"
+            found.update(bytes(row[0]) for row in self.db.execute(query, part))
+        return found
+
     def was_reported(self, event_id: str) -> bool:
-        ident = _id(event_id)
+        ident = reported_id(event_id)
         if ident in self._reported:
             return True
         return self.db.execute("SELECT 1 FROM reported WHERE id = ?", (ident,)).fetchone() is not None
@@ -170,7 +181,7 @@ class StateStore:
         self, event_id: str, groups: list[bytes], start: int, end: int, lines: list[tuple[bytes, int]], now: int
     ) -> None:
         """`record`, the lines' keys hashed already (`line_key`)."""
-        ident = _id(event_id)
+        ident = reported_id(event_id)
         kept = now // SECOND  # a line is kept for the horizon after it was reported, however old it is
         for key, ts in lines:
             self._lines[key] = max(ts // SECOND, kept)
@@ -235,7 +246,7 @@ class StateStore:
         when = (resume if resume is not None else now) // SECOND
         self.db.executemany("INSERT OR REPLACE INTO lines VALUES (?, ?)", [(line_key(k), when) for k in keys])
         self.db.executemany(
-            "INSERT OR REPLACE INTO reported VALUES (?, ?)", [(_id(k), v // SECOND) for k, v in ids.items()]
+            "INSERT OR REPLACE INTO reported VALUES (?, ?)", [(reported_id(k), v // SECOND) for k, v in ids.items()]
         )
         if resume is not None:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('resume_from', ?)", (resume,))
