@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+import orjson
+
 from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
@@ -176,8 +178,9 @@ class _Release:
         if events.is_empty():
             return
         self.give(events, lines)
-        for event_id in events["id"].to_list():
-            self.run.given.add(_id_line(event_id))
+        given = self.run.given
+        for event_id, keys in zip(events["id"].to_list(), _line_keys(events, lines), strict=True):
+            given.add(_given(event_id, keys))
         result.reported += len(events)
         worst = events.select(severity_column().replace_strict(SEVERITY, return_dtype=pl.Int64).max()).item()
         result.worst = max(result.worst, worst)
@@ -245,7 +248,7 @@ def _again(
 
     def after_given(event: Event) -> None:
         if not again.past:
-            again.add(_id_line(event.id))
+            again.add(_given(event.id, [line.key for line in event.lines]))
         elif reread is not None and not reread.checked():
             held.append(event)
         else:
@@ -263,8 +266,25 @@ def _again(
     return result
 
 
-def _id_line(event_id: str) -> bytes:
-    return event_id.encode() + b"\n"
+def _given(event_id: str, keys: list[str]) -> bytes:
+    """What the second read's events are checked to be, one given event: its id and its lines (a row the store
+    made visible between the reads, joining an event already given, must not pass as that event: the state would
+    record it as reported, and it was never written)."""
+    return orjson.dumps([event_id, keys]) + b"\n"
+
+
+def _line_keys(events: pl.DataFrame, lines: pl.DataFrame) -> list[list[str]]:
+    """Each event's lines' keys, in its order (`line_order` names them by `idx`)."""
+    import polars as pl
+
+    keyed = (
+        events.select(event=pl.int_range(pl.len()), idx="line_order")
+        .explode("idx")
+        .join(lines.select("idx", "key"), on="idx", how="left", maintain_order="left")
+        .group_by("event", maintain_order=True)
+        .agg("key")
+    )
+    return keyed["key"].to_list()
 
 
 _OTHER_EVENTS = "the input, read again, gives other events than the first reading: did it change while it was read?"

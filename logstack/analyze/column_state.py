@@ -16,22 +16,23 @@ if TYPE_CHECKING:
 _EVENT = ("id", "type", "source_ip", "pids", "start", "end", "flags")
 _FIRST = ["machine", "host", "boot", "pid", "ident", "auth"]  # of its first line
 _MEMBERS = ("hashed", "ts", "oldest", *_FIRST)
+# lines in a batch from which the state's keys are read whole and searched (about 12 bytes a key held, 0.7 s a
+# million read), not asked of SQLite a few hundred at a time
+LOAD_AT = 20_000
 
 
 class ColumnLedger:
     """The state of a run in columns: asked for each batch's `known` column, told each batch's released events.
 
-    Which lines were reported is asked of sorted columns of their hashed keys (a binary search a line): those the
-    state held as the run began, read once, and those this run recorded, a sorted chunk a batch (merged now and
-    then), not of the database line by line."""
+    Which lines were reported is asked, for a large batch, of sorted columns of their hashed keys (a binary search
+    a line): those the state held, read once, and those this run recorded, a sorted chunk a batch (merged now and
+    then); a small batch asks the database, a few hundred keys a query."""
 
     def __init__(self, state: StateStore, now: int, gap: int, horizon: int) -> None:
-        import polars as pl
 
         self.state, self.now, self.gap = state, now, gap
         self.horizon = now - horizon  # an event with a line older than this is late
-        chunks = [pl.Series(part, dtype=pl.Binary) for part in state.line_keys()]
-        self._before = pl.concat(chunks) if chunks else pl.Series(dtype=pl.Binary)
+        self._before: pl.Series | None = None  # the state's keys, read at the first batch of LOAD_AT lines
         self._recorded: list[pl.Series] = []  # this run's, each sorted
 
     def known(self, lines: pl.DataFrame) -> pl.DataFrame:
@@ -39,7 +40,15 @@ class ColumnLedger:
         `hashed`, its key as the state keeps it."""
         import polars as pl
 
-        hashed = pl.Series([line_key(key) for key in lines["key"].to_list()], dtype=pl.Binary)
+        keys = [line_key(key) for key in lines["key"].to_list()]
+        hashed = pl.Series(keys, dtype=pl.Binary)
+        if self._before is None and len(keys) < LOAD_AT:
+            # a small batch (the store's rows of a few minutes) asks the state: reading every key it holds (14 days
+            # of them) would cost more than the batch
+            return lines.with_columns(known=pl.Series(self.state.seen_hashed(keys), dtype=pl.Boolean), hashed=hashed)
+        if self._before is None:
+            parts = [pl.Series(part, dtype=pl.Binary) for part in self.state.line_keys()]
+            self._before = pl.concat(parts) if parts else pl.Series(dtype=pl.Binary)
         known = _among(hashed, self._before)
         for chunk in self._recorded:
             known |= _among(hashed, chunk)
@@ -89,9 +98,9 @@ class ColumnLedger:
             *(events[name].to_list() for name in _EVENT), *(members[name].to_list() for name in _MEMBERS), strict=True
         )
         for row, (eid, etype, ip, pids, start, end, flag, keys, times, oldest, *first) in enumerate(rows):
-            if (ident := reported_id(eid)) in reported:
+            if (reported_key := reported_id(eid)) in reported:
                 continue
-            reported.add(ident)
+            reported.add(reported_key)
             machine, host, boot, pid, ident, auth = first
             where = (machine or host or "", boot or "", pid or "", ident or "", auth)
             groups = event_groups(etype, ip, pids, *where)

@@ -118,8 +118,19 @@ class StateStore:
             return False
         return self.db.execute("SELECT 1 FROM lines WHERE key = ?", (hashed,)).fetchone() is not None
 
+    def seen_hashed(self, hashed: list[bytes]) -> list[bool]:
+        """`seen` of many lines at once, their keys hashed (`line_key`): one query a few hundred lines."""
+        found = self._lines.keys() & set(hashed)
+        if not self._nothing_written:
+            for at in range(0, len(hashed), 500):
+                part = hashed[at : at + 500]
+                query = f"SELECT key FROM lines WHERE key IN ({','.join('?' * len(part))})"
+                found.update(bytes(row[0]) for row in self.db.execute(query, part))
+        return [key in found for key in hashed]
+
     def line_keys(self, chunk: int = 100_000) -> Iterator[list[bytes]]:
-        """The hashed keys of the lines recorded before this run (`line_key`), in order, a chunk at a time."""
+        """The hashed keys of the lines recorded (`line_key`), this run's so far included, in order, a chunk at a
+        time."""
         self._write()
         rows = self.db.execute("SELECT key FROM lines ORDER BY key")  # the table's own order: its primary key
         while part := rows.fetchmany(chunk):
