@@ -91,6 +91,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
             differences.append("the columns left another state than the line-by-line engine")
         return result
 
-    monkeypatch.setattr(command, "analyze_in_columns", checked)
+    monkeypatch.setattr(command, "analyze_in_columns", checked)  # the store's rows
+    monkeypatch.setattr(column_run, "analyze_in_columns", checked)  # an export (`analyze_journal`)
     yield differences
     assert not differences, differences[0]

@@ -8,6 +8,7 @@ reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import stat
@@ -23,7 +24,7 @@ from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
 from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
 from logstack.analyze.event_json import event_json, severity_column
-from logstack.analyze.export import CHANGED, Read
+from logstack.analyze.export import CHANGED, ExportSource, Read
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
@@ -31,6 +32,7 @@ from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
 from logstack.journal.line import Line
+from logstack.journal.selection import Selection
 
 if TYPE_CHECKING:
     import polars as pl
@@ -309,6 +311,36 @@ def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
         Event(**dict(zip(names, row, strict=True)), lines=[made[idx] for idx in order])  # type: ignore[arg-type]
         for *row, order in rows
     ]
+
+
+def analyze_journal(
+    path: str,
+    selection: Selection | None,
+    options: RunOptions,
+    now: int,
+    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
+    flush: Callable[[], None] = lambda: None,
+    before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    wrap: Callable[[LineSource], LineSource] = lambda source: source,
+) -> tuple[RunResult, ExportSource]:
+    """An export analysed, every line the horizon covers read again (it may be merged or late): a regular file in
+    columns, pinned (a second read, where the columns refuse, reads the same file, checked to begin as the first
+    did); a pipe line by line (it reads once). `output`: events as objects, and as JSON lines where they may go
+    as bytes; `wrap`: what the caller puts around the line source (progress). The export is returned for its
+    counts of lines outside the run's window."""
+    report, write = output
+    columns = columns_serve(path)
+    lines = ExportSource(path, options.since, selection, pinned=columns)
+    options = dataclasses.replace(options, reread=True)
+    try:
+        if columns:
+            extra = {"reread": lines, "flush": flush, "before_commit": before_commit}
+            result = analyze_in_columns(wrap(lines), options, now, report, write, **extra)
+        else:
+            result = run_analysis(wrap(lines), options, report, now, flush, before_commit)
+    finally:
+        lines.close()
+    return result, lines
 
 
 def columns_serve(journal: str) -> bool:

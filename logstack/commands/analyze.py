@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_in_columns, columns_serve
+from logstack.analyze.column_run import analyze_in_columns, analyze_journal
 from logstack.analyze.export import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
-from logstack.analyze.run import RunOptions, RunResult, resume_clock, run_analysis
+from logstack.analyze.run import RunOptions, RunResult, resume_clock
 from logstack.base.clock import DAY, duration_micros, parse_period
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
@@ -100,7 +100,7 @@ def analyze(
     # events go out as JSON lines written from columns, unless people (text) or alerts read them as objects
     as_json = writer.write_json_lines if writer.fmt != "text" and collector is None else None
     if journal is not None:
-        result = _from_export(journal, inv, options, (report, as_json), now, flush, queue)
+        result = _from_export(journal, inv, options, now, (report, as_json), flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
@@ -201,37 +201,17 @@ def _from_export(
     journal: str,
     inv: Inventory | None,
     options: RunOptions,
-    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
     now: int,
+    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
     flush: Callable[[], None],
     queue: Callable[[sqlite3.Connection], None] | None,
 ) -> RunResult:
-    """A run over an export: every line the horizon covers is read again (the file may be merged or late). A
-    regular file is read in columns (pinned: a second read, where the columns refuse, reads the same file and is
-    checked to begin as the first did); `output`: where events go (objects, and JSON lines where they may go as
-    bytes)."""
-    report, as_json = output
-    columns = columns_serve(journal)
-    lines = _journal_source(journal, options.since, inv, pinned=columns)
-    source = with_progress(lines, Progress(f"analyze {journal}"))
-    options = dataclasses.replace(options, reread=True)
-    try:
-        if columns:
-            result = analyze_in_columns(
-                source, options, now, report, as_json, reread=lines, flush=flush, before_commit=queue
-            )
-        else:
-            result = run_analysis(source, options, report, now, flush, queue)
-    finally:
-        lines.close()
+    progress = Progress(f"analyze {journal}")
+    wrap = lambda source: with_progress(source, progress)  # noqa: E731
+    result, lines = analyze_journal(journal, Selection.of(inv), options, now, output, flush, queue, wrap)
     if options.state_path is not None:
         _warn_unread(journal, lines, options)
     return result
-
-
-def _journal_source(path: str, since: int | None, inv: Inventory | None, pinned: bool = False) -> ExportSource:
-    # an export holds every program's lines: read those the senders would forward
-    return ExportSource(path, since, Selection.of(inv), pinned)
 
 
 def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:
