@@ -22,7 +22,7 @@ import orjson
 from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
-from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS
+from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS, lines_of
 from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.export import CHANGED, ExportSource, Read
 from logstack.analyze.incident_columns import BatchIncidents
@@ -276,17 +276,8 @@ def _given(event_id: str, keys: list[str]) -> bytes:
 
 
 def _line_keys(events: pl.DataFrame, lines: pl.DataFrame) -> list[list[str]]:
-    """Each event's lines' keys, in its order (`line_order` names them by `idx`)."""
-    import polars as pl
-
-    keyed = (
-        events.select(event=pl.int_range(pl.len()), idx="line_order")
-        .explode("idx")
-        .join(lines.select("idx", "key"), on="idx", how="left", maintain_order="left")
-        .group_by("event", maintain_order=True)
-        .agg("key")
-    )
-    return keyed["key"].to_list()
+    """Each event's lines' keys, in its order."""
+    return lines_of(events, lines, ["key"]).group_by("event", maintain_order=True).agg("key")["key"].to_list()
 
 
 _OTHER_EVENTS = "the input, read again, gives other events than the first reading: did it change while it was read?"
@@ -334,8 +325,9 @@ def analyze_journal(
     options = dataclasses.replace(options, reread=True)
     try:
         if columns:
-            extra = {"reread": lines, "flush": flush, "before_commit": before_commit}
-            result = analyze_in_columns(wrap(lines), options, now, report, write, **extra)
+            result = analyze_in_columns(
+                wrap(lines), options, now, report, write, reread=lines, flush=flush, before_commit=before_commit
+            )
         else:
             result = run_analysis(wrap(lines), options, report, now, flush, before_commit)
     finally:

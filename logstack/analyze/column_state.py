@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from logstack.analyze.event_columns import lines_of
 from logstack.analyze.state import StateStore, event_groups, line_key, reported_id
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ class ColumnLedger:
     then); a small batch asks the database, a few hundred keys a query."""
 
     def __init__(self, state: StateStore, now: int, gap: int, horizon: int) -> None:
-
         self.state, self.now, self.gap = state, now, gap
         self.horizon = now - horizon  # an event with a line older than this is late
         self._before: pl.Series | None = None  # the state's keys, read at the first batch of LOAD_AT lines
@@ -76,14 +76,7 @@ class ColumnLedger:
         missing = [pl.lit(None, pl.String).alias(name) for name in _FIRST if name not in lines.columns]
         missing += [pl.lit(None, pl.Binary).alias("hashed")] if "hashed" not in lines.columns else []
         members = (
-            events.select(event=pl.int_range(pl.len()), idx="line_order")
-            .explode("idx")
-            .join(
-                lines.with_columns(missing).select("idx", "hashed", "ts", *_FIRST),
-                on="idx",
-                how="left",
-                maintain_order="left",
-            )
+            lines_of(events, lines.with_columns(missing), ["hashed", "ts", *_FIRST])
             .group_by("event", maintain_order=True)
             .agg("hashed", "ts", pl.col(_FIRST).first(), oldest=pl.col("ts").min())
         )

@@ -51,6 +51,18 @@ def event_columns(lines: pl.DataFrame) -> pl.DataFrame:
     return events.with_columns(id=pl.Series(ids, dtype=pl.String)).select(EVENT_COLUMNS)
 
 
+def lines_of(events: pl.DataFrame, lines: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """The events' lines, one row each, in each event's order: `event` (the event's row in `events`) and the
+    columns `names` of `lines`, which `line_order` names by `idx`."""
+    import polars as pl
+
+    return (
+        events.select(event=pl.int_range(pl.len()), idx="line_order")
+        .explode("idx")
+        .join(lines.select("idx", *names), on="idx", how="left", maintain_order="left")
+    )
+
+
 # Event's fields but those made later (lines: `line_order` gives them; continues: the state's), and the group.
 _LATER = {"lines", "continues"}
 EVENT_COLUMNS = ("group", *(f.name for f in fields(Event) if f.name not in _LATER), "line_order")

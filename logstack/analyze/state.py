@@ -122,11 +122,16 @@ class StateStore:
         """`seen` of many lines at once, their keys hashed (`line_key`): one query a few hundred lines."""
         found = self._lines.keys() & set(hashed)
         if not self._nothing_written:
-            for at in range(0, len(hashed), 500):
-                part = hashed[at : at + 500]
-                query = f"SELECT key FROM lines WHERE key IN ({','.join('?' * len(part))})"
-                found.update(bytes(row[0]) for row in self.db.execute(query, part))
+            found |= self._stored("SELECT key FROM lines WHERE key IN", hashed)
         return [key in found for key in hashed]
+
+    def _stored(self, select: str, keys: list[bytes]) -> set[bytes]:
+        """Which of `keys` the table holds (`select` ends with `IN`): a query a few hundred keys."""
+        found: set[bytes] = set()
+        for at in range(0, len(keys), 500):
+            part = keys[at : at + 500]
+            found.update(bytes(row[0]) for row in self.db.execute(f"{select} ({','.join('?' * len(part))})", part))
+        return found
 
     def line_keys(self, chunk: int = 100_000) -> Iterator[list[bytes]]:
         """The hashed keys of the lines recorded (`line_key`), this run's so far included, in order, a chunk at a
@@ -154,12 +159,9 @@ class StateStore:
         """Of `event_ids`, as `reported_id` keys them, those `was_reported` says were (one query a few hundred
         ids, not one an id)."""
         keys = list({reported_id(event_id) for event_id in event_ids})
-        found = {key for key in keys if key in self._reported}
-        for at in range(0, len(keys), 500):
-            part = keys[at : at + 500]
-            query = f"SELECT id FROM reported WHERE id IN ({','.join('?' * len(part))})"
-            found.update(bytes(row[0]) for row in self.db.execute(query, part))
-        return found
+        return {key for key in keys if key in self._reported} | self._stored(
+            "SELECT id FROM reported WHERE id IN", keys
+        )
 
     def was_reported(self, event_id: str) -> bool:
         ident = reported_id(event_id)
