@@ -64,6 +64,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         reread: column_run.Reread | None = None,
         flush: Callable[[], None] = lambda: None,
         before_commit: Callable[[sqlite3.Connection], None] | None = None,
+        frames: column_run.FrameSource | None = None,
     ) -> RunResult:
         seen, raw = _json_lines()
         copy = _copy_state(options.state_path)
@@ -78,7 +79,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
             report(event)
 
         writes = both_write if write is not None else None
-        result = real(source, options, now, both_report, writes, batch, reread, flush, before_commit)
+        result = real(source, options, now, both_report, writes, batch, reread, flush, before_commit, frames)
         reference, want = _json_lines()
         run_analysis(source, dataclasses.replace(options, state_path=copy), reference.write, now)
         if raw.getvalue() != want.getvalue():

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from logstack.analyze.column_run import analyze_in_columns, columns_serve, run_columns
+from logstack.analyze.column_run import analyze_in_columns, columns_serve, line_batches, run_columns
 from logstack.analyze.event import Settings
 from logstack.analyze.event_json import event_json
-from logstack.analyze.export import ExportSource
+from logstack.analyze.export_source import ExportSource
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import SECOND
@@ -151,7 +151,11 @@ def test_a_refused_batch_leaves_the_rest_to_the_line_by_line_engine():
     lines = lines[:-20] + _portless(lines[-20:], random.Random(1), 1)
     options = RunOptions()
     written: list[bytes] = []
-    run = run_columns(_source(lines)(None, None), options, lambda *out: written.append(event_json(*out, by="idx")), 50)
+    run = run_columns(
+        line_batches(_source(lines)(None, None), 50),
+        options,
+        lambda *out: written.append(event_json(*out, by="idx")),
+    )
     assert not run.whole and run.given.size  # refused, after events were written
     assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
     assert in_columns(_source(lines), options, 50).startswith(b"".join(written))
@@ -164,10 +168,10 @@ def test_a_line_like_a_session_child_with_no_login_to_join_stays_in_the_columns(
     lines = delayed(attacked_journal(3, 120, 30), random.Random(3), 30)
     lines = _strangers(lines, random.Random(2), 6)
     options = RunOptions()
-    assert run_columns(_source(lines)(None, None), options, lambda *_: None, 50).whole
+    assert run_columns(line_batches(_source(lines)(None, None), 50), options, lambda *_: None).whole
     assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
     joinable = _portless(list(lines), random.Random(1), 1)
-    assert not run_columns(_source(joinable)(None, None), options, lambda *_: None, 50).whole
+    assert not run_columns(line_batches(_source(joinable)(None, None), 50), options, lambda *_: None).whole
     assert in_columns(_source(joinable), options, 50) == reference(_source(joinable), options)
 
 
@@ -175,7 +179,7 @@ def test_a_copy_of_a_line_still_held_is_the_line_by_line_engines():
     lines = delayed(attacked_journal(5, 60, 0), random.Random(5), 30)
     lines.insert(len(lines) - 2, copy.copy(lines[len(lines) - 4]))
     options = RunOptions()
-    assert not run_columns(_source(lines)(None, None), options, lambda *_: None, batch=10).whole
+    assert not run_columns(line_batches(_source(lines)(None, None), 10), options, lambda *_: None).whole
     assert in_columns(_source(lines), options, 10) == reference(_source(lines), options)
 
 
@@ -244,7 +248,7 @@ def test_batches_bounded_by_their_text_give_the_same_events(seed, count, text):
         batches.append(len(events))
         writer.write_json_lines(event_json(events, lines_out, by="idx"))
 
-    run = run_columns(_source(lines)(None, None), RunOptions(), give, batch=10_000, text=text)
+    run = run_columns(line_batches(_source(lines)(None, None), 10_000, text), RunOptions(), give)
     if run.whole:
         assert raw.getvalue() == reference(_source(lines), RunOptions())
     longest = max(len(line.message) for line in lines)
@@ -263,8 +267,10 @@ def _refused_export(tmp_path: Path, user: str = "root") -> Path:
     entries.append(entry(T0 + 8999 * SECOND, "sshd", 9, login, comm="logger"))
     entries.append(entry(T0 + 9000 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x", comm="logger"))
     path = write(tmp_path / "export.json", entries)
-    lines = ExportSource(str(path), None, Selection.of(None))(None, None)
-    assert not run_columns(lines, RunOptions(), lambda *_: None).whole  # what the tests reading it rely on
+    export = ExportSource(str(path), None, Selection.of(None), pinned=True)
+    assert not run_columns(
+        export.frames(None, None), RunOptions(), lambda *_: None
+    ).whole  # what the tests reading it rely on
     return path
 
 

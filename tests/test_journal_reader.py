@@ -62,7 +62,7 @@ def _reference(data: bytes, since: int | None) -> list[tuple[str, str, str]]:
 
 
 def _read(data: bytes, since: int | None) -> list[tuple[str, str, str]]:
-    return [(ln.key, ln.ident, ln.message) for ln in sources._parse(io.BytesIO(data), "x", since, SELECTION)]
+    return [(ln.key, ln.ident, ln.message) for ln in sources.parse_export(io.BytesIO(data), "x", since, SELECTION)]
 
 
 KINDS = st.sampled_from(["plain"] * 6 + ["spaced", "escaped", "bytes", "missing", "crlf", "blank"])

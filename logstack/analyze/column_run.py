@@ -22,11 +22,13 @@ import orjson
 from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
-from logstack.analyze.event_columns import EVENT_COLUMNS, LINE_COLUMNS, lines_of
+from logstack.analyze.event_columns import EVENT_COLUMNS, lines_of
 from logstack.analyze.event_json import event_json, severity_column
-from logstack.analyze.export import CHANGED, ExportSource, Read
+from logstack.analyze.export import CHANGED, Read
+from logstack.analyze.export_columns import line_columns
+from logstack.analyze.export_source import ExportSource
 from logstack.analyze.incident_columns import BatchIncidents
-from logstack.analyze.line_groups import COLUMNS, BatchGroups, fed_lines
+from logstack.analyze.line_groups import BatchGroups, fed_lines
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
 from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
@@ -41,21 +43,20 @@ if TYPE_CHECKING:
 # closes) is most of a run's memory, and a line may be 14 KB or more (any local user can log such lines).
 BATCH = 40_000
 BATCH_TEXT = 16 << 20
-_TIMES = ("ts", "arrival")
 T = TypeVar("T")
 
 
 def line_frame(lines: Sequence[Line], min_batch: int = MIN_BATCH) -> pl.DataFrame:
     """Lines as the column stages read them: what the line layer and `event_columns` read, and the facts."""
+    return with_facts(line_columns(lines), min_batch)
+
+
+def with_facts(lines: pl.DataFrame, min_batch: int = MIN_BATCH) -> pl.DataFrame:
+    """Lines in columns (`export_columns.LINE_FIELDS`) with their facts' columns."""
     import polars as pl
 
-    facts = fact_columns([line.ident for line in lines], [line.message for line in lines], min_batch=min_batch)
-    names = [name for name in dict.fromkeys([*COLUMNS, *LINE_COLUMNS]) if name not in facts.columns]
-    frame = pl.DataFrame(
-        {name: [getattr(line, name) for line in lines] for name in names},
-        schema={name: pl.Int64 if name in _TIMES else pl.String for name in names},
-    )
-    return pl.concat([frame, facts], how="horizontal")
+    facts = fact_columns(lines["ident"], lines["message"], min_batch=min_batch)
+    return pl.concat([lines, facts.drop(name for name in facts.columns if name in lines.columns)], how="horizontal")
 
 
 @dataclass
@@ -82,28 +83,30 @@ class Reread(Protocol):
         ...
 
 
+# the lines of a window of arrival times (`run.LineSource`'s), in columns (`export_columns.LINE_FIELDS`)
+FrameSource = Callable[[int | None, int | None], Iterable["pl.DataFrame"]]
 # what a run gives its events to, batch by batch: the events (`event_columns`' rows) and the lines they name by `idx`
 EventSink = Callable[["pl.DataFrame", "pl.DataFrame"], None]
 
 
 def run_columns(
-    lines: Iterable[Line],
+    batches: Iterable[pl.DataFrame],
     options: RunOptions,
     give: EventSink,
-    batch: int = BATCH,
-    text: int = BATCH_TEXT,
     upper: int | None = None,
     ledger: ColumnLedger | None = None,
+    batch: int = BATCH,
 ) -> ColumnRun:
-    """Events of `lines` to `give`, batch by batch; stops at a batch a stage cannot answer. `upper`: events still
-    growing by then are held back (`run.window`); `ledger`: the run's state (None: the builder's own, no state)."""
+    """Events of the lines of `batches` (in columns, `line_batches`) to `give`, at most `batch` lines at a time;
+    stops at a batch a stage cannot answer. `upper`: events still growing by then are held back (`run.window`);
+    `ledger`: the run's state (None: the builder's own, no state)."""
     settings = options.settings
     grouper, joiner, incidents = BatchGroups(settings.gap), BatchConnections(settings.gap), BatchIncidents(settings)
     run = ColumnRun()
     release = _Release(run, options, give, upper, ledger)
     try:
-        for count, part in _read_ahead(_frames(lines, batch, text)):
-            run.result.lines += count
+        for part in _read_ahead(with_facts(part) for part in _at_most(batches, batch)):
+            run.result.lines += len(part)
             if ledger is not None:  # asked now: the batches before it are reported and recorded
                 part = ledger.known(part)
             closed = grouper.feed(part, joiner.held_keys())
@@ -126,18 +129,24 @@ def run_columns(
     return run
 
 
-def _frames(lines: Iterable[Line], batch: int, text: int) -> Iterator[tuple[int, pl.DataFrame]]:
-    """Batches of at most `batch` lines and `text` characters of messages (or one line), in columns."""
+def line_batches(lines: Iterable[Line], batch: int = BATCH, text: int = BATCH_TEXT) -> Iterator[pl.DataFrame]:
+    """Lines in columns, batches of at most `batch` lines and `text` characters of messages (or one line)."""
     chunk: list[Line] = []
     size = 0
     for line in lines:
         if chunk and (len(chunk) >= batch or size + len(line.message) > text):
-            yield len(chunk), line_frame(chunk)
+            yield line_columns(chunk)
             chunk, size = [], 0
         chunk.append(line)
         size += len(line.message)
     if chunk:
-        yield len(chunk), line_frame(chunk)
+        yield line_columns(chunk)
+
+
+def _at_most(batches: Iterable[pl.DataFrame], batch: int) -> Iterator[pl.DataFrame]:
+    for part in batches:
+        for start in range(0, len(part), batch):
+            yield part.slice(start, batch)
 
 
 def _read_ahead(items: Iterator[T]) -> Iterator[T]:
@@ -198,12 +207,14 @@ def analyze_in_columns(
     reread: Reread | None = None,
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    frames: FrameSource | None = None,
 ) -> RunResult:
     """A run in columns (an export, or the store's rows), as `run.run_analysis` runs it (with a state: exactly
     once across runs): events written as JSON lines to `write`, or made objects and given to `report` (None).
     Where the columns refuse, the line-by-line engine reads `source` again from its start (the state as it was
     before) and `report`s its events after those the columns gave (checked to be the same, in the same order);
-    `reread` checks that the input still begins with what the columns read (it may have grown)."""
+    `reread` checks that the input still begins with what the columns read (it may have grown). `frames`: the
+    same lines as `source`'s, already in columns (an export read by polars), for the columns to read."""
     give: EventSink
     if write is not None:
         give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
@@ -218,7 +229,8 @@ def analyze_in_columns(
         if state is not None:
             state.mark()
             ledger = ColumnLedger(state, now, options.settings.gap, options.horizon)
-        run = run_columns(source(start, upper), options, give, batch, upper=upper, ledger=ledger)
+        batches = frames(start, upper) if frames is not None else line_batches(source(start, upper), batch)
+        run = run_columns(batches, options, give, upper, ledger, batch)
         if run.whole:
             return run.result
         if reread is not None and not reread.same_start():
@@ -312,27 +324,60 @@ def analyze_journal(
     output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
-    wrap: Callable[[LineSource], LineSource] = lambda source: source,
+    progress: Callable[[int], None] = lambda count: None,
 ) -> tuple[RunResult, ExportSource]:
     """An export analysed, every line the horizon covers read again (it may be merged or late): a regular file in
     columns, pinned (a second read, where the columns refuse, reads the same file, checked to begin as the first
     did); a pipe line by line (it reads once). `output`: events as objects, and as JSON lines where they may go
-    as bytes; `wrap`: what the caller puts around the line source (progress). The export is returned for its
-    counts of lines outside the run's window."""
+    as bytes; `progress` is told how many lines a read has read so far, now and then. The export is returned for
+    its counts of lines outside the run's window."""
     report, write = output
     columns = columns_serve(path)
     lines = ExportSource(path, options.since, selection, pinned=columns)
+    source, frames = _counted(lines, progress), _counted_frames(lines.frames, progress)
     options = dataclasses.replace(options, reread=True)
     try:
         if columns:
             result = analyze_in_columns(
-                wrap(lines), options, now, report, write, reread=lines, flush=flush, before_commit=before_commit
+                source,
+                options,
+                now,
+                report,
+                write,
+                reread=lines,
+                flush=flush,
+                before_commit=before_commit,
+                frames=frames,
             )
         else:
-            result = run_analysis(wrap(lines), options, report, now, flush, before_commit)
+            result = run_analysis(source, options, report, now, flush, before_commit)
     finally:
         lines.close()
     return result, lines
+
+
+_EVERY = 4096  # lines between progress counts
+
+
+def _counted(source: LineSource, progress: Callable[[int], None]) -> LineSource:
+    def counted(start: int | None, end: int | None) -> Iterator[Line]:
+        for count, line in enumerate(source(start, end), 1):
+            if count % _EVERY == 0:
+                progress(count)
+            yield line
+
+    return counted
+
+
+def _counted_frames(source: FrameSource, progress: Callable[[int], None]) -> FrameSource:
+    def counted(start: int | None, end: int | None) -> Iterator[pl.DataFrame]:
+        count = 0
+        for frame in source(start, end):
+            count += len(frame)
+            progress(count)
+            yield frame
+
+    return counted
 
 
 def columns_serve(journal: str) -> bool:

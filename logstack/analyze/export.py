@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.journal.line import Line, from_journal
 from logstack.journal.selection import Selection
+
+if TYPE_CHECKING:
+    pass
 
 try:  # orjson parses journal JSON several times faster than the standard library
     from orjson import JSONDecodeError as _JSONError
@@ -30,13 +31,13 @@ def journal_lines(source: str, since: int | None = None, selection: Selection | 
     """
     name = "<stdin>" if source == "-" else source
     if source == "-":
-        yield from _parse(sys.stdin.buffer, name, since, selection)
+        yield from parse_export(sys.stdin.buffer, name, since, selection)
         return
-    with _open(source) as handle:
-        yield from _parse(handle, name, since, selection)
+    with open_export(source) as handle:
+        yield from parse_export(handle, name, since, selection)
 
 
-def _open(source: str) -> BinaryIO:
+def open_export(source: str) -> BinaryIO:
     try:
         return Path(source).open("rb")
     except OSError as exc:
@@ -47,42 +48,58 @@ _IDENT_KEY = b'"SYSLOG_IDENTIFIER":"'
 _OBJECT_ENDS = (b"}\n", b"}", b"}\r\n")
 
 
-def _parse(
+def parse_export(
     stream: BinaryIO, name: str, since: int | None, selection: Selection | None, read: Read | None = None
 ) -> Iterator[Line]:
     wanted = selection.identifier_bytes() if selection is not None else None
-    skip = len(_IDENT_KEY)
     for number, raw in enumerate(stream, 1):
         if read is not None:
             read.add(raw)
-        if wanted is not None:
-            # An unescaped `"SYSLOG_IDENTIFIER":"` can only be the key itself (quotes inside JSON
-            # strings are escaped); values with escapes, arrays or odd spacing take the full parse.
-            at = raw.find(_IDENT_KEY)
-            if at >= 0:
-                end = raw.find(b'"', at + skip)
-                ident = raw[at + skip : end]
-                looks_whole = raw[:1] == b"{" and raw.endswith(_OBJECT_ENDS)
-                if end >= 0 and ident not in wanted and b"\\" not in ident and looks_whole:
-                    continue
-        try:
-            obj: Any = _loads(raw)
-        except _JSONError:
-            if not raw.strip():
-                continue
-            raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)") from None
-        if obj.__class__ is not dict:
-            raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)")
-        line = from_journal(obj)
-        if line is None:
-            raise BadInputError(
-                f"{name}:{number}: entry has no usable __REALTIME_TIMESTAMP (microseconds since 1970, before 10000)"
-            )
-        if since is not None and line.ts < since:
-            continue
-        if selection is not None and not selection.keeps(line.ident, line.message):
-            continue
-        yield line
+        line = export_line(raw, number, name, wanted, since, selection)
+        if line is not None:
+            yield line
+
+
+def export_line(
+    raw: bytes,
+    number: int,
+    name: str,
+    wanted: frozenset[bytes] | None,
+    since: int | None,
+    selection: Selection | None,
+) -> Line | None:
+    """One line of an export (with its newline, if it has one) as read, or None where it is skipped: blank, before
+    `since`, or not one `selection` keeps (`wanted`: its identifiers as bytes); a bad line is an error naming it
+    `name`:`number`."""
+    if wanted is not None:
+        # An unescaped `"SYSLOG_IDENTIFIER":"` can only be the key itself (quotes inside JSON
+        # strings are escaped); values with escapes, arrays or odd spacing take the full parse.
+        at = raw.find(_IDENT_KEY)
+        if at >= 0:
+            skip = len(_IDENT_KEY)
+            end = raw.find(b'"', at + skip)
+            ident = raw[at + skip : end]
+            looks_whole = raw[:1] == b"{" and raw.endswith(_OBJECT_ENDS)
+            if end >= 0 and ident not in wanted and b"\\" not in ident and looks_whole:
+                return None
+    try:
+        obj: Any = _loads(raw)
+    except _JSONError:
+        if not raw.strip():
+            return None
+        raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)") from None
+    if obj.__class__ is not dict:
+        raise BadInputError(f"{name}:{number}: not a JSON object (export with `journalctl -o json`)")
+    line = from_journal(obj)
+    if line is None:
+        raise BadInputError(
+            f"{name}:{number}: entry has no usable __REALTIME_TIMESTAMP (microseconds since 1970, before 10000)"
+        )
+    if since is not None and line.ts < since:
+        return None
+    if selection is not None and not selection.keeps(line.ident, line.message):
+        return None
+    return line
 
 
 CHANGED = "the export changed while it was read (it no longer begins with what was read): analyze it again"
@@ -104,6 +121,18 @@ class Read:
         if self._expect is not None and self.size >= self._expect.size:
             self._check()
 
+    def add_lines(self, data: bytes) -> None:
+        """Whole lines at once, checked as `add` would check them a line at a time: a read that does not end where
+        a line of these ends is not the same."""
+        expect = self._expect
+        cut = expect.size - self.size if expect is not None else 0
+        if 0 < cut < len(data):
+            self.add(data[:cut])  # checked here
+            if data[cut - 1 : cut] != b"\n":  # that read ended inside one of these lines (it grew since)
+                raise RuntimeFailure(self._changed)
+            data = data[cut:]
+        self.add(data)
+
     def end(self) -> None:
         """The end of the file: fewer bytes than expected is a change too."""
         if self._expect is not None:
@@ -121,72 +150,3 @@ class Read:
         expect, self._expect = self._expect, None
         if expect is not None and (self.size != expect.size or self.digest() != expect.digest()):
             raise RuntimeFailure(self._changed)
-
-
-class ExportSource:
-    """Lines of an export, as the store's reader gives them: by a window of arrival times. What falls outside
-    the window is counted, so a run never leaves a line of the file unread without saying so.
-
-    `pinned`: the file is opened once and every read reads that file from its start (renamed or rotated away
-    meanwhile, it is still the one first read), through a buffer of its own (none holds another read's bytes),
-    and what each read consumed is kept (`read`): `same_start` checks the file still begins with it, and the
-    next read checks its own bytes against it as it goes (`read.past`: checked so far)."""
-
-    def __init__(self, path: str, since: int | None, selection: Selection | None, pinned: bool = False) -> None:
-        self.path, self.since, self.selection = path, since, selection
-        self.too_old = self.too_new = 0
-        self.read = Read()
-        self._file: BinaryIO | None = None
-        self._pinned = pinned and path != "-"
-        self._expect: Read | None = None
-
-    def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
-        self.too_old = self.too_new = 0  # of this read (a second one reads the same lines again)
-        for line in self._lines():
-            if start is not None and line.arrival < start:
-                self.too_old += 1
-            elif end is not None and line.arrival > end:
-                self.too_new += 1
-            else:
-                yield line
-
-    def _lines(self) -> Iterator[Line]:
-        if not self._pinned:
-            yield from journal_lines(self.path, self.since, self.selection)
-            return
-        if self._file is None:
-            self._file = _open(self.path)
-        fd = self._file.fileno()
-        os.lseek(fd, 0, os.SEEK_SET)
-        self.read, self._expect = Read(self._expect), None
-        yield from _parse(
-            io.BufferedReader(io.FileIO(fd, "rb", closefd=False)),
-            self.path,
-            self.since,
-            self.selection,
-            self.read,
-        )
-        self.read.end()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def checked(self) -> bool:
-        """Whether the read going on has read past what the one before it consumed, checked the same."""
-        return self.read.past
-
-    def same_start(self) -> bool:
-        """Whether the pinned file still begins with the bytes the last read consumed (read from the file, not a
-        buffer); if so, the next read checks its bytes against them again as it reads them."""
-        read = self.read
-        if self._file is None:
-            return read.size == 0
-        now, offset, fd = Read(), 0, self._file.fileno()
-        while offset < read.size and (chunk := os.pread(fd, min(1 << 20, read.size - offset), offset)):
-            now.add(chunk)
-            offset += len(chunk)
-        same = now.size == read.size and now.digest() == read.digest()
-        self._expect = read if same else None
-        return same

@@ -15,7 +15,7 @@ import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
 from logstack.analyze.column_run import analyze_in_columns, analyze_journal
-from logstack.analyze.export import ExportSource
+from logstack.analyze.export_source import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, RunResult, resume_clock
@@ -207,8 +207,10 @@ def _from_export(
     queue: Callable[[sqlite3.Connection], None] | None,
 ) -> RunResult:
     progress = Progress(f"analyze {journal}")
-    wrap = lambda source: with_progress(source, progress)  # noqa: E731
-    result, lines = analyze_journal(journal, Selection.of(inv), options, now, output, flush, queue, wrap)
+    try:
+        result, lines = analyze_journal(journal, Selection.of(inv), options, now, output, flush, queue, progress.update)
+    finally:  # also when the run fails: the error's line starts on a clean line
+        progress.done()
     if options.state_path is not None:
         _warn_unread(journal, lines, options)
     return result
