@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+from unittest import mock
 
 import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from logstack.analyze import export_columns
 from logstack.analyze.export import CHANGED, Read, parse_export
 from logstack.analyze.export_columns import export_frames, line_columns
 from logstack.base.errors import BadInputError, RuntimeFailure
@@ -179,10 +181,12 @@ def _rows(frame) -> list[tuple]:
     since=st.none() | st.integers(0, 40).map(lambda n: T0 + n * 1_000_000),
     selection=st.sampled_from([None, SELECTION, Selection(("sudo",), suppression_notices=False)]),
     size=st.integers(1, 3000),
+    piece=st.integers(1, 2000),
 )
-def test_columns_read_what_lines_read(data, since, selection, size):
+def test_columns_read_what_lines_read(data, since, selection, size, piece):
     want, error = _by_lines(data, since, selection)
-    got, got_error = _in_columns(data, since, selection, size)
+    with mock.patch.object(export_columns, "PIECE", piece):
+        got, got_error = _in_columns(data, since, selection, size)
     assert got_error == error
     if error is None:
         assert got == want
@@ -192,8 +196,6 @@ def test_columns_read_what_lines_read(data, since, selection, size):
 
 def test_a_clean_chunk_is_read_by_polars_alone(monkeypatch):
     """The common case never reaches the line-by-line reader: what makes the columns fast."""
-    from logstack.analyze import export_columns
-
     data = b"\n".join(json.dumps(_record(i, "sudo", MESSAGES[1]), separators=(",", ":")).encode() for i in range(50))
     monkeypatch.setattr(export_columns, "export_line", lambda *a: pytest.fail("read line by line"))
     rows, error = _in_columns(data + b"\n", None, SELECTION, 1 << 20)
@@ -236,3 +238,18 @@ def test_whole_lines_at_once_are_checked_as_line_by_line(lines, first, change, c
     assert at_once[0] == by_line[0]
     if by_line[0]:
         assert at_once == by_line
+
+
+@pytest.mark.parametrize("piece", [1, 10_000])
+def test_a_value_that_is_no_string_is_not_hidden_by_a_key_given_twice(piece):
+    """Counting keys alone would pass a chunk where one line's key given twice (one match too many) makes up for
+    another's value that is not a string (one too few): the values polars reads there are not orjson's."""
+    plain = [json.dumps(_record(i, "sudo", MESSAGES[0]), separators=(",", ":")) for i in range(6)]
+    odd = plain[3].replace('"_COMM":"sudo"', '"_COMM":true')
+    twice = plain[4][:-1] + ',"_EXE":"/usr/bin/last"}'
+    twice = twice.replace('{"', '{"_EXE":"/usr/bin/first","', 1)
+    data = "\n".join([*plain[:3], odd, twice, plain[5]]).encode() + b"\n"
+    with mock.patch.object(export_columns, "PIECE", piece):
+        got = _in_columns(data, None, None, 1 << 20)
+    assert got == _by_lines(data, None, None)
+    assert (got[0][3][8], got[0][4][9]) == ("True", "/usr/bin/last")  # comm, exe as from_journal reads them

@@ -51,6 +51,7 @@ _ODD = f"{_NOT_COMPACT}|{_SURROGATE}"
 # Where every value is a string (no nesting), each match is a top-level key read below, once a key
 _KEYS = '"(?:' + "|".join(re.escape(name) for name in FIELDS) + ')":"'
 CHUNK = 16 << 20  # bytes of whole lines a chunk
+PIECE = 64 << 10  # bytes of whole lines a text the patterns above are run over
 
 
 def export_frames(
@@ -127,17 +128,31 @@ def _fits(chunk: bytes, read: pl.DataFrame, count: int) -> pl.Series:
     the chunk, it holds for each line."""
     import polars as pl
 
-    text = pl.Series([chunk], dtype=pl.Binary).cast(pl.String, strict=False)
+    text = _pieces(chunk, PIECE)
     present = read.select(pl.sum_horizontal(pl.col(name).is_not_null() for name in FIELDS.values()).alias("n"))
     if text.null_count() == 0:
-        odd = text.str.contains(_ODD).item()
-        if not odd and text.str.count_matches(_KEYS).item() == present["n"].sum():
+        odd = text.str.contains(_ODD).any()
+        if not odd and text.str.count_matches(_KEYS).sum() == present["n"].sum():
             return pl.Series(values=[True] * count, dtype=pl.Boolean)
     lines = pl.Series(chunk.split(b"\n")[:count], dtype=pl.Binary).cast(pl.String, strict=False)
     per_line = pl.DataFrame({"text": lines, "n": present["n"]})
     return per_line.select(
         (~pl.col("text").str.contains(_ODD) & (pl.col("text").str.count_matches(_KEYS) == pl.col("n"))).fill_null(False)
     ).to_series()
+
+
+def _pieces(chunk: bytes, size: int) -> pl.Series:
+    """`chunk` as texts of whole lines of about `size` bytes (null where one is not UTF-8): a pattern run over one
+    text of megabytes costs polars several times its size in memory."""
+    import polars as pl
+
+    pieces, start = [], 0
+    while start < len(chunk):
+        end = chunk.find(b"\n", start + size)
+        end = len(chunk) if end < 0 else end + 1
+        pieces.append(chunk[start:end])
+        start = end
+    return pl.Series(pieces, dtype=pl.Binary).cast(pl.String, strict=False)
 
 
 def _keeps(selection: Selection) -> pl.Expr:
