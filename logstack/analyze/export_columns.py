@@ -4,10 +4,11 @@ code (`export.export_line`), so both readers give the same lines, skip the same 
 
 polars and orjson read the same JSON alike but for: values that are not strings (polars writes them as text:
 `[1, 2]`, `true`; `from_journal` reads a byte array as its bytes, a list as its first value), a key given twice
-(polars takes the first value, orjson the last), a lone surrogate escape (polars reads it, orjson refuses the
-line) and blank lines (polars skips them). A chunk where none of these can be is read by polars alone; the lines
-where one may be, and those `from_journal` would not read by its common path (a field missing or empty, an odd
-timestamp), are read line by line. tests/test_export_columns.py checks both readers on generated lines."""
+(polars takes the first value, orjson the last; a key spelled with escapes is one key twice too), a lone
+surrogate escape (polars reads it, orjson refuses the line) and blank lines (polars skips them). A chunk where
+none of these can be is read by polars alone; the lines where one may be, and those `from_journal` would not read
+by its common path (a field missing or empty, an odd timestamp), are read line by line.
+tests/test_export_columns.py checks both readers on generated lines."""
 
 from __future__ import annotations
 
@@ -46,8 +47,11 @@ _NONEMPTY = ("host", "machine", "pid", "boot", "ident", "cursor")
 # whitespace before it or anything but a string after it (a number, array, object, null, whitespace) matches.
 # So may a quoted `\" :` inside a string: such a line is only read line by line.
 _NOT_COMPACT = r'"[ \t\r]+:|":[^"]'
-_SURROGATE = r"\\u[dD][89a-fA-F]"
-_ODD = f"{_NOT_COMPACT}|{_SURROGATE}"
+# A surrogate escape (polars reads a lone one, orjson refuses it), or an escaped printable ASCII character: a key
+# so spelled (`"\\u005fPID"`) is read by polars as the key but not counted below. journalctl escapes only
+# control characters.
+_ESCAPE = r"\\u(?:[dD][89a-fA-F]|00[2-7])"
+_ODD = f"{_NOT_COMPACT}|{_ESCAPE}"
 # Where every value is a string (no nesting), each match is a top-level key read below, once a key
 _KEYS = '"(?:' + "|".join(re.escape(name) for name in FIELDS) + ')":"'
 CHUNK = 16 << 20  # bytes of whole lines a chunk
@@ -123,9 +127,9 @@ def _common() -> pl.Expr:
 
 
 def _fits(chunk: bytes, read: pl.DataFrame, count: int) -> pl.Series:
-    """Lines polars reads as orjson does: only string values, each key of FIELDS at most once, no surrogate
-    escape. Asked of the whole chunk first (a line's keys are at least those polars read): where that holds for
-    the chunk, it holds for each line."""
+    """Lines polars reads as orjson does: only string values, each key of FIELDS at most once (none spelled with
+    escapes), no surrogate escape. Asked of the whole chunk first (a line's keys are at least those polars read):
+    where that holds for the chunk, it holds for each line."""
     import polars as pl
 
     text = _pieces(chunk, PIECE)
