@@ -372,14 +372,17 @@ def test_a_journal_piped_in_loses_nothing_when_the_columns_would_refuse_it(tmp_p
     assert got.stdout == want and len(want.splitlines()) == 6
 
 
-def test_a_bad_line_stops_the_run_after_what_the_line_by_line_engine_wrote_before_it(tmp_path):
+@pytest.mark.parametrize("after", [0, 3])
+def test_a_bad_line_stops_the_run_after_what_the_line_by_line_engine_wrote_before_it(tmp_path, after):
+    """Lines after the bad one (read with it, in its chunk) change nothing: what the first read read is what a
+    second read, stopping at the bad line, reads too, so the events before it are out."""
     entries = [
         entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")
         for n in range(1, 6)
     ]
     path = write(tmp_path / "bad.json", entries)
     with path.open("a") as out:
-        out.write('{"this is": not json\n')
+        out.write('{"this is": not json\n' + "{}\n" * after)
     want, raw = _writer("jsonl")
     with pytest.raises(BadInputError):
         run_analysis(ExportSource(str(path), None, Selection.of(None)), RunOptions(), want.write, NOW)

@@ -160,10 +160,12 @@ def _export(draw: st.DrawFn) -> bytes:
     return data + b"\n" if lines and draw(st.booleans()) else data
 
 
-def _by_lines(data: bytes, since: int | None, selection: Selection | None) -> tuple[list[tuple], str | None]:
+def _by_lines(
+    data: bytes, since: int | None, selection: Selection | None, read: Read | None = None
+) -> tuple[list[tuple], str | None]:
     lines: list[tuple] = []
     try:
-        for line in parse_export(io.BytesIO(data), "x", since, selection):
+        for line in parse_export(io.BytesIO(data), "x", since, selection, read):
             lines.append(line)
     except BadInputError as exc:
         return _rows(line_columns(lines)), str(exc)
@@ -171,11 +173,11 @@ def _by_lines(data: bytes, since: int | None, selection: Selection | None) -> tu
 
 
 def _in_columns(
-    data: bytes, since: int | None, selection: Selection | None, size: int
+    data: bytes, since: int | None, selection: Selection | None, size: int, read: Read | None = None
 ) -> tuple[list[tuple], str | None]:
     rows: list[tuple] = []
     try:
-        for frame in export_frames(io.BytesIO(data), "x", since, selection, Read(), size):
+        for frame in export_frames(io.BytesIO(data), "x", since, selection, read or Read(), size):
             rows += _rows(frame)
     except BadInputError as exc:
         return rows, str(exc)
@@ -195,10 +197,13 @@ def _rows(frame) -> list[tuple]:
     piece=st.integers(1, 2000),
 )
 def test_columns_read_what_lines_read(data, since, selection, size, piece):
-    want, error = _by_lines(data, since, selection)
+    by_lines, in_columns = Read(), Read()
+    want, error = _by_lines(data, since, selection, by_lines)
     with mock.patch.object(export_columns, "PIECE", piece):
-        got, got_error = _in_columns(data, since, selection, size)
+        got, got_error = _in_columns(data, since, selection, size, in_columns)
     assert got_error == error
+    # what was read: up to a bad line and no further (a second read stopping there must have read it all)
+    assert (in_columns.size, in_columns.digest()) == (by_lines.size, by_lines.digest())
     if error is None:
         assert got == want
     else:  # a chunk's lines come out only once it is read: those before the bad one's chunk

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from logstack.analyze.export import Read, export_line
+from logstack.base.errors import BadInputError
 from logstack.journal.line import MAX_TIMESTAMP, Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.journal.selection import Selection
@@ -67,12 +68,36 @@ def export_frames(
     while chunk := stream.read(size):
         if not chunk.endswith(b"\n"):
             chunk += stream.readline()
-        read.add_lines(chunk)
         count = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
-        frame = chunk_frame(chunk, count, number, name, since, selection)
+        try:
+            frame = chunk_frame(chunk, count, number, name, since, selection)
+        except _BadLine as bad:
+            # read, as line by line, up to the bad line and no further: a second read that stops at it has read
+            # all the first one did (the events released before it are then out, as line by line)
+            read.add_lines(chunk[: _line_end(chunk, bad.row)])
+            raise bad.error from None
+        read.add_lines(chunk)
         number += count
         if not frame.is_empty():
             yield frame
+
+
+class _BadLine(Exception):
+    """A bad line (`error`) at `row` of a chunk."""
+
+    def __init__(self, row: int, error: BadInputError) -> None:
+        super().__init__(str(error))
+        self.row, self.error = row, error
+
+
+def _line_end(chunk: bytes, row: int) -> int:
+    """Where line `row` of `chunk` ends (after its newline)."""
+    end = -1
+    for _ in range(row + 1):
+        end = chunk.find(b"\n", end + 1)
+        if end < 0:
+            return len(chunk)
+    return end + 1
 
 
 def chunk_frame(
@@ -194,7 +219,10 @@ def _by_line(
     lines, kept = [], []
     for row in rows:
         raw = raws[row] if row == last else raws[row] + b"\n"  # as a file's lines are read: with their newline
-        line = export_line(raw, number + row, name, wanted, since, selection)
+        try:
+            line = export_line(raw, number + row, name, wanted, since, selection)
+        except BadInputError as exc:
+            raise _BadLine(row, exc) from None
         if line is not None:
             lines.append(line)
             kept.append(row)
