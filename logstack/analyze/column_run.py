@@ -144,6 +144,7 @@ def line_batches(lines: Iterable[Line], batch: int = BATCH, text: int = BATCH_TE
 
 
 def _at_most(batches: Iterable[pl.DataFrame], batch: int) -> Iterator[pl.DataFrame]:
+    """`batches`, those of more than `batch` lines cut (an export's chunk of short lines)."""
     for part in batches:
         for start in range(0, len(part), batch):
             yield part.slice(start, batch)

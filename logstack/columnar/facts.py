@@ -29,8 +29,8 @@ _PAM_IDENTIFIERS = frozenset(ident for p in PROGRAMS if p.pam for ident in p.ide
 
 
 def fact_columns(
-    identifiers: Sequence[str],
-    messages: Sequence[str],
+    identifiers: Sequence[str] | pl.Series,
+    messages: Sequence[str] | pl.Series,
     max_length: int | None = MAX_RULE_INPUT,
     min_batch: int = MIN_BATCH,
 ) -> pl.DataFrame:
