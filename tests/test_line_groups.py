@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from logstack.analyze import column_run
 from logstack.analyze.event import Event, Group
+from logstack.analyze.export_columns import line_columns
 from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.line_groups import BatchGroups, line_groups
 from logstack.base.clock import SECOND
@@ -38,7 +39,7 @@ class _Recording(EventBuilder):
 
 def line_frame(lines: list[Line]) -> pl.DataFrame:
     """Lines as the column stages read them, the facts read in columns however few the lines."""
-    return column_run.line_frame(lines, min_batch=0)
+    return column_run.with_facts(line_columns(lines), min_batch=0)
 
 
 def _extra(rng: random.Random, count: int) -> list[dict[str, object]]:

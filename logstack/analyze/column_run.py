@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -44,11 +44,6 @@ if TYPE_CHECKING:
 BATCH = 40_000
 BATCH_TEXT = 16 << 20
 T = TypeVar("T")
-
-
-def line_frame(lines: Sequence[Line], min_batch: int = MIN_BATCH) -> pl.DataFrame:
-    """Lines as the column stages read them: what the line layer and `event_columns` read, and the facts."""
-    return with_facts(line_columns(lines), min_batch)
 
 
 def with_facts(lines: pl.DataFrame, min_batch: int = MIN_BATCH) -> pl.DataFrame:
