@@ -1,7 +1,7 @@
 """The differential check of the two analysis engines, on every journal the suite analyzes: each run the columns
-answer (`analyze --journal FILE`, in any test) is run line by line as well, and the JSON lines must be the same
-bytes in the same order; with --since-last-run, the line-by-line run starts from a copy of the state as the
-columns found it, and must leave the same state (lines, events, ids reported, resume point)."""
+answer (`analyze --journal FILE` or the store's rows, in any test) is run line by line as well, and the JSON
+lines must be the same bytes in the same order; with --since-last-run, the line-by-line run starts from a copy of
+the state as the columns found it, and must leave the same state (lines, events, ids reported, resume point)."""
 
 from __future__ import annotations
 

@@ -321,7 +321,8 @@ def test_text_is_in_time_order_with_a_closing_count_by_severity(runner):
 def test_a_progress_line_only_on_a_terminal(tmp_path: Path):
     import io
 
-    from logstack.commands.progress import Progress, counted
+    from logstack.analyze.column_run import counted_lines
+    from logstack.commands.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -330,7 +331,9 @@ def test_a_progress_line_only_on_a_terminal(tmp_path: Path):
     shown, quiet = Terminal(), io.StringIO()
     for stream in (shown, quiet):
         progress = Progress("analyze export.json", stream, interval=0)
-        assert sum(1 for _ in counted(range(10_000), progress)) == 10_000
+        source = counted_lines(lambda start, end: iter(range(10_000)), progress.update)  # type: ignore[arg-type,return-value]
+        assert sum(1 for _ in source(None, None)) == 10_000
+        progress.done()
     assert "analyze export.json: 8,192 lines" in shown.getvalue() and shown.getvalue().endswith("\r\x1b[K")
     assert quiet.getvalue() == ""  # a log or a pipe gets nothing
 

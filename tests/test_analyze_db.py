@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -136,6 +137,42 @@ def test_keyset_pages_read_every_row_once_even_with_equal_timestamps(db):
     with DatabaseSource(config, page_size=7) as source:
         window = list(source.lines(base + SECOND, base + SECOND))
     assert len(window) == 20
+
+
+@pytest.mark.parametrize("page", [2, 3, 7, 20, 5000])
+def test_the_store_s_rows_in_columns_are_the_lines_read_line_by_line(db, page):
+    """`DatabaseSource.frames` against `lines`: the same lines through keyset pages of one timestamp, a row
+    stored twice, rows a verifier finds unsigned (their keys carry it), rows that make no line, a window."""
+    from logstack.integrity.keyring import KeyRing
+    from logstack.integrity.signatures import Verifier
+    from logstack.journal.columns import line_columns
+
+    mariadb, name = db
+    base = 1_700_000_000 * SECOND
+    entries = [entry(base + i, "sshd", 100 + i, f"Connection closed by 192.0.2.{i % 250} port {i}") for i in range(57)]
+    rows = [to_row(e, base + (i // 20) * SECOND) for i, e in enumerate(entries)]
+    later = {**rows[19], "greptime_timestamp": from_micros(base + 2 * SECOND).replace(tzinfo=None)}  # a late copy
+    odd = [{**rows[3], "__REALTIME_TIMESTAMP": "x", "timestamp": None}, {**rows[4], "__CURSOR": None}]
+    rows += [rows[19], later, *odd]
+    # alone at 100 s: a copy stored a second after its row, the next page's first row past the boundary
+    alone = [to_row(entries[i], base + (100 + i) * SECOND) for i in range(3)]
+    rows += [*alone, {**alone[1], "greptime_timestamp": from_micros(base + 102 * SECOND).replace(tzinfo=None)}]
+    mariadb.insert(name, rows)
+    config = DatabaseConfig(port=mariadb.port, password=PASSWORD, database=name)
+    for verifier in (None, Verifier(KeyRing(seal_key=b"s" * 32))):
+        for window in (
+            (None, None),
+            (base + SECOND, base + SECOND),
+            (base + SECOND, None),
+            (base + 100 * SECOND, None),
+        ):
+            with DatabaseSource(config, page_size=page, verifier=verifier) as source:
+                lines = list(source.lines(*window))
+                frames = list(source.frames(*window, size=25))
+            assert lines and all(len(frame) >= 25 for frame in frames[:-1]) and frames[-1].height
+            assert len(frames) == 1 + (len(lines) > 25 + 2 * page) or len(frames) > 1
+            assert pl.concat(frames).to_dicts() == line_columns(lines).to_dicts()
+            assert all(line.auth == ("unsigned" if verifier else None) for line in lines)
 
 
 # -- exactly once under random interleavings -----------------------------------------------------

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from logstack.analyze import export_columns
 from logstack.analyze.export import CHANGED, Read, parse_export
-from logstack.analyze.export_columns import export_frames, line_columns
+from logstack.analyze.export_columns import export_frames
 from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.journal.columns import line_columns
 from logstack.journal.selection import Selection
 
 SELECTION = Selection(("sshd-session", "sudo"))

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from logstack.analyze import column_run
 from logstack.analyze.event import Event, Group
-from logstack.analyze.export_columns import line_columns
 from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.line_groups import BatchGroups, line_groups
 from logstack.base.clock import SECOND
+from logstack.journal.columns import line_columns
 from logstack.journal.line import Line, from_journal
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from tests.journal import entry

@@ -25,7 +25,6 @@ from logstack.analyze.event import SEVERITY, Event
 from logstack.analyze.event_columns import EVENT_COLUMNS, lines_of
 from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.export import CHANGED, Read
-from logstack.analyze.export_columns import line_columns
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import BatchGroups, fed_lines
@@ -33,6 +32,7 @@ from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
 from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
+from logstack.journal.columns import line_columns
 from logstack.journal.line import Line
 from logstack.journal.selection import Selection
 
@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 
 def with_facts(lines: pl.DataFrame, min_batch: int = MIN_BATCH) -> pl.DataFrame:
-    """Lines in columns (`export_columns.LINE_FIELDS`) with their facts' columns."""
+    """Lines in columns (`journal.columns.LINE_FIELDS`) with their facts' columns."""
     import polars as pl
 
     facts = fact_columns(lines["ident"], lines["message"], min_batch=min_batch)
@@ -78,7 +78,7 @@ class Reread(Protocol):
         ...
 
 
-# the lines of a window of arrival times (`run.LineSource`'s), in columns (`export_columns.LINE_FIELDS`)
+# the lines of a window of arrival times (`run.LineSource`'s), in columns (`journal.columns.LINE_FIELDS`)
 FrameSource = Callable[[int | None, int | None], Iterable["pl.DataFrame"]]
 # what a run gives its events to, batch by batch: the events (`event_columns`' rows) and the lines they name by `idx`
 EventSink = Callable[["pl.DataFrame", "pl.DataFrame"], None]
@@ -330,7 +330,7 @@ def analyze_journal(
     report, write = output
     columns = columns_serve(path)
     lines = ExportSource(path, options.since, selection, pinned=columns)
-    source, frames = _counted(lines, progress), _counted_frames(lines.frames, progress)
+    source, frames = counted_lines(lines, progress), counted_frames(lines.frames, progress)
     options = dataclasses.replace(options, reread=True)
     try:
         if columns:
@@ -355,7 +355,9 @@ def analyze_journal(
 _EVERY = 4096  # lines between progress counts
 
 
-def _counted(source: LineSource, progress: Callable[[int], None]) -> LineSource:
+def counted_lines(source: LineSource, progress: Callable[[int], None]) -> LineSource:
+    """`source`, `progress` told how many lines a read has given every few thousand."""
+
     def counted(start: int | None, end: int | None) -> Iterator[Line]:
         for count, line in enumerate(source(start, end), 1):
             if count % _EVERY == 0:
@@ -365,7 +367,9 @@ def _counted(source: LineSource, progress: Callable[[int], None]) -> LineSource:
     return counted
 
 
-def _counted_frames(source: FrameSource, progress: Callable[[int], None]) -> FrameSource:
+def counted_frames(source: FrameSource, progress: Callable[[int], None]) -> FrameSource:
+    """`source`, `progress` told how many lines a read has given after each frame."""
+
     def counted(start: int | None, end: int | None) -> Iterator[pl.DataFrame]:
         count = 0
         for frame in source(start, end):

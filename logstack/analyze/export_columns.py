@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from logstack.analyze.export import Read, export_line
 from logstack.base.errors import BadInputError
+from logstack.journal.columns import LINE_FIELDS, line_columns
 from logstack.journal.line import MAX_TIMESTAMP, Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.journal.selection import Selection
@@ -41,8 +42,6 @@ FIELDS = {
     "_AUDIT_LOGINUID": "loginuid",
     "logstack_host": "logstack_host",  # a store's row: `from_journal` reads it another way
 }
-LINE_FIELDS = ("ts", "arrival", "host", "machine", "boot", "pid", "ident", "message", "comm", "exe", "loginuid")
-LINE_FIELDS += ("key", "auth")
 _NONEMPTY = ("host", "machine", "pid", "boot", "ident", "cursor")
 # Quotes inside JSON strings are escaped, so outside strings a `"` next to a `:` can only be a key's: a `:` with
 # whitespace before it or anything but a string after it (a number, array, object, null, whitespace) matches.
@@ -227,12 +226,3 @@ def _by_line(
             lines.append(line)
             kept.append(row)
     return lines, kept
-
-
-def line_columns(lines: Sequence[Line], rows: Sequence[int] | None = None) -> pl.DataFrame:
-    """Lines as columns (LINE_FIELDS); with their `rows`, a `row` column first."""
-    import polars as pl
-
-    schema = {name: pl.Int64 if name in ("ts", "arrival") else pl.String for name in LINE_FIELDS}
-    frame = pl.DataFrame({name: [getattr(line, name) for line in lines] for name in LINE_FIELDS}, schema=schema)
-    return frame if rows is None else frame.insert_column(0, pl.Series("row", rows, dtype=pl.UInt32))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_in_columns, analyze_journal
+from logstack.analyze.column_run import analyze_in_columns, analyze_journal, counted_frames, counted_lines
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -25,7 +25,7 @@ from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
 from logstack.base.terminal import escape
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
-from logstack.commands.progress import Progress, with_progress
+from logstack.commands.progress import Progress
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
@@ -104,10 +104,7 @@ def analyze(
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(store.config(inv), verifier=verifier) as db:
-            if options.state_path is not None:  # one clock: the one the rows are stamped with
-                now = resume_clock(db.store_now(), options.overlap)
-            rows = with_progress(db.lines, Progress("analyze"))
-            result = analyze_in_columns(rows, options, now, report, as_json, flush=flush, before_commit=queue)
+            result = _from_store(db, options, now, (report, as_json), flush, queue)
     if options.state_path is None:
         flush()
     else:
@@ -214,6 +211,24 @@ def _from_export(
     if options.state_path is not None:
         _warn_unread(journal, lines, options)
     return result
+
+
+def _from_store(
+    db: DatabaseSource,
+    options: RunOptions,
+    now: int,
+    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
+    flush: Callable[[], None],
+    queue: Callable[[sqlite3.Connection], None] | None,
+) -> RunResult:
+    if options.state_path is not None:  # one clock: the one the rows are stamped with
+        now = resume_clock(db.store_now(), options.overlap)
+    progress = Progress("analyze")
+    try:  # read in columns (`frames`), line by line where the columns refuse
+        rows, frames = counted_lines(db.lines, progress.update), counted_frames(db.frames, progress.update)
+        return analyze_in_columns(rows, options, now, *output, flush=flush, before_commit=queue, frames=frames)
+    finally:  # also when the run fails: the error's line starts on a clean line
+        progress.done()
 
 
 def _warn_unread(path: str, lines: ExportSource, options: RunOptions) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 from logstack.base.terminal import escape
-
-T = TypeVar("T")
-_EVERY = 4096  # items between looks at the clock: the count costs nothing measurable per line
 
 
 class Progress:
@@ -38,29 +34,6 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.shown = False
-
-
-def counted(items: Iterable[T], progress: Progress, unit: str = "lines") -> Iterator[T]:
-    """`items`, reporting how many have passed every few thousand."""
-    if not progress.enabled:
-        yield from items
-        return
-    try:
-        for count, item in enumerate(items, 1):
-            if count % _EVERY == 0:
-                progress.update(count, unit)
-            yield item
-    finally:  # also when the run fails: the error's line starts on a clean line
-        progress.done()
-
-
-def with_progress(source: Callable[[int | None, int | None], Iterable[T]], progress: Progress) -> Callable:
-    """A line source whose lines are counted on the progress line."""
-
-    def wrapped(start: int | None, end: int | None) -> Iterator[T]:
-        return counted(source(start, end), progress)
-
-    return wrapped
 
 
 class Ticker:

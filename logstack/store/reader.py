@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from logstack.base.clock import from_micros, to_micros
 from logstack.base.errors import RuntimeFailure
@@ -16,8 +17,14 @@ from logstack.integrity.signatures import Verifier
 from logstack.journal.line import Line, from_row
 from logstack.journal.record import NOT_IN_STORE, READ_COLUMNS
 from logstack.store.greptime import DatabaseConfig, tls_context
+from logstack.store.row_columns import STAMP, page_frame
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+FRAME_ROWS = 40_000  # lines a frame of `DatabaseSource.frames`: a batch of the analysis in columns
+T = TypeVar("T")
 
 
 class DatabaseSource:
@@ -35,7 +42,6 @@ class DatabaseSource:
         self.timeouts = timeouts
         self.verifier = verifier  # set: every row's signature is checked, and the lines say what failed
         self._conn: Any = None
-        self.unverified = 0
 
     def __enter__(self) -> DatabaseSource:
         import pymysql
@@ -160,40 +166,44 @@ class DatabaseSource:
 
     def lines(self, start: int | None, end: int | None) -> Iterator[Line]:
         """Rows with start <= greptime_timestamp <= end (microseconds; None = open)."""
+        for lines in self._pages(start, end, self._lines):
+            yield from lines
+
+    def frames(self, start: int | None, end: int | None, size: int = FRAME_ROWS) -> Iterator[pl.DataFrame]:
+        """The lines `lines` gives, in columns (`journal.columns.LINE_FIELDS`): pages joined into frames of about
+        `size` lines."""
+        import polars as pl
+
+        pending: list[pl.DataFrame] = []
+        count = 0
+        for frame in self._pages(start, end, self._frame):
+            pending.append(frame)
+            count += len(frame)
+            if count >= size:
+                yield pl.concat(pending)
+                pending, count = [], 0
+        if count:
+            yield pl.concat(pending)
+
+    def _pages(self, start: int | None, end: int | None, read: Callable[[_Page], tuple[T, set[str]]]) -> Iterator[T]:
+        """What `read` makes of each keyset page of rows: the page's lines, less those an earlier page gave (rows
+        at its newest timestamp, by key), and the keys of its lines at its own newest timestamp."""
         columns = self._columns()
         select = ", ".join(f"`{c}`" for c in columns)
         where = "`greptime_timestamp` >= %s" + (" AND `greptime_timestamp` <= %s" if end is not None else "")
         sql = f"SELECT {select} FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp` LIMIT %s"
         low = from_micros(start if start is not None else 0).replace(tzinfo=None)
         high = from_micros(end).replace(tzinfo=None) if end is not None else None
+        stamp = columns.index(STAMP)
         boundary: set[str] = set()
         limit = self.page_size
         while True:
             params: tuple[Any, ...] = (low, high, limit) if high is not None else (low, limit)
-            # Plain tuples, zipped into dicts in C: cheaper than the dictionary cursor's row building.
-            rows = [dict(zip(columns, values, strict=True)) for values in self._fetch(sql, params, dicts=False)]
+            rows = self._fetch(sql, params, dicts=False)
             last_low = low
-            newest = rows[-1]["greptime_timestamp"] if rows else None
-            keys: set[str] = set()  # rows at the page's newest timestamp: the next page starts there
-            verifier = self.verifier
-            for row in rows:
-                line = from_row(row)
-                if line is None:
-                    continue
-                if verifier is not None:
-                    verdict = verifier.check(row)
-                    if verdict.problem is not None:
-                        self.unverified += 1
-                        line.auth = verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}"
-                        # who vouches for a line is part of its identity: an unproven one never stands for,
-                        # suppresses or joins a proven one with the same machine, cursor, boot and PID
-                        line.key = f"{line.key}|{line.auth}"
-                stamp = row["greptime_timestamp"]
-                if stamp == newest:
-                    keys.add(line.key)
-                if stamp == last_low and line.key in boundary:
-                    continue  # already yielded on the previous page
-                yield line
+            newest = rows[-1][stamp] if rows else None
+            made, keys = read(_Page(columns, rows, stamp, last_low, newest, boundary))
+            yield made
             if len(rows) < limit:
                 return
             if newest == last_low:
@@ -203,6 +213,59 @@ class DatabaseSource:
                 boundary = keys
                 low = newest
                 limit = self.page_size
+
+    def _lines(self, page: _Page) -> tuple[list[Line], set[str]]:
+        """A page's lines, line by line."""
+        lines: list[Line] = []
+        keys: set[str] = set()
+        verifier = self.verifier
+        for values in page.rows:
+            row = dict(zip(page.columns, values, strict=True))
+            line = from_row(row)
+            if line is None:
+                continue
+            if verifier is not None:
+                verdict = verifier.check(row)
+                if verdict.problem is not None:
+                    line.auth = verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}"
+                    # who vouches for a line is part of its identity: an unproven one never stands for,
+                    # suppresses or joins a proven one with the same machine, cursor, boot and PID
+                    line.key = f"{line.key}|{line.auth}"
+            stamp = values[page.stamp]
+            if stamp == page.newest:
+                keys.add(line.key)
+            if stamp == page.low and line.key in page.boundary:
+                continue  # already given by the previous page
+            lines.append(line)
+        return lines, keys
+
+    def _frame(self, page: _Page) -> tuple[pl.DataFrame, set[str]]:
+        """A page's lines in columns (`row_columns.page_frame`)."""
+        import polars as pl
+
+        frame = page_frame(page.columns, page.rows, self.verifier)
+        stamps = [values[page.stamp] for values in page.rows]
+        at = frame["row"]
+        newest = pl.Series([stamp == page.newest for stamp in stamps], dtype=pl.Boolean).gather(at)
+        keys = set(frame.filter(newest)["key"].to_list())
+        if page.boundary:
+            low = pl.Series([stamp == page.low for stamp in stamps], dtype=pl.Boolean).gather(at)
+            frame = frame.filter(~(low & frame["key"].is_in(list(page.boundary))))
+        return frame.drop("row"), keys
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of rows (tuples of `columns`) and where it stands: `stamp`, the place of the ingest time;
+    `low`, the least time asked for; `newest`, its last row's time; `boundary`, the keys of lines at `low` an
+    earlier page gave."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    stamp: int
+    low: dt.datetime
+    newest: Any
+    boundary: set[str]
 
 
 def _converters() -> dict[Any, Any]:
