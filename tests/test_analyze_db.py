@@ -169,6 +169,10 @@ def test_the_store_s_rows_in_columns_are_the_lines_read_line_by_line(db, page):
             with DatabaseSource(config, page_size=page, verifier=verifier) as source:
                 lines = list(source.lines(*window))
                 frames = list(source.frames(*window, size=25))
+                by_text = list(source.frames(*window, size=10**6, text=400))  # 57 or 58 characters a line
+            text = [frame["message"].str.len_chars().sum() for frame in by_text]
+            assert pl.concat(by_text).equals(pl.concat(frames)) and all(n >= 400 for n in text[:-1])
+            assert len(by_text) >= 2 or window != (None, None) or page > 7
             assert lines and all(len(frame) >= 25 for frame in frames[:-1]) and frames[-1].height
             assert len(frames) == 1 + (len(lines) > 25 + 2 * page) or len(frames) > 1
             assert pl.concat(frames).to_dicts() == line_columns(lines).to_dicts()

@@ -161,6 +161,27 @@ def test_a_refused_batch_leaves_the_rest_to_the_line_by_line_engine():
     assert in_columns(_source(lines), options, 50).startswith(b"".join(written))
 
 
+def test_batches_given_whole_are_cut_by_their_messages_text_as_line_batches_cuts(monkeypatch):
+    """A frame of long lines (the store's rows: any local user can log lines of 48 KB) is cut where `line_batches`
+    cuts the same lines: at most BATCH_TEXT characters of messages a batch, or one line."""
+    from logstack.analyze import column_run
+    from logstack.journal.columns import line_columns
+
+    rng = random.Random(4)
+    lines = delayed(attacked_journal(3, 60, 20), rng, 30)
+    for line in lines:
+        line.message += "x" * max(0, rng.choice([0, 250, 500, 1000, 1001, 2500]) - len(line.message))
+    seen: list[list[str]] = []
+    real = column_run.with_facts
+    monkeypatch.setattr(column_run, "with_facts", lambda part: seen.append(part["key"].to_list()) or real(part))
+    options, written = RunOptions(), io.BytesIO()
+    give = lambda *out: written.write(event_json(*out, by="idx"))  # noqa: E731
+    run = run_columns([line_columns(lines)], options, give, text=1000)
+    cuts = [frame["key"].to_list() for frame in line_batches(lines, text=1000)]
+    assert run.whole and len(cuts) > 10 and seen == cuts
+    assert written.getvalue() == reference(_source(lines), options)
+
+
 def test_a_line_like_a_session_child_with_no_login_to_join_stays_in_the_columns():
     """A port-less child's line from an address no login came from (any local user can log one under sshd's
     name): nothing for it to join, so the columns answer the run; one after a login from its address is still

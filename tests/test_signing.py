@@ -137,6 +137,25 @@ def test_unsigned_and_unknown_key_rows(site):
     assert verifier.check({**JOURNAL, "logstack_kid": ring.current("web1").kid}).problem == "bad_signature"
 
 
+def test_a_signed_column_of_another_type_is_a_bad_signature_not_a_crash(site):
+    """A column the store gives as DECIMAL or TIME (a table altered, a sender's field first seen as a number): the
+    senders sign only text and null, so its row proves nothing and analysis goes on."""
+    import datetime as dt
+    import decimal
+    import hmac
+
+    from logstack.integrity.signatures import canonical
+
+    _, ring = _site(site)
+    key = ring.current("web1")
+    row = {**JOURNAL, "logstack_host": "web1", "logstack_kid": key.kid, "logstack_signed": ""}
+    row["logstack_sig"] = hmac.new(key.key, canonical(row) or b"", "sha256").hexdigest()
+    assert Verifier(ring).check(row).problem is None
+    for odd in (decimal.Decimal("1.5"), dt.timedelta(seconds=3), {1, 2}):
+        assert canonical({**row, "_PID": odd}) is None
+        assert Verifier(ring).check({**row, "_PID": odd}).problem == "bad_signature"
+
+
 def test_rotation_keeps_old_records_verifiable(site):
     inventory, ring = _site(site)
     stored_at = dt.datetime(2026, 12, 1, 8, 0)  # naive UTC, as the store gives it back

@@ -91,16 +91,17 @@ def run_columns(
     upper: int | None = None,
     ledger: ColumnLedger | None = None,
     batch: int = BATCH,
+    text: int = BATCH_TEXT,
 ) -> ColumnRun:
-    """Events of the lines of `batches` (in columns, `line_batches`) to `give`, at most `batch` lines at a time;
-    stops at a batch a stage cannot answer. `upper`: events still growing by then are held back (`run.window`);
-    `ledger`: the run's state (None: the builder's own, no state)."""
+    """Events of the lines of `batches` (in columns, `line_batches`) to `give`, at most `batch` lines (or `text`
+    characters of messages) at a time; stops at a batch a stage cannot answer. `upper`: events still growing by
+    then are held back (`run.window`); `ledger`: the run's state (None: the builder's own, no state)."""
     settings = options.settings
     grouper, joiner, incidents = BatchGroups(settings.gap), BatchConnections(settings.gap), BatchIncidents(settings)
     run = ColumnRun()
     release = _Release(run, options, give, upper, ledger)
     try:
-        for part in _read_ahead(with_facts(part) for part in _at_most(batches, batch)):
+        for part in _read_ahead(with_facts(part) for part in _at_most(batches, batch, text)):
             run.result.lines += len(part)
             if ledger is not None:  # asked now: the batches before it are reported and recorded
                 part = ledger.known(part)
@@ -138,11 +139,17 @@ def line_batches(lines: Iterable[Line], batch: int = BATCH, text: int = BATCH_TE
         yield line_columns(chunk)
 
 
-def _at_most(batches: Iterable[pl.DataFrame], batch: int) -> Iterator[pl.DataFrame]:
-    """`batches`, those of more than `batch` lines cut (an export's chunk of short lines)."""
+def _at_most(batches: Iterable[pl.DataFrame], batch: int, text: int) -> Iterator[pl.DataFrame]:
+    """`batches` cut where they hold more than `batch` lines (an export's chunk of short lines) or `text`
+    characters of messages (the store's rows: any local user can log lines of 48 KB), as `line_batches` cuts."""
     for part in batches:
-        for start in range(0, len(part), batch):
-            yield part.slice(start, batch)
+        ends = part["message"].str.len_chars().cum_sum()
+        start, done = 0, 0
+        while start < len(part):
+            # the lines up to `batch` of them, or until the text passes `text` (one line at least)
+            end = min(start + batch, max(start + 1, int(ends.search_sorted(done + text, side="right"))))
+            yield part.slice(start, end - start)
+            start, done = end, int(ends[end - 1])
 
 
 def _read_ahead(items: Iterator[T]) -> Iterator[T]:

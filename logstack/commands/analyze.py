@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import sqlite3
 import sys
@@ -30,6 +31,7 @@ from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
 from logstack.store.reader import DatabaseSource
+from logstack.store.reading_process import frames_in_child
 
 if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
@@ -225,7 +227,8 @@ def _from_store(
         now = resume_clock(db.store_now(), options.overlap)
     progress = Progress("analyze")
     try:  # read in columns (`frames`), line by line where the columns refuse
-        rows, frames = counted_lines(db.lines, progress.update), counted_frames(db.frames, progress.update)
+        read = functools.partial(frames_in_child, db)
+        rows, frames = counted_lines(db.lines, progress.update), counted_frames(read, progress.update)
         return analyze_in_columns(rows, options, now, *output, flush=flush, before_commit=queue, frames=frames)
     finally:  # also when the run fails: the error's line starts on a clean line
         progress.done()

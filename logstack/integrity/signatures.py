@@ -80,7 +80,10 @@ def canonical(row: Mapping[str, Any]) -> bytes | None:
     if order is None:
         return None
     get = row.get
-    return orjson.dumps({name: get(name) for name in order})
+    try:
+        return orjson.dumps({name: get(name) for name in order})
+    except orjson.JSONEncodeError:  # a value of a column of another type (DECIMAL, TIME): no sender signed it
+        return None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class Verifier:
             for kid, (host, key, retired) in ring.by_kid().items()
         }
         self._machines = {host: frozenset(ids) for host, ids in ring.machines.items() if ids}
+        self._made_of = (ring, grace)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # made again from its ring where it is unpickled (the store's reading process): hash states do not pickle
+        return type(self), self._made_of
 
     def check(self, row: Mapping[str, Any]) -> Verdict:
         """The verdict on one row of the logs table."""
@@ -191,6 +199,9 @@ class Unverified(Verifier):
 
     def __init__(self) -> None:
         super().__init__(KeyRing())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
     def check(self, row: Mapping[str, Any]) -> Verdict:
         return Verdict("not_verified")

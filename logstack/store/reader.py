@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-FRAME_ROWS = 40_000  # lines a frame of `DatabaseSource.frames`: a batch of the analysis in columns
+# lines a frame of `DatabaseSource.frames` (a batch of the analysis in columns), and characters of messages: any
+# local user can log lines of 48 KB
+FRAME_ROWS = 40_000
+FRAME_TEXT = 16 << 20
 T = TypeVar("T")
 
 
@@ -169,21 +172,12 @@ class DatabaseSource:
         for lines in self._pages(start, end, self._lines):
             yield from lines
 
-    def frames(self, start: int | None, end: int | None, size: int = FRAME_ROWS) -> Iterator[pl.DataFrame]:
+    def frames(
+        self, start: int | None, end: int | None, size: int = FRAME_ROWS, text: int = FRAME_TEXT
+    ) -> Iterator[pl.DataFrame]:
         """The lines `lines` gives, in columns (`journal.columns.LINE_FIELDS`): pages joined into frames of about
-        `size` lines."""
-        import polars as pl
-
-        pending: list[pl.DataFrame] = []
-        count = 0
-        for frame in self._pages(start, end, self._frame):
-            pending.append(frame)
-            count += len(frame)
-            if count >= size:
-                yield pl.concat(pending)
-                pending, count = [], 0
-        if count:
-            yield pl.concat(pending)
+        `size` lines or `text` characters of messages, whichever comes first."""
+        return joined(self._pages(start, end, self._frame), size, text)
 
     def _pages(self, start: int | None, end: int | None, read: Callable[[_Page], tuple[T, set[str]]]) -> Iterator[T]:
         """What `read` makes of each keyset page of rows: the page's lines, less those an earlier page gave (rows
@@ -252,6 +246,24 @@ class DatabaseSource:
             low = pl.Series([stamp == page.low for stamp in stamps], dtype=pl.Boolean).gather(at)
             frame = frame.filter(~(low & frame["key"].is_in(list(page.boundary))))
         return frame.drop("row"), keys
+
+
+def joined(frames: Iterable[pl.DataFrame], size: int = FRAME_ROWS, text: int = FRAME_TEXT) -> Iterator[pl.DataFrame]:
+    """`frames` (of lines) joined into frames of at least `size` lines or `text` characters of messages, but
+    for the last; empty ones left out."""
+    import polars as pl
+
+    pending: list[pl.DataFrame] = []
+    count = characters = 0
+    for frame in frames:
+        pending.append(frame)
+        count += len(frame)
+        characters += frame["message"].str.len_chars().sum()
+        if count >= size or characters >= text:
+            yield pl.concat(pending)
+            pending, count, characters = [], 0, 0
+    if count:
+        yield pl.concat(pending)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""The store's rows read into columns in a process of their own:
+pymysql decodes rows in Python, as the rows' checks do, and in the analysing process they would take turns with
+the analysis for the interpreter lock; in a child they run beside it. The child is told what to read on its
+standard input (the connection, its password and the key ring go through that pipe, never the command line or
+the environment) and answers on its standard output with the frames `DatabaseSource.frames` gives, each as an
+Arrow IPC stream, or with the one-line error the reader raised."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.integrity.signatures import Verifier
+from logstack.store.greptime import DatabaseConfig
+from logstack.store.reader import FRAME_ROWS, FRAME_TEXT, DatabaseSource, joined
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# The child imports the logstack its parent runs (a checkout or a venv's); -P: not from the working directory (a
+# `polars.py` a local user left in /tmp), which `python -m` and `-c` would search first.
+_ROOT = str(Path(__file__).resolve().parents[2])
+_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from logstack.store.reading_process import main; main()"
+AHEAD = 8  # pages read ahead of the analysis (40k rows of 5000-row pages: a batch)
+_HEAD = struct.Struct(">cQ")  # a record: its kind (F: a frame, E: the error that ended the read) and its length
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the child reads: `DatabaseSource(config, page_size, verifier).frames(start, end, size)`."""
+
+    config: DatabaseConfig
+    page_size: int
+    verifier: Verifier | None
+    start: int | None
+    end: int | None
+    size: int = FRAME_ROWS
+
+
+def frames_in_child(
+    db: DatabaseSource, start: int | None, end: int | None, size: int = FRAME_ROWS, text: int = FRAME_TEXT
+) -> Iterator[pl.DataFrame]:
+    """`db.frames(start, end, size, text)`, read by a child process (a frame a page, joined here: the child
+    holds one page at a time). Its errors are the reader's (one line, exit 3); the child is stopped when the
+    caller stops reading."""
+    return joined(_from_child(db, Request(db.config, db.page_size, db.verifier, start, end, size=1)), size, text)
+
+
+def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-P", "-c", _CHILD, _ROOT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        # a thread empties the pipe as the child fills it, up to AHEAD pages: the child reads on while the
+        # analysis works on what it gave (a pipe holds 64 KiB, a page of 5000 rows a few MB)
+        pages: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(AHEAD)
+        drain = threading.Thread(target=_drain, args=(child.stdout, pages), name="logstack-store", daemon=True)
+        try:
+            child.stdin.write(pickle.dumps(request))
+            child.stdin.close()
+            drain.start()
+            while (page := pages.get()) is not None:
+                if isinstance(page, BaseException):
+                    raise page
+                yield page
+            if child.wait() != 0:
+                raise RuntimeFailure(f"database {db.config.label}: the reading process failed: {_last_line(errors)}")
+        except BrokenPipeError:
+            failed = f"database {db.config.label}: the reading process failed: {_last_line(errors)}"
+            raise RuntimeFailure(failed) from None
+        finally:
+            if child.poll() is None:
+                child.kill()
+            while drain.is_alive():  # it may wait to put a page: take them until it sees the pipe's end
+                with contextlib.suppress(queue.Empty):
+                    pages.get(timeout=0.1)
+            child.wait()
+            child.stdout.close()
+
+
+def _drain(stream: IO[bytes], pages: queue.Queue[pl.DataFrame | BaseException | None]) -> None:
+    """The child's records, as frames (or the error it sent) on `pages`; None at the end."""
+    import polars as pl
+
+    try:
+        while (record := _record(stream)) is not None:
+            kind, body = record
+            if kind == b"E":
+                pages.put(RuntimeFailure(body.decode("utf-8", errors="replace")))
+                return
+            pages.put(pl.read_ipc_stream(io.BytesIO(body)))
+    except BaseException as exc:  # raised where the pages are read
+        pages.put(exc)
+        return
+    pages.put(None)
+
+
+def _record(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
+    """The next record, or None at the end (a record cut short is the end too: the exit status tells)."""
+    head = stream.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    kind, length = _HEAD.unpack(head)
+    body = stream.read(length)
+    return (kind, body) if len(body) == length else None
+
+
+def _last_line(errors: IO[bytes]) -> str:
+    errors.seek(0)
+    lines = errors.read()[-4096:].decode("utf-8", errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
+def serve(source: IO[bytes], out: IO[bytes]) -> None:
+    """The child: the request on `source`, the frames (or the error) on `out`."""
+    request: Request = pickle.loads(source.read())  # our own parent's, over a pipe only the two of them hold
+    try:
+        with DatabaseSource(request.config, request.page_size, request.verifier) as db:
+            for frame in db.frames(request.start, request.end, request.size):
+                body = io.BytesIO()
+                frame.write_ipc_stream(body)
+                out.write(_HEAD.pack(b"F", body.getbuffer().nbytes))
+                out.write(body.getbuffer())
+    except (RuntimeFailure, BadInputError) as exc:
+        message = str(exc).encode("utf-8", errors="replace")
+        out.write(_HEAD.pack(b"E", len(message)) + message)
+    out.flush()
+
+
+def main() -> None:
+    """The child's entry (`_CHILD`)."""
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the parent stopped reading: nothing is owed to anyone
+        os._exit(0)
