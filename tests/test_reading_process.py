@@ -112,7 +112,8 @@ def test_a_child_still_reading_is_stopped_at_once(store, monkeypatch):
     """A reader that stops early (a stage refused a batch) does not wait for the child to read the rest."""
     import time
 
-    one = "import io, struct, sys, time, polars as pl; b = io.BytesIO(); pl.DataFrame({'message': ['m']}).write_ipc_stream(b); "
+    one = "import io, struct, sys, time, polars as pl; b = io.BytesIO(); "
+    one += "pl.DataFrame({'message': ['m']}).write_ipc_stream(b); "
     one += "sys.stdin.read(); sys.stdout.buffer.write(struct.pack('>cQ', b'F', len(b.getvalue())) + b.getvalue()); "
     one += "sys.stdout.flush(); time.sleep(60)"
     monkeypatch.setattr(reading_process, "_CHILD", one)

@@ -17,6 +17,7 @@ from logstack.base.fsutil import atomic_write
 from logstack.base.terminal import escape
 from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
 from logstack.evidence.report import ReportData, backup_line, build_report, render_html, render_markdown
+from logstack.evidence.report_columns import build_report_in_columns
 from logstack.evidence.sealing import site_last_verification
 from logstack.integrity.signatures import Unverified, Verifier, site_verifier
 from logstack.journal.selection import Selection
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
 from logstack.store.backup import recorded_backup
 from logstack.store.reader import DatabaseSource
+from logstack.store.reading_process import frames_in_child
 
 
 @store_options
@@ -96,7 +98,9 @@ def _from_store(
             common["last_backup"] = backup_line(recorded_backup(db), inv.server.backup.max_age_hours, _utc(now))
         # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
         verified = verifier is not None and not isinstance(verifier, Unverified)
-        data = build_report(db.lines(start, end + HOUR), **common, verified=verified)
+        window = (start, end + HOUR)
+        read = (lambda: db.lines(*window)), (lambda: frames_in_child(db, *window))
+        data = build_report_in_columns(*read, **common, verified=verified)
         data.source = f"store {config.label}"
         # the store's whole span, not only what the period read (rows by the time the store took them)
         data.source_first, data.source_last = db.oldest(), db.newest()

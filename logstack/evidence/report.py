@@ -110,20 +110,9 @@ def build_report(
     last_backup: str | None = None,
 ) -> ReportData:
     """Aggregate the period: heartbeats give coverage; events give logins, failures and changes."""
-    data = ReportData(
-        site=site,
-        since=since,
-        until=until,
-        silence=silence,
-        certificates=certificates or [],
-        verified=verified,
-        last_verification=last_verification,
-        last_backup=last_backup,
+    data = new_report(
+        since, until, site, expected_hosts, silence, certificates, verified, last_verification, last_backup
     )
-    for host in expected_hosts:
-        data.coverage.setdefault(host, HostCoverage())
-    for day in data.days:
-        data.per_day[day] = [0, 0]
     builder = EventBuilder(settings)
     heartbeats: dict[str, list[int]] = defaultdict(list)
     for line in lines:
@@ -148,14 +137,43 @@ def build_report(
             cov.first = line.ts if cov.first is None else min(cov.first, line.ts)
             cov.last = line.ts if cov.last is None else max(cov.last, line.ts)
         for event in builder.feed(line):
-            _count(data, event)
+            count_event(data, event)
     for event in builder.finish():
-        _count(data, event)
-    _coverage(data, heartbeats)
+        count_event(data, event)
+    end_report(data, heartbeats)
     return data
 
 
-def _count(data: ReportData, event: Event) -> None:
+def new_report(
+    since: int,
+    until: int,
+    site: str = "",
+    expected_hosts: Iterable[str] = (),
+    silence: int = 600_000_000,
+    certificates: list[CertView] | None = None,
+    verified: bool = False,
+    last_verification: str | None = None,
+    last_backup: str | None = None,
+) -> ReportData:
+    """A report of the period before any line: every host expected, every day of the period."""
+    data = ReportData(
+        site=site,
+        since=since,
+        until=until,
+        silence=silence,
+        certificates=certificates or [],
+        verified=verified,
+        last_verification=last_verification,
+        last_backup=last_backup,
+    )
+    for host in expected_hosts:
+        data.coverage.setdefault(host, HostCoverage())
+    for day in data.days:
+        data.per_day[day] = [0, 0]
+    return data
+
+
+def count_event(data: ReportData, event: Event) -> None:
     """One event of the period into the report's tables."""
     if not data.since <= event.start < data.until:
         return
@@ -199,8 +217,8 @@ _LISTS = {
 }
 
 
-def _coverage(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
-    """Heartbeat counts and the gaps longer than `silence` per host."""
+def end_report(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
+    """Heartbeat counts and the gaps longer than `silence` per host (`heartbeats`: their times in the period)."""
     data.heartbeat_source = bool(heartbeats)
     if not data.heartbeat_source:
         return

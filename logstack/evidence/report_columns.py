@@ -1,0 +1,127 @@
+"""The periodic review from lines in columns (the store's rows, `DatabaseSource.frames`): the `ReportData`
+`report.build_report` makes line by line, its events from the analysis in columns
+(`column_run.analyze_in_columns`, which reads the lines one by one where it refuses) and its counts of lines
+(coverage, heartbeats, rows that failed authentication) as aggregations of each batch.
+tests/test_report_columns.py checks both on generated journals."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from logstack.analyze.column_run import analyze_in_columns
+from logstack.analyze.event import Settings
+from logstack.analyze.run import RunOptions
+from logstack.evidence.report import HostCoverage, ReportData, count_event, end_report, new_report
+from logstack.journal.line import Line
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def build_report_in_columns(
+    lines: Callable[[], Iterable[Line]],
+    frames: Callable[[], Iterable[pl.DataFrame]],
+    settings: Settings | None = None,
+    **period: Any,
+) -> ReportData:
+    """`build_report` of the lines `frames` gives in columns, or `lines` gives one by one (the same lines) where
+    the analysis in columns refuses them; `period`: `new_report`'s."""
+    data = new_report(**period)
+    counts = _LineCounts(data.since, data.until)
+
+    def in_columns(start: int | None, end: int | None) -> Iterator[pl.DataFrame]:
+        import polars as pl
+
+        counts.clear()
+        for frame in frames():
+            counts.frame(frame)
+            # the builder is not fed heartbeats: they are coverage, counted above
+            yield frame.filter(pl.col("ident") != HEARTBEAT_IDENTIFIER)
+
+    def one_by_one(start: int | None, end: int | None) -> Iterator[Line]:
+        counts.clear()  # the whole input again: counted again from its start
+        for line in lines():
+            counts.line(line)
+            if line.ident != HEARTBEAT_IDENTIFIER:
+                yield line
+
+    options = RunOptions(settings=settings or Settings())
+    analyze_in_columns(one_by_one, options, 0, lambda event: count_event(data, event), frames=in_columns)
+    counts.into(data)
+    return data
+
+
+class _LineCounts:
+    """What `build_report` counts of each line, by batch or by line."""
+
+    def __init__(self, since: int, until: int) -> None:
+        self.since, self.until = since, until
+        self.clear()
+
+    def clear(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+        self.inside = self.outside = 0
+        self.unauthenticated: dict[tuple[str, str], int] = {}
+        self.heartbeats: defaultdict[str, list[int]] = defaultdict(list)
+        self.spans: dict[str, tuple[int, int]] = {}  # host → first and last journal time of its lines
+
+    def line(self, line: Line) -> None:
+        ts, host = line.ts, line.host
+        self.first = ts if self.first is None else min(self.first, ts)
+        self.last = ts if self.last is None else max(self.last, ts)
+        inside = self.since <= ts < self.until
+        self.inside += inside
+        self.outside += not inside
+        if line.auth is not None and self.since <= line.arrival < self.until:
+            key = (host, line.auth)
+            self.unauthenticated[key] = self.unauthenticated.get(key, 0) + 1
+        if line.ident == HEARTBEAT_IDENTIFIER:
+            if inside and line.auth is None:
+                self.heartbeats[host].append(ts)
+        elif inside:
+            self._span(host, ts, ts)
+
+    def frame(self, frame: pl.DataFrame) -> None:
+        import polars as pl
+
+        if frame.is_empty():
+            return
+        ts, inside = pl.col("ts"), pl.col("ts").is_between(self.since, self.until, closed="left")
+        first, last, count = frame.select(ts.min().alias("a"), ts.max().alias("b"), inside.sum().alias("c")).row(0)
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+        self.inside += count
+        self.outside += len(frame) - count
+        period = pl.col("arrival").is_between(self.since, self.until, closed="left")
+        failed = frame.filter(pl.col("auth").is_not_null() & period)
+        for host, auth, n in _rows(failed.group_by("host", "auth", maintain_order=True).len()):
+            self.unauthenticated[(host, auth)] = self.unauthenticated.get((host, auth), 0) + n
+        beat = pl.col("ident") == HEARTBEAT_IDENTIFIER
+        for host, at in _rows(frame.filter(beat & inside & pl.col("auth").is_null()).select("host", "ts")):
+            self.heartbeats[host].append(at)
+        spans = frame.filter(~beat & inside).group_by("host", maintain_order=True).agg(ts.min().alias("a"), ts.max())
+        for host, low, high in _rows(spans):
+            self._span(host, low, high)
+
+    def _span(self, host: str, low: int, high: int) -> None:
+        known = self.spans.get(host)
+        self.spans[host] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
+
+    def into(self, data: ReportData) -> None:
+        """The counts into `data`, and the heartbeats' coverage."""
+        data.source_first, data.source_last = self.first, self.last
+        data.lines_inside, data.lines_outside = self.inside, self.outside
+        data.unauthenticated.update(self.unauthenticated)
+        for host, (low, high) in self.spans.items():
+            cov = data.coverage.setdefault(host, HostCoverage())
+            cov.first = low if cov.first is None else min(cov.first, low)
+            cov.last = high if cov.last is None else max(cov.last, high)
+        end_report(data, self.heartbeats)
+
+
+def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
+    return zip(*(column.to_list() for column in frame.get_columns()), strict=True)

@@ -1,0 +1,75 @@
+"""The periodic review from lines in columns (`evidence.report_columns`) against `build_report` line by line:
+the same report, rendered, on generated journals with heartbeats, unproven rows, lines outside the period, and
+a line the columns refuse (then read one by one)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from logstack.analyze.column_run import line_batches
+from logstack.base.clock import SECOND
+from logstack.evidence.report import build_report, render_html, render_markdown
+from logstack.evidence.report_columns import build_report_in_columns
+from logstack.journal.line import Line, from_journal
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
+from tests.journal import entry
+from tests.test_column_run import _portless
+from tests.test_incident_columns import attacked_journal
+from tests.test_line_groups import delayed
+
+
+def journal(seed: int, refused: bool) -> list[Line]:
+    """Logins, bursts of failures and late rows, with heartbeats (some unproven), rows whose signature failed
+    and, if `refused`, a session child naming no port after a login (the columns leave it to the builder)."""
+    rng = random.Random(seed)
+    lines = delayed(attacked_journal(seed, 150, 40), rng, 30)
+    for line in rng.sample(lines, 12):
+        line.auth = rng.choice(["unsigned", "bad_signature:web1", "forged_host:db1"])
+        line.key = f"{line.key}|{line.auth}"
+    first, last = lines[0].ts, lines[-1].ts
+    for _ in range(40):
+        ts = rng.randint(first - 3600 * SECOND, last + 3600 * SECOND)
+        beat = from_journal(entry(ts, HEARTBEAT_IDENTIFIER, 7, "alive", host=rng.choice(["web1", "db1", "h9"])))
+        assert beat is not None
+        beat.arrival = ts + rng.choice([0, 5 * SECOND, 7200 * SECOND])
+        beat.auth = rng.choice([None, None, "unsigned"])
+        lines.insert(rng.randrange(len(lines) + 1), beat)
+    return _portless(lines, rng, 1) if refused else lines
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_report_in_columns_is_the_report_line_by_line(seed, refused):
+    lines = journal(seed, refused)
+    times = sorted(line.ts for line in lines)
+    rng = random.Random(seed)
+    since, until = times[rng.randrange(len(times) // 3)], times[-rng.randrange(1, len(times) // 3)]
+    period = {"since": since, "until": until, "site": "s", "expected_hosts": ["web1", "quiet"], "silence": 900 * SECOND}
+    expected = build_report(copy.deepcopy(lines), **period)
+    reads = {"lines": 0, "frames": 0}
+
+    def one_by_one() -> list[Line]:
+        reads["lines"] += 1
+        return copy.deepcopy(lines)
+
+    def in_columns():  # type: ignore[no-untyped-def]
+        reads["frames"] += 1
+        return line_batches(copy.deepcopy(lines), rng.choice([7, 50, 5000]))
+
+    got = build_report_in_columns(one_by_one, in_columns, **period)
+    assert reads == {"lines": int(refused), "frames": 1}
+    assert render_markdown(got) == render_markdown(expected)
+    assert render_html(got) == render_html(expected)
+    assert (got.lines_inside, got.lines_outside, got.source_first, got.source_last) == (
+        expected.lines_inside,
+        expected.lines_outside,
+        expected.source_first,
+        expected.source_last,
+    )
+    assert got.unauthenticated == expected.unauthenticated and got.heartbeat_source
+    assert {host: (c.first, c.last, c.heartbeats, c.gaps, c.events) for host, c in got.coverage.items()} == {
+        host: (c.first, c.last, c.heartbeats, c.gaps, c.events) for host, c in expected.coverage.items()
+    }
