@@ -143,17 +143,123 @@ def test_the_child_imports_nothing_from_the_working_directory(store, tmp_path, m
 
 
 def test_the_password_is_not_on_the_child_s_command_line_or_environment(store, monkeypatch):
-    seen: list[tuple[list[str], dict[str, str] | None]] = []
+    seen: list[tuple[list[str], dict[str, str]]] = []
     real = subprocess.Popen
 
     def watched(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        seen.append((list(args), kwargs.get("env")))  # type: ignore[arg-type]
+        seen.append((list(args), kwargs["env"]))  # type: ignore[arg-type]
         return real(args, **kwargs)  # type: ignore[call-overload,no-any-return]
 
     monkeypatch.setattr(subprocess, "Popen", watched)
-    monkeypatch.delenv("GREPTIMEDB_PASSWORD", raising=False)
+    monkeypatch.setenv("GREPTIMEDB_PASSWORD", PASSWORD)  # the parent's, as an operator may set it
     with DatabaseSource(store) as db:
         assert sum(len(frame) for frame in frames_in_child(db, None, None)) == 300
     (args, env), *_ = seen
-    assert PASSWORD not in " ".join(args) and env is None and PASSWORD not in " ".join(os.environ.values())
-    assert args[:2] == [sys.executable, "-P"]
+    assert PASSWORD not in " ".join(args) and "GREPTIMEDB_PASSWORD" not in env and PASSWORD not in env.values()
+    assert args[:2] == [sys.executable, "-P"] and env["PATH"] == os.environ["PATH"]
+
+
+def test_the_child_keeps_the_environment_out_when_the_parent_does(store, tmp_path):
+    """A parent run with -E (a distribution's shebang, a unit) ignores PYTHONPATH: so does its child, and a
+    `pymysql.py` on that path sees no password."""
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "imported"
+    (evil / "pymysql.py").write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(9)\n")
+    code = (
+        "import sys; from logstack.store.greptime import DatabaseConfig; from logstack.store.reader import "
+        "DatabaseSource; from logstack.store.reading_process import frames_in_child; "
+        f"db = DatabaseSource(DatabaseConfig(port={store.port}, password={PASSWORD!r}, database={store.database!r}));"
+        " db.__enter__(); print(sum(len(f) for f in frames_in_child(db, None, None)))"
+    )
+    root = Path(reading_process.__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(evil)}
+    done = subprocess.run([sys.executable, "-E", "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "300"), done.stderr
+    assert not marker.exists()
+
+
+def test_the_child_finds_the_standard_library_before_logstack_s_directory(store, tmp_path, monkeypatch):
+    """Where logstack is installed, its directory is site-packages: a module there named like one of the
+    standard library's does not take its place in the child."""
+    (tmp_path / "logstack").symlink_to(Path(reading_process.__file__).resolve().parents[1])
+    (tmp_path / "queue.py").write_text("raise ImportError('not the standard library')\n")
+    monkeypatch.setattr(reading_process, "_ROOT", str(tmp_path))
+    with DatabaseSource(store) as db:
+        assert sum(len(frame) for frame in frames_in_child(db, None, None)) == 300
+
+
+def test_a_defect_in_the_child_is_an_internal_error_naming_where_not_what(store, monkeypatch):
+    from logstack.base.errors import InternalError
+    from logstack.base.exit_codes import ExitStatus
+
+    broken = reading_process._CHILD.replace(
+        "from logstack.store.reading_process import main;",
+        "import logstack.store.row_columns as r; r.page_frame = lambda *a: {}['secret 42']; "
+        "from logstack.store.reading_process import main;",
+    )
+    monkeypatch.setattr(reading_process, "_CHILD", broken)
+    with DatabaseSource(store) as db, pytest.raises(InternalError) as raised:
+        list(frames_in_child(db, None, None))
+    message = str(raised.value)
+    assert message.startswith(f"database {store.label}: the reading process failed: internal error: KeyError at ")
+    assert "secret 42" not in message and raised.value.exit_status == ExitStatus.INTERNAL
+
+
+def test_a_child_killed_by_a_signal_says_so(store, monkeypatch):
+    monkeypatch.setattr(reading_process, "_CHILD", "import os, signal, sys; sys.stdin.read(); os.kill(os.getpid(), 9)")
+    with DatabaseSource(store) as db, pytest.raises(RuntimeFailure) as raised:
+        list(frames_in_child(db, None, None))
+    assert str(raised.value) == f"database {store.label}: the reading process failed: killed by signal 9"
+
+
+def test_a_connection_the_server_closed_while_idle_reads_again(store):
+    """While the child reads, the parent's own connection waits; the server may close it (wait_timeout) before a
+    refused batch has the rows read again on it."""
+    import time
+
+    with DatabaseSource(store) as db:
+        db.execute("SET SESSION wait_timeout = 1", ())
+        time.sleep(2.5)
+        assert len(list(db.lines(None, None))) == 300
+        assert db.query("SELECT @@session.time_zone AS zone", ()) == [{"zone": "+00:00"}]
+
+
+def test_the_child_ends_with_its_parent(tmp_path):
+    """A parent killed while the child waits (a slow query) leaves no reader behind."""
+    import time
+
+    pid_file = tmp_path / "child"
+    waits = (
+        "from logstack.store.reading_process import _end_with_parent; _end_with_parent(int(sys.argv[2])); "
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, types\n"
+        "from logstack.store import reading_process as rp\n"
+        "from logstack.store.greptime import DatabaseConfig\n"
+        f"rp._CHILD = rp._CHILD.replace('from logstack.store.reading_process import main; main()', {waits!r})\n"
+        "db = types.SimpleNamespace(config=DatabaseConfig(password='x'), page_size=1, verifier=None)\n"
+        "next(rp.frames_in_child(db, None, None))\n"
+    )
+    root = Path(reading_process.__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while _state(child) != "Z":
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"

@@ -44,3 +44,10 @@ class RuntimeFailure(LogstackError):
     """Something outside logstack failed: SSH, database, a remote command."""
 
     exit_status = ExitStatus.RUNTIME_FAILURE
+
+
+class InternalError(LogstackError):
+    """A defect in a process of logstack's own (the store's reading process), reported where it happened, never
+    with its message (it may quote a secret the code was handling)."""
+
+    exit_status = ExitStatus.INTERNAL

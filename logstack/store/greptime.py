@@ -240,6 +240,9 @@ class PortForward:
         self.listener.close()
 
 
+PASSWORD_VARIABLE = "GREPTIMEDB_PASSWORD"  # the store's password, where no password file is given
+
+
 def read_password(password_file: Path | None) -> str:
     if password_file is not None:
         try:
@@ -249,7 +252,7 @@ def read_password(password_file: Path | None) -> str:
             raise BadInputError(f"{password_file}: password file: not UTF-8 text") from None
         except OSError as exc:
             raise BadInputError(f"{password_file}: cannot read password file: {exc.strerror}") from None
-    value = os.environ.get("GREPTIMEDB_PASSWORD")
+    value = os.environ.get(PASSWORD_VARIABLE)
     if value is None:
         raise BadInputError("set GREPTIMEDB_PASSWORD or pass --db-password-file (or use --journal FILE)")
     return value

@@ -5,6 +5,7 @@ Analysis, status, enrolment, the report and sealing all read the store through `
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -87,6 +88,19 @@ class DatabaseSource:
         if self.verifier is not None:  # a signature covers identity columns of any name: read them all
             wanted += sorted(c for c in present if c not in wanted and c not in NOT_IN_STORE and _NAME_RE.fullmatch(c))
         return wanted
+
+    def _awake(self) -> None:
+        """The connection, connected again if the server closed it: it may have waited idle for longer than the
+        server lets it (wait_timeout, a proxy) while the reading process read, before the analysis refused a
+        batch and reads the rows again here."""
+        import pymysql
+
+        try:
+            self._conn.ping()
+        except pymysql.MySQLError:
+            with contextlib.suppress(pymysql.MySQLError):
+                self._conn.close()
+            self.__enter__()  # a new connection, set up as the first (UTC)
 
     def store_now(self) -> int:
         """The store's clock (µs): seals, resume points and delivery checks go by the time the store stamps rows
@@ -182,6 +196,7 @@ class DatabaseSource:
     def _pages(self, start: int | None, end: int | None, read: Callable[[_Page], tuple[T, set[str]]]) -> Iterator[T]:
         """What `read` makes of each keyset page of rows: the page's lines, less those an earlier page gave (rows
         at its newest timestamp, by key), and the keys of its lines at its own newest timestamp."""
+        self._awake()
         columns = self._columns()
         select = ", ".join(f"`{c}`" for c in columns)
         where = "`greptime_timestamp` >= %s" + (" AND `greptime_timestamp` <= %s" if end is not None else "")

@@ -1,9 +1,10 @@
-"""The store's rows read into columns in a process of their own:
-pymysql decodes rows in Python, as the rows' checks do, and in the analysing process they would take turns with
-the analysis for the interpreter lock; in a child they run beside it. The child is told what to read on its
-standard input (the connection, its password and the key ring go through that pipe, never the command line or
-the environment) and answers on its standard output with the frames `DatabaseSource.frames` gives, each as an
-Arrow IPC stream, or with the one-line error the reader raised."""
+"""The store's rows read into columns in a process of their own: pymysql decodes rows in Python, as the rows'
+checks do, and in the analysing process they would take turns with the analysis for the interpreter lock; in a
+child they run beside it. The child is told what to read on its standard input (the connection, its password
+and the key ring go through that pipe, never the command line or the environment: GREPTIMEDB_PASSWORD is taken
+out of the child's) and answers on its standard output with the frames `DatabaseSource.frames` gives, a page at
+a time, each as an Arrow IPC stream, or with the error that ended the read: the reader's own, or a defect (where
+it happened, never its message)."""
 
 from __future__ import annotations
 
@@ -17,23 +18,29 @@ import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.base.errors import BadInputError, InternalError, LogstackError, RuntimeFailure
 from logstack.integrity.signatures import Verifier
-from logstack.store.greptime import DatabaseConfig
+from logstack.store.greptime import PASSWORD_VARIABLE, DatabaseConfig
 from logstack.store.reader import FRAME_ROWS, FRAME_TEXT, DatabaseSource, joined
 
 if TYPE_CHECKING:
     import polars as pl
 
-# The child imports the logstack its parent runs (a checkout or a venv's); -P: not from the working directory (a
-# `polars.py` a local user left in /tmp), which `python -m` and `-c` would search first.
+# The child imports the logstack its parent runs (a checkout or a venv's), found after the standard library (a
+# module in site-packages named like one of its modules does not take its place), and nothing from the working
+# directory (-P: a `polars.py` a local user left in /tmp), which `python -c` would search first.
 _ROOT = str(Path(__file__).resolve().parents[2])
-_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from logstack.store.reading_process import main; main()"
+_CHILD = (
+    "import sys, sysconfig; std = {sysconfig.get_path('stdlib'), sysconfig.get_path('platstdlib')}; "
+    "at = max([n + 1 for n, p in enumerate(sys.path) if p in std or p.endswith('lib-dynload')], default=0); "
+    "sys.path.insert(at, sys.argv[1]); from logstack.store.reading_process import main; main()"
+)
 AHEAD = 8  # pages read ahead of the analysis (40k rows of 5000-row pages: a batch)
 _HEAD = struct.Struct(">cQ")  # a record: its kind (F: a frame, E: the error that ended the read) and its length
 
@@ -50,6 +57,13 @@ class Request:
     size: int = FRAME_ROWS
 
 
+def _flags() -> list[str]:
+    """The interpreter's flags that keep the environment and the user's site out, as the parent was given them."""
+    if sys.flags.isolated:
+        return ["-I"]
+    return ["-P", *(["-E"] if sys.flags.ignore_environment else []), *(["-s"] if sys.flags.no_user_site else [])]
+
+
 def frames_in_child(
     db: DatabaseSource, start: int | None, end: int | None, size: int = FRAME_ROWS, text: int = FRAME_TEXT
 ) -> Iterator[pl.DataFrame]:
@@ -62,16 +76,19 @@ def frames_in_child(
 def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            [sys.executable, "-P", "-c", _CHILD, _ROOT],
+            [sys.executable, *_flags(), "-c", _CHILD, _ROOT, str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
+            env={name: value for name, value in os.environ.items() if name != PASSWORD_VARIABLE},
         )
         assert child.stdin is not None and child.stdout is not None
         # a thread empties the pipe as the child fills it, up to AHEAD pages: the child reads on while the
         # analysis works on what it gave (a pipe holds 64 KiB, a page of 5000 rows a few MB)
         pages: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(AHEAD)
-        drain = threading.Thread(target=_drain, args=(child.stdout, pages), name="logstack-store", daemon=True)
+        drain = threading.Thread(
+            target=_drain, args=(child.stdout, pages, db.config.label), name="logstack-store", daemon=True
+        )
         try:
             child.stdin.write(pickle.dumps(request))
             child.stdin.close()
@@ -80,8 +97,9 @@ def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
                 if isinstance(page, BaseException):
                     raise page
                 yield page
-            if child.wait() != 0:
-                raise RuntimeFailure(f"database {db.config.label}: the reading process failed: {_last_line(errors)}")
+            if (status := child.wait()) != 0:
+                why = f"killed by signal {-status}" if status < 0 else _last_line(errors)
+                raise RuntimeFailure(f"database {db.config.label}: the reading process failed: {why}")
         except BrokenPipeError:
             failed = f"database {db.config.label}: the reading process failed: {_last_line(errors)}"
             raise RuntimeFailure(failed) from None
@@ -95,21 +113,30 @@ def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
             child.stdout.close()
 
 
-def _drain(stream: IO[bytes], pages: queue.Queue[pl.DataFrame | BaseException | None]) -> None:
+def _drain(stream: IO[bytes], pages: queue.Queue[pl.DataFrame | BaseException | None], label: str) -> None:
     """The child's records, as frames (or the error it sent) on `pages`; None at the end."""
     import polars as pl
 
     try:
         while (record := _record(stream)) is not None:
             kind, body = record
-            if kind == b"E":
-                pages.put(RuntimeFailure(body.decode("utf-8", errors="replace")))
+            if kind != b"F":
+                pages.put(_error(kind, body.decode("utf-8", errors="replace"), label))
                 return
             pages.put(pl.read_ipc_stream(io.BytesIO(body)))
     except BaseException as exc:  # raised where the pages are read
         pages.put(exc)
         return
     pages.put(None)
+
+
+def _error(kind: bytes, message: str, label: str) -> LogstackError:
+    """The error a record of `kind` stands for: the reader's own (B: bad input, E: the store), or a defect."""
+    if kind == b"B":
+        return BadInputError(message)
+    if kind == b"E":
+        return RuntimeFailure(message)
+    return InternalError(f"database {label}: the reading process failed: internal error: {message}; please report it")
 
 
 def _record(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
@@ -139,14 +166,35 @@ def serve(source: IO[bytes], out: IO[bytes]) -> None:
                 out.write(_HEAD.pack(b"F", body.getbuffer().nbytes))
                 out.write(body.getbuffer())
     except (RuntimeFailure, BadInputError) as exc:
-        message = str(exc).encode("utf-8", errors="replace")
-        out.write(_HEAD.pack(b"E", len(message)) + message)
+        _send(out, b"B" if isinstance(exc, BadInputError) else b"E", str(exc))
+    except Exception as exc:
+        # a defect: where it happened, as the command line reports one, never its message
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        _send(out, b"X", f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}")
     out.flush()
 
 
+def _send(out: IO[bytes], kind: bytes, message: str) -> None:
+    body = message.encode("utf-8", errors="replace")
+    out.write(_HEAD.pack(kind, len(body)) + body)
+
+
 def main() -> None:
-    """The child's entry (`_CHILD`)."""
+    """The child's entry (`_CHILD`; its second argument the parent's process id)."""
+    _end_with_parent(int(sys.argv[2]))
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
     except BrokenPipeError:  # the parent stopped reading: nothing is owed to anyone
+        os._exit(0)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Killed when the parent ends (Linux's PR_SET_PDEATHSIG): a parent killed while the child waits on a slow
+    query leaves no reader holding a connection to the store for the read timeout's five minutes."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the call above
         os._exit(0)
