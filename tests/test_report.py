@@ -202,7 +202,7 @@ def test_report_from_the_database_matches_the_export(runner, export, mariadb, tm
 def test_coverage_believes_only_heartbeats_their_host_signed():
     from dataclasses import replace
 
-    from logstack.evidence.report import build_report
+    from logstack.evidence.report import build_report, render_markdown
     from logstack.journal.line import from_journal
     from tests.journal import at, entry
 
@@ -223,6 +223,10 @@ def test_coverage_believes_only_heartbeats_their_host_signed():
     assert data.coverage["beta"].heartbeats == 0 and data.coverage["beta"].last_heartbeat is None
     genuine = build_report(beats, start, start + 3 * hour, expected_hosts=["beta"], verified=True)
     assert genuine.coverage["beta"].heartbeats == 18
+    # a host the inventory does not name, that sent only heartbeats: listed with them, not left out
+    unnamed = build_report(beats, start, start + 3 * hour, verified=True)
+    assert unnamed.hosts == ["beta"] and unnamed.coverage["beta"].heartbeats == 18
+    assert "beta" in render_markdown(unnamed)
 
 
 def _walk(tokens):

@@ -222,6 +222,8 @@ def end_report(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
     data.heartbeat_source = bool(heartbeats)
     if not data.heartbeat_source:
         return
+    for host in heartbeats:  # a host that sent only heartbeats, and is not in the inventory, is listed too
+        data.coverage.setdefault(host, HostCoverage())
     for host, cov in data.coverage.items():
         beats = sorted(heartbeats.get(host, []))
         cov.heartbeats = len(beats)
