@@ -71,12 +71,24 @@ def _cli(runner, mariadb, name, *args, password=PASSWORD):
     )
 
 
-def test_database_source_gives_the_same_events_as_the_export(db, runner):
+@pytest.mark.parametrize("in_process", [20_000, 0])
+def test_database_source_gives_the_same_events_as_the_export(db, runner, monkeypatch, in_process):
+    """Read in the analysing process (a window of few rows) or by the child process (any more): the same
+    events as the export's (and, `tests/engines.py`, as the line-by-line engine's)."""
+    import subprocess
+
+    from logstack.store import reading_process
+
     mariadb, name = db
     entries = sample_entries()
     mariadb.insert(name, [to_row(e, int(e["__REALTIME_TIMESTAMP"]) + 2 * SECOND) for e in entries])
+    monkeypatch.setattr(reading_process, "IN_PROCESS", in_process)
+    spawned: list[object] = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: spawned.append(a) or real(*a, **k))
     from_db = _cli(runner, mariadb, name, "--format", "json")
     assert from_db.exit_code == 0, from_db.output
+    assert len(spawned) == (in_process == 0)
     from_file = invoke(runner, "analyze", "--journal", SAMPLE, "--format", "json")
     strip = lambda evs: sorted((e["id"], e["type"], e["outcome"], e["user"], len(e["lines"])) for e in evs)  # noqa: E731
     assert strip(json.loads(from_db.stdout)) == strip(json.loads(from_file.stdout))
@@ -122,6 +134,19 @@ def _dump(path: Path) -> list[str]:
 
     with sqlite3.connect(path) as db:
         return list(db.iterdump())
+
+
+def test_a_window_s_rows_are_counted_past_a_number_by_one_row(db):
+    mariadb, name = db
+    base = 1_700_000_000 * SECOND
+    entries = [entry(base + i, "sshd", 100 + i, f"Connection closed by 192.0.2.{i} port {i}") for i in range(30)]
+    mariadb.insert(name, [to_row(e, base + (i // 3) * SECOND) for i, e in enumerate(entries)])
+    config = DatabaseConfig(port=mariadb.port, password=PASSWORD, database=name)
+    with DatabaseSource(config) as source:
+        assert source.holds_more_than(None, None, 29) and not source.holds_more_than(None, None, 30)
+        assert source.holds_more_than(base + SECOND, base + 2 * SECOND, 5)  # rows 3..8: six
+        assert not source.holds_more_than(base + SECOND, base + 2 * SECOND, 6)
+        assert not source.holds_more_than(base + 10 * SECOND, None, 0)  # none after the last
 
 
 def test_keyset_pages_read_every_row_once_even_with_equal_timestamps(db):

@@ -31,7 +31,7 @@ from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
 from logstack.store.greptime import store_address
 from logstack.store.reader import DatabaseSource
-from logstack.store.reading_process import frames_in_child
+from logstack.store.reading_process import store_frames
 
 if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
@@ -227,7 +227,7 @@ def _from_store(
         now = resume_clock(db.store_now(), options.overlap)
     progress = Progress("analyze")
     try:  # read in columns (`frames`), line by line where the columns refuse
-        read = functools.partial(frames_in_child, db)
+        read = functools.partial(store_frames, db)
         rows, frames = counted_lines(db.lines, progress.update), counted_frames(read, progress.update)
         return analyze_in_columns(rows, options, now, *output, flush=flush, before_commit=queue, frames=frames)
     finally:  # also when the run fails: the error's line starts on a clean line

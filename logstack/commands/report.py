@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
 from logstack.store.backup import recorded_backup
 from logstack.store.reader import DatabaseSource
-from logstack.store.reading_process import frames_in_child
+from logstack.store.reading_process import store_frames
 
 
 @store_options
@@ -99,7 +99,7 @@ def _from_store(
         # Rows of the period arrive a little later than they happen; a sender may buffer for hours.
         verified = verifier is not None and not isinstance(verifier, Unverified)
         window = (start, end + HOUR)
-        read = (lambda: db.lines(*window)), (lambda: frames_in_child(db, *window))
+        read = (lambda: db.lines(*window)), (lambda: store_frames(db, *window))
         data = build_report_in_columns(*read, **common, verified=verified)
         data.source = f"store {config.label}"
         # the store's whole span, not only what the period read (rows by the time the store took them)

@@ -102,6 +102,17 @@ class DatabaseSource:
                 self._conn.close()
             self.__enter__()  # a new connection, set up as the first (UTC)
 
+    def holds_more_than(self, start: int | None, end: int | None, count: int) -> bool:
+        """Whether more than `count` rows have start <= greptime_timestamp <= end: one row asked for, past the
+        first `count` in ingest order (GreptimeDB v1.1.4 takes LIMIT with OFFSET:
+        tests/cases/standalone/common/limit/limit_advanced.sql)."""
+        self._awake()
+        self._columns()  # a missing table named as such
+        where, bounds = _window(start, end)
+        sql = f"SELECT `greptime_timestamp` FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp`"
+        found = self._fetch(sql + " LIMIT 1 OFFSET %s", (*(b for b in bounds if b is not None), count), dicts=False)
+        return bool(found)
+
     def store_now(self) -> int:
         """The store's clock (µs): seals, resume points and delivery checks go by the time the store stamps rows
         with. Bare CURRENT_TIMESTAMP: in GreptimeDB it is DataFusion's `now()` (v1.1.4
@@ -199,10 +210,8 @@ class DatabaseSource:
         self._awake()
         columns = self._columns()
         select = ", ".join(f"`{c}`" for c in columns)
-        where = "`greptime_timestamp` >= %s" + (" AND `greptime_timestamp` <= %s" if end is not None else "")
+        where, (low, high) = _window(start, end)
         sql = f"SELECT {select} FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp` LIMIT %s"
-        low = from_micros(start if start is not None else 0).replace(tzinfo=None)
-        high = from_micros(end).replace(tzinfo=None) if end is not None else None
         stamp = columns.index(STAMP)
         boundary: set[str] = set()
         limit = self.page_size
@@ -261,6 +270,14 @@ class DatabaseSource:
             low = pl.Series([stamp == page.low for stamp in stamps], dtype=pl.Boolean).gather(at)
             frame = frame.filter(~(low & frame["key"].is_in(list(page.boundary))))
         return frame.drop("row"), keys
+
+
+def _window(start: int | None, end: int | None) -> tuple[str, tuple[dt.datetime, dt.datetime | None]]:
+    """The condition on ingest time of rows with start <= greptime_timestamp <= end (None: open), and its bounds
+    as the store compares them (naive UTC; no upper bound: None, and no parameter for it)."""
+    where = "`greptime_timestamp` >= %s" + (" AND `greptime_timestamp` <= %s" if end is not None else "")
+    low = from_micros(start if start is not None else 0).replace(tzinfo=None)
+    return where, (low, from_micros(end).replace(tzinfo=None) if end is not None else None)
 
 
 def joined(frames: Iterable[pl.DataFrame], size: int = FRAME_ROWS, text: int = FRAME_TEXT) -> Iterator[pl.DataFrame]:
