@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,6 +19,7 @@ from logstack.analyze.grouping import Event, EventBuilder, Settings
 from logstack.base.clock import iso
 from logstack.base.package_data import templates_dir
 from logstack.base.terminal import escape
+from logstack.evidence.line_counts import LineCounts
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from logstack.pki.service import CertView
@@ -114,34 +115,28 @@ def build_report(
         since, until, site, expected_hosts, silence, certificates, verified, last_verification, last_backup
     )
     builder = EventBuilder(settings)
-    heartbeats: dict[str, list[int]] = defaultdict(list)
+    counts = LineCounts(since, until)
     for line in lines:
-        host = line.host
-        ts = line.ts
-        data.source_first = ts if data.source_first is None or ts < data.source_first else data.source_first
-        data.source_last = ts if data.source_last is None or ts > data.source_last else data.source_last
-        if since <= ts < until:
-            data.lines_inside += 1
-        else:
-            data.lines_outside += 1
-        if line.auth is not None and since <= line.arrival < until:
-            data.unauthenticated[(host, line.auth)] += 1
-        if line.ident == HEARTBEAT_IDENTIFIER:
-            # only a heartbeat its host's own key signed proves the host was there (status's rule too): one
-            # that failed authentication is listed under "Records that failed authentication" above
-            if since <= line.ts < until and line.auth is None:
-                heartbeats[host].append(line.ts)
-            continue
-        if since <= line.ts < until:
-            cov = data.coverage.setdefault(host, HostCoverage())
-            cov.first = line.ts if cov.first is None else min(cov.first, line.ts)
-            cov.last = line.ts if cov.last is None else max(cov.last, line.ts)
-        for event in builder.feed(line):
-            count_event(data, event)
+        counts.line(line)
+        if line.ident != HEARTBEAT_IDENTIFIER:  # heartbeats are coverage, not events
+            for event in builder.feed(line):
+                count_event(data, event)
     for event in builder.finish():
         count_event(data, event)
-    end_report(data, heartbeats)
+    end_counts(data, counts)
     return data
+
+
+def end_counts(data: ReportData, counts: LineCounts) -> None:
+    """The counts of the source's lines into `data`, and the heartbeats' coverage: the report is complete."""
+    data.source_first, data.source_last = counts.first, counts.last
+    data.lines_inside, data.lines_outside = counts.inside, counts.outside
+    data.unauthenticated.update(counts.unauthenticated)
+    for host, (low, high) in counts.spans.items():
+        cov = data.coverage.setdefault(host, HostCoverage())
+        cov.first = low if cov.first is None else min(cov.first, low)
+        cov.last = high if cov.last is None else max(cov.last, high)
+    _coverage(data, counts.heartbeats)
 
 
 def new_report(
@@ -217,7 +212,7 @@ _LISTS = {
 }
 
 
-def end_report(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
+def _coverage(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
     """Heartbeat counts and the gaps longer than `silence` per host (`heartbeats`: their times in the period)."""
     data.heartbeat_source = bool(heartbeats)
     if not data.heartbeat_source:

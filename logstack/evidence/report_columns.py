@@ -6,14 +6,14 @@ tests/test_report_columns.py checks both on generated journals."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from logstack.analyze.column_run import analyze_in_columns
 from logstack.analyze.event import Settings
 from logstack.analyze.run import RunOptions
-from logstack.evidence.report import HostCoverage, ReportData, count_event, end_report, new_report
+from logstack.evidence.line_counts import LineCounts
+from logstack.evidence.report import ReportData, count_event, end_counts, new_report
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 
@@ -30,7 +30,7 @@ def build_report_in_columns(
     """`build_report` of the lines `frames` gives in columns, or `lines` gives one by one (the same lines) where
     the analysis in columns refuses them; `period`: `new_report`'s."""
     data = new_report(**period)
-    counts = _LineCounts(data.since, data.until)
+    counts = _BatchCounts(data.since, data.until)
 
     def in_columns(start: int | None, end: int | None) -> Iterator[pl.DataFrame]:
         import polars as pl
@@ -50,40 +50,12 @@ def build_report_in_columns(
 
     options = RunOptions(settings=settings or Settings())
     analyze_in_columns(one_by_one, options, 0, lambda event: count_event(data, event), frames=in_columns)
-    counts.into(data)
+    end_counts(data, counts)
     return data
 
 
-class _LineCounts:
-    """What `build_report` counts of each line, by batch or by line."""
-
-    def __init__(self, since: int, until: int) -> None:
-        self.since, self.until = since, until
-        self.clear()
-
-    def clear(self) -> None:
-        self.first: int | None = None
-        self.last: int | None = None
-        self.inside = self.outside = 0
-        self.unauthenticated: dict[tuple[str, str], int] = {}
-        self.heartbeats: defaultdict[str, list[int]] = defaultdict(list)
-        self.spans: dict[str, tuple[int, int]] = {}  # host → first and last journal time of its lines
-
-    def line(self, line: Line) -> None:
-        ts, host = line.ts, line.host
-        self.first = ts if self.first is None else min(self.first, ts)
-        self.last = ts if self.last is None else max(self.last, ts)
-        inside = self.since <= ts < self.until
-        self.inside += inside
-        self.outside += not inside
-        if line.auth is not None and self.since <= line.arrival < self.until:
-            key = (host, line.auth)
-            self.unauthenticated[key] = self.unauthenticated.get(key, 0) + 1
-        if line.ident == HEARTBEAT_IDENTIFIER:
-            if inside and line.auth is None:
-                self.heartbeats[host].append(ts)
-        elif inside:
-            self._span(host, ts, ts)
+class _BatchCounts(LineCounts):
+    """`LineCounts`, also of a batch of lines in columns."""
 
     def frame(self, frame: pl.DataFrame) -> None:
         import polars as pl
@@ -105,22 +77,7 @@ class _LineCounts:
             self.heartbeats[host].append(at)
         spans = frame.filter(~beat & inside).group_by("host", maintain_order=True).agg(ts.min().alias("a"), ts.max())
         for host, low, high in _rows(spans):
-            self._span(host, low, high)
-
-    def _span(self, host: str, low: int, high: int) -> None:
-        known = self.spans.get(host)
-        self.spans[host] = (low, high) if known is None else (min(known[0], low), max(known[1], high))
-
-    def into(self, data: ReportData) -> None:
-        """The counts into `data`, and the heartbeats' coverage."""
-        data.source_first, data.source_last = self.first, self.last
-        data.lines_inside, data.lines_outside = self.inside, self.outside
-        data.unauthenticated.update(self.unauthenticated)
-        for host, (low, high) in self.spans.items():
-            cov = data.coverage.setdefault(host, HostCoverage())
-            cov.first = low if cov.first is None else min(cov.first, low)
-            cov.last = high if cov.last is None else max(cov.last, high)
-        end_report(data, self.heartbeats)
+            self.span(host, low, high)
 
 
 def _rows(frame: pl.DataFrame) -> Iterator[tuple[Any, ...]]:
