@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import sys
-import traceback
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,7 +18,7 @@ import typer.main
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from logstack.base.errors import InventoryError, LogstackError
+from logstack.base.errors import InventoryError, LogstackError, defect
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.terminal import escape
 
@@ -165,9 +163,7 @@ class _Group(TyperGroup):
                 raise
             # a defect, not an input: its own exit code (a traceback would exit 1, which means findings);
             # where it happened, never its message (it may quote a secret the code was handling)
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
-            where = f"{Path(frame.filename).name}:{frame.lineno}"
-            typer.echo(f"logstack: internal error: {type(exc).__name__} at {where}; please report it", err=True)
+            typer.echo(f"logstack: internal error: {defect(exc)}; please report it", err=True)
             raise typer.Exit(int(ExitStatus.INTERNAL)) from None
 
 

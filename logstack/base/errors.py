@@ -1,5 +1,8 @@
 """One error hierarchy; the CLI catches `LogstackError` once and turns it into a one-line message."""
 
+import traceback
+from pathlib import Path
+
 from logstack.base.exit_codes import ExitStatus
 
 
@@ -51,3 +54,10 @@ class InternalError(LogstackError):
     with its message (it may quote a secret the code was handling)."""
 
     exit_status = ExitStatus.INTERNAL
+
+
+def defect(exc: BaseException) -> str:
+    """A defect as it is reported: its type and where it happened (file:line), never its message (it may quote a
+    secret the code was handling)."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}"

@@ -18,13 +18,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from logstack.base.errors import BadInputError, InternalError, LogstackError, RuntimeFailure
+from logstack.base.errors import BadInputError, InternalError, LogstackError, RuntimeFailure, defect
 from logstack.integrity.signatures import Verifier
 from logstack.store.greptime import PASSWORD_VARIABLE, DatabaseConfig
 from logstack.store.reader import FRAME_ROWS, FRAME_TEXT, DatabaseSource, joined
@@ -48,14 +47,13 @@ _HEAD = struct.Struct(">cQ")  # a record: its kind (F: a frame, E: the error tha
 
 @dataclass(frozen=True)
 class Request:
-    """What the child reads: `DatabaseSource(config, page_size, verifier).frames(start, end, size)`."""
+    """What the child reads: `DatabaseSource(config, page_size, verifier).frames(start, end)`, a page at a time."""
 
     config: DatabaseConfig
     page_size: int
     verifier: Verifier | None
     start: int | None
     end: int | None
-    size: int = FRAME_ROWS
 
 
 def _flags() -> list[str]:
@@ -79,7 +77,7 @@ def frames_in_child(
     """`db.frames(start, end, size, text)`, read by a child process (a frame a page, joined here: the child
     holds one page at a time). Its errors are the reader's (one line, exit 3); the child is stopped when the
     caller stops reading."""
-    return joined(_from_child(db, Request(db.config, db.page_size, db.verifier, start, end, size=1)), size, text)
+    return joined(_from_child(db, Request(db.config, db.page_size, db.verifier, start, end)), size, text)
 
 
 def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
@@ -108,10 +106,9 @@ def _from_child(db: DatabaseSource, request: Request) -> Iterator[pl.DataFrame]:
                 yield page
             if (status := child.wait()) != 0:
                 why = f"killed by signal {-status}" if status < 0 else _last_line(errors)
-                raise RuntimeFailure(f"database {db.config.label}: the reading process failed: {why}")
+                raise RuntimeFailure(_failed(db.config.label, why))
         except BrokenPipeError:
-            failed = f"database {db.config.label}: the reading process failed: {_last_line(errors)}"
-            raise RuntimeFailure(failed) from None
+            raise RuntimeFailure(_failed(db.config.label, _last_line(errors))) from None
         finally:
             if child.poll() is None:
                 child.kill()
@@ -145,7 +142,11 @@ def _error(kind: bytes, message: str, label: str) -> LogstackError:
         return BadInputError(message)
     if kind == b"E":
         return RuntimeFailure(message)
-    return InternalError(f"database {label}: the reading process failed: internal error: {message}; please report it")
+    return InternalError(_failed(label, f"internal error: {message}; please report it"))
+
+
+def _failed(label: str, why: str) -> str:
+    return f"database {label}: the reading process failed: {why}"
 
 
 def _record(stream: IO[bytes]) -> tuple[bytes, bytes] | None:
@@ -169,17 +170,15 @@ def serve(source: IO[bytes], out: IO[bytes]) -> None:
     request: Request = pickle.loads(source.read())  # our own parent's, over a pipe only the two of them hold
     try:
         with DatabaseSource(request.config, request.page_size, request.verifier) as db:
-            for frame in db.frames(request.start, request.end, request.size):
+            for frame in db.frames(request.start, request.end, size=1):  # a page at a time
                 body = io.BytesIO()
                 frame.write_ipc_stream(body)
                 out.write(_HEAD.pack(b"F", body.getbuffer().nbytes))
                 out.write(body.getbuffer())
     except (RuntimeFailure, BadInputError) as exc:
         _send(out, b"B" if isinstance(exc, BadInputError) else b"E", str(exc))
-    except Exception as exc:
-        # a defect: where it happened, as the command line reports one, never its message
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        _send(out, b"X", f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}")
+    except Exception as exc:  # a defect: reported as the command line reports one
+        _send(out, b"X", defect(exc))
     out.flush()
 
 
