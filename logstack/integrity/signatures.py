@@ -93,6 +93,13 @@ class Verdict:
     problem: str | None
     signer: str | None = None  # the host whose key signed (forged_host: not the host the row names)
 
+    @property
+    def said(self) -> str | None:
+        """What a line of the row says of it (`Line.auth`): the problem, with the signer where one signed."""
+        if self.problem is None or self.signer is None:
+            return self.problem
+        return f"{self.problem}:{self.signer}"
+
 
 OK = Verdict(None)
 

@@ -245,7 +245,7 @@ class DatabaseSource:
             if verifier is not None:
                 verdict = verifier.check(row)
                 if verdict.problem is not None:
-                    line.auth = verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}"
+                    line.auth = verdict.said
                     # who vouches for a line is part of its identity: an unproven one never stands for,
                     # suppresses or joins a proven one with the same machine, cursor, boot and PID
                     line.key = f"{line.key}|{line.auth}"

@@ -138,13 +138,7 @@ def _verified(
     PID), as the store reader does line by line."""
     import polars as pl
 
-    auth: list[str | None] = []
-    for place in frame["row"].to_list():
-        verdict = verifier.check(_row(columns, rows[place]))
-        if verdict.problem is None:
-            auth.append(None)
-        else:
-            auth.append(verdict.problem if verdict.signer is None else f"{verdict.problem}:{verdict.signer}")
+    auth = [verifier.check(_row(columns, rows[place])).said for place in frame["row"].to_list()]
     said = pl.Series("auth", auth, dtype=pl.String)
     return frame.with_columns(
         key=pl.when(said.is_not_null()).then(pl.concat_str("key", pl.lit("|"), said)).otherwise("key"), auth=said
