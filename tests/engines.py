@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from logstack.analyze import column_run
+from logstack.analyze import column_batches, column_run
 from logstack.analyze.event import Event
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis
@@ -60,7 +60,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         now: int,
         report: Callable[[Event], None],
         write: Callable[[bytes], None] | None = None,
-        batch: int = column_run.BATCH,
+        batch: int = column_batches.BATCH,
         reread: column_run.Reread | None = None,
         flush: Callable[[], None] = lambda: None,
         before_commit: Callable[[sqlite3.Connection], None] | None = None,

@@ -14,20 +14,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hypothesis
+import polars as pl
 import pytest
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from logstack.analyze.column_run import analyze_in_columns, columns_serve, line_batches, run_columns
+from logstack.analyze import column_run
+from logstack.analyze.column_batches import line_batches
+from logstack.analyze.column_run import analyze_in_columns, columns_serve, run_columns
 from logstack.analyze.event import Settings
 from logstack.analyze.event_json import event_json
 from logstack.analyze.export_source import ExportSource
+from logstack.analyze.grouping import EventBuilder
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import SECOND
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.cli import app
 from logstack.journal.line import Line, from_journal
+from logstack.journal.record import HEARTBEAT_IDENTIFIER as HEARTBEAT
 from logstack.journal.selection import Selection
 from tests.journal import entry, write
 from tests.test_incident_columns import attacked_journal
@@ -74,10 +79,15 @@ def in_columns(
 
 
 def _copies(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
-    """`count` lines again (the same key), a few lines after their first copy: the builder drops them."""
+    """`count` lines again (the same key), delivered again a few lines or many after their first copy, arriving
+    with it or later (a sender's retry): the builder drops those within four gaps of the clock, or still held."""
     for _ in range(count if lines else 0):
         at = rng.randrange(len(lines))
-        lines.insert(min(len(lines), at + rng.randint(1, 5)), copy.copy(lines[at]))
+        again = copy.copy(lines[at])
+        to = min(len(lines), at + rng.choice([rng.randint(1, 5), rng.randint(1, 200)]))
+        if rng.random() < 0.5:
+            again.arrival = lines[to - 1].arrival + rng.choice([0, SECOND, 500 * SECOND, 900 * SECOND])
+        lines.insert(to, again)
     return lines
 
 
@@ -116,7 +126,7 @@ def _strangers(lines: list[Line], rng: random.Random, count: int) -> list[Line]:
     count=st.integers(1, 120),
     burst=st.integers(0, 40),
     late=st.integers(0, 4),
-    copies=st.integers(0, 2),
+    copies=st.integers(0, 4),
     portless=st.integers(0, 1),
     strangers=st.integers(0, 3),
     batch=st.integers(1, 400),
@@ -196,12 +206,115 @@ def test_a_line_like_a_session_child_with_no_login_to_join_stays_in_the_columns(
     assert in_columns(_source(joinable), options, 50) == reference(_source(joinable), options)
 
 
-def test_a_copy_of_a_line_still_held_is_the_line_by_line_engines():
+def _line(seconds: int, pid: int, message: str) -> Line:
+    found = from_journal(entry(T0 + seconds * SECOND, "sshd", pid, message))
+    assert found is not None
+    return found
+
+
+def _again(line: Line, arrival: int) -> Line:
+    """The same journal entry delivered again, arriving at `arrival`."""
+    again = copy.copy(line)
+    again.arrival = arrival
+    return again
+
+
+def _retried(lines: list[Line], rng: random.Random, count: int, ticking: str) -> list[Line]:
+    """`count` lines delivered again as a sender's retry delivers them (arriving with the first copy or up to a
+    gap later), each while the clock is within four gaps of its first copy's arrival, or, for the lines of a
+    process logging a line a minute (messages starting `ticking`), before its last line (its group still holds
+    them): the builder drops them all (a heartbeat is no line it is fed: none is copied)."""
+    gap, made = Settings().gap, set[int]()
+    for _ in range(count if lines else 0):
+        ticks = [n for n, line in enumerate(lines) if line.message.startswith(ticking) and id(line) not in made]
+        if len(ticks) > 1 and rng.random() < 0.5:
+            at = rng.choice(ticks[:-1])
+            to = rng.randrange(at + 1, ticks[-1] + 1)
+        else:
+            at = rng.choice([n for n, line in enumerate(lines) if id(line) not in made and line.ident != HEARTBEAT])
+            # the clock once its first copy was fed: the latest arrival of the lines fed up to it (copies are not)
+            fed = max(line.arrival for line in lines[: at + 1] if id(line) not in made)
+            to = at + 1
+            while to < len(lines) and rng.random() < 0.9:
+                if id(lines[to]) not in made and lines[to].arrival > fed + 3 * gap:
+                    break
+                to += 1
+        again = _again(lines[at], max(lines[at].arrival, lines[to - 1].arrival + rng.randint(0, gap)))
+        made.add(id(again))
+        lines.insert(to, again)
+    return lines
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(1, 80),
+    copies=st.integers(1, 12),
+    ticks=st.integers(0, 40),
+    batch=st.integers(5, 300),
+)
+def test_a_senders_retries_never_send_a_run_to_the_line_by_line_engine(seed, count, copies, ticks, batch):
+    """Lines delivered again (near their first copy, or, of a process logging a line a minute, while its group is
+    open: known to be held only when the copy comes): the columns drop the copies the builder drops (as many),
+    write its bytes, and do not refuse."""
+    rng = random.Random(seed)
+    lines = delayed(attacked_journal(seed, count, 10), rng, 30)
+    after = max(line.arrival for line in lines) // SECOND - T0 // SECOND + 1  # the clock: nothing closes them
+    lines += [_line(after + 60 * n, 42, f"debug1: tick {n}") for n in range(ticks)]
+    lines = _retried(lines, rng, copies, "debug1: tick")
+    builder = EventBuilder()
+    for line in _source(lines)(None, None):
+        builder.feed(line)
+    builder.finish()
+    run = run_columns(line_batches(_source(lines)(None, None), batch), RunOptions(), lambda *_: None)
+    assert run.whole and run.result.duplicates == builder.duplicates == copies
+    assert in_columns(_source(lines), RunOptions(), batch) == reference(_source(lines), RunOptions())
+
+
+@pytest.mark.parametrize("later", [0, 1, 600])
+def test_a_copy_delivered_again_within_four_gaps_is_dropped_in_the_columns(later):
+    """A sender's retry: lines delivered again, arriving with the first copy or minutes later, in the same batch
+    or a later one. The builder drops them; so do the columns, and the run stays in columns."""
     lines = delayed(attacked_journal(5, 60, 0), random.Random(5), 30)
-    lines.insert(len(lines) - 2, copy.copy(lines[len(lines) - 4]))
+    for at in (len(lines) - 4, 7, 3):
+        lines.insert(at + 3, _again(lines[at], lines[at + 2].arrival + later * SECOND))
     options = RunOptions()
-    assert not run_columns(line_batches(_source(lines)(None, None), 10), options, lambda *_: None).whole
-    assert in_columns(_source(lines), options, 10) == reference(_source(lines), options)
+    for batch in (10, 1000):
+        run = run_columns(line_batches(_source(lines)(None, None), batch), options, lambda *_: None)
+        assert run.whole and run.result.duplicates == 3
+        assert in_columns(_source(lines), options, batch) == reference(_source(lines), options)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 10, 1000])
+def test_a_copy_whose_line_may_still_be_held_ends_its_batch_there(batch):
+    """A process logging a line a minute keeps its group open; its first line delivered again after four gaps: the
+    builder drops it (the group still holds it). Whether it does is known only when the copy comes: the batch ends
+    before it, the copy begins the next one, and the run stays in columns."""
+    lines = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(30)]
+    lines.insert(25, _again(lines[0], lines[24].arrival + SECOND))
+    lines += [_line(60 * n, 43, f"debug1: tock {n}") for n in range(40, 60)]  # the group closed: its lines released
+    lines.append(_again(lines[3], lines[-1].arrival + SECOND))  # so a line of its own
+    options = RunOptions()
+    run = run_columns(line_batches(_source(lines)(None, None), batch), options, lambda *_: None)
+    assert run.whole and run.result.duplicates == 1
+    assert in_columns(_source(lines), options, batch) == reference(_source(lines), options)
+
+
+def test_a_copy_of_a_line_released_long_ago_is_a_new_line_in_the_columns_too():
+    """Delivered again after more than four gaps, its event released: the builder reads it as a line of its own
+    (reported again without a state); the columns do so too, without refusing."""
+    first = _line(0, 7, "Failed password for root from 203.0.113.5 port 1 ssh2")
+    lines = [
+        first,
+        *(_line(60 * n, 100 + n, f"Connection closed by 203.0.113.{n} port 2 [preauth]") for n in range(1, 30)),
+    ]
+    lines.append(_again(first, lines[-1].arrival + SECOND))
+    options = RunOptions()
+    for batch in (1, 7, 1000):
+        run = run_columns(line_batches(_source(lines)(None, None), batch), options, lambda *_: None)
+        assert run.whole and run.result.duplicates == 0
+        got = in_columns(_source(lines), options, batch)
+        assert got == reference(_source(lines), options) and got.count(b"from 203.0.113.5 port 1 ssh2") == 2
 
 
 def test_a_source_that_reads_otherwise_the_second_time_is_an_error():
@@ -227,7 +340,7 @@ def _export(tmp_path: Path) -> Path:
         record = entry(line.ts, line.ident, line.pid, line.message, host=line.host)
         entries.append(record)
         if rng.random() < 0.02:
-            entries.append(dict(record))  # a copy: the columns refuse it, the line-by-line engine drops it
+            entries.append(dict(record))  # a copy: both engines drop it
     return write(tmp_path / "export.json", entries)
 
 
@@ -262,19 +375,25 @@ def test_batches_bounded_by_their_text_give_the_same_events(seed, count, text):
     """A batch ends at `text` characters of messages too (a local user's 14 KB lines do not make a batch of
     gigabytes): cut there, the run gives what the line-by-line engine gives."""
     lines = _copies(delayed(attacked_journal(seed, count, 20), random.Random(seed), 30), random.Random(seed), 1)
-    batches: list[int] = []
+    sizes: list[int] = []
     writer, raw = _writer("jsonl")
 
-    def give(events, lines_out) -> None:
-        batches.append(len(events))
-        writer.write_json_lines(event_json(events, lines_out, by="idx"))
+    facts = column_run.with_facts
 
-    run = run_columns(line_batches(_source(lines)(None, None), 10_000, text), RunOptions(), give)
+    def measured(part: pl.DataFrame) -> pl.DataFrame:  # each batch's lines are given their facts once
+        sizes.append(part["message"].str.len_chars().sum())
+        return facts(part)
+
+    give = lambda *out: writer.write_json_lines(event_json(*out, by="idx"))  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(column_run, "with_facts", measured)
+        run = run_columns(line_batches(_source(lines)(None, None), 10_000, text), RunOptions(), give)
     if run.whole:
         assert raw.getvalue() == reference(_source(lines), RunOptions())
     longest = max(len(line.message) for line in lines)
-    if text < longest:
-        assert len(batches) > 1 or not run.whole
+    assert sizes and all(size <= max(text, longest) for size in sizes)
+    if text < sum(len(line.message) for line in lines):
+        assert len(sizes) > 1 or not run.whole
 
 
 def _refused_export(tmp_path: Path, user: str = "root") -> Path:

@@ -13,7 +13,7 @@ import polars as pl
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event_columns import EVENT_COLUMNS
 from logstack.analyze.grouping import EventBuilder
-from logstack.analyze.line_groups import BatchGroups, fed_lines
+from logstack.analyze.line_groups import BatchGroups
 from logstack.base.clock import SECOND
 from logstack.journal.line import Line, from_journal
 from tests.journal import entry
@@ -33,13 +33,17 @@ def released(
     groups, connections = BatchGroups(gap), BatchConnections(gap)
     out: list[tuple[pl.DataFrame | None, pl.DataFrame, pl.DataFrame]] = []
     for start, end in itertools.pairwise(bounds):
-        batch = frame.slice(start, end - start)
-        closed = groups.feed(batch, connections.held_keys())
-        fed = fed_lines(batch)
-        given = None if closed is None else connections.feed(*closed, fed["arrival"])
-        if given is None:
-            return None
-        out.append((fed, *given))
+        rest: pl.DataFrame | None = frame.slice(start, end - start)
+        while rest is not None:  # a batch ended early at a copy is fed on from there
+            split = groups.to_feed(rest, connections.held_keys())
+            if split is None:
+                return None
+            fed, rest = split
+            closed = groups.feed(fed)
+            given = None if closed is None else connections.feed(*closed, fed["arrival"])
+            if given is None:
+                return None
+            out.append((fed, *given))
     last = connections.finish(groups.finish())
     return None if last is None else [*out, (None, *last)]
 
@@ -234,9 +238,12 @@ def test_one_process_logging_for_ever_keeps_no_clock_per_line():
     groups, connections = BatchGroups(GAP), BatchConnections(GAP)
     for start in range(0, len(lines), 100):
         batch = frame.slice(start, 100)
-        closed = groups.feed(batch, connections.held_keys())
+        split = groups.to_feed(batch, connections.held_keys())
+        assert split is not None and split[1] is None
+        fed = split[0]
+        closed = groups.feed(fed)
         assert closed is not None
-        assert connections.feed(*closed, batch["arrival"]) is not None
+        assert connections.feed(*closed, fed["arrival"]) is not None
         assert len(connections._clocks) <= 100  # what it keeps per line fed: no public measure of it
     last = connections.finish(groups.finish())
     assert last is not None and len(last[1]) == 3000

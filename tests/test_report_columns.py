@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from logstack.analyze.column_run import line_batches
+from logstack.analyze.column_batches import line_batches
 from logstack.base.clock import SECOND
 from logstack.evidence.report import build_report, render_html, render_markdown
 from logstack.evidence.report_columns import build_report_in_columns

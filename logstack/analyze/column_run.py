@@ -1,10 +1,10 @@
-"""An analysis run over batches of columns: the line layer (`line_groups`), connections and releases
-(`connection_columns`), incidents (`incident_columns`) and JSON lines (`event_json`) driven over a stream of
-lines, with the run's state (`column_state`) where it has one. It writes what the line-by-line engine
-(`run.run_lines`) reports, byte for byte and in its order, and leaves the same state; where a stage cannot answer
-in columns (a copy of a line still held, a session child naming no port that may join a login), the
-line-by-line engine runs the input again from its start and only its events after those already written are
-reported."""
+"""An analysis run over batches of columns: the line layer (`line_groups`, copies dropped by `copy_columns`),
+connections and releases (`connection_columns`), incidents (`incident_columns`) and JSON lines (`event_json`)
+driven over a stream of lines, with the run's state (`column_state`) where it has one. It writes what the
+line-by-line engine (`run.run_lines`) reports, byte for byte and in its order, and leaves the same state; where a
+stage cannot answer in columns (a session child naming no port that may join a login, a copy read as a line of
+its own going back in journal time within its process), the line-by-line engine runs the input again from its
+start and only its events after those already written are reported."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import os
 import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
+from logstack.analyze.column_batches import BATCH, BATCH_TEXT, at_most, line_batches, read_ahead
 from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
@@ -27,23 +27,16 @@ from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.export import CHANGED, Read
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.incident_columns import BatchIncidents
-from logstack.analyze.line_groups import BatchGroups, fed_lines
+from logstack.analyze.line_groups import BatchGroups
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
 from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
-from logstack.journal.columns import line_columns
 from logstack.journal.line import Line
 from logstack.journal.selection import Selection
 
 if TYPE_CHECKING:
     import polars as pl
-
-# Lines a batch, and characters of their messages: the working set of a batch (its frames, the events it
-# closes) is most of a run's memory, and a line may be 14 KB or more (any local user can log such lines).
-BATCH = 40_000
-BATCH_TEXT = 16 << 20
-T = TypeVar("T")
 
 
 def with_facts(lines: pl.DataFrame, min_batch: int = MIN_BATCH) -> pl.DataFrame:
@@ -101,65 +94,36 @@ def run_columns(
     run = ColumnRun()
     release = _Release(run, options, give, upper, ledger)
     try:
-        for part in _read_ahead(with_facts(part) for part in _at_most(batches, batch, text)):
+        for part in read_ahead(with_facts(part) for part in at_most(batches, batch, text)):
             run.result.lines += len(part)
-            if ledger is not None:  # asked now: the batches before it are reported and recorded
-                part = ledger.known(part)
-            closed = grouper.feed(part, joiner.held_keys())
-            fed = fed_lines(part)
-            released = None if closed is None else joiner.feed(*closed, fed["arrival"])
-            if released is None:
-                run.whole = False
-                return run
-            release(*incidents.feed(fed, *released))
+            rest: pl.DataFrame | None = part
+            while rest is not None:  # a batch ends early where a copy's answer depends on what is held then
+                if ledger is not None:  # asked now: the batches before it are reported and recorded
+                    rest = ledger.known(rest)
+                split = grouper.to_feed(rest, joiner.held_keys())
+                if split is None:
+                    run.whole = False
+                    return run
+                fed, after = split
+                closed = grouper.feed(fed)
+                released = None if closed is None else joiner.feed(*closed, fed["arrival"])
+                if released is None:
+                    run.whole = False
+                    return run
+                release(*incidents.feed(fed, *released))
+                rest = after
     except BadInputError:
         # a bad line of the input: the line-by-line engine, reading it again, writes what it releases before the
         # line (a batch's events come out only once the batch is read) and stops there with the same error
         run.whole = False
         return run
+    run.result.duplicates = grouper.duplicates
     rest = joiner.finish(grouper.finish())
     if rest is None:
         run.whole = False
         return run
     release(*incidents.finish(*rest))
     return run
-
-
-def line_batches(lines: Iterable[Line], batch: int = BATCH, text: int = BATCH_TEXT) -> Iterator[pl.DataFrame]:
-    """Lines in columns, batches of at most `batch` lines and `text` characters of messages (or one line)."""
-    chunk: list[Line] = []
-    size = 0
-    for line in lines:
-        if chunk and (len(chunk) >= batch or size + len(line.message) > text):
-            yield line_columns(chunk)
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line.message)
-    if chunk:
-        yield line_columns(chunk)
-
-
-def _at_most(batches: Iterable[pl.DataFrame], batch: int, text: int) -> Iterator[pl.DataFrame]:
-    """`batches` cut where they hold more than `batch` lines (an export's chunk of short lines) or `text`
-    characters of messages (the store's rows: any local user can log lines of 48 KB), as `line_batches` cuts."""
-    for part in batches:
-        ends = part["message"].str.len_chars().cum_sum()
-        start, done = 0, 0
-        while start < len(part):
-            # the lines up to `batch` of them, or until the text passes `text` (one line at least)
-            end = min(start + batch, max(start + 1, int(ends.search_sorted(done + text, side="right"))))
-            yield part.slice(start, end - start)
-            start, done = end, int(ends[end - 1])
-
-
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, the next one made in a thread while the caller works on this one: reading and parsing (Python)
-    overlap the stages' column work (polars, which lets go of the interpreter while it runs)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="logstack-read") as pool:
-        coming = pool.submit(next, items, None)
-        while (item := coming.result()) is not None:
-            coming = pool.submit(next, items, None)
-            yield item
 
 
 @dataclass

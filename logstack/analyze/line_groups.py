@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from logstack.analyze.copy_columns import copies_of
 from logstack.analyze.event import ADDRESS_KINDS
 from logstack.classify.programs import SSH_IDENTIFIERS
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
@@ -139,10 +140,9 @@ class BatchGroups:
     (closed as it is fed, before the sweep after it), not the first whose clock is more than the gap past the
     group's last arrival (closed by that sweep). No later line can join a group given out. An open group is
     grouped with the next batch by its last line alone (standing for it with the last peer it named): its other
-    lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. A copy of one of
-    those lines, or of a line `feed` is told is still held downstream (an event waiting to be released: the
-    builder drops it), is refused here, and so is a batch whose lines are not as `from_journal` reads them (a
-    REQUIRED column null); a copy of an older line is a new line, as the builder counts it. After a refusal
+    lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. `fed` leaves out
+    the copies the builder drops (`copy_columns`), and refuses a batch where that depends on whether a line is
+    still held, or whose lines are not as `from_journal` reads them (a REQUIRED column null). After a refusal
     nothing can be fed any more (the groups given out before it are the builder's; the rest is the builder's to
     answer)."""
 
@@ -154,20 +154,34 @@ class BatchGroups:
         self._last: pl.DataFrame | None = None  # each open group's last line, `named`, `last_arrival`
         self._keys: pl.DataFrame | None = None  # (key, fed) of the lines fed, four gaps of them
         self._next = 0  # the next group number
+        self.duplicates = 0  # copies dropped so far (`EventBuilder.duplicates`)
 
-    def feed(self, batch: pl.DataFrame, held: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.Series] | None:
+    def to_feed(
+        self, batch: pl.DataFrame, held: pl.DataFrame | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None] | None:
+        """The lines of `batch` the builder is fed, in order: not heartbeats, nor copies it drops (`copies_of`), up
+        to a line whose answer depends on what is held when it comes; and the rest of the batch from that line (None:
+        none), to be fed once these are. None when the lines are not as `from_journal` reads them (a REQUIRED
+        column null). `held`: the keys (a `key` column) of lines held in events not yet released."""
+        import polars as pl
+
+        if batch.select(pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED).any()).item():
+            return None  # not lines as `from_journal` reads them: no answer here
+        held_keys = [keys for keys in (self._held, held) if keys is not None]
+        copies = copies_of(batch.select("key", "arrival", "ident"), self.clock, self.gap, self._keys, held_keys)
+        rest = None if copies.cut is None else batch.slice(copies.cut)
+        fed = batch if copies.cut is None else batch.slice(0, copies.cut)
+        dropped = copies.dropped if copies.cut is None else copies.dropped.slice(0, copies.cut)
+        self.duplicates += dropped.sum()
+        return fed_lines(fed.filter(~dropped) if dropped.any() else fed), rest
+
+    def feed(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series] | None:
         """The lines of the groups this batch closed (with `clock`, the latest arrival before each line, `idx`,
         `closed_at` and `collided`) and their groups; None when the batch cannot be grouped in columns (nothing
-        changes then). `held`: the keys (a `key` column) of lines held in events not yet released."""
+        changes then). `batch`: lines the builder is fed (`to_feed`: no copies among them)."""
         import polars as pl
 
         arrival = pl.col("arrival")
-        if batch.select(pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED).any()).item():
-            return None  # not lines as `from_journal` reads them: no answer here
-        batch = fed_lines(batch)
-        for keys in (self._keys, self._held, held):
-            if keys is not None and not batch.join(keys.select("key"), on="key", how="semi").is_empty():
-                return None  # a copy of a line the builder still holds or fed lately: it drops it
         new = batch.with_columns(
             clock=pl.max_horizontal(arrival.cum_max().shift(1), pl.lit(self.clock)),
             idx=pl.int_range(pl.len(), dtype=pl.Int64) + self.fed,

@@ -1,0 +1,72 @@
+"""Copies in columns: which lines of a batch the event builder drops as copies of a line fed already (`Copies`: the
+same key, its line fed within four gaps of the clock, or still held in an open group or a waiting event).
+
+A copy moves no clock, so whether a line is a copy depends on which lines before it were: the lines that may be
+copies (their key fed before, or held) are decided one by one in order, the clock before each made of the latest
+arrival of the other lines before it and of those decided kept. Whether a line is still held is known only at a
+batch's start: a line that needs it later in the batch ends the batch there (the rest is a batch of its own)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from logstack.journal.record import HEARTBEAT_IDENTIFIER
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Of a batch's rows: which are copies the builder drops (`dropped`), and where the batch must end (`cut`: the
+    row whose answer depends on what is still held when it comes; None: the whole batch is answered)."""
+
+    dropped: pl.Series
+    cut: int | None = None
+
+
+def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | None, held: list[pl.DataFrame]) -> Copies:
+    """The copies among `lines` (a batch in order: `key`, `arrival`, `ident`; heartbeats are not fed, so neither
+    copies nor clock). `clock`: the latest arrival before the batch; `fed`: (`key`, `fed`: the clock once its line was
+    fed) of the lines fed within four gaps of it; `held`: `key`s of the lines held (open groups, events not released)
+    at the batch's start."""
+    import polars as pl
+
+    beat = lines["ident"].eq_missing(HEARTBEAT_IDENTIFIER)
+    keys = lines.select(key=pl.when(~beat).then("key"))["key"]  # heartbeats: null, never looked at
+    remembered: dict[str, int] = {}
+    if fed is not None:
+        hits = fed.join(keys.to_frame(), on="key", how="semi").group_by("key").agg(pl.col("fed").max())
+        remembered = dict(hits.iter_rows())
+    holding = {key for frame in held for key in frame.join(keys.to_frame(), on="key", how="semi")["key"]}
+    again = keys.is_not_null() & ~keys.is_first_distinct()
+    none = pl.Series(values=[False] * len(lines), dtype=pl.Boolean)
+    if not remembered and not holding and not again.any():
+        return Copies(none)
+    looked_at = keys.is_in(list({*remembered, *holding, *keys.filter(again)}))
+    # the latest arrival before each row of the rows fed and not looked at (those are decided one by one)
+    others = lines["arrival"].set(looked_at | beat, None).cum_max().forward_fill().shift(1)
+    first_fed = (~beat).arg_true()
+    rows = lines.with_row_index("row").with_columns(others=others).filter(looked_at)
+    last = dict(remembered)  # key → the clock once its line was fed
+    unsure = set(holding)  # keys whose line may be held: fed in this batch, or held at its start
+    kept_latest = clock
+    dropped: list[int] = []
+    for row, key, arrival, other in rows.select("row", "key", "arrival", "others").iter_rows():
+        before = max(clock, kept_latest, -(1 << 63) if other is None else other)
+        line_fed = last.get(key)
+        if line_fed is not None and line_fed >= before - 4 * gap:
+            dropped.append(row)
+            continue
+        if key in unsure:
+            if row != first_fed[0]:
+                return Copies(none.scatter(dropped, True) if dropped else none, cut=row)
+            if key in holding:
+                dropped.append(row)
+                continue
+        # a line of its own: a later copy is one of it
+        last[key] = max(before, arrival)
+        unsure.add(key)
+        kept_latest = max(kept_latest, arrival)
+    return Copies(none.scatter(dropped, True) if dropped else none)
