@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from logstack.analyze import column_run
 from logstack.analyze.column_batches import line_batches
-from logstack.analyze.column_run import analyze_in_columns, columns_serve, run_columns
+from logstack.analyze.column_run import PIECES, analyze_in_columns, columns_serve, run_columns
 from logstack.analyze.event import Settings
 from logstack.analyze.event_json import event_json
 from logstack.analyze.export_source import ExportSource
@@ -298,6 +298,20 @@ def test_a_copy_whose_line_may_still_be_held_ends_its_batch_there(batch):
     run = run_columns(line_batches(_source(lines)(None, None), batch), options, lambda *_: None)
     assert run.whole and run.result.duplicates == 1
     assert in_columns(_source(lines), options, batch) == reference(_source(lines), options)
+
+
+@pytest.mark.parametrize("copies", [PIECES - 1, PIECES, 3 * PIECES])
+def test_a_batch_ends_early_a_bounded_number_of_times(copies):
+    """Lines of a process held for long delivered again a quarter of an hour later, many in one batch (a hostile
+    sender can deliver its rows again and again): each would end the batch, a pass of the stages each; past
+    PIECES pieces the line-by-line engine answers instead, at its bounded cost. The same bytes either way."""
+    lines = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(120)]
+    for n in range(copies):
+        lines.insert(2 * n + 16, _again(lines[n], lines[2 * n + 15].arrival))
+    options = RunOptions()
+    run = run_columns(line_batches(_source(lines)(None, None), 1000), options, lambda *_: None)
+    assert run.whole == (copies < PIECES)
+    assert in_columns(_source(lines), options, 1000) == reference(_source(lines), options)
 
 
 def test_a_copy_of_a_line_released_long_ago_is_a_new_line_in_the_columns_too():

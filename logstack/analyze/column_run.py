@@ -38,6 +38,11 @@ from logstack.journal.selection import Selection
 if TYPE_CHECKING:
     import polars as pl
 
+# Pieces a batch is fed in at most: it ends early where a copy's answer depends on what is held when it comes, and
+# each piece costs a pass of the stages (rows a hostile sender delivers again and again, four gaps apart, would
+# make one a row); past this the line-by-line engine answers, at its bounded cost.
+PIECES = 8
+
 
 def with_facts(lines: pl.DataFrame, min_batch: int = MIN_BATCH) -> pl.DataFrame:
     """Lines in columns (`journal.columns.LINE_FIELDS`) with their facts' columns."""
@@ -96,22 +101,27 @@ def run_columns(
     try:
         for part in read_ahead(with_facts(part) for part in at_most(batches, batch, text)):
             run.result.lines += len(part)
-            rest: pl.DataFrame | None = part
-            while rest is not None:  # a batch ends early where a copy's answer depends on what is held then
+            piece = part
+            for _ in range(PIECES):  # a batch ends early where a copy's answer depends on what is held then
                 if ledger is not None:  # asked now: the batches before it are reported and recorded
-                    rest = ledger.known(rest)
-                split = grouper.to_feed(rest, joiner.held_keys())
+                    piece = ledger.known(piece)
+                split = grouper.to_feed(piece, joiner.held_keys())
                 if split is None:
                     run.whole = False
                     return run
-                fed, after = split
+                fed, rest = split
                 closed = grouper.feed(fed)
                 released = None if closed is None else joiner.feed(*closed, fed["arrival"])
                 if released is None:
                     run.whole = False
                     return run
                 release(*incidents.feed(fed, *released))
-                rest = after
+                if rest is None:
+                    break
+                piece = rest
+            else:
+                run.whole = False
+                return run
     except BadInputError:
         # a bad line of the input: the line-by-line engine, reading it again, writes what it releases before the
         # line (a batch's events come out only once the batch is read) and stops there with the same error
