@@ -206,6 +206,24 @@ def test_a_line_like_a_session_child_with_no_login_to_join_stays_in_the_columns(
     assert in_columns(_source(joinable), options, 50) == reference(_source(joinable), options)
 
 
+@pytest.mark.parametrize("forged_login", [False, True])
+def test_a_forged_line_like_a_session_child_meets_only_forged_logins(forged_login):
+    """A local user's `logger -t sshd 'Received disconnect from ADDR: 11: x'` after a real login from ADDR: the
+    builder never joins a forged line to a daemon's event, so the columns answer the run; with a forged login from
+    ADDR too (the local user forging both), the two may join: the line-by-line engine answers."""
+    login = entry(T0 + 100 * SECOND, "sshd", 9, "Accepted password for x from 198.51.100.9 port 5 ssh2")
+    if forged_login:
+        login["_COMM"], login["_EXE"] = "logger", "/usr/bin/logger"
+    child = entry(T0 + 101 * SECOND, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x")
+    child["_COMM"], child["_EXE"] = "logger", "/usr/bin/logger"
+    lines = delayed(attacked_journal(3, 60, 10), random.Random(3), 30)
+    lines += [line for line in map(from_journal, (login, child)) if line is not None]
+    lines.sort(key=lambda line: line.arrival)
+    options = RunOptions()
+    assert run_columns(line_batches(_source(lines)(None, None), 50), options, lambda *_: None).whole != forged_login
+    assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
+
+
 def _line(seconds: int, pid: int, message: str) -> Line:
     found = from_journal(entry(T0 + seconds * SECOND, "sshd", pid, message))
     assert found is not None

@@ -127,6 +127,8 @@ class BatchConnections:
             return closed.select(group=groups)
         lines = closed.with_columns(group=groups)
         events = event_columns(lines)
+        auth = lines["auth"].gather(events["line_order"].list.first())
+        events = events.with_columns(first_auth=auth.fill_null(""))
         if not self._no_portless_join(events):
             return None
         # the order the builder closes them in: by the line at which they closed, those closed by the next line
@@ -135,22 +137,24 @@ class BatchConnections:
         order = lines.group_by("group").agg(
             pl.col("closed_at").first(), pl.col("collided").first(), opened=pl.col("key").get(pl.col("idx").arg_min())
         )
-        auth = lines["auth"].gather(events["line_order"].list.first())
-        events = _by_idx(events, lines).with_columns(first_auth=auth.fill_null("")).join(order, on="group")
+        events = _by_idx(events, lines).join(order, on="group")
         return events.sort(
             pl.col("closed_at"), ~pl.col("collided"), "last_arrival", "opened", nulls_last=True, maintain_order=True
         )
 
     def _no_portless_join(self, events: pl.DataFrame) -> bool:
         """Whether no session child naming no port can join a login (`PortlessChildren`): the builder joins one
-        only to a successful login naming a port from its machine, boot and address, closed before or after it;
-        with none such in the whole run, a child is an event like any other. Any local user can log a line
-        that looks like one (the builder reads it as a forged peer's): one alone does not send the run to the
-        line-by-line engine."""
+        only to a successful login naming a port from its peer (`peer_key`: machine, boot, address, who vouches
+        for the first line, forged or not), closed before or after it; with none such in the whole run, a child is
+        an event like any other. Any local user can log a line that looks like one (the builder reads it as a
+        forged peer's): it meets only forged logins, so only a local user forging a login from its address too
+        sends the run to the line-by-line engine."""
         import polars as pl
 
         machine = pl.when(pl.col("machine_id").fill_null("") != "").then("machine_id").otherwise("host")
-        peer = pl.struct(machine.alias("machine"), pl.col("boot_id").fill_null(""), "source_ip")
+        # `peer_key`: a line any local user wrote (forged) never joins a daemon's, nor an unproven one a proven one
+        forged = pl.col("flags").list.contains("forged")
+        peer = pl.struct(machine.alias("machine"), pl.col("boot_id").fill_null(""), "source_ip", "first_auth", forged)
         ssh = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "")
         # more than `is_session_child` takes: any SSH event before login with an address and no port
         child = ssh & pl.col("source_port").is_null() & (pl.col("type") == "ssh_preauth")
