@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, TextIO
+import heapq
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO, TextIO
 
 import orjson
 
@@ -12,6 +16,7 @@ from logstack.base.terminal import UNSAFE, escape
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 RULE = "-" * 100
+RUN = 20_000  # text blocks held before they are sorted and spooled (about 10 MB)
 
 
 def text_block(event: Event) -> str:
@@ -50,14 +55,55 @@ def text_block(event: Event) -> str:
     return "\n".join(rows) + "\n"
 
 
-def summary(events: list[Event]) -> str:
-    """The closing line of a text report: how many events, by severity, most severe first."""
-    counts = {level: 0 for level in sorted(SEVERITY, key=SEVERITY.__getitem__, reverse=True) if level != "never"}
-    for event in events:
-        counts[event.severity] = counts.get(event.severity, 0) + 1
+def summary(severities: Counter[str]) -> str:
+    """The closing line of a text report: how many events, by severity (how many of each), most severe first."""
+    levels = sorted(SEVERITY, key=SEVERITY.__getitem__, reverse=True)
+    counts = {level: severities.get(level, 0) for level in levels if level != "never"}
+    counts.update(severities)
+    total = sum(counts.values())
     by_level = ", ".join(f"{n} {level}" for level, n in counts.items() if n)
-    noun = "event" if len(events) == 1 else "events"
-    return f"{len(events)} {noun}: {by_level}" if events else "No events found"
+    noun = "event" if total == 1 else "events"
+    return f"{total} {noun}: {by_level}" if total else "No events found"
+
+
+class TextBlocks:
+    """Text output's blocks in the order events happened (start, end, id), whatever order they come in: held,
+    and every RUN of them sorted and spooled to an unnamed temporary file (readable by this process alone), then
+    merged (memory holds a run of rendered blocks, not every event with its lines)."""
+
+    def __init__(self, run: int | None = None) -> None:
+        self.run = RUN if run is None else run
+        self.severities: Counter[str] = Counter()
+        self._held: list[tuple[int, int, str, str]] = []
+        self._runs: list[IO[bytes]] = []
+
+    def add(self, event: Event) -> None:
+        """Hold an event's block."""
+        self.severities[event.severity] += 1
+        self._held.append((event.start, event.end, event.id, text_block(event)))
+        if len(self._held) >= self.run:
+            self._held.sort(key=_order)
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 (open until `blocks` has merged it)
+            spool.writelines(orjson.dumps(held) + b"\n" for held in self._held)
+            spool.seek(0)
+            self._runs.append(spool)
+            self._held = []
+
+    def blocks(self) -> Iterator[str]:
+        """The blocks, in order (equal orders: in the order they came)."""
+        self._held.sort(key=_order)
+        runs = [(tuple(orjson.loads(record)) for record in spool) for spool in self._runs]
+        try:
+            for *_, block in heapq.merge(*runs, self._held, key=_order):
+                yield block
+        finally:
+            for spool in self._runs:
+                spool.close()
+            self._runs, self._held = [], []
+
+
+def _order(held: tuple[Any, ...]) -> tuple[int, int, str]:
+    return held[0], held[1], held[2]
 
 
 def _json_escape(data: str) -> str:
@@ -78,7 +124,7 @@ class EventWriter:
         self._bytes: BinaryIO | None = getattr(stream, "buffer", None) if fmt != "text" else None
         if self._bytes is not None:
             stream.flush()
-        self._held: list[Event] = []
+        self._text = TextBlocks()
         self._held_json: list[bytes] = []
 
     def _emit(self, data: bytes) -> None:
@@ -91,7 +137,7 @@ class EventWriter:
         if self.fmt == "text":
             # events complete out of order (a long session ends after many short ones): people read them in
             # the order they happened, so text waits for the end of the run
-            self._held.append(event)
+            self._text.add(event)
         else:
             raw = orjson.dumps(event.as_dict())
             # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
@@ -122,10 +168,7 @@ class EventWriter:
         elif self.fmt == "text" and self.count == 0:
             self.stream.write("No events found\n")
         elif self.fmt == "text":
-            self._held.sort(key=lambda e: (e.start, e.end, e.id))
-            for event in self._held:
-                self.stream.write(text_block(event))
-            self.stream.write(summary(self._held) + "\n")
-            self._held.clear()
+            self.stream.writelines(self._text.blocks())
+            self.stream.write(summary(self._text.severities) + "\n")
         if self._bytes is not None:
             self._bytes.flush()

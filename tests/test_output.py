@@ -1,0 +1,82 @@
+"""Text output: blocks in the order events happened, however many runs they were spooled in."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import hypothesis
+from hypothesis import strategies as st
+
+from logstack.analyze import output
+from logstack.analyze.event import Event
+from logstack.analyze.output import EventWriter, TextBlocks, text_block
+
+_TYPES = ("ssh_login", "sudo", "brute_force", "su")
+
+
+def _event(n: int, start: int, length: int, id_: str, kind: str, outcome: str, user: str) -> Event:
+    return Event(
+        id=id_,
+        type=kind,
+        outcome=outcome,
+        host=f"host{n % 3}",
+        machine_id=None,
+        boot_id=None,
+        pids=[str(n)],
+        start=start,
+        end=start + length,
+        user=user,
+    )
+
+
+_EVENTS = st.lists(
+    st.builds(
+        _event,
+        st.integers(0, 50),
+        st.integers(-(2**62), 2**62),
+        st.sampled_from([0, 1, 5]),
+        st.sampled_from(["a", "b", "c", "d" * 20]),
+        st.sampled_from(_TYPES),
+        st.sampled_from(["success", "failure", "info"]),
+        st.text(max_size=30),  # any text: controls, bidi overrides, surrogates are escaped in blocks
+    ),
+    max_size=60,
+)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(events=_EVENTS, run=st.integers(1, 70))
+def test_blocks_come_out_as_a_stable_sort_of_every_event_held_would(events, run):
+    """Spooled in runs of any size, the blocks are those of the events sorted by (start, end, id), equal ones in
+    the order they came: what sorting every event held in memory gave."""
+    blocks = TextBlocks(run)
+    for event in events:
+        blocks.add(event)
+    want = [text_block(event) for event in sorted(events, key=lambda e: (e.start, e.end, e.id))]
+    assert list(blocks.blocks()) == want
+    assert sum(blocks.severities.values()) == len(events)
+
+
+def test_text_output_of_many_events_holds_one_run_and_leaves_no_file(tmp_path, monkeypatch):
+    """More events than a run: they are spooled to unnamed files (nothing left in the temporary directory), and
+    the text is the same as one run would give, with the summary counting every event."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    events = [_event(n, (n * 7919) % 1000, n % 3, f"{n:04x}", _TYPES[n % 4], "failure", "root") for n in range(250)]
+    texts = []
+    for run in (10, 10_000):
+        monkeypatch.setattr(output, "RUN", run)
+        raw = io.StringIO()
+        writer = EventWriter(raw, "text")
+        for event in events:
+            writer.write(event)
+        assert list(Path(tmp_path).iterdir()) == []  # unlinked as made
+        writer.close()
+        texts.append(raw.getvalue())
+    assert texts[0] == texts[1]
+    assert texts[0].splitlines()[-1].startswith("250 events: ")
+    assert os.listdir(tmp_path) == []
