@@ -318,14 +318,46 @@ def test_a_copy_whose_line_may_still_be_held_ends_its_batch_there(batch):
     assert in_columns(_source(lines), options, batch) == reference(_source(lines), options)
 
 
+@pytest.mark.parametrize("resent", [9, 30])
+@pytest.mark.parametrize("batch", [100, 1000])
+def test_a_forwarder_resending_half_an_hour_of_a_busy_process_stays_in_the_columns(resent, batch):
+    """A forwarder restarting from a stale cursor delivers a daemon's last lines again twenty minutes on, while
+    the process still logs a line a minute: its group holds them, and cannot be released until the clock is two
+    gaps past its last line, so each copy is known to be held without ending the batch."""
+    lines = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(60)]
+    lines[21:21] = [_again(line, lines[20].arrival + SECOND) for line in lines[:resent]]
+    options = RunOptions()
+    run = run_columns(line_batches(_source(lines)(None, None), batch), options, lambda *_: None)
+    assert run.whole and run.result.duplicates == resent
+    assert in_columns(_source(lines), options, batch) == reference(_source(lines), options)
+
+
+def test_a_copy_past_two_gaps_of_its_holders_last_line_is_not_taken_for_held():
+    """A process's lines end; a batch later its first line comes again just past two gaps after its last: the
+    builder has released the event (a sweep does once the clock passes that), so the copy is a line of its own.
+    Held at the batch's start is no answer then: the batch ends before the copy, which is read as new."""
+    gap = Settings().gap // SECOND
+    ticks = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(31)]
+    last = 60 * 30
+    others = [_line(last + 60 * n, 7, f"Connection closed by 203.0.113.9 port {n} [preauth]") for n in range(1, 8)]
+    late = _again(ticks[0], T0 + (last + 2 * gap + 30) * SECOND)
+    lines = [*ticks, *others, late, _line(last + 2 * gap + 40, 8, "Connection closed by 203.0.113.8 port 1 [preauth]")]
+    options = RunOptions()
+    run = run_columns(line_batches(_source(lines)(None, None), len(ticks)), options, lambda *_: None)
+    assert run.whole and run.result.duplicates == 0
+    got = in_columns(_source(lines), options, len(ticks))
+    assert got == reference(_source(lines), options) and got.count(b'"message":"debug1: tick 0"') == 2
+
+
 @pytest.mark.parametrize("copies", [PIECES - 1, PIECES, 3 * PIECES])
 def test_a_batch_ends_early_a_bounded_number_of_times(copies):
-    """Lines of a process held for long delivered again a quarter of an hour later, many in one batch (a hostile
-    sender can deliver its rows again and again): each would end the batch, a pass of the stages each; past
-    PIECES pieces the line-by-line engine answers instead, at its bounded cost. The same bytes either way."""
-    lines = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(120)]
-    for n in range(copies):
-        lines.insert(2 * n + 16, _again(lines[n], lines[2 * n + 15].arrival))
+    """Lines of a process held for long delivered again a quarter of an hour later or more, many in one batch, each
+    more than two gaps after the one before (a hostile sender can deliver its rows again and again): whether each
+    is still held is known only when it comes, so each ends the batch, a pass of the stages each; past PIECES
+    pieces the line-by-line engine answers instead, at its bounded cost. The same bytes either way."""
+    lines = [_line(60 * n, 42, f"debug1: tick {n}") for n in range(240)]
+    for n in reversed(range(copies)):  # from the last: the places of those before stay
+        lines.insert(15 + 8 * n + 1, _again(lines[n], lines[15 + 8 * n].arrival))
     options = RunOptions()
     run = run_columns(line_batches(_source(lines)(None, None), 1000), options, lambda *_: None)
     assert run.whole == (copies < PIECES)

@@ -77,8 +77,12 @@ class BatchConnections:
         self._login_peers: set[tuple[str, str, str]] = set()
 
     def held_keys(self) -> pl.DataFrame | None:
-        """The keys of the lines in events not released yet (a copy of one is dropped by the builder)."""
-        return None if self._held is None else self._held.select("key")
+        """The keys of the lines in events not released yet (a copy of one is dropped by the builder), with `last`,
+        their event's last arrival (it is released only once the clock is two gaps past that)."""
+        if self._held is None or self._waiting is None:
+            return None
+        last = self._waiting.select(event="group", last="last_arrival")
+        return self._held.select("key", "event").join(last, on="event", how="left").select("key", "last")
 
     def feed(
         self, closed: pl.DataFrame, groups: pl.Series, arrivals: pl.Series

@@ -3,8 +3,10 @@ same key, its line fed within four gaps of the clock, or still held in an open g
 
 A copy moves no clock, so whether a line is a copy depends on which lines before it were: the lines that may be
 copies (their key fed before, or held) are decided one by one in order, the clock before each made of the latest
-arrival of the other lines before it and of those decided kept. Whether a line is still held is known only at a
-batch's start: a line that needs it later in the batch ends the batch there (the rest is a batch of its own)."""
+arrival of the other lines before it and of those decided kept. Whether a line is still held is known at a
+batch's start, and for a while after: an open group or a waiting event is released only once the clock is more
+than two gaps past its last arrival (`EventBuilder._sweep`; a merge only moves that later). A line that needs it
+later than that ends the batch there (the rest is a batch of its own)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ class Copies:
 def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | None, held: list[pl.DataFrame]) -> Copies:
     """The copies among `lines` (a batch in order: `key`, `arrival`, `ident`; heartbeats are not fed, so neither
     copies nor clock). `clock`: the latest arrival before the batch; `fed`: (`key`, `fed`: the clock once its line was
-    fed) of the lines fed within four gaps of it; `held`: `key`s of the lines held (open groups, events not released)
-    at the batch's start."""
+    fed) of the lines fed within four gaps of it; `held`: the lines held (open groups, events not
+    released) at the batch's start: `key`, and `last`, the last arrival of the group or event holding it."""
     import polars as pl
 
     beat = lines["ident"].eq_missing(HEARTBEAT_IDENTIFIER)
@@ -39,7 +41,10 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
     if fed is not None:
         hits = fed.join(keys.to_frame(), on="key", how="semi").group_by("key").agg(pl.col("fed").max())
         remembered = dict(hits.iter_rows())
-    holding = {key for frame in held for key in frame.join(keys.to_frame(), on="key", how="semi")["key"]}
+    holding: dict[str, int] = {}  # key → the last arrival of what holds its line
+    for frame in held:
+        for key, last in frame.join(keys.to_frame(), on="key", how="semi").select("key", "last").iter_rows():
+            holding[key] = max(holding.get(key, last), last)
     again = keys.is_not_null() & ~keys.is_first_distinct()
     none = pl.Series(values=[False] * len(lines), dtype=pl.Boolean)
     if not remembered and not holding and not again.any():
@@ -51,6 +56,7 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
     rows = lines.with_row_index("row").with_columns(others=others).filter(looked_at)
     last = dict(remembered)  # key → the clock once its line was fed
     unsure = set(holding)  # keys whose line may be held: fed in this batch, or held at its start
+    release = 2 * gap  # a held line stays held until the clock is more than this past its holder's last arrival
     kept_latest = clock
     dropped: list[int] = []
     for row, key, arrival, other in rows.select("row", "key", "arrival", "others").iter_rows():
@@ -60,13 +66,17 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
             dropped.append(row)
             continue
         if key in unsure:
+            if key in holding and before <= holding[key] + release:
+                dropped.append(row)  # held at the batch's start, and not releasable since
+                continue
             if row != first_fed[0]:
                 return Copies(none.scatter(dropped, True) if dropped else none, cut=row)
             if key in holding:
                 dropped.append(row)
                 continue
-        # a line of its own: a later copy is one of it
+        # a line of its own: a later copy is one of it (what held the key's earlier line says nothing of it)
         last[key] = max(before, arrival)
         unsure.add(key)
+        holding.pop(key, None)
         kept_latest = max(kept_latest, arrival)
     return Copies(none.scatter(dropped, True) if dropped else none)

@@ -162,12 +162,16 @@ class BatchGroups:
         """The lines of `batch` the builder is fed, in order: not heartbeats, nor copies it drops (`copies_of`), up
         to a line whose answer depends on what is held when it comes; and the rest of the batch from that line (None:
         none), to be fed once these are. None when the lines are not as `from_journal` reads them (a REQUIRED
-        column null). `held`: the keys (a `key` column) of lines held in events not yet released."""
+        column null). `held`: the keys of lines held in events not yet released, with their events' last arrival
+        (`key`, `last`: `BatchConnections.held_keys`)."""
         import polars as pl
 
         if batch.select(pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED).any()).item():
             return None  # not lines as `from_journal` reads them: no answer here
-        held_keys = [keys for keys in (self._held, held) if keys is not None]
+        held_keys = [] if held is None else [held]
+        if self._held is not None and self._last is not None:  # an open group's lines, by its last arrival
+            last = self._last.select("group", last="last_arrival")
+            held_keys.append(self._held.join(last, on="group", how="left").select("key", "last"))
         copies = copies_of(batch.select("key", "arrival", "ident"), self.clock, self.gap, self._keys, held_keys)
         rest = None if copies.cut is None else batch.slice(copies.cut)
         fed = batch if copies.cut is None else batch.slice(0, copies.cut)
