@@ -80,3 +80,33 @@ def test_text_output_of_many_events_holds_one_run_and_leaves_no_file(tmp_path, m
     assert texts[0] == texts[1]
     assert texts[0].splitlines()[-1].startswith("250 events: ")
     assert os.listdir(tmp_path) == []
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(events=_EVENTS, spool=st.sampled_from([1, 200, 8 << 20]), given=st.lists(st.booleans()))
+def test_json_is_one_array_of_what_jsonl_gives(events, spool, given):
+    """The json array holds, in order, the events jsonl writes (each event written or given as JSON lines), however
+    much of it waited in a temporary file."""
+    import json
+
+    streams = {}
+    with_spool = output.SPOOL
+    output.SPOOL = spool
+    try:
+        for fmt in ("json", "jsonl"):
+            raw = io.BytesIO()
+            writer = EventWriter(io.TextIOWrapper(raw, encoding="utf-8", write_through=True), fmt)
+            for n, event in enumerate(events):
+                if n < len(given) and given[n]:  # as the columns give them: JSON lines already escaped
+                    probe = io.BytesIO()
+                    wrapper = io.TextIOWrapper(probe, encoding="utf-8", write_through=True)
+                    EventWriter(wrapper, "jsonl").write(event)
+                    writer.write_json_lines(probe.getvalue())
+                else:
+                    writer.write(event)
+            writer.close()
+            streams[fmt] = raw.getvalue()
+    finally:
+        output.SPOOL = with_spool
+    assert json.loads(streams["json"]) == [json.loads(line) for line in streams["jsonl"].splitlines()]
+    assert streams["json"] == (b"[\n" + b",\n".join(streams["jsonl"].splitlines()) + b"\n]\n" if events else b"[]\n")

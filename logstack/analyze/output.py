@@ -17,6 +17,7 @@ from logstack.base.terminal import UNSAFE, escape
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 RULE = "-" * 100
 RUN = 20_000  # text blocks held before they are sorted and spooled (about 10 MB)
+SPOOL = 8 << 20  # bytes of JSON output held in memory before the rest waits in a temporary file
 
 
 def text_block(event: Event) -> str:
@@ -125,7 +126,9 @@ class EventWriter:
         if self._bytes is not None:
             stream.flush()
         self._text = TextBlocks()
-        self._held_json: list[bytes] = []
+        # json is one array, written at the end (a run that fails leaves its error document alone on stdout): its
+        # events wait in a spool, in memory up to SPOOL bytes, then in an unnamed temporary file
+        self._json = tempfile.SpooledTemporaryFile(SPOOL) if fmt == "json" else None  # noqa: SIM115 (until close)
 
     def _emit(self, data: bytes) -> None:
         if self._bytes is not None:
@@ -143,9 +146,8 @@ class EventWriter:
             # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
             if not raw.isascii() or b"\x7f" in raw:
                 raw = _json_escape(raw.decode()).encode()
-            if self.fmt == "json":
-                # one array, written at the end: a run that fails leaves its error document alone on stdout
-                self._held_json.append(raw)
+            if self._json is not None:
+                self._json.write(raw + b"\n")
             else:
                 self._emit(raw + b"\n")
         self.count += 1
@@ -155,16 +157,25 @@ class EventWriter:
         if self.fmt == "text":
             raise ValueError("text output is made of events, not of their JSON")
         lines = [line for line in data.split(b"\n") if line]
-        if self.fmt == "json":
-            self._held_json += lines
+        if self._json is not None and lines:
+            self._json.write(b"\n".join(lines) + b"\n")
         elif lines:
             self._emit(data if data.endswith(b"\n") else data + b"\n")
         self.count += len(lines)
 
     def close(self) -> None:
-        if self.fmt == "json":
-            self._emit(b"[\n" + b",\n".join(self._held_json) + b"\n]\n" if self._held_json else b"[]\n")
-            self._held_json.clear()
+        if self._json is not None:
+            self._json.seek(0)
+            self._emit(b"[\n" if self.count else b"[]\n")
+            chunk: list[bytes] = []
+            for n, line in enumerate(self._json):
+                chunk.append(b",\n" + line[:-1] if n else line[:-1])
+                if len(chunk) >= 4096:
+                    self._emit(b"".join(chunk))
+                    chunk.clear()
+            self._emit(b"".join(chunk) + (b"\n]\n" if self.count else b""))
+            self._json.close()
+            self._json = None
         elif self.fmt == "text" and self.count == 0:
             self.stream.write("No events found\n")
         elif self.fmt == "text":
