@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
 import hypothesis
+import pytest
 from hypothesis import strategies as st
 
 from logstack.analyze import output
 from logstack.analyze.event import Event
 from logstack.analyze.output import EventWriter, TextBlocks, text_block
+from logstack.base.exit_codes import ExitStatus
 
 _TYPES = ("ssh_login", "sudo", "brute_force", "su")
 
@@ -47,16 +50,56 @@ _EVENTS = st.lists(
 
 
 @hypothesis.settings(max_examples=200, deadline=None)
-@hypothesis.given(events=_EVENTS, run=st.integers(1, 70))
-def test_blocks_come_out_as_a_stable_sort_of_every_event_held_would(events, run):
-    """Spooled in runs of any size, the blocks are those of the events sorted by (start, end, id), equal ones in
-    the order they came: what sorting every event held in memory gave."""
-    blocks = TextBlocks(run)
-    for event in events:
-        blocks.add(event)
-    want = [text_block(event) for event in sorted(events, key=lambda e: (e.start, e.end, e.id))]
-    assert list(blocks.blocks()) == want
+@hypothesis.given(events=_EVENTS, run=st.integers(1, 70), runs=st.integers(2, 40))
+def test_blocks_come_out_as_a_stable_sort_of_every_event_held_would(events, run, runs):
+    """Spooled in runs of any size, merged into one past `RUNS` of them, the blocks are those of the events sorted
+    by (start, end, id), equal ones in the order they came: what sorting every event held in memory gave."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(output, "RUNS", runs)
+        blocks = TextBlocks(run)
+        for event in events:
+            blocks.add(event)
+        assert len(blocks._runs) < runs  # what it holds open: no public measure of it
+        want = [text_block(event) for event in sorted(events, key=lambda e: (e.start, e.end, e.id))]
+        assert list(blocks.blocks()) == want
     assert sum(blocks.severities.values()) == len(events)
+
+
+_DRIVER = """
+import sys
+from logstack.analyze import output
+from logstack.cli import main
+output.RUN, output.SPOOL = 2, 64
+sys.argv = ["logstack", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_temporary_directory_that_cannot_take_the_output_is_named_in_one_line(tmp_path, fmt):
+    """Files limited to 1 KB (a full disk answers as this does): the spool's failure is one line naming the
+    directory and a runtime failure's exit status, nothing on stdout; not a defect to report."""
+    import resource
+    import subprocess
+    import sys
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    sample = Path(__file__).parent.parent / "examples" / "journal-sample.json"
+    args = ["analyze", "--journal", str(sample), "--since", "2026-11-20", "--format", fmt]
+    got = subprocess.run(
+        [sys.executable, "-c", _DRIVER, *args],
+        capture_output=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        preexec_fn=limited,
+        check=False,
+    )
+    assert got.returncode == ExitStatus.RUNTIME_FAILURE, got.stderr
+    message = f"cannot keep the output in {tmp_path}: File too large"
+    assert got.stderr.decode().strip() == f"logstack: error: {message}"
+    # no event: json's stdout is its error document alone
+    assert got.stdout == b"" if fmt == "text" else json.loads(got.stdout) == {"error": message, "exit": 3}
 
 
 def test_text_output_of_many_events_holds_one_run_and_leaves_no_file(tmp_path, monkeypatch):

@@ -5,19 +5,22 @@ from __future__ import annotations
 import heapq
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any, BinaryIO, TextIO
 
 import orjson
 
 from logstack.analyze.event import SEVERITY, Event
 from logstack.base.clock import iso
+from logstack.base.errors import RuntimeFailure
 from logstack.base.terminal import UNSAFE, escape
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 RULE = "-" * 100
 RUN = 20_000  # text blocks held before they are sorted and spooled (about 10 MB)
 SPOOL = 8 << 20  # bytes of JSON output held in memory before the rest waits in a temporary file
+RUNS = 32  # text output's spooled runs at most (each holds a file open): more are merged into one
 
 
 def text_block(event: Event) -> str:
@@ -70,7 +73,8 @@ def summary(severities: Counter[str]) -> str:
 class TextBlocks:
     """Text output's blocks in the order events happened (start, end, id), whatever order they come in: held,
     and every RUN of them sorted and spooled to an unnamed temporary file (readable by this process alone), then
-    merged (memory holds a run of rendered blocks, not every event with its lines)."""
+    merged (memory holds a run of rendered blocks, not every event with its lines; past RUNS files they are merged
+    into one, so that open files stay few)."""
 
     def __init__(self, run: int | None = None) -> None:
         self.run = RUN if run is None else run
@@ -84,27 +88,65 @@ class TextBlocks:
         self._held.append((event.start, event.end, event.id, text_block(event)))
         if len(self._held) >= self.run:
             self._held.sort(key=_order)
-            spool = tempfile.TemporaryFile()  # noqa: SIM115 (open until `blocks` has merged it)
-            spool.writelines(orjson.dumps(held) + b"\n" for held in self._held)
-            spool.seek(0)
-            self._runs.append(spool)
-            self._held = []
+            with spooling():
+                self._runs.append(_spooled(self._held))
+                self._held = []
+                if len(self._runs) >= RUNS:  # earlier runs first: equal orders stay in the order they came
+                    merged = _spooled(heapq.merge(*_read(self._runs), key=_order))
+                    self._close()
+                    self._runs = [merged]
 
     def blocks(self) -> Iterator[str]:
         """The blocks, in order (equal orders: in the order they came)."""
         self._held.sort(key=_order)
-        runs = [(tuple(orjson.loads(record)) for record in spool) for spool in self._runs]
         try:
-            for *_, block in heapq.merge(*runs, self._held, key=_order):
-                yield block
+            with spooling():
+                for *_, block in heapq.merge(*_read(self._runs), self._held, key=_order):
+                    yield block
         finally:
-            for spool in self._runs:
-                spool.close()
-            self._runs, self._held = [], []
+            self._close()
+            self._held = []
+
+    def _close(self) -> None:
+        for spool in self._runs:
+            spool.close()
+        self._runs = []
+
+
+@contextmanager
+def spooling() -> Iterator[None]:
+    """The output's temporary files failing (a full or unwritable directory, too many open files): one line
+    naming the directory, not a defect."""
+    try:
+        yield
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot keep the output in {tempfile.gettempdir()}: {exc.strerror or exc}") from exc
+
+
+def _spooled(records: Iterable[tuple[Any, ...]]) -> IO[bytes]:
+    """`records` in an unnamed temporary file, one JSON array a line, read from its start."""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (open until the blocks are merged)
+    spool.writelines(orjson.dumps(record) + b"\n" for record in records)
+    spool.seek(0)
+    return spool
+
+
+def _read(spools: list[IO[bytes]]) -> list[Iterator[tuple[Any, ...]]]:
+    return [(tuple(orjson.loads(record)) for record in spool) for spool in spools]
 
 
 def _order(held: tuple[Any, ...]) -> tuple[int, int, str]:
     return held[0], held[1], held[2]
+
+
+def _lines(spool: IO[bytes]) -> Iterator[bytes]:
+    """The spool's lines, its failures as `spooling` names them (writing them out is not its part)."""
+    while True:
+        with spooling():
+            line = spool.readline()
+        if not line:
+            return
+        yield line
 
 
 def _json_escape(data: str) -> str:
@@ -147,7 +189,8 @@ class EventWriter:
             if not raw.isascii() or b"\x7f" in raw:
                 raw = _json_escape(raw.decode()).encode()
             if self._json is not None:
-                self._json.write(raw + b"\n")
+                with spooling():
+                    self._json.write(raw + b"\n")
             else:
                 self._emit(raw + b"\n")
         self.count += 1
@@ -158,17 +201,19 @@ class EventWriter:
             raise ValueError("text output is made of events, not of their JSON")
         lines = [line for line in data.split(b"\n") if line]
         if self._json is not None and lines:
-            self._json.write(b"\n".join(lines) + b"\n")
+            with spooling():
+                self._json.write(b"\n".join(lines) + b"\n")
         elif lines:
             self._emit(data if data.endswith(b"\n") else data + b"\n")
         self.count += len(lines)
 
     def close(self) -> None:
         if self._json is not None:
-            self._json.seek(0)
+            with spooling():
+                self._json.seek(0)
             self._emit(b"[\n" if self.count else b"[]\n")
             chunk: list[bytes] = []
-            for n, line in enumerate(self._json):
+            for n, line in enumerate(_lines(self._json)):
                 chunk.append(b",\n" + line[:-1] if n else line[:-1])
                 if len(chunk) >= 4096:
                     self._emit(b"".join(chunk))
