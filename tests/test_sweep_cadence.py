@@ -388,17 +388,21 @@ def test_an_address_failing_for_hours_costs_time_in_proportion():
     """One address failing every second makes one incident of thousands of failures: each costs the same."""
 
     def cost(count: int) -> float:
+        """The least of three runs' times (another process's work on this machine only adds to a run's time)."""
         records = _failures("198.51.100.9", count, pid=1000, port=1024)
         lines = _lines_of(records)
-        start = time.perf_counter()
-        builder = EventBuilder()
-        for line in lines:
-            builder.feed(line)
-        builder.finish()
-        return time.perf_counter() - start
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            builder = EventBuilder()
+            for line in lines:
+                builder.feed(line)
+            builder.finish()
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     cost(2000)
-    assert cost(16_000) < 16 * cost(2000)
+    assert cost(16_000) < 16 * cost(2000)  # 8 times the failures: 64 times the time if each cost them all
 
 
 def test_a_login_delivered_late_is_still_one_a_child_may_belong_to():
