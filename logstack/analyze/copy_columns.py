@@ -52,15 +52,17 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
     looked_at = keys.is_in(list({*remembered, *holding, *keys.filter(again)}))
     # the latest arrival before each row of the rows fed and not looked at (those are decided one by one)
     others = lines["arrival"].set(looked_at | beat, None).cum_max().forward_fill().shift(1)
-    first_fed = (~beat).arg_true()
+    fed_rows = (~beat).arg_true()
+    first_fed = fed_rows[0] if len(fed_rows) else None
     rows = lines.with_row_index("row").with_columns(others=others).filter(looked_at)
     last = dict(remembered)  # key → the clock once its line was fed
     unsure = set(holding)  # keys whose line may be held: fed in this batch, or held at its start
     release = 2 * gap  # a held line stays held until the clock is more than this past its holder's last arrival
-    kept_latest = clock
+    kept_latest = clock  # the latest arrival of the batch's lines decided kept, or the clock before it
     dropped: list[int] = []
+    cut: int | None = None
     for row, key, arrival, other in rows.select("row", "key", "arrival", "others").iter_rows():
-        before = max(clock, kept_latest, -(1 << 63) if other is None else other)
+        before = kept_latest if other is None else max(kept_latest, other)
         line_fed = last.get(key)
         if line_fed is not None and line_fed >= before - 4 * gap:
             dropped.append(row)
@@ -69,8 +71,9 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
             if key in holding and before <= holding[key] + release:
                 dropped.append(row)  # held at the batch's start, and not releasable since
                 continue
-            if row != first_fed[0]:
-                return Copies(none.scatter(dropped, True) if dropped else none, cut=row)
+            if row != first_fed:
+                cut = row
+                break
             if key in holding:
                 dropped.append(row)
                 continue
@@ -79,4 +82,4 @@ def copies_of(lines: pl.DataFrame, clock: int, gap: int, fed: pl.DataFrame | Non
         unsure.add(key)
         holding.pop(key, None)
         kept_latest = max(kept_latest, arrival)
-    return Copies(none.scatter(dropped, True) if dropped else none)
+    return Copies(none.scatter(dropped, True) if dropped else none, cut)

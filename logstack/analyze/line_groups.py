@@ -140,7 +140,7 @@ class BatchGroups:
     (closed as it is fed, before the sweep after it), not the first whose clock is more than the gap past the
     group's last arrival (closed by that sweep). No later line can join a group given out. An open group is
     grouped with the next batch by its last line alone (standing for it with the last peer it named): its other
-    lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. `fed` leaves out
+    lines wait untouched. Memory holds the open groups and the keys of four gaps, not the input. `to_feed` leaves out
     the copies the builder drops (`copy_columns`), and refuses a batch where that depends on whether a line is
     still held, or whose lines are not as `from_journal` reads them (a REQUIRED column null). After a refusal
     nothing can be fed any more (the groups given out before it are the builder's; the rest is the builder's to

@@ -62,7 +62,7 @@ def text_block(event: Event) -> str:
 def summary(severities: Counter[str]) -> str:
     """The closing line of a text report: how many events, by severity (how many of each), most severe first."""
     levels = sorted(SEVERITY, key=SEVERITY.__getitem__, reverse=True)
-    counts = {level: severities.get(level, 0) for level in levels if level != "never"}
+    counts = dict.fromkeys((level for level in levels if level != "never"), 0)
     counts.update(severities)
     total = sum(counts.values())
     by_level = ", ".join(f"{n} {level}" for level, n in counts.items() if n)
