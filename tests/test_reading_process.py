@@ -94,7 +94,10 @@ def _children() -> set[int]:
     """This process's children's process ids."""
     found = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        found |= {int(pid) for pid in (task / "children").read_text().split()}
+        try:
+            found |= {int(pid) for pid in (task / "children").read_text().split()}
+        except FileNotFoundError:  # a thread that ended since it was listed (the reader's drain thread)
+            continue
     return found
 
 
