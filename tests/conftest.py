@@ -53,9 +53,12 @@ def vector_port():
 
 @pytest.fixture(scope="session")
 def mysql_4002(mariadb):
-    """GreptimeDB's MySQL port on the server's loopback, served by the MariaDB stand-in."""
+    """GreptimeDB's MySQL port on the server's loopback, served by the MariaDB stand-in (whose rows the HTTP
+    stand-in answers `format=arrow` queries with)."""
+    from tests.greptime_stub import FakeGreptime
     from tests.relay import relay
 
+    FakeGreptime.mysql_port = mariadb.port
     with relay(4002, mariadb.port):
         yield mariadb
 

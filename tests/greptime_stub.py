@@ -69,6 +69,7 @@ class FakeGreptime(BaseHTTPRequestHandler):
     table_rows: ClassVar[dict[str, list[str]]] = {}  # `db`.`table` -> its rows' text, in insert order
     creates: ClassVar[dict[str, str]] = {}
     current_db: ClassVar[str] = "public"
+    mysql_port: ClassVar[int | None] = None  # the MariaDB whose rows `format=arrow` queries answer with
     denied: ClassVar[set[str]] = set()  # users who may only read  # `db`.`table` -> the CREATE TABLE it was made with
     lock = threading.Lock()
 
@@ -84,6 +85,9 @@ class FakeGreptime(BaseHTTPRequestHandler):
         user = ""
         with contextlib.suppress(ValueError, IndexError):
             user = base64.b64decode(self.headers.get("Authorization", "").split()[1]).decode().split(":")[0]
+        if query.get("format") == ["arrow"]:
+            self._arrow(query.get("db", ["public"])[0], sql or "")
+            return
         with self.lock:
             FakeGreptime.current_db = query.get("db", ["public"])[0]  # the statement's default database
             if user in self.denied and not (sql or "").lstrip().upper().startswith(("SELECT", "SHOW")):
@@ -129,6 +133,19 @@ class FakeGreptime(BaseHTTPRequestHandler):
             return 400, {"code": 1004, "error": reason, "execution_time_ms": 1}
         return 200, {"output": [{"affectedrows": 1}], "execution_time_ms": 1}
 
+    def _arrow(self, db: str, sql: str) -> None:
+        """A query answered in Arrow (tests/greptime_arrow.py), its rows MariaDB's (`mysql_port`), its columns
+        typed as the CREATE TABLE logstack sent made them; a table never created: 4001 TableNotFound, HTTP 400
+        (v1.1.4 src/servers/src/error.rs status_code_to_http_status)."""
+        from tests.greptime_arrow import arrow_answer, reply, schema_types
+
+        table = re.search(r" FROM `(\w+)`", sql)
+        create = self.creates.get(f"`{db}`.`{table[1]}`") if table else None
+        if create is None or self.mysql_port is None:
+            error = {"code": 4001, "error": f"Table not found: {table[1] if table else sql[:40]}"}
+            return self._reply(400, error)
+        reply(self, *arrow_answer(self, sql, self.mysql_port, schema_types(create, table[1])))
+
     def _reply(self, status: int, answer: dict) -> None:
         _send(self, status, "application/json", json.dumps(answer).encode())
 
@@ -155,12 +172,14 @@ def greptime_api():
 
 
 @contextlib.contextmanager
-def external_greptime(cert: str, key: str) -> Iterator[tuple[int, list]]:
+def external_greptime(cert: str, key: str, mysql_port: int) -> Iterator[tuple[int, list]]:
     """The same stand-in as an external store's frontend: HTTPS on a free port of 127.0.0.1 (a cluster's
-    frontend answers as standalone does: v1.1.4 builds both with frontend::server::Services)."""
+    frontend answers as standalone does: v1.1.4 builds both with frontend::server::Services), its rows those
+    of the MariaDB on `mysql_port` (its MySQL port)."""
     import ssl
 
     _reset()
+    FakeGreptime.mysql_port = mysql_port
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGreptime)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

@@ -85,10 +85,13 @@ def test_init_server_deploys_creates_schema_and_is_idempotent(site, greptime_api
     sent = [(r[2], r[3]) for r in greptime_api[1:]]
     schemata = "SELECT options FROM information_schema.schemata WHERE schema_name = 'vector'"
     assert sent[: len(statements) + 1] == [(auth, schemata)] + [(auth, s) for s in statements]
-    # the self-test: written as vector, read as analyst, DELETE refused for admin
+    # the self-test: written as vector, read as analyst, DELETE refused for admin; then the analysis unit's
+    # first run read the rows as analyst, in Arrow (its --db-http)
     test_users = [base64.b64decode(a.split()[1]).decode().split(":")[0] for a, _ in sent[len(statements) + 1 :]]
-    assert test_users == ["vector", "analyst", "admin"]
-    assert sent[-1][1].startswith("DELETE FROM `vector`.`logs`")
+    assert test_users == ["vector", "analyst", "admin", "analyst"]
+    assert sent[-2][1].startswith("DELETE FROM `vector`.`logs`")
+    assert greptime_api[-1][1] == "/v1/sql?db=vector&format=arrow"
+    assert sent[-1][1].startswith("SELECT `greptime_timestamp`, ") and " FROM `logs` WHERE " in sent[-1][1]
     assert "a row written as vector is read as analyst; DELETE is refused (append-only)" in result.stdout
     # no secret in what the operator sees
     for password in secrets.db_passwords.values():

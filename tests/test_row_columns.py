@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import io
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ from logstack.integrity.keyring import KeyRing
 from logstack.integrity.signatures import Verifier, canonical
 from logstack.journal.columns import line_columns
 from logstack.journal.line import from_row
-from logstack.store.row_columns import STAMP, page_frame
+from logstack.store.row_columns import STAMP, arrow_frame, page_frame
 
 RING = KeyRing(seal_key=b"s" * 32)
 KEY = RING.mint("web1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -165,3 +167,75 @@ def test_common_rows_never_reach_the_line_reader(monkeypatch):
     frame = page_frame(columns, rows, None)
     assert frame["key"].to_list() == [f"m1|c{i}" for i in range(50)]
     assert frame["arrival"].unique().to_list() == [1767225601000005]
+
+
+# Arrow answers (`arrow_frame`): each column has one type, as a table's columns do in GreptimeDB
+_KINDS = {
+    "utf8": (pa.utf8(), None),
+    "int64": (pa.int64(), st.integers(-(2**63), 2**63 - 1)),
+    "binary": (pa.binary(), st.binary(max_size=3)),
+    "bool": (pa.bool_(), st.booleans()),
+    "float64": (pa.float64(), st.floats(allow_nan=False)),
+}
+_NS = st.integers(-(2**62), 2**62)  # nanoseconds: about 1824-2116
+_STAMPS = {
+    "ns": (pa.timestamp("ns"), _NS),
+    "us": (pa.timestamp("us"), st.integers(-62135596800000000 + 86400000000, 253402214400000000)),
+    "ms": (pa.timestamp("ms"), st.integers(-62135596800000 + 86400000, 253402214400000)),
+    "ns, a zone": (pa.timestamp("ns", tz="UTC"), _NS),
+    "utf8": (pa.utf8(), st.text(max_size=4)),
+}
+
+
+@st.composite
+def arrow_pages(draw: st.DrawFn, signed: bool) -> pl.DataFrame:
+    """A page as an Arrow answer, read by polars: columns of one type each, a time of any precision (or none)."""
+    left_out = draw(st.lists(st.sampled_from(TEXT), unique=True, max_size=4))
+    names = [name for name in TEXT if name not in left_out]
+    mixed = draw(st.booleans())  # some columns of other types: most rows are read by `from_row`
+    kinds = {name: draw(st.sampled_from(["utf8"] * 6 + list(_KINDS))) if mixed else "utf8" for name in names}
+    if signed:
+        kinds.update(dict.fromkeys(SIGNATURE, "utf8"))
+    stamp_kind = draw(st.sampled_from(["ns", "ns", "us", "ms", "ns, a zone", "utf8", "none"]))
+    count = draw(st.integers(0, 12))
+    columns: dict[str, pa.Array] = {}
+    if stamp_kind != "none":
+        kind, values = _STAMPS[stamp_kind]
+        columns[STAMP] = pa.array([draw(values) for _ in range(count)], type=kind)
+    rows: list[dict[str, Any]] = [{} for _ in range(count)]
+    for name in names:
+        kind, values = _KINDS[kinds[name]]
+        usual = values if values is not None else common.get(name, st.one_of(st.none(), st.text(max_size=4)))
+        for row in rows:
+            drawn = draw(st.one_of(st.none(), usual) if values is not None else usual)
+            row[name] = drawn if values is not None or drawn is None or isinstance(drawn, str) else None
+    if signed:
+        for row in rows:
+            row.update({name: None for name in SIGNATURE} | _signature(draw, row))
+    for name in [*names, *(SIGNATURE if signed else ())]:
+        columns[name] = pa.array([row[name] for row in rows], type=_KINDS[kinds[name]][0])
+    order = draw(st.permutations(list(columns)))
+    sink = io.BytesIO()
+    table = pa.table({name: columns[name] for name in order})
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=draw(st.integers(1, 5)))
+    return pl.read_ipc_stream(io.BytesIO(sink.getvalue()))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrow_pages(signed=False), st.booleans())
+def test_rows_that_came_as_arrow_are_the_lines_the_same_rows_make_over_mysql(table, signed):
+    """The values polars gives of a row are what pymysql gives of it (text, numbers, bytes, a naive time to the
+    microsecond): `page_frame` of those rows is what the columns must make."""
+    verifier = VERIFIER if signed else None
+    expected, got = in_columns(table.columns, table.rows(), verifier), arrow_frame(table, verifier)
+    assert isinstance(expected, pl.DataFrame)
+    assert got.to_dicts() == expected.to_dicts()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrow_pages(signed=True))
+def test_signed_rows_that_came_as_arrow_carry_the_same_verdicts(table):
+    expected, got = in_columns(table.columns, table.rows(), VERIFIER), arrow_frame(table, VERIFIER)
+    assert isinstance(expected, pl.DataFrame)
+    assert got.to_dicts() == expected.to_dicts()

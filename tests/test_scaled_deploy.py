@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test hosts need root 
 @pytest.fixture
 def scaled(tmp_path, ssh_client_key, mariadb, vector_port):
     """server + receivers logs2, logs3 + sender web1; the store external (HTTPS stand-in, MariaDB over TLS)."""
-    with external_greptime(str(mariadb.tls_cert), str(mariadb.tls_key)) as (http_port, requests):
+    with external_greptime(str(mariadb.tls_cert), str(mariadb.tls_key), mariadb.port) as (http_port, requests):
         fleet = make_fleet(
             tmp_path, ssh_client_key, ["web1"], server=True, first_octet=80, receivers=("logs2", "logs3")
         )

@@ -121,6 +121,13 @@ def db_args(server: Any) -> str:
     return f"--db-host {store.mysql_host} --db-port {store.mysql_port} --db-tls{tls}"
 
 
+def db_http(server: Any) -> str:
+    """Where the analysis reads the rows as Arrow: GreptimeDB's HTTP port on loopback (standalone.toml's
+    `[http] addr`), or the external store's HTTP endpoint (verified with the same CA as its MySQL port)."""
+    store = server.store
+    return f"--db-http {store.http_endpoint}" if store.type == "external" else "--db-http http://127.0.0.1:4000"
+
+
 def analysis_state(server: Any) -> str:
     """The analysis keeps the state it had with the standalone store when the store moves (the rows were
     carried over, and what was reported stays reported): named as for 127.0.0.1:4002."""

@@ -50,6 +50,7 @@ class DatabaseConfig:
     table: str = "logs"
     tls: bool = False  # verified TLS to the MySQL port (an external store)
     tls_ca: str | None = None  # the CA to verify with (default: the system's trust store)
+    http: str | None = None  # the HTTP endpoint the rows are read over as Arrow (`arrow_http`), if any
 
     def __post_init__(self) -> None:
         for label, value in (("--db-name", self.database), ("--table", self.table)):

@@ -1,4 +1,5 @@
-"""The store reader: rows of the logs table over the MySQL protocol, as journal lines, signatures checked.
+"""The store reader: rows of the logs table over the MySQL protocol (or, for the analysis in columns, over the HTTP
+API as Arrow), as journal lines, signatures checked.
 
 Analysis, status, enrolment, the report and sealing all read the store through `DatabaseSource`.
 """
@@ -17,8 +18,9 @@ from logstack.base.errors import RuntimeFailure
 from logstack.integrity.signatures import Verifier
 from logstack.journal.line import Line, from_row
 from logstack.journal.record import NOT_IN_STORE, READ_COLUMNS
+from logstack.store.arrow_http import ArrowSQL, time_literal
 from logstack.store.greptime import DatabaseConfig, tls_context
-from logstack.store.row_columns import STAMP, page_frame
+from logstack.store.row_columns import STAMP, arrow_frame, page_frame
 
 if TYPE_CHECKING:
     import polars as pl
@@ -202,35 +204,62 @@ class DatabaseSource:
     ) -> Iterator[pl.DataFrame]:
         """The lines `lines` gives, in columns (`journal.columns.LINE_FIELDS`): pages joined into frames of about
         `size` lines or `text` characters of messages, whichever comes first."""
-        return joined(self._pages(start, end, self._frame), size, text)
+        return joined(self._pages(start, end, self._frame, arrow=self.config.http is not None), size, text)
 
-    def _pages(self, start: int | None, end: int | None, read: Callable[[_Page], tuple[T, set[str]]]) -> Iterator[T]:
+    def _pages(
+        self, start: int | None, end: int | None, read: Callable[[_Page], tuple[T, set[str]]], arrow: bool = False
+    ) -> Iterator[T]:
         """What `read` makes of each keyset page of rows: the page's lines, less those an earlier page gave (rows
-        at its newest timestamp, by key), and the keys of its lines at its own newest timestamp."""
+        at its newest timestamp, by key), and the keys of its lines at its own newest timestamp. `arrow`: the pages
+        come over the HTTP endpoint (`config.http`) as Arrow (`arrow_http`), and `read` takes them in columns."""
         self._awake()
         columns = self._columns()
         select = ", ".join(f"`{c}`" for c in columns)
         where, (low, high) = _window(start, end)
         sql = f"SELECT {select} FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp` LIMIT %s"
+        fetch = self._arrow_page if arrow else self._mysql_page
         stamp = columns.index(STAMP)
         boundary: set[str] = set()
         limit = self.page_size
         while True:
             params: tuple[Any, ...] = (low, high, limit) if high is not None else (low, limit)
-            rows = self._fetch(sql, params, dicts=False)
-            last_low = low
-            newest = rows[-1][stamp] if rows else None
-            made, keys = read(_Page(columns, rows, stamp, last_low, newest, boundary))
+            rows, count, newest = fetch(sql, params, stamp)
+            made, keys = read(_Page(columns, rows, stamp, low, newest, boundary))
             yield made
-            if len(rows) < limit:
+            if count < limit:
                 return
-            if newest == last_low:
+            if newest == low:
                 boundary |= keys
                 limit *= 2  # a page of one timestamp: widen it rather than loop
             else:
                 boundary = keys
                 low = newest
                 limit = self.page_size
+
+    def _mysql_page(self, sql: str, params: tuple[Any, ...], stamp: int) -> tuple[list[Any], int, Any]:
+        """A page's rows over MySQL (tuples), their count and the newest ingest time."""
+        rows = self._fetch(sql, params, dicts=False)
+        return rows, len(rows), rows[-1][stamp] if rows else None
+
+    def _arrow_page(self, sql: str, params: tuple[Any, ...], stamp: int) -> tuple[pl.DataFrame, int, Any]:
+        """The same page over the HTTP API, in columns; its newest time to the microsecond, as MySQL gives it."""
+        import polars as pl
+
+        literals = tuple(time_literal(p) if isinstance(p, dt.datetime) else str(int(p)) for p in params)
+        table = self._arrow().select(sql % literals)
+        times = table.get_column(STAMP, default=None)
+        if not len(table):
+            return table, 0, None
+        if times is None or not isinstance(times.dtype, pl.Datetime) or times.dtype.time_zone is not None:
+            kind = "missing" if times is None else times.dtype
+            raise RuntimeFailure(f"database {self.config.label}: greptime_timestamp came as {kind}, not a time")
+        return table, len(table), times.cast(pl.Datetime("us"))[-1]
+
+    def _arrow(self) -> ArrowSQL:
+        config = self.config
+        assert config.http is not None
+        tls = tls_context(config.tls_ca) if config.http.startswith("https:") else None
+        return ArrowSQL(config.http, config.user, config.password, config.database, tls, config.label, self.timeouts[0])
 
     def _lines(self, page: _Page) -> tuple[list[Line], set[str]]:
         """A page's lines, line by line."""
@@ -258,11 +287,17 @@ class DatabaseSource:
         return lines, keys
 
     def _frame(self, page: _Page) -> tuple[pl.DataFrame, set[str]]:
-        """A page's lines in columns (`row_columns.page_frame`)."""
+        """A page's lines in columns (`row_columns.page_frame`, `arrow_frame`)."""
         import polars as pl
 
-        frame = page_frame(page.columns, page.rows, self.verifier)
-        stamps = [values[page.stamp] for values in page.rows]
+        if isinstance(page.rows, pl.DataFrame):
+            frame = arrow_frame(page.rows, self.verifier)
+            times = page.rows.get_column(STAMP)
+            times = times.cast(pl.Datetime("us")) if isinstance(times.dtype, pl.Datetime) else times
+            stamps = times.to_list()
+        else:
+            frame = page_frame(page.columns, page.rows, self.verifier)
+            stamps = [values[page.stamp] for values in page.rows]
         at = frame["row"]
         newest = pl.Series([stamp == page.newest for stamp in stamps], dtype=pl.Boolean).gather(at)
         keys = set(frame.filter(newest)["key"].to_list())
@@ -305,7 +340,7 @@ class _Page:
     earlier page gave."""
 
     columns: list[str]
-    rows: list[tuple[Any, ...]]
+    rows: list[tuple[Any, ...]] | pl.DataFrame  # a DataFrame: the page came as Arrow
     stamp: int
     low: dt.datetime
     newest: Any

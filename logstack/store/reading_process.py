@@ -65,8 +65,9 @@ def _flags() -> list[str]:
 
 def store_frames(db: DatabaseSource, start: int | None, end: int | None) -> Iterator[pl.DataFrame]:
     """`db.frames(start, end)`: in a child process, unless the window holds at most IN_PROCESS rows (the timer's
-    runs: a child costs about 0.26 s to start, more than reading them here)."""
-    if db.holds_more_than(start, end, IN_PROCESS):
+    runs: a child costs about 0.26 s to start, more than reading them here) or they come as Arrow (polars
+    decodes them in Rust, beside the analysis)."""
+    if db.config.http is None and db.holds_more_than(start, end, IN_PROCESS):
         return frames_in_child(db, start, end)
     return db.frames(start, end)
 

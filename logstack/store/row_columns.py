@@ -1,4 +1,5 @@
-"""The logs table's rows in columns: a page of rows (tuples, as the MySQL protocol gives them) as the columns of
+"""The logs table's rows in columns: a page of rows (tuples, as the MySQL protocol gives them, or an Arrow answer's
+columns) as the columns of
 `Line` (`journal.columns`), the lines `journal.line.from_row` makes of them, each signature checked as the store
 reader checks it. Rows of the common kind (every value read text or null, a journal timestamp of digits, a
 cursor, an ingest time without a zone or none) are read in columns; every other row by `from_row` itself.
@@ -7,7 +8,7 @@ tests/test_row_columns.py checks both on generated rows."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from logstack.integrity.signatures import Verifier
@@ -35,18 +36,58 @@ def page_frame(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], verifier
     text = {name: _text(values[place[name]] if name in place else None, count, odd) for name in _TEXT}
     stamps = _stamps(values[place[STAMP]] if STAMP in place else None, count, odd)
     frame = pl.DataFrame({**text, STAMP: stamps}).with_row_index("row")
+    return _lines(frame, pl.Series(odd, dtype=pl.UInt8) != 0, columns, lambda: rows, verifier)
+
+
+def arrow_frame(table: pl.DataFrame, verifier: Verifier | None) -> pl.DataFrame:
+    """`page_frame` of rows that came as columns (an Arrow answer): a text value is one of a String column, an
+    ingest time one of a Datetime column; a row holding a value of any other type is read by `from_row`, as the
+    same row read over MySQL would be."""
+    import polars as pl
+
+    count = len(table)
+    odd = pl.repeat(False, count, eager=True)
+    text = {}
+    for name in _TEXT:
+        column = table.get_column(name, default=None)
+        if column is not None and column.dtype != pl.String:
+            odd |= column.is_not_null()
+            column = None
+        text[name] = column if column is not None else pl.Series(values=[None] * count, dtype=pl.String)
+    stamp = table.get_column(STAMP, default=None)
+    if stamp is not None and isinstance(stamp.dtype, pl.Datetime):  # with a zone too: µs since the epoch either way
+        stamps = stamp.cast(pl.Datetime("us")).cast(pl.Int64)
+    else:
+        stamps = pl.Series(values=[None] * count, dtype=pl.Int64)
+    frame = pl.DataFrame({**text, STAMP: stamps}).with_row_index("row")
+    return _lines(frame, odd, table.columns, table.rows, verifier)
+
+
+def _lines(
+    frame: pl.DataFrame,
+    odd: pl.Series,
+    columns: Sequence[str],
+    rows: Callable[[], Sequence[tuple[Any, ...]]],
+    verifier: Verifier | None,
+) -> pl.DataFrame:
+    """The lines of a page's values (`frame`): common rows read in columns, `odd` ones (and any not common) by
+    `from_row` from `rows()` (asked for only when some are)."""
+    import polars as pl
+
     digits = pl.col("__REALTIME_TIMESTAMP").str.contains(r"^[0-9]{1,18}$").fill_null(False)
     ts = pl.col("__REALTIME_TIMESTAMP").cast(pl.Int64, strict=False)
     cursor = pl.col("__CURSOR")
-    common = digits & (ts <= MAX_TIMESTAMP).fill_null(False) & (cursor.fill_null("") != "")
-    common &= pl.Series(odd, dtype=pl.UInt8) == 0
+    common = digits & (ts <= MAX_TIMESTAMP).fill_null(False) & (cursor.fill_null("") != "") & ~pl.lit(odd)
     frame = frame.with_columns(common=common)
     plain = frame.filter("common").select("row", *_line_columns())
     others = frame.filter(~pl.col("common"))["row"].to_list()
+    if not others and verifier is None:
+        return plain
+    values = rows()
     if others:
-        lines, kept = _by_row(columns, rows, others)
+        lines, kept = _by_row(columns, values, others)
         plain = pl.concat([plain, line_columns(lines, kept)]).sort("row")
-    return plain if verifier is None else _verified(plain, columns, rows, verifier)
+    return plain if verifier is None else _verified(plain, columns, values, verifier)
 
 
 def _text(values: Sequence[Any] | None, count: int, odd: bytearray) -> pl.Series:

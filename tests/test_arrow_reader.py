@@ -1,0 +1,220 @@
+"""The rows read over GreptimeDB's HTTP API as Arrow (`analyze --db-http`) against the same rows read over MySQL:
+the same lines, pages and keyset bounds, the same events; errors of the endpoint in one line. The stand-in
+(tests/greptime_arrow.py) types its columns as the rendered schema.sql declares them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hmac
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import polars as pl
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from logstack.cli import app
+from logstack.integrity.keyring import KeyRing
+from logstack.integrity.signatures import Verifier, canonical
+from logstack.render.site_files import render_site
+from logstack.site.inventory import load_inventory
+from logstack.store.greptime import DatabaseConfig
+from logstack.store.reader import DatabaseSource
+from tests.conftest import EXAMPLE
+from tests.greptime_arrow import arrow_stand_in, schema_types
+from tests.mariadb import PASSWORD
+
+RING = KeyRing(seal_key=b"s" * 32)
+KEY = RING.mint("web1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+BASE = dt.datetime(2026, 3, 1, 12, 0, 0)
+FIXTURE = [HealthCheck.function_scoped_fixture]  # the fixtures are the module's: one store for every example
+
+
+def _rendered(path: str, inventory=EXAMPLE) -> str:
+    files = render_site(load_inventory(inventory))
+    return next(f for f in files if f.path == path and f.machine == "server").content.decode()
+
+
+@pytest.fixture(scope="module")
+def stand_in(mariadb):
+    types = schema_types(_rendered("/etc/logstack/schema.sql"), "logs")
+    with arrow_stand_in("127.0.0.1", 0, mariadb.port, types) as served:
+        yield served
+
+
+def _endpoint(served) -> str:
+    return f"http://127.0.0.1:{served.server.server_address[1]}"
+
+
+def _row(n: int, stamp: dt.datetime, pid: int, copy_of: int | None = None, signed: bool = False) -> dict:
+    entry = n if copy_of is None else copy_of
+    row = {
+        "greptime_timestamp": stamp,
+        "__REALTIME_TIMESTAMP": str(1772366400000000 + entry * 1000),
+        "__CURSOR": f"s=1;i={entry}",
+        "message": f"Failed password for root from 203.0.113.{entry % 250} port {40000 + entry} ssh2",
+        "host": "web1",
+        "_MACHINE_ID": "m1",
+        "_BOOT_ID": "b1",
+        "_PID": str(pid),
+        "SYSLOG_IDENTIFIER": "sshd",
+    }
+    if signed:
+        row.update(logstack_host="web1", logstack_kid=KEY.kid, logstack_signed="")
+        row["logstack_sig"] = hmac.new(KEY.key, canonical(row), "sha256").hexdigest() if n % 5 else "0" * 64
+    return row
+
+
+@st.composite
+def stored(draw: st.DrawFn) -> list[dict]:
+    """Rows as a store holds them: ingest times from a few (pages end inside a run of one time), copies of
+    earlier rows (a sender's retry) at the same or a later time, signed or not."""
+    signed = draw(st.booleans())
+    rows = []
+    for n in range(draw(st.integers(0, 30))):
+        stamp = BASE + dt.timedelta(microseconds=draw(st.sampled_from([0, 1, 1, 2, 999_999, 1_000_000])) * n)
+        copy_of = draw(st.none() | st.integers(0, max(n - 1, 0))) if n and draw(st.integers(0, 4)) == 0 else None
+        rows.append(_row(n, stamp, draw(st.sampled_from([10, 11])), copy_of, signed))
+    return rows
+
+
+def _frames(config: DatabaseConfig, page: int, window: tuple[int | None, int | None], signed: bool) -> pl.DataFrame:
+    verifier = Verifier(RING) if signed else None
+    with DatabaseSource(config, page_size=page, verifier=verifier) as db:
+        got = list(db.frames(*window, size=1))
+    return pl.concat(got) if got else pl.DataFrame()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, *FIXTURE])
+@given(stored(), st.integers(1, 5), st.sampled_from([(None, None), (1, 2), (0, 1)]))
+def test_rows_read_as_arrow_are_the_rows_read_over_mysql(mariadb, stand_in, rows, page, seconds):
+    mariadb.create_logs("arrowdiff")
+    mariadb.insert("arrowdiff", rows)
+    base = int(BASE.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    window = tuple(None if s is None else base + s * 1_000_000 for s in seconds)
+    config = DatabaseConfig(port=mariadb.port, database="arrowdiff", password=PASSWORD)
+    signed = any("logstack_sig" in row for row in rows)
+    over_mysql = _frames(config, page, window, signed)
+    before = len(stand_in.requests)
+    over_http = _frames(dataclasses.replace(config, http=_endpoint(stand_in)), page, window, signed)
+    assert over_http.to_dicts() == over_mysql.to_dicts()
+    asked = stand_in.requests[before:]
+    assert asked and all("format=arrow" in path and "db=arrowdiff" in path for path, _, _ in asked)
+    assert all(headers["x-greptime-timezone"] == "+00:00" for _, headers, _ in asked)
+
+
+def _analyze(mariadb, *extra: str) -> tuple[int, str]:
+    args = ["analyze", "--db-port", str(mariadb.port), "--db-name", "arrowcli", "--format", "jsonl", *extra]
+    result = CliRunner().invoke(app, args, env={"GREPTIMEDB_PASSWORD": PASSWORD})
+    return result.exit_code, result.output
+
+
+def test_analyze_over_http_reports_what_it_reports_over_mysql(mariadb, stand_in):
+    rows = [_row(n, BASE + dt.timedelta(seconds=n // 3), 10 + n % 4, signed=True) for n in range(60)]
+    rows += [_row(60 + n, BASE + dt.timedelta(seconds=40), 20, copy_of=n) for n in range(5)]
+    mariadb.create_logs("arrowcli")
+    mariadb.insert("arrowcli", rows)
+    code, over_mysql = _analyze(mariadb)
+    before = len(stand_in.requests)
+    code_http, over_http = _analyze(mariadb, "--db-http", _endpoint(stand_in))
+    assert (code_http, over_http) == (code, over_mysql)
+    events = [json.loads(line) for line in over_http.splitlines()]
+    assert events and any(e["type"] == "brute_force" or e["outcome"] == "failure" for e in events)
+    assert len(stand_in.requests) > before
+    assert PASSWORD not in over_http
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "said"),
+    [
+        ("ftp://127.0.0.1:4000", "--db-http: 'ftp://127.0.0.1:4000': must be https://host[:port]"),
+        ("http://192.0.2.1:4000", "--db-http: 'http://192.0.2.1:4000': must be https://host[:port] (http:// only on"),
+        ("http://127.0.0.1:4000/v1", "without a path"),
+    ],
+)
+def test_an_endpoint_that_is_not_one_is_refused_before_any_connection(mariadb, endpoint, said):
+    code, output = _analyze(mariadb, "--db-http", endpoint)
+    assert code == 2
+    assert said in output and len(output.strip().splitlines()) == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Answer(BaseHTTPRequestHandler):
+    status, kind, body = 200, "application/arrow", b""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.kind)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "body", "said"),
+    [
+        (200, "application/arrow", b"\xff\xff\xff\xffnot arrow", "an Arrow answer that does not read"),
+        (200, "text/html", b"<html>", "GreptimeDB answered 'text/html', not Arrow"),
+        (401, "application/json", b'{"code":7002,"error":"User not found, username: x"}', "HTTP 401: User not found"),
+        (500, "text/plain", b"\n boom \n", "GreptimeDB HTTP 500: boom"),
+    ],
+)
+def test_a_bad_answer_is_one_line_naming_the_store(mariadb, status, kind, body, said):
+    mariadb.create_logs("arrowcli")
+    mariadb.insert("arrowcli", [_row(1, BASE, 10)])
+    handler = type("Answer", (_Answer,), {"status": status, "kind": kind, "body": body})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, output = _analyze(mariadb, "--db-http", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 3, output
+    assert said in output and "analyst@127.0.0.1" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line(mariadb):
+    mariadb.create_logs("arrowcli")
+    mariadb.insert("arrowcli", [_row(1, BASE, 10)])
+    code, output = _analyze(mariadb, "--db-http", f"http://127.0.0.1:{_closed_port()}")
+    assert code == 3
+    assert "GreptimeDB HTTP: [Errno 111] Connection refused" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_the_analysis_unit_reads_over_the_http_port_greptimedb_listens_on(tmp_path):
+    """The address the rendered unit reads from is the one rendered standalone.toml serves (or the external
+    store's endpoint), on the store the unit's MySQL options name."""
+    unit = _rendered("/etc/systemd/system/logstack-analyze.service")
+    toml = _rendered("/etc/greptime/standalone.toml")
+    http = toml.split("[http]", 1)[1].split("addr = ", 1)[1].split("\n", 1)[0].strip('"')
+    assert f" --db-http http://{http} " in unit and " --db-host 127.0.0.1 --db-port 4002 " in unit
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["server"]["store"] = {
+        "type": "external",
+        "http_endpoint": "https://store.example.com:4000",
+        "mysql_host": "store.example.com",
+        "mysql_port": 4002,
+    }
+    doc["server"]["backup"] = None
+    external = tmp_path / "inventory.yaml"
+    external.write_text(yaml.safe_dump(doc))
+    unit = _rendered("/etc/systemd/system/logstack-analyze.service", external)
+    assert " --db-http https://store.example.com:4000 " in unit and "--db-host store.example.com" in unit
