@@ -7,6 +7,9 @@
     programs, whose lines analysis skips before parsing. Also printed: orjson's parse rate alone.
 (c) The same rows signed as each host's sender signs them, analysed with every signature checked
     (`--signing-keys`): the cost of verification. Target: <= 30 % over (a) from MariaDB.
+(d) 1 % of the rows delivered again (a sender's retries).
+(e) The rows of (a) read over GreptimeDB's HTTP API as Arrow (`--db-http`), from the stand-in over MariaDB
+    (tests/greptime_arrow.py), its answers replayed from memory: what logstack spends, not the stand-in.
 (b) Load 10k failed-login events into MariaDB and time, in the same run, the old analysis script's
     query pattern (one query for the events, then one connection and one query per event) against
     `logstack analyze`. Target: >= 100x.
@@ -231,6 +234,22 @@ def load_mariadb(db, name: str, path: Path, ring: KeyRing | None = None, retried
     conn.close()
 
 
+def over_arrow(db, db_args: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """(seconds, events) of reading the rows over the HTTP stand-in, the second of two runs (the first fills
+    its replay)."""
+    from logstack.render.site_files import render_site
+    from logstack.site.inventory import load_inventory
+    from tests.greptime_arrow import arrow_stand_in, schema_types
+
+    files = render_site(load_inventory(ROOT / "inventory.example.yaml"))
+    schema = next(f for f in files if f.path == "/etc/logstack/schema.sql").content.decode()
+    with arrow_stand_in("127.0.0.1", 0, db.port, schema_types(schema, "logs"), replay=True) as served:
+        http = ["--db-http", f"http://127.0.0.1:{served.server.server_address[1]}"]
+        timed_cli([*db_args, *http], env)
+        seconds, _, events = timed_cli([*db_args, *http], env)
+    return seconds, events
+
+
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """Run `logstack analyze` in a child; (seconds, peak RSS MiB of that child, events)."""
     code = "import sys; from logstack.cli import main; sys.argv = ['logstack', *sys.argv[1:]]; main()"
@@ -360,6 +379,12 @@ def main() -> None:
             print(
                 f"(d) MariaDB, 1 % of the rows delivered again: {rows / retried_s:,.0f} lines/s, "
                 f"{retried_events:,} events (the same as without: {retried_events == events})"
+            )
+
+            arrow_s, arrow_events = over_arrow(db, db_args, env)
+            print(
+                f"(e) MariaDB's rows as Arrow over HTTP (--db-http): {rows / arrow_s:,.0f} lines/s, "
+                f"{arrow_events:,} events (the same as over MySQL: {arrow_events == events})"
             )
 
             if args.skip_old:
