@@ -1,8 +1,8 @@
 """The logs table's rows in columns: a page of rows (tuples, as the MySQL protocol gives them, or an Arrow
 answer's columns) as the columns of `Line` (`journal.columns`), the lines `journal.line.from_row` makes of them,
-each signature checked as the store reader checks it. Rows of the common kind (every value read text or null, a journal timestamp of digits, a
-cursor, an ingest time without a zone or none) are read in columns; every other row by `from_row` itself.
-tests/test_row_columns.py checks both on generated rows."""
+each signature checked as the store reader checks it. Rows of the common kind (every value read text or null, a
+journal timestamp of digits, a cursor, an ingest time without a zone or none) are read in columns; every other
+row by `from_row` itself. tests/test_row_columns.py checks both on generated rows."""
 
 from __future__ import annotations
 
