@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hmac
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,6 +65,8 @@ def _row(n: int, stamp: dt.datetime, pid: int, copy_of: int | None = None, signe
         "_BOOT_ID": "b1",
         "_PID": str(pid),
         "SYSLOG_IDENTIFIER": "sshd",
+        "_COMM": "sshd",
+        "_EXE": "/usr/sbin/sshd",
     }
     if signed:
         row.update(logstack_host="web1", logstack_kid=KEY.kid, logstack_signed="")
@@ -218,3 +221,22 @@ def test_the_analysis_unit_reads_over_the_http_port_greptimedb_listens_on(tmp_pa
     external.write_text(yaml.safe_dump(doc))
     unit = _rendered("/etc/systemd/system/logstack-analyze.service", external)
     assert " --db-http https://store.example.com:4000 " in unit and "--db-host store.example.com" in unit
+
+
+def test_the_report_over_http_is_the_report_over_mysql(mariadb, stand_in, tmp_path):
+    rows = [_row(n, BASE + dt.timedelta(seconds=n // 3), 10 + n % 4, signed=True) for n in range(40)]
+    mariadb.create_logs("arrowcli")
+    mariadb.insert("arrowcli", rows)
+    pages = []
+    for extra in ([], ["--db-http", _endpoint(stand_in)]):
+        out = tmp_path / f"report{len(pages)}.html"
+        args = ["report", "--db-port", str(mariadb.port), "--db-name", "arrowcli", "-o", str(out)]
+        args += ["--since", "2026-03-01", "--until", "2026-03-02", *extra]
+        before = len(stand_in.requests)
+        result = CliRunner().invoke(app, args, env={"GREPTIMEDB_PASSWORD": PASSWORD})
+        assert result.exit_code == 0, result.output
+        assert (len(stand_in.requests) > before) == bool(extra)
+        pages.append(out.read_text())
+    generated = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")  # when each was made
+    assert "<td><code>203.0.113.7</code></td>" in pages[0]  # a source address of the failed logins
+    assert generated.sub("", pages[1]) == generated.sub("", pages[0])

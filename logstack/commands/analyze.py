@@ -25,11 +25,18 @@ from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.exit_codes import ExitStatus
 from logstack.base.paths import DATA_ROOT, source_id, state_file
 from logstack.base.terminal import escape
-from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
+from logstack.commands.db_options import (
+    DbHttpOpt,
+    SinceOpt,
+    StoreOptions,
+    UntilOpt,
+    VerifyOpt,
+    over_http,
+    store_options,
+)
 from logstack.commands.progress import Progress
 from logstack.integrity.signatures import site_verifier
 from logstack.journal.selection import Selection
-from logstack.store.arrow_http import http_endpoint
 from logstack.store.greptime import store_address
 from logstack.store.reader import DatabaseSource
 from logstack.store.reading_process import store_frames
@@ -54,14 +61,6 @@ StateIdOpt = Annotated[
 ]
 SafetyLagOpt = Annotated[
     str, typer.Option("--safety-lag", help="Rows younger than this may not be visible yet (store clocks differ).")
-]
-DbHttpOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db-http",
-        help="GreptimeDB's HTTP endpoint (http://127.0.0.1:4000, https:// elsewhere): read the rows over it as "
-        "Arrow, faster than over MySQL (the MySQL endpoint still answers the rest).",
-    ),
 ]
 AlertsOpt = Annotated[Path | None, typer.Option("--alerts", help="Deliver events to these destinations (alerts.json).")]
 AlertSecretsOpt = Annotated[Path | None, typer.Option("--alert-secrets", help="Their secrets (JSON).")]
@@ -115,10 +114,7 @@ def analyze(
         result = _from_export(journal, inv, options, now, (report, as_json), flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
-        config = store.config(inv)
-        if db_http is not None:
-            config = dataclasses.replace(config, http=http_endpoint(db_http))
-        with DatabaseSource(config, verifier=verifier) as db:
+        with DatabaseSource(over_http(store.config(inv), db_http), verifier=verifier) as db:
             result = _from_store(db, options, now, (report, as_json), flush, queue)
     if options.state_path is None:
         flush()

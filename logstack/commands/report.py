@@ -15,7 +15,15 @@ from logstack.base.clock import HOUR, duration_micros, iso, parse_period
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
 from logstack.base.terminal import escape
-from logstack.commands.db_options import SinceOpt, StoreOptions, UntilOpt, VerifyOpt, store_options
+from logstack.commands.db_options import (
+    DbHttpOpt,
+    SinceOpt,
+    StoreOptions,
+    UntilOpt,
+    VerifyOpt,
+    over_http,
+    store_options,
+)
 from logstack.evidence.report import ReportData, backup_line, build_report, render_html, render_markdown
 from logstack.evidence.report_columns import build_report_in_columns
 from logstack.evidence.sealing import site_last_verification
@@ -26,6 +34,7 @@ from logstack.site.inventory import load_inventory
 
 if TYPE_CHECKING:
     from logstack.site.inventory import Inventory
+    from logstack.store.greptime import DatabaseConfig
 from logstack.store.backup import recorded_backup
 from logstack.store.reader import DatabaseSource
 from logstack.store.reading_process import store_frames
@@ -45,6 +54,7 @@ def report(
         Path | None, typer.Option("--signing-keys", help="Key ring to verify rows with. Default: the site's.")
     ] = None,
     verify_signatures: VerifyOpt = None,
+    db_http: DbHttpOpt = None,
 ) -> None:
     """Coverage, logins, failures, brute force, sudo/su, account changes, forged entries, certificates."""
     now = time.time_ns() // 1000
@@ -69,7 +79,7 @@ def report(
         data.source = f"journal export {'stdin' if journal == '-' else journal}"
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
-        data = _from_store(store, inv, verifier, common, now)
+        data = _from_store(over_http(store.config(inv), db_http), inv, verifier, common, now)
     data.generated, data.version = now, __version__
     if data.empty_but_not_silent:
         typer.echo(
@@ -88,10 +98,9 @@ def report(
 
 
 def _from_store(
-    store: StoreOptions, inv: Inventory | None, verifier: Verifier | None, common: dict[str, Any], now: int
+    config: DatabaseConfig, inv: Inventory | None, verifier: Verifier | None, common: dict[str, Any], now: int
 ) -> ReportData:
     """The period's report from the store, with the span of rows the store holds."""
-    config = store.config(inv)
     start, end = common["since"], common["until"]
     with DatabaseSource(config, verifier=verifier) as db:
         if inv is not None and inv.server.backup is not None:
