@@ -168,11 +168,30 @@ def echoing_smtp(cert: Path, key: Path) -> Iterator[int]:
 
 
 def test_scrub_finds_base64_credentials_however_aligned():
-    from logstack.alerts.send import scrub
+    from logstack.base.redaction import scrub
 
     token = base64.b64encode(b"\0alerts\0S3cret-Passw0rd-123").decode()
     for text in (f"AUTH PLAIN {token}", f"sent:\\n{token}", f"x{token}y", f"ab{token}"):
         assert "<secret>" in scrub(text, ("S3cret-Passw0rd-123",)), text
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=4, max_size=24),
+    st.binary(max_size=12),
+    st.binary(max_size=12),
+    st.sampled_from(["", "x", "ab", "\\n", " "]),
+    st.booleans(),
+)
+def test_scrub_finds_a_secret_base64_encoded_wherever_it_ends(secret, before, after, glued, padded):
+    """The secret at the very end of what was encoded (an HTTP Basic credential `user:password`): the last
+    group of four characters holds its last bytes, with or without its `=` padding."""
+    from logstack.base.redaction import scrub
+
+    token = base64.b64encode(before + secret.encode() + after).decode()
+    token = token if padded else token.rstrip("=")
+    said = scrub(f"Basic {glued}{token} end", (secret,))
+    assert secret not in said and token not in said
 
 
 def test_an_smtp_server_echoing_the_auth_line_puts_no_credential_in_the_error(tmp_path):

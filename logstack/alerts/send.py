@@ -6,7 +6,6 @@ out with controls removed and chat markup escaped; nothing of it reaches a shell
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import http.client
@@ -25,6 +24,7 @@ from typing import Any
 
 from logstack.base.deadline import DeadlineExceeded, within
 from logstack.base.errors import LogstackError
+from logstack.base.redaction import scrub
 from logstack.base.safe_read import MiB, read_file
 from logstack.base.terminal import escape
 from logstack.site.alerts import Destination, Email, Exec, Webhook, Zabbix
@@ -252,30 +252,6 @@ def send(dest: Destination, secrets: dict[str, str], site: str, events: list[dic
         SENDERS[dest.type](dest, secrets, site, events)
     except DeliveryError as exc:
         raise DeliveryError(scrub(str(exc), tuple(secrets.values()))) from None
-
-
-_BASE64_RE = re.compile(r"[A-Za-z0-9+/]{6,}={0,2}")
-
-
-def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
-    """`text` without any of `secrets`, as they are or base64-encoded (SMTP AUTH carries them so)."""
-    known = [s for s in secrets if s and len(s) >= 4]
-    for secret in known:
-        text = text.replace(secret, "<secret>")
-
-    def hide(match: re.Match[str]) -> str:
-        token = match.group(0).rstrip("=")
-        for start in range(4):  # glued to a letter before it (`\\nAGFs…` in a repr) the run is misaligned
-            part = token[start:]
-            try:
-                decoded = base64.b64decode(part[: len(part) - len(part) % 4] or "")
-            except ValueError:
-                continue
-            if any(s.encode() in decoded for s in known):
-                return "<secret>"
-        return match.group(0)
-
-    return _BASE64_RE.sub(hide, text) if known else text
 
 
 def _clock(event: dict[str, Any]) -> int:

@@ -23,14 +23,17 @@ import datetime as dt
 import http.client
 import io
 import json
+import re
 import ssl
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logstack.base.deadline import DeadlineExceeded, within_exchange
 from logstack.base.errors import BadInputError, RuntimeFailure
+from logstack.base.redaction import scrub
 from logstack.base.validation import s3_endpoint
+from logstack.store.arrow_ipc import NotArrow, check_stream
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,11 +43,14 @@ MAX_ANSWER = 1 << 30  # one page's answer: 5000 rows of messages as long as the 
 
 def http_endpoint(value: str) -> str:
     """An endpoint `--db-http` accepts: https://host[:port], or http:// on loopback (the password goes in
-    every request), without a path."""
+    every request), without a path, query or fragment."""
+    shown = re.sub(r"//[^/?#]*@", "//…@", value[:80])  # a user and password written into it are not repeated
     try:
+        if "?" in value or "#" in value:
+            raise ValueError("an endpoint is scheme, host and port only, without a query or fragment")
         return s3_endpoint(value)
     except ValueError as exc:
-        raise BadInputError(f"--db-http: {value[:80]!r}: {exc}") from None
+        raise BadInputError(f"--db-http: {shown!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -59,19 +65,33 @@ class ArrowSQL:
     label: str  # names the store in errors
     timeout: float = 300.0  # a whole exchange (a page's query and answer)
 
-    def select(self, sql: str) -> pl.DataFrame:
-        """The rows of one query (its columns as the store types them)."""
-        import polars as pl
-
+    def select(self, sql: str, rows: int) -> pl.DataFrame:
+        """The rows of one query that asks for at most `rows` (its columns as the store types them);
+        `arrow_ipc.OtherColumns` when a column's type is not one read here."""
         status, content_type, body = self._post(sql)
         if status != 200:
-            raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP {status}: {_error_text(body)}")
+            said = scrub(_error_text(body), (self.password, self.user + ":" + self.password))
+            raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP {status}: {said}")
         if content_type != "application/arrow":
             raise RuntimeFailure(f"database {self.label}: GreptimeDB answered {content_type[:60]!r}, not Arrow")
-        try:
-            return pl.read_ipc_stream(io.BytesIO(body))
-        except Exception as exc:  # polars' errors have no common base that names a bad stream
-            raise RuntimeFailure(f"database {self.label}: an Arrow answer that does not read: {exc}"[:300]) from None
+        return decode(body, rows, self.label)
+
+    def page(self, sql: str, params: tuple[Any, ...]) -> tuple[pl.DataFrame, int, dt.datetime | None]:
+        """One keyset page: `sql` with `params` (times, then the row limit) written in; its rows, their count and
+        the newest ingest time to the microsecond, as the MySQL port gives it (GreptimeDB keeps nanoseconds)."""
+        import polars as pl
+
+        literals = tuple(time_literal(p) if isinstance(p, dt.datetime) else str(int(p)) for p in params)
+        table = self.select(sql % literals, params[-1])
+        if not len(table):
+            return table, 0, None
+        times = table.get_column("greptime_timestamp", default=None)
+        if times is None or not isinstance(times.dtype, pl.Datetime) or times.dtype.time_zone is not None:
+            kind = "missing" if times is None else times.dtype
+            raise RuntimeFailure(f"database {self.label}: greptime_timestamp came as {kind}, not a time")
+        if times.null_count():  # GreptimeDB's time index holds no nulls
+            raise RuntimeFailure(f"database {self.label}: greptime_timestamp came without a time")
+        return table, len(table), times.cast(pl.Datetime("us"))[-1]
 
     def _post(self, sql: str) -> tuple[int, str, bytes]:
         parts = urllib.parse.urlsplit(self.endpoint)
@@ -104,6 +124,22 @@ class ArrowSQL:
             raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP: no answer in {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP: {exc or type(exc).__name__}") from None
+
+
+def decode(body: bytes, rows: int, label: str) -> pl.DataFrame:
+    """An Arrow answer of at most `rows` rows as a DataFrame, checked before polars makes it (`check_stream`);
+    RuntimeFailure naming the store (`label`) if it does not read."""
+    import polars as pl
+
+    try:
+        check_stream(body, rows)
+    except NotArrow as exc:
+        raise RuntimeFailure(f"database {label}: an Arrow answer that does not read: {exc}") from None
+    try:
+        return pl.read_ipc_stream(io.BytesIO(body))
+    except (Exception, pl.exceptions.PanicException) as exc:  # a panic is a BaseException
+        why = " ".join(str(exc).split())[:200]
+        raise RuntimeFailure(f"database {label}: an Arrow answer that does not read: {why}") from None
 
 
 def _error_text(body: bytes) -> str:
