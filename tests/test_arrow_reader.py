@@ -124,6 +124,7 @@ def test_rows_read_as_arrow_are_the_rows_read_over_mysql(mariadb, stand_in, rows
     asked = stand_in.requests[before:]
     assert asked and all("format=arrow" in path and "db=arrowdiff" in path for path, _, _ in asked)
     assert all(headers["x-greptime-timezone"] == "+00:00" for _, headers, _ in asked)
+    assert all(headers["x-greptime-timeout"] == "300s" for _, headers, _ in asked)  # the MySQL reader's
 
 
 def _analyze(mariadb, *extra: str) -> tuple[int, str]:

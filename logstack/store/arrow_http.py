@@ -12,6 +12,8 @@ What GreptimeDB v1.1.4 does, and all this relies on:
   header sets (src/query/src/optimizer/type_conversion.rs `string_to_timestamp_ms`,
   src/servers/src/http/authorize.rs `extract_timezone`): logstack sends +00:00, as the MySQL reader sets its
   session's zone;
+- the server ends a request after its `[http] timeout` unless the request's `x-greptime-timeout` says otherwise
+  (src/servers/src/http/timeout.rs): logstack names its own read timeout, as the MySQL port has no such limit;
 - STRING columns are Arrow Utf8 and TIMESTAMP(9) is Timestamp(Nanosecond, no zone)
   (src/datatypes/src/types/string_type.rs, timestamp_type.rs `as_arrow_type`).
 """
@@ -107,6 +109,9 @@ class ArrowSQL:
             "Authorization": f"Basic {secret}",
             "Content-Type": "application/x-www-form-urlencoded",
             "x-greptime-timezone": "+00:00",
+            # the server's own limit (standalone.toml's [http] timeout, 30 s) would end a slow page that the MySQL
+            # port, which has none, reads: a request names its own (v1.1.4 src/servers/src/http/timeout.rs)
+            "x-greptime-timeout": f"{max(1, int(self.timeout))}s",
         }
 
         def exchange() -> tuple[int, str, bytes]:
