@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 from xml.sax.saxutils import escape
 
 from logstack.store.s3 import authorization
+from tests.http_servers import on_free_port
 
 ACCESS, SECRET, REGION = "AKIDLOGSTACKTEST", "c2VjcmV0LWtleS1mb3ItdGVzdHM=", "eu-central-1"
 PAGE = 2
@@ -95,10 +95,5 @@ def fake_s3() -> Iterator[str]:
     """The stand-in on a free loopback port; yields its endpoint."""
     FakeS3.objects = {}
     FakeS3.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeS3)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with on_free_port(FakeS3) as endpoint:
+        yield endpoint

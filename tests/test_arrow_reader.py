@@ -13,8 +13,7 @@ import io
 import json
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import polars as pl
 import pyarrow as pa
@@ -36,6 +35,7 @@ from logstack.store.greptime import DatabaseConfig
 from logstack.store.reader import DatabaseSource
 from tests.conftest import EXAMPLE
 from tests.greptime_arrow import arrow_stand_in, schema_types
+from tests.http_servers import on_free_port
 from tests.mariadb import PASSWORD
 
 RING = KeyRing(seal_key=b"s" * 32)
@@ -205,14 +205,8 @@ def test_a_bad_answer_is_one_line_naming_the_store(mariadb, status, kind, body, 
 @contextlib.contextmanager
 def _served(body: bytes, status: int = 200, kind: str = "application/arrow"):
     """An endpoint that answers every request with `body`."""
-    handler = type("Answer", (_Answer,), {"status": status, "kind": kind, "body": body})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with on_free_port(type("Answer", (_Answer,), {"status": status, "kind": kind, "body": body})) as endpoint:
+        yield endpoint
 
 
 def _logs(rows: list[dict], **options) -> bytes:
