@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 
-_BASE64_RE = re.compile(r"[A-Za-z0-9+/]{6,}={0,2}")
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")  # either alphabet: standard, or URL-safe
 
 
 def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
@@ -21,12 +21,13 @@ def scrub(text: str, secrets: tuple[str | None, ...]) -> str:
             part = token[start:]
             # padded (its last bytes, which end the secret, are kept), or cut to whole groups of four
             for whole in (part + "=" * (-len(part) % 4), part[: len(part) - len(part) % 4]):
-                try:
-                    decoded = base64.b64decode(whole or "")
-                except ValueError:
-                    continue
-                if any(s.encode() in decoded for s in known):
-                    return "<secret>"
+                for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                    try:
+                        decoded = decode(whole or "")
+                    except ValueError:
+                        continue
+                    if any(s.encode() in decoded for s in known):
+                        return "<secret>"
         return match.group(0)
 
     return _BASE64_RE.sub(hide, text) if known else text

@@ -25,7 +25,6 @@ import datetime as dt
 import http.client
 import io
 import json
-import re
 import ssl
 import urllib.parse
 from dataclasses import dataclass
@@ -46,13 +45,13 @@ MAX_ANSWER = 1 << 30  # one page's answer: 5000 rows of messages as long as the 
 def http_endpoint(value: str) -> str:
     """An endpoint `--db-http` accepts: https://host[:port], or http:// on loopback (the password goes in
     every request), without a path, query or fragment."""
-    shown = re.sub(r"//[^/?#]*@", "//…@", value[:80])  # a user and password written into it are not repeated
+    shown = repr(value[:80]) if "@" not in value else "an endpoint with a user or password in it"  # not repeated
     try:
         if "?" in value or "#" in value:
             raise ValueError("an endpoint is scheme, host and port only, without a query or fragment")
         return s3_endpoint(value)
     except ValueError as exc:
-        raise BadInputError(f"--db-http: {shown!r}: {exc}") from None
+        raise BadInputError(f"--db-http: {shown}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class ArrowSQL:
         `arrow_ipc.OtherColumns` when a column's type is not one read here."""
         status, content_type, body = self._post(sql)
         if status != 200:
-            said = scrub(_error_text(body), (self.password, self.user + ":" + self.password))
+            said = _error_text(body, (self.password, self.user + ":" + self.password))
             raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP {status}: {said}")
         if content_type != "application/arrow":
             raise RuntimeFailure(f"database {self.label}: GreptimeDB answered {content_type[:60]!r}, not Arrow")
@@ -147,13 +146,17 @@ def decode(body: bytes, rows: int, label: str) -> pl.DataFrame:
         raise RuntimeFailure(f"database {label}: an Arrow answer that does not read: {why}") from None
 
 
-def _error_text(body: bytes) -> str:
-    """GreptimeDB's message from an error answer (or the start of whatever came), on one line."""
+def _error_text(body: bytes, secrets: tuple[str, ...]) -> str:
+    """GreptimeDB's message from an error answer (or the start of whatever came), on one line, without the
+    secrets (scrubbed as the store wrote them, and as a URL or JSON would quote them, before the text is folded
+    or cut: a secret cut in two, or its spaces folded, would no longer be found)."""
     try:
         answer = json.loads(body)
-        text = str(answer["error"]) if isinstance(answer, dict) and "error" in answer else body[:300].decode()
+        text = str(answer["error"]) if isinstance(answer, dict) and "error" in answer else body[:65536].decode()
     except (ValueError, UnicodeDecodeError):
-        text = body[:300].decode("utf-8", errors="replace")
+        text = body[:65536].decode("utf-8", errors="replace")
+    quoted = [form for s in secrets for form in (s, urllib.parse.quote(s, safe=""), json.dumps(s)[1:-1])]
+    text = scrub(text, tuple(quoted))
     return " ".join(text.split())[:300] or "no message"
 
 

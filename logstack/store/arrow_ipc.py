@@ -9,12 +9,18 @@ batches (src/servers/src/http/result/arrow_result.rs `write_arrow_bytes`); logst
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-# Schema.fbs `Type`: the column types polars reads here without nesting (Null, Int, FloatingPoint, Binary, Utf8,
-# Bool, Date, Timestamp, LargeBinary, LargeUtf8, BinaryView, Utf8View)
-READ_TYPES = frozenset({1, 2, 3, 4, 5, 6, 8, 10, 19, 20, 23, 24})
+# Schema.fbs `Type`: the column types read here, flat, each value its own bytes (Null, Int, FloatingPoint, Binary,
+# Utf8, Bool, Date, Timestamp, LargeBinary, LargeUtf8); not the view types, whose rows may all point at one
+# string (a page of 8 MB would become 5000 strings of 8 MB each)
+READ_TYPES = frozenset({1, 2, 3, 4, 5, 6, 8, 10, 19, 20})
+_TIMESTAMP = 10
 _SCHEMA, _RECORD_BATCH = 1, 3  # Message.fbs `MessageHeader`
+COLUMNS = 4096  # a logs table has its own columns and the journal fields the identity pipeline adds: tens
+BATCHES = 64  # record batches beyond one a row (GreptimeDB's scans may end a batch early, or give one empty)
+CELLS = 1 << 18  # columns × record batches: each is an array polars makes (tens of columns, a few batches a page)
 
 
 class NotArrow(ValueError):
@@ -27,11 +33,13 @@ class OtherColumns(ValueError):
 
 @dataclass(frozen=True)
 class _Table:
-    """A flatbuffer table: its position in `data`, its vtable's field offsets."""
+    """A flatbuffer table: its position in `data`, its vtable's (entries are read when asked for: a vtable may
+    claim 32k of them)."""
 
     data: bytes
     at: int
-    fields: tuple[int, ...]
+    vtable: int
+    count: int  # entries of the vtable
 
     @classmethod
     def root(cls, data: bytes, at: int = 0) -> _Table:
@@ -43,10 +51,10 @@ class _Table:
         size = _u16(data, vtable)
         if size < 4 or size % 2:
             raise NotArrow("a message table that does not read")
-        return cls(data, at, tuple(_u16(data, vtable + 4 + 2 * i) for i in range((size - 4) // 2)))
+        return cls(data, at, vtable, (size - 4) // 2)
 
     def _where(self, field: int) -> int | None:
-        offset = self.fields[field] if field < len(self.fields) else 0
+        offset = _u16(self.data, self.vtable + 4 + 2 * field) if field < self.count else 0
         return self.at + offset if offset else None
 
     def scalar(self, field: int, kind: str, default: int = 0) -> int:
@@ -67,9 +75,13 @@ class _Table:
         _slice(self.data, start + 4, count * size)
         return start + 4, count
 
-    def tables(self, field: int) -> list[_Table]:
+    def tables(self, field: int, most: int) -> Iterator[_Table]:
+        """The tables of a vector of at most `most` of them."""
         start, count = self.vector(field, 4)
-        return [_Table.read(self.data, start + 4 * i + _u32(self.data, start + 4 * i)) for i in range(count)]
+        if count > most:
+            raise NotArrow(f"more than {most} entries where a stream of logs rows has a few")
+        for i in range(count):
+            yield _Table.read(self.data, start + 4 * i + _u32(self.data, start + 4 * i))
 
     def pairs(self, field: int) -> list[tuple[int, int]]:
         """A vector of structs of two longs (FieldNode, Buffer)."""
@@ -85,7 +97,7 @@ def check_stream(data: bytes, rows: int) -> None:
     """NotArrow unless `data` is one IPC stream: a schema, then uncompressed record batches of at most `rows`
     rows in all, every buffer inside its message; OtherColumns for a column this does not read (a type outside
     READ_TYPES, a dictionary, a name given twice)."""
-    at, seen, total = 0, 0, 0
+    at, seen, total, columns = 0, 0, 0, 0
     while at < len(data):  # the end-of-stream marker may be left out (the format's specification)
         if at + 4 > len(data):
             raise NotArrow("an Arrow stream cut short")
@@ -108,36 +120,48 @@ def check_stream(data: bytes, rows: int) -> None:
         if header is None or (kind == _SCHEMA) != (seen == 0) or kind not in (_SCHEMA, _RECORD_BATCH):
             raise NotArrow("not a schema followed by record batches")
         if kind == _SCHEMA:
-            _check_schema(header)
+            columns = _check_schema(header)
         else:
-            total += _check_batch(header, body)
+            total += _check_batch(header, body, columns)
             if total > rows:
                 raise NotArrow(f"more than the {rows} rows asked for")
+            if seen > rows + BATCHES or seen * columns > CELLS:  # an empty batch costs as much as any to make
+                raise NotArrow(f"more record batches ({seen}) than {rows} rows of {columns} columns take")
         at += body
         seen += 1
     if not seen:
         raise NotArrow("an Arrow stream without a schema")
 
 
-def _check_schema(schema: _Table) -> None:
+def _check_schema(schema: _Table) -> int:
+    """The number of columns of a schema whose columns are all read here."""
     names: set[str] = set()
-    for field in schema.tables(1):
+    for field in schema.tables(1, COLUMNS):
         name, kind = field.text(0), field.scalar(2, "B")
         if name in names:
             raise OtherColumns(f"the column {name[:64]!r} twice")
         names.add(name)
         if kind not in READ_TYPES or field.table(4) is not None or field.vector(5, 4)[1]:
             raise OtherColumns(f"the column {name[:64]!r} of Arrow type {kind}")
+        details = field.table(3)
+        if kind == _TIMESTAMP and details is not None and details.vector(1, 1)[1]:
+            # polars reads a zone's name letter by letter to suggest another (seconds a MB); GreptimeDB's
+            # TIMESTAMP has none (src/datatypes/src/types/timestamp_type.rs)
+            raise NotArrow(f"the column {name[:64]!r}: a time with a zone")
+    return len(names)
 
 
-def _check_batch(batch: _Table, body: int) -> int:
+def _check_batch(batch: _Table, body: int, columns: int) -> int:
     length = batch.scalar(0, "q")
     if length < 0 or batch.table(3) is not None:
         raise NotArrow("a compressed record batch, which logstack does not ask for" if length >= 0 else "rows < 0")
-    for nodes, nulls in batch.pairs(1):  # FieldNode { length: long, null_count: long }
-        if nodes != length or not 0 <= nulls <= length:
+    if batch.vector(1, 16)[1] != columns or batch.vector(2, 16)[1] > 3 * columns:  # validity, offsets, data
+        raise NotArrow("a record batch of other columns than its schema's")
+    nodes, buffers = batch.pairs(1), batch.pairs(2)  # FieldNode { length, null_count }, Buffer { offset, length }
+    for values, nulls in nodes:
+        if values != length or not 0 <= nulls <= length:
             raise NotArrow("a column of another length than its record batch")
-    for offset, size in batch.pairs(2):  # Buffer { offset: long, length: long }
+    for offset, size in buffers:
         if offset < 0 or size < 0 or offset + size > body:
             raise NotArrow("a buffer outside its record batch")
     return length
