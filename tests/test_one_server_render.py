@@ -2,8 +2,9 @@
 did then: tests/data/one-server/manifest.json is that render's manifest (every file's sha256, owner, mode),
 made by logstack at commit f2a5be4 from the inventory beside it, and made again when changes were wanted on
 the server (its analysis and seal units' run limits, its Vector's loopback metrics exporter; later the seal's
-record of the chain's end in the store: schema.sql, the seal unit, ingest.password): every other file, the
-senders' included, is as it was at f2a5be4."""
+record of the chain's end in the store: schema.sql, the seal unit, ingest.password; then the analysis unit
+reading the rows as Arrow over GreptimeDB's HTTP port, `--db-http`): every other file, the senders' included,
+is as it was at f2a5be4."""
 
 from __future__ import annotations
 
