@@ -29,7 +29,7 @@ from logstack.integrity.keyring import KeyRing
 from logstack.integrity.signatures import Verifier, canonical
 from logstack.render.site_files import render_site
 from logstack.site.inventory import load_inventory
-from logstack.store.arrow_http import decode
+from logstack.store.arrow_http import decode, time_literal
 from logstack.store.arrow_ipc import NotArrow, OtherColumns, check_stream
 from logstack.store.greptime import DatabaseConfig
 from logstack.store.reader import DatabaseSource
@@ -481,3 +481,9 @@ def test_a_damaged_answer_is_a_failure_naming_the_store_or_rows_asked_for(flips,
         pass
     else:
         assert len(frame) <= rows
+
+
+@pytest.mark.parametrize("year", [1, 50, 999, 1970, 2026, 9999])
+def test_a_time_is_written_as_the_store_reads_it_whatever_its_year(year):
+    value = dt.datetime(year, 1, 2, 3, 4, 5, 6)
+    assert time_literal(value) == f"'{year:04d}-01-02 03:04:05.000006'"

@@ -162,4 +162,4 @@ def _error_text(body: bytes, secrets: tuple[str, ...]) -> str:
 
 def time_literal(value: dt.datetime) -> str:
     """A naive UTC time as a statement's text (read as UTC: the query's zone is +00:00), to the microsecond."""
-    return "'" + value.strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
+    return "'" + value.isoformat(sep=" ", timespec="microseconds") + "'"  # strftime writes year 50 as `50`
