@@ -234,9 +234,9 @@ def load_mariadb(db, name: str, path: Path, ring: KeyRing | None = None, retried
     conn.close()
 
 
-def over_arrow(db, db_args: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """(seconds, events) of reading the rows over the HTTP stand-in, the second of two runs (the first fills
-    its replay)."""
+def over_arrow(db, db_args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS MiB, events) of reading the rows over the HTTP stand-in, the second of two runs (the
+    first fills its replay)."""
     from logstack.render.site_files import render_site
     from logstack.site.inventory import load_inventory
     from tests.greptime_arrow import arrow_stand_in, schema_types
@@ -246,8 +246,7 @@ def over_arrow(db, db_args: list[str], env: dict[str, str]) -> tuple[float, int]
     with arrow_stand_in("127.0.0.1", 0, db.port, schema_types(schema, "logs"), replay=True) as served:
         http = ["--db-http", f"http://127.0.0.1:{served.server.server_address[1]}"]
         timed_cli([*db_args, *http], env)
-        seconds, _, events = timed_cli([*db_args, *http], env)
-    return seconds, events
+        return timed_cli([*db_args, *http], env)
 
 
 def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
@@ -381,10 +380,11 @@ def main() -> None:
                 f"{retried_events:,} events (the same as without: {retried_events == events})"
             )
 
-            arrow_s, arrow_events = over_arrow(db, db_args, env)
+            arrow_s, arrow_rss, arrow_events = over_arrow(db, db_args, env)
             print(
                 f"(e) MariaDB's rows as Arrow over HTTP (--db-http): {rows / arrow_s:,.0f} lines/s, "
-                f"{arrow_events:,} events (the same as over MySQL: {arrow_events == events})"
+                f"{arrow_events:,} events (the same as over MySQL: {arrow_events == events}), "
+                f"peak RSS {arrow_rss:.0f} MiB"
             )
 
             if args.skip_old:
