@@ -20,7 +20,6 @@ What GreptimeDB v1.1.4 does, and all this relies on:
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import http.client
 import io
@@ -30,11 +29,12 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from logstack.base.deadline import DeadlineExceeded, within_exchange
+from logstack.base.deadline import DeadlineExceeded
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.base.redaction import scrub
 from logstack.base.validation import s3_endpoint
 from logstack.store.arrow_ipc import NotArrow, check_stream
+from logstack.store.greptime import basic_auth, http_exchange
 
 if TYPE_CHECKING:
     import polars as pl
@@ -62,7 +62,7 @@ class ArrowSQL:
     user: str
     password: str
     database: str
-    tls: ssl.SSLContext | None  # verifies an https:// endpoint
+    tls: ssl.SSLContext | None  # an https:// endpoint's: what verifies it (None: http://)
     label: str  # names the store in errors
     timeout: float = 300.0  # a whole exchange (a page's query and answer)
 
@@ -96,38 +96,26 @@ class ArrowSQL:
 
     def _post(self, sql: str) -> tuple[int, str, bytes]:
         parts = urllib.parse.urlsplit(self.endpoint)
-        host, port = parts.hostname or "", parts.port
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(host, port or 443, timeout=self.timeout, context=self.tls)
-        else:
-            conn = http.client.HTTPConnection(host, port or 80, timeout=self.timeout)
+        address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         path = "/v1/sql?" + urllib.parse.urlencode({"db": self.database, "format": "arrow"})
-        secret = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         headers = {
-            "Authorization": f"Basic {secret}",
+            "Authorization": basic_auth(self.user, self.password),
             "Content-Type": "application/x-www-form-urlencoded",
             "x-greptime-timezone": "+00:00",
             # the server's own limit (standalone.toml's [http] timeout, 30 s) would end a slow page that the MySQL
             # port, which has none, reads: a request names its own (v1.1.4 src/servers/src/http/timeout.rs)
             "x-greptime-timeout": f"{max(1, int(self.timeout))}s",
         }
-
-        def exchange() -> tuple[int, str, bytes]:
-            conn.request("POST", path, body=urllib.parse.urlencode({"sql": sql}).encode(), headers=headers)
-            answer = conn.getresponse()
-            body = answer.read(MAX_ANSWER + 1)
-            if len(body) > MAX_ANSWER:
-                raise RuntimeFailure(f"database {self.label}: an answer of more than {MAX_ANSWER >> 20} MiB")
-            kind = (answer.getheader("Content-Type") or "").split(";")[0].strip().lower()
-            return answer.status, kind, body
-
+        request = ("POST", path, urllib.parse.urlencode({"sql": sql}).encode(), headers)
         try:
-            return within_exchange(self.timeout, conn, exchange)
+            status, kind, body = http_exchange(address, self.tls, self.timeout, request, MAX_ANSWER + 1)
         except DeadlineExceeded:
             raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP: no answer in {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"database {self.label}: GreptimeDB HTTP: {exc or type(exc).__name__}") from None
+        if len(body) > MAX_ANSWER:
+            raise RuntimeFailure(f"database {self.label}: an answer of more than {MAX_ANSWER >> 20} MiB")
+        return status, kind, body
 
 
 def decode(body: bytes, rows: int, label: str) -> pl.DataFrame:

@@ -102,7 +102,7 @@ class GreptimeHTTP:
 
     def __init__(self, conn: Connection, user: str, password: str) -> None:
         self.conn = conn
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.auth = basic_auth(user, password)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         """One HTTP/1.0 request over a fresh forward; the response is read to EOF."""
@@ -160,29 +160,53 @@ class DirectGreptimeHTTP(GreptimeHTTP):
         self.address = (host, port)
         self.tls = tls
         self.timeout = timeout  # a store that accepts and never answers cannot hold a command for ever
-        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.auth = basic_auth(user, password)
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         import http.client
 
-        conn: http.client.HTTPConnection
-        if self.tls is not None:
-            conn = http.client.HTTPSConnection(*self.address, timeout=self.timeout, context=self.tls)
-        else:
-            conn = http.client.HTTPConnection(*self.address, timeout=self.timeout)
         headers = {"Authorization": self.auth}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-
-        def exchange() -> tuple[int, bytes]:
-            conn.request(method, path, body=body, headers=headers)
-            answer = conn.getresponse()
-            return answer.status, answer.read(64 * 1024 * 1024)
-
-        try:  # the timeout bounds the whole request, not each read
-            return within_exchange(self.timeout, conn, exchange)
+        try:
+            status, _, answer = http_exchange(self.address, self.tls, self.timeout, (method, path, body, headers))
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             raise RuntimeFailure(f"GreptimeDB at {self.address[0]}:{self.address[1]}: {exc}") from None
+        return status, answer
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization header of HTTP Basic authentication."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def http_exchange(
+    address: tuple[str, int],
+    tls: ssl.SSLContext | None,
+    timeout: float,
+    request: tuple[str, str, bytes | None, dict[str, str]],
+    limit: int = 64 << 20,
+) -> tuple[int, str, bytes]:
+    """One request (method, path, body, headers) on a fresh connection (`tls`: over TLS verified with it), the
+    whole exchange within `timeout`, not each read: its status, content type (lower case, without parameters)
+    and at most `limit` bytes of its body. Its failures (OSError, DeadlineExceeded among them, http.client's,
+    ssl's) are the caller's to name."""
+    import http.client
+
+    conn: http.client.HTTPConnection
+    if tls is not None:
+        conn = http.client.HTTPSConnection(*address, timeout=timeout, context=tls)
+    else:
+        conn = http.client.HTTPConnection(*address, timeout=timeout)
+    method, path, body, headers = request
+
+    def exchange() -> tuple[int, str, bytes]:
+        conn.request(method, path, body=body, headers=headers)
+        answer = conn.getresponse()
+        kind = (answer.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        return answer.status, kind, answer.read(limit)
+
+    return within_exchange(timeout, conn, exchange)
 
 
 # humantime's units (GreptimeDB formats and parses TTLs with it: v1.1.4 src/common/time/src/ttl.rs)
