@@ -218,7 +218,7 @@ class DatabaseSource:
         select = ", ".join(f"`{c}`" for c in columns)
         where, (low, high) = _window(start, end)
         sql = f"SELECT {select} FROM `{self.config.table}` WHERE {where} ORDER BY `greptime_timestamp` LIMIT %s"
-        fetch = self._arrow_page if arrow else self._mysql_page
+        fetch = self._arrow_pages() if arrow else self._mysql_page
         stamp = columns.index(STAMP)
         boundary: set[str] = set()
         limit = self.page_size
@@ -247,14 +247,13 @@ class DatabaseSource:
         rows = self._fetch(sql, params, dicts=False)
         return rows, len(rows), rows[-1][stamp] if rows else None
 
-    def _arrow_page(self, sql: str, params: tuple[Any, ...], stamp: int) -> tuple[pl.DataFrame, int, Any]:
-        return self._arrow().page(sql, params)
-
-    def _arrow(self) -> ArrowSQL:
+    def _arrow_pages(self) -> Callable[[str, tuple[Any, ...], int], tuple[pl.DataFrame, int, Any]]:
+        """`_mysql_page` over the HTTP endpoint, as Arrow: one client (and TLS context) for a read's pages."""
         config = self.config
         assert config.http is not None
         tls = tls_context(config.tls_ca) if config.http.startswith("https:") else None
-        return ArrowSQL(config.http, config.user, config.password, config.database, tls, config.label, self.timeouts[0])
+        api = ArrowSQL(config.http, config.user, config.password, config.database, tls, config.label, self.timeouts[0])
+        return lambda sql, params, stamp: api.page(sql, params)
 
     def _lines(self, page: _Page) -> tuple[list[Line], set[str]]:
         """A page's lines, line by line."""
@@ -285,11 +284,9 @@ class DatabaseSource:
         """A page's lines in columns (`row_columns.page_frame`, `arrow_frame`)."""
         import polars as pl
 
-        if isinstance(page.rows, pl.DataFrame):
+        if isinstance(page.rows, pl.DataFrame):  # its times are times (`ArrowSQL.page`)
             frame = arrow_frame(page.rows, self.verifier)
-            times = page.rows.get_column(STAMP)
-            times = times.cast(pl.Datetime("us")) if isinstance(times.dtype, pl.Datetime) else times
-            stamps = times.to_list()
+            stamps = page.rows.get_column(STAMP).cast(pl.Datetime("us")).to_list()
         else:
             frame = page_frame(page.columns, page.rows, self.verifier)
             stamps = [values[page.stamp] for values in page.rows]
