@@ -1,4 +1,6 @@
-"""A stand-in for GreptimeDB's HTTP SQL API answering in Arrow (GreptimeDB cannot run here), over MariaDB.
+"""GreptimeDB's HTTP SQL API answering in Arrow (GreptimeDB cannot run here), over MariaDB: `arrow_answer`, which
+the site's HTTP stand-in (tests/greptime_stub.py) gives too, and `ArrowStandIn`, the same answers on a port of
+its own for tests that set up no site.
 
 It does what GreptimeDB v1.1.4 does for `logstack analyze --db-http`, and nothing more:
 - only `POST /v1/sql` with `db` and `format=arrow` in the query and the statement in the form field `sql`

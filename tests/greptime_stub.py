@@ -1,4 +1,5 @@
-"""The one HTTP stand-in: GreptimeDB's HTTP API (GreptimeDB cannot run here), recording every request.
+"""The HTTP stand-in of a site: GreptimeDB's HTTP API (GreptimeDB cannot run here), recording every request; its
+queries in Arrow are answered by tests/greptime_arrow.py's `arrow_answer`.
 
 It answers the statements logstack sends as GreptimeDB v1.1.4 does, and nothing more:
 - POST /v1/sql answers `{"output": [...]}`, or an error `{"code", "error"}` with HTTP 400 for
