@@ -544,21 +544,27 @@ def test_an_export_rewritten_while_it_is_read_is_an_error(tmp_path):
         _pinned_run(path, lambda: path.write_text(other))
 
 
-def test_only_a_regular_file_is_read_in_columns(tmp_path):
-    """The line-by-line engine may have to read the export again: a pipe (`/dev/stdin`, `<(…)`, a FIFO) reads
-    once, so it is read line by line from the start."""
+def test_a_regular_file_or_a_pipe_is_read_in_columns(tmp_path):
+    """A pipe (`-`, `/dev/stdin`, `<(…)`, a FIFO) reads once: it is kept as it is read (`spool`), so the
+    line-by-line engine can read it again; a terminal, or a path that cannot be read, is read line by line (which
+    names what is wrong)."""
     path = write(tmp_path / "export.json", [entry(T0, "sshd", 1, "Connection closed by 203.0.113.1 port 1")])
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert columns_serve(str(path))
-    assert not columns_serve(str(fifo))
+    assert columns_serve(str(fifo))
     assert not columns_serve(str(tmp_path / "missing.json"))
-    assert not columns_serve("-")
+    primary, secondary = os.openpty()
+    try:
+        assert not columns_serve(os.ttyname(secondary))
+    finally:
+        os.close(primary)
+        os.close(secondary)
 
 
 def test_a_journal_piped_in_loses_nothing_when_the_columns_would_refuse_it(tmp_path):
     """A forged port-less line (any local user: `logger -t sshd 'Received disconnect from ADDR: 11: x'`) makes
-    the columns refuse; piped in as /dev/stdin, the export is read once, line by line, and every event is there."""
+    the columns refuse; piped in as /dev/stdin, the export is read once, kept, and every event is there."""
     entries = [entry(T0, "sshd", 10, "Received disconnect from 198.51.100.9: 11: x", comm="logger")]
     entries += [
         entry(T0 + n * 1000 * SECOND, "sshd", 100 + n, f"Failed password for root from 203.0.113.5 port {n} ssh2")

@@ -9,9 +9,11 @@ start and only its events after those already written are reported."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import sqlite3
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -303,11 +305,11 @@ def analyze_journal(
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
     progress: Callable[[int], None] = lambda count: None,
 ) -> tuple[RunResult, ExportSource]:
-    """An export analysed, every line the horizon covers read again (it may be merged or late): a regular file in
-    columns, pinned (a second read, where the columns refuse, reads the same file, checked to begin as the first
-    did); a pipe line by line (it reads once). `output`: events as objects, and as JSON lines where they may go
-    as bytes; `progress` is told how many lines a read has read so far, now and then. The export is returned for
-    its counts of lines outside the run's window."""
+    """An export analysed, every line the horizon covers read again (it may be merged or late): in columns, pinned
+    (a second read, where the columns refuse, reads the same file, checked to begin as the first did; a pipe's
+    bytes are kept as they are read, `spool`); a terminal line by line. `output`: events as objects, and as JSON
+    lines where they may go as bytes; `progress` is told how many lines a read has read so far, now and then. The
+    export is returned for its counts of lines outside the run's window."""
     report, write = output
     columns = columns_serve(path)
     lines = ExportSource(path, options.since, selection, pinned=columns)
@@ -362,11 +364,11 @@ def counted_frames(source: FrameSource, progress: Callable[[int], None]) -> Fram
 
 
 def columns_serve(journal: str) -> bool:
-    """Whether a run is one the columns answer: an export in a regular file (the line-by-line engine may have
-    to read it again: a pipe reads once)."""
-    if journal == "-":
-        return False
+    """Whether a run is one the columns answer: an export in a regular file, or a pipe (standard input, a FIFO:
+    kept as it is read, `spool`; the line-by-line engine may have to read it again). Anything else (a terminal,
+    a path that cannot be read) is read line by line, which names what is wrong."""
     try:
-        return stat.S_ISREG(os.stat(journal).st_mode)
-    except OSError:
-        return False  # the line-by-line engine names what is wrong
+        mode = os.fstat(sys.stdin.fileno()).st_mode if journal == "-" else os.stat(journal).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return journal == "-"  # standard input a stream without a descriptor (a test's): kept as any pipe
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)

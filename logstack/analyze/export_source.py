@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from logstack.analyze.export import Read, journal_lines, open_export, parse_export
 from logstack.analyze.export_columns import export_frames
+from logstack.analyze.spool import Spool
 from logstack.journal.line import Line
 from logstack.journal.selection import Selection
 
@@ -24,14 +27,18 @@ class ExportSource:
     `pinned`: the file is opened once and every read reads that file from its start (renamed or rotated away
     meanwhile, it is still the one first read), through a buffer of its own (none holds another read's bytes),
     and what each read consumed is kept (`read`): `same_start` checks the file still begins with it, and the
-    next read checks its own bytes against it as it goes (`read.past`: checked so far)."""
+    next read checks its own bytes against it as it goes (`read.past`: checked so far). A pinned pipe (standard
+    input, `-`, or a FIFO) is read once, its bytes kept as they are read (`spool.Spool`): the reads after the
+    first read those, then the rest of the pipe."""
 
     def __init__(self, path: str, since: int | None, selection: Selection | None, pinned: bool = False) -> None:
         self.path, self.since, self.selection = path, since, selection
         self.too_old = self.too_new = 0
         self.read = Read()
+        self.name = "<stdin>" if path == "-" else path
         self._file: BinaryIO | None = None
-        self._pinned = pinned and path != "-"
+        self._spool: Spool | None = None
+        self._pinned = pinned
         self._expect: Read | None = None
 
     def __call__(self, start: int | None, end: int | None) -> Iterator[Line]:
@@ -54,7 +61,7 @@ class ExportSource:
         self.too_old = self.too_new = 0
         old = pl.col("arrival") < start if start is not None else pl.lit(False)
         new = ~old & (pl.col("arrival") > end) if end is not None else pl.lit(False)  # as `__call__`: old first
-        for frame in export_frames(self._from_start(), self.path, self.since, self.selection, self.read):
+        for frame in export_frames(self._from_start(), self.name, self.since, self.selection, self.read):
             too_old, too_new = frame.select(old=old.sum(), new=new.sum()).row(0)
             self.too_old += too_old
             self.too_new += too_new
@@ -67,19 +74,30 @@ class ExportSource:
         if not self._pinned:
             yield from journal_lines(self.path, self.since, self.selection)
             return
-        yield from parse_export(self._from_start(), self.path, self.since, self.selection, self.read)
+        yield from parse_export(self._from_start(), self.name, self.since, self.selection, self.read)
         self.read.end()
 
     def _from_start(self) -> BinaryIO:
         """The pinned file from its start, for a read whose bytes go to a new `read`, checked against the last."""
-        if self._file is None:
-            self._file = open_export(self.path)
+        if self._file is None and self._spool is None:
+            if self.path == "-":
+                self._spool = Spool(sys.stdin.buffer)
+            else:
+                self._file = open_export(self.path)
+                if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+                    self._spool = Spool(self._file)
+        self.read, self._expect = Read(self._expect), None
+        if self._spool is not None:
+            return self._spool.reader()
+        assert self._file is not None
         fd = self._file.fileno()
         os.lseek(fd, 0, os.SEEK_SET)
-        self.read, self._expect = Read(self._expect), None
         return io.BufferedReader(io.FileIO(fd, "rb", closefd=False))
 
     def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -92,12 +110,21 @@ class ExportSource:
         """Whether the pinned file still begins with the bytes the last read consumed (read from the file, not a
         buffer); if so, the next read checks its bytes against them again as it reads them."""
         read = self.read
-        if self._file is None:
+        if self._file is None and self._spool is None:
             return read.size == 0
-        now, offset, fd = Read(), 0, self._file.fileno()
-        while offset < read.size and (chunk := os.pread(fd, min(1 << 20, read.size - offset), offset)):
+        if self._spool is not None:
+            self._spool.check_kept()
+        now, offset = Read(), 0
+        while offset < read.size and (chunk := self._bytes_at(offset, min(1 << 20, read.size - offset))):
             now.add(chunk)
             offset += len(chunk)
         same = now.size == read.size and now.digest() == read.digest()
         self._expect = read if same else None
         return same
+
+    def _bytes_at(self, offset: int, size: int) -> bytes:
+        """Bytes of the input from `offset`, as the file (or what was kept of the pipe) holds them now."""
+        if self._spool is not None:
+            return self._spool.kept(offset, size)
+        assert self._file is not None
+        return os.pread(self._file.fileno(), size, offset)
