@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from logstack.analyze import column_batches, column_run
@@ -59,7 +60,7 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         options: RunOptions,
         now: int,
         report: Callable[[Event], None],
-        write: Callable[[bytes], None] | None = None,
+        write: column_run.EventSink | None = None,
         batch: int = column_batches.BATCH,
         reread: column_run.Reread | None = None,
         flush: Callable[[], None] = lambda: None,
@@ -69,10 +70,12 @@ def columns_checked_against_the_line_by_line_engine(monkeypatch: pytest.MonkeyPa
         seen, raw = _json_lines()
         copy = _copy_state(options.state_path)
 
-        def both_write(data: bytes) -> None:
-            seen.write_json_lines(data)
+        seen_in_columns = column_run.columns_writer(seen)
+
+        def both_write(events: pl.DataFrame, lines: pl.DataFrame) -> None:
+            seen_in_columns(events, lines)
             if write is not None:
-                write(data)
+                write(events, lines)
 
         def both_report(event: Event) -> None:
             seen.write(event)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from logstack.analyze import column_run
 from logstack.analyze.column_batches import line_batches
-from logstack.analyze.column_run import PIECES, analyze_in_columns, columns_serve, run_columns
+from logstack.analyze.column_run import PIECES, analyze_in_columns, columns_serve, columns_writer, run_columns
 from logstack.analyze.event import Settings
 from logstack.analyze.event_json import event_json
 from logstack.analyze.export_source import ExportSource
@@ -73,7 +73,7 @@ def in_columns(
 ) -> bytes:
     """What `analyze_in_columns` writes, batches of `batch` lines."""
     writer, raw = _writer(fmt)
-    analyze_in_columns(source, options, NOW, writer.write, writer.write_json_lines if fmt != "text" else None, batch)
+    analyze_in_columns(source, options, NOW, writer.write, columns_writer(writer), batch)
     writer.close()
     return raw.getvalue()
 
@@ -393,7 +393,7 @@ def test_a_source_that_reads_otherwise_the_second_time_is_an_error():
 
     writer, _ = _writer("jsonl")
     with pytest.raises(RuntimeFailure, match="gives other events than the first reading"):
-        analyze_in_columns(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 30)
+        analyze_in_columns(source, RunOptions(), NOW, writer.write, columns_writer(writer), 30)
 
 
 def _export(tmp_path: Path) -> Path:
@@ -429,7 +429,7 @@ def test_an_error_reading_a_later_batch_is_the_runs_error():
 
     writer, raw = _writer("jsonl")
     with pytest.raises(BadInputError, match=r"export\.json:151"):
-        analyze_in_columns(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 50)
+        analyze_in_columns(source, RunOptions(), NOW, writer.write, columns_writer(writer), 50)
     assert raw.getvalue() and reference(_source(lines), RunOptions()).startswith(raw.getvalue())
 
 
@@ -499,7 +499,7 @@ def _pinned_run(path: Path, change: Callable[[], None], on_read: int = 1, out: i
     writer, raw = _writer("jsonl")
     try:
         source = _while_read(export, change, on_read)
-        analyze_in_columns(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 2, export)
+        analyze_in_columns(source, RunOptions(), NOW, writer.write, columns_writer(writer), 2, export)
     finally:
         export.close()
         if out is not None:
@@ -630,7 +630,7 @@ def test_an_export_rewritten_in_place_at_the_same_length_is_an_error_before_its_
     writer, raw = _writer("jsonl")
     with pytest.raises(RuntimeFailure, match="changed while it was read"):
         source = _while_read(export, _rewritten_in_place(path), on_read)
-        analyze_in_columns(source, RunOptions(), NOW, writer.write, writer.write_json_lines, 200, export)
+        analyze_in_columns(source, RunOptions(), NOW, writer.write, columns_writer(writer), 200, export)
     export.close()
     if on_read == 2:  # (the columns' own read races the rewrite as one line-by-line read would)
         assert b"toor" not in raw.getvalue()

@@ -17,7 +17,7 @@ import hypothesis
 from hypothesis import strategies as st
 
 from logstack.analyze import column_state
-from logstack.analyze.column_run import analyze_in_columns
+from logstack.analyze.column_run import analyze_in_columns, columns_writer
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions, run_analysis
 from logstack.base.clock import DAY, SECOND
@@ -34,7 +34,7 @@ def _run(engine: str, source: Source, options: RunOptions, now: int, batch: int)
     raw = io.BytesIO()
     writer = EventWriter(io.TextIOWrapper(raw, encoding="utf-8", write_through=True), "jsonl")
     if engine == "columns":
-        analyze_in_columns(source, options, now, writer.write, writer.write_json_lines, batch)
+        analyze_in_columns(source, options, now, writer.write, columns_writer(writer), batch)
     else:
         run_analysis(source, options, writer.write, now)
     writer.close()
@@ -143,6 +143,6 @@ def test_a_row_visible_only_to_the_second_read_is_an_error_not_a_lost_line(tmp_p
     writer = EventWriter(io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True), "jsonl")
     now = T0 + 3 * DAY
     with pytest.raises(RuntimeFailure, match="gives other events than the first reading"):
-        analyze_in_columns(store, RunOptions(state_path=path), now, writer.write, writer.write_json_lines, 2)
+        analyze_in_columns(store, RunOptions(state_path=path), now, writer.write, columns_writer(writer), 2)
     assert len(reads) == 2
     assert state_tables(path)[1] == []  # no line recorded as reported

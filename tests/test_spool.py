@@ -14,7 +14,7 @@ from pathlib import Path
 import hypothesis
 from hypothesis import strategies as st
 
-from logstack.analyze.column_run import analyze_journal, run_columns
+from logstack.analyze.column_run import analyze_journal, columns_writer, run_columns
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import RunOptions
@@ -62,7 +62,7 @@ def test_a_fifo_analysed_gives_what_the_line_by_line_engine_gives_of_the_file(tm
     writer = _fed(fifo, path.read_bytes())
     raw = io.BytesIO()
     out = EventWriter(io.TextIOWrapper(raw, encoding="utf-8", write_through=True), "jsonl")
-    result, export = analyze_journal(str(fifo), None, RunOptions(), NOW, (out.write, out.write_json_lines))
+    result, export = analyze_journal(str(fifo), None, RunOptions(), NOW, (out.write, columns_writer(out)))
     writer.join()
     want = reference(ExportSource(str(path), None, Selection.of(None)), RunOptions())
     assert raw.getvalue() == want and result.reported == len(want.splitlines()) == 6

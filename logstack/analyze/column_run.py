@@ -24,12 +24,13 @@ from logstack.analyze.column_batches import BATCH, BATCH_TEXT, at_most, line_bat
 from logstack.analyze.column_state import ColumnLedger
 from logstack.analyze.connection_columns import BatchConnections
 from logstack.analyze.event import SEVERITY, Event
-from logstack.analyze.event_columns import EVENT_COLUMNS, lines_of
+from logstack.analyze.event_columns import event_objects, lines_of
 from logstack.analyze.event_json import event_json, severity_column
 from logstack.analyze.export import CHANGED, Read
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.incident_columns import BatchIncidents
 from logstack.analyze.line_groups import BatchGroups
+from logstack.analyze.output import EventWriter
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
 from logstack.analyze.state import StateStore
 from logstack.base.errors import BadInputError, RuntimeFailure
@@ -181,22 +182,22 @@ def analyze_in_columns(
     options: RunOptions,
     now: int,
     report: Callable[[Event], None],
-    write: Callable[[bytes], None] | None = None,
+    write: EventSink | None = None,
     batch: int = BATCH,
     reread: Reread | None = None,
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
     frames: FrameSource | None = None,
 ) -> RunResult:
-    """A run in columns (an export, or the store's rows), as `run.run_analysis` runs it (with a state: exactly
-    once across runs): events written as JSON lines to `write`, or made objects and given to `report` (None).
-    Where the columns refuse, the line-by-line engine reads `source` again from its start (the state as it was
-    before) and `report`s its events after those the columns gave (checked to be the same, in the same order);
-    `reread` checks that the input still begins with what the columns read (it may have grown). `frames`: the
-    same lines as `source`'s, already in columns (an export read by polars), for the columns to read."""
+    """A run in columns (an export, or the store's rows), as `run.run_analysis` runs it (with a state: exactly once
+    across runs): events given in columns to `write` (`columns_writer`), or made objects and given to `report`
+    (None). Where the columns refuse, the line-by-line engine reads `source` again from its start (the state as it
+    was before) and `report`s its events after those the columns gave (checked to be the same, in the same order);
+    `reread` checks that the input still begins with what the columns read (it may have grown). `frames`: the same
+    lines as `source`'s, already in columns (an export read by polars), for the columns to read."""
     give: EventSink
     if write is not None:
-        give = lambda events, lines: write(event_json(events, lines, by="idx"))  # noqa: E731
+        give = write
     else:
         give = lambda events, lines: [report(event) for event in event_objects(events, lines)]  # noqa: E731
 
@@ -274,41 +275,20 @@ def _line_keys(events: pl.DataFrame, lines: pl.DataFrame) -> list[list[str]]:
 _OTHER_EVENTS = "the input, read again, gives other events than the first reading: did it change while it was read?"
 
 
-def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
-    """The events of a batch (`run_columns` gives them) as `Event`s, for output that reads objects (text): their
-    lines hold what output shows of a line (time, program, PID, message, who vouches for it), not its key."""
-    if events.is_empty():
-        return []
-    programs: dict[str, str] = {}  # one string a program, not one a line
-    made = {
-        idx: Line(ts, ts, "", "", "", pid or "", programs.setdefault(ident, ident), message, None, None, None, "", auth)
-        for idx, ts, pid, ident, message, auth in zip(
-            *(lines[name].to_list() for name in ("idx", "ts", "pid", "ident", "message", "auth")), strict=True
-        )
-    }
-    names = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]
-    names += ["continues"] if "continues" in events.columns else []
-    rows = zip(*(events[name].to_list() for name in names), events["line_order"].to_list(), strict=True)
-    return [
-        Event(**dict(zip(names, row, strict=True)), lines=[made[idx] for idx in order])  # type: ignore[arg-type]
-        for *row, order in rows
-    ]
-
-
 def analyze_journal(
     path: str,
     selection: Selection | None,
     options: RunOptions,
     now: int,
-    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
+    output: tuple[Callable[[Event], None], EventSink | None],
     flush: Callable[[], None] = lambda: None,
     before_commit: Callable[[sqlite3.Connection], None] | None = None,
     progress: Callable[[int], None] = lambda count: None,
 ) -> tuple[RunResult, ExportSource]:
     """An export analysed, every line the horizon covers read again (it may be merged or late): in columns, pinned
     (a second read, where the columns refuse, reads the same file, checked to begin as the first did; a pipe's
-    bytes are kept as they are read, `spool`); a terminal line by line. `output`: events as objects, and as JSON
-    lines where they may go as bytes; `progress` is told how many lines a read has read so far, now and then. The
+    bytes are kept as they are read, `spool`); a terminal line by line. `output`: events as objects, and in columns
+    where they may go so (`columns_writer`); `progress` is told how many lines a read has read so far, now and then. The
     export is returned for its counts of lines outside the run's window."""
     report, write = output
     columns = columns_serve(path)
@@ -372,3 +352,13 @@ def columns_serve(journal: str) -> bool:
     except (OSError, ValueError, io.UnsupportedOperation):
         return journal == "-"  # standard input a stream without a descriptor (a test's): kept as any pipe
     return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
+
+
+def columns_writer(writer: EventWriter) -> EventSink:
+    """Where a run in columns gives its events for `writer`: as JSON lines (`event_json`) or text blocks
+    (`text_columns`), made of the batch's columns, not of an object an event."""
+    from logstack.analyze.text_columns import text_blocks
+
+    if writer.fmt == "text":
+        return lambda events, lines: writer.write_blocks(text_blocks(events, lines))
+    return lambda events, lines: writer.write_json_lines(event_json(events, lines, by="idx"))

@@ -18,6 +18,7 @@ from logstack.analyze.event import FAILED_TRY_KINDS, TYPE_RULES, Event, event_id
 from logstack.classify.classifier import EXPECTED_COMM, SYSTEM_PREFIXES
 from logstack.classify.kinds import EventType, FactKind
 from logstack.classify.programs import SSH_IDENTIFIERS
+from logstack.journal.line import Line
 
 if TYPE_CHECKING:
     import polars as pl
@@ -334,3 +335,24 @@ def _flags(events: pl.DataFrame) -> pl.DataFrame:
     )
     with_bits = events.with_columns(flag_bits=bits.cast(pl.UInt8))
     return with_bits.join(lists, on="flag_bits", how="left", maintain_order="left")
+
+
+def event_objects(events: pl.DataFrame, lines: pl.DataFrame) -> list[Event]:
+    """The events of a batch (`run_columns` gives them) as `Event`s, for output that reads objects (text): their
+    lines hold what output shows of a line (time, program, PID, message, who vouches for it), not its key."""
+    if events.is_empty():
+        return []
+    programs: dict[str, str] = {}  # one string a program, not one a line
+    made = {
+        idx: Line(ts, ts, "", "", "", pid or "", programs.setdefault(ident, ident), message, None, None, None, "", auth)
+        for idx, ts, pid, ident, message, auth in zip(
+            *(lines[name].to_list() for name in ("idx", "ts", "pid", "ident", "message", "auth")), strict=True
+        )
+    }
+    names = [name for name in EVENT_COLUMNS if name not in ("group", "line_order")]
+    names += ["continues"] if "continues" in events.columns else []
+    rows = zip(*(events[name].to_list() for name in names), events["line_order"].to_list(), strict=True)
+    return [
+        Event(**dict(zip(names, row, strict=True)), lines=[made[idx] for idx in order])  # type: ignore[arg-type]
+        for *row, order in rows
+    ]

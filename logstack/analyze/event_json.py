@@ -39,7 +39,7 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame, by: str | None = None)
     )
     per_event = members.group_by("event", maintain_order=True).agg(
         lines=pl.struct(
-            ts=_iso("ts"),
+            ts=iso_column("ts"),
             identifier=pl.col("ident"),
             pid=pl.when(pl.col("pid") != "").then(pl.col("pid")),
             message=pl.col("message"),
@@ -48,8 +48,8 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame, by: str | None = None)
     )
     frame = numbered.join(per_event, on="event", how="left", maintain_order="left").with_columns(
         severity=severity_column(),
-        start=_iso("start"),
-        end=_iso("end"),
+        start=iso_column("start"),
+        end=iso_column("end"),
         lines=pl.col("lines").fill_null([]),
         authentication=pl.col("authentication").fill_null([]),
     )
@@ -72,7 +72,8 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def _iso(column: str) -> pl.Expr:
+def iso_column(column: str) -> pl.Expr:
+    """`base.clock.iso` over a column of epoch microseconds."""
     import polars as pl
 
     return pl.from_epoch(pl.col(column), time_unit="us").dt.strftime(_ISO)

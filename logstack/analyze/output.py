@@ -84,8 +84,12 @@ class TextBlocks:
 
     def add(self, event: Event) -> None:
         """Hold an event's block."""
-        self.severities[event.severity] += 1
-        self._held.append((event.start, event.end, event.id, text_block(event)))
+        self.add_block(event.start, event.end, event.id, text_block(event), event.severity)
+
+    def add_block(self, start: int, end: int, event_id: str, block: str, severity: str) -> None:
+        """Hold a block made already (`text_columns`), with what orders it and its event's severity."""
+        self.severities[severity] += 1
+        self._held.append((start, end, event_id, block))
         if len(self._held) >= self.run:
             self._held.sort(key=_order)
             with spooling():
@@ -194,6 +198,14 @@ class EventWriter:
             else:
                 self._emit(raw + b"\n")
         self.count += 1
+
+    def write_blocks(self, blocks: Iterable[tuple[int, int, str, str, str]]) -> None:
+        """Events already made text blocks (`text_columns`): (start, end, id, block, severity) each; text."""
+        if self.fmt != "text":
+            raise ValueError("text blocks are text output's")
+        for block in blocks:
+            self._text.add_block(*block)
+            self.count += 1
 
     def write_json_lines(self, data: bytes) -> None:
         """Events already written as JSON lines, escaped as `write` escapes them (`event_json`); json or jsonl."""

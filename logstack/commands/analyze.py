@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
-from logstack.analyze.column_run import analyze_in_columns, analyze_journal, counted_frames, counted_lines
+from logstack.analyze.column_run import (
+    EventSink,
+    analyze_in_columns,
+    analyze_journal,
+    columns_writer,
+    counted_frames,
+    counted_lines,
+)
 from logstack.analyze.export_source import ExportSource
 from logstack.analyze.grouping import Event, Settings
 from logstack.analyze.output import EventWriter
@@ -108,14 +115,14 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
-    # events go out as JSON lines written from columns, unless people (text) or alerts read them as objects
-    as_json = writer.write_json_lines if writer.fmt != "text" and collector is None else None
+    # events go out written from columns (JSON lines, text blocks), unless alerts read them as objects
+    in_columns = columns_writer(writer) if collector is None else None
     if journal is not None:
-        result = _from_export(journal, inv, options, now, (report, as_json), flush, queue)
+        result = _from_export(journal, inv, options, now, (report, in_columns), flush, queue)
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)
         with DatabaseSource(over_http(store.config(inv), db_http), verifier=verifier) as db:
-            result = _from_store(db, options, now, (report, as_json), flush, queue)
+            result = _from_store(db, options, now, (report, in_columns), flush, queue)
     if options.state_path is None:
         flush()
     else:
@@ -210,7 +217,7 @@ def _from_export(
     inv: Inventory | None,
     options: RunOptions,
     now: int,
-    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
+    output: tuple[Callable[[Event], None], EventSink | None],
     flush: Callable[[], None],
     queue: Callable[[sqlite3.Connection], None] | None,
 ) -> RunResult:
@@ -228,7 +235,7 @@ def _from_store(
     db: DatabaseSource,
     options: RunOptions,
     now: int,
-    output: tuple[Callable[[Event], None], Callable[[bytes], None] | None],
+    output: tuple[Callable[[Event], None], EventSink | None],
     flush: Callable[[], None],
     queue: Callable[[sqlite3.Connection], None] | None,
 ) -> RunResult:
