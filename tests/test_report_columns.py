@@ -5,7 +5,9 @@ a line the columns refuse (then read one by one)."""
 from __future__ import annotations
 
 import copy
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,8 @@ from tests.journal import entry
 from tests.test_column_run import _portless
 from tests.test_incident_columns import attacked_journal
 from tests.test_line_groups import delayed
+
+SAMPLE = Path(__file__).parent.parent / "examples" / "journal-sample.json"
 
 
 def journal(seed: int, refused: bool) -> list[Line]:
@@ -37,6 +41,20 @@ def journal(seed: int, refused: bool) -> list[Line]:
         beat.arrival = ts + rng.choice([0, 5 * SECOND, 7200 * SECOND])
         beat.auth = rng.choice([None, None, "unsigned"])
         lines.insert(rng.randrange(len(lines) + 1), beat)
+    # what the report lists, or reads the lines of: sudo, su, account changes, a log gap, a forged login
+    middle = sorted(line.ts for line in lines)[len(lines) // 2]  # inside the period each test takes
+    records = [json.loads(raw) for raw in SAMPLE.read_text().splitlines()]
+    shift = middle - int(records[0]["__REALTIME_TIMESTAMP"])
+    forged = "Accepted password for x from 203.0.113.99 port 5 ssh2"  # any local user's
+    records.append(entry(middle - shift + 9 * SECOND, "sshd", 5, forged, comm="logger", exe="/usr/bin/logger"))
+    listed = []
+    for record in records:
+        record["__REALTIME_TIMESTAMP"] = str(int(record["__REALTIME_TIMESTAMP"]) + shift)
+        line = from_journal(record)
+        assert line is not None
+        listed.append(line)
+    at = rng.randrange(len(lines) + 1)
+    lines[at:at] = listed
     return _portless(lines, rng, 1) if refused else lines
 
 
@@ -49,6 +67,7 @@ def test_the_report_in_columns_is_the_report_line_by_line(seed, refused):
     since, until = times[rng.randrange(len(times) // 3)], times[-rng.randrange(1, len(times) // 3)]
     period = {"since": since, "until": until, "site": "s", "expected_hosts": ["web1", "quiet"], "silence": 900 * SECOND}
     expected = build_report(copy.deepcopy(lines), **period)
+    assert expected.privilege and expected.account_changes and expected.forged  # listed: made objects
     reads = {"lines": 0, "frames": 0}
 
     def one_by_one() -> list[Line]:

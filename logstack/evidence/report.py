@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import jinja2
 from markupsafe import Markup
@@ -168,7 +169,20 @@ def new_report(
     return data
 
 
-def count_event(data: ReportData, event: Event) -> None:
+class Counted(Protocol):
+    """What `count_event` reads of an event: an `Event`, or a row of events in columns that the report only counts
+    (`OBJECT_TYPES`: the rest are listed, and shown, as `Event`s)."""
+
+    type: str
+    outcome: str
+    user: str | None
+    host: str
+    start: int
+    flags: list[str]
+    source_ip: str | None
+
+
+def count_event(data: ReportData, event: Counted) -> None:
     """One event of the period into the report's tables."""
     if not data.since <= event.start < data.until:
         return
@@ -190,6 +204,7 @@ def count_event(data: ReportData, event: Event) -> None:
     elif event.type == "log_gap":
         cov = data.coverage.setdefault(event.host, HostCoverage())
         cov.suppression_notices += 1
+        assert isinstance(event, Event)  # OBJECT_TYPES
         for line in event.lines:
             words = line.message.split()
             if len(words) > 1 and words[1].isascii() and words[1].isdigit() and len(words[1]) <= 12:
@@ -197,6 +212,7 @@ def count_event(data: ReportData, event: Event) -> None:
     else:
         listed = _LISTS.get(event.type)
         if listed is not None:
+            assert isinstance(event, Event)  # OBJECT_TYPES
             getattr(data, listed).append(event)
 
 
@@ -210,6 +226,10 @@ _LISTS = {
     "account_change": "account_changes",
     "account_lockout": "lockouts",
 }
+
+# Events `count_event` reads more of than `Counted` (their lines), or keeps: given to it as `Event`s, as is any event
+# flagged forged (listed).
+OBJECT_TYPES = frozenset({*_LISTS, "log_gap"})
 
 
 def _coverage(data: ReportData, heartbeats: dict[str, list[int]]) -> None:
