@@ -140,3 +140,64 @@ class _Trickle:
         chunk = self._data[self._at : self._at + step]
         self._at += len(chunk)
         return chunk
+
+
+def test_a_fifo_written_again_after_its_end_is_not_read_on(tmp_path):
+    """The first read met the pipe's end: a second read gives what was kept and stops there, as one read of the
+    FIFO would (another writer opening it meanwhile is another input)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = _fed(fifo, b"first\n")
+    with fifo.open("rb") as pipe:
+        spool = Spool(pipe)
+        try:
+            assert spool.reader().read() == b"first\n"
+            writer.join()
+            with fifo.open("wb") as late:  # our read end is open: this does not wait
+                late.write(b"second\n")
+            assert spool.reader().read() == b"first\n"
+        finally:
+            spool.close()
+
+
+def _without_a_temporary_directory(data: bytes) -> subprocess.CompletedProcess[bytes]:
+    """`analyze --journal -` where no directory `tempfile` looks at takes a file: /tmp and /var/tmp read-only (in
+    a mount namespace of its own), TMPDIR missing, the working directory /tmp."""
+    script = [
+        "set -e",
+        "for d in /tmp /var/tmp; do [ -d $d ] && mount --bind $d $d && mount -o remount,bind,ro $d; done",
+        "cd /tmp",
+        f"exec {sys.executable} -m logstack analyze --journal - --format jsonl",
+    ]
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "TMPDIR": "/nonexistent", "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", "\n".join(script)], input=data, capture_output=True, env=env, check=False
+    )
+
+
+def test_with_no_temporary_directory_only_a_second_read_is_an_error(tmp_path):
+    path = _refused_export(tmp_path)
+    fine = b"".join(path.read_bytes().splitlines(keepends=True)[:5])  # the failures alone: the columns answer
+    answered = _without_a_temporary_directory(fine)
+    assert answered.returncode == 0, answered.stderr
+    assert len(answered.stdout.splitlines()) == 5
+    refused = _without_a_temporary_directory(path.read_bytes())
+    assert refused.returncode == ExitStatus.RUNTIME_FAILURE, refused.stderr
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1 and "the input cannot be read again" in message
+    assert "No usable temporary directory" in message
+
+
+def test_standard_input_closed_is_named():
+    got = subprocess.run(
+        [sys.executable, "-m", "logstack", "analyze", "--journal", "-"], stdin=subprocess.DEVNULL, capture_output=True
+    )
+    assert got.returncode == 0  # empty, not closed
+    closed = subprocess.run(
+        [sys.executable, "-m", "logstack", "analyze", "--journal", "-"],
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),  # `<&-`
+    )
+    assert closed.returncode == ExitStatus.BAD_INPUT
+    assert closed.stderr.decode().strip() == "logstack: error: --journal -: standard input is closed"

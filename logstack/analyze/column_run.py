@@ -349,8 +349,9 @@ def columns_serve(journal: str) -> bool:
     a path that cannot be read) is read line by line, which names what is wrong."""
     try:
         mode = os.fstat(sys.stdin.fileno()).st_mode if journal == "-" else os.stat(journal).st_mode
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return journal == "-"  # standard input a stream without a descriptor (a test's): kept as any pipe
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        # standard input a stream without a descriptor (a test's): kept as any pipe (closed: the read names it)
+        return journal == "-"
     return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
 
 

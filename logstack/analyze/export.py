@@ -31,10 +31,18 @@ def journal_lines(source: str, since: int | None = None, selection: Selection | 
     """
     name = "<stdin>" if source == "-" else source
     if source == "-":
-        yield from parse_export(sys.stdin.buffer, name, since, selection)
+        yield from parse_export(stdin_bytes(), name, since, selection)
         return
     with open_export(source) as handle:
         yield from parse_export(handle, name, since, selection)
+
+
+def stdin_bytes() -> BinaryIO:
+    """Standard input's bytes (`--journal -`); closed (`<&-`), an error naming it."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise BadInputError("--journal -: standard input is closed")
+    return stream
 
 
 def open_export(source: str) -> BinaryIO:

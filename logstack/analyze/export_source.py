@@ -6,11 +6,10 @@ from __future__ import annotations
 import io
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from logstack.analyze.export import Read, journal_lines, open_export, parse_export
+from logstack.analyze.export import Read, journal_lines, open_export, parse_export, stdin_bytes
 from logstack.analyze.export_columns import export_frames
 from logstack.analyze.spool import Spool
 from logstack.journal.line import Line
@@ -81,7 +80,7 @@ class ExportSource:
         """The pinned file from its start, for a read whose bytes go to a new `read`, checked against the last."""
         if self._file is None and self._spool is None:
             if self.path == "-":
-                self._spool = Spool(sys.stdin.buffer)
+                self._spool = Spool(stdin_bytes())
             else:
                 self._file = open_export(self.path)
                 if not stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
