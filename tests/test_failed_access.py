@@ -499,24 +499,25 @@ def test_a_forged_child_line_joins_no_real_login():
     assert "forged" not in real.flags and real.pids == ["950"]
 
 
-def _forged_pairs(count: int, per_second: int) -> list:
-    """A local user's `logger -t sshd` flood: a login and a port-less session child from one address, each line
-    from a new process, `per_second` pairs a second."""
+def _login_pairs(count: int, per_second: int, forged: bool = False) -> list:
+    """A flood of logins and port-less session children from one address (a NAT in front of old sshd clients,
+    or a local user's `logger -t sshd`: `forged`), each line from a new process, `per_second` pairs a second."""
     lines = []
     for i in range(count):
         at = i * S // per_second
         login = f"Accepted password for x from 10.9.9.9 port {1024 + i} ssh2"
         child = "Received disconnect from 10.9.9.9: 11: disconnected by user"
         for pid, message in ((10_000 + 2 * i, login), (10_001 + 2 * i, child)):
-            record = entry(T0 + at, "sshd", pid, message, comm="logger", exe="/usr/bin/logger")
-            lines.append(from_journal(record))
+            made = {"comm": "logger", "exe": "/usr/bin/logger"} if forged else {}
+            lines.append(from_journal(entry(T0 + at, "sshd", pid, message, **made)))
     return lines
 
 
 def test_a_flood_of_logins_from_one_address_costs_each_child_a_bounded_look(monkeypatch):
     """Each port-less child looked through every login from its address waiting to be released (and the logins
-    through every such child): a local user forging pairs made the analysis quadratic in the flood's rate. Now a
-    child looks at the newest few, and with more than RECENT waiting joins none: the checks grow with the lines."""
+    through every such child): a flood of pairs made the analysis quadratic in the flood's rate. Now a child looks
+    at the newest few, and with more than RECENT waiting joins none: the checks grow with the lines. A local user's
+    forged pairs join nothing: no check at all."""
     from logstack.analyze import portless
 
     calls = 0
@@ -532,8 +533,11 @@ def test_a_flood_of_logins_from_one_address_costs_each_child_a_bounded_look(monk
     def checks(rate: int) -> int:
         nonlocal calls
         calls = 0
-        found = list(build_events(_forged_pairs(600 * rate, rate)))
+        found = list(build_events(_login_pairs(600 * rate, rate)))
         assert sum(len(event.pids) > 1 for event in found) < portless.RECENT  # joins only before the flood builds
         return calls
 
     assert checks(40) < 5 * checks(10)
+    calls = 0
+    forged = list(build_events(_login_pairs(600, 10, forged=True)))
+    assert calls == 0 and all(len(event.lines) == 1 for event in forged) and len(forged) == 1200

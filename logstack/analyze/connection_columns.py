@@ -149,10 +149,10 @@ class BatchConnections:
     def _no_portless_join(self, events: pl.DataFrame) -> bool:
         """Whether no session child naming no port can join a login (`PortlessChildren`): the builder joins one
         only to a successful login naming a port from its peer (`peer_key`: machine, boot, address, who vouches
-        for the first line, forged or not), closed before or after it; with none such in the whole run, a child is
-        an event like any other. Any local user can log a line that looks like one (the builder reads it as a
-        forged peer's): it meets only forged logins, so only a local user forging a login from its address too
-        sends the run to the line-by-line engine."""
+        for the first line), closed before or after it; with none such in the whole run, a child is an event like
+        any other. A forged event (any local user can log a line that looks like a child, or a login) joins
+        nothing by address (`PortlessChildren.joined`): only a daemon's own lines can send the run to the
+        line-by-line engine (sshd before 7.4p1, whose child names no port)."""
         import polars as pl
 
         machine = pl.when(pl.col("machine_id").fill_null("") != "").then("machine_id").otherwise("host")
@@ -161,6 +161,7 @@ class BatchConnections:
         peer = pl.struct(machine.alias("machine"), pl.col("boot_id").fill_null(""), "source_ip", "first_auth", forged)
         ssh = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "")
         # more than `is_session_child` takes: any SSH event before login with an address and no port
+        ssh = ssh & ~forged
         child = ssh & pl.col("source_port").is_null() & (pl.col("type") == "ssh_preauth")
         login = ssh & pl.col("source_port").is_not_null() & (pl.col("type") == "ssh_login")
         login = login & (pl.col("outcome") == "success")

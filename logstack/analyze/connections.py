@@ -1,6 +1,7 @@
 """Which events are one SSH connection's: its monitor's and its session child's (separate PIDs), joined by the
 peer's address and port, or (sshd before 7.4p1, whose child names no port) by address alone when only one
-login can be the child's. A line any local user could have written never joins a daemon's event."""
+login can be the child's. A line any local user could have written never joins a daemon's event, nor, by
+address alone, another such line."""
 
 from __future__ import annotations
 

@@ -70,7 +70,11 @@ class PortlessChildren:
 
     def joined(self, event: Event, clock: int) -> Event | None:
         """The login a closing SSH event was merged into, if it is a port-less child that has its one login; a
-        successful login closing takes the one waiting child that can be its own."""
+        successful login closing takes the one waiting child that can be its own. A forged event (a line any local
+        user can write under an SSH daemon's name) joins nothing by its address alone, nor takes anything: its
+        lines stay its own event, and two such lines cannot send a run in columns to the line-by-line engine."""
+        if "forged" in event.flags:
+            return None
         key = peer_key(event)
         if event.source_port is None and is_session_child(event):
             logins = [e for e in self._recent(self._logins, key) if child_of(e, event, self.gap)]
