@@ -249,21 +249,30 @@ def over_arrow(db, db_args: list[str], env: dict[str, str]) -> tuple[float, floa
         return timed_cli([*db_args, *http], env)
 
 
-def timed_cli(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """Run `logstack analyze` in a child; (seconds, peak RSS MiB of that child, events)."""
+def timed_cli(
+    args: list[str], env: dict[str, str], piped: Path | None = None, fmt: str = "jsonl"
+) -> tuple[float, float, int]:
+    """Run `logstack analyze` in a child (`piped`: that file through a pipe, `cat FILE | analyze`); (seconds, peak
+    RSS MiB of that child, events: lines of output, or text blocks)."""
     code = "import sys; from logstack.cli import main; sys.argv = ['logstack', *sys.argv[1:]]; main()"
-    cmd = [sys.executable, "-c", code, "analyze", "--format", "jsonl", *args]
+    cmd = [sys.executable, "-c", code, "analyze", "--format", fmt, *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **env}, cwd=ROOT)
+        cat = subprocess.Popen(["cat", str(piped)], stdout=subprocess.PIPE) if piped is not None else None
+        stdin = cat.stdout if cat is not None else None
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, env={**os.environ, **env}, cwd=ROOT)
+        if cat is not None and cat.stdout is not None:
+            cat.stdout.close()  # the child holds the pipe's read end
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
+        if cat is not None:
+            cat.wait()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode not in (0, 1):
             err.seek(0)
             raise SystemExit(f"analyze failed: {err.read()}")
         out.seek(0)
-        events = sum(1 for _ in out)
+        events = sum(1 for line in out if fmt != "text" or line.startswith("  TYPE: "))
     return elapsed, usage.ru_maxrss / 1024, events
 
 
@@ -337,6 +346,15 @@ def main() -> None:
                 "(targets: >= 200,000 lines/s, <= 600 MiB)"
             )
             if share == 1:
+                for label, run in (
+                    ("piped (`cat FILE | analyze --journal -`)", timed_cli(["--journal", "-"], {}, piped=path)),
+                    ("as text (the default format)", timed_cli(["--journal", str(path)], {}, fmt="text")),
+                ):
+                    seconds, rss, events = run
+                    print(
+                        f"(a) JSON export {label}: {rows:,} lines in {seconds:.2f} s = {rows / seconds:,.0f} "
+                        f"lines/s, {events:,} events, peak RSS {rss:.0f} MiB"
+                    )
                 state_runs(path, rows, tmp / "state")
             if path != export:
                 path.unlink()
