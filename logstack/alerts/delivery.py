@@ -81,6 +81,10 @@ class Collector:
         self.config = config
         self.entries: dict[str, list[tuple[int, bytes]]] = {d.name: [] for d in config.destinations}
 
+    def wants(self, severity: str, event_type: str) -> bool:
+        """Whether any destination takes an event of this severity and type."""
+        return any(dest.wants(severity, event_type) for dest in self.config.destinations)
+
     def add(self, event: dict[str, Any]) -> None:
         body: bytes | None = None
         severity = str(event.get("severity"))

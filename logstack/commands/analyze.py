@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from logstack.alerts.delivery import Collector, deliver, load_config
+from logstack.alerts.event_batches import collecting
 from logstack.analyze.column_run import (
     EventSink,
     analyze_in_columns,
@@ -115,8 +116,8 @@ def analyze(
         sys.stdout.flush()
 
     queue = collector.queue if collector is not None else None
-    # events go out written from columns (JSON lines, text blocks), unless alerts read them as objects
-    in_columns = columns_writer(writer) if collector is None else None
+    # events go out written from columns (JSON lines, text blocks), those alerts take made dictionaries from them
+    in_columns = columns_writer(writer) if collector is None else collecting(columns_writer(writer), collector)
     if journal is not None:
         result = _from_export(journal, inv, options, now, (report, in_columns), flush, queue)
     else:
