@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple
 
 import jinja2
 from markupsafe import Markup
@@ -169,9 +169,9 @@ def new_report(
     return data
 
 
-class Counted(Protocol):
-    """What `count_event` reads of an event: an `Event`, or a row of events in columns that the report only counts
-    (`OBJECT_TYPES`: the rest are listed, and shown, as `Event`s)."""
+class Counted(NamedTuple):
+    """What `count_event` reads of an event that is not listed (`OBJECT_TYPES`, forged: those are given as
+    `Event`s, which it lists and shows): a row of events in columns."""
 
     type: str
     outcome: str
@@ -182,7 +182,7 @@ class Counted(Protocol):
     source_ip: str | None
 
 
-def count_event(data: ReportData, event: Counted) -> None:
+def count_event(data: ReportData, event: Event | Counted) -> None:
     """One event of the period into the report's tables."""
     if not data.since <= event.start < data.until:
         return
