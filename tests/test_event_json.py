@@ -21,7 +21,7 @@ _EVENT_COLUMNS = ("id", "type", "outcome", "host", "machine_id", "boot_id", "pid
 _EVENT_COLUMNS += ("target_user", "source_ip", "source_port", "method", "command", "reason", "flags", "tried_users")
 _hostile = st.text(
     alphabet=st.one_of(
-        st.sampled_from('"\\\x00\x1b\x7f\x85\x9f\xa0\u2028\u202e\u2066\u200f\ufeff'),
+        st.sampled_from('"\\\x00\x1b\x7f\x85\x9f\xa0\u2028\u202e\u2066\u200f\ufeff\U000e0041\U0001d173\U000110bd'),
         st.characters(codec="utf-8", exclude_categories=("Cs",)),
     ),
     max_size=30,

@@ -588,6 +588,26 @@ def test_every_control_and_format_character_is_escaped_in_text():
     assert [c for c in hidden if escape(c) == c and c not in "\t\n"] == []
 
 
+def test_every_escape_reads_back_as_its_one_character():
+    """Text shows each escaped character as one unambiguous escape (`\\U000e0041`, not `\\ue0041`, which reads as
+    U+E004 and `1`); JSON writes one beyond U+FFFF as its surrogate pair, so a reader gets the character itself:
+    a local user's tag characters cannot turn into other text in output or alerts."""
+    import ast
+    import sys
+
+    import orjson
+
+    from logstack.base.terminal import UNSAFE, escape, json_escape
+
+    escaped = [chr(c) for c in range(sys.maxunicode + 1) if UNSAFE.fullmatch(chr(c)) and not 0xD800 <= c <= 0xDFFF]
+    assert any(ord(c) > 0xFFFF for c in escaped)
+    for character in escaped:
+        shown = escape(f"a{character}1")
+        assert shown.isascii() and ast.literal_eval(f'"{shown}"') == f"a{character}1", shown
+        written = json_escape(orjson.dumps(f"a{character}1").decode())
+        assert written.isascii() and orjson.loads(written) == f"a{character}1", written
+
+
 def test_a_fifo_is_never_read(runner, tmp_path):
     import os
 

@@ -5,11 +5,10 @@ dictionary and a dump per event. tests/test_event_json.py checks the bytes again
 from __future__ import annotations
 
 import io
-import re
 from typing import TYPE_CHECKING
 
 from logstack.analyze import event as reference
-from logstack.base.terminal import UNSAFE
+from logstack.base.terminal import json_escape
 
 if TYPE_CHECKING:
     import polars as pl
@@ -63,13 +62,9 @@ def event_json(events: pl.DataFrame, lines: pl.DataFrame, by: str | None = None)
     # C1 controls, DEL and bidi overrides as \\u escapes, in the events that hold any, as EventWriter escapes
     # each event (one such character must not make the whole batch's text go through the pattern)
     return b"\n".join(
-        line if line.isascii() and b"\x7f" not in line else UNSAFE.sub(_escape, line.decode()).encode()
+        line if line.isascii() and b"\x7f" not in line else json_escape(line.decode()).encode()
         for line in raw.split(b"\n")
     )
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
 
 
 def iso_column(column: str) -> pl.Expr:

@@ -14,7 +14,7 @@ import orjson
 from logstack.analyze.event import SEVERITY, Event
 from logstack.base.clock import iso
 from logstack.base.errors import RuntimeFailure
-from logstack.base.terminal import UNSAFE, escape
+from logstack.base.terminal import escape, json_escape
 
 # C0/C1 controls, DEL, and bidirectional overrides that could reorder what a reader sees.
 RULE = "-" * 100
@@ -153,12 +153,6 @@ def _lines(spool: IO[bytes]) -> Iterator[bytes]:
         yield line
 
 
-def _json_escape(data: str) -> str:
-    if not UNSAFE.search(data):
-        return data
-    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", data)
-
-
 class EventWriter:
     """Streams events in one format: text, json (one array) or jsonl."""
 
@@ -191,7 +185,7 @@ class EventWriter:
             raw = orjson.dumps(event.as_dict())
             # orjson escapes C0 controls; C1 controls, DEL and bidi overrides become \u escapes here
             if not raw.isascii() or b"\x7f" in raw:
-                raw = _json_escape(raw.decode()).encode()
+                raw = json_escape(raw.decode()).encode()
             if self._json is not None:
                 with spooling():
                     self._json.write(raw + b"\n")

@@ -15,10 +15,32 @@ UNSAFE = re.compile(
 
 
 def escape(value: object) -> str:
-    """Printable text: every control character as a visible escape."""
+    """Printable text: every control character as a visible escape (\\xNN, \\uNNNN, \\UNNNNNNNN: one reading each)."""
     text = str(value)
     if not UNSAFE.search(text):
         return text
-    return UNSAFE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
-    )
+    return UNSAFE.sub(_visible, text)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def json_escape(text: str) -> str:
+    """JSON text (orjson's, which escapes C0 controls only) with every other character of UNSAFE as a \\u escape:
+    one beyond U+FFFF as its UTF-16 surrogate pair (JSON reads four hex digits an escape: `\\ue0041` would read
+    as U+E004 and `1`)."""
+    if not UNSAFE.search(text):
+        return text
+    return UNSAFE.sub(_json_unit, text)
+
+
+def _json_unit(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
