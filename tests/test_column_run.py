@@ -227,6 +227,22 @@ def test_a_forged_line_like_a_session_child_joins_nothing(forged_login):
     assert len(child_event) == 1 and len(child_event[0]["lines"]) == 1 and "forged" in child_event[0]["flags"]
 
 
+@pytest.mark.parametrize("hours", [0, 10])
+def test_an_address_timed_out_before_authentication_then_logging_in_stays_in_the_columns(hours):
+    """sshd 9.8's listener names an address and no port when a connection times out before authenticating (any
+    scanner's): not a session child (`is_session_child`), so a login from that address, soon or hours later,
+    leaves the run in columns (it was sent to the line-by-line engine)."""
+    timeout = entry(T0, "sshd", 600, "Timeout before authentication for connection from 192.0.2.44, pid = 4242")
+    login = "Accepted publickey for you from 192.0.2.44 port 40000 ssh2: ED25519 SHA256:x"
+    accepted = entry(T0 + (30 + hours * 3600) * SECOND, "sshd-session", 700, login)
+    lines = delayed(attacked_journal(5, 40, 10), random.Random(5), 30)
+    lines += [line for line in map(from_journal, (timeout, accepted)) if line is not None]
+    lines.sort(key=lambda line: line.arrival)
+    options = RunOptions()
+    assert run_columns(line_batches(_source(lines)(None, None), 50), options, lambda *_: None).whole
+    assert in_columns(_source(lines), options, 50) == reference(_source(lines), options)
+
+
 def _line(seconds: int, pid: int, message: str) -> Line:
     found = from_journal(entry(T0 + seconds * SECOND, "sshd", pid, message))
     assert found is not None

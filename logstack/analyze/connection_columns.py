@@ -17,6 +17,7 @@ import bisect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from logstack.analyze.connections import CHILD_KINDS
 from logstack.analyze.event_columns import EVENT_COLUMNS, event_columns
 
 if TYPE_CHECKING:
@@ -133,8 +134,15 @@ class BatchConnections:
         events = event_columns(lines)
         auth = lines["auth"].gather(events["line_order"].list.first())
         events = events.with_columns(first_auth=auth.fill_null(""))
+        # `is_session_child`'s lines: each a session child's kind, none `[preauth]`
+        child_lines = (
+            pl.col("kind").is_in(list(CHILD_KINDS)).all() & ~pl.col("message").str.ends_with(" [preauth]").any()
+        )
+        children = lines.group_by("group").agg(child_lines=child_lines)
+        events = events.join(children, on="group", how="left", maintain_order="left")
         if not self._no_portless_join(events):
             return None
+        events = events.drop("child_lines")
         # the order the builder closes them in: by the line at which they closed, those closed by the next line
         # of their key first (as it is fed, before the sweep after it), then by last arrival and the key of the
         # line that opened the group
@@ -160,9 +168,9 @@ class BatchConnections:
         forged = pl.col("flags").list.contains("forged")
         peer = pl.struct(machine.alias("machine"), pl.col("boot_id").fill_null(""), "source_ip", "first_auth", forged)
         ssh = pl.col("ssh") & (pl.col("source_ip").fill_null("") != "")
-        # more than `is_session_child` takes: any SSH event before login with an address and no port
         ssh = ssh & ~forged
-        child = ssh & pl.col("source_port").is_null() & (pl.col("type") == "ssh_preauth")
+        # `is_session_child`, with an address and no port
+        child = ssh & pl.col("source_port").is_null() & (pl.col("type") == "ssh_preauth") & pl.col("child_lines")
         login = ssh & pl.col("source_port").is_not_null() & (pl.col("type") == "ssh_login")
         login = login & (pl.col("outcome") == "success")
         found = events.select(child=peer.filter(child).implode(), login=peer.filter(login).implode()).row(0)

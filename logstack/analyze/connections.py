@@ -38,14 +38,15 @@ def processes_of(event: Event) -> set[tuple[str, str, str]]:
     return {(event.machine_id or event.host, event.boot_id or "", pid) for pid in event.pids or [event.lines[0].pid]}
 
 
-_CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})
+# the lines of a session child (`is_session_child`): what it logs after login
+CHILD_KINDS = frozenset({"ssh_disconnect", "ssh_other", "ssh_info"})
 
 
 def is_session_child(event: Event) -> bool:
     """A session child's lines: a disconnect after login (no `[preauth]`) and lines about the session."""
     if event.type != "ssh_preauth" or any(line.message.endswith(" [preauth]") for line in event.lines):
         return False
-    return all(classify(line.ident, line.message).kind in _CHILD_KINDS for line in event.lines)
+    return all(classify(line.ident, line.message).kind in CHILD_KINDS for line in event.lines)
 
 
 def child_of(login: Event, child: Event, gap: int) -> bool:
