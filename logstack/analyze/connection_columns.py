@@ -134,15 +134,8 @@ class BatchConnections:
         events = event_columns(lines)
         auth = lines["auth"].gather(events["line_order"].list.first())
         events = events.with_columns(first_auth=auth.fill_null(""))
-        # `is_session_child`'s lines: each a session child's kind, none `[preauth]`
-        child_lines = (
-            pl.col("kind").is_in(list(CHILD_KINDS)).all() & ~pl.col("message").str.ends_with(" [preauth]").any()
-        )
-        children = lines.group_by("group").agg(child_lines=child_lines)
-        events = events.join(children, on="group", how="left", maintain_order="left")
-        if not self._no_portless_join(events):
+        if not self._no_portless_join(events, lines):
             return None
-        events = events.drop("child_lines")
         # the order the builder closes them in: by the line at which they closed, those closed by the next line
         # of their key first (as it is fed, before the sweep after it), then by last arrival and the key of the
         # line that opened the group
@@ -154,7 +147,7 @@ class BatchConnections:
             pl.col("closed_at"), ~pl.col("collided"), "last_arrival", "opened", nulls_last=True, maintain_order=True
         )
 
-    def _no_portless_join(self, events: pl.DataFrame) -> bool:
+    def _no_portless_join(self, events: pl.DataFrame, lines: pl.DataFrame) -> bool:
         """Whether no session child naming no port can join a login (`PortlessChildren`): the builder joins one
         only to a successful login naming a port from its peer (`peer_key`: machine, boot, address, who vouches
         for the first line), closed before or after it; with none such in the whole run, a child is an event like
@@ -163,6 +156,9 @@ class BatchConnections:
         line-by-line engine (sshd before 7.4p1, whose child names no port)."""
         import polars as pl
 
+        # `is_session_child`'s lines: each a session child's kind, none `[preauth]`
+        told = pl.col("kind").is_in(list(CHILD_KINDS)).all() & ~pl.col("message").str.ends_with(" [preauth]").any()
+        events = events.join(lines.group_by("group").agg(child_lines=told), on="group", how="left")
         machine = pl.when(pl.col("machine_id").fill_null("") != "").then("machine_id").otherwise("host")
         # `peer_key`: a line any local user wrote (forged) never joins a daemon's, nor an unproven one a proven one
         forged = pl.col("flags").list.contains("forged")
