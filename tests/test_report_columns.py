@@ -18,7 +18,7 @@ from logstack.evidence.report_columns import build_report_in_columns
 from logstack.journal.line import Line, from_journal
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
 from tests.journal import entry
-from tests.test_column_run import _portless
+from tests.test_column_run import _portless, _refused_export
 from tests.test_incident_columns import attacked_journal
 from tests.test_line_groups import delayed
 
@@ -92,3 +92,37 @@ def test_the_report_in_columns_is_the_report_line_by_line(seed, refused):
     assert {host: (c.first, c.last, c.heartbeats, c.gaps, c.events) for host, c in got.coverage.items()} == {
         host: (c.first, c.last, c.heartbeats, c.gaps, c.events) for host, c in expected.coverage.items()
     }
+
+
+@pytest.mark.parametrize("piped", [False, True])
+@pytest.mark.parametrize("refused", [False, True])
+def test_report_of_an_export_is_the_report_line_by_line(tmp_path, piped, refused):
+    """`report --journal FILE` (or `-`, piped) reads the export in columns (its second read, where they refuse,
+    the same bytes): the same report, rendered, as `build_report` line by line."""
+    import subprocess
+    import sys
+
+    from logstack.analyze.export import journal_lines
+    from logstack.evidence.report import render_markdown
+
+    path = _refused_export(tmp_path) if refused else SAMPLE
+    since, until = "2000-01-01", "2030-01-01"
+    markdown = tmp_path / "r.md"
+    args = ["report", "--journal", "-" if piped else str(path), "--since", since, "--until", until]
+    got = subprocess.run(
+        [sys.executable, "-m", "logstack", *args, "-o", str(tmp_path / "r.html"), "--markdown", str(markdown)],
+        input=path.read_bytes() if piped else None,
+        capture_output=True,
+        check=False,
+    )
+    assert got.returncode == 0, got.stderr
+    period = {"since": 946684800 * SECOND, "until": 1893456000 * SECOND}
+    expected = build_report(journal_lines(str(path)), **period)
+    expected.source = f"journal export {'stdin' if piped else path}"
+    made = markdown.read_text()
+    assert _undated(made) == _undated(render_markdown(expected))
+    assert expected.events and f"{expected.events} events" in got.stdout.decode()
+
+
+def _undated(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if "logstack" not in line or "Made" not in line]

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from logstack import __version__
-from logstack.analyze.export import journal_lines
 from logstack.base.clock import HOUR, duration_micros, iso, parse_period
 from logstack.base.errors import BadInputError
 from logstack.base.fsutil import atomic_write
@@ -24,8 +23,8 @@ from logstack.commands.db_options import (
     over_http,
     store_options,
 )
-from logstack.evidence.report import ReportData, backup_line, build_report, render_html, render_markdown
-from logstack.evidence.report_columns import build_report_in_columns
+from logstack.evidence.report import ReportData, backup_line, render_html, render_markdown
+from logstack.evidence.report_columns import build_report_in_columns, export_report
 from logstack.evidence.sealing import site_last_verification
 from logstack.integrity.signatures import Unverified, Verifier, site_verifier
 from logstack.journal.selection import Selection
@@ -75,7 +74,7 @@ def report(
     }
     if journal is not None:
         selection = Selection.of(inv)
-        data = build_report(journal_lines(journal, selection=selection), **common)
+        data = export_report(journal, selection, **common)
         data.source = f"journal export {'stdin' if journal == '-' else journal}"
     else:
         verifier = site_verifier(inv.site_dir if inv else None, signing_keys, verify_signatures)

@@ -9,27 +9,55 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from logstack.analyze.column_run import analyze_in_columns
+from logstack.analyze.column_run import Reread, analyze_in_columns, columns_serve
 from logstack.analyze.event import Event, Settings
 from logstack.analyze.event_columns import event_objects
+from logstack.analyze.export import journal_lines
+from logstack.analyze.export_source import ExportSource
 from logstack.analyze.run import RunOptions
 from logstack.evidence.line_counts import LineCounts
-from logstack.evidence.report import OBJECT_TYPES, Counted, ReportData, count_event, end_counts, new_report
+from logstack.evidence.report import (
+    OBJECT_TYPES,
+    Counted,
+    ReportData,
+    build_report,
+    count_event,
+    end_counts,
+    new_report,
+)
 from logstack.journal.line import Line
 from logstack.journal.record import HEARTBEAT_IDENTIFIER
+from logstack.journal.selection import Selection
 
 if TYPE_CHECKING:
     import polars as pl
+
+
+def export_report(journal: str, selection: Selection | None, **period: Any) -> ReportData:
+    """`build_report` of a journal export (`-`: standard input): in columns where they serve (a regular file, or a
+    pipe kept as it is read: `column_run.columns_serve`), its second read, where they refuse, checked to read the
+    same bytes; line by line otherwise."""
+    if not columns_serve(journal):
+        return build_report(journal_lines(journal, selection=selection), **period)
+    export = ExportSource(journal, None, selection, pinned=True)
+    try:
+        return build_report_in_columns(
+            lambda: export(None, None), lambda: export.frames(None, None), reread=export, **period
+        )
+    finally:
+        export.close()
 
 
 def build_report_in_columns(
     lines: Callable[[], Iterable[Line]],
     frames: Callable[[], Iterable[pl.DataFrame]],
     settings: Settings | None = None,
+    reread: Reread | None = None,
     **period: Any,
 ) -> ReportData:
     """`build_report` of the lines `frames` gives in columns, or `lines` gives one by one (the same lines) where
-    the analysis in columns refuses them; `period`: `new_report`'s."""
+    the analysis in columns refuses them (`reread`: checks the input still begins as the columns read it);
+    `period`: `new_report`'s."""
     data = new_report(**period)
     counts = _BatchCounts(data.since, data.until)
 
@@ -52,7 +80,7 @@ def build_report_in_columns(
     options = RunOptions(settings=settings or Settings())
     report = lambda event: count_event(data, event)  # noqa: E731 (the line-by-line engine's, where the columns refuse)
     counted = lambda events, lines: count_events(data, events, lines)  # noqa: E731
-    analyze_in_columns(one_by_one, options, 0, report, counted, frames=in_columns)
+    analyze_in_columns(one_by_one, options, 0, report, counted, reread=reread, frames=in_columns)
     end_counts(data, counts)
     return data
 
