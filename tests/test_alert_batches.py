@@ -18,7 +18,7 @@ from logstack.analyze.run import RunOptions, run_analysis
 from logstack.journal.selection import Selection
 from logstack.site.alerts import DESTINATIONS, AlertConfig
 from tests.conftest import invoke
-from tests.test_event_json import _hostile
+from tests.test_event_json import hostile_lines
 from tests.test_text_columns import _events, _numbered
 
 SAMPLE = Path(__file__).parent.parent / "examples" / "journal-sample.json"
@@ -38,7 +38,7 @@ def _collector(names: list[str]) -> Collector:
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1),
     count=st.integers(1, 50),
-    hostile=st.lists(st.tuples(st.sampled_from(["sshd-session", "sudo", "su", "kernel"]), _hostile), max_size=12),
+    hostile=hostile_lines(12),
     names=st.lists(st.sampled_from([d["name"] for d in _DESTINATIONS]), unique=True),
     cut=st.integers(0, 60),
 )

@@ -28,6 +28,11 @@ _hostile = st.text(
 )
 
 
+def hostile_lines(most: int) -> st.SearchStrategy[list[tuple[str, str]]]:
+    """(program, message) of up to `most` lines of hostile text under the programs the events are made of."""
+    return st.lists(st.tuples(st.sampled_from(["sshd-session", "sudo", "su", "kernel"]), _hostile), max_size=most)
+
+
 def _writer_bytes(events: list) -> bytes:
     class Sink(io.BytesIO):
         def close(self) -> None:  # keep the bytes readable after the writer closes
@@ -68,7 +73,7 @@ def _inputs(events: list) -> tuple[pl.DataFrame, pl.DataFrame]:
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1),
     count=st.integers(1, 60),
-    hostile=st.lists(st.tuples(st.sampled_from(["sshd-session", "sudo", "su", "kernel"]), _hostile), max_size=20),
+    hostile=hostile_lines(20),
     auths=st.lists(
         st.sampled_from([None, "", "unsigned", "bad_signature", "forged_host:web9"]), min_size=1, max_size=4
     ),

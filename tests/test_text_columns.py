@@ -18,7 +18,7 @@ from logstack.analyze.output import EventWriter, text_block
 from logstack.analyze.text_columns import text_blocks
 from logstack.journal.line import from_journal
 from tests.journal import entry
-from tests.test_event_json import _hostile
+from tests.test_event_json import _hostile, hostile_lines
 from tests.test_sweep_cadence import T0, _journal
 
 _text = st.one_of(st.text(alphabet="abc .:-[]()0", max_size=8), _hostile)  # mostly nothing to escape
@@ -65,7 +65,7 @@ def _events(seed: int, count: int, hostile: list[tuple[str, str]]) -> list:
 @hypothesis.given(
     seed=st.integers(0, 2**32 - 1),
     count=st.integers(1, 50),
-    hostile=st.lists(st.tuples(st.sampled_from(["sshd-session", "sudo", "su", "kernel"]), _hostile), max_size=12),
+    hostile=hostile_lines(12),
     fields=st.lists(
         st.fixed_dictionaries(
             {},

@@ -33,6 +33,7 @@ from logstack.analyze.line_groups import BatchGroups
 from logstack.analyze.output import EventWriter
 from logstack.analyze.run import LineSource, RunOptions, RunResult, run_analysis, run_lines, window
 from logstack.analyze.state import StateStore
+from logstack.analyze.text_columns import text_blocks
 from logstack.base.errors import BadInputError, RuntimeFailure
 from logstack.columnar.facts import MIN_BATCH, fact_columns
 from logstack.journal.line import Line
@@ -358,8 +359,6 @@ def columns_serve(journal: str) -> bool:
 def columns_writer(writer: EventWriter) -> EventSink:
     """Where a run in columns gives its events for `writer`: as JSON lines (`event_json`) or text blocks
     (`text_columns`), made of the batch's columns, not of an object an event."""
-    from logstack.analyze.text_columns import text_blocks
-
     if writer.fmt == "text":
         return lambda events, lines: writer.write_blocks(text_blocks(events, lines))
     return lambda events, lines: writer.write_json_lines(event_json(events, lines, by="idx"))

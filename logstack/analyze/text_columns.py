@@ -37,13 +37,12 @@ def text_blocks(events: pl.DataFrame, lines: pl.DataFrame) -> list[tuple[int, in
     shown += [pl.col(name).list.join(" ") for name in ("flags", "pids", "message")]
     unsafe = pl.concat_str(shown, separator=" ", ignore_nulls=True).str.contains(_UNSAFE)
     made = frame.select("start", "end", "id", block=_block(), severity=severity_column(), unsafe=unsafe)
-    rows = list(made.iter_rows())
-    odd = [n for n, row in enumerate(rows) if row[5]]
-    if odd:
-        objects = event_objects(events[odd], lines)
-        for n, event in zip(odd, objects, strict=True):
-            rows[n] = (*rows[n][:3], text_block(event), rows[n][4], False)
-    return [row[:5] for row in rows]
+    rows = list(made.drop("unsafe").iter_rows())
+    odd = made["unsafe"].arg_true().to_list()
+    for n, event in zip(odd, event_objects(events[odd], lines) if odd else [], strict=True):
+        start, end, event_id, _, severity = rows[n]
+        rows[n] = (start, end, event_id, text_block(event), severity)
+    return rows
 
 
 def _block() -> pl.Expr:
